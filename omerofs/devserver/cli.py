@@ -1,0 +1,75 @@
+"""``omerofs devserver``: run the OMERO stand-in, or seed its data directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path, help="data directory (created if missing)")
+    p.add_argument("--port", type=int, default=4064, help="Ice TCP port (0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--control-port", type=int, default=0,
+                   help="HTTP control port for stats and faults (0: any free port)")
+    p.add_argument("--session-timeout", type=float, default=600.0,
+                   help="seconds a session may stay idle")
+    p.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",
+                   help="add a user (root:omero always exists)")
+    p.add_argument("--seed", action="append", default=[], metavar="demo|JSON|@FILE",
+                   help="before serving, add a plate: 'demo', a JSON plate spec, or @file.json")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="added to every call")
+    p.add_argument("--fail-rate", type=float, default=0.0, help="fraction of calls that fail")
+    p.add_argument("-v", "--verbose", action="store_true")
+
+
+def _spec(text: str):  # type: ignore[no-untyped-def]
+    from .seed import DEMO_SPEC, PlateSpec
+
+    if text == "demo":
+        return DEMO_SPEC
+    if text.startswith("@"):
+        text = Path(text[1:]).read_text()
+    return PlateSpec.from_dict(json.loads(text))
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        specs = [_spec(s) for s in args.seed]
+        users = dict(u.split(":", 1) for u in args.user)
+    except (ValueError, OSError) as e:
+        print(f"omerofs devserver: {e}", file=sys.stderr)
+        return 2
+    from .faults import FaultConfig
+    from .seed import seed_plate
+    from .server import DevServer
+
+    try:
+        server = DevServer(args.data, port=args.port, control_port=args.control_port,
+                           host=args.host, session_timeout=args.session_timeout, users=users,
+                           faults=FaultConfig(latency_ms=args.latency_ms,
+                                              fail_rate=args.fail_rate))
+    except Exception as e:  # Ice.SocketException and friends: port in use, bad host
+        print(f"omerofs devserver: cannot start: {e}", file=sys.stderr)
+        return 1
+    for spec in specs:
+        seeded = seed_plate(server.store, spec)
+        print(f"seeded plate {seeded.plate_id} {spec.name!r}", flush=True)
+    print(f"devserver ready on tcp://{server.host}:{server.port} "
+          f"(control http://{server.host}:{server.control_port})", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
+    signal.signal(signal.SIGINT, lambda *_: server.shutdown())
+    server.serve_forever()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="omerofs devserver", description=__doc__)
+    add_arguments(p)
+    return run(p.parse_args(argv))

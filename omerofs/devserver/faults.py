@@ -1,0 +1,86 @@
+"""Call counters, latency and fault injection shared by every servant.
+
+Pure Python (no Ice): the server consults one :class:`Control` on each call,
+and the HTTP control endpoint reads and changes it while the server runs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class FaultConfig:
+    """What to inject. ``ops`` are glob patterns over ``Interface.operation``
+    names (``RawPixelsStore.getPlane``, ``IQuery.*``); empty means every call."""
+
+    latency_ms: float = 0.0
+    fail_rate: float = 0.0
+    #: "error": the call raises omero.InternalException; "drop": the connection is cut
+    fail_kind: str = "error"
+    ops: list[str] = field(default_factory=list)
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.fail_kind not in ("error", "drop"):
+            raise ValueError("fail_kind must be 'error' or 'drop'")
+        if not 0.0 <= self.fail_rate <= 1.0:
+            raise ValueError("fail_rate must be within [0, 1]")
+        if self.latency_ms < 0:
+            raise ValueError("latency_ms must be >= 0")
+
+
+class Control:
+    """Thread-safe counters and fault switch of one server."""
+
+    def __init__(self, faults: FaultConfig | None = None):
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+        self.injected: Counter[str] = Counter()
+        self.set_faults(faults or FaultConfig())
+
+    def set_faults(self, faults: FaultConfig) -> None:
+        with self._lock:
+            self.faults = faults
+            self._rng = random.Random(faults.seed)
+
+    def count(self, op: str) -> None:
+        with self._lock:
+            self.calls[op] += 1
+
+    def delay(self) -> None:
+        ms = self.faults.latency_ms
+        if ms > 0:
+            time.sleep(ms / 1000.0)
+
+    def should_fail(self, op: str) -> str | None:
+        """The kind of fault to inject into this call, or None."""
+        f = self.faults
+        if f.fail_rate <= 0:
+            return None
+        if f.ops and not any(fnmatch.fnmatchcase(op, p) for p in f.ops):
+            return None
+        with self._lock:
+            if self._rng.random() >= f.fail_rate:
+                return None
+            self.injected[op] += 1
+        return f.fail_kind
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.injected.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "calls": dict(self.calls),
+                "injected": dict(self.injected),
+                "faults": asdict(self.faults),
+            }

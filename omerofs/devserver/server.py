@@ -1,0 +1,161 @@
+"""Run the devserver: one Ice object adapter plus a small HTTP control endpoint.
+
+``DevServer(...).serve_forever()`` is what ``omerofs devserver`` runs. Once
+listening it writes ``DIR/devserver.json`` (ports and pid), which is how
+tests and ``make demo`` know it is ready.
+
+Control endpoint (JSON over HTTP on 127.0.0.1, for tests and benchmarks)::
+
+    GET  /stats             {"calls": {"IQuery.projection": 3, ...}, "open_sessions": 1, ...}
+    POST /stats/reset
+    POST /faults            {"latency_ms": 5, "fail_rate": 0.1, "fail_kind": "error", "ops": [...]}
+    POST /sessions/expire   every live session times out now
+    POST /shutdown
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import Ice
+import omero
+import omero.ObjectFactoryRegistrar
+import omero.rtypes
+
+from .faults import Control, FaultConfig
+from .services import Context, RouterI, SessionLocator
+from .store import Store
+
+log = logging.getLogger("omerofs.devserver")
+
+READY_FILE = "devserver.json"
+
+
+class DevServer:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        port: int = 0,
+        control_port: int = 0,
+        host: str = "127.0.0.1",
+        session_timeout: float = 600.0,
+        faults: FaultConfig | None = None,
+        users: dict[str, str] | None = None,
+    ):
+        self.data_dir = Path(data_dir)
+        self.store = Store(self.data_dir)
+        for name, pw in (users or {}).items():
+            self.store.add_user(name, pw)
+        self.control = Control(faults)
+        self.ctx = Context(self.store, self.control, session_timeout)
+        init = Ice.InitializationData()
+        init.properties = Ice.createProperties()
+        props = init.properties
+        # Production OMERO's message limit (KB); bigger planes must be tiled.
+        props.setProperty("Ice.MessageSizeMax", "65536")
+        props.setProperty("Ice.ThreadPool.Server.Size", "4")
+        props.setProperty("Ice.ThreadPool.Server.SizeMax", "32")
+        # Never close idle client connections: a mount may sit idle for hours.
+        props.setProperty("Ice.ACM.Server.Close", "0")
+        props.setProperty("Ice.ACM.Server.Heartbeat", "0")
+        props.setProperty("DevServer.Endpoints", f"tcp -h {host} -p {port}")
+        self.ic = Ice.initialize(init)
+        omero.ObjectFactoryRegistrar.registerObjectFactory(self.ic, None)
+        for factory in omero.rtypes.ObjectFactories.values():
+            factory.register(self.ic)
+        self.adapter = self.ic.createObjectAdapter("DevServer")
+        self.locator = SessionLocator(self.ctx)
+        self.adapter.addServantLocator(self.locator, "")
+        self.adapter.add(RouterI(self.ctx, self.adapter, self.locator),
+                         Ice.stringToIdentity("OMERO.Glacier2/router"))
+        self.adapter.activate()
+        self.port = int(self.adapter.getEndpoints()[0].getInfo().port)
+        self.host = host
+        self._http = ThreadingHTTPServer((host, control_port), self._handler())
+        self._http.daemon_threads = True
+        self.control_port = int(self._http.server_address[1])
+        self._http_thread = threading.Thread(target=self._http.serve_forever,
+                                             name="devserver-control", daemon=True)
+        self._http_thread.start()
+        log.info("devserver listening on tcp://%s:%d (control http://%s:%d)",
+                 host, self.port, host, self.control_port)
+
+    def stats(self) -> dict[str, Any]:
+        out = self.control.snapshot()
+        out["open_sessions"] = self.store.open_sessions(self.ctx.session_timeout)
+        out["open_stores"] = self.locator.open_stores()
+        return out
+
+    def announce(self) -> None:
+        """Write the ready file: the server is up (and seeded) from now on."""
+        ready = {"host": self.host, "port": self.port, "control_port": self.control_port,
+                 "pid": os.getpid()}
+        tmp = self.data_dir / (READY_FILE + ".tmp")
+        tmp.write_text(json.dumps(ready))
+        tmp.replace(self.data_dir / READY_FILE)
+
+    def serve_forever(self) -> None:
+        self.announce()
+        self.ic.waitForShutdown()
+        self.close()
+
+    def shutdown(self) -> None:
+        self.ic.shutdown()
+
+    def close(self) -> None:
+        try:
+            (self.data_dir / READY_FILE).unlink(missing_ok=True)
+            self._http.shutdown()
+            self._http.server_close()
+        finally:
+            self.ic.destroy()
+            self.store.close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, fmt: str, *args: Any) -> None:
+                log.debug("control: " + fmt, *args)
+
+            def _reply(self, code: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path == "/stats":
+                    self._reply(200, server.stats())
+                else:
+                    self._reply(404, {"error": "unknown path"})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                    if self.path == "/stats/reset":
+                        server.control.reset()
+                        self._reply(200, {})
+                    elif self.path == "/faults":
+                        server.control.set_faults(FaultConfig(**body))
+                        self._reply(200, server.control.snapshot()["faults"])
+                    elif self.path == "/sessions/expire":
+                        self._reply(200, {"expired": server.store.expire_all_sessions()})
+                    elif self.path == "/shutdown":
+                        self._reply(200, {})
+                        server.shutdown()
+                    else:
+                        self._reply(404, {"error": "unknown path"})
+                except (TypeError, ValueError) as e:
+                    self._reply(400, {"error": str(e)})
+
+        return Handler

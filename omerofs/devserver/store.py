@@ -1,0 +1,447 @@
+"""Persistent state of the devserver: SQLite for metadata, raw files for bytes.
+
+No Ice here, so seeding tools and tests can use it directly (also while a
+server process runs on the same directory: SQLite in WAL mode, no caching of
+metadata in memory). Layout of a data directory::
+
+    DIR/omero.sqlite         metadata
+    DIR/pixels/<id>.raw      planes, big-endian, plane n = z + Z*(c + C*t)
+    DIR/files/<id>           OriginalFile bytes
+
+Pixels whose ``synthetic`` flag is set have no raw file until a plane is
+written: their planes are computed by :func:`synthetic_plane`, so a
+1536-well plate costs nothing on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..gateway.types import pixel_dtype
+
+SCHEMA = """
+create table if not exists ids (next integer not null);
+create table if not exists users (name text primary key, password text not null);
+create table if not exists sessions (
+    uuid text primary key, user text not null, created real not null,
+    last_used real not null, closed integer not null default 0);
+create table if not exists plates (
+    id integer primary key, name text not null, rows integer, columns integer,
+    owner text not null, created real not null);
+create table if not exists wells (
+    id integer primary key, plate_id integer not null, row integer not null,
+    col integer not null, owner text not null);
+create table if not exists images (
+    id integer primary key, name text not null, owner text not null, created real not null);
+create table if not exists pixels (
+    id integer primary key, image_id integer not null, size_x integer not null,
+    size_y integer not null, size_z integer not null, size_c integer not null,
+    size_t integer not null, pixel_type text not null, synthetic integer not null default 0);
+create table if not exists well_samples (
+    id integer primary key, well_id integer not null, idx integer not null,
+    image_id integer not null, unique (well_id, idx));
+create table if not exists files (
+    id integer primary key, name text not null, path text not null, size integer not null,
+    mimetype text, owner text not null, created real not null);
+create table if not exists annotations (
+    id integer primary key, file_id integer not null, ns text, owner text not null);
+create table if not exists links (
+    id integer primary key, parent_type text not null, parent_id integer not null,
+    ann_id integer not null, owner text not null);
+create index if not exists wells_plate on wells (plate_id);
+create index if not exists ws_well on well_samples (well_id);
+create index if not exists ws_image on well_samples (image_id);
+create index if not exists pixels_image on pixels (image_id);
+create index if not exists links_parent on links (parent_type, parent_id);
+"""
+
+DEFAULT_USERS = {"root": "omero"}
+
+
+@dataclass(frozen=True)
+class PixelsRow:
+    id: int
+    image_id: int
+    size_x: int
+    size_y: int
+    size_z: int
+    size_c: int
+    size_t: int
+    pixel_type: str
+    synthetic: bool
+
+    @property
+    def dtype(self) -> np.dtype:
+        return pixel_dtype(self.pixel_type)
+
+    @property
+    def plane_bytes(self) -> int:
+        return self.size_x * self.size_y * self.dtype.itemsize
+
+    def plane_number(self, z: int, c: int, t: int) -> int:
+        if not (0 <= z < self.size_z and 0 <= c < self.size_c and 0 <= t < self.size_t):
+            raise IndexError(f"plane z={z} c={c} t={t} outside {self.size_z}x{self.size_c}x{self.size_t}")
+        return z + self.size_z * (c + self.size_c * t)
+
+
+def synthetic_plane(pixels_id: int, size_x: int, size_y: int, pixel_type: str,
+                    z: int, c: int, t: int) -> np.ndarray:
+    """Deterministic content for a plane, spanning the type's range (negative
+    values for signed types, fractions for floats). Pure: tests compute the
+    expected pixels with it. Returns a big-endian array of shape (size_y, size_x)."""
+    dtype = pixel_dtype(pixel_type)
+    base = np.arange(size_x * size_y, dtype=np.int64).reshape(size_y, size_x)
+    v = base * 7 + (z * 131 + c * 1031 + t * 7919 + pixels_id * 17)
+    if dtype.kind == "f":
+        # exact in float32: multiples of 1/8 below 2**20
+        out = ((v % (1 << 20)) - (1 << 19)) / 8.0
+    elif dtype.kind == "i":
+        bits = dtype.itemsize * 8
+        out = (v * 40503) % (1 << bits) - (1 << (bits - 1)) if bits < 64 else v
+    else:
+        bits = dtype.itemsize * 8
+        out = (v * 40503) % (1 << bits)
+    return np.ascontiguousarray(out.astype(dtype))
+
+
+class Store:
+    """Thread-safe access to one data directory."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+        (self.root / "pixels").mkdir(parents=True, exist_ok=True)
+        (self.root / "files").mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            self.root / "omero.sqlite", check_same_thread=False, isolation_level=None, timeout=30
+        )
+        self._db.execute("pragma journal_mode=wal")
+        self._db.execute("pragma synchronous=normal")
+        self._db.executescript(SCHEMA)
+        with self.tx() as db:
+            if db.execute("select count(*) from ids").fetchone()[0] == 0:
+                db.execute("insert into ids values (1)")
+            for user, pw in DEFAULT_USERS.items():
+                db.execute("insert or ignore into users values (?, ?)", (user, pw))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- plumbing -----------------------------------------------------------
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (serialised across threads and processes)."""
+        with self._lock:
+            self._db.execute("begin immediate")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+            else:
+                self._db.execute("commit")
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def one(self, sql: str, args: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        rows = self.query(sql, args)
+        return rows[0] if rows else None
+
+    def new_id(self, db: sqlite3.Connection) -> int:
+        """A fresh id, unique across all object types (inside ``tx``)."""
+        (n,) = db.execute("select next from ids").fetchone()
+        db.execute("update ids set next = ?", (n + 1,))
+        return int(n)
+
+    # --- users and sessions --------------------------------------------------
+    def add_user(self, name: str, password: str) -> None:
+        with self.tx() as db:
+            db.execute("insert or replace into users values (?, ?)", (name, password))
+
+    def check_password(self, user: str, password: str) -> bool:
+        row = self.one("select password from users where name = ?", (user,))
+        return row is not None and row[0] == password
+
+    def create_session(self, uuid: str, user: str) -> None:
+        now = time.time()
+        with self.tx() as db:
+            db.execute("insert into sessions values (?, ?, ?, ?, 0)", (uuid, user, now, now))
+
+    def session_user(self, uuid: str, idle_timeout: float) -> str | None:
+        """The user of a live session, touching it; None if unknown, closed or idle too long."""
+        row = self.one("select user, last_used, closed from sessions where uuid = ?", (uuid,))
+        if row is None or row[2]:
+            return None
+        now = time.time()
+        if now - row[1] > idle_timeout:
+            return None
+        if now - row[1] > 1.0:  # touch at most once a second: no write per call
+            with self.tx() as db:
+                db.execute("update sessions set last_used = ? where uuid = ?", (now, uuid))
+        return str(row[0])
+
+    def close_session(self, uuid: str) -> None:
+        with self.tx() as db:
+            db.execute("update sessions set closed = 1 where uuid = ?", (uuid,))
+
+    def expire_all_sessions(self) -> int:
+        with self.tx() as db:
+            return db.execute("update sessions set last_used = 0 where closed = 0").rowcount
+
+    def open_sessions(self, idle_timeout: float) -> int:
+        row = self.one(
+            "select count(*) from sessions where closed = 0 and last_used > ?",
+            (time.time() - idle_timeout,),
+        )
+        return int(row[0]) if row else 0
+
+    # --- plates ----------------------------------------------------------------
+    def create_plate(self, name: str, owner: str, rows: int | None = None,
+                     columns: int | None = None) -> int:
+        with self.tx() as db:
+            pid = self.new_id(db)
+            db.execute("insert into plates values (?, ?, ?, ?, ?, ?)",
+                       (pid, name, rows, columns, owner, time.time()))
+            return pid
+
+    def create_well(self, plate_id: int, row: int, col: int, owner: str) -> int:
+        with self.tx() as db:
+            if db.execute("select 1 from plates where id = ?", (plate_id,)).fetchone() is None:
+                raise KeyError(f"no Plate {plate_id}")
+            wid = self.new_id(db)
+            db.execute("insert into wells values (?, ?, ?, ?, ?)", (wid, plate_id, row, col, owner))
+            return wid
+
+    def create_image(self, name: str, owner: str, size_x: int, size_y: int, size_z: int,
+                     size_c: int, size_t: int, pixel_type: str, synthetic: bool = False
+                     ) -> tuple[int, int]:
+        """A new Image and its Pixels; returns (image id, pixels id)."""
+        pixel_dtype(pixel_type)
+        if min(size_x, size_y, size_z, size_c, size_t) < 1:
+            raise ValueError("image sizes must be >= 1")
+        with self.tx() as db:
+            iid = self.new_id(db)
+            pid = self.new_id(db)
+            db.execute("insert into images values (?, ?, ?, ?)", (iid, name, owner, time.time()))
+            db.execute("insert into pixels values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (pid, iid, size_x, size_y, size_z, size_c, size_t, pixel_type,
+                        int(synthetic)))
+            return iid, pid
+
+    def add_well_sample(self, well_id: int, image_id: int, index: int | None = None) -> int:
+        """Link an image to a well as a field; ``index`` None appends."""
+        with self.tx() as db:
+            if index is None:
+                (mx,) = db.execute("select max(idx) from well_samples where well_id = ?",
+                                   (well_id,)).fetchone()
+                index = 0 if mx is None else mx + 1
+            wsid = self.new_id(db)
+            db.execute("insert into well_samples values (?, ?, ?, ?)",
+                       (wsid, well_id, index, image_id))
+            return wsid
+
+    # --- pixels --------------------------------------------------------------------
+    def pixels(self, pixels_id: int) -> PixelsRow:
+        row = self.one("select * from pixels where id = ?", (pixels_id,))
+        if row is None:
+            raise KeyError(f"no Pixels {pixels_id}")
+        return PixelsRow(*row[:8], synthetic=bool(row[8]))
+
+    def _pixels_path(self, pixels_id: int) -> Path:
+        return self.root / "pixels" / f"{pixels_id}.raw"
+
+    def read_plane(self, pix: PixelsRow, z: int, c: int, t: int) -> bytes:
+        n = pix.plane_number(z, c, t)
+        path = self._pixels_path(pix.id)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            if pix.synthetic:
+                return synthetic_plane(pix.id, pix.size_x, pix.size_y, pix.pixel_type,
+                                       z, c, t).tobytes()
+            return bytes(pix.plane_bytes)  # never written: zeros, as OMERO does
+        try:
+            data = os.pread(fd, pix.plane_bytes, n * pix.plane_bytes)
+        finally:
+            os.close(fd)
+        return data.ljust(pix.plane_bytes, b"\0")
+
+    def write_plane(self, pix: PixelsRow, z: int, c: int, t: int, data: bytes) -> None:
+        if len(data) != pix.plane_bytes:
+            raise ValueError(f"plane of {len(data)} bytes, expected {pix.plane_bytes}")
+        n = pix.plane_number(z, c, t)
+        path = self._pixels_path(pix.id)
+        with self._lock:
+            if not path.exists() and pix.synthetic:
+                self._materialize(pix)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                os.pwrite(fd, data, n * pix.plane_bytes)
+            finally:
+                os.close(fd)
+
+    def _materialize(self, pix: PixelsRow) -> None:
+        with open(self._pixels_path(pix.id), "wb") as f:
+            for t in range(pix.size_t):
+                for c in range(pix.size_c):
+                    for z in range(pix.size_z):
+                        f.write(synthetic_plane(pix.id, pix.size_x, pix.size_y,
+                                                pix.pixel_type, z, c, t).tobytes())
+
+    def materialize(self, pixels_id: int) -> None:
+        """Write a synthetic image's planes to disk (faster reads, same bytes)."""
+        pix = self.pixels(pixels_id)
+        if pix.synthetic and not self._pixels_path(pix.id).exists():
+            self._materialize(pix)
+
+    # --- original files and annotations ------------------------------------------
+    def file_path(self, file_id: int) -> Path:
+        return self.root / "files" / str(file_id)
+
+    def create_file(self, name: str, path: str, mimetype: str | None, owner: str) -> int:
+        with self.tx() as db:
+            fid = self.new_id(db)
+            db.execute("insert into files values (?, ?, ?, 0, ?, ?, ?)",
+                       (fid, name, path, mimetype, owner, time.time()))
+        self.file_path(fid).touch()
+        return fid
+
+    def file_row(self, file_id: int) -> tuple[Any, ...]:
+        row = self.one("select id, name, path, size, mimetype, owner from files where id = ?",
+                       (file_id,))
+        if row is None:
+            raise KeyError(f"no OriginalFile {file_id}")
+        return row
+
+    def update_file(self, file_id: int, name: str | None = None, path: str | None = None,
+                    mimetype: str | None = None) -> None:
+        with self.tx() as db:
+            if name is not None:
+                db.execute("update files set name = ? where id = ?", (name, file_id))
+            if path is not None:
+                db.execute("update files set path = ? where id = ?", (path, file_id))
+            if mimetype is not None:
+                db.execute("update files set mimetype = ? where id = ?", (mimetype, file_id))
+
+    def sync_file_size(self, file_id: int) -> int:
+        size = self.file_path(file_id).stat().st_size
+        with self.tx() as db:
+            db.execute("update files set size = ? where id = ?", (size, file_id))
+        return size
+
+    def create_annotation(self, file_id: int, ns: str | None, owner: str) -> int:
+        with self.tx() as db:
+            aid = self.new_id(db)
+            db.execute("insert into annotations values (?, ?, ?, ?)", (aid, file_id, ns, owner))
+            return aid
+
+    def link(self, parent_type: str, parent_id: int, ann_id: int, owner: str) -> int:
+        table = {"Plate": "plates", "Well": "wells", "Image": "images"}[parent_type]
+        with self.tx() as db:
+            if db.execute(f"select 1 from {table} where id = ?", (parent_id,)).fetchone() is None:
+                raise KeyError(f"no {parent_type} {parent_id}")
+            if db.execute("select 1 from annotations where id = ?", (ann_id,)).fetchone() is None:
+                raise KeyError(f"no Annotation {ann_id}")
+            lid = self.new_id(db)
+            db.execute("insert into links values (?, ?, ?, ?, ?)",
+                       (lid, parent_type, parent_id, ann_id, owner))
+            return lid
+
+    # --- deletion (a small Delete2: the graph this model has) ---------------------
+    def owner_of(self, kind: str, obj_id: int) -> str | None:
+        table = {"Plate": "plates", "Well": "wells", "Image": "images", "OriginalFile": "files",
+                 "FileAnnotation": "annotations", "Annotation": "annotations"}.get(kind)
+        if table is None:
+            raise KeyError(f"cannot delete {kind}")
+        row = self.one(f"select owner from {table} where id = ?", (obj_id,))
+        return None if row is None else str(row[0])
+
+    def delete(self, kind: str, ids: list[int]) -> dict[str, list[int]]:
+        """Delete objects and what they own; returns {"ome.model...Class": [ids]}."""
+        out: dict[str, list[int]] = {}
+
+        def note(cls: str, i: int) -> None:
+            out.setdefault(cls, []).append(i)
+
+        with self.tx() as db:
+            def ann(aid: int) -> None:
+                row = db.execute("select file_id from annotations where id = ?", (aid,)).fetchone()
+                if row is None:
+                    return
+                for (lid, ptype) in db.execute(
+                        "select id, parent_type from links where ann_id = ?", (aid,)).fetchall():
+                    note(f"ome.model.annotations.{ptype}AnnotationLink", lid)
+                db.execute("delete from links where ann_id = ?", (aid,))
+                db.execute("delete from annotations where id = ?", (aid,))
+                note("ome.model.annotations.FileAnnotation", aid)
+                ofile(row[0])
+
+            def ofile(fid: int) -> None:
+                if db.execute("delete from files where id = ?", (fid,)).rowcount:
+                    note("ome.model.core.OriginalFile", fid)
+                    self.file_path(fid).unlink(missing_ok=True)
+
+            def unlink_parent(ptype: str, pid: int) -> None:
+                for (lid, aid) in db.execute(
+                        "select id, ann_id from links where parent_type = ? and parent_id = ?",
+                        (ptype, pid)).fetchall():
+                    db.execute("delete from links where id = ?", (lid,))
+                    note(f"ome.model.annotations.{ptype}AnnotationLink", lid)
+                    # annotations no longer linked anywhere go with their parent
+                    if db.execute("select 1 from links where ann_id = ?", (aid,)).fetchone() is None:
+                        ann(aid)
+
+            def image(iid: int) -> None:
+                if not db.execute("delete from images where id = ?", (iid,)).rowcount:
+                    return
+                note("ome.model.core.Image", iid)
+                for (pid,) in db.execute("select id from pixels where image_id = ?",
+                                         (iid,)).fetchall():
+                    note("ome.model.core.Pixels", pid)
+                    self._pixels_path(pid).unlink(missing_ok=True)
+                db.execute("delete from pixels where image_id = ?", (iid,))
+                for (wsid,) in db.execute("select id from well_samples where image_id = ?",
+                                          (iid,)).fetchall():
+                    note("ome.model.screen.WellSample", wsid)
+                db.execute("delete from well_samples where image_id = ?", (iid,))
+                unlink_parent("Image", iid)
+
+            def well(wid: int) -> None:
+                if not db.execute("delete from wells where id = ?", (wid,)).rowcount:
+                    return
+                note("ome.model.screen.Well", wid)
+                for (iid,) in db.execute("select image_id from well_samples where well_id = ?",
+                                         (wid,)).fetchall():
+                    image(iid)
+                unlink_parent("Well", wid)
+
+            def plate(pid: int) -> None:
+                if not db.execute("delete from plates where id = ?", (pid,)).rowcount:
+                    return
+                note("ome.model.screen.Plate", pid)
+                for (wid,) in db.execute("select id from wells where plate_id = ?",
+                                         (pid,)).fetchall():
+                    well(wid)
+                unlink_parent("Plate", pid)
+
+            handlers = {"Plate": plate, "Well": well, "Image": image, "OriginalFile": ofile,
+                        "FileAnnotation": ann, "Annotation": ann}
+            fn = handlers.get(kind)
+            if fn is None:
+                raise KeyError(f"cannot delete {kind}")
+            for i in ids:
+                fn(i)
+        return out

@@ -1,0 +1,31 @@
+"""Gateway exceptions: the only errors the filesystem has to map to errno.
+
+The omero-py implementation translates Ice and OMERO exceptions into these,
+so callers never catch omero-py types.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+
+class NotFound(GatewayError):
+    """The object does not exist or the session cannot see it (ENOENT)."""
+
+
+class PermissionDenied(GatewayError):
+    """The server refused the operation for this user (EACCES)."""
+
+
+class AuthenticationFailed(GatewayError):
+    """Login was refused: bad user, password or session key."""
+
+
+class ServerUnavailable(GatewayError):
+    """The server cannot be reached or did not answer in time (EIO, retryable)."""
+
+
+class InvalidRequest(GatewayError):
+    """The request is malformed for the server (EINVAL): e.g. a bad plane index."""

@@ -1,0 +1,109 @@
+"""The typed interface between the filesystem and an OMERO server.
+
+Contract for every implementation:
+
+* Calls are blocking and thread-safe: the filesystem calls them from worker
+  threads (``trio.to_thread.run_sync``) and may run several at once.
+* Only :mod:`omerofs.gateway.errors` exceptions escape, besides ``ValueError``
+  for arguments that are wrong before any server is asked.
+* Pixel bytes are returned exactly as OMERO sends them: big-endian, row-major,
+  ``size_x * size_y * itemsize`` bytes for a plane.
+* Listing a plate (:meth:`Gateway.load_plate`) costs O(1) server calls, whatever
+  the number of wells and fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from .types import FileAnnotationInfo, ImageInfo, PlaneIndex, PlateStructure, PlateSummary, Target
+
+
+@runtime_checkable
+class Gateway(Protocol):
+    # --- session -----------------------------------------------------------
+    def connect(self) -> None:
+        """Log in (or join the configured session). Raises AuthenticationFailed
+        or ServerUnavailable. Idempotent."""
+
+    def close(self) -> None:
+        """Release stores and the session's connection. Idempotent."""
+
+    def session_key(self) -> str:
+        """The uuid of the current server session (connects if needed)."""
+
+    # --- read: plates and pixels ------------------------------------------------
+    def list_plates(self) -> list[PlateSummary]:
+        """Every Plate the user can read, across all groups, ordered by id."""
+
+    def get_plate(self, plate_id: int) -> PlateSummary:
+        """One Plate; NotFound if it does not exist or is not readable."""
+
+    def load_plate(self, plate_id: int) -> PlateStructure:
+        """The plate's wells, fields and image sizes, in O(1) server calls."""
+
+    def read_plane(self, image: ImageInfo, plane: PlaneIndex) -> bytes:
+        """One whole plane, big-endian, exactly ``image.plane_bytes`` long. Planes
+        larger than one server message are fetched in row bands and joined."""
+
+    def read_tile(
+        self, image: ImageInfo, plane: PlaneIndex, x: int, y: int, width: int, height: int
+    ) -> bytes:
+        """A rectangle of a plane, big-endian, row-major."""
+
+    # --- read/write: file annotations ----------------------------------------
+    def list_file_annotations(self, plate_id: int) -> list[FileAnnotationInfo]:
+        """FileAnnotations linked to the plate, its wells and its wells' images,
+        in O(1) server calls."""
+
+    def read_file(self, file_id: int) -> bytes:
+        """The whole content of an OriginalFile."""
+
+    def create_file_annotation(
+        self,
+        target: Target,
+        name: str,
+        data: bytes,
+        *,
+        path: str = "",
+        mimetype: str | None = None,
+        ns: str = "omerofs",
+    ) -> FileAnnotationInfo:
+        """Upload ``data`` as a new OriginalFile wrapped in a FileAnnotation linked to ``target``."""
+
+    def replace_file(self, annotation: FileAnnotationInfo, data: bytes) -> FileAnnotationInfo:
+        """Replace the content of an annotation's file in place (same ids)."""
+
+    def delete_file_annotation(self, annotation_id: int) -> None:
+        """Delete the annotation, its links and its OriginalFile."""
+
+    # --- write: derived plates ---------------------------------------------------
+    def create_plate(
+        self, name: str, rows: int | None = None, columns: int | None = None
+    ) -> PlateSummary:
+        """A new, empty Plate."""
+
+    def create_well(self, plate_id: int, row: int, column: int) -> int:
+        """A new Well on a plate; returns its id."""
+
+    def create_image(
+        self,
+        well_id: int,
+        name: str,
+        size_x: int,
+        size_y: int,
+        size_z: int,
+        size_c: int,
+        size_t: int,
+        pixel_type: str,
+        planes: Mapping[PlaneIndex, bytes],
+    ) -> ImageInfo:
+        """A new Image holding real data, added as a field of ``well_id``.
+
+        ``planes`` must hold every (z, c, t) of the image, each as big-endian
+        bytes of one plane; the image is only linked to the well once all its
+        planes are written, so a reader never sees a placeholder."""
+
+    def delete(self, kind: str, ids: Sequence[int]) -> None:
+        """Delete objects of an OMERO class (``"Plate"``, ``"Image"``...) and what they own."""

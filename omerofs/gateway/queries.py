@@ -1,0 +1,71 @@
+"""The closed set of HQL queries the gateway runs.
+
+These strings are the contract with the server: the omero-py gateway sends
+them verbatim and the devserver answers exactly these (anything else raises
+QueryException there), so both import them from here. Parameters are named;
+column order is part of the contract and documented beside each query.
+"""
+
+from __future__ import annotations
+
+#: Plates visible to the session (all groups).
+#: columns: id, name, rows, columns, creation time (ms since epoch)
+LIST_PLATES = (
+    "select p.id, p.name, p.rows, p.columns, p.details.creationEvent.time "
+    "from Plate p order by p.id"
+)
+
+#: One plate's row (same columns as LIST_PLATES). params: pid
+GET_PLATE = (
+    "select p.id, p.name, p.rows, p.columns, p.details.creationEvent.time "
+    "from Plate p where p.id = :pid"
+)
+
+#: A plate's whole layout in one projection. params: pid
+#: columns: well id, row, column, wellsample id, index(ws), image id, image name,
+#: pixels id, sizeX, sizeY, sizeZ, sizeC, sizeT, pixels type value.
+#: Wells without samples come back with nulls from column 3 on.
+PLATE_LAYOUT = (
+    "select w.id, w.row, w.column, ws.id, index(ws), img.id, img.name, pix.id, "
+    "pix.sizeX, pix.sizeY, pix.sizeZ, pix.sizeC, pix.sizeT, pt.value "
+    "from Well w left outer join w.wellSamples ws left outer join ws.image img "
+    "left outer join img.pixels pix left outer join pix.pixelsType pt "
+    "where w.plate.id = :pid order by w.row, w.column, index(ws)"
+)
+
+# FileAnnotations of a plate, its wells and its wells' images, one query each.
+# columns: parent id, annotation id, file id, file name, file path, file size,
+# mimetype, annotation ns. params: pid
+_ANN_COLUMNS = "l.parent.id, a.id, f.id, f.name, f.path, f.size, f.mimetype, a.ns"
+PLATE_FILE_ANNOTATIONS = (
+    f"select {_ANN_COLUMNS} from PlateAnnotationLink l, FileAnnotation a join a.file f "
+    "where l.child.id = a.id and l.parent.id = :pid order by a.id"
+)
+WELL_FILE_ANNOTATIONS = (
+    f"select {_ANN_COLUMNS} from WellAnnotationLink l, FileAnnotation a join a.file f "
+    "where l.child.id = a.id and l.parent.plate.id = :pid order by a.id"
+)
+IMAGE_FILE_ANNOTATIONS = (
+    f"select {_ANN_COLUMNS} from ImageAnnotationLink l, FileAnnotation a join a.file f, "
+    "WellSample ws where l.child.id = a.id and ws.image.id = l.parent.id "
+    "and ws.well.plate.id = :pid order by a.id"
+)
+
+#: The PixelsType object for a value such as 'uint16'. params: value
+PIXELS_TYPE = "from PixelsType as p where p.value = :value"
+
+#: The primary Pixels id of an image. params: iid ; columns: pixels id
+IMAGE_PIXELS = "select p.id from Pixels p where p.image.id = :iid"
+
+ALL = frozenset(
+    {
+        LIST_PLATES,
+        GET_PLATE,
+        PLATE_LAYOUT,
+        PLATE_FILE_ANNOTATIONS,
+        WELL_FILE_ANNOTATIONS,
+        IMAGE_FILE_ANNOTATIONS,
+        PIXELS_TYPE,
+        IMAGE_PIXELS,
+    }
+)

@@ -1,0 +1,313 @@
+"""The one filename scheme of the mount: generate *and* parse, pure (no I/O).
+
+Namespace (DESIGN.md section 1)::
+
+    <mnt>/plate_<id>/<WELL>/<WELL>_s<site:03d>_z<z:03d>_c<c:03d>.tif          size_t == 1
+    <mnt>/plate_<id>/<WELL>/<WELL>_s<site:03d>_z<z:03d>_c<c:03d>_t<t:03d>.tif size_t > 1
+
+Every parser here is strict and canonical: a name parses only if generating a
+name from the parsed values gives back exactly the same string. So each plane,
+well and plate has exactly one name, and a name that is "almost right"
+(``A1``, ``a01``, ``_s1``, ``_s0001``, ``.TIF``) is rejected instead of being
+silently aliased to another file.
+
+Indices: rows and columns are 0-based (as in OMERO ``Well.row``/``Well.column``),
+sites are 1-based (``WellSample`` index + 1), z/c/t are 0-based.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "MIMETYPES",
+    "PLATE_PREFIX",
+    "TEXT_EXTENSIONS",
+    "PlaneKey",
+    "PlaneName",
+    "column_width",
+    "is_text_name",
+    "parse_plane_name",
+    "parse_plate_dir_name",
+    "parse_row",
+    "parse_well",
+    "plane_name",
+    "plate_dir_name",
+    "row_name",
+    "site_of_annotation",
+    "valid_entry_name",
+    "well_name",
+]
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+# [0-9] and [A-Z] rather than \d / \w: Python's \d also matches non-ASCII digits
+# ("٣"), which int() would happily accept. fullmatch() everywhere: "$" would
+# also match before a trailing newline.
+_WELL_RE = re.compile(r"([A-Z]+)([0-9]+)")
+_PLANE_RE = re.compile(
+    r"(?P<well>[A-Z]+[0-9]+)_s(?P<site>[0-9]+)_z(?P<z>[0-9]+)_c(?P<c>[0-9]+)"
+    r"(?:_t(?P<t>[0-9]+))?\.tif"
+)
+_PLATE_RE = re.compile(r"plate_(0|[1-9][0-9]*)")
+
+# Longest name component Linux filesystems accept (NAME_MAX).
+_NAME_MAX = 255
+
+
+# --------------------------------------------------------------------------- rows, wells
+
+
+def row_name(row: int) -> str:
+    """Spreadsheet-style letters for a 0-based row index: 0 -> A, 25 -> Z, 26 -> AA, 702 -> AAA.
+
+    Raises ValueError for a negative index.
+    """
+    if row < 0:
+        raise ValueError(f"row index must be >= 0, got {row}")
+    # Bijective base 26: there is no zero digit, so shift by one at each step.
+    letters: list[str] = []
+    n = row + 1
+    while n:
+        n, rem = divmod(n - 1, 26)
+        letters.append(_ALPHABET[rem])
+    return "".join(reversed(letters))
+
+
+def parse_row(letters: str) -> int:
+    """Inverse of :func:`row_name`: "A" -> 0, "AA" -> 26.
+
+    Accepts only a non-empty string of upper-case ASCII letters (bijective
+    base 26 has no leading-zero problem, so every such string is canonical).
+    Raises ValueError otherwise.
+    """
+    if not letters or not all("A" <= ch <= "Z" for ch in letters):
+        raise ValueError(f"not a row name: {letters!r}")
+    n = 0
+    for ch in letters:
+        n = n * 26 + (ord(ch) - ord("A") + 1)
+    return n - 1
+
+
+def column_width(n_columns: int) -> int:
+    """Digits used for well columns on a plate with ``n_columns`` columns: 2, or 3 above 99."""
+    return 3 if n_columns > 99 else 2
+
+
+def well_name(row: int, column: int, column_width: int = 2) -> str:
+    """Well name from 0-based row and column: (0, 0) -> "A01"; (31, 47) -> "AF48".
+
+    The column is printed 1-based, zero padded to ``column_width`` digits (it
+    is never truncated: a column past the width simply prints more digits, but
+    then :func:`parse_well` with the same width accepts it too, so it stays
+    canonical). Raises ValueError on negative indices or a width < 1.
+    """
+    if column < 0:
+        raise ValueError(f"column index must be >= 0, got {column}")
+    if column_width < 1:
+        raise ValueError(f"column width must be >= 1, got {column_width}")
+    return f"{row_name(row)}{column + 1:0{column_width}d}"
+
+
+def parse_well(name: str, column_width: int = 2) -> tuple[int, int]:
+    """Inverse of :func:`well_name`: "A01" -> (0, 0), 0-based (row, column).
+
+    Strict: the name must be exactly what :func:`well_name` prints for that
+    width ("A1" and "A001" are not wells on a 2-digit plate, "a01" is not
+    "A01", "A00" is no well at all). Raises ValueError otherwise.
+    """
+    m = _WELL_RE.fullmatch(name)
+    if m is None:
+        raise ValueError(f"not a well name: {name!r}")
+    letters, digits = m.groups()
+    number = int(digits)
+    if number < 1 or f"{number:0{column_width}d}" != digits:
+        raise ValueError(f"not a canonical well name for column width {column_width}: {name!r}")
+    return parse_row(letters), number - 1
+
+
+# --------------------------------------------------------------------------- planes
+
+
+@dataclass(frozen=True)
+class PlaneKey:
+    """Where a plane sits in an image: site (1-based), z, c, t (0-based).
+
+    Raises ValueError on construction with an out-of-range index.
+    """
+
+    site: int
+    z: int
+    c: int
+    t: int = 0
+
+    def __post_init__(self) -> None:
+        if self.site < 1:
+            raise ValueError(f"site is 1-based, got {self.site}")
+        if min(self.z, self.c, self.t) < 0:
+            raise ValueError(f"z/c/t must be >= 0, got z={self.z} c={self.c} t={self.t}")
+
+
+@dataclass(frozen=True)
+class PlaneName:
+    """A parsed plane filename: the well (name and 0-based row/column) and the plane key."""
+
+    well: str
+    row: int
+    column: int
+    key: PlaneKey
+
+
+def plane_name(well: str, key: PlaneKey, with_t: bool) -> str:
+    """Filename of one plane: ``A01_s001_z000_c000.tif`` (+ ``_t000`` when ``with_t``).
+
+    ``with_t`` must be True when the plate has size_t > 1. Raises ValueError if
+    ``well`` does not look like a well name, or if ``with_t`` is False but
+    ``key.t != 0`` (that plane would have no name of its own).
+    """
+    if _WELL_RE.fullmatch(well) is None:
+        raise ValueError(f"not a well name: {well!r}")
+    base = f"{well}_s{key.site:03d}_z{key.z:03d}_c{key.c:03d}"
+    if with_t:
+        return f"{base}_t{key.t:03d}.tif"
+    if key.t != 0:
+        raise ValueError(f"t={key.t} needs the _t form (with_t=True)")
+    return f"{base}.tif"
+
+
+def parse_plane_name(
+    name: str, column_width: int = 2, with_t: bool | None = None
+) -> PlaneName | None:
+    """Parse a plane filename; None when ``name`` is not a canonical plane name.
+
+    ``column_width`` is the plate's well column width (see :func:`column_width`).
+    ``with_t``: True requires the ``_t`` part, False forbids it, None accepts
+    both (used for writes into derived plates whose size_t is not known yet);
+    t is 0 when the part is absent. Canonical means ``plane_name`` of the
+    result gives back ``name`` exactly: no missing or extra leading zeros, no
+    site 0, upper-case well, extension exactly ``.tif``.
+    """
+    m = _PLANE_RE.fullmatch(name)
+    if m is None:
+        return None
+    has_t = m.group("t") is not None
+    if with_t is not None and has_t != with_t:
+        return None
+    try:
+        row, column = parse_well(m.group("well"), column_width)
+        key = PlaneKey(
+            site=int(m.group("site")),
+            z=int(m.group("z")),
+            c=int(m.group("c")),
+            t=int(m.group("t")) if has_t else 0,
+        )
+    except ValueError:
+        return None
+    # Leading-zero rules for s/z/c/t are easiest to state as "regenerates the same name".
+    if plane_name(m.group("well"), key, has_t) != name:
+        return None
+    return PlaneName(well=m.group("well"), row=row, column=column, key=key)
+
+
+# --------------------------------------------------------------------------- plates
+
+PLATE_PREFIX = "plate_"
+
+
+def plate_dir_name(plate_id: int) -> str:
+    """Directory name of a server plate: 5 -> "plate_5". Raises ValueError if ``plate_id < 0``."""
+    if plate_id < 0:
+        raise ValueError(f"plate id must be >= 0, got {plate_id}")
+    return f"{PLATE_PREFIX}{plate_id}"
+
+
+def parse_plate_dir_name(name: str) -> int | None:
+    """Inverse of :func:`plate_dir_name`: "plate_5" -> 5; None for anything else.
+
+    Canonical decimal only: "plate_05", "plate_+5", "plate_x", "Plate_5" -> None.
+    """
+    m = _PLATE_RE.fullmatch(name)
+    return int(m.group(1)) if m else None
+
+
+# --------------------------------------------------------------------------- text files
+
+TEXT_EXTENSIONS = frozenset({".json", ".csv", ".txt", ".tsv"})
+
+MIMETYPES: dict[str, str] = {
+    ".json": "application/json",
+    ".csv": "text/csv",
+    ".txt": "text/plain",
+    ".tsv": "text/tab-separated-values",
+}
+
+
+def _split_text_name(name: str) -> tuple[str, str] | None:
+    """(stem, extension) of a text file name, or None if it is not one."""
+    dot = name.rfind(".")
+    if dot <= 0:  # no extension, or a bare ".json" (a hidden file with no stem)
+        return None
+    ext = name[dot:]
+    if ext not in TEXT_EXTENSIONS:
+        return None
+    return name[:dot], ext
+
+
+def is_text_name(name: str) -> bool:
+    """True if ``name`` is a file that becomes a FileAnnotation.
+
+    The extension (after the last dot) must be one of :data:`TEXT_EXTENSIONS`
+    in lower case exactly: "x.CSV" is not a text name, because accepting both
+    cases would make the upper-case form a second, non-canonical spelling that
+    tools on case-sensitive filesystems would treat as a different file. The
+    stem must be non-empty (".json" alone is not a text name).
+    """
+    return _split_text_name(name) is not None
+
+
+def site_of_annotation(name: str, well: str) -> int | None:
+    """Site (1-based) whose Image a text file in ``well``'s directory attaches to.
+
+    The file attaches to a site when its stem (name minus the last extension)
+    starts with ``f"{well}_s{site:03d}"`` followed by ``_``, ``.`` or the end of
+    the stem: ``A01_s002.json``, ``A01_s002_masks.csv``, ``A01_s002.v2.txt``
+    -> 2. Otherwise (``notes.txt``, ``A01_s2.csv``, ``A01_s0002.csv``,
+    ``A01_s002x.csv``) the result is None and the file attaches to the Well.
+    Also None when ``name`` is not a text name at all (see :func:`is_text_name`).
+    """
+    split = _split_text_name(name)
+    if split is None:
+        return None
+    stem = split[0]
+    prefix = f"{well}_s"
+    if not stem.startswith(prefix):
+        return None
+    end = len(prefix)
+    while end < len(stem) and "0" <= stem[end] <= "9":
+        end += 1
+    digits = stem[len(prefix) : end]
+    if not digits or (end < len(stem) and stem[end] not in "_."):
+        return None
+    site = int(digits)
+    # Same canonical rule as plane names, so "A01_s001.json" sits next to "A01_s001_*.tif".
+    if site < 1 or f"{site:03d}" != digits:
+        return None
+    return site
+
+
+def valid_entry_name(name: str) -> bool:
+    """True if ``name`` can be one directory entry of the mount.
+
+    Not empty, not "." or "..", no "/" or NUL, valid Unicode that encodes to at
+    most 255 bytes of UTF-8. Names carrying undecodable bytes (surrogate
+    escapes from ``os.fsdecode``) are refused: OMERO stores names as Unicode
+    strings, so such a name could not be stored and listed back unchanged.
+    """
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        return False
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return len(encoded) <= _NAME_MAX

@@ -1,0 +1,494 @@
+"""Tests for omerofs.tiff: synthesized TIFFs read back pixel-exact by tifffile, Pillow, libtiff."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+import tifffile
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from omerofs.tiff import (
+    DATA_OFFSET,
+    PIXEL_TYPES,
+    TiffLayout,
+    _build_header,
+    layout_for,
+    pixel_type_of,
+    plane_to_bytes,
+)
+
+# (width, height): 1x1, odd widths, single row / column, a non-square plane.
+SHAPES = [(1, 1), (7, 3), (1, 9), (13, 1), (33, 17), (64, 48)]
+
+# Pillow (checked with 13.0) opens single-sample big-endian TIFFs of these types
+# and hands back the exact values (as L, I;16B, I or F images). It has no mode
+# for the others: int8 opens as "L" with the bytes read unsigned (-128 -> 128;
+# ``np.array(im).view(np.int8)`` recovers it), uint32 and double do not open at
+# all (UnidentifiedImageError). Those are checked with tifffile and libtiff only.
+PILLOW_TYPES = ["uint8", "int16", "uint16", "int32", "float"]
+NOT_PILLOW_TYPES = sorted(set(PIXEL_TYPES) - set(PILLOW_TYPES))
+
+TIFFINFO = shutil.which("tiffinfo")
+needs_tiffinfo = pytest.mark.skipif(TIFFINFO is None, reason="libtiff-tools not installed")
+
+
+def make_plane(pixel_type: str, width: int, height: int) -> np.ndarray:
+    """Deterministic (height, width) plane in native byte order using the type's range.
+
+    Integers include the type's min and max (so negatives for signed types);
+    floats include negative fractions and large magnitudes, never NaN.
+    """
+    dtype = PIXEL_TYPES[pixel_type].newbyteorder("=")
+    n = width * height
+    rng = np.random.default_rng(1000 * width + height)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        values = rng.integers(info.min, info.max, size=n, endpoint=True, dtype=dtype)
+        values[0] = info.min if (dtype.kind == "i" or n > 1) else info.max
+        values[-1] = info.max if n > 1 else values[0]
+    else:
+        big = np.finfo(dtype).max / 4
+        values = (rng.standard_normal(n) * 1000.25).astype(dtype)
+        values[0] = -1.25
+        if n > 2:
+            values[1] = big
+            values[2] = -big
+            values[-1] = 1 / 3
+    return values.reshape(height, width)
+
+
+def tiff_bytes(pixel_type: str, width: int, height: int) -> tuple[TiffLayout, np.ndarray, bytes]:
+    """(layout, plane, whole file) for one synthesized TIFF."""
+    plane = make_plane(pixel_type, width, height)
+    layout = layout_for(width, height, pixel_type)
+    return layout, plane, layout.header + plane_to_bytes(plane)
+
+
+def parse_ifd(header: bytes) -> tuple[bool, list[tuple[int, int, int, int]], int]:
+    """Independent reader of our headers: (bigtiff, [(tag, type, count, value)], next IFD).
+
+    Handles only what the headers should contain: big-endian, one IFD, every
+    value a single inline SHORT / LONG / LONG8 (left-justified in its field).
+    """
+    assert header[:2] == b"MM"
+    (version,) = struct.unpack_from(">H", header, 2)
+    bigtiff = version == 43
+    if bigtiff:
+        offset_size, reserved, ifd = struct.unpack_from(">HHQ", header, 4)
+        assert (offset_size, reserved) == (8, 0)
+        (count,) = struct.unpack_from(">Q", header, ifd)
+        pos, entry_size, field_size = ifd + 8, 20, 8
+    else:
+        assert version == 42
+        (ifd,) = struct.unpack_from(">I", header, 4)
+        (count,) = struct.unpack_from(">H", header, ifd)
+        pos, entry_size, field_size = ifd + 2, 12, 4
+    entries = []
+    sizes = {3: 2, 4: 4, 16: 8}
+    fmt = {3: ">H", 4: ">I", 16: ">Q"}
+    for i in range(count):
+        base = pos + i * entry_size
+        if bigtiff:
+            tag, typ, n = struct.unpack_from(">HHQ", header, base)
+        else:
+            tag, typ, n = struct.unpack_from(">HHI", header, base)
+        field = header[base + entry_size - field_size : base + entry_size]
+        (value,) = struct.unpack_from(fmt[typ], field)
+        assert field[sizes[typ] :] == bytes(field_size - sizes[typ])  # padding is zero
+        entries.append((tag, typ, n, value))
+    (next_ifd,) = struct.unpack_from(">Q" if bigtiff else ">I", header, pos + count * entry_size)
+    return bigtiff, entries, next_ifd
+
+
+# --------------------------------------------------------------------------- layout
+
+
+@pytest.mark.parametrize("pixel_type", sorted(PIXEL_TYPES))
+@pytest.mark.parametrize(("width", "height"), SHAPES)
+def test_sizes(pixel_type: str, width: int, height: int) -> None:
+    layout, plane, data = tiff_bytes(pixel_type, width, height)
+    itemsize = PIXEL_TYPES[pixel_type].itemsize
+    assert layout.data_offset == DATA_OFFSET == len(layout.header)
+    assert layout.data_size == width * height * itemsize == plane.nbytes
+    assert layout.file_size == len(data) == DATA_OFFSET + layout.data_size
+    assert not layout.is_bigtiff
+
+
+@pytest.mark.parametrize("pixel_type", sorted(PIXEL_TYPES))
+def test_header_tags(pixel_type: str) -> None:
+    width, height = 33, 17
+    dtype = PIXEL_TYPES[pixel_type]
+    bigtiff, entries, next_ifd = parse_ifd(layout_for(width, height, pixel_type).header)
+    assert not bigtiff
+    assert next_ifd == 0
+    tags = [e[0] for e in entries]
+    assert tags == sorted(tags) and len(set(tags)) == len(tags)
+    values = {tag: value for tag, _typ, _n, value in entries}
+    assert all(n == 1 for _tag, _typ, n, _value in entries)
+    assert values == {
+        256: width,
+        257: height,
+        258: dtype.itemsize * 8,
+        259: 1,
+        262: 1,
+        273: DATA_OFFSET,
+        277: 1,
+        278: height,
+        279: width * height * dtype.itemsize,
+        284: 1,
+        339: {"u": 1, "i": 2, "f": 3}[dtype.kind],
+    }
+
+
+def test_header_golden_bytes() -> None:
+    # Pinned: a change to these bytes changes every served file (and its checksum).
+    expected = bytes.fromhex(
+        "4d4d002a00000008000b"
+        "010000040000000100000003"  # ImageWidth LONG 3
+        "010100040000000100000002"  # ImageLength LONG 2
+        "010200030000000100100000"  # BitsPerSample SHORT 16 (left-justified)
+        "010300030000000100010000"  # Compression SHORT 1
+        "010600030000000100010000"  # PhotometricInterpretation SHORT 1
+        "011100040000000100000100"  # StripOffsets LONG 256
+        "011500030000000100010000"  # SamplesPerPixel SHORT 1
+        "011600040000000100000002"  # RowsPerStrip LONG 2
+        "01170004000000010000000c"  # StripByteCounts LONG 12
+        "011c00030000000100010000"  # PlanarConfiguration SHORT 1
+        "015300030000000100010000"  # SampleFormat SHORT 1 (unsigned)
+        "00000000"  # no next IFD
+    ).ljust(DATA_OFFSET, b"\0")
+    assert layout_for(3, 2, "uint16").header == expected
+
+
+def test_header_is_deterministic() -> None:
+    # Fresh instances (not the lru_cache), so this really rebuilds the bytes.
+    for pixel_type in PIXEL_TYPES:
+        a = TiffLayout(640, 480, pixel_type)
+        b = TiffLayout(640, 480, pixel_type)
+        assert a.header == b.header and a == b
+    assert TiffLayout(640, 480, "uint16").header != TiffLayout(480, 640, "uint16").header
+
+
+def test_layout_for_is_cached() -> None:
+    assert layout_for(100, 200, "uint16") is layout_for(100, 200, "uint16")
+
+
+def test_header_construction_is_fast() -> None:
+    # Bypass the cache: one header must cost well under 100 µs.
+    n = 2000
+    start = time.perf_counter()
+    for i in range(n):
+        TiffLayout(1000 + i, 1000, "uint16")
+    per_header = (time.perf_counter() - start) / n
+    assert per_header < 100e-6, f"{per_header * 1e6:.1f} µs per header"
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "pixel_type"),
+    [
+        (0, 1, "uint8"),
+        (1, 0, "uint8"),
+        (-1, 5, "uint8"),
+        (2**32, 1, "uint8"),
+        (1, 2**32, "uint8"),
+        (5, 5, "bit"),
+        (5, 5, "int64"),
+        (5, 5, ""),
+        (5, 5, "UINT8"),
+    ],
+)
+def test_layout_rejects(width: int, height: int, pixel_type: str) -> None:
+    with pytest.raises(ValueError):
+        layout_for(width, height, pixel_type)
+
+
+# --------------------------------------------------------------------------- BigTIFF
+
+
+def test_bigtiff_boundary() -> None:
+    # The last classic file ends at byte 2**32 - 1; one more byte needs BigTIFF.
+    last_classic = layout_for(2**32 - 1 - DATA_OFFSET, 1, "uint8")
+    assert last_classic.file_size == 2**32 - 1
+    assert not last_classic.is_bigtiff
+    assert parse_ifd(last_classic.header)[0] is False
+
+    first_big = layout_for(2**32 - DATA_OFFSET, 1, "uint8")
+    assert first_big.file_size == 2**32
+    assert first_big.is_bigtiff
+    bigtiff, entries, next_ifd = parse_ifd(first_big.header)
+    assert bigtiff and next_ifd == 0
+    values = {tag: (typ, value) for tag, typ, _n, value in entries}
+    assert values[273] == (16, DATA_OFFSET)  # StripOffsets LONG8
+    assert values[279] == (16, 2**32 - DATA_OFFSET)  # StripByteCounts LONG8
+
+    # A realistic giant plane: 65536 x 32768 uint16 = 4 GiB of pixels.
+    giant = layout_for(65536, 32768, "uint16")
+    assert giant.is_bigtiff
+    assert giant.data_offset == DATA_OFFSET
+    assert giant.file_size == DATA_OFFSET + 65536 * 32768 * 2
+
+
+def test_giant_bigtiff_opens_in_tifffile(tmp_path: Path) -> None:
+    # A sparse file: header, then a hole up to file_size, then one known last pixel.
+    layout = layout_for(65536, 16385, "uint32")
+    assert layout.is_bigtiff
+    path = tmp_path / "giant.tif"
+    last = np.array([0xDEADBEEF], dtype=">u4").tobytes()
+    with path.open("wb") as f:
+        f.write(layout.header)
+        f.seek(layout.file_size - len(last))
+        f.write(last)
+    assert path.stat().st_size == layout.file_size
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_bigtiff
+        page = tif.pages[0]
+        assert page.shape == (16385, 65536)
+        assert page.dtype == np.uint32
+        assert page.dataoffsets == (DATA_OFFSET,)
+        assert page.databytecounts == (layout.data_size,)
+    mapped = tifffile.memmap(path, mode="r")  # maps, reads only the touched pages
+    try:
+        assert mapped.shape == (16385, 65536)
+        assert int(mapped[-1, -1]) == 0xDEADBEEF
+        assert int(mapped[0, 0]) == 0
+    finally:
+        del mapped
+
+
+@pytest.mark.parametrize("pixel_type", sorted(PIXEL_TYPES))
+def test_small_forced_bigtiff_reads_back(pixel_type: str, tmp_path: Path) -> None:
+    # The BigTIFF header on a small plane, so its pixels can be checked exactly.
+    width, height = 7, 3
+    plane = make_plane(pixel_type, width, height)
+    header = _build_header(width, height, PIXEL_TYPES[pixel_type], bigtiff=True)
+    assert len(header) == DATA_OFFSET
+    path = tmp_path / "big.tif"
+    path.write_bytes(header + plane_to_bytes(plane))
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_bigtiff
+        read = tif.asarray()
+    assert read.dtype.newbyteorder("=") == plane.dtype
+    np.testing.assert_array_equal(read, plane)
+    if TIFFINFO is not None:
+        assert libtiff_strip(path) == plane.tobytes()
+
+
+# --------------------------------------------------------------------------- readers
+
+
+@pytest.mark.parametrize("pixel_type", sorted(PIXEL_TYPES))
+@pytest.mark.parametrize(("width", "height"), SHAPES)
+def test_tifffile_reads_pixel_exact(
+    pixel_type: str, width: int, height: int, tmp_path: Path
+) -> None:
+    _layout, plane, data = tiff_bytes(pixel_type, width, height)
+    path = tmp_path / "plane.tif"
+    path.write_bytes(data)
+    read = tifffile.imread(path)
+    assert read.shape == (height, width)
+    assert read.dtype.newbyteorder("=") == plane.dtype
+    np.testing.assert_array_equal(read, plane)
+    # And straight from memory, without the file.
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        assert tif.byteorder == ">"
+        assert not tif.is_bigtiff
+        np.testing.assert_array_equal(tif.asarray(), plane)
+
+
+@pytest.mark.parametrize("pixel_type", PILLOW_TYPES)
+@pytest.mark.parametrize(("width", "height"), SHAPES)
+def test_pillow_reads_pixel_exact(pixel_type: str, width: int, height: int, tmp_path: Path) -> None:
+    _layout, plane, data = tiff_bytes(pixel_type, width, height)
+    path = tmp_path / "plane.tif"
+    path.write_bytes(data)
+    with Image.open(path) as im:
+        assert im.size == (width, height)
+        read = np.array(im)
+    assert read.shape == (height, width)
+    # Pillow widens some types (int16 -> "I" = int32): compare values, exactly.
+    assert np.can_cast(plane.dtype, read.dtype, casting="safe")
+    np.testing.assert_array_equal(read, plane)
+
+
+@pytest.mark.parametrize("pixel_type", NOT_PILLOW_TYPES)
+def test_pillow_unsupported_types_are_as_documented(pixel_type: str, tmp_path: Path) -> None:
+    # If a Pillow upgrade starts reading one of these exactly, move it to PILLOW_TYPES.
+    _layout, plane, data = tiff_bytes(pixel_type, 7, 3)
+    path = tmp_path / "plane.tif"
+    path.write_bytes(data)
+    try:
+        with Image.open(path) as im:
+            read = np.array(im)
+    except Exception:  # Pillow raises a mix of OSError / UnidentifiedImageError / ValueError
+        return
+    assert read.shape != plane.shape or not np.array_equal(read, plane)
+
+
+def run_tiffinfo(path: Path, *args: str) -> str:
+    """stdout+stderr of ``tiffinfo args path``; asserts exit 0 and no errors or warnings."""
+    assert TIFFINFO is not None
+    proc = subprocess.run(
+        [TIFFINFO, *args, str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "error" not in output.lower(), output
+    assert "warning" not in output.lower(), output
+    return output
+
+
+def libtiff_strip(path: Path) -> bytes:
+    """The decoded strip as libtiff returns it (host byte order), via ``tiffinfo -D -d``."""
+    output = run_tiffinfo(path, "-D", "-d")
+    dump = output.split("Strip 0:", 1)[1]
+    return bytes(int(h, 16) for h in re.findall(r"\b[0-9a-f]{2}\b", dump))
+
+
+@needs_tiffinfo
+@pytest.mark.parametrize("pixel_type", sorted(PIXEL_TYPES))
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (7, 3), (33, 17)])
+def test_tiffinfo_reads_pixel_exact(
+    pixel_type: str, width: int, height: int, tmp_path: Path
+) -> None:
+    _layout, plane, data = tiff_bytes(pixel_type, width, height)
+    path = tmp_path / "plane.tif"
+    path.write_bytes(data)
+    output = run_tiffinfo(path)
+    assert f"Image Width: {width} Image Length: {height}" in output
+    assert f"Bits/Sample: {plane.dtype.itemsize * 8}" in output
+    kind = {"u": "unsigned integer", "i": "signed integer", "f": "IEEE floating point"}
+    assert f"Sample Format: {kind[plane.dtype.kind]}" in output
+    # libtiff hands strips back in host byte order, i.e. the native array's bytes.
+    assert libtiff_strip(path) == plane.tobytes()
+
+
+@needs_tiffinfo
+def test_tiffinfo_accepts_giant_bigtiff_header(tmp_path: Path) -> None:
+    layout = layout_for(65536, 40000, "uint16")
+    assert layout.is_bigtiff
+    path = tmp_path / "giant.tif"
+    with path.open("wb") as f:
+        f.write(layout.header)
+        f.truncate(layout.file_size)  # sparse: no pixel data allocated
+    output = run_tiffinfo(path)  # without -D: directory only, no 5 GB read
+    assert "Image Width: 65536 Image Length: 40000" in output
+
+
+# --------------------------------------------------------------------------- byte ranges
+
+
+@st.composite
+def ranges(draw: st.DrawFn) -> tuple[str, int, int, int, int]:
+    pixel_type = draw(st.sampled_from(sorted(PIXEL_TYPES)))
+    width, height = draw(st.sampled_from(SHAPES))
+    size = layout_for(width, height, pixel_type).file_size
+    offset = draw(st.integers(0, size + 64))
+    length = draw(st.one_of(st.integers(0, size + 64), st.integers(0, 16)))
+    return pixel_type, width, height, offset, length
+
+
+@settings(max_examples=300)
+@given(ranges(), st.sampled_from(["bytes", "bytearray", "memoryview", "numpy"]))
+def test_read_matches_slicing(case: tuple[str, int, int, int, int], kind: str) -> None:
+    pixel_type, width, height, offset, size = case
+    layout, plane, data = tiff_bytes(pixel_type, width, height)
+    raw = plane_to_bytes(plane)
+    buffers: dict[str, bytes | bytearray | memoryview] = {
+        "bytes": raw,
+        "bytearray": bytearray(raw),
+        "memoryview": memoryview(raw),
+        # A 2-D big-endian array's memoryview (format ">H" etc.), as np.frombuffer gives.
+        "numpy": np.frombuffer(raw, PIXEL_TYPES[pixel_type]).reshape(height, width).data,
+    }
+    got = layout.read(offset, size, buffers[kind])
+    assert type(got) is bytes
+    assert got == data[offset : offset + size]
+    assert layout.needs_plane(offset, size) == (
+        size > 0 and offset < len(data) and offset + size > DATA_OFFSET
+    )
+    if not layout.needs_plane(offset, size):
+        assert layout.read(offset, size, None) == got
+
+
+def test_needs_plane_boundary() -> None:
+    layout = layout_for(10, 10, "uint16")
+    end = layout.file_size
+    assert not layout.needs_plane(0, DATA_OFFSET)
+    assert not layout.needs_plane(DATA_OFFSET - 1, 1)
+    assert layout.needs_plane(DATA_OFFSET - 1, 2)
+    assert layout.needs_plane(0, DATA_OFFSET + 1)
+    assert layout.needs_plane(DATA_OFFSET, 1)
+    assert layout.needs_plane(end - 1, 1)
+    assert layout.needs_plane(end - 1, 4096)
+    assert not layout.needs_plane(end, 4096)
+    assert not layout.needs_plane(end + 10, 1)
+    assert not layout.needs_plane(DATA_OFFSET, 0)
+    assert layout.needs_plane(0, 2**40)
+
+
+def test_read_edges() -> None:
+    layout, plane, data = tiff_bytes("uint16", 10, 10)
+    raw = plane_to_bytes(plane)
+    assert layout.read(0, DATA_OFFSET, None) == layout.header
+    assert layout.read(layout.file_size, 10, raw) == b""
+    assert layout.read(layout.file_size + 5, 10, None) == b""
+    assert layout.read(0, 0, None) == b""
+    assert layout.read(0, 2**40, raw) == data
+    assert layout.read(DATA_OFFSET, layout.data_size, raw) == raw
+    with pytest.raises(ValueError):
+        layout.read(DATA_OFFSET, 1, None)
+    with pytest.raises(ValueError):
+        layout.read(0, DATA_OFFSET + 1, None)
+    with pytest.raises(ValueError):
+        layout.read(0, 10**6, raw[:-1])  # wrong plane length
+    with pytest.raises(ValueError):
+        layout.read(-1, 10, raw)
+    with pytest.raises(ValueError):
+        layout.read(0, -1, raw)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.mark.parametrize("pixel_type", sorted(PIXEL_TYPES))
+def test_plane_to_bytes_is_big_endian(pixel_type: str) -> None:
+    plane = make_plane(pixel_type, 7, 3)
+    big = plane.astype(PIXEL_TYPES[pixel_type])
+    little = plane.astype(PIXEL_TYPES[pixel_type].newbyteorder("<"))
+    assert plane_to_bytes(plane) == plane_to_bytes(big) == plane_to_bytes(little) == big.tobytes()
+    assert plane_to_bytes(plane.T) == np.ascontiguousarray(big.T).tobytes()  # row-major
+    assert pixel_type_of(plane.dtype) == pixel_type_of(little.dtype) == pixel_type
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.int64, np.uint64, np.float16, np.complex64, "U1"])
+def test_unsupported_dtypes(dtype: npt.DTypeLike) -> None:
+    with pytest.raises(ValueError):
+        pixel_type_of(np.dtype(dtype))
+    with pytest.raises(ValueError):
+        plane_to_bytes(np.zeros((2, 2), dtype=dtype))
+
+
+def test_pixel_types_are_big_endian() -> None:
+    assert set(PIXEL_TYPES) == {
+        "int8",
+        "uint8",
+        "int16",
+        "uint16",
+        "int32",
+        "uint32",
+        "float",
+        "double",
+    }
+    for dtype in PIXEL_TYPES.values():
+        assert dtype.byteorder in (">", "|")
