@@ -9,6 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
+from .seed import PlateSpec
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, type=Path, help="data directory (created if missing)")
@@ -27,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true")
 
 
-def _spec(text: str):  # type: ignore[no-untyped-def]
-    from .seed import DEMO_SPEC, PlateSpec
+def _spec(text: str) -> PlateSpec:
+    from .seed import DEMO_SPEC
 
     if text == "demo":
         return DEMO_SPEC

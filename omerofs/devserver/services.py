@@ -24,7 +24,7 @@ from typing import Any
 import Glacier2
 import Ice
 import omero
-import omero.all  # noqa: F401  (registers every model class)
+import omero.all
 import omero.cmd
 import omero.model
 import omero.sys
@@ -98,6 +98,25 @@ def amd(base: type) -> Callable[[type], type]:
                 continue
             op = attr[: -len("_async")]
             setattr(cls, attr, _make_async(op, getattr(cls, op, None)))
+        return cls
+
+    return deco
+
+
+def refuse_missing(base: type) -> Callable[[type], type]:
+    """Class decorator for synchronous interfaces: the generated skeleton
+    silently returns None for operations a servant does not define; raise a
+    clear ApiUsageException instead."""
+
+    def deco(cls: type) -> type:
+        for attr in vars(base):
+            op = attr[len("_op_"):] if attr.startswith("_op_") else None
+            if op and op not in cls.__dict__ and not op.endswith("_async") \
+                    and f"{op}_async" not in cls.__dict__:
+                def refuse(self: Any, *args: Any, _op: str = op, **kw: Any) -> None:
+                    raise api_usage(f"devserver: {cls.__name__.removesuffix('I')}.{_op} "
+                                    "is not implemented")
+                setattr(cls, op, refuse)
         return cls
 
     return deco
@@ -265,7 +284,7 @@ class QueryI(Servant, omero.api.IQuery):
                 " where w.plate_id = ? order by w.row, w.col, ws.idx", (int(p["pid"]),))
             wraps = (rlong, rint, rint, rlong, rint, rlong, rstring, rlong,
                      rint, rint, rint, rint, rint, rstring)
-            return [[_r(v, w) for v, w in zip(row, wraps)] for row in rows]
+            return [[_r(v, w) for v, w in zip(row, wraps, strict=True)] for row in rows]
         ann_sql = {
             Q.PLATE_FILE_ANNOTATIONS: "l.parent_type = 'Plate' and l.parent_id = ?",
             Q.WELL_FILE_ANNOTATIONS: "l.parent_type = 'Well' and l.parent_id in"
@@ -280,8 +299,8 @@ class QueryI(Servant, omero.api.IQuery):
                 " from links l join annotations a on a.id = l.ann_id"
                 " join files f on f.id = a.file_id where " + ann_sql + " order by a.id",
                 (int(p["pid"]),))
-            wraps = (rlong, rlong, rlong, rstring, rstring, rlong, rstring, rstring)
-            return [[_r(v, w) for v, w in zip(row, wraps)] for row in rows]
+            ann_wraps = (rlong, rlong, rlong, rstring, rstring, rlong, rstring, rstring)
+            return [[_r(v, w) for v, w in zip(row, ann_wraps, strict=True)] for row in rows]
         if query == Q.IMAGE_PIXELS:
             return [[rlong(i)] for (i,) in s.query(
                 "select id from pixels where image_id = ?", (int(p["iid"]),))]
@@ -402,7 +421,8 @@ class RawFileStoreI(Servant, omero.api.RawFileStore):
         try:
             self.store.file_row(file_id)
         except KeyError:
-            raise validation(f"No row with the given identifier exists: OriginalFile {file_id}") from None
+            raise validation(
+                f"No row with the given identifier exists: OriginalFile {file_id}") from None
         self.file_id = file_id
         return VOID
 
@@ -469,7 +489,8 @@ class RawPixelsStoreI(Servant, omero.api.RawPixelsStore):
         try:
             self.pix = self.store.pixels(pixels_id)
         except KeyError:
-            raise validation(f"No row with the given identifier exists: Pixels {pixels_id}") from None
+            raise validation(
+                f"No row with the given identifier exists: Pixels {pixels_id}") from None
         return VOID
 
     def getPixelsId(self, current: Any = None) -> int:
@@ -611,6 +632,7 @@ class SessionServiceI(Servant, omero.api.ISession):
         return 1
 
 
+@refuse_missing(omero.cmd.Handle)
 class HandleI(omero.cmd.Handle):
     """A finished command: requests run synchronously inside ``submit``."""
 
@@ -639,6 +661,7 @@ class HandleI(omero.cmd.Handle):
         self.ctx.forget(current.id)
 
 
+@refuse_missing(omero.api.ServiceFactory)
 class ServiceFactoryI(omero.api.ServiceFactory):
     """The session object: hands out the services of one session."""
 
@@ -647,7 +670,8 @@ class ServiceFactoryI(omero.api.ServiceFactory):
     def __init__(self, ctx: Context, session: str, user: str, locator: SessionLocator):
         self.ctx, self.session, self.user, self.locator = ctx, session, user, locator
 
-    def _service(self, cls: type, prx_cls: Any, current: Any, stateful: bool = False) -> Any:
+    def _service(self, cls: type[Servant], prx_cls: Any, current: Any,
+                 stateful: bool = False) -> Any:
         name = cls.NAME
         if stateful:
             name += "/" + str(uuidlib.uuid4())

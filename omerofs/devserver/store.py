@@ -90,7 +90,8 @@ class PixelsRow:
 
     def plane_number(self, z: int, c: int, t: int) -> int:
         if not (0 <= z < self.size_z and 0 <= c < self.size_c and 0 <= t < self.size_t):
-            raise IndexError(f"plane z={z} c={c} t={t} outside {self.size_z}x{self.size_c}x{self.size_t}")
+            raise IndexError(f"plane z={z} c={c} t={t} outside "
+                             f"{self.size_z}x{self.size_c}x{self.size_t}")
         return z + self.size_z * (c + self.size_c * t)
 
 
@@ -102,15 +103,17 @@ def synthetic_plane(pixels_id: int, size_x: int, size_y: int, pixel_type: str,
     dtype = pixel_dtype(pixel_type)
     base = np.arange(size_x * size_y, dtype=np.int64).reshape(size_y, size_x)
     v = base * 7 + (z * 131 + c * 1031 + t * 7919 + pixels_id * 17)
+    out: np.ndarray
     if dtype.kind == "f":
         # exact in float32: multiples of 1/8 below 2**20
         out = ((v % (1 << 20)) - (1 << 19)) / 8.0
-    elif dtype.kind == "i":
-        bits = dtype.itemsize * 8
-        out = (v * 40503) % (1 << bits) - (1 << (bits - 1)) if bits < 64 else v
     else:
+        # Knuth's multiplicative hash spreads values over the whole type range
+        # (v < 2**25 here, so the product stays inside int64).
         bits = dtype.itemsize * 8
-        out = (v * 40503) % (1 << bits)
+        out = (v * 2654435761) % (1 << bits)
+        if dtype.kind == "i":
+            out -= 1 << (bits - 1)
     return np.ascontiguousarray(out.astype(dtype))
 
 
@@ -258,7 +261,8 @@ class Store:
         row = self.one("select * from pixels where id = ?", (pixels_id,))
         if row is None:
             raise KeyError(f"no Pixels {pixels_id}")
-        return PixelsRow(*row[:8], synthetic=bool(row[8]))
+        pid, iid, sx, sy, sz, sc, st, ptype, synthetic = row
+        return PixelsRow(pid, iid, sx, sy, sz, sc, st, ptype, bool(synthetic))
 
     def _pixels_path(self, pixels_id: int) -> Path:
         return self.root / "pixels" / f"{pixels_id}.raw"
@@ -401,7 +405,8 @@ class Store:
                     db.execute("delete from links where id = ?", (lid,))
                     note(f"ome.model.annotations.{ptype}AnnotationLink", lid)
                     # annotations no longer linked anywhere go with their parent
-                    if db.execute("select 1 from links where ann_id = ?", (aid,)).fetchone() is None:
+                    still = db.execute("select 1 from links where ann_id = ?", (aid,)).fetchone()
+                    if still is None:
                         ann(aid)
 
             def image(iid: int) -> None:

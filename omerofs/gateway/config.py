@@ -36,6 +36,15 @@ class ConnectionConfig:
     #: largest plane fetched in one call; bigger planes are read in row bands
     max_message_bytes: int = 48 * 1024 * 1024
 
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port {self.port} out of range")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be > 0")
+        # omero-py's keep-alive thread refuses intervals of 5 s or less
+        if self.keep_alive != 0 and self.keep_alive <= 5:
+            raise ValueError("keep_alive must be 0 (off) or more than 5 seconds")
+
     def with_session(self, key: str) -> ConnectionConfig:
         return replace(self, session_key=key)
 

@@ -19,6 +19,7 @@ Design points (DESIGN.md sections 3 and 5):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -29,7 +30,7 @@ from typing import Any, TypeVar
 import Glacier2
 import Ice
 import omero
-import omero.all  # noqa: F401  (model classes and callbacks)
+import omero.all
 import omero.cmd
 import omero.model
 import omero.sys
@@ -123,10 +124,7 @@ class OmeroGateway:
             self._generation += 1
             stores, self._stores = self._stores, []
         for s in stores:
-            try:
-                s.close()
-            except Exception:
-                pass
+            _quiet_close(s)
         if client is not None:
             try:
                 client.closeSession()
@@ -183,7 +181,8 @@ class OmeroGateway:
                 raise self._translate(e, "login") from None
         client.__del__()
         reason = getattr(last, "reason", "") or "login refused"
-        raise AuthenticationFailed(f"OMERO refused the login of {c.user or 'session key'}: {reason}")
+        who = c.user or "session key"
+        raise AuthenticationFailed(f"OMERO refused the login of {who}: {reason}")
 
     def _session(self) -> tuple[int, Any]:
         with self._lock:
@@ -202,10 +201,8 @@ class OmeroGateway:
             client, self._client, self._sf = self._client, None, None
             self._generation += 1
             self._stores = []
-        try:
+        with contextlib.suppress(Exception):
             client.__del__()  # destroys the communicator without talking to the server
-        except Exception:
-            pass
 
     # --- the one place remote calls go through ------------------------------------------
     def _call(self, op: str, fn: Callable[[Any], T], idempotent: bool = True) -> T:

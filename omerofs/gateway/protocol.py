@@ -70,7 +70,8 @@ class Gateway(Protocol):
         mimetype: str | None = None,
         ns: str = "omerofs",
     ) -> FileAnnotationInfo:
-        """Upload ``data`` as a new OriginalFile wrapped in a FileAnnotation linked to ``target``."""
+        """Upload ``data`` as a new OriginalFile, wrapped in a FileAnnotation
+        linked to ``target``."""
 
     def replace_file(self, annotation: FileAnnotationInfo, data: bytes) -> FileAnnotationInfo:
         """Replace the content of an annotation's file in place (same ids)."""

@@ -1,0 +1,28 @@
+# omerofs: the two commands a newcomer needs are `make demo` and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install test lint typecheck unit demo docs bench clean
+
+install:
+	@bash scripts/install.sh
+
+lint: install
+	$(PY) -m ruff check omerofs tests benchmarks
+
+typecheck: install
+	$(PY) -m mypy
+
+# pytest exits 5 when it collected no test: make fails on it like on any error.
+test: install lint typecheck
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: install
+	@bash scripts/demo.sh
+
+bench: install
+	$(PY) benchmarks/read.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

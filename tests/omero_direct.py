@@ -1,0 +1,52 @@
+"""Read server state back with plain omero-py, independently of the gateway.
+
+Tests use this to check what the gateway (or the mount) wrote: it shares no
+code with :mod:`omerofs.gateway.omero` beyond the HQL constants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import omero
+import omero.all
+import omero.sys
+from omero.rtypes import rlong, unwrap
+
+
+@contextmanager
+def session(port: int, user: str = "root", password: str = "omero") -> Iterator[Any]:
+    client = omero.client(host="tcp://127.0.0.1", port=port)
+    try:
+        yield client.createSession(user, password)
+    finally:
+        client.closeSession()
+
+
+def projection(sf: Any, query: str, **params: int) -> list[list[Any]]:
+    p = omero.sys.ParametersI()
+    for k, v in params.items():
+        p.add(k, rlong(v))
+    return [[unwrap(x) for x in row] for row in sf.getQueryService().projection(query, p)]
+
+
+def file_bytes(sf: Any, file_id: int) -> bytes:
+    store = sf.createRawFileStore()
+    try:
+        store.setFileId(file_id)
+        return bytes(store.read(0, store.size()))
+    finally:
+        store.close()
+
+
+def plane(sf: Any, pixels_id: int, z: int, c: int, t: int, dtype: np.dtype,
+          shape: tuple[int, int]) -> np.ndarray:
+    store = sf.createRawPixelsStore()
+    try:
+        store.setPixelsId(pixels_id, True)
+        return np.frombuffer(store.getPlane(z, c, t), dtype=dtype).reshape(shape)
+    finally:
+        store.close()

@@ -1,0 +1,125 @@
+"""The devserver's own contract (DESIGN.md section 6), seen from plain omero-py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import omero
+import pytest
+
+from omerofs.devserver.seed import PlateSpec
+from omerofs.gateway import queries as Q
+from omerofs.gateway.omero import OmeroGateway
+
+from . import omero_direct
+
+
+def test_unknown_hql_raises_query_exception(server):
+    with omero_direct.session(server.port) as sf:
+        with pytest.raises(omero.QueryException, match="unsupported query"):
+            sf.getQueryService().projection("select i from Image i", None)
+        # a known query with a different spelling is not guessed at
+        with pytest.raises(omero.QueryException):
+            sf.getQueryService().projection(Q.LIST_PLATES.lower(), None)
+
+
+@pytest.mark.parametrize("call", [
+    lambda sf: sf.getQueryService().findAll("Image", None),
+    lambda sf: sf.getAdminService().getGroup(1),
+    lambda sf: sf.getUpdateService().deleteObject(omero.model.ImageI(1, False)),
+    lambda sf: sf.getPixelsService().retrievePixDescription(1),
+    lambda sf: sf.createRawPixelsStore().getResolutionLevels(),
+])
+def test_unimplemented_operations_answer_instead_of_hanging(server, call):
+    with omero_direct.session(server.port) as sf:
+        t0 = time.monotonic()
+        with pytest.raises(omero.ApiUsageException, match="not implemented"):
+            call(sf)
+        assert time.monotonic() - t0 < 5
+
+
+def test_unimplemented_service_factory_operation_does_not_hang(server):
+    with omero_direct.session(server.port) as sf:
+        t0 = time.monotonic()
+        with pytest.raises(omero.ApiUsageException, match="getRoiService is not implemented"):
+            sf.getRoiService()
+        assert time.monotonic() - t0 < 5
+
+
+def test_state_persists_across_restart(own_server):
+    seeded = own_server.seed(PlateSpec(name="kept", rows=1, columns=1, fields=1))
+    g = OmeroGateway(own_server.config())
+    try:
+        from omerofs.gateway import Target, TargetKind
+        a = g.create_file_annotation(Target(TargetKind.PLATE, seeded.plate_id), "k.txt", b"kept")
+    finally:
+        g.close()
+    own_server.kill()  # no clean shutdown
+    own_server.start()
+    g = OmeroGateway(own_server.config())
+    try:
+        assert [p.name for p in g.list_plates()] == ["kept"]
+        assert g.read_file(a.file_id) == b"kept"
+    finally:
+        g.close()
+
+
+def test_latency_is_added_to_calls(server):
+    g = OmeroGateway(server.config())
+    try:
+        g.list_plates()
+        server.set_faults(latency_ms=60)
+        t0 = time.monotonic()
+        g.list_plates()
+        assert time.monotonic() - t0 >= 0.06
+    finally:
+        server.set_faults()
+        g.close()
+
+
+def test_bad_fault_config_is_refused(server):
+    import urllib.error
+    with pytest.raises(urllib.error.HTTPError):
+        server.set_faults(fail_rate=2)
+
+
+def test_closed_sessions_are_not_leaked(server):
+    before = server.stats()["open_sessions"]
+    for _ in range(3):
+        g = OmeroGateway(server.config())
+        g.list_plates()
+        g.close()
+    assert server.stats()["open_sessions"] == before
+
+
+def test_cli_seeds_and_serves(tmp_path):
+    data = tmp_path / "d"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "omerofs", "devserver", "--data", str(data), "--port", "0",
+         "--seed", "demo", "--seed", '{"name": "tiny", "rows": 1, "columns": 1}'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "devserver ready" in line:
+                break
+        assert any("seeded plate" in x and "'tiny'" in x for x in lines), lines
+        port = int(lines[-1].split("tcp://127.0.0.1:")[1].split()[0])
+        with omero_direct.session(port) as sf:
+            names = [r[1] for r in omero_direct.projection(sf, Q.LIST_PLATES)]
+        assert names == ["demo", "tiny"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert proc.returncode == 0
+
+
+def test_cli_rejects_bad_spec(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "omerofs", "devserver", "--data",
+                        str(tmp_path), "--seed", '{"rowz": 1}'], capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown plate spec keys" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
