@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .gateway.types import PIXEL_DTYPES
+
 __all__ = [
     "DATA_OFFSET",
     "PIXEL_TYPES",
@@ -41,18 +43,10 @@ __all__ = [
     "plane_to_bytes",
 ]
 
-#: OMERO pixel type name -> big-endian numpy dtype of the server's plane buffer.
+#: OMERO pixel type name -> big-endian numpy dtype of the server's plane buffer
+#: (one table for the whole package, kept with the gateway's types).
 #: OMERO's "bit" type has no numpy equivalent and is not served.
-PIXEL_TYPES: dict[str, np.dtype] = {
-    "int8": np.dtype("i1"),
-    "uint8": np.dtype("u1"),
-    "int16": np.dtype(">i2"),
-    "uint16": np.dtype(">u2"),
-    "int32": np.dtype(">i4"),
-    "uint32": np.dtype(">u4"),
-    "float": np.dtype(">f4"),
-    "double": np.dtype(">f8"),
-}
+PIXEL_TYPES = PIXEL_DTYPES
 
 #: File offset of the first pixel byte, for classic TIFF and BigTIFF alike.
 DATA_OFFSET = 256

@@ -1,0 +1,467 @@
+"""Bounded, single-flight plane cache with budgeted background prefetch.
+
+Pure Python: no FUSE, no OMERO, no I/O of its own. The caller supplies
+``fetch(key) -> bytes`` (e.g. a RawPixelsStore plane read) and this module
+decides when to call it.
+
+Contract
+--------
+* **Byte budget.** The sum of ``len(value)`` over cached entries never exceeds
+  ``budget_bytes``; least recently used entries are evicted first. A value
+  larger than the whole budget is handed to its callers but not cached (and
+  evicts nothing).
+* **Single flight.** While ``fetch(key)`` runs, every other ``get(key)`` waits
+  for that same call and receives the same ``bytes`` object. If it raises,
+  every caller of that flight gets the same exception object, nothing is
+  cached, and the next ``get(key)`` calls ``fetch`` again.
+* **Prefetch.** ``prefetch(keys)`` queues background fetches of keys neither
+  cached nor in flight, on ``prefetch_workers`` threads. Prefetched bytes that
+  no demand read has used yet (including the size hints of queued and running
+  prefetches) never exceed ``prefetch_budget``, so prefetch cannot push out
+  more than that share of what demand reads keep. At most
+  ``prefetch_workers * 2`` prefetches are outstanding. A ``get`` of a key whose
+  prefetch is running joins it; a ``get`` of a key whose prefetch is still
+  queued takes the fetch over on its own thread (it never waits behind the
+  queue). Prefetch errors are logged at debug level on ``omerofs.cache`` and
+  only reach a ``get`` that joined that flight.
+* **Fast path.** ``peek(key)`` takes the lock once, never waits for a fetch,
+  never logs: safe to call on the event loop thread.
+* **Threads.** One lock guards all state. ``fetch`` and ``size_hint`` are
+  always called without it, so they may use the cache for *other* keys (a fetch
+  that gets its own key deadlocks, as any single-flight scheme would).
+* **Invalidation.** ``discard``/``clear`` drop entries and detach running
+  flights: those still answer their waiters but their results are not cached,
+  and later gets fetch again.
+* **Close.** ``close()`` stops prefetching, cancels queued prefetches and waits
+  for running ones; it is idempotent. ``get``/``peek`` keep working afterwards
+  (synchronously, on the caller's thread).
+
+Statistics (``stats()``): ``hits`` counts gets/peeks served by a cached entry;
+``misses`` counts gets that were not (joining a flight is a miss; a peek miss is
+not counted, because the caller follows it with a ``get``); ``fetches`` counts
+``fetch`` calls (demand and prefetch); ``prefetches`` counts those made by
+prefetch workers; ``prefetch_hits`` counts prefetched entries or running
+prefetch flights first used by a demand get/peek (once each); ``evictions``
+counts entries pushed out by the byte budget (not discards).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Generic, TypeVar
+
+__all__ = ["CacheStats", "PlaneCache"]
+
+log = logging.getLogger("omerofs.cache")
+
+K = TypeVar("K", bound=Hashable)
+
+# Flight states. A prefetch flight is QUEUED until a worker (or a demand get
+# that takes it over) claims it under the lock; only RUNNING flights have
+# waiters, so a QUEUED flight can be withdrawn without waking anyone.
+_QUEUED = 0
+_RUNNING = 1
+_DONE = 2
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """A consistent snapshot of the cache counters (taken under the lock)."""
+
+    hits: int
+    misses: int
+    fetches: int
+    fetch_errors: int
+    evictions: int
+    prefetches: int
+    prefetch_hits: int
+    bytes_used: int
+    entries: int
+    budget_bytes: int
+
+
+class _Entry:
+    __slots__ = ("unread", "value")
+
+    def __init__(self, value: bytes, unread: bool):
+        self.value = value
+        # True while a prefetch stored it and no demand read has used it:
+        # such bytes count against the prefetch budget.
+        self.unread = unread
+
+
+class _Flight:
+    __slots__ = ("demanded", "done", "error", "prefetch", "reserved", "state", "value")
+
+    def __init__(self, *, prefetch: bool, state: int, reserved: int = 0):
+        self.prefetch = prefetch
+        self.state = state
+        # Size hint held against the prefetch budget until the flight ends.
+        self.reserved = reserved
+        # A demand get joined this prefetch: cache its result as read, and
+        # count the prefetch hit only once.
+        self.demanded = False
+        # Waiters block on their flight's own event, not on the cache lock, so
+        # a finished fetch wakes only the threads that wanted that key.
+        self.done = threading.Event()
+        self.value: bytes | None = None
+        self.error: BaseException | None = None
+
+
+class PlaneCache(Generic[K]):
+    """LRU-by-bytes cache of ``fetch(key)`` results; see the module docstring.
+
+    ``fetch(key)`` must return ``bytes``. ``budget_bytes`` bounds cached bytes.
+    ``prefetch_workers`` threads (0 disables prefetch) serve ``prefetch()``;
+    ``prefetch_budget`` (default ``budget_bytes // 2``) bounds prefetched,
+    not-yet-read bytes; ``size_hint(key)``, when given, predicts ``len(fetch(key))``
+    so a prefetch that would not fit is skipped before anything is fetched.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[K], bytes],
+        budget_bytes: int,
+        *,
+        prefetch_workers: int = 4,
+        prefetch_budget: int | None = None,
+        size_hint: Callable[[K], int] | None = None,
+    ):
+        if budget_bytes < 0:
+            raise ValueError(f"budget_bytes must be >= 0, got {budget_bytes}")
+        if prefetch_workers < 0:
+            raise ValueError(f"prefetch_workers must be >= 0, got {prefetch_workers}")
+        if prefetch_budget is None:
+            prefetch_budget = budget_bytes // 2
+        elif not 0 <= prefetch_budget <= budget_bytes:
+            raise ValueError(
+                f"prefetch_budget must be in [0, budget_bytes={budget_bytes}], "
+                f"got {prefetch_budget}"
+            )
+        self._fetch = fetch
+        self._budget = budget_bytes
+        self._prefetch_budget = prefetch_budget
+        self._size_hint = size_hint
+        self._max_pending = prefetch_workers * 2
+        self._executor = (
+            ThreadPoolExecutor(max_workers=prefetch_workers, thread_name_prefix="omerofs-prefetch")
+            if prefetch_workers
+            else None
+        )
+
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[K, _Entry] = OrderedDict()  # LRU first
+        self._flights: dict[K, _Flight] = {}
+        self._bytes = 0
+        self._unread = 0  # bytes of cached entries with unread=True
+        self._reserved = 0  # sum of flight.reserved over live prefetch flights
+        self._pending = 0  # prefetch tasks submitted and not yet finished
+        self._closed = False
+
+        self._hits = 0
+        self._misses = 0
+        self._fetches = 0
+        self._fetch_errors = 0
+        self._evictions = 0
+        self._prefetches = 0
+        self._prefetch_hits = 0
+
+    # -- demand reads ---------------------------------------------------------
+
+    def peek(self, key: K) -> bytes | None:
+        """Cached bytes for ``key`` (a hit, refreshing its LRU position) or None.
+
+        Never waits for a fetch, even one in flight for ``key``.
+        """
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            return self._hit_locked(key, entry)
+
+    def get(self, key: K) -> bytes:
+        """The bytes of ``key``: cached, from a fetch in flight, or fetched now.
+
+        Raises whatever the flight's ``fetch(key)`` raised.
+        """
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                return self._hit_locked(key, entry)
+            self._misses += 1
+            flight = self._flights.get(key)
+            if flight is None:
+                flight = _Flight(prefetch=False, state=_RUNNING)
+                self._flights[key] = flight
+                owner = True
+            elif flight.state == _QUEUED:
+                # The prefetch has not started: fetch here rather than wait
+                # behind other queued prefetches. The worker will find the
+                # flight RUNNING and skip it.
+                self._release_locked(flight)
+                flight.prefetch = False
+                flight.state = _RUNNING
+                owner = True
+            else:
+                owner = False
+                if flight.prefetch and not flight.demanded:
+                    self._prefetch_hits += 1
+                flight.demanded = True
+            if owner:
+                self._fetches += 1
+        if owner:
+            return self._run(key, flight)
+        flight.done.wait()
+        if flight.error is not None:
+            raise flight.error
+        assert flight.value is not None
+        return flight.value
+
+    # -- prefetch -------------------------------------------------------------
+
+    def prefetch(self, keys: Iterable[K]) -> int:
+        """Queue background fetches of ``keys`` (in order); return how many were queued.
+
+        Skips keys cached or in flight and keys whose hinted size does not fit
+        the prefetch budget; stops at the queue bound, when the budget is full,
+        or after ``close()``. Never raises for a fetch or size_hint failure.
+        """
+        executor = self._executor
+        if executor is None:
+            return 0
+        scheduled = 0
+        for key in keys:
+            hint: int | None = None
+            if self._size_hint is not None:
+                with self._lock:
+                    if self._closed or self._pending >= self._max_pending:
+                        break
+                    if key in self._entries or key in self._flights:
+                        continue
+                # Called without the lock: it may consult other caches.
+                try:
+                    hint = int(self._size_hint(key))
+                except Exception:
+                    log.debug("size_hint(%r) failed; not prefetching it", key, exc_info=True)
+                    continue
+                if hint < 0:
+                    continue
+            with self._lock:
+                if self._closed or self._pending >= self._max_pending:
+                    break
+                if key in self._entries or key in self._flights:
+                    continue
+                room = self._prefetch_budget - self._reserved - self._unread
+                if hint is None:
+                    # Size unknown: go ahead while there is any room; the
+                    # result is checked against the budget when it arrives.
+                    if room <= 0:
+                        break
+                elif hint > room or hint > self._budget:
+                    if room <= 0:
+                        break
+                    continue
+                flight = _Flight(prefetch=True, state=_QUEUED, reserved=hint or 0)
+                self._flights[key] = flight
+                self._reserved += flight.reserved
+                self._pending += 1
+            try:
+                future = executor.submit(self._run_prefetch, key, flight)
+            except RuntimeError:  # close() shut the executor down meanwhile
+                with self._lock:
+                    self._withdraw_locked(key, flight)
+                    self._pending -= 1
+                break
+            # Runs exactly once, whether the task ran or close() cancelled it,
+            # so the queue bound counts exactly the unfinished tasks.
+            future.add_done_callback(self._prefetch_done)
+            scheduled += 1
+        return scheduled
+
+    # -- invalidation and lifecycle -------------------------------------------
+
+    def discard(self, key: K) -> None:
+        """Forget ``key``: drop its entry, detach its flight (result not cached)."""
+        with self._lock:
+            entry = self._entries.pop(key, None)
+            if entry is not None:
+                self._forget_locked(entry)
+            flight = self._flights.pop(key, None)
+            if flight is not None:
+                self._release_locked(flight)
+
+    def clear(self) -> None:
+        """Forget everything (see ``discard``); counters are kept."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+            self._unread = 0
+            for flight in self._flights.values():
+                self._release_locked(flight)
+            self._flights.clear()
+
+    def close(self) -> None:
+        """Stop prefetching: cancel queued prefetches, wait for running ones.
+
+        Idempotent. ``get``/``peek``/``discard``/``clear``/``stats`` keep working;
+        ``prefetch`` schedules nothing. Must not be called from inside ``fetch``.
+        """
+        with self._lock:
+            # Set first: a worker that dequeues a task from now on skips it
+            # even if the executor has not cancelled it yet.
+            self._closed = True
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            # Tasks cancelled by shutdown never ran: withdraw their flights
+            # (QUEUED flights have no waiters) and their reservations.
+            for key, flight in list(self._flights.items()):
+                if flight.state == _QUEUED:
+                    self._withdraw_locked(key, flight)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> PlaneCache[K]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def stats(self) -> CacheStats:
+        with self._lock:
+            return CacheStats(
+                hits=self._hits,
+                misses=self._misses,
+                fetches=self._fetches,
+                fetch_errors=self._fetch_errors,
+                evictions=self._evictions,
+                prefetches=self._prefetches,
+                prefetch_hits=self._prefetch_hits,
+                bytes_used=self._bytes,
+                entries=len(self._entries),
+                budget_bytes=self._budget,
+            )
+
+    # -- internals ------------------------------------------------------------
+
+    def _call_fetch(self, key: K) -> bytes:
+        value = self._fetch(key)
+        # Checked here so a bad return travels to the waiters as an error
+        # instead of failing inside the bookkeeping and stranding them.
+        if not isinstance(value, bytes):
+            raise TypeError(f"fetch({key!r}) returned {type(value).__name__}, not bytes")
+        return value
+
+    def _run(self, key: K, flight: _Flight) -> bytes:
+        """Demand owner of ``flight``: fetch, publish, return or raise."""
+        try:
+            value = self._call_fetch(key)
+        except BaseException as exc:
+            self._finish(key, flight, None, exc)
+            raise
+        self._finish(key, flight, value, None)
+        return value
+
+    def _run_prefetch(self, key: K, flight: _Flight) -> None:
+        """Executor task: claim ``flight`` unless taken over, discarded or closed."""
+        with self._lock:
+            if flight.state != _QUEUED or self._flights.get(key) is not flight:
+                return  # a demand get took it over, or it was discarded
+            if self._closed:
+                self._withdraw_locked(key, flight)
+                return
+            flight.state = _RUNNING
+            self._fetches += 1
+            self._prefetches += 1
+        try:
+            value = self._call_fetch(key)
+        except BaseException as exc:
+            self._finish(key, flight, None, exc)
+            log.debug("prefetch of %r failed", key, exc_info=True)
+            return
+        if not self._finish(key, flight, value, None):
+            log.debug("prefetch of %r (%d bytes) over prefetch budget; dropped", key, len(value))
+
+    def _prefetch_done(self, _future: Future[None]) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    def _finish(
+        self, key: K, flight: _Flight, value: bytes | None, error: BaseException | None
+    ) -> bool:
+        """Publish a flight's outcome; False if a prefetched value was dropped."""
+        kept = True
+        with self._lock:
+            self._release_locked(flight)
+            current = self._flights.get(key) is flight
+            if current:
+                del self._flights[key]
+            if error is not None:
+                self._fetch_errors += 1
+            elif current and value is not None:
+                unread = flight.prefetch and not flight.demanded
+                if unread and self._reserved + self._unread + len(value) > self._prefetch_budget:
+                    kept = False  # hint was missing or wrong: keep the budget exact
+                else:
+                    self._insert_locked(key, value, unread)
+            flight.value = value
+            flight.error = error
+            flight.state = _DONE
+        flight.done.set()
+        return kept
+
+    def _hit_locked(self, key: K, entry: _Entry) -> bytes:
+        self._entries.move_to_end(key)
+        self._hits += 1
+        if entry.unread:
+            entry.unread = False
+            self._unread -= len(entry.value)
+            self._prefetch_hits += 1
+        return entry.value
+
+    def _insert_locked(self, key: K, value: bytes, unread: bool) -> None:
+        size = len(value)
+        if size > self._budget:
+            return  # would flush everything and still not fit
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._forget_locked(old)
+        while self._bytes + size > self._budget:
+            _, victim = self._entries.popitem(last=False)
+            self._forget_locked(victim)
+            self._evictions += 1
+        self._entries[key] = _Entry(value, unread)
+        self._bytes += size
+        if unread:
+            self._unread += size
+
+    def _forget_locked(self, entry: _Entry) -> None:
+        self._bytes -= len(entry.value)
+        if entry.unread:
+            self._unread -= len(entry.value)
+
+    def _release_locked(self, flight: _Flight) -> None:
+        # Idempotent: a flight may be released by discard/clear and again
+        # when it finishes.
+        self._reserved -= flight.reserved
+        flight.reserved = 0
+
+    def _withdraw_locked(self, key: K, flight: _Flight) -> None:
+        """Remove a QUEUED prefetch flight that will never run."""
+        if self._flights.get(key) is flight and flight.state == _QUEUED:
+            del self._flights[key]
+            self._release_locked(flight)
+            flight.state = _DONE

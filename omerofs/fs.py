@@ -1,0 +1,326 @@
+"""The FUSE layer: pyfuse3 request handlers over a :class:`Namespace`.
+
+The only module (with :mod:`omerofs.mount`) that imports pyfuse3. It adds
+to the namespace what only a kernel filesystem has: attribute objects with
+kernel cache lifetimes, lookup counts, directory handles, errno.
+
+Rules every handler follows:
+
+* Memory-only answers (cached metadata, cached planes) are given on the
+  event loop; anything that may call the server runs in a worker thread via
+  ``trio.to_thread.run_sync`` under one ``CapacityLimiter`` and a deadline.
+* Errors become errno: gateway errors by :data:`ERRNO`, an exceeded deadline
+  EIO, and any unexpected exception EIO plus a log line with the traceback
+  (an exception escaping a pyfuse3 handler would end the mount).
+
+Kernel cache lifetimes (seconds): plane files and well directories keep
+their attributes and names for ``plate_ttl`` (their content never changes;
+their listing changes only if the plate does); plate directories at the root
+for ``root_ttl``, the interval at which new plates show up.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+import stat
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
+
+import pyfuse3
+import trio
+
+from .gateway import errors as gwerr
+from .namespace import ROOT_INODE, Kind, Namespace, Node
+
+log = logging.getLogger("omerofs.fs")
+
+T = TypeVar("T")
+
+#: gateway error -> errno (anything else from the gateway: EIO)
+ERRNO: dict[type[Exception], int] = {
+    gwerr.NotFound: errno.ENOENT,
+    gwerr.PermissionDenied: errno.EACCES,
+    gwerr.AuthenticationFailed: errno.EACCES,
+    gwerr.InvalidRequest: errno.EINVAL,
+    gwerr.ServerUnavailable: errno.EIO,
+}
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def handler(fn: F) -> F:
+    """Turn every exception of a request handler into a FUSEError with a log line."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: OmeroFS, *args: Any) -> Any:
+        try:
+            return await fn(self, *args)
+        except pyfuse3.FUSEError:
+            raise
+        except gwerr.GatewayError as e:
+            code = next((v for k, v in ERRNO.items() if isinstance(e, k)), errno.EIO)
+            log.warning("%s%r: %s -> %s", fn.__name__, _brief(args), e, errno.errorcode[code])
+            raise pyfuse3.FUSEError(code) from None
+        except trio.TooSlowError:
+            log.error("%s%r: no answer within %.0f s -> EIO", fn.__name__, _brief(args),
+                      self.call_timeout)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+        except KeyError as e:  # an inode or handle we do not know (any more)
+            log.warning("%s%r: unknown %s -> ENOENT", fn.__name__, _brief(args), e)
+            raise pyfuse3.FUSEError(errno.ENOENT) from None
+        except Exception:
+            log.exception("%s%r failed unexpectedly -> EIO", fn.__name__, _brief(args))
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return cast(F, wrapper)
+
+
+def _brief(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Handler arguments fit for a log line (no contexts, no data buffers)."""
+    return tuple(a if isinstance(a, (int, str, bytes)) and not (isinstance(a, bytes)
+                 and len(a) > 64) else type(a).__name__ for a in args)
+
+
+class OmeroFS(pyfuse3.Operations):
+    """Read-only OMERO plates (writes arrive with the writable-results work)."""
+
+    enable_writeback_cache = False
+
+    def __init__(self, ns: Namespace, *, workers: int = 16, call_timeout: float = 120.0,
+                 uid: int | None = None, gid: int | None = None):
+        super().__init__()
+        self.ns = ns
+        self.call_timeout = call_timeout
+        self.uid = os.getuid() if uid is None else uid
+        self.gid = os.getgid() if gid is None else gid
+        self.limiter = trio.CapacityLimiter(workers)
+        self._attrs: dict[int, pyfuse3.EntryAttributes] = {}
+        self._lookups: dict[int, int] = {}
+        self._dir_handles: dict[int, list[tuple[bytes, int]]] = {}
+        self._next_fh = 1
+        self.counters: dict[str, int] = {"reads": 0, "read_bytes": 0, "cache_fast_reads": 0}
+
+    # --- helpers ----------------------------------------------------------------------------
+    async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        with trio.fail_after(self.call_timeout):
+            return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter,
+                                                 abandon_on_cancel=True)
+
+    async def _ensure_loaded(self, ino: int) -> None:
+        if self.ns.needs_load(ino):
+            await self._blocking(self.ns.load, ino)
+
+    def _ttl(self, node: Node) -> float:
+        t = self.ns.timeouts
+        return t.root_ttl if node.kind is Kind.PLATE else t.plate_ttl
+
+    def _attr(self, node: Node) -> pyfuse3.EntryAttributes:
+        """Attributes of a node, built once: readdirplus of a big plate reuses them."""
+        a = self._attrs.get(node.ino)
+        if a is not None and a.st_size == node.size:
+            return a
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = node.ino
+        a.generation = 0
+        a.st_mode = node.mode
+        a.st_nlink = 2 if node.is_dir else 1
+        a.st_uid, a.st_gid = self.uid, self.gid
+        a.st_size = node.size if not node.is_dir else 4096
+        a.st_blksize = 128 * 1024
+        a.st_blocks = (a.st_size + 511) // 512
+        ns_time = int(node.mtime * 1e9)
+        a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = ns_time
+        a.entry_timeout = a.attr_timeout = self._ttl(node)
+        self._attrs[node.ino] = a
+        return a
+
+    def _remember(self, ino: int, n: int = 1) -> None:
+        self._lookups[ino] = self._lookups.get(ino, 0) + n
+
+    # --- metadata -----------------------------------------------------------------------------
+    @handler
+    async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None
+                     ) -> pyfuse3.EntryAttributes:
+        text = os.fsdecode(name)
+        if text == ".":
+            node = self.ns.node(parent_inode)
+        elif text == "..":
+            node = self.ns.node(self.ns.node(parent_inode).parent)
+        else:
+            await self._ensure_loaded(parent_inode)
+            found = self.ns.lookup(parent_inode, text)
+            if found is None and parent_inode == ROOT_INODE:
+                found = await self._blocking(self.ns.plate_by_name, text)
+            if found is None:
+                raise pyfuse3.FUSEError(errno.ENOENT)
+            node = found
+        self._remember(node.ino)
+        return self._attr(node)
+
+    @handler
+    async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        return self._attr(self.ns.node(inode))
+
+    @handler
+    async def forget(self, inode_list: list[tuple[int, int]]) -> None:
+        for ino, n in inode_list:
+            left = self._lookups.get(ino, 0) - n
+            if left > 0:
+                self._lookups[ino] = left
+            else:
+                self._lookups.pop(ino, None)
+
+    @handler
+    async def opendir(self, inode: int, ctx: Any = None) -> int:
+        node = self.ns.node(inode)
+        if not node.is_dir:
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        await self._ensure_loaded(inode)
+        fh = self._next_fh
+        self._next_fh += 1
+        # a snapshot: paging through a big directory stays consistent
+        self._dir_handles[fh] = [(os.fsencode(n), i) for n, i in self.ns.listing(inode)]
+        return fh
+
+    @handler
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        entries = self._dir_handles[fh]
+        nodes = self.ns
+        for i in range(start_id, len(entries)):
+            name, ino = entries[i]
+            node = nodes.node(ino)
+            if not pyfuse3.readdir_reply(token, name, self._attr(node), i + 1):
+                return
+            self._remember(ino)  # readdirplus: the kernel now holds a reference
+
+    @handler
+    async def releasedir(self, fh: int) -> None:
+        self._dir_handles.pop(fh, None)
+
+    @handler
+    async def statfs(self, ctx: Any = None) -> pyfuse3.StatvfsData:
+        s = pyfuse3.StatvfsData()
+        s.f_bsize = s.f_frsize = 4096
+        s.f_blocks = s.f_bfree = s.f_bavail = 0
+        s.f_files = self.ns.inode_count()
+        s.f_ffree = s.f_favail = 0
+        s.f_namemax = 255
+        return s
+
+    # --- reading ------------------------------------------------------------------------------
+    @handler
+    async def open(self, inode: int, flags: int, ctx: Any = None) -> pyfuse3.FileInfo:
+        node = self.ns.node(inode)
+        if node.is_dir:
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
+            log.warning("refused write access to %s: plane files are read-only", node.name)
+            raise pyfuse3.FUSEError(errno.EACCES)
+        self.ns.prefetch_after(inode)
+        # plane content never changes: let the page cache keep it across opens
+        return pyfuse3.FileInfo(fh=inode, keep_cache=True)
+
+    @handler
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        self.counters["reads"] += 1
+        data = self.ns.read_cached(fh, off, size)
+        if data is None:
+            data = await self._blocking(self.ns.read, fh, off, size)
+        else:
+            self.counters["cache_fast_reads"] += 1
+        self.counters["read_bytes"] += len(data)
+        return data
+
+    @handler
+    async def release(self, fh: int) -> None:
+        return None
+
+    @handler
+    async def getxattr(self, inode: int, name: bytes, ctx: Any = None) -> bytes:
+        self.ns.node(inode)
+        raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+
+    @handler
+    async def listxattr(self, inode: int, ctx: Any = None) -> list[bytes]:
+        self.ns.node(inode)
+        return []
+
+    # --- refusals (each with errno and a log line) ------------------------------------------
+    def _refuse(self, what: str, code: int) -> None:
+        log.warning("refused %s: %s", what, errno.errorcode[code])
+        raise pyfuse3.FUSEError(code)
+
+    def _where(self, parent: int, name: bytes) -> str:
+        node = self.ns.node(parent)
+        return f"{node.name or '/'}/{os.fsdecode(name)}"
+
+    @handler
+    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
+                     ctx: Any = None) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        self._refuse(f"create {self._where(parent_inode, name)}", errno.EROFS)
+        raise AssertionError("unreachable")
+
+    @handler
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any = None
+                    ) -> pyfuse3.EntryAttributes:
+        self._refuse(f"mkdir {self._where(parent_inode, name)}", errno.EROFS)
+        raise AssertionError("unreachable")
+
+    @handler
+    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
+                    ctx: Any = None) -> pyfuse3.EntryAttributes:
+        self._refuse(f"mknod {self._where(parent_inode, name)}", errno.EPERM)
+        raise AssertionError("unreachable")
+
+    @handler
+    async def unlink(self, parent_inode: int, name: bytes, ctx: Any = None) -> None:
+        await self._ensure_loaded(parent_inode)
+        node = self.ns.lookup(parent_inode, os.fsdecode(name))
+        code = errno.ENOENT if node is None else errno.EACCES
+        self._refuse(f"unlink {self._where(parent_inode, name)}", code)
+
+    @handler
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: Any = None) -> None:
+        self._refuse(f"rmdir {self._where(parent_inode, name)}", errno.EACCES)
+
+    @handler
+    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
+                     name_new: bytes, flags: int, ctx: Any = None) -> None:
+        self._refuse(f"rename {self._where(parent_inode_old, name_old)}", errno.EACCES)
+
+    @handler
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes,
+                      ctx: Any = None) -> pyfuse3.EntryAttributes:
+        self._refuse(f"symlink {self._where(parent_inode, name)}", errno.EPERM)
+        raise AssertionError("unreachable")
+
+    @handler
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
+                   ctx: Any = None) -> pyfuse3.EntryAttributes:
+        self._refuse(f"link {self._where(new_parent_inode, new_name)}", errno.EPERM)
+        raise AssertionError("unreachable")
+
+    @handler
+    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes,
+                      fields: pyfuse3.SetattrFields, fh: int | None, ctx: Any = None
+                      ) -> pyfuse3.EntryAttributes:
+        node = self.ns.node(inode)
+        self._refuse(f"setattr {node.name}", errno.EACCES if not stat.S_ISDIR(node.mode)
+                     else errno.EPERM)
+        raise AssertionError("unreachable")
+
+    @handler
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        self._refuse(f"write to {self.ns.node(fh).name}", errno.EACCES)
+        raise AssertionError("unreachable")
+
+    @handler
+    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any = None) -> None:
+        self._refuse(f"setxattr on {self.ns.node(inode).name}", errno.ENOTSUP)
+
+    @handler
+    async def removexattr(self, inode: int, name: bytes, ctx: Any = None) -> None:
+        self._refuse(f"removexattr on {self.ns.node(inode).name}", errno.ENOTSUP)

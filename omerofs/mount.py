@@ -1,0 +1,228 @@
+"""Mount lifecycle: connect, mount, serve until unmounted or signalled, clean up.
+
+``omerofs mount`` without ``-f`` forks before any thread exists (Ice and trio
+start threads), and the parent returns only once the child reports the mount
+live, or prints the child's one-line reason and exits non-zero. The report
+travels through a pipe: ``OK`` or ``ERR <message>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import logging.handlers
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyfuse3
+import trio
+
+from .gateway import ConnectionConfig, GatewayError
+from .namespace import Namespace, Timeouts
+
+log = logging.getLogger("omerofs.mount")
+
+Ready = Callable[[str | None], None]  # None: live; a string: why not
+
+
+@dataclass(frozen=True)
+class MountConfig:
+    connection: ConnectionConfig
+    mountpoint: Path
+    cache_bytes: int = 1024 * 1024 * 1024
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    prefetch: int = 4
+    workers: int = 16
+    call_timeout: float = 120.0
+    allow_other: bool = False
+    uid: int | None = None
+    gid: int | None = None
+    debug: bool = False
+    log_file: Path | None = None
+
+
+class MountError(Exception):
+    """Why a mount cannot start, in one line."""
+
+
+def check_mountpoint(path: Path) -> None:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno == 107:  # ENOTCONN: a dead FUSE mount is still there
+            raise MountError(f"{path} is a stale mount: run 'fusermount3 -u {path}' first") \
+                from None
+        raise MountError(f"mount point {path}: {e.strerror}") from None
+    import stat as stat_
+
+    if not stat_.S_ISDIR(st.st_mode):
+        raise MountError(f"mount point {path} is not a directory")
+    if os.path.ismount(path):
+        raise MountError(f"{path} is already a mount point")
+
+
+def setup_logging(cfg: MountConfig, foreground: bool) -> None:
+    root = logging.getLogger()
+    root.handlers.clear()
+    fmt = "%(asctime)s %(name)s %(levelname)s %(message)s"
+    handler: logging.Handler
+    if cfg.log_file is not None:
+        handler = logging.FileHandler(cfg.log_file)
+    elif foreground or not os.path.exists("/dev/log"):
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        handler = logging.handlers.SysLogHandler("/dev/log")
+        fmt = "omerofs[%(process)d]: %(name)s %(levelname)s %(message)s"
+    handler.setFormatter(logging.Formatter(fmt))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if cfg.debug else logging.INFO)
+    # Ice's and omero-py's own chatter stays out of the mount's log unless debugging
+    logging.getLogger("omero").setLevel(logging.DEBUG if cfg.debug else logging.WARNING)
+
+
+def fuse_options(cfg: MountConfig) -> set[str]:
+    opts = set(pyfuse3.default_options)  # default_permissions: the kernel checks modes
+    opts |= {"fsname=omerofs", "subtype=omerofs", "noatime"}
+    if cfg.allow_other:
+        opts.add("allow_other")
+    return opts
+
+
+def serve(cfg: MountConfig, ready: Ready) -> int:
+    """Connect, mount and serve in this process until unmounted. Returns an exit code."""
+    from .fs import OmeroFS
+    from .gateway.omero import OmeroGateway
+
+    gateway = OmeroGateway(cfg.connection)
+    try:
+        gateway.connect()
+    except GatewayError as e:
+        ready(str(e))
+        return 1
+    ns = Namespace(gateway, cfg.cache_bytes, timeouts=cfg.timeouts,
+                   prefetch_depth=cfg.prefetch, prefetch_workers=min(cfg.prefetch, 8))
+    fs = OmeroFS(ns, workers=cfg.workers, call_timeout=cfg.call_timeout, uid=cfg.uid,
+                 gid=cfg.gid)
+    try:
+        pyfuse3.init(fs, str(cfg.mountpoint), fuse_options(cfg))
+    except Exception as e:  # RuntimeError from libfuse: no /dev/fuse, permission...
+        ns.close()
+        gateway.close()
+        ready(f"cannot mount {cfg.mountpoint}: {e}")
+        return 1
+    log.info("mounted %s on %s (cache %d MiB, root ttl %.0fs, plate ttl %.0fs)",
+             cfg.connection.url, cfg.mountpoint, cfg.cache_bytes >> 20,
+             cfg.timeouts.root_ttl, cfg.timeouts.plate_ttl)
+    unmount = True
+    try:
+        trio.run(_main, ready)
+    except BaseException:
+        log.exception("mount loop failed")
+        raise
+    finally:
+        try:
+            pyfuse3.close(unmount=unmount)
+        except Exception as e:
+            log.debug("pyfuse3.close: %r", e)
+        ns.close()
+        gateway.close()
+        log.info("unmounted %s", cfg.mountpoint)
+    return 0
+
+
+async def _main(ready: Ready) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+        nursery.start_soon(_fuse_main, nursery.cancel_scope)
+        await trio.sleep(0)
+        ready(None)
+
+
+async def _fuse_main(scope: trio.CancelScope) -> None:
+    await pyfuse3.main(min_tasks=4, max_tasks=64)
+    scope.cancel()  # unmounted from outside: stop the signal watcher too
+
+
+async def _stop_on_signal(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for signum in signals:
+            log.info("%s: unmounting", signal.Signals(signum).name)
+            pyfuse3.terminate()
+            return
+
+
+def run(cfg: MountConfig, foreground: bool) -> int:
+    """``omerofs mount``: foreground, or fork and return once live."""
+    check_mountpoint(cfg.mountpoint)
+    if foreground:
+        setup_logging(cfg, foreground=True)
+
+        def ready_fg(err: str | None) -> None:
+            if err:
+                print(f"omerofs: {err}", file=sys.stderr)
+
+        return serve(cfg, ready_fg)
+
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: becomes the daemon
+        os.close(rfd)
+        code = 1
+        try:
+            os.setsid()
+            _detach_stdio()
+            setup_logging(cfg, foreground=False)
+            wpipe = os.fdopen(wfd, "w", buffering=1)
+
+            def ready_bg(err: str | None) -> None:
+                with contextlib.suppress(OSError):
+                    wpipe.write("OK\n" if err is None else f"ERR {err}\n")
+                    wpipe.flush()
+                    if err is None:
+                        wpipe.close()
+
+            code = serve(cfg, ready_bg)
+        except BaseException:
+            log.exception("mount daemon failed")
+        finally:
+            os._exit(code)
+    os.close(wfd)
+    with os.fdopen(rfd) as rpipe:
+        line = rpipe.readline().strip()
+    if line == "OK":
+        return 0
+    message = (line[4:] if line.startswith("ERR ")
+               else "mount process exited before the mount was live")
+    print(f"omerofs: {message}", file=sys.stderr)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+    return 1
+
+
+def _detach_stdio() -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def unmount(mountpoint: Path) -> int:
+    """``omerofs umount``: fusermount3 -u (or umount as a fallback)."""
+    if not os.path.ismount(mountpoint):
+        print(f"omerofs: {mountpoint} is not mounted", file=sys.stderr)
+        return 1
+    tool = shutil.which("fusermount3") or shutil.which("fusermount")
+    cmd = [tool, "-u", str(mountpoint)] if tool else ["umount", str(mountpoint)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        msg = (r.stderr or r.stdout).strip().splitlines()
+        print(f"omerofs: cannot unmount {mountpoint}: {msg[-1] if msg else r.returncode}",
+              file=sys.stderr)
+        return 1
+    return 0

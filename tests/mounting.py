@@ -1,0 +1,79 @@
+"""Mount omerofs for real in a subprocess, and take it down cleanly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+#: log lines that mean something went wrong inside the mount
+BAD_LOG_MARKERS = ("Traceback", "failed unexpectedly", "mount loop failed")
+
+
+class Mount:
+    """``omerofs mount -f`` as a child process; ``log`` holds what it printed."""
+
+    def __init__(self, port: int, mountpoint: Path, *args: str, user: str = "root",
+                 password: str = "omero", env: dict[str, str] | None = None):
+        self.port = port
+        self.mountpoint = Path(mountpoint)
+        self.args = list(args)
+        self.log_path = self.mountpoint.parent / f"{self.mountpoint.name}.log"
+        self.env = dict(os.environ, OMERO_PASSWORD=password, OMERO_USER=user, **(env or {}))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> Mount:
+        self.mountpoint.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "omerofs", "mount", "-f", f"tcp://127.0.0.1:{self.port}",
+             str(self.mountpoint), "--log-file", str(self.log_path), *self.args],
+            env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not os.path.ismount(self.mountpoint):
+            if self.proc.poll() is not None:
+                out = self.proc.stdout.read().decode() if self.proc.stdout else ""
+                raise RuntimeError(f"mount exited {self.proc.returncode}: {out}{self.log}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"mount not live after {timeout}s:\n{self.log}")
+            time.sleep(0.05)
+        return self
+
+    @property
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """Unmount and wait for the process; returns its exit code."""
+        if self.proc is None:
+            return 0
+        if os.path.ismount(self.mountpoint):
+            subprocess.run(["fusermount3", "-u", str(self.mountpoint)], check=False,
+                           capture_output=True)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+            subprocess.run(["fusermount3", "-uz", str(self.mountpoint)], check=False,
+                           capture_output=True)
+        self.proc = None
+        return code
+
+    def assert_clean_log(self) -> None:
+        bad = [line for line in self.log.splitlines() if any(m in line for m in BAD_LOG_MARKERS)]
+        assert not bad, "\n".join(bad)
+
+    def __enter__(self) -> Mount:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        code = self.stop()
+        assert code == 0, f"mount exited {code}:\n{self.log}"
+        assert not os.path.ismount(self.mountpoint)

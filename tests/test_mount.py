@@ -1,0 +1,241 @@
+"""The read-only mount, for real: a FUSE mount in a subprocess over the devserver.
+
+Expected names come from the seed spec and the naming rules of DESIGN.md;
+expected pixels come from plain omero-py (RawPixelsStore.getPlane), never
+from omerofs code.
+"""
+
+from __future__ import annotations
+
+import errno
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from omerofs.devserver.seed import PlateSpec
+from omerofs.gateway.types import pixel_dtype
+
+from . import omero_direct
+from .mounting import Mount
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
+
+ROWS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def expected_names(spec: PlateSpec) -> dict[str, list[str]]:
+    """Well dir -> plane files, written out from the naming rules by hand."""
+    out: dict[str, list[str]] = {}
+    for r in range(spec.rows):
+        for c in range(spec.columns):
+            if (r, c) in spec.skip_wells:
+                continue
+            well = f"{ROWS[r]}{c + 1:02d}"
+            t_part = spec.size_t > 1
+            out[well] = sorted(
+                f"{well}_s{f + 1:03d}_z{z:03d}_c{ch:03d}" + (f"_t{t:03d}" if t_part else "")
+                + ".tif"
+                for f in range(spec.fields) for z in range(spec.size_z)
+                for ch in range(spec.size_c) for t in range(spec.size_t))
+    return out
+
+
+@pytest.fixture(scope="module")
+def plate(server):
+    spec = PlateSpec(name="mounted", rows=2, columns=3, fields=2, size_x=40, size_y=30,
+                     size_z=2, size_c=2, pixel_type="uint16", skip_wells=((1, 2),))
+    seeded = server.seed(spec)
+    return spec, seeded
+
+
+@pytest.fixture(scope="module")
+def mnt(server, tmp_path_factory, plate):
+    m = Mount(server.port, tmp_path_factory.mktemp("m") / "mnt", "--root-ttl", "1",
+              "--cache-mb", "64").start()
+    yield m
+    m.assert_clean_log()
+    assert m.stop() == 0
+
+
+def test_tree_lists_exactly_the_plate(mnt, plate):
+    spec, seeded = plate
+    pdir = mnt.mountpoint / f"plate_{seeded.plate_id}"
+    assert f"plate_{seeded.plate_id}" in os.listdir(mnt.mountpoint)
+    want = expected_names(spec)
+    assert sorted(os.listdir(pdir)) == sorted(want)
+    for well, files in want.items():
+        assert sorted(os.listdir(pdir / well)) == files
+    found = subprocess.run(["find", str(pdir), "-type", "f"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert len(found) == sum(len(v) for v in want.values()) == 5 * 2 * 2 * 2
+    ls = subprocess.run(["ls", "-lR", str(pdir)], capture_output=True, text=True, check=True)
+    assert ls.stdout.count(".tif") == len(found)
+
+
+def test_stat_sizes_equal_bytes_read_and_pixels_match_omero(server, mnt, plate):
+    spec, seeded = plate
+    pdir = mnt.mountpoint / f"plate_{seeded.plate_id}"
+    dtype = pixel_dtype(spec.pixel_type)
+    with omero_direct.session(server.port) as sf:
+        for (r, c, f), (_, pixels_id) in seeded.images.items():
+            well = f"{ROWS[r]}{c + 1:02d}"
+            for z in range(spec.size_z):
+                for ch in range(spec.size_c):
+                    path = pdir / well / f"{well}_s{f + 1:03d}_z{z:03d}_c{ch:03d}.tif"
+                    data = path.read_bytes()
+                    assert os.stat(path).st_size == len(data)
+                    want = omero_direct.plane(sf, pixels_id, z, ch, 0, dtype,
+                                              (spec.size_y, spec.size_x))
+                    got = tifffile.imread(path)
+                    assert got.shape == want.shape
+                    np.testing.assert_array_equal(got, want)
+
+
+def test_readdir_attributes_match_stat(mnt, plate):
+    _, seeded = plate
+    wdir = mnt.mountpoint / f"plate_{seeded.plate_id}" / "A01"
+    for entry in os.scandir(wdir):
+        st = entry.stat(follow_symlinks=False)
+        assert st == os.stat(entry.path)
+        assert st.st_mode & 0o777 == 0o444 and st.st_size > 0
+    ino = {e.name: e.inode() for e in os.scandir(wdir)}
+    assert ino == {e.name: e.inode() for e in os.scandir(wdir)}  # stable
+    assert len(set(ino.values())) == len(ino)
+
+
+def test_unknown_names_are_enoent(mnt, plate):
+    _, seeded = plate
+    pdir = mnt.mountpoint / f"plate_{seeded.plate_id}"
+    for p in (mnt.mountpoint / "plate_999999", mnt.mountpoint / "nonsense",
+              pdir / "Z99", pdir / "A01" / "A01_s009_z000_c000.tif",
+              pdir / "A01" / "a01_s001_z000_c000.tif", pdir / "B03"):
+        with pytest.raises(FileNotFoundError):
+            os.stat(p)
+
+
+def test_writes_are_refused(mnt, plate):
+    _, seeded = plate
+    f = mnt.mountpoint / f"plate_{seeded.plate_id}" / "A01" / "A01_s001_z000_c000.tif"
+    before = f.read_bytes()
+    for flags in (os.O_WRONLY, os.O_RDWR, os.O_WRONLY | os.O_TRUNC):
+        with pytest.raises(PermissionError):
+            os.open(f, flags)
+    with pytest.raises(PermissionError):
+        f.unlink()
+    with pytest.raises(OSError) as e:
+        os.truncate(f, 0)
+    assert e.value.errno in (errno.EACCES, errno.EPERM)
+    with pytest.raises(OSError) as e:
+        os.symlink("x", f.parent / "link.tif")
+    assert e.value.errno == errno.EPERM
+    assert f.read_bytes() == before
+    assert "refused" in mnt.log
+
+
+def test_many_processes_read_at_once(mnt, plate):
+    _, seeded = plate
+    pdir = mnt.mountpoint / f"plate_{seeded.plate_id}"
+    files = sorted(str(p) for p in pdir.rglob("*.tif"))
+    with multiprocessing.get_context("fork").Pool(6) as pool:
+        first = pool.map(_digest, files * 3)
+    single = [_digest(f) for f in files]
+    assert first == single * 3
+
+
+def _digest(path: str) -> tuple[int, int]:
+    arr = tifffile.imread(path)
+    return int(arr.astype(np.int64).sum()), arr.size
+
+
+def test_new_plate_appears_within_root_ttl(server, mnt):
+    seeded = server.seed(PlateSpec(name="late", rows=1, columns=1, fields=1))
+    name = f"plate_{seeded.plate_id}"
+    os.stat(mnt.mountpoint / name)  # direct access by name works at once
+    deadline = time.monotonic() + 5
+    while name not in os.listdir(mnt.mountpoint):
+        assert time.monotonic() < deadline, "new plate not listed within the root TTL"
+        time.sleep(0.2)
+
+
+def test_plate_with_t_and_rows_past_z(server, tmp_path):
+    spec = PlateSpec(name="tall", rows=28, columns=1, fields=1, size_x=8, size_y=4,
+                     size_t=2, size_c=1, pixel_type="float")
+    seeded = server.seed(spec)
+    with Mount(server.port, tmp_path / "mnt") as m:
+        pdir = m.mountpoint / f"plate_{seeded.plate_id}"
+        wells = set(os.listdir(pdir))
+        assert {"A01", "Z01", "AA01", "AB01"} <= wells and len(wells) == 28
+        assert sorted(os.listdir(pdir / "AB01")) == [
+            "AB01_s001_z000_c000_t000.tif", "AB01_s001_z000_c000_t001.tif"]
+        _, pixels_id = seeded.images[(27, 0, 0)]
+        with omero_direct.session(server.port) as sf:
+            want = omero_direct.plane(sf, pixels_id, 0, 0, 1, pixel_dtype("float"), (4, 8))
+        np.testing.assert_array_equal(tifffile.imread(pdir / "AB01" /
+                                                      "AB01_s001_z000_c000_t001.tif"), want)
+        m.assert_clean_log()
+
+
+def test_background_mount_returns_when_live(server, tmp_path):
+    mp = tmp_path / "bg"
+    mp.mkdir()
+    env = dict(os.environ, OMERO_USER="root", OMERO_PASSWORD="omero")
+    r = subprocess.run([sys.executable, "-m", "omerofs", "mount", f"127.0.0.1:{server.port}",
+                        str(mp), "--log-file", str(tmp_path / "bg.log")],
+                       env=env, capture_output=True, text=True, timeout=60)
+    try:
+        assert r.returncode == 0, r.stderr
+        assert os.path.ismount(mp)  # live the moment the command returned
+        assert os.listdir(mp)
+    finally:
+        u = subprocess.run([sys.executable, "-m", "omerofs", "umount", str(mp)],
+                           capture_output=True, text=True, timeout=30)
+    assert u.returncode == 0, u.stderr
+    deadline = time.monotonic() + 10
+    while os.path.ismount(mp) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.ismount(mp)
+
+
+@pytest.mark.parametrize("foreground", [True, False])
+def test_bad_password_fails_the_mount_at_once(server, tmp_path, foreground):
+    mp = tmp_path / "bad"
+    mp.mkdir()
+    env = dict(os.environ, OMERO_USER="root", OMERO_PASSWORD="wrong")
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "omerofs", "mount", f"127.0.0.1:{server.port}",
+                        str(mp), *(["-f"] if foreground else [])],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert time.monotonic() - t0 < 20
+    lines = [x for x in r.stderr.splitlines() if x.startswith("omerofs:")]
+    assert len(lines) == 1 and "refused the login" in lines[0], r.stderr
+    assert not os.path.ismount(mp)
+
+
+def test_cli_refuses_bad_input_in_one_line(server, tmp_path):
+    env = dict(os.environ, OMERO_USER="root", OMERO_PASSWORD="omero")
+    cases = [
+        (["mount", "tcp://127.0.0.1:notaport", str(tmp_path)], "cannot parse server"),
+        (["mount", f"127.0.0.1:{server.port}", str(tmp_path / "missing")], "No such file"),
+        (["umount", str(tmp_path)], "is not mounted"),
+    ]
+    for args, msg in cases:
+        r = subprocess.run([sys.executable, "-m", "omerofs", *args], env=env,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and msg in r.stderr, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    pwfile = tmp_path / "pw"
+    pwfile.write_text("omero\n")
+    pwfile.chmod(0o644)
+    env.pop("OMERO_PASSWORD")
+    r = subprocess.run([sys.executable, "-m", "omerofs", "mount", "--password-file",
+                        str(pwfile), f"127.0.0.1:{server.port}", str(tmp_path)], env=env,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "readable by group or others" in r.stderr
