@@ -55,8 +55,8 @@ def main() -> None:
             g.close()
     mb = args.planes * image.plane_bytes / 1e6
     print(f"plane 2048x2048 uint16 ({image.plane_bytes / 2**20:.0f} MiB), {args.planes} planes")
-    print(f"  gateway.read_plane      {mb / gw:8.1f} MB/s  ({gw / args.planes * 1000:.1f} ms/plane)")
-    print(f"  omero-py getPlane       {mb / raw:8.1f} MB/s  ({raw / args.planes * 1000:.1f} ms/plane)")
+    for label, secs in (("gateway.read_plane", gw), ("omero-py getPlane", raw)):
+        print(f"  {label:22s} {mb / secs:8.1f} MB/s  ({secs / args.planes * 1000:.1f} ms/plane)")
     print(f"  ratio gateway/omero-py  {raw / gw:8.2f}")
 
 

@@ -26,7 +26,7 @@ import functools
 import logging
 import os
 import stat
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import pyfuse3
@@ -165,7 +165,7 @@ class OmeroFS(pyfuse3.Operations):
         return self._attr(self.ns.node(inode))
 
     @handler
-    async def forget(self, inode_list: list[tuple[int, int]]) -> None:
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         for ino, n in inode_list:
             left = self._lookups.get(ino, 0) - n
             if left > 0:

@@ -138,6 +138,8 @@ class Namespace:
         self._next_ino = ROOT_INODE + 1
         self._nodes[ROOT_INODE] = Node(ROOT_INODE, Kind.ROOT, "", ROOT_INODE, self.mounted_at)
         self._plate_ino: dict[int, int] = {}
+        #: planes above a quarter of this are read row band by row band, uncached
+        self.cache_budget = cache_budget
         self.cache: PlaneCache[PlaneKeyT] = PlaneCache(
             self._fetch, cache_budget, prefetch_workers=prefetch_workers if prefetch_depth else 0,
             size_hint=self._plane_size)
@@ -340,7 +342,25 @@ class Namespace:
         assert tiff is not None
         if not tiff.needs_plane(offset, size):
             return tiff.read(offset, size, None)
+        if tiff.data_size > self.cache_budget // 4:
+            return self._read_rows(node, offset, size)
         return tiff.read(offset, size, self.cache.get(self._key(node)))
+
+    def _read_rows(self, node: Node, offset: int, size: int) -> bytes:
+        """A range of a plane too big to cache whole: fetch only the rows it
+        touches (one full-width tile) and build the answer from those."""
+        tiff, image, plane = node.tiff, node.image, node.plane
+        assert tiff is not None and image is not None and plane is not None
+        end = min(offset + size, tiff.file_size)
+        row = tiff.data_size // image.size_y
+        first = max(offset - tiff.data_offset, 0) // row
+        last = (end - 1 - tiff.data_offset) // row
+        band = self.gateway.read_tile(image, plane, 0, first, image.size_x, last - first + 1)
+        band_start = tiff.data_offset + first * row
+        head = tiff.read(offset, max(0, min(end, tiff.data_offset) - offset), None) \
+            if offset < tiff.data_offset else b""
+        lo = max(offset, tiff.data_offset) - band_start
+        return head + band[lo:end - band_start]
 
     def prefetch_after(self, ino: int) -> int:
         """Non-blocking: start fetching the planes a sequential reader of this

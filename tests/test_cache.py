@@ -634,8 +634,8 @@ def test_concurrent_stress_invariants() -> None:
     overlaps: list[int] = []
 
     def make(key: int) -> bytes:
-        # single flight: never two concurrent fetches of one key (no discards here
-        # except via clear, which is not used in this test)
+        # single flight: never two concurrent fetches of one key (this test uses
+        # no discard/clear, the only calls that may start a second flight)
         with lock:
             in_fetch[key] += 1
             if in_fetch[key] > 1:

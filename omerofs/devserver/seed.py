@@ -65,7 +65,15 @@ class SeededPlate:
 
 
 def seed_plate(store: Store, spec: PlateSpec) -> SeededPlate:
-    """Create one plate with every well and field of ``spec``; returns its ids."""
+    """Create one plate with every well and field of ``spec``; returns its ids.
+
+    One transaction: a server reading the same directory sees the whole
+    plate or none of it."""
+    with store.tx():
+        return _seed(store, spec)
+
+
+def _seed(store: Store, spec: PlateSpec) -> SeededPlate:
     pid = store.create_plate(spec.name, spec.owner, spec.rows, spec.columns)
     skip = set(spec.skip_wells)
     images: dict[tuple[int, int, int], tuple[int, int]] = {}

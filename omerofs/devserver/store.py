@@ -125,6 +125,7 @@ class Store:
         (self.root / "pixels").mkdir(parents=True, exist_ok=True)
         (self.root / "files").mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._depth = 0
         self._db = sqlite3.connect(
             self.root / "omero.sqlite", check_same_thread=False, isolation_level=None, timeout=30
         )
@@ -144,16 +145,26 @@ class Store:
     # --- plumbing -----------------------------------------------------------
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (serialised across threads and processes)."""
+        """One write transaction (serialised across threads and processes).
+
+        Re-entrant: a ``tx`` inside another joins it, so a caller can make
+        many store calls atomic (and fast: one commit) by wrapping them."""
         with self._lock:
-            self._db.execute("begin immediate")
+            outer = self._depth == 0
+            if outer:
+                self._db.execute("begin immediate")
+            self._depth += 1
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("rollback")
+                self._depth -= 1
+                if outer:
+                    self._db.execute("rollback")
                 raise
             else:
-                self._db.execute("commit")
+                self._depth -= 1
+                if outer:
+                    self._db.execute("commit")
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
