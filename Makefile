@@ -15,11 +15,15 @@ typecheck: install
 	$(PY) -m mypy
 
 # pytest exits 5 when it collected no test: make fails on it like on any error.
-test: install lint typecheck
+test: install lint typecheck docs
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: install
 	@bash scripts/demo.sh
+
+# -W: a warning (broken reference, bad markup) fails the build
+docs: install
+	$(PY) -m sphinx -W -q -b html docs docs/_build/html
 
 bench: install
 	$(PY) benchmarks/read.py

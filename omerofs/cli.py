@@ -36,6 +36,13 @@ def _mount_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--uid", type=int, help="owner shown for files (default: yours)")
     p.add_argument("--gid", type=int, help="group shown for files (default: yours)")
     p.add_argument("--log-file", type=Path, help="log here (default: stderr with -f, else syslog)")
+    p.add_argument("--spool-dir", type=Path,
+                   help="where written files wait for upload (default: "
+                        "~/.cache/omerofs/spool/<server>_<user>)")
+    p.add_argument("--max-file-mb", type=int, default=256,
+                   help="largest text file accepted (EFBIG above)")
+    p.add_argument("--retry-interval", type=float, default=5.0,
+                   help="seconds between retries of pending uploads")
     p.add_argument("--debug", action="store_true")
 
 
@@ -62,12 +69,44 @@ def _mount(args: argparse.Namespace) -> int:
                       timeouts=Timeouts(root_ttl=args.root_ttl, plate_ttl=args.plate_ttl),
                       prefetch=args.prefetch, workers=args.workers,
                       call_timeout=max(2 * args.timeout, 30.0), allow_other=args.allow_other,
-                      uid=args.uid, gid=args.gid, debug=args.debug, log_file=args.log_file)
+                      uid=args.uid, gid=args.gid, debug=args.debug, log_file=args.log_file,
+                      spool_dir=args.spool_dir, max_file_bytes=args.max_file_mb << 20,
+                      retry_interval=args.retry_interval)
     try:
         return run(cfg, foreground=args.foreground)
     except MountError as e:
         print(f"omerofs: {e}", file=sys.stderr)
         return 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    """Print a mount's status (server, session, cache, calls, pending uploads)."""
+    import json
+
+    path = args.mountpoint / ".omerofs-status"
+    try:
+        doc = json.loads(path.read_text())
+    except OSError as e:
+        print(f"omerofs: {args.mountpoint} is not an omerofs mount ({e.strerror})",
+              file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(f"server     {doc['server']} as {doc['user']} "
+          f"({'connected' if doc['connected'] else 'disconnected'})")
+    c = doc["cache"]
+    print(f"cache      {c['bytes_used'] >> 20} / {c['budget_bytes'] >> 20} MiB, "
+          f"{c['entries']} planes, {c['hits']} hits, {c['misses']} misses")
+    calls = ", ".join(f"{k} {v}" for k, v in sorted(doc["calls"].items()))
+    print(f"calls      {calls or 'none'}")
+    if doc["errors"]:
+        print("errors     " + ", ".join(f"{k} {v}" for k, v in sorted(doc["errors"].items())))
+    pending = doc["pending_uploads"]
+    print(f"pending    {len(pending)} upload(s)" + (f" in {doc['spool']}" if pending else ""))
+    for p in pending:
+        print(f"  {p['name']}  {p['state']}  attempts {p['attempts']}  {p['last_error'] or ''}")
+    return 0
 
 
 def _umount(args: argparse.Namespace) -> int:
@@ -90,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("mount", help="mount an OMERO server")
     _mount_args(m)
     m.set_defaults(run=_mount)
+
+    st = sub.add_parser("status", help="show a mount's state and pending uploads")
+    st.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(run=_status)
 
     u = sub.add_parser("umount", help="unmount")
     u.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)

@@ -25,7 +25,6 @@ import errno
 import functools
 import logging
 import os
-import stat
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
@@ -64,6 +63,10 @@ def handler(fn: F) -> F:
             code = next((v for k, v in ERRNO.items() if isinstance(e, k)), errno.EIO)
             log.warning("%s%r: %s -> %s", fn.__name__, _brief(args), e, errno.errorcode[code])
             raise pyfuse3.FUSEError(code) from None
+        except OSError as e:  # a refusal of the namespace: its message says why
+            log.warning("%s%r: %s -> %s", fn.__name__, _brief(args), e.strerror,
+                        errno.errorcode.get(e.errno or errno.EIO, "EIO"))
+            raise pyfuse3.FUSEError(e.errno or errno.EIO) from None
         except trio.TooSlowError:
             log.error("%s%r: no answer within %.0f s -> EIO", fn.__name__, _brief(args),
                       self.call_timeout)
@@ -85,7 +88,7 @@ def _brief(args: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 class OmeroFS(pyfuse3.Operations):
-    """Read-only OMERO plates (writes arrive with the writable-results work)."""
+    """OMERO plates as files; text files written here become FileAnnotations."""
 
     enable_writeback_cache = False
 
@@ -100,6 +103,8 @@ class OmeroFS(pyfuse3.Operations):
         self._attrs: dict[int, pyfuse3.EntryAttributes] = {}
         self._lookups: dict[int, int] = {}
         self._dir_handles: dict[int, list[tuple[bytes, int]]] = {}
+        self._files: dict[int, tuple[int, bool]] = {}  # fh -> (inode, opened for writing)
+        self._snapshots: dict[int, bytes] = {}  # fh -> status document
         self._next_fh = 1
         self.counters: dict[str, int] = {"reads": 0, "read_bytes": 0, "cache_fast_reads": 0}
 
@@ -115,12 +120,16 @@ class OmeroFS(pyfuse3.Operations):
 
     def _ttl(self, node: Node) -> float:
         t = self.ns.timeouts
-        return t.root_ttl if node.kind is Kind.PLATE else t.plate_ttl
+        if node.kind in (Kind.TEXT, Kind.STATUS):
+            return 1.0  # written here and by other clients: look again soon
+        return t.root_ttl if node.kind in (Kind.PLATE, Kind.ROOT) else t.plate_ttl
 
     def _attr(self, node: Node) -> pyfuse3.EntryAttributes:
-        """Attributes of a node, built once: readdirplus of a big plate reuses them."""
-        a = self._attrs.get(node.ino)
-        if a is not None and a.st_size == node.size:
+        """Attributes of a node; those of immutable nodes are built once
+        (readdirplus of a big plate reuses them)."""
+        immutable = node.kind in (Kind.PLANE, Kind.WELL, Kind.PLATE)
+        a = self._attrs.get(node.ino) if immutable else None
+        if a is not None:
             return a
         a = pyfuse3.EntryAttributes()
         a.st_ino = node.ino
@@ -134,7 +143,8 @@ class OmeroFS(pyfuse3.Operations):
         ns_time = int(node.mtime * 1e9)
         a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = ns_time
         a.entry_timeout = a.attr_timeout = self._ttl(node)
-        self._attrs[node.ino] = a
+        if immutable:
+            self._attrs[node.ino] = a
         return a
 
     def _remember(self, ino: int, n: int = 1) -> None:
@@ -204,39 +214,110 @@ class OmeroFS(pyfuse3.Operations):
     async def statfs(self, ctx: Any = None) -> pyfuse3.StatvfsData:
         s = pyfuse3.StatvfsData()
         s.f_bsize = s.f_frsize = 4096
-        s.f_blocks = s.f_bfree = s.f_bavail = 0
+        # what can be written is what the local spool can hold
+        free = self.ns.spool.free_bytes() // 4096 if self.ns.spool is not None else 0
+        s.f_blocks = s.f_bfree = s.f_bavail = free
         s.f_files = self.ns.inode_count()
         s.f_ffree = s.f_favail = 0
         s.f_namemax = 255
         return s
 
-    # --- reading ------------------------------------------------------------------------------
+    # --- files ----------------------------------------------------------------------------
+    def _new_fh(self, ino: int, writable: bool) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        self._files[fh] = (ino, writable)
+        return fh
+
     @handler
     async def open(self, inode: int, flags: int, ctx: Any = None) -> pyfuse3.FileInfo:
         node = self.ns.node(inode)
         if node.is_dir:
             raise pyfuse3.FUSEError(errno.EISDIR)
-        if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
-            log.warning("refused write access to %s: plane files are read-only", node.name)
-            raise pyfuse3.FUSEError(errno.EACCES)
-        self.ns.prefetch_after(inode)
-        # plane content never changes: let the page cache keep it across opens
-        return pyfuse3.FileInfo(fh=inode, keep_cache=True)
+        writable = flags & os.O_ACCMODE != os.O_RDONLY
+        if node.kind is Kind.PLANE:
+            if writable or flags & os.O_TRUNC:
+                log.warning("refused write access to %s: plane files are read-only", node.name)
+                raise pyfuse3.FUSEError(errno.EACCES)
+            self.ns.prefetch_after(inode)
+            # plane content never changes: let the page cache keep it across opens
+            return pyfuse3.FileInfo(fh=self._new_fh(inode, False), keep_cache=True)
+        if node.kind is Kind.STATUS:
+            if writable:
+                raise pyfuse3.FUSEError(errno.EACCES)
+            fh = self._new_fh(inode, False)
+            # one snapshot per open: reads at several offsets see one document
+            self._snapshots[fh] = self.ns.status_source()
+            return pyfuse3.FileInfo(fh=fh, direct_io=True)
+        if writable or flags & os.O_TRUNC:
+            await self._blocking(self.ns.open_write, inode, bool(flags & os.O_TRUNC))
+        return pyfuse3.FileInfo(fh=self._new_fh(inode, writable), keep_cache=False)
+
+    @handler
+    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
+                     ctx: Any = None) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        await self._ensure_loaded(parent_inode)
+        node = await self._blocking(self.ns.create, parent_inode, os.fsdecode(name))
+        self._remember(node.ino)
+        return pyfuse3.FileInfo(fh=self._new_fh(node.ino, True)), self._attr(node)
 
     @handler
     async def read(self, fh: int, off: int, size: int) -> bytes:
+        ino = self._files[fh][0]
+        if (snapshot := self._snapshots.get(fh)) is not None:
+            return snapshot[off:off + size]
         self.counters["reads"] += 1
-        data = self.ns.read_cached(fh, off, size)
+        data = self.ns.read_cached(ino, off, size)
         if data is None:
-            data = await self._blocking(self.ns.read, fh, off, size)
+            data = await self._blocking(self.ns.read, ino, off, size)
         else:
             self.counters["cache_fast_reads"] += 1
         self.counters["read_bytes"] += len(data)
         return data
 
     @handler
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        ino, writable = self._files[fh]
+        if not writable:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        return await self._blocking(self.ns.write, ino, off, buf)
+
+    @handler
+    async def flush(self, fh: int) -> None:
+        ino, writable = self._files[fh]
+        if writable:  # close(): the upload's result is close()'s result
+            await self._blocking(self.ns.flush, ino)
+
+    @handler
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        ino, writable = self._files[fh]
+        if writable:
+            await self._blocking(self.ns.flush, ino)
+
+    @handler
     async def release(self, fh: int) -> None:
-        return None
+        ino, writable = self._files.pop(fh)
+        self._snapshots.pop(fh, None)
+        if writable:
+            await self._blocking(self.ns.release, ino)
+
+    @handler
+    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes,
+                      fields: pyfuse3.SetattrFields, fh: int | None, ctx: Any = None
+                      ) -> pyfuse3.EntryAttributes:
+        node = self.ns.node(inode)
+        if fields.update_size:
+            if node.kind is not Kind.TEXT:
+                log.warning("refused truncate of %s: read-only", node.name)
+                raise pyfuse3.FUSEError(errno.EACCES)
+            await self._blocking(self.ns.truncate, inode, attr.st_size)
+        elif (fields.update_mode or fields.update_uid or fields.update_gid) \
+                and node.kind is Kind.PLANE:
+            log.warning("refused chmod/chown of %s: read-only", node.name)
+            raise pyfuse3.FUSEError(errno.EACCES)
+        # times, and modes of text files and directories, are not stored in OMERO:
+        # accepted and ignored so that cp -p and rsync -a work (see docs/semantics)
+        return self._attr(node)
 
     @handler
     async def getxattr(self, inode: int, name: bytes, ctx: Any = None) -> bytes:
@@ -248,6 +329,36 @@ class OmeroFS(pyfuse3.Operations):
         self.ns.node(inode)
         return []
 
+    # --- directory changes ------------------------------------------------------------------
+    @handler
+    async def unlink(self, parent_inode: int, name: bytes, ctx: Any = None) -> None:
+        await self._ensure_loaded(parent_inode)
+        await self._blocking(self.ns.unlink, parent_inode, os.fsdecode(name))
+
+    @handler
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any = None
+                    ) -> pyfuse3.EntryAttributes:
+        await self._ensure_loaded(parent_inode)
+        node = self.ns.mkdir(parent_inode, os.fsdecode(name))
+        self._remember(node.ino)
+        return self._attr(node)
+
+    @handler
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: Any = None) -> None:
+        await self._ensure_loaded(parent_inode)
+        self.ns.rmdir(parent_inode, os.fsdecode(name))
+
+    @handler
+    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
+                     name_new: bytes, flags: int, ctx: Any = None) -> None:
+        if flags & pyfuse3.RENAME_EXCHANGE:
+            self._refuse(f"rename --exchange {os.fsdecode(name_old)}", errno.EINVAL)
+        await self._ensure_loaded(parent_inode_old)
+        await self._ensure_loaded(parent_inode_new)
+        await self._blocking(self.ns.rename, parent_inode_old, os.fsdecode(name_old),
+                             parent_inode_new, os.fsdecode(name_new),
+                             bool(flags & pyfuse3.RENAME_NOREPLACE))
+
     # --- refusals (each with errno and a log line) ------------------------------------------
     def _refuse(self, what: str, code: int) -> None:
         log.warning("refused %s: %s", what, errno.errorcode[code])
@@ -258,38 +369,10 @@ class OmeroFS(pyfuse3.Operations):
         return f"{node.name or '/'}/{os.fsdecode(name)}"
 
     @handler
-    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
-                     ctx: Any = None) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        self._refuse(f"create {self._where(parent_inode, name)}", errno.EROFS)
-        raise AssertionError("unreachable")
-
-    @handler
-    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any = None
-                    ) -> pyfuse3.EntryAttributes:
-        self._refuse(f"mkdir {self._where(parent_inode, name)}", errno.EROFS)
-        raise AssertionError("unreachable")
-
-    @handler
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
                     ctx: Any = None) -> pyfuse3.EntryAttributes:
         self._refuse(f"mknod {self._where(parent_inode, name)}", errno.EPERM)
         raise AssertionError("unreachable")
-
-    @handler
-    async def unlink(self, parent_inode: int, name: bytes, ctx: Any = None) -> None:
-        await self._ensure_loaded(parent_inode)
-        node = self.ns.lookup(parent_inode, os.fsdecode(name))
-        code = errno.ENOENT if node is None else errno.EACCES
-        self._refuse(f"unlink {self._where(parent_inode, name)}", code)
-
-    @handler
-    async def rmdir(self, parent_inode: int, name: bytes, ctx: Any = None) -> None:
-        self._refuse(f"rmdir {self._where(parent_inode, name)}", errno.EACCES)
-
-    @handler
-    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
-                     name_new: bytes, flags: int, ctx: Any = None) -> None:
-        self._refuse(f"rename {self._where(parent_inode_old, name_old)}", errno.EACCES)
 
     @handler
     async def symlink(self, parent_inode: int, name: bytes, target: bytes,
@@ -301,20 +384,6 @@ class OmeroFS(pyfuse3.Operations):
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
                    ctx: Any = None) -> pyfuse3.EntryAttributes:
         self._refuse(f"link {self._where(new_parent_inode, new_name)}", errno.EPERM)
-        raise AssertionError("unreachable")
-
-    @handler
-    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes,
-                      fields: pyfuse3.SetattrFields, fh: int | None, ctx: Any = None
-                      ) -> pyfuse3.EntryAttributes:
-        node = self.ns.node(inode)
-        self._refuse(f"setattr {node.name}", errno.EACCES if not stat.S_ISDIR(node.mode)
-                     else errno.EPERM)
-        raise AssertionError("unreachable")
-
-    @handler
-    async def write(self, fh: int, off: int, buf: bytes) -> int:
-        self._refuse(f"write to {self.ns.node(fh).name}", errno.EACCES)
         raise AssertionError("unreachable")
 
     @handler

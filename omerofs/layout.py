@@ -311,3 +311,20 @@ def valid_entry_name(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return len(encoded) <= _NAME_MAX
+
+
+# --------------------------------------------------------------------------- scratch names
+
+_SCRATCH_RE = re.compile(r"(\..+|.+~|.+\.(tmp|swp|swx|swo|part|bak)|tmp[A-Za-z0-9_]{6,}|4913)")
+
+
+def is_scratch_name(name: str) -> bool:
+    """True for the temporary files writers make next to their real output:
+    rsync's ``.name.XXXXXX``, editors' ``.name.swp``, ``name~`` and vim's
+    ``4913`` probe, Python's ``tmpXXXXXXXX``, ``*.tmp``/``*.part``/``*.bak``.
+
+    Such files are accepted and live only in the mount (never uploaded): they
+    exist so that write-then-rename works. A scratch file renamed to a text
+    name is uploaded like any text file. A text name is never a scratch name.
+    """
+    return not is_text_name(name) and _SCRATCH_RE.fullmatch(name) is not None

@@ -9,6 +9,7 @@ travels through a pipe: ``OK`` or ``ERR <message>``.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import logging.handlers
 import os
@@ -16,15 +17,18 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyfuse3
 import trio
 
 from .gateway import ConnectionConfig, GatewayError
 from .namespace import Namespace, Timeouts
+from .spool import Spool, spool_dir
 
 log = logging.getLogger("omerofs.mount")
 
@@ -45,6 +49,13 @@ class MountConfig:
     gid: int | None = None
     debug: bool = False
     log_file: Path | None = None
+    #: where written files wait for the server; None: ~/.cache/omerofs/spool/<server_user>
+    spool_dir: Path | None = None
+    max_file_bytes: int = 256 << 20
+    #: seconds between attempts to upload what is pending
+    retry_interval: float = 5.0
+    #: seconds an unmount waits for pending uploads before leaving them to the next mount
+    unmount_grace: float = 30.0
 
 
 class MountError(Exception):
@@ -105,10 +116,16 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
     except GatewayError as e:
         ready(str(e))
         return 1
+    c = cfg.connection
+    spool = Spool(cfg.spool_dir or spool_dir(Path(os.environ.get("OMEROFS_CACHE")
+                                                  or Path.home() / ".cache" / "omerofs")
+                                             / "spool", c.host, c.port, c.user))
     ns = Namespace(gateway, cfg.cache_bytes, timeouts=cfg.timeouts,
-                   prefetch_depth=cfg.prefetch, prefetch_workers=min(cfg.prefetch, 8))
+                   prefetch_depth=cfg.prefetch, prefetch_workers=min(cfg.prefetch, 8),
+                   spool=spool, max_file_bytes=cfg.max_file_bytes)
     fs = OmeroFS(ns, workers=cfg.workers, call_timeout=cfg.call_timeout, uid=cfg.uid,
                  gid=cfg.gid)
+    ns.status_source = lambda: status_json(cfg, gateway, ns, fs)
     try:
         pyfuse3.init(fs, str(cfg.mountpoint), fuse_options(cfg))
     except Exception as e:  # RuntimeError from libfuse: no /dev/fuse, permission...
@@ -119,29 +136,80 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
     log.info("mounted %s on %s (cache %d MiB, root ttl %.0fs, plate ttl %.0fs)",
              cfg.connection.url, cfg.mountpoint, cfg.cache_bytes >> 20,
              cfg.timeouts.root_ttl, cfg.timeouts.plate_ttl)
-    unmount = True
     try:
-        trio.run(_main, ready)
+        trio.run(_main, ready, ns, cfg.retry_interval)
     except BaseException:
         log.exception("mount loop failed")
         raise
     finally:
         try:
-            pyfuse3.close(unmount=unmount)
+            pyfuse3.close(unmount=True)
         except Exception as e:
             log.debug("pyfuse3.close: %r", e)
+        _last_uploads(ns, cfg.unmount_grace)
         ns.close()
         gateway.close()
         log.info("unmounted %s", cfg.mountpoint)
     return 0
 
 
-async def _main(ready: Ready) -> None:
+def _last_uploads(ns: Namespace, grace: float) -> None:
+    """One more try for what is pending, bounded in time; the rest stays in
+    the spool for the next mount (nothing is dropped)."""
+    if not ns.pending():
+        return
+    t = threading.Thread(target=ns.retry_pending, name="omerofs-final-upload", daemon=True)
+    t.start()
+    t.join(grace)
+    left = ns.pending()
+    if left:
+        log.warning("%d file(s) not uploaded yet, kept in %s for the next mount: %s",
+                    len(left), ns.spool.root if ns.spool else "?",
+                    ", ".join(e.upload.name for e in left[:10]))
+
+
+def status_json(cfg: MountConfig, gateway: Any, ns: Namespace, fs: Any) -> bytes:
+    """What ``omerofs status`` shows: server, session, cache, calls, pending uploads."""
+    stats = ns.cache.stats()
+    pending = ns.pending()
+    doc = {
+        "server": cfg.connection.url,
+        "user": cfg.connection.user,
+        "mountpoint": str(cfg.mountpoint),
+        "connected": gateway._sf is not None,
+        "cache": {"budget_bytes": stats.budget_bytes, "bytes_used": stats.bytes_used,
+                  "entries": stats.entries, "hits": stats.hits, "misses": stats.misses,
+                  "prefetches": stats.prefetches, "prefetch_hits": stats.prefetch_hits},
+        "calls": dict(gateway.calls),
+        "errors": dict(gateway.errors),
+        "fs": dict(fs.counters),
+        "pending_uploads": [{"name": e.upload.name, "state": e.state, "attempts": e.attempts,
+                             "last_error": e.last_error} for e in pending],
+        "spool": str(ns.spool.root) if ns.spool else None,
+    }
+    return (json.dumps(doc, indent=2) + "\n").encode()
+
+
+async def _main(ready: Ready, ns: Namespace, retry_interval: float) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         nursery.start_soon(_fuse_main, nursery.cancel_scope)
+        nursery.start_soon(_retry_uploads, ns, retry_interval)
         await trio.sleep(0)
         ready(None)
+
+
+async def _retry_uploads(ns: Namespace, interval: float) -> None:
+    """Upload what is pending (also what a previous mount left) every ``interval``."""
+    while True:
+        try:
+            done, left = await trio.to_thread.run_sync(ns.retry_pending,
+                                                       abandon_on_cancel=True)
+            if done or left:
+                log.info("pending uploads: %d done, %d waiting", done, left)
+        except Exception:
+            log.exception("retrying pending uploads failed")
+        await trio.sleep(interval)
 
 
 async def _fuse_main(scope: trio.CancelScope) -> None:

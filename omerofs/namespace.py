@@ -1,4 +1,4 @@
-"""The mount's tree without FUSE: inodes, names, attributes and plane bytes.
+"""The mount's tree without FUSE: inodes, names, attributes, bytes and writes.
 
 :class:`Namespace` turns gateway data into the tree of DESIGN.md section 1
 and answers the questions a filesystem asks. It knows nothing of pyfuse3, so
@@ -6,41 +6,79 @@ it is tested directly (ratarmount's split between core and FUSE layer).
 
 Threading contract: every method is thread-safe. Methods documented as
 *non-blocking* only touch memory (the FUSE layer calls them on its event
-loop); *blocking* ones may call the server and are run in worker threads.
+loop); *blocking* ones may call the server or the local disk and are run in
+worker threads. Refusals are raised as ``OSError(errno, message)``.
 
 Freshness: the root listing is reloaded when older than ``root_ttl`` and a
-plate's layout when older than ``plate_ttl``. A reload that fails keeps the
-old listing (stale but usable while the server is away) and is retried
-after ``retry_after`` seconds; only a directory that never loaded fails.
-Inode numbers are given once per object and never reused during a mount.
+plate (its layout and file annotations) when older than ``plate_ttl``. A
+reload that fails keeps the old listing (stale but usable while the server
+is away) and is retried after ``retry_after`` seconds; only a directory that
+never loaded fails. Inode numbers are given once per object and never reused
+during a mount.
+
+Writes (DESIGN.md section 4): text files are spooled locally
+(:mod:`omerofs.spool`) and uploaded on flush/fsync (:mod:`omerofs.uploads`).
+What exists only locally (files not yet uploaded, scratch files, empty user
+directories) is kept in each directory's ``local`` overlay, which survives
+reloads from the server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import errno
 import logging
 import stat
 import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import layout
 from .cache import PlaneCache
-from .gateway import Gateway, GatewayError, ImageInfo, NotFound, PlaneIndex, PlateSummary
+from .gateway import (
+    FileAnnotationInfo,
+    Gateway,
+    GatewayError,
+    ImageInfo,
+    NotFound,
+    PlaneIndex,
+    PlateSummary,
+    TargetKind,
+)
 from .gateway.types import WellInfo
+from .spool import OPEN, PENDING, SCRATCH, Entry, Spool, Upload
 from .tiff import TiffLayout, layout_for
+from .uploads import after_upload, upload
 
 log = logging.getLogger("omerofs.namespace")
 
 ROOT_INODE = 1
+STATUS_NAME = ".omerofs-status"
 
 
 class Kind(enum.Enum):
     ROOT = "root"
     PLATE = "plate"
     WELL = "well"
+    SUBDIR = "subdir"
     PLANE = "plane"
+    TEXT = "text"
+    STATUS = "status"
+
+
+_DIRS = (Kind.ROOT, Kind.PLATE, Kind.WELL, Kind.SUBDIR)
+_MODES = {
+    Kind.ROOT: stat.S_IFDIR | 0o555,
+    Kind.PLATE: stat.S_IFDIR | 0o755,
+    Kind.WELL: stat.S_IFDIR | 0o755,
+    Kind.SUBDIR: stat.S_IFDIR | 0o755,
+    Kind.PLANE: stat.S_IFREG | 0o444,
+    Kind.TEXT: stat.S_IFREG | 0o644,
+    Kind.STATUS: stat.S_IFREG | 0o444,
+}
 
 
 @dataclass(eq=False)
@@ -54,28 +92,62 @@ class Node:
     mtime: float
     size: int = 0
     plate_id: int | None = None
+    # planes
     image: ImageInfo | None = None
     plane: PlaneIndex | None = None
     tiff: TiffLayout | None = None
+    # directories
     children: dict[str, int] | None = None
+    #: entries that exist only here (not yet on the server): kept across reloads
+    local: dict[str, int] = field(default_factory=dict)
     loaded_at: float = float("-inf")
-    #: what a failed reload said, kept until the next success
-    error: str | None = None
+    error: str | None = None  # what a failed reload said, until the next success
+    well_id: int | None = None
+    sites: dict[int, int] = field(default_factory=dict)  # well: site -> image id
+    path: str = ""  # user subdir: its path below the plate ("a/b")
+    # text files
+    ann: FileAnnotationInfo | None = None
+    entry: Entry | None = None
+    dirty: bool = False
+    writers: int = 0
+    #: a write failed (e.g. EFBIG): the local changes are never uploaded
+    failed: OSError | None = None
     _sorted: list[tuple[str, int]] | None = field(default=None, repr=False)
 
     @property
     def is_dir(self) -> bool:
-        return self.kind is not Kind.PLANE
+        return self.kind in _DIRS
 
     @property
     def mode(self) -> int:
-        return (stat.S_IFDIR | 0o555) if self.is_dir else (stat.S_IFREG | 0o444)
+        return _MODES[self.kind]
+
+    @property
+    def scratch(self) -> bool:
+        return self.entry is not None and self.entry.state == SCRATCH
 
     def listing(self) -> list[tuple[str, int]]:
         """Children as (name, inode), sorted by name; cached until they change."""
         if self._sorted is None:
             self._sorted = sorted((self.children or {}).items())
         return self._sorted
+
+    def set_children(self, children: dict[str, int]) -> None:
+        self.children, self._sorted = children, None
+
+    def add_child(self, name: str, ino: int, local: bool = True) -> None:
+        if self.children is None:
+            self.children = {}
+        self.children[name] = ino
+        if local:
+            self.local[name] = ino
+        self._sorted = None
+
+    def remove_child(self, name: str) -> None:
+        if self.children is not None:
+            self.children.pop(name, None)
+        self.local.pop(name, None)
+        self._sorted = None
 
 
 PlaneKeyT = tuple[int, int, int, int]  # (pixels id, z, c, t)
@@ -122,13 +194,28 @@ def site_numbers(well: str, samples: list[tuple[int, str]]) -> list[int]:
     return out
 
 
+def disambiguated(name: str, annotation_id: int) -> str:
+    """The listed name of an annotation whose name another one in the same
+    directory already has (the older annotation, lower id, keeps the plain
+    name): ``counts.csv`` -> ``counts_ann1234.csv``."""
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}_ann{annotation_id}.{ext}" if dot else f"{name}_ann{annotation_id}"
+
+
+def refuse(code: int, message: str) -> OSError:
+    return OSError(code, message)
+
+
 class Namespace:
     def __init__(self, gateway: Gateway, cache_budget: int, *, timeouts: Timeouts | None = None,
                  prefetch_depth: int = 4, prefetch_workers: int = 4,
+                 spool: Spool | None = None, max_file_bytes: int = 256 << 20,
                  clock: Callable[[], float] = time.monotonic):
         self.gateway = gateway
         self.timeouts = timeouts or Timeouts()
         self.prefetch_depth = prefetch_depth
+        self.spool = spool
+        self.max_file_bytes = max_file_bytes
         self.clock = clock
         self.mounted_at = time.time()
         self._lock = threading.RLock()
@@ -137,14 +224,17 @@ class Namespace:
         self._inodes: dict[Hashable, int] = {}
         self._next_ino = ROOT_INODE + 1
         self._nodes[ROOT_INODE] = Node(ROOT_INODE, Kind.ROOT, "", ROOT_INODE, self.mounted_at)
-        self._plate_ino: dict[int, int] = {}
         #: planes above a quarter of this are read row band by row band, uncached
         self.cache_budget = cache_budget
-        self.cache: PlaneCache[PlaneKeyT] = PlaneCache(
+        self.cache: PlaneCache[Hashable] = PlaneCache(
             self._fetch, cache_budget, prefetch_workers=prefetch_workers if prefetch_depth else 0,
             size_hint=self._plane_size)
-        self._plane_sizes: dict[PlaneKeyT, int] = {}
+        self._plane_sizes: dict[Hashable, int] = {}
         self._images: dict[int, ImageInfo] = {}  # by pixels id, for fetches
+        self._by_entry: dict[str, int] = {}  # spool entry id -> inode
+        self.status_source: Callable[[], bytes] = lambda: b"{}\n"
+        self._status = self._new_node(("status",), Kind.STATUS, STATUS_NAME, ROOT_INODE,
+                                      self.mounted_at)
 
     def close(self) -> None:
         self.cache.close()
@@ -157,6 +247,14 @@ class Namespace:
             self._next_ino += 1
         return ino
 
+    def _new_node(self, key: Hashable, kind: Kind, name: str, parent: int, mtime: float,
+                  **kw: Any) -> Node:
+        ino = self._inode(key)
+        node = self._nodes.get(ino)
+        if node is None:
+            node = self._nodes[ino] = Node(ino, kind, name, parent, mtime, **kw)
+        return node
+
     def node(self, ino: int) -> Node:
         """Non-blocking. KeyError for an unknown inode."""
         return self._nodes[ino]
@@ -168,13 +266,18 @@ class Namespace:
     def _ttl(self, node: Node) -> float:
         return self.timeouts.root_ttl if node.kind is Kind.ROOT else self.timeouts.plate_ttl
 
+    def _listing_owner(self, node: Node) -> Node:
+        """The directory whose load fills ``node``: the root, or the plate."""
+        while node.kind in (Kind.WELL, Kind.SUBDIR):
+            node = self._nodes[node.parent]
+        return node
+
     def needs_load(self, ino: int) -> bool:
         """Non-blocking: must :meth:`load` run before this directory is listed?"""
         node = self._nodes[ino]
-        if node.kind is Kind.WELL:
-            node = self._nodes[node.parent]
         if not node.is_dir:
             return False
+        node = self._listing_owner(node)
         return node.children is None or self.clock() - node.loaded_at > self._ttl(node)
 
     def load(self, ino: int) -> None:
@@ -182,9 +285,7 @@ class Namespace:
 
         Concurrent callers for one directory share one load. Raises
         GatewayError only when there is no earlier listing to fall back on."""
-        node = self._nodes[ino]
-        if node.kind is Kind.WELL:
-            node = self._nodes[node.parent]
+        node = self._listing_owner(self._nodes[ino])
         with self._lock:
             gate = self._loading.setdefault(node.ino, threading.Lock())
         with gate:
@@ -195,7 +296,9 @@ class Namespace:
                     self._apply_plates(self.gateway.list_plates())
                 else:
                     assert node.plate_id is not None
-                    self._apply_plate(node, self.gateway.load_plate(node.plate_id).wells)
+                    wells = self.gateway.load_plate(node.plate_id).wells
+                    anns = self.gateway.list_file_annotations(node.plate_id)
+                    self._apply_plate(node, wells, anns)
             except NotFound:
                 self._drop_plate(node)
                 raise
@@ -212,17 +315,13 @@ class Namespace:
     def _apply_plates(self, plates: list[PlateSummary]) -> None:
         root = self._nodes[ROOT_INODE]
         with self._lock:
-            children: dict[str, int] = {}
+            children: dict[str, int] = dict(root.local)
             for p in plates:
                 name = layout.plate_dir_name(p.id)
-                ino = self._inode(("plate", p.id))
-                old = self._nodes.get(ino)
-                if old is None:
-                    self._nodes[ino] = Node(ino, Kind.PLATE, name, ROOT_INODE,
-                                            p.created or self.mounted_at, plate_id=p.id)
-                children[name] = ino
-                self._plate_ino[p.id] = ino
-            root.children, root._sorted = children, None
+                node = self._new_node(("plate", p.id), Kind.PLATE, name, ROOT_INODE,
+                                      p.created or self.mounted_at, plate_id=p.id)
+                children[name] = node.ino
+            root.set_children(children)
             root.loaded_at, root.error = self.clock(), None
 
     def plate_by_name(self, name: str) -> Node | None:
@@ -237,23 +336,18 @@ class Namespace:
             return None
         root = self._nodes[ROOT_INODE]
         with self._lock:
-            ino = self._inode(("plate", plate.id))
-            if ino not in self._nodes:
-                self._nodes[ino] = Node(ino, Kind.PLATE, name, ROOT_INODE,
-                                        plate.created or self.mounted_at, plate_id=plate.id)
+            node = self._new_node(("plate", plate.id), Kind.PLATE, name, ROOT_INODE,
+                                  plate.created or self.mounted_at, plate_id=plate.id)
             if root.children is not None and name not in root.children:
-                root.children[name] = ino
-                root._sorted = None
-            self._plate_ino[plate.id] = ino
-            return self._nodes[ino]
+                root.add_child(name, node.ino, local=False)
+            return node
 
     def _drop_plate(self, node: Node) -> None:
-        root = self._nodes[ROOT_INODE]
         with self._lock:
-            if root.children is not None and root.children.pop(node.name, None) is not None:
-                root._sorted = None
+            self._nodes[ROOT_INODE].remove_child(node.name)
 
-    def _apply_plate(self, plate: Node, wells: tuple[WellInfo, ...]) -> None:
+    def _apply_plate(self, plate: Node, wells: tuple[WellInfo, ...],
+                     anns: list[FileAnnotationInfo]) -> None:
         assert plate.plate_id is not None
         n_columns = max([w.column + 1 for w in wells] + [1])
         width = layout.column_width(n_columns)
@@ -261,17 +355,21 @@ class Namespace:
         mtime = plate.mtime
         with self._lock:
             plate_children: dict[str, int] = {}
+            well_of_image: dict[int, Node] = {}
+            well_by_id: dict[int, Node] = {}
             for w in wells:
                 wname = layout.well_name(w.row, w.column, width)
-                wino = self._inode(("well", plate.plate_id, w.row, w.column))
-                well = self._nodes.get(wino)
-                if well is None:
-                    well = self._nodes[wino] = Node(wino, Kind.WELL, wname, plate.ino, mtime,
-                                                    plate_id=plate.plate_id)
+                well = self._new_node(("well", plate.plate_id, w.row, w.column), Kind.WELL,
+                                      wname, plate.ino, mtime, plate_id=plate.plate_id,
+                                      well_id=w.id)
+                well_by_id[w.id] = well
                 files: dict[str, int] = {}
                 sites = site_numbers(wname, [(s.index, s.image.name) for s in w.samples])
+                well.sites = {}
                 for sample, site in zip(w.samples, sites, strict=True):
                     image = sample.image
+                    well.sites[site] = image.id
+                    well_of_image[image.id] = well
                     try:
                         tiff = layout_for(image.size_x, image.size_y, image.pixel_type)
                     except ValueError as e:  # e.g. OMERO "bit" or complex pixels
@@ -282,27 +380,105 @@ class Namespace:
                     for t in range(image.size_t):
                         for c in range(image.size_c):
                             for z in range(image.size_z):
+                                key = ("plane", image.pixels_id, z, c, t)
                                 fname = layout.plane_name(
                                     wname, layout.PlaneKey(site, z, c, t), with_t)
-                                key = ("plane", image.pixels_id, z, c, t)
-                                fino = self._inode(key)
-                                if fino not in self._nodes:
-                                    self._nodes[fino] = Node(
-                                        fino, Kind.PLANE, fname, wino, mtime, tiff.file_size,
-                                        plate_id=plate.plate_id, image=image,
-                                        plane=PlaneIndex(z, c, t), tiff=tiff)
-                                    self._plane_sizes[(image.pixels_id, z, c, t)] = \
-                                        tiff.data_size
-                                files[fname] = fino
-                well.children, well._sorted = files, None
+                                f = self._new_node(key, Kind.PLANE, fname, well.ino, mtime,
+                                                   size=tiff.file_size, plate_id=plate.plate_id,
+                                                   image=image, plane=PlaneIndex(z, c, t),
+                                                   tiff=tiff)
+                                self._plane_sizes[(image.pixels_id, z, c, t)] = tiff.data_size
+                                files[fname] = f.ino
+                well.set_children(files)
                 well.loaded_at = self.clock()
-                plate_children[wname] = wino
-            plate.children, plate._sorted = plate_children, None
+                plate_children[wname] = well.ino
+            plate.set_children(plate_children)
+            # subdirectories made by hand stay; their server content is re-placed below
+            for sub in [self._nodes[i] for i in self._subdirs_of(plate)]:
+                sub.set_children({})
+            self._place_annotations(plate, anns, well_by_id, well_of_image)
             plate.loaded_at, plate.error = self.clock(), None
+
+    def _subdirs_of(self, plate: Node) -> list[int]:
+        return [i for i, n in list(self._nodes.items())
+                if n.kind is Kind.SUBDIR and n.plate_id == plate.plate_id]
+
+    def _subdir(self, plate: Node, path: str) -> Node:
+        """The user directory at ``path`` below the plate, made if missing."""
+        parent = plate
+        so_far = ""
+        for part in path.split("/"):
+            so_far = f"{so_far}/{part}" if so_far else part
+            node = self._new_node(("dir", plate.plate_id, so_far), Kind.SUBDIR, part,
+                                  parent.ino, plate.mtime, plate_id=plate.plate_id,
+                                  path=so_far, children={})
+            if node.children is None:
+                node.children = {}
+            if parent.children is None or parent.children.get(part) != node.ino:
+                parent.add_child(part, node.ino, local=False)
+            parent = node
+        return parent
+
+    def _place_annotations(self, plate: Node, anns: list[FileAnnotationInfo],
+                           well_by_id: dict[int, Node], well_of_image: dict[int, Node]) -> None:
+        """Put each text annotation in its directory (under the lock)."""
+        placed: dict[int, list[FileAnnotationInfo]] = {}
+        for ann in anns:
+            if not (layout.is_text_name(ann.name) and layout.valid_entry_name(ann.name)):
+                continue  # not a file this mount serves (e.g. a PDF): see docs
+            if ann.target.kind is TargetKind.PLATE:
+                path = ann.path.strip("/")
+                parts = path.split("/") if path else []
+                if any(not layout.valid_entry_name(p) for p in parts):
+                    continue
+                directory = self._subdir(plate, path) if parts else plate
+            elif ann.target.kind is TargetKind.WELL:
+                w = well_by_id.get(ann.target.id)
+                if w is None:
+                    continue
+                directory = w
+            else:
+                w = well_of_image.get(ann.target.id)
+                if w is None:
+                    continue
+                directory = w
+            placed.setdefault(directory.ino, []).append(ann)
+        dirs = {plate.ino, *[w.ino for w in well_by_id.values()], *self._subdirs_of(plate)}
+        for dino in dirs:
+            directory = self._nodes[dino]
+            # local entries first: they win their names
+            for name, ino in list(directory.local.items()):
+                node = self._nodes.get(ino)
+                if node is None:
+                    directory.local.pop(name, None)
+                    continue
+                if node.kind is Kind.TEXT and node.ann is not None and node.entry is None \
+                        and node.writers == 0:
+                    directory.local.pop(name, None)  # uploaded: the server copy takes over
+                    continue
+                directory.add_child(name, ino, local=True)
+            for ann in sorted(placed.get(dino, []), key=lambda a: a.id):
+                known = self._inodes.get(("ann", ann.id))
+                node = self._nodes.get(known) if known is not None else None
+                if node is not None and node.parent == dino and node.name in directory.local:
+                    node.ann = ann  # a local node (being written) for this annotation
+                    continue
+                name = ann.name
+                taken = directory.children or {}
+                if name in taken and taken[name] != known:
+                    name = disambiguated(ann.name, ann.id)
+                node = self._new_node(("ann", ann.id), Kind.TEXT, name, dino, time.time(),
+                                      plate_id=plate.plate_id)
+                node.name, node.parent, node.ann = name, dino, ann
+                if node.entry is None:
+                    node.size = ann.size
+                directory.add_child(name, node.ino, local=False)
 
     # --- names ----------------------------------------------------------------------------
     def lookup(self, parent: int, name: str) -> Node | None:
         """Non-blocking: the child called ``name``, or None (after :meth:`load`)."""
+        if parent == ROOT_INODE and name == STATUS_NAME:
+            return self._status
         node = self._nodes[parent]
         ino = (node.children or {}).get(name)
         return None if ino is None else self._nodes.get(ino)
@@ -312,22 +488,30 @@ class Namespace:
         with self._lock:
             return self._nodes[ino].listing()
 
-    # --- plane bytes ----------------------------------------------------------------------
-    def _plane_size(self, key: PlaneKeyT) -> int:
+    # --- reading ----------------------------------------------------------------------------
+    def _plane_size(self, key: Hashable) -> int:
         return self._plane_sizes.get(key, 0)
 
-    def _fetch(self, key: PlaneKeyT) -> bytes:
+    def _fetch(self, key: Hashable) -> bytes:
+        assert isinstance(key, tuple)
+        if key[0] == "file":
+            return self.gateway.read_file(key[1])
         pixels_id, z, c, t = key
         return self.gateway.read_plane(self._images[pixels_id], PlaneIndex(z, c, t))
 
     @staticmethod
-    def _key(node: Node) -> PlaneKeyT:
+    def _key(node: Node) -> Hashable:
+        if node.kind is Kind.TEXT:
+            assert node.ann is not None
+            return ("file", node.ann.file_id)
         assert node.image is not None and node.plane is not None
         return (node.image.pixels_id, node.plane.z, node.plane.c, node.plane.t)
 
     def read_cached(self, ino: int, offset: int, size: int) -> bytes | None:
         """Non-blocking: the bytes if no server call is needed, else None."""
         node = self._nodes[ino]
+        if node.kind is not Kind.PLANE:
+            return None
         tiff = node.tiff
         assert tiff is not None
         if not tiff.needs_plane(offset, size):
@@ -336,8 +520,18 @@ class Namespace:
         return None if plane is None else tiff.read(offset, size, plane)
 
     def read(self, ino: int, offset: int, size: int) -> bytes:
-        """Blocking: bytes [offset, offset+size) of a plane file."""
+        """Blocking: bytes [offset, offset+size) of a file."""
         node = self._nodes[ino]
+        if node.kind is Kind.STATUS:
+            return self.status_source()[offset:offset + size]
+        if node.kind is Kind.TEXT:
+            entry = node.entry
+            if entry is not None:
+                assert self.spool is not None
+                return self.spool.read(entry.id, offset, size)
+            if node.ann is None or node.ann.size == 0:
+                return b""
+            return self.cache.get(self._key(node))[offset:offset + size]
         tiff = node.tiff
         assert tiff is not None
         if not tiff.needs_plane(offset, size):
@@ -369,7 +563,9 @@ class Namespace:
         if not self.prefetch_depth:
             return 0
         node = self._nodes[ino]
-        keys: list[PlaneKeyT] = []
+        if node.kind is not Kind.PLANE:
+            return 0
+        keys: list[Hashable] = []
         with self._lock:
             well = self._nodes[node.parent]
             plate = self._nodes[well.parent]
@@ -391,3 +587,396 @@ class Namespace:
                 if f is not None and f.kind is Kind.PLANE:
                     keys.append(self._key(f))
         return self.cache.prefetch(keys)
+
+    # --- writing: where a file goes ---------------------------------------------------------
+    def _writable_dir(self, parent: int, what: str) -> Node:
+        d = self._nodes[parent]
+        if d.kind not in (Kind.PLATE, Kind.WELL, Kind.SUBDIR):
+            raise refuse(errno.EPERM, f"{what}: only plate, well and user directories "
+                                      "take files")
+        return d
+
+    def _upload_spec(self, directory: Node, name: str, old: FileAnnotationInfo | None
+                     ) -> Upload:
+        """Target, path and replace/move plan of a text file ``name`` in ``directory``."""
+        assert directory.plate_id is not None
+        kind, target_id, path = TargetKind.PLATE, directory.plate_id, directory.path
+        if directory.kind is Kind.WELL:
+            assert directory.well_id is not None
+            kind, target_id, path = TargetKind.WELL, directory.well_id, ""
+            site = layout.site_of_annotation(name, directory.name)
+            if site is not None and site in directory.sites:
+                kind, target_id = TargetKind.IMAGE, directory.sites[site]
+        server_name = name
+        if old is not None and name == disambiguated(old.name, old.id):
+            server_name = old.name  # a listed alias keeps its server name
+        mimetype = layout.MIMETYPES.get("." + name.rpartition(".")[2])
+        same_place = (old is not None and old.target.kind is kind
+                      and old.target.id == target_id and old.path == path
+                      and old.name == server_name)
+        return Upload(plate_id=directory.plate_id, target_kind=kind.value, target_id=target_id,
+                      name=server_name, path=path, mimetype=mimetype,
+                      annotation_id=old.id if same_place and old else None,
+                      file_id=old.file_id if same_place and old else None,
+                      delete_after=old.id if old is not None and not same_place else None)
+
+    def _spool(self) -> Spool:
+        if self.spool is None:
+            raise refuse(errno.EROFS, "this mount has no spool: it is read-only")
+        return self.spool
+
+    # --- writing: operations ------------------------------------------------------------------
+    def create(self, parent: int, name: str) -> Node:
+        """Blocking (local disk): a new, empty, open-for-writing file."""
+        directory = self._writable_dir(parent, f"create {name}")
+        if not layout.valid_entry_name(name):
+            raise refuse(errno.EINVAL, f"create {name!r}: not a valid file name")
+        text = layout.is_text_name(name)
+        if not text and not layout.is_scratch_name(name):
+            raise refuse(errno.EPERM, f"create {name}: only .json .csv .txt .tsv files are "
+                                      "stored in OMERO")
+        spool = self._spool()
+        spec = self._upload_spec(directory, name, None) if text else Upload(
+            plate_id=directory.plate_id or 0, target_kind="", target_id=0, name=name)
+        entry = spool.create(spec, OPEN if text else SCRATCH)
+        with self._lock:
+            if self.lookup(parent, name) is not None:
+                spool.remove(entry.id)
+                raise refuse(errno.EEXIST, f"create {name}: exists")
+            node = self._new_node(("local", entry.id), Kind.TEXT, name, parent, time.time(),
+                                  plate_id=directory.plate_id, entry=entry, dirty=text,
+                                  writers=1)
+            self._by_entry[entry.id] = node.ino
+            directory.add_child(name, node.ino)
+        return node
+
+    def open_write(self, ino: int, truncate: bool) -> None:
+        """Blocking: prepare a text file for writing (spool a copy of its content)."""
+        node = self._nodes[ino]
+        if node.kind is not Kind.TEXT:
+            raise refuse(errno.EACCES, f"write {node.name}: read-only")
+        with self._lock:
+            node.writers += 1
+            entry = node.entry
+        if entry is not None:
+            if entry.state == PENDING:
+                node.entry = self._spool().update(entry, state=OPEN)
+            if truncate:
+                self.truncate(ino, 0)
+            return
+        try:
+            self._start_entry(node, b"" if truncate else None)
+        except BaseException:
+            with self._lock:
+                node.writers -= 1
+            raise
+        if truncate:
+            node.dirty = True
+
+    def _start_entry(self, node: Node, content: bytes | None) -> Entry:
+        """Spool an uploaded file so it can be changed locally."""
+        spool = self._spool()
+        if content is None:
+            content = self.read(node.ino, 0, node.size) if node.size else b""
+        directory = self._nodes[node.parent]
+        entry = spool.create(self._upload_spec(directory, node.name, node.ann), OPEN, content)
+        with self._lock:
+            node.entry, node.size = entry, len(content)
+            self._by_entry[entry.id] = node.ino
+            directory.local[node.name] = node.ino
+        return entry
+
+    def write(self, ino: int, offset: int, data: bytes) -> int:
+        """Blocking (local disk): write into the spooled copy."""
+        node = self._nodes[ino]
+        entry = node.entry
+        if entry is None:
+            raise refuse(errno.EBADF, f"write {node.name}: not open for writing")
+        end = offset + len(data)
+        if end > self.max_file_bytes:
+            node.failed = refuse(errno.EFBIG, f"write {node.name}: files are limited to "
+                                              f"{self.max_file_bytes} bytes; not stored")
+            raise node.failed
+        n = self._spool().write(entry.id, offset, data)
+        with self._lock:
+            node.size = max(node.size, offset + n)
+            node.dirty = not node.scratch
+            node.mtime = time.time()
+        return n
+
+    def truncate(self, ino: int, size: int) -> None:
+        """Blocking: set a text file's size (uploads at once if nobody has it open)."""
+        node = self._nodes[ino]
+        if node.kind is not Kind.TEXT:
+            raise refuse(errno.EACCES, f"truncate {node.name}: read-only")
+        if size > self.max_file_bytes:
+            raise refuse(errno.EFBIG, f"truncate {node.name}: above the file size limit")
+        entry = node.entry
+        if entry is None:
+            current = self.read(ino, 0, node.size) if node.size else b""
+            entry = self._start_entry(node, (current + bytes(max(0, size - len(current))))[:size])
+        else:
+            self._spool().truncate(entry.id, size)
+        with self._lock:
+            node.size, node.mtime = size, time.time()
+            node.dirty = not node.scratch
+        if node.writers == 0:
+            self.flush(ino)
+
+    def flush(self, ino: int) -> None:
+        """Blocking: upload a changed text file now (close and fsync call this).
+
+        A failed upload leaves the file pending in the spool, retried by
+        :meth:`retry_pending`, and raises (close/fsync report the error)."""
+        node = self._nodes[ino]
+        entry = node.entry
+        if node.failed is not None:
+            failed = node.failed
+            self._discard_changes(node)
+            raise failed
+        if node.kind is not Kind.TEXT or entry is None or node.scratch or not node.dirty:
+            return
+        spool = self._spool()
+        spool.fsync(entry.id)
+        with self._lock:
+            node.dirty = False  # writes during the upload set it again
+        try:
+            ann = upload(self.gateway, spool, entry)
+        except GatewayError as e:
+            with self._lock:
+                node.dirty = True
+                fresh = next((x for x in spool.entries() if x.id == entry.id), entry)
+                node.entry = spool.update(fresh, state=PENDING if node.writers == 0 else OPEN)
+            log.error("upload of %s failed, kept in the spool for retry: %s", node.name, e)
+            raise refuse(errno.EIO, f"upload of {node.name} failed: {e}") from None
+        self._uploaded(node, entry, ann)
+
+    def _uploaded(self, node: Node, entry: Entry, ann: FileAnnotationInfo) -> None:
+        """Bookkeeping after a confirmed upload. The spooled copy stays while
+        writers have the file open or wrote during the upload."""
+        with self._lock:
+            if node.ann is not None:
+                self.cache.discard(("file", node.ann.file_id))
+            self.cache.discard(("file", ann.file_id))
+            node.ann = ann
+            self._inodes[("ann", ann.id)] = node.ino
+            kept = after_upload(self._spool(), entry, ann, keep=bool(node.writers or node.dirty))
+            if kept is None:
+                self._by_entry.pop(entry.id, None)
+            elif node.dirty and node.writers == 0:
+                kept = self._spool().update(kept, state=PENDING)  # changed meanwhile: again
+            node.entry = kept
+
+    def _discard_changes(self, node: Node) -> None:
+        """Drop a failed file's local changes: a new file disappears, an
+        existing one keeps its server version."""
+        with self._lock:
+            if node.writers > 1:
+                return  # the last writer's close does it
+            if node.entry is not None:
+                self._spool().remove(node.entry.id)
+                self._by_entry.pop(node.entry.id, None)
+                node.entry = None
+            node.dirty, node.failed = False, None
+            if node.ann is None:
+                self._nodes[node.parent].remove_child(node.name)
+            else:
+                node.size = node.ann.size
+
+    def release(self, ino: int) -> None:
+        """Blocking (local disk): a writer closed the file."""
+        node = self._nodes[ino]
+        if node.failed is not None and node.writers <= 1:
+            self._discard_changes(node)
+        with self._lock:
+            node.writers = max(0, node.writers - 1)
+            entry = node.entry
+            if node.writers or entry is None:
+                return
+            if node.scratch:
+                return  # lives until renamed, unlinked or unmounted
+            if node.dirty:
+                node.entry = self._spool().update(entry, state=PENDING)
+                return
+            if node.ann is not None:  # opened for writing, nothing changed
+                self._spool().remove(entry.id)
+                self._by_entry.pop(entry.id, None)
+                node.entry = None
+
+    def unlink(self, parent: int, name: str) -> None:
+        """Blocking: delete a file (its annotation on the server, its spool entry)."""
+        node = self.lookup(parent, name)
+        if node is None:
+            raise refuse(errno.ENOENT, f"unlink {name}: no such file")
+        if node.kind is not Kind.TEXT:
+            raise refuse(errno.EACCES, f"unlink {name}: images are read-only")
+        if node.ann is not None:
+            with contextlib.suppress(NotFound):  # already gone: the goal is reached
+                self.gateway.delete_file_annotation(node.ann.id)
+        with self._lock:
+            if node.entry is not None:
+                self._spool().remove(node.entry.id)
+                self._by_entry.pop(node.entry.id, None)
+                node.entry = None
+            if node.ann is not None:
+                self.cache.discard(("file", node.ann.file_id))
+            node.ann = None
+            self._nodes[parent].remove_child(name)
+
+    def mkdir(self, parent: int, name: str) -> Node:
+        """Non-blocking: a user directory below a plate (kept until unmount while empty)."""
+        d = self._nodes[parent]
+        if d.kind not in (Kind.PLATE, Kind.SUBDIR):
+            raise refuse(errno.EPERM, f"mkdir {name}: directories can be made in plate "
+                                      "directories only")
+        if not layout.valid_entry_name(name) or name.startswith("."):
+            raise refuse(errno.EINVAL, f"mkdir {name!r}: not a valid directory name")
+        try:
+            layout.parse_well(name)
+            raise refuse(errno.EPERM, f"mkdir {name}: names like wells are reserved")
+        except ValueError:
+            pass
+        with self._lock:
+            if self.lookup(parent, name) is not None:
+                raise refuse(errno.EEXIST, f"mkdir {name}: exists")
+            plate = self._listing_owner(d)
+            path = f"{d.path}/{name}" if d.path else name
+            node = self._subdir(plate, path)
+            d.local[name] = node.ino
+            return node
+
+    def rmdir(self, parent: int, name: str) -> None:
+        node = self.lookup(parent, name)
+        if node is None:
+            raise refuse(errno.ENOENT, f"rmdir {name}: no such directory")
+        if node.kind is not Kind.SUBDIR:
+            raise refuse(errno.EACCES if node.is_dir else errno.ENOTDIR,
+                         f"rmdir {name}: only user directories can be removed")
+        with self._lock:
+            if node.children:
+                raise refuse(errno.ENOTEMPTY, f"rmdir {name}: not empty")
+            self._nodes[parent].remove_child(name)
+
+    def rename(self, old_parent: int, old: str, new_parent: int, new: str,
+               noreplace: bool = False) -> None:
+        """Blocking: move a text or scratch file (see docs/semantics)."""
+        src = self.lookup(old_parent, old)
+        if src is None:
+            raise refuse(errno.ENOENT, f"rename {old}: no such file")
+        if src.kind is not Kind.TEXT:
+            raise refuse(errno.EACCES if src.kind is not Kind.SUBDIR else errno.EPERM,
+                         f"rename {old}: only text files can be renamed")
+        directory = self._writable_dir(new_parent, f"rename to {new}")
+        if not layout.valid_entry_name(new):
+            raise refuse(errno.EINVAL, f"rename to {new!r}: not a valid file name")
+        text = layout.is_text_name(new)
+        if not text and not layout.is_scratch_name(new):
+            raise refuse(errno.EPERM, f"rename to {new}: only .json .csv .txt .tsv files are "
+                                      "stored in OMERO")
+        if not text and (src.ann is not None or not src.scratch):
+            raise refuse(errno.EPERM, f"rename {old} to {new}: a stored file cannot become "
+                                      "a temporary one")
+        dst = self.lookup(new_parent, new)
+        if dst is src:
+            return
+        if dst is not None and noreplace:
+            raise refuse(errno.EEXIST, f"rename to {new}: exists")
+        if dst is not None and dst.kind is not Kind.TEXT:
+            raise refuse(errno.EISDIR if dst.is_dir else errno.EACCES,
+                         f"rename to {new}: cannot replace it")
+        if not text:  # scratch to scratch: local only
+            with self._lock:
+                if dst is not None:
+                    self._drop_file(dst)
+                self._move(src, old_parent, old, directory, new)
+            return
+        # what the file replaces (and must end up holding src's bytes)
+        replaced = dst.ann if dst is not None else src.ann
+        content = self.read(src.ino, 0, src.size) if src.entry is None else None
+        spec = self._upload_spec(directory, new, replaced)
+        if dst is not None and src.ann is not None and src.ann.id != spec.annotation_id:
+            spec = Upload(**{**spec.__dict__, "delete_after": src.ann.id})
+        same_bytes = src.entry is None and dst is None
+        if same_bytes and spec.annotation_id is None and src.ann is not None \
+                and spec.delete_after == src.ann.id and spec.target_kind == \
+                src.ann.target.kind.value and spec.target_id == src.ann.target.id:
+            # same object, new name or path: a rename on the server, no upload
+            ann = self.gateway.rename_file(src.ann, spec.name, spec.path)
+            with self._lock:
+                self._move(src, old_parent, old, directory, new)
+                src.ann = ann
+            return
+        spool = self._spool()
+        with self._lock:
+            if src.entry is None:
+                src.entry = spool.create(spec, OPEN if src.writers else PENDING, content or b"")
+            else:
+                src.entry = spool.update(src.entry, upload=spec,
+                                         state=OPEN if src.writers else PENDING)
+            self._by_entry[src.entry.id] = src.ino
+            if dst is not None:
+                self._drop_file(dst, keep_annotation=True)
+            self._move(src, old_parent, old, directory, new)
+            src.ann = replaced
+            src.dirty = True
+        if src.writers == 0:
+            try:
+                self.flush(src.ino)
+            except OSError as e:  # kept in the spool: the retry loop takes it from here
+                log.warning("rename of %s to %s: %s", old, new, e.strerror)
+
+    def _move(self, node: Node, old_parent: int, old: str, directory: Node, new: str) -> None:
+        self._nodes[old_parent].remove_child(old)
+        if (existing := (directory.children or {}).get(new)) is not None and existing != node.ino:
+            directory.remove_child(new)
+        node.name, node.parent = new, directory.ino
+        directory.add_child(new, node.ino)
+
+    def _drop_file(self, node: Node, keep_annotation: bool = False) -> None:
+        """Forget a file replaced by a rename (its spool entry goes with it)."""
+        if node.entry is not None and self.spool is not None:
+            self.spool.remove(node.entry.id)
+            self._by_entry.pop(node.entry.id, None)
+            node.entry = None
+        self._nodes[node.parent].remove_child(node.name)
+        if not keep_annotation and node.ann is not None:
+            log.debug("annotation %d replaced by a scratch file", node.ann.id)
+
+    # --- pending uploads --------------------------------------------------------------------------
+    def pending(self) -> list[Entry]:
+        """Non-blocking-ish (reads spool metadata): uploads not yet on the server."""
+        if self.spool is None:
+            return []
+        return [e for e in self.spool.entries() if e.state != SCRATCH]
+
+    def retry_pending(self) -> tuple[int, int]:
+        """Blocking: upload what is pending and nobody is writing. Returns
+        (uploaded, still pending). Also takes entries a previous mount left."""
+        if self.spool is None:
+            return 0, 0
+        done = left = 0
+        for entry in self.spool.entries():
+            ino = self._by_entry.get(entry.id)
+            node = self._nodes.get(ino) if ino is not None else None
+            if entry.state == SCRATCH:
+                if node is None:  # a previous mount's temporary file: never meant to stay
+                    log.info("dropping leftover scratch file %s", entry.upload.name)
+                    self.spool.remove(entry.id)
+                continue
+            if node is not None and (node.writers or entry.state == OPEN):
+                continue
+            try:
+                ann = upload(self.gateway, self.spool, entry)
+            except GatewayError as e:
+                left += 1
+                log.debug("retry of %s failed: %s", entry.upload.name, e)
+                continue
+            done += 1
+            log.info("uploaded pending %s (annotation %d)", entry.upload.name, ann.id)
+            if node is None:
+                self.spool.remove(entry.id)
+            else:
+                with self._lock:
+                    node.dirty = False
+                self._uploaded(node, entry, ann)
+        return done, left

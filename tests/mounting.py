@@ -21,6 +21,8 @@ class Mount:
         self.mountpoint = Path(mountpoint)
         self.args = list(args)
         self.log_path = self.mountpoint.parent / f"{self.mountpoint.name}.log"
+        #: the mount's own spool (kept across remounts of the same Mount object)
+        self.spool = self.mountpoint.parent / f"{self.mountpoint.name}.spool"
         self.env = dict(os.environ, OMERO_PASSWORD=password, OMERO_USER=user, **(env or {}))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -28,7 +30,8 @@ class Mount:
         self.mountpoint.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "omerofs", "mount", "-f", f"tcp://127.0.0.1:{self.port}",
-             str(self.mountpoint), "--log-file", str(self.log_path), *self.args],
+             str(self.mountpoint), "--log-file", str(self.log_path),
+             "--spool-dir", str(self.spool), *self.args],
             env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

@@ -50,3 +50,18 @@ def plane(sf: Any, pixels_id: int, z: int, c: int, t: int, dtype: np.dtype,
         return np.frombuffer(store.getPlane(z, c, t), dtype=dtype).reshape(shape)
     finally:
         store.close()
+
+
+def annotations(sf: Any, plate_id: int) -> list[dict[str, Any]]:
+    """Every FileAnnotation on the plate, its wells and their images, as dicts."""
+    from omerofs.gateway import queries as Q
+
+    out = []
+    for kind, query in (("Plate", Q.PLATE_FILE_ANNOTATIONS), ("Well", Q.WELL_FILE_ANNOTATIONS),
+                        ("Image", Q.IMAGE_FILE_ANNOTATIONS)):
+        for parent, aid, fid, name, path, size, mimetype, ns in projection(sf, query,
+                                                                           pid=plate_id):
+            out.append({"kind": kind, "parent": parent, "id": aid, "file_id": fid,
+                        "name": name, "path": path, "size": size, "mimetype": mimetype,
+                        "ns": ns, "bytes": file_bytes(sf, fid)})
+    return out

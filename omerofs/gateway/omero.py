@@ -454,6 +454,23 @@ class OmeroGateway:
                                   mimetype=annotation.mimetype, ns=annotation.ns,
                                   target=annotation.target)
 
+    def rename_file(self, annotation: FileAnnotationInfo, name: str, path: str
+                    ) -> FileAnnotationInfo:
+        if not name or "/" in name:
+            raise ValueError(f"bad file name {name!r}")
+
+        def run(sf: Any) -> None:
+            # load first: saving a half-filled object would null its other fields
+            f = sf.getQueryService().get("OriginalFile", annotation.file_id,
+                                         {"omero.group": str(self.config.group)})
+            f.name, f.path = rstring(name), rstring(path)
+            sf.getUpdateService().saveAndReturnObject(f)
+
+        self._call("IUpdate.saveAndReturnObject", run)  # same values twice: harmless
+        return FileAnnotationInfo(id=annotation.id, file_id=annotation.file_id, name=name,
+                                  path=path, size=annotation.size, mimetype=annotation.mimetype,
+                                  ns=annotation.ns, target=annotation.target)
+
     def delete_file_annotation(self, annotation_id: int) -> None:
         self.delete("FileAnnotation", [annotation_id])
 

@@ -76,6 +76,11 @@ class Gateway(Protocol):
     def replace_file(self, annotation: FileAnnotationInfo, data: bytes) -> FileAnnotationInfo:
         """Replace the content of an annotation's file in place (same ids)."""
 
+    def rename_file(
+        self, annotation: FileAnnotationInfo, name: str, path: str
+    ) -> FileAnnotationInfo:
+        """Change the name and path of an annotation's OriginalFile (same ids)."""
+
     def delete_file_annotation(self, annotation_id: int) -> None:
         """Delete the annotation, its links and its OriginalFile."""
 

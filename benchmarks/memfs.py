@@ -1,0 +1,168 @@
+"""A minimal read-only pyfuse3 filesystem serving a directory tree from memory.
+
+    .venv/bin/python benchmarks/memfs.py SRC_DIR MOUNTPOINT [--no-keep-cache] [--ttl S]
+
+The baseline of ``benchmarks/read.py`` (c): the same files (names, sizes,
+bytes) as an omerofs mount, held in a dict of ``bytes``, behind the same
+pyfuse3/trio machinery and the same mount options, with nothing else in the
+read path. ``open`` returns ``FileInfo(keep_cache=True)`` like omerofs, unless
+``--no-keep-cache`` (then every read reaches this process). Entry and
+attribute timeouts are ``--ttl`` seconds (omerofs' default plate TTL is 60).
+
+Runs in the foreground until unmounted (``fusermount3 -u MOUNTPOINT``) or sent
+SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import signal
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyfuse3
+import trio
+
+
+class MemFS(pyfuse3.Operations):
+    def __init__(self, src: Path, *, keep_cache: bool = True, ttl: float = 60.0):
+        super().__init__()
+        self.keep_cache = keep_cache
+        self.ttl = ttl
+        self.attrs: dict[int, pyfuse3.EntryAttributes] = {}
+        self.children: dict[int, dict[bytes, int]] = {}
+        self.listings: dict[int, list[tuple[bytes, int]]] = {}
+        self.data: dict[int, bytes] = {}
+        self._next = pyfuse3.ROOT_INODE + 1
+        self._add_dir(pyfuse3.ROOT_INODE, src)
+        self.uid, self.gid = os.getuid(), os.getgid()
+
+    # --- the tree, loaded once -------------------------------------------------------------
+    def _attr(self, ino: int, mode: int, size: int, mtime_ns: int) -> pyfuse3.EntryAttributes:
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = ino
+        a.generation = 0
+        a.st_mode = mode
+        a.st_nlink = 2 if stat.S_ISDIR(mode) else 1
+        a.st_uid, a.st_gid = os.getuid(), os.getgid()
+        a.st_size = size
+        a.st_blksize = 128 * 1024
+        a.st_blocks = (size + 511) // 512
+        a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = mtime_ns
+        a.entry_timeout = a.attr_timeout = self.ttl
+        self.attrs[ino] = a
+        return a
+
+    def _add_dir(self, ino: int, path: Path) -> None:
+        st = path.stat()
+        self._attr(ino, stat.S_IFDIR | 0o555, 4096, st.st_mtime_ns)
+        kids: dict[bytes, int] = {}
+        for entry in sorted(os.scandir(path), key=lambda e: e.name):
+            child = self._next
+            self._next += 1
+            kids[os.fsencode(entry.name)] = child
+            if entry.is_dir(follow_symlinks=False):
+                self._add_dir(child, Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                data = Path(entry.path).read_bytes()
+                self.data[child] = data
+                self._attr(child, stat.S_IFREG | 0o444, len(data), entry.stat().st_mtime_ns)
+        self.children[ino] = kids
+        self.listings[ino] = sorted(kids.items())
+
+    # --- handlers ----------------------------------------------------------------------------
+    async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None
+                     ) -> pyfuse3.EntryAttributes:
+        if name == b".":
+            return self.attrs[parent_inode]
+        ino = self.children.get(parent_inode, {}).get(name)
+        if ino is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        return self.attrs[ino]
+
+    async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        try:
+            return self.attrs[inode]
+        except KeyError:
+            raise pyfuse3.FUSEError(errno.ENOENT) from None
+
+    async def opendir(self, inode: int, ctx: Any = None) -> int:
+        if inode not in self.listings:
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        return inode
+
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        entries = self.listings[fh]
+        attrs = self.attrs
+        for i in range(start_id, len(entries)):
+            name, ino = entries[i]
+            if not pyfuse3.readdir_reply(token, name, attrs[ino], i + 1):
+                return
+
+    async def releasedir(self, fh: int) -> None:
+        return None
+
+    async def open(self, inode: int, flags: int, ctx: Any = None) -> pyfuse3.FileInfo:
+        if inode not in self.data:
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        if flags & os.O_ACCMODE != os.O_RDONLY:
+            raise pyfuse3.FUSEError(errno.EACCES)
+        return pyfuse3.FileInfo(fh=inode, keep_cache=self.keep_cache)
+
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        return self.data[fh][off:off + size]
+
+    async def release(self, fh: int) -> None:
+        return None
+
+    async def statfs(self, ctx: Any = None) -> pyfuse3.StatvfsData:
+        s = pyfuse3.StatvfsData()
+        s.f_bsize = s.f_frsize = 4096
+        s.f_files = len(self.attrs)
+        s.f_namemax = 255
+        return s
+
+
+async def _serve() -> None:
+    async with trio.open_nursery() as nursery:
+
+        async def stop_on_signal() -> None:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    pyfuse3.terminate()
+                    return
+
+        async def fuse_main() -> None:
+            # the same task bounds as omerofs.mount
+            await pyfuse3.main(min_tasks=4, max_tasks=64)
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(stop_on_signal)
+        nursery.start_soon(fuse_main)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("src", type=Path, help="directory whose tree and bytes are served")
+    ap.add_argument("mountpoint", type=Path)
+    ap.add_argument("--no-keep-cache", action="store_true",
+                    help="open() without keep_cache: the kernel drops cached pages on open")
+    ap.add_argument("--ttl", type=float, default=60.0, help="entry/attribute timeout (s)")
+    args = ap.parse_args(argv)
+    fs = MemFS(args.src, keep_cache=not args.no_keep_cache, ttl=args.ttl)
+    # the same options as omerofs.mount.fuse_options
+    opts = set(pyfuse3.default_options) | {"fsname=memfs", "subtype=memfs", "noatime"}
+    pyfuse3.init(fs, str(args.mountpoint), opts)
+    try:
+        trio.run(_serve)
+    finally:
+        pyfuse3.close(unmount=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

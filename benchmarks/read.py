@@ -1,0 +1,549 @@
+"""Read benchmark of the omerofs mount: one devserver, ratios measured side by side.
+
+    .venv/bin/python benchmarks/read.py [--quick] [--only a,b,c,d,e] [--reps N]
+
+(a) cold plane throughput, mount vs OmeroGateway.read_plane (default prefetch, --prefetch 0)
+(b) sequential whole-plate read, mount vs a naive omero-py download script (0 / 5 ms latency)
+(c) warm re-read through the mount vs a minimal in-memory pyfuse3 mount (benchmarks/memfs.py)
+(d) `find` over a 1536-well x 9-field x 4-channel plate: cold, warm, server calls
+(e) peak RSS of the mount process after reading more than its cache budget
+
+Each measurement prints one line per figure; a summary table of targets ends
+the run. See benchmarks/README.md for what each measurement means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import mmap
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+from omerofs.devserver.harness import DevServerProcess  # noqa: E402
+from omerofs.devserver.seed import PlateSpec, seed_plate  # noqa: E402
+from omerofs.devserver.store import Store  # noqa: E402
+from omerofs.gateway import PlaneIndex  # noqa: E402
+from omerofs.gateway.omero import OmeroGateway  # noqa: E402
+from omerofs.gateway.types import ImageInfo  # noqa: E402
+from tests.mounting import BAD_LOG_MARKERS, Mount  # noqa: E402
+
+CHUNK = 1 << 20  # readers read 1 MiB at a time
+MB = 1e6
+
+
+# --- plates --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plate:
+    plate_id: int
+    rows: int
+    columns: int
+    fields: int
+    size_x: int
+    size_y: int
+    size_z: int
+    size_c: int
+
+    @property
+    def plane_bytes(self) -> int:
+        return self.size_x * self.size_y * 2
+
+    @property
+    def n_planes(self) -> int:
+        return self.rows * self.columns * self.fields * self.size_z * self.size_c
+
+    @property
+    def dirname(self) -> str:
+        return f"plate_{self.plate_id}"
+
+    def describe(self) -> str:
+        return (f"{self.rows * self.columns} wells x {self.fields} fields x {self.size_z} z x "
+                f"{self.size_c} c of {self.size_x}x{self.size_y} uint16 = {self.n_planes} "
+                f"planes, {self.n_planes * self.plane_bytes / MB:.0f} MB")
+
+
+def seed_materialized(store: Store, name: str, rows: int, columns: int, fields: int,
+                      size_x: int, size_y: int, size_z: int, size_c: int) -> Plate:
+    """A uint16 plate whose planes are raw files on disk (as seed_plate(materialize=True)
+    makes, but with random content generated once: seed_plate's synthetic pixels cost
+    0.3 s per 8 MiB plane). Every plane differs in its first 8 bytes."""
+    rng = np.random.default_rng(12345)
+    body = bytearray(rng.integers(0, 1 << 16, size_x * size_y, dtype=np.uint16)
+                     .astype(">u2").tobytes())
+    n = 0
+    with store.tx():
+        pid = store.create_plate(name, "root", rows, columns)
+        for r in range(rows):
+            for c in range(columns):
+                wid = store.create_well(pid, r, c, "root")
+                for f in range(fields):
+                    iid, pxid = store.create_image(f"{name} r{r} c{c} f{f}", "root", size_x,
+                                                   size_y, size_z, size_c, 1, "uint16")
+                    store.add_well_sample(wid, iid, f)
+                    pix = store.pixels(pxid)
+                    for cc in range(size_c):
+                        for z in range(size_z):
+                            n += 1
+                            body[:8] = n.to_bytes(8, "big")
+                            store.write_plane(pix, z, cc, 0, bytes(body))
+    return Plate(pid, rows, columns, fields, size_x, size_y, size_z, size_c)
+
+
+# --- reading -------------------------------------------------------------------------------
+def walk(top: Path) -> list[Path]:
+    """Every file under ``top``, in sorted (= reading) order, as a pipeline lists them."""
+    out: list[Path] = []
+    for root, dirs, files in os.walk(top):
+        dirs.sort()
+        out += [Path(root) / f for f in sorted(files)]
+    return out
+
+
+_BUF = mmap.mmap(-1, CHUNK)  # page-aligned: also usable for O_DIRECT
+
+
+def read_files(paths: list[Path], direct: bool = False) -> int:
+    """Plain sequential reads in 1 MiB chunks, file after file; returns bytes read."""
+    view = memoryview(_BUF)
+    total = 0
+    flags = os.O_RDONLY | (os.O_DIRECT if direct else 0)
+    for p in paths:
+        fd = os.open(p, flags)
+        try:
+            while True:
+                n = os.readv(fd, [view])
+                if not n:
+                    break
+                total += n
+        finally:
+            os.close(fd)
+    return total
+
+
+def timed(fn: Callable[[], int]) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    n = fn()
+    return time.perf_counter() - t0, n
+
+
+def proc_status(pid: int, key: str) -> int:
+    """A ``VmXxx`` line of /proc/<pid>/status, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+# --- results -------------------------------------------------------------------------------
+@dataclass
+class Target:
+    name: str
+    goal: str
+    measured: str
+    met: bool
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    tmp: Path
+    srv: DevServerProcess
+    plates: dict[str, Any] = field(default_factory=dict)
+    targets: list[Target] = field(default_factory=list)
+    _n: int = 0
+
+    def fresh_dir(self, prefix: str) -> Path:
+        self._n += 1
+        d = self.tmp / f"{prefix}{self._n}"
+        d.mkdir()
+        return d
+
+    @contextlib.contextmanager
+    def mount(self, *args: str, env: dict[str, str] | None = None) -> Iterator[Mount]:
+        """A fresh omerofs mount on a new mount point (so nothing in the page cache)."""
+        m = Mount(self.srv.port, self.fresh_dir("m") / "mnt", *args, env=env)
+        m.start(timeout=60)
+        try:
+            yield m
+        finally:
+            code = m.stop()
+            bad = [ln for ln in m.log.splitlines() if any(b in ln for b in BAD_LOG_MARKERS)]
+            if code != 0 or bad:
+                print(f"    WARNING: mount exited {code}; log {m.log_path}:\n      "
+                      + "\n      ".join(bad[:5]))
+
+    @contextlib.contextmanager
+    def memfs(self, src: Path, *args: str) -> Iterator[Path]:
+        mnt = self.fresh_dir("memfs") / "mnt"
+        mnt.mkdir()
+        proc = subprocess.Popen([sys.executable, str(HERE / "memfs.py"), str(src), str(mnt),
+                                 *args], stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while not os.path.ismount(mnt):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"memfs exited {proc.returncode}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError("memfs did not mount")
+                time.sleep(0.05)
+            yield mnt
+        finally:
+            if os.path.ismount(mnt):
+                subprocess.run(["fusermount3", "-u", str(mnt)], check=False,
+                               capture_output=True)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                subprocess.run(["fusermount3", "-uz", str(mnt)], check=False,
+                               capture_output=True)
+
+    def target(self, name: str, goal: str, measured: str, met: bool) -> None:
+        self.targets.append(Target(name, goal, measured, met))
+
+
+def mbps(seconds: float, nbytes: int) -> float:
+    return nbytes / seconds / MB
+
+
+def spread(values: list[float]) -> str:
+    if len(values) < 2:
+        return ""
+    return f" [{min(values):.0f}..{max(values):.0f}]"
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+# --- (a) cold plane throughput -----------------------------------------------------------
+def plane_sequence(g: OmeroGateway, plate: Plate) -> list[tuple[ImageInfo, PlaneIndex]]:
+    """The planes of a plate in file-name order (well, site, z, c)."""
+    structure = g.load_plate(plate.plate_id)
+    seq = []
+    for w in sorted(structure.wells, key=lambda w: (w.row, w.column)):
+        for s in sorted(w.samples, key=lambda s: s.index):
+            for z in range(s.image.size_z):
+                for c in range(s.image.size_c):
+                    seq.append((s.image, PlaneIndex(z, c, 0)))
+    return seq
+
+
+def gateway_read(b: Bench, plate: Plate) -> tuple[float, int]:
+    """Seconds and bytes for OmeroGateway.read_plane over every plane, fresh gateway
+    (connected and plate loaded before the clock starts, as a mount is)."""
+    g = OmeroGateway(b.srv.config())
+    try:
+        g.connect()
+        seq = plane_sequence(g, plate)
+        return timed(lambda: sum(len(g.read_plane(img, p)) for img, p in seq))
+    finally:
+        g.close()
+
+
+def mount_cold_read(b: Bench, plate: Plate, *args: str) -> tuple[float, int]:
+    """Seconds and bytes for a first read of every plane file through a fresh mount
+    (the tree is listed before the clock starts)."""
+    with b.mount(*args) as m:
+        files = walk(m.mountpoint / plate.dirname)
+        return timed(lambda: read_files(files))
+
+
+def bench_a(b: Bench) -> None:
+    plate: Plate = b.plates["A"]
+    say(f"(a) cold plane throughput: {plate.describe()}; median of {b.args.reps} runs "
+        "[min..max]")
+    gw: list[float] = []
+    p4: list[float] = []
+    p0: list[float] = []
+    for _ in range(b.args.reps):
+        gw.append(mbps(*gateway_read(b, plate)))
+        p4.append(mbps(*mount_cold_read(b, plate)))
+        p0.append(mbps(*mount_cold_read(b, plate, "--prefetch", "0")))
+    g, m4, m0 = (statistics.median(v) for v in (gw, p4, p0))
+    say(f"    gateway.read_plane             {g:8.1f} MB/s{spread(gw)}")
+    say(f"    mount, default prefetch (4)    {m4:8.1f} MB/s{spread(p4)}   ratio {m4 / g:5.2f}")
+    say(f"    mount, --prefetch 0            {m0:8.1f} MB/s{spread(p0)}   ratio {m0 / g:5.2f}")
+    b.target("(a) cold plane read, mount/gateway, prefetch 4   >= 0.9x", f"{m4 / g:.2f}x",
+             m4 / g >= 0.9)
+    b.target("(a) cold plane read, mount/gateway, prefetch 0   >= 0.9x", f"{m0 / g:.2f}x",
+             m0 / g >= 0.9)
+
+
+# --- (b) whole plate vs naive omero-py ------------------------------------------------------
+def naive_download(b: Bench, plate: Plate, out: Path) -> tuple[float, int]:
+    """What a user script does without omerofs: one RawPixelsStore per image, getPlane
+    for each plane, one file per plane. Session opened and ids known before the clock."""
+    import omero
+
+    g = OmeroGateway(b.srv.config())
+    try:
+        seq = plane_sequence(g, plate)
+    finally:
+        g.close()
+    images: list[ImageInfo] = list(dict.fromkeys(img for img, _ in seq))
+    client = omero.client(host="tcp://127.0.0.1", port=b.srv.port)
+    try:
+        sf = client.createSession("root", "omero")
+
+        def run() -> int:
+            total = 0
+            for img in images:
+                rps = sf.createRawPixelsStore()
+                try:
+                    rps.setPixelsId(img.pixels_id, True)
+                    for z in range(img.size_z):
+                        for c in range(img.size_c):
+                            data = rps.getPlane(z, c, 0)
+                            with open(out / f"{img.id}_z{z}_c{c}.raw", "wb") as f:
+                                f.write(data)
+                            total += len(data)
+                finally:
+                    rps.close()
+            return total
+
+        return timed(run)
+    finally:
+        client.closeSession()
+
+
+def mount_plate_read(b: Bench, plate: Plate) -> tuple[float, float, int]:
+    """Fresh mount; list the plate and read every file in order, on the clock.
+    Returns (total seconds, of which listing, bytes)."""
+    with b.mount() as m:
+        t0 = time.perf_counter()
+        files = walk(m.mountpoint / plate.dirname)
+        t_list = time.perf_counter() - t0
+        n = read_files(files)
+        return time.perf_counter() - t0, t_list, n
+
+
+def bench_b(b: Bench) -> None:
+    plate: Plate = b.plates["B"]
+    say(f"(b) whole plate, sequential: {plate.describe()}; median of {b.args.reps} runs")
+    for latency, goal in ((0, 2.0), (5, 4.0)):
+        b.srv.set_faults(latency_ms=latency)
+        try:
+            naive: list[float] = []
+            mnt: list[float] = []
+            listing: list[float] = []
+            for _ in range(b.args.reps):
+                out = b.fresh_dir("naive")
+                dt, n = naive_download(b, plate, out)
+                naive.append(dt)
+                shutil.rmtree(out)
+                dt, t_list, n2 = mount_plate_read(b, plate)
+                mnt.append(dt)
+                listing.append(t_list)
+                assert n2 == n + 256 * plate.n_planes, (n, n2)
+        finally:
+            b.srv.set_faults(latency_ms=0)
+        tn, tm = statistics.median(naive), statistics.median(mnt)
+        ratio = tn / tm
+        say(f"    latency {latency} ms: naive omero-py to disk {tn:6.2f} s "
+            f"({mbps(tn, n):6.1f} MB/s); mount walk+read {tm:6.2f} s ({mbps(tm, n):6.1f} MB/s,"
+            f" listing {statistics.median(listing) * 1000:.0f} ms)   ratio {ratio:5.2f}")
+        b.target(f"(b) plate read, mount vs naive, {latency} ms latency  >= {goal:.0f}x",
+                 f"{ratio:.2f}x", ratio >= goal)
+
+
+# --- (c) warm re-read vs in-memory pyfuse3 --------------------------------------------------
+def warm_reads(files: list[Path], reps: int, direct: bool = False) -> float:
+    rates = []
+    for _ in range(reps):
+        dt, n = timed(lambda: read_files(files, direct))
+        rates.append(mbps(dt, n))
+    return statistics.median(rates)
+
+
+def try_direct(files: list[Path], reps: int) -> float | None:
+    try:
+        return warm_reads(files, reps, direct=True)
+    except OSError as e:
+        say(f"    (O_DIRECT reads not possible here: {e})")
+        return None
+
+
+def bench_c(b: Bench) -> None:
+    plate: Plate = b.plates["A"]
+    reps = max(3, b.args.reps)
+    say(f"(c) warm re-read: {plate.describe()}; median of {reps} re-reads")
+    src = b.fresh_dir("src")
+    with b.mount() as m:
+        files = walk(m.mountpoint / plate.dirname)
+        read_files(files)  # cold: fills the page cache (and the plane cache)
+        omero_warm = warm_reads(files, reps)
+        # informative: served by the omerofs process from its plane cache, no page cache
+        omero_direct = try_direct(files, reps)
+        shutil.copytree(m.mountpoint / plate.dirname, src / plate.dirname)
+    with b.memfs(src) as mnt:
+        files = walk(mnt / plate.dirname)
+        read_files(files)
+        mem_warm = warm_reads(files, reps)
+        mem_direct = try_direct(files, reps)
+    with b.memfs(src, "--no-keep-cache") as mnt:
+        files = walk(mnt / plate.dirname)
+        read_files(files)
+        mem_nokeep = warm_reads(files, reps)
+    shutil.rmtree(src)
+    ratio = omero_warm / mem_warm
+    say(f"    omerofs re-read (page cache)           {omero_warm:8.1f} MB/s   "
+        f"ratio {ratio:5.2f}")
+    say(f"    memfs keep_cache=True re-read          {mem_warm:8.1f} MB/s")
+    say(f"    memfs keep_cache=False re-read         {mem_nokeep:8.1f} MB/s   "
+        f"(omerofs/this {omero_warm / mem_nokeep:5.2f})")
+    if omero_direct and mem_direct:
+        say(f"    O_DIRECT (every read reaches the daemon): omerofs plane cache "
+            f"{omero_direct:.1f} MB/s, memfs {mem_direct:.1f} MB/s, "
+            f"ratio {omero_direct / mem_direct:5.2f} (informative)")
+    b.target("(c) warm re-read, mount/memfs (keep_cache)      >= 0.8x", f"{ratio:.2f}x",
+             ratio >= 0.8)
+
+
+# --- (d) find over a 1536-well plate --------------------------------------------------------
+def run_find(path: Path) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    out = subprocess.run(["find", str(path)], stdout=subprocess.PIPE, check=True).stdout
+    return time.perf_counter() - t0, out.count(b"\n")
+
+
+def fmt_calls(calls: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(calls.items())) or "none"
+
+
+def bench_d(b: Bench) -> None:
+    spec: PlateSpec = b.plates["D_spec"]
+    plate_id: int = b.plates["D"]
+    say(f"(d) find over a {spec.rows * spec.columns}-well x {spec.fields}-field x "
+        f"{spec.size_c}-channel plate ({spec.size_x}x{spec.size_y} planes), --plate-ttl 600")
+    with b.mount("--plate-ttl", "600") as m:
+        b.srv.reset_stats()
+        os.listdir(m.mountpoint)
+        root_calls = b.srv.calls()
+        b.srv.reset_stats()
+        t1, entries = run_find(m.mountpoint / f"plate_{plate_id}")
+        calls1 = b.srv.calls()
+        b.srv.reset_stats()
+        warm = [run_find(m.mountpoint / f"plate_{plate_id}") for _ in range(3)]
+        calls2 = b.srv.calls()
+    t2 = statistics.median(t for t, _ in warm)
+    assert all(n == entries for _, n in warm)
+    proj = calls1.get("IQuery.projection", 0)
+    us1, us2 = t1 / entries * 1e6, t2 / entries * 1e6
+    say(f"    root listing before: server calls: {fmt_calls(root_calls)}")
+    say(f"    first find (cold)    {t1:6.3f} s  {entries} entries  {us1:6.1f} us/entry   "
+        f"server calls: {fmt_calls(calls1)}")
+    say(f"    second find (warm)   {t2:6.3f} s  {entries} entries  {us2:6.1f} us/entry   "
+        f"server calls (3 finds): {fmt_calls(calls2)}")
+    b.target("(d) find after first listing                  <= 10 us/entry", f"{us2:.1f} us",
+             us2 <= 10)
+    b.target("(d) server calls to load the plate             <= 2 projections",
+             f"{proj} ({sum(calls1.values())} calls in all)", proj <= 2)
+
+
+# --- (e) peak RSS ---------------------------------------------------------------------------
+def bench_e(b: Bench) -> None:
+    plate: Plate = b.plates["A"]
+    budget_mb = b.args.cache_mb
+    say(f"(e) peak RSS, --cache-mb {budget_mb}: read {plate.describe()}")
+    with b.mount("--cache-mb", str(budget_mb)) as m:
+        assert m.proc is not None
+        pid = m.proc.pid
+        files = walk(m.mountpoint / plate.dirname)
+        before = proc_status(pid, "VmHWM")
+        dt, n = timed(lambda: read_files(files))
+        peak = proc_status(pid, "VmHWM")
+        rss = proc_status(pid, "VmRSS")
+    allowed = budget_mb + 150
+    say(f"    read {n / MB:.0f} MB in {dt:.2f} s ({mbps(dt, n):.1f} MB/s); VmHWM before reads "
+        f"{before / 2**20:.0f} MiB, after {peak / 2**20:.0f} MiB, VmRSS after "
+        f"{rss / 2**20:.0f} MiB; budget {budget_mb} MiB (+150 = {allowed})")
+    b.target(f"(e) peak RSS, budget {budget_mb} MiB            <= {allowed} MiB",
+             f"{peak / 2**20:.0f} MiB", peak / 2**20 <= allowed)
+
+
+# --- main ---------------------------------------------------------------------------------
+BENCHES = {"a": bench_a, "b": bench_b, "c": bench_c, "d": bench_d, "e": bench_e}
+
+
+def seed(b: Bench, only: set[str], quick: bool) -> None:
+    store = Store(b.srv.data_dir)
+    try:
+        t0 = time.perf_counter()
+        if only & {"a", "c", "e"}:
+            size = 1024 if quick else 2048
+            b.plates["A"] = seed_materialized(store, "big-planes", 1, 3, 3, size, size, 1, 4)
+        if "b" in only:
+            b.plates["B"] = seed_materialized(store, "pipeline", 2, 4, 4, 512, 512, 2, 2) \
+                if not quick else seed_materialized(store, "pipeline", 1, 4, 2, 256, 256, 2, 2)
+        if "d" in only:
+            spec = PlateSpec(name="find", rows=32, columns=48, fields=9, size_x=16, size_y=16,
+                             size_c=4, materialize=False)
+            if quick:
+                spec = PlateSpec(name="find", rows=8, columns=12, fields=9, size_x=16,
+                                 size_y=16, size_c=4, materialize=False)
+            b.plates["D_spec"] = spec
+            b.plates["D"] = seed_plate(store, spec).plate_id
+        say(f"seeded plates in {time.perf_counter() - t0:.1f} s")
+    finally:
+        store.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, one run each (smoke)")
+    ap.add_argument("--only", default="a,b,c,d,e", help="comma-separated subset of a,b,c,d,e")
+    ap.add_argument("--reps", type=int, default=None,
+                    help="runs per side of (a) and (b) (default 3, 1 with --quick)")
+    ap.add_argument("--cache-mb", type=int, default=None,
+                    help="cache budget of (e) (default 64, 16 with --quick)")
+    args = ap.parse_args()
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    if not only <= set(BENCHES):
+        ap.error(f"--only takes a subset of {','.join(BENCHES)}")
+    if args.reps is None:
+        args.reps = 1 if args.quick else 3
+    if args.cache_mb is None:
+        args.cache_mb = 16 if args.quick else 64
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="omerofs-bench-") as tmp:
+        srv = DevServerProcess(Path(tmp) / "ds")
+        b = Bench(args, Path(tmp), srv)
+        try:
+            srv.start()
+            say(f"devserver on port {srv.port}; {os.cpu_count()} cores; "
+                f"{'quick' if args.quick else 'full'} run")
+            seed(b, only, args.quick)
+            for key, fn in BENCHES.items():
+                if key in only:
+                    t0 = time.perf_counter()
+                    fn(b)
+                    say(f"    ({key} took {time.perf_counter() - t0:.1f} s)")
+        finally:
+            srv.stop()
+    say("")
+    say(f"{'target':<60} {'measured':<24} result")
+    for t in b.targets:
+        say(f"{t.name:<60} {t.measured:<24} {'MET' if t.met else 'MISSED'}")
+    say(f"total runtime {time.perf_counter() - t_start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Local spool of written files: bytes stay here until the server has them.
+
+Each entry is two files in the spool directory (0700)::
+
+    <id>.data   the file's bytes (0600), written in place
+    <id>.json   what the upload needs: target, name, path, the annotation it
+                replaces, and its state
+
+States: ``open`` (being written), ``pending`` (closed, not yet on the
+server: an upload failed or has not run), ``scratch`` (a temporary file of
+an editor or rsync: never uploaded by itself). An entry is deleted only once
+the server has confirmed the upload, so a crash, a failed upload or an
+unmount with the server away loses nothing: the next mount finds the entry
+and uploads it.
+
+Plain file I/O, no FUSE and no server: tested directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+log = logging.getLogger("omerofs.spool")
+
+OPEN, PENDING, SCRATCH = "open", "pending", "scratch"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Where an entry's bytes go: a FileAnnotation on ``target_kind``/``target_id``."""
+
+    plate_id: int
+    target_kind: str
+    target_id: int
+    name: str
+    path: str = ""
+    mimetype: str | None = None
+    #: the annotation (and its file) whose content this replaces, if any
+    annotation_id: int | None = None
+    file_id: int | None = None
+    #: an annotation elsewhere that this upload moves here: deleted once it is in place
+    delete_after: int | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    upload: Upload
+    state: str = OPEN
+    created: float = field(default_factory=time.time)
+    attempts: int = 0
+    #: an earlier attempt failed in a way that may have reached the server
+    ambiguous: bool = False
+    last_error: str | None = None
+
+
+class Spool:
+    """One spool directory (one per server and user: see :func:`spool_dir`)."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.root, 0o700)
+
+    def data_path(self, entry_id: str) -> Path:
+        return self.root / f"{entry_id}.data"
+
+    def _meta_path(self, entry_id: str) -> Path:
+        return self.root / f"{entry_id}.json"
+
+    def create(self, upload: Upload, state: str = OPEN, content: bytes = b"") -> Entry:
+        entry = Entry(id=uuid.uuid4().hex, upload=upload, state=state)
+        fd = os.open(self.data_path(entry.id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, content)
+        finally:
+            os.close(fd)
+        self.save(entry)
+        return entry
+
+    def save(self, entry: Entry) -> None:
+        """Write the entry's metadata atomically (rename over the old one)."""
+        tmp = self.root / f"{entry.id}.json.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(asdict(entry), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._meta_path(entry.id))
+
+    def update(self, entry: Entry, **changes: object) -> Entry:
+        new = replace(entry, **changes)  # type: ignore[arg-type]
+        self.save(new)
+        return new
+
+    def read(self, entry_id: str, offset: int, size: int) -> bytes:
+        fd = os.open(self.data_path(entry_id), os.O_RDONLY)
+        try:
+            return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
+
+    def read_all(self, entry_id: str) -> bytes:
+        return self.data_path(entry_id).read_bytes()
+
+    def write(self, entry_id: str, offset: int, data: bytes) -> int:
+        fd = os.open(self.data_path(entry_id), os.O_WRONLY)
+        try:
+            return os.pwrite(fd, data, offset)
+        finally:
+            os.close(fd)
+
+    def truncate(self, entry_id: str, size: int) -> None:
+        os.truncate(self.data_path(entry_id), size)
+
+    def size(self, entry_id: str) -> int:
+        return self.data_path(entry_id).stat().st_size
+
+    def fsync(self, entry_id: str) -> None:
+        fd = os.open(self.data_path(entry_id), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def remove(self, entry_id: str) -> None:
+        self._meta_path(entry_id).unlink(missing_ok=True)
+        self.data_path(entry_id).unlink(missing_ok=True)
+
+    def entries(self) -> list[Entry]:
+        """Every entry on disk, oldest first; unreadable ones are logged and skipped."""
+        out = []
+        for meta in self.root.glob("*.json"):
+            try:
+                d = json.loads(meta.read_text())
+                d["upload"] = Upload(**d["upload"])
+                entry = Entry(**d)
+            except (OSError, ValueError, TypeError) as e:
+                log.error("unreadable spool entry %s (left in place): %s", meta, e)
+                continue
+            if not self.data_path(entry.id).exists():
+                log.error("spool entry %s has no data file; removing its metadata", entry.id)
+                meta.unlink(missing_ok=True)
+                continue
+            out.append(entry)
+        return sorted(out, key=lambda e: e.created)
+
+    def free_bytes(self) -> int:
+        st = os.statvfs(self.root)
+        return st.f_bavail * st.f_frsize
+
+
+def spool_dir(base: Path, host: str, port: int, user: str | None) -> Path:
+    """The spool of one server and user: leftovers are found by the next mount
+    of the same server as the same user, wherever it is mounted."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in
+                   f"{host}_{port}_{user or 'session'}")
+    return base / safe

@@ -1,0 +1,104 @@
+"""Turning one spool entry into a FileAnnotation on the server, exactly once.
+
+:func:`upload` is blocking and idempotent from the caller's point of view:
+
+* an entry that replaces an annotation rewrites that annotation's file in
+  place (rewriting the same bytes twice is harmless);
+* an entry that creates an annotation first looks for a copy an earlier,
+  ambiguous attempt may have left (the connection broke after the server
+  had saved it): same target, name, path and bytes means it is adopted
+  rather than created again, so a retry never duplicates a file;
+* ``Upload.delete_after`` (a move to another object) is deleted only once the new
+  annotation exists.
+
+The entry is removed from the spool only after the server confirmed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .gateway import (
+    FileAnnotationInfo,
+    Gateway,
+    GatewayError,
+    NotFound,
+    ServerUnavailable,
+    Target,
+    TargetKind,
+)
+from .spool import Entry, Spool, Upload
+
+log = logging.getLogger("omerofs.uploads")
+
+NAMESPACE = "omerofs"
+
+
+def target_of(u: Upload) -> Target:
+    return Target(TargetKind(u.target_kind), u.target_id)
+
+
+def _adoptable(gateway: Gateway, u: Upload, data: bytes) -> FileAnnotationInfo | None:
+    target = target_of(u)
+    for ann in gateway.list_file_annotations(u.plate_id):
+        if (ann.target == target and ann.name == u.name and ann.path == u.path
+                and ann.size == len(data) and gateway.read_file(ann.file_id) == data):
+            return ann
+    return None
+
+
+def upload(gateway: Gateway, spool: Spool, entry: Entry) -> FileAnnotationInfo:
+    """Upload ``entry`` and return the annotation now holding its bytes.
+
+    The entry is left in the spool: the caller removes it, or keeps it when
+    writers still have the file open (see :func:`after_upload`). On failure
+    the entry is updated with the attempt and the GatewayError is raised."""
+    u = entry.upload
+    data = spool.read_all(entry.id)
+    try:
+        if u.annotation_id is not None and u.file_id is not None:
+            old = FileAnnotationInfo(id=u.annotation_id, file_id=u.file_id, name=u.name,
+                                     path=u.path, size=0, mimetype=u.mimetype, ns=NAMESPACE,
+                                     target=target_of(u))
+            ann = gateway.replace_file(old, data)
+        else:
+            adopted = _adoptable(gateway, u, data) if entry.ambiguous else None
+            if adopted is not None:
+                log.info("adopted %s (annotation %d) left by an earlier attempt", u.name,
+                         adopted.id)
+                ann = adopted
+            else:
+                ann = gateway.create_file_annotation(target_of(u), u.name, data, path=u.path,
+                                                     mimetype=u.mimetype, ns=NAMESPACE)
+    except GatewayError as e:
+        # a broken connection may have saved a new annotation: check before retrying
+        ambiguous = entry.ambiguous or (isinstance(e, ServerUnavailable)
+                                        and u.annotation_id is None)
+        spool.update(entry, attempts=entry.attempts + 1, ambiguous=ambiguous,
+                     last_error=str(e))
+        raise
+    delete_after = u.delete_after
+    if delete_after is not None and delete_after != ann.id:
+        try:
+            gateway.delete_file_annotation(delete_after)
+        except NotFound:
+            pass
+        except GatewayError as e:  # the new copy exists: nothing is lost, say so
+            log.warning("moved %s but could not delete the old annotation %d: %s",
+                        u.name, delete_after, e)
+    return ann
+
+
+def after_upload(spool: Spool, entry: Entry, ann: FileAnnotationInfo, keep: bool
+                 ) -> Entry | None:
+    """Remove an uploaded entry, or (``keep``: the file is still open for
+    writing) turn it into one that replaces ``ann``, so later changes update
+    the same annotation instead of making another."""
+    if not keep:
+        spool.remove(entry.id)
+        return None
+    u = entry.upload
+    plan = Upload(plate_id=u.plate_id, target_kind=ann.target.kind.value,
+                  target_id=ann.target.id, name=ann.name, path=ann.path, mimetype=u.mimetype,
+                  annotation_id=ann.id, file_id=ann.file_id)
+    return spool.update(entry, upload=plan, ambiguous=False, last_error=None)
