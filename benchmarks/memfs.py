@@ -1,13 +1,15 @@
 """A minimal read-only pyfuse3 filesystem serving a directory tree from memory.
 
-    .venv/bin/python benchmarks/memfs.py SRC_DIR MOUNTPOINT [--no-keep-cache] [--ttl S]
+    .venv/bin/python benchmarks/memfs.py SRC_DIR MOUNTPOINT [--no-keep-cache] [--flush] [--ttl S]
 
 The baseline of ``benchmarks/read.py`` (c): the same files (names, sizes,
 bytes) as an omerofs mount, held in a dict of ``bytes``, behind the same
 pyfuse3/trio machinery and the same mount options, with nothing else in the
 read path. ``open`` returns ``FileInfo(keep_cache=True)`` like omerofs, unless
-``--no-keep-cache`` (then every read reaches this process). Entry and
-attribute timeouts are ``--ttl`` seconds (omerofs' default plate TTL is 60).
+``--no-keep-cache`` (then every read reaches this process). FLUSH is answered
+ENOSYS, so the kernel stops sending it, unless ``--flush`` (a no-op handler,
+as a filesystem that uploads on close needs). Entry and attribute timeouts
+are ``--ttl`` seconds (omerofs' default plate TTL is 60).
 
 Runs in the foreground until unmounted (``fusermount3 -u MOUNTPOINT``) or sent
 SIGTERM/SIGINT.
@@ -29,9 +31,11 @@ import trio
 
 
 class MemFS(pyfuse3.Operations):
-    def __init__(self, src: Path, *, keep_cache: bool = True, ttl: float = 60.0):
+    def __init__(self, src: Path, *, keep_cache: bool = True, ttl: float = 60.0,
+                 flush: bool = False):
         super().__init__()
         self.keep_cache = keep_cache
+        self.with_flush = flush
         self.ttl = ttl
         self.attrs: dict[int, pyfuse3.EntryAttributes] = {}
         self.children: dict[int, dict[bytes, int]] = {}
@@ -116,6 +120,12 @@ class MemFS(pyfuse3.Operations):
     async def read(self, fh: int, off: int, size: int) -> bytes:
         return self.data[fh][off:off + size]
 
+    async def flush(self, fh: int) -> None:
+        # ENOSYS once and the kernel stops sending FLUSH on close (the pyfuse3
+        # default); --flush answers it instead, as a filesystem with writes must.
+        if not self.with_flush:
+            raise pyfuse3.FUSEError(errno.ENOSYS)
+
     async def release(self, fh: int) -> None:
         return None
 
@@ -152,8 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-keep-cache", action="store_true",
                     help="open() without keep_cache: the kernel drops cached pages on open")
     ap.add_argument("--ttl", type=float, default=60.0, help="entry/attribute timeout (s)")
+    ap.add_argument("--flush", action="store_true",
+                    help="answer FLUSH (a no-op) instead of ENOSYS: one more request per close")
     args = ap.parse_args(argv)
-    fs = MemFS(args.src, keep_cache=not args.no_keep_cache, ttl=args.ttl)
+    fs = MemFS(args.src, keep_cache=not args.no_keep_cache, ttl=args.ttl, flush=args.flush)
     # the same options as omerofs.mount.fuse_options
     opts = set(pyfuse3.default_options) | {"fsname=memfs", "subtype=memfs", "noatime"}
     pyfuse3.init(fs, str(args.mountpoint), opts)

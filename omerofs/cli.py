@@ -43,6 +43,8 @@ def _mount_args(p: argparse.ArgumentParser) -> None:
                    help="largest text file accepted (EFBIG above)")
     p.add_argument("--retry-interval", type=float, default=5.0,
                    help="seconds between retries of pending uploads")
+    p.add_argument("--site-idle", type=float, default=10.0,
+                   help="seconds without new planes before a derived site's image is made")
     p.add_argument("--debug", action="store_true")
 
 
@@ -71,7 +73,7 @@ def _mount(args: argparse.Namespace) -> int:
                       call_timeout=max(2 * args.timeout, 30.0), allow_other=args.allow_other,
                       uid=args.uid, gid=args.gid, debug=args.debug, log_file=args.log_file,
                       spool_dir=args.spool_dir, max_file_bytes=args.max_file_mb << 20,
-                      retry_interval=args.retry_interval)
+                      retry_interval=args.retry_interval, site_idle=args.site_idle)
     try:
         return run(cfg, foreground=args.foreground)
     except MountError as e:

@@ -32,7 +32,7 @@ import pyfuse3
 import trio
 
 from .gateway import errors as gwerr
-from .namespace import ROOT_INODE, Kind, Namespace, Node
+from .namespace import ROOT_INODE, Kind, Namespace, Node, NotYet
 
 log = logging.getLogger("omerofs.fs")
 
@@ -64,8 +64,9 @@ def handler(fn: F) -> F:
             log.warning("%s%r: %s -> %s", fn.__name__, _brief(args), e, errno.errorcode[code])
             raise pyfuse3.FUSEError(code) from None
         except OSError as e:  # a refusal of the namespace: its message says why
-            log.warning("%s%r: %s -> %s", fn.__name__, _brief(args), e.strerror,
-                        errno.errorcode.get(e.errno or errno.EIO, "EIO"))
+            log.log(logging.DEBUG if isinstance(e, NotYet) else logging.WARNING,
+                    "%s%r: %s -> %s", fn.__name__, _brief(args), e.strerror,
+                    errno.errorcode.get(e.errno or errno.EIO, "EIO"))
             raise pyfuse3.FUSEError(e.errno or errno.EIO) from None
         except trio.TooSlowError:
             log.error("%s%r: no answer within %.0f s -> EIO", fn.__name__, _brief(args),
@@ -103,10 +104,20 @@ class OmeroFS(pyfuse3.Operations):
         self._attrs: dict[int, pyfuse3.EntryAttributes] = {}
         self._lookups: dict[int, int] = {}
         self._dir_handles: dict[int, list[tuple[bytes, int]]] = {}
+        self._dir_inodes: dict[int, int] = {}
         self._files: dict[int, tuple[int, bool]] = {}  # fh -> (inode, opened for writing)
         self._snapshots: dict[int, bytes] = {}  # fh -> status document
         self._next_fh = 1
         self.counters: dict[str, int] = {"reads": 0, "read_bytes": 0, "cache_fast_reads": 0}
+        ns.on_removed = self._forget_name
+
+    @staticmethod
+    def _forget_name(parent: int, name: str) -> None:
+        """Make the kernel drop a name the namespace removed on its own."""
+        try:
+            pyfuse3.invalidate_entry_async(parent, os.fsencode(name), ignore_enoent=True)
+        except Exception as e:  # not mounted (tests of the namespace alone)
+            log.debug("invalidate %s: %r", name, e)
 
     # --- helpers ----------------------------------------------------------------------------
     async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
@@ -120,14 +131,14 @@ class OmeroFS(pyfuse3.Operations):
 
     def _ttl(self, node: Node) -> float:
         t = self.ns.timeouts
-        if node.kind in (Kind.TEXT, Kind.STATUS):
+        if node.kind in (Kind.TEXT, Kind.INCOMING, Kind.STATUS):
             return 1.0  # written here and by other clients: look again soon
         return t.root_ttl if node.kind in (Kind.PLATE, Kind.ROOT) else t.plate_ttl
 
     def _attr(self, node: Node) -> pyfuse3.EntryAttributes:
         """Attributes of a node; those of immutable nodes are built once
         (readdirplus of a big plate reuses them)."""
-        immutable = node.kind in (Kind.PLANE, Kind.WELL, Kind.PLATE)
+        immutable = node.kind in (Kind.PLANE, Kind.WELL, Kind.PLATE) and not node.writable
         a = self._attrs.get(node.ino) if immutable else None
         if a is not None:
             return a
@@ -193,6 +204,7 @@ class OmeroFS(pyfuse3.Operations):
         self._next_fh += 1
         # a snapshot: paging through a big directory stays consistent
         self._dir_handles[fh] = [(os.fsencode(n), i) for n, i in self.ns.listing(inode)]
+        self._dir_inodes[fh] = inode
         return fh
 
     @handler
@@ -209,6 +221,7 @@ class OmeroFS(pyfuse3.Operations):
     @handler
     async def releasedir(self, fh: int) -> None:
         self._dir_handles.pop(fh, None)
+        self._dir_inodes.pop(fh, None)
 
     @handler
     async def statfs(self, ctx: Any = None) -> pyfuse3.StatvfsData:
@@ -235,13 +248,15 @@ class OmeroFS(pyfuse3.Operations):
         if node.is_dir:
             raise pyfuse3.FUSEError(errno.EISDIR)
         writable = flags & os.O_ACCMODE != os.O_RDONLY
-        if node.kind is Kind.PLANE:
+        if node.kind is Kind.PLANE and not (node.writable and writable):
             if writable or flags & os.O_TRUNC:
-                log.warning("refused write access to %s: plane files are read-only", node.name)
+                log.warning("refused write access to %s: images of acquired plates are "
+                            "read-only", node.name)
                 raise pyfuse3.FUSEError(errno.EACCES)
             self.ns.prefetch_after(inode)
-            # plane content never changes: let the page cache keep it across opens
-            return pyfuse3.FileInfo(fh=self._new_fh(inode, False), keep_cache=True)
+            # acquired planes never change: let the page cache keep them across opens
+            return pyfuse3.FileInfo(fh=self._new_fh(inode, False),
+                                    keep_cache=not node.writable)
         if node.kind is Kind.STATUS:
             if writable:
                 raise pyfuse3.FUSEError(errno.EACCES)
@@ -336,10 +351,19 @@ class OmeroFS(pyfuse3.Operations):
         await self._blocking(self.ns.unlink, parent_inode, os.fsdecode(name))
 
     @handler
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        """fsync of a derived plate or well directory makes its sites' images."""
+        ino = self._dir_inodes[fh]
+        problems = await self._blocking(self.ns.flush_sites, ino)
+        if problems:
+            log.error("fsync of directory: %s", "; ".join(problems))
+            raise pyfuse3.FUSEError(errno.EIO)
+
+    @handler
     async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any = None
                     ) -> pyfuse3.EntryAttributes:
         await self._ensure_loaded(parent_inode)
-        node = self.ns.mkdir(parent_inode, os.fsdecode(name))
+        node = await self._blocking(self.ns.mkdir, parent_inode, os.fsdecode(name))
         self._remember(node.ino)
         return self._attr(node)
 

@@ -56,6 +56,8 @@ class MountConfig:
     retry_interval: float = 5.0
     #: seconds an unmount waits for pending uploads before leaving them to the next mount
     unmount_grace: float = 30.0
+    #: seconds without a new plane after which a derived site's image is made
+    site_idle: float = 10.0
 
 
 class MountError(Exception):
@@ -137,7 +139,7 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
              cfg.connection.url, cfg.mountpoint, cfg.cache_bytes >> 20,
              cfg.timeouts.root_ttl, cfg.timeouts.plate_ttl)
     try:
-        trio.run(_main, ready, ns, cfg.retry_interval)
+        trio.run(_main, ready, ns, cfg.retry_interval, cfg.site_idle)
     except BaseException:
         log.exception("mount loop failed")
         raise
@@ -154,11 +156,18 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
 
 
 def _last_uploads(ns: Namespace, grace: float) -> None:
-    """One more try for what is pending, bounded in time; the rest stays in
-    the spool for the next mount (nothing is dropped)."""
+    """Make the images of buffered sites and try what is pending once more,
+    bounded in time; the rest stays in the spool for the next mount (nothing
+    is dropped)."""
     if not ns.pending():
         return
-    t = threading.Thread(target=ns.retry_pending, name="omerofs-final-upload", daemon=True)
+
+    def finish() -> None:
+        ns.on_removed = lambda parent, name: None  # the kernel side is gone already
+        ns.flush_sites()
+        ns.retry_pending()
+
+    t = threading.Thread(target=finish, name="omerofs-final-upload", daemon=True)
     t.start()
     t.join(grace)
     left = ns.pending()
@@ -190,23 +199,27 @@ def status_json(cfg: MountConfig, gateway: Any, ns: Namespace, fs: Any) -> bytes
     return (json.dumps(doc, indent=2) + "\n").encode()
 
 
-async def _main(ready: Ready, ns: Namespace, retry_interval: float) -> None:
+async def _main(ready: Ready, ns: Namespace, retry_interval: float, site_idle: float
+                ) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         nursery.start_soon(_fuse_main, nursery.cancel_scope)
-        nursery.start_soon(_retry_uploads, ns, retry_interval)
+        nursery.start_soon(_retry_uploads, ns, retry_interval, site_idle)
         await trio.sleep(0)
         ready(None)
 
 
-async def _retry_uploads(ns: Namespace, interval: float) -> None:
-    """Upload what is pending (also what a previous mount left) every ``interval``."""
+async def _retry_uploads(ns: Namespace, interval: float, site_idle: float) -> None:
+    """Every ``interval``: upload what is pending (also what a previous mount
+    left) and make the images of derived sites idle for ``site_idle``."""
     while True:
         try:
             done, left = await trio.to_thread.run_sync(ns.retry_pending,
                                                        abandon_on_cancel=True)
             if done or left:
                 log.info("pending uploads: %d done, %d waiting", done, left)
+            await trio.to_thread.run_sync(ns.flush_sites, None, site_idle,
+                                          abandon_on_cancel=True)
         except Exception:
             log.exception("retrying pending uploads failed")
         await trio.sleep(interval)

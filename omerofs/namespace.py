@@ -38,6 +38,7 @@ from typing import Any
 
 from . import layout
 from .cache import PlaneCache
+from .derived import SiteBuffer
 from .gateway import (
     FileAnnotationInfo,
     Gateway,
@@ -49,8 +50,8 @@ from .gateway import (
     TargetKind,
 )
 from .gateway.types import WellInfo
-from .spool import OPEN, PENDING, SCRATCH, Entry, Spool, Upload
-from .tiff import TiffLayout, layout_for
+from .spool import OPEN, PENDING, PLANE, SCRATCH, Entry, Spool, Upload
+from .tiff import TiffLayout, decode_plane, layout_for, pixel_type_of
 from .uploads import after_upload, upload
 
 log = logging.getLogger("omerofs.namespace")
@@ -66,6 +67,7 @@ class Kind(enum.Enum):
     SUBDIR = "subdir"
     PLANE = "plane"
     TEXT = "text"
+    INCOMING = "incoming"  # a TIFF written into a derived plate, not yet in an image
     STATUS = "status"
 
 
@@ -77,8 +79,10 @@ _MODES = {
     Kind.SUBDIR: stat.S_IFDIR | 0o755,
     Kind.PLANE: stat.S_IFREG | 0o444,
     Kind.TEXT: stat.S_IFREG | 0o644,
+    Kind.INCOMING: stat.S_IFREG | 0o644,
     Kind.STATUS: stat.S_IFREG | 0o444,
 }
+_SPOOLED = (Kind.TEXT, Kind.INCOMING)
 
 
 @dataclass(eq=False)
@@ -105,6 +109,8 @@ class Node:
     well_id: int | None = None
     sites: dict[int, int] = field(default_factory=dict)  # well: site -> image id
     path: str = ""  # user subdir: its path below the plate ("a/b")
+    derived: bool = False  # plate made by mkdir: listed by name, takes planes
+    writable: bool = False  # a plane of a derived plate: writing replaces it
     # text files
     ann: FileAnnotationInfo | None = None
     entry: Entry | None = None
@@ -112,6 +118,8 @@ class Node:
     writers: int = 0
     #: a write failed (e.g. EFBIG): the local changes are never uploaded
     failed: OSError | None = None
+    #: a written plane did not pass its checks at the last flush (dropped at release)
+    invalid: str | None = None
     _sorted: list[tuple[str, int]] | None = field(default=None, repr=False)
 
     @property
@@ -120,6 +128,8 @@ class Node:
 
     @property
     def mode(self) -> int:
+        if self.writable and self.kind is Kind.PLANE:
+            return stat.S_IFREG | 0o644
         return _MODES[self.kind]
 
     @property
@@ -206,6 +216,26 @@ def refuse(code: int, message: str) -> OSError:
     return OSError(code, message)
 
 
+class NotYet(OSError):
+    """A refusal that may stop being one (a plane checked at a flush of a
+    duplicated descriptor, before its writer finished): logged at debug level;
+    the final verdict, at release, is logged as a warning."""
+
+
+def _is_well_name(name: str) -> bool:
+    for width in (2, 3):
+        try:
+            layout.parse_well(name, width)
+            return True
+        except ValueError:
+            pass
+    return False
+
+
+def _plane_text(p: PlaneIndex) -> str:
+    return f"z{p.z} c{p.c} t{p.t}"
+
+
 class Namespace:
     def __init__(self, gateway: Gateway, cache_budget: int, *, timeouts: Timeouts | None = None,
                  prefetch_depth: int = 4, prefetch_workers: int = 4,
@@ -232,7 +262,12 @@ class Namespace:
         self._plane_sizes: dict[Hashable, int] = {}
         self._images: dict[int, ImageInfo] = {}  # by pixels id, for fetches
         self._by_entry: dict[str, int] = {}  # spool entry id -> inode
+        self._sites: dict[tuple[int, int], SiteBuffer] = {}  # (well id, site) -> planes
         self.status_source: Callable[[], bytes] = lambda: b"{}\n"
+        #: told (parent inode, name) when an entry goes away by itself, not by a
+        #: request of the kernel's (a dropped plane, planes folded into an image):
+        #: the FUSE layer makes the kernel forget the name
+        self.on_removed: Callable[[int, str], None] = lambda parent, name: None
         self._status = self._new_node(("status",), Kind.STATUS, STATUS_NAME, ROOT_INODE,
                                       self.mounted_at)
 
@@ -315,14 +350,28 @@ class Namespace:
     def _apply_plates(self, plates: list[PlateSummary]) -> None:
         root = self._nodes[ROOT_INODE]
         with self._lock:
-            children: dict[str, int] = dict(root.local)
+            children: dict[str, int] = {}
             for p in plates:
                 name = layout.plate_dir_name(p.id)
+                if p.derived and self._plate_name_ok(p.name) and p.name not in children:
+                    name = p.name  # the older of two same-named plates keeps the name
                 node = self._new_node(("plate", p.id), Kind.PLATE, name, ROOT_INODE,
-                                      p.created or self.mounted_at, plate_id=p.id)
+                                      p.created or self.mounted_at, plate_id=p.id,
+                                      derived=p.derived)
+                node.name = name
                 children[name] = node.ino
+            for name, ino in list(root.local.items()):  # made here, not listed yet
+                if ino in children.values():
+                    root.local.pop(name)
+                else:
+                    children.setdefault(name, ino)
             root.set_children(children)
             root.loaded_at, root.error = self.clock(), None
+
+    @staticmethod
+    def _plate_name_ok(name: str) -> bool:
+        return (layout.valid_entry_name(name) and not name.startswith(".")
+                and layout.parse_plate_dir_name(name) is None)
 
     def plate_by_name(self, name: str) -> Node | None:
         """Blocking: a plate the root listing does not show yet (created since
@@ -334,6 +383,8 @@ class Namespace:
             plate = self.gateway.get_plate(plate_id)
         except NotFound:
             return None
+        if plate.derived:
+            return None  # listed under its own name, never as plate_<id>
         root = self._nodes[ROOT_INODE]
         with self._lock:
             node = self._new_node(("plate", plate.id), Kind.PLATE, name, ROOT_INODE,
@@ -386,7 +437,7 @@ class Namespace:
                                 f = self._new_node(key, Kind.PLANE, fname, well.ino, mtime,
                                                    size=tiff.file_size, plate_id=plate.plate_id,
                                                    image=image, plane=PlaneIndex(z, c, t),
-                                                   tiff=tiff)
+                                                   tiff=tiff, writable=plate.derived)
                                 self._plane_sizes[(image.pixels_id, z, c, t)] = tiff.data_size
                                 files[fname] = f.ino
                 well.set_children(files)
@@ -524,7 +575,7 @@ class Namespace:
         node = self._nodes[ino]
         if node.kind is Kind.STATUS:
             return self.status_source()[offset:offset + size]
-        if node.kind is Kind.TEXT:
+        if node.kind in _SPOOLED:
             entry = node.entry
             if entry is not None:
                 assert self.spool is not None
@@ -631,6 +682,8 @@ class Namespace:
         directory = self._writable_dir(parent, f"create {name}")
         if not layout.valid_entry_name(name):
             raise refuse(errno.EINVAL, f"create {name!r}: not a valid file name")
+        if name.endswith(".tif"):
+            return self._create_plane(directory, name)
         text = layout.is_text_name(name)
         if not text and not layout.is_scratch_name(name):
             raise refuse(errno.EPERM, f"create {name}: only .json .csv .txt .tsv files are "
@@ -650,9 +703,64 @@ class Namespace:
             directory.add_child(name, node.ino)
         return node
 
+    def _create_plane(self, well: Node, name: str) -> Node:
+        """A TIFF written into a well of a derived plate: spooled until its
+        site's image is made (see :mod:`omerofs.derived`)."""
+        plate = self._nodes[well.parent]
+        if well.kind is not Kind.WELL or not plate.derived:
+            raise refuse(errno.EACCES if well.kind is Kind.WELL else errno.EPERM,
+                         f"create {name}: images of acquired plates are read-only; write "
+                         "planes into a plate made with mkdir")
+        parsed = layout.parse_plane_name(name, self._column_width(plate), None)
+        if parsed is None or parsed.well != well.name:
+            raise refuse(errno.EINVAL, f"create {name}: not a plane name of well {well.name} "
+                                       f"({well.name}_s001_z000_c000[_t000].tif)")
+        spool = self._spool()
+        assert well.well_id is not None and plate.plate_id is not None
+        entry = spool.create(Upload(plate_id=plate.plate_id, target_kind="Well",
+                                    target_id=well.well_id, name=name), PLANE)
+        with self._lock:
+            existing = self.lookup(well.ino, name)
+            if existing is not None and existing.kind is not Kind.PLANE:
+                spool.remove(entry.id)
+                raise refuse(errno.EEXIST, f"create {name}: exists")
+            node = self._new_node(("local", entry.id), Kind.INCOMING, name, well.ino,
+                                  time.time(), plate_id=plate.plate_id, entry=entry,
+                                  dirty=True, writers=1)
+            self._by_entry[entry.id] = node.ino
+            well.add_child(name, node.ino)
+        return node
+
+    def _rewrite_plane(self, node: Node) -> None:
+        """A plane of a derived plate opened for writing: take the new TIFF in
+        the spool (whatever was there before is replaced), checked at close."""
+        well = self._nodes[node.parent]
+        assert well.well_id is not None and node.plate_id is not None
+        entry = self._spool().create(Upload(plate_id=node.plate_id, target_kind="Well",
+                                            target_id=well.well_id, name=node.name), PLANE)
+        with self._lock:
+            node.kind, node.entry, node.size = Kind.INCOMING, entry, 0
+            node.writers, node.dirty = node.writers + 1, True
+            self._by_entry[entry.id] = node.ino
+
+    def _column_width(self, plate: Node) -> int:
+        wells = [self._nodes[i].name for _, i in plate.listing()
+                 if self._nodes[i].kind is Kind.WELL]
+        return 3 if any(len(w.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) == 3 for w in wells) else 2
+
     def open_write(self, ino: int, truncate: bool) -> None:
         """Blocking: prepare a text file for writing (spool a copy of its content)."""
         node = self._nodes[ino]
+        if node.kind is Kind.PLANE and node.writable:
+            self._rewrite_plane(node)
+            return
+        if node.kind is Kind.INCOMING:
+            with self._lock:
+                node.writers += 1
+            if truncate:
+                self._spool().truncate(node.entry.id if node.entry else "", 0)
+                node.size, node.dirty = 0, True
+            return
         if node.kind is not Kind.TEXT:
             raise refuse(errno.EACCES, f"write {node.name}: read-only")
         with self._lock:
@@ -707,7 +815,7 @@ class Namespace:
     def truncate(self, ino: int, size: int) -> None:
         """Blocking: set a text file's size (uploads at once if nobody has it open)."""
         node = self._nodes[ino]
-        if node.kind is not Kind.TEXT:
+        if node.kind not in _SPOOLED:
             raise refuse(errno.EACCES, f"truncate {node.name}: read-only")
         if size > self.max_file_bytes:
             raise refuse(errno.EFBIG, f"truncate {node.name}: above the file size limit")
@@ -734,6 +842,9 @@ class Namespace:
             failed = node.failed
             self._discard_changes(node)
             raise failed
+        if node.kind is Kind.INCOMING and entry is not None and node.dirty:
+            self._accept_plane(node, entry)
+            return
         if node.kind is not Kind.TEXT or entry is None or node.scratch or not node.dirty:
             return
         spool = self._spool()
@@ -750,6 +861,162 @@ class Namespace:
             log.error("upload of %s failed, kept in the spool for retry: %s", node.name, e)
             raise refuse(errno.EIO, f"upload of {node.name} failed: {e}") from None
         self._uploaded(node, entry, ann)
+
+    def _site(self, well: Node, site: int) -> SiteBuffer:
+        assert well.well_id is not None and well.plate_id is not None
+        key = (well.well_id, site)
+        with self._lock:
+            buf = self._sites.get(key)
+            if buf is None:
+                buf = self._sites[key] = SiteBuffer(well.plate_id, well.well_id, well.name, site)
+            if buf.image is None and site in well.sites:  # made earlier: planes replace
+                image_id = well.sites[site]
+                for _, i in well.listing():
+                    image = self._nodes[i].image
+                    if image is not None and image.id == image_id:
+                        buf.image = image
+                        break
+                if buf.image is not None:
+                    buf.shape = (buf.image.size_y, buf.image.size_x)
+                    buf.pixel_type = buf.image.pixel_type
+        return buf
+
+    def _accept_plane(self, node: Node, entry: Entry) -> None:
+        """Close of a written TIFF: check it, and hand it to its site."""
+        spool = self._spool()
+        well = self._nodes[node.parent]
+        plate = self._nodes[well.parent]
+        parsed = layout.parse_plane_name(node.name, self._column_width(plate), None)
+        assert parsed is not None
+        plane = PlaneIndex(parsed.key.z, parsed.key.c, parsed.key.t)
+        try:
+            arr = decode_plane(spool.read_all(entry.id))
+            pixel_type = pixel_type_of(arr.dtype)
+            buf = self._site(well, parsed.key.site)
+            with buf.lock:
+                buf.check(plane, (arr.shape[0], arr.shape[1]), pixel_type)
+                if buf.image is not None:  # the image exists: replace this plane in place
+                    data = arr.astype(arr.dtype.newbyteorder(">")).tobytes()
+                    self.gateway.write_plane(buf.image, plane, data)
+                    self.cache.discard((buf.image.pixels_id, plane.z, plane.c, plane.t))
+                    if node.tiff is not None:  # a listed plane: it is a plane again
+                        with self._lock:
+                            self._spool().remove(entry.id)
+                            self._by_entry.pop(entry.id, None)
+                            node.kind, node.entry, node.dirty = Kind.PLANE, None, False
+                            node.size, node.invalid = node.tiff.file_size, None
+                    else:
+                        self._drop_incoming(node)
+                    return
+                old = buf.add(plane, entry.id, (arr.shape[0], arr.shape[1]), pixel_type)
+        except ValueError as e:
+            # flush may come more than once per open file (the kernel sends one for
+            # every close of a shared descriptor): judge again at the next one, drop
+            # the file only when its last writer leaves it invalid
+            node.invalid = f"{node.name} {e}; not stored"
+            raise NotYet(errno.EINVAL, node.invalid) from None
+        except GatewayError as e:
+            raise refuse(errno.EIO, f"{node.name}: {e}") from None
+        with self._lock:
+            node.dirty, node.invalid = False, None
+            if old is not None and old != entry.id:  # the same plane written twice
+                spool.remove(old)
+                self._by_entry.pop(old, None)
+
+    def _drop_incoming(self, node: Node) -> None:
+        with self._lock:
+            if node.entry is not None:
+                self._spool().remove(node.entry.id)
+                self._by_entry.pop(node.entry.id, None)
+                node.entry = None
+            self._nodes[node.parent].remove_child(node.name)
+        self.on_removed(node.parent, node.name)
+
+    def flush_sites(self, ino: int | None = None, idle: float | None = None) -> list[str]:
+        """Blocking: make the images of buffered sites (of the plate or well
+        ``ino``, or all), those idle for ``idle`` seconds when given.
+        Returns the problems (sites that could not be made); they stay buffered."""
+        node = self._nodes[ino] if ino is not None else None
+        now = time.monotonic()
+        with self._lock:
+            sites = [b for b in self._sites.values() if b.planes and b.image is None
+                     and (node is None or node.kind is Kind.ROOT
+                          or (node.kind is Kind.PLATE and b.plate_id == node.plate_id)
+                          or (node.kind is Kind.WELL and b.well_id == node.well_id))
+                     and (idle is None or now - b.last_write >= idle)]
+        problems = []
+        for buf in sites:
+            try:
+                self._make_image(buf)
+            except (ValueError, GatewayError) as e:
+                problems.append(f"{buf.image_name}: {e}")
+                log.error("image %s not made: %s", buf.image_name, e)
+        return problems
+
+    def _make_image(self, buf: SiteBuffer) -> None:
+        spool = self._spool()
+        with buf.lock:
+            if buf.image is not None or not buf.planes:
+                return  # made by another flush meanwhile
+            # a plane changed since its last accepted close is mid-write; one still
+            # open but unchanged is final (a later write replaces it in the image)
+            if any(self._nodes[self._by_entry[e]].dirty
+                   for e in buf.planes.values() if e in self._by_entry):
+                raise ValueError("planes are still being written")
+            missing = buf.missing()
+            if missing:
+                raise ValueError(f"planes {', '.join(map(_plane_text, missing[:5]))} are "
+                                 "missing: an image needs a whole Z x C x T grid")
+            size_z, size_c, size_t = buf.grid()
+            assert buf.shape is not None and buf.pixel_type is not None
+            planes = {}
+            for idx, entry_id in buf.planes.items():
+                arr = decode_plane(spool.read_all(entry_id))
+                planes[idx] = arr.astype(arr.dtype.newbyteorder(">")).tobytes()
+            image = self.gateway.create_image(buf.well_id, buf.image_name, buf.shape[1],
+                                              buf.shape[0], size_z, size_c, size_t,
+                                              buf.pixel_type, planes)
+            buf.image = image
+            entries, buf.planes = list(buf.planes.values()), {}
+        log.info("made image %s (%d z x %d c x %d t) in plate %d", image.name, size_z, size_c,
+                 size_t, buf.plate_id)
+        with self._lock:
+            for entry_id in entries:
+                ino = self._by_entry.pop(entry_id, None)
+                spool.remove(entry_id)
+                if ino is not None and (n := self._nodes.get(ino)) is not None:
+                    n.entry = None
+                    self._nodes[n.parent].remove_child(n.name)
+                    self.on_removed(n.parent, n.name)
+            # show the image's planes now rather than after the plate's TTL
+            for pnode in self._nodes.values():
+                if pnode.kind is Kind.PLATE and pnode.plate_id == buf.plate_id:
+                    pnode.loaded_at = float("-inf")
+
+    def _restore_plane(self, entry: Entry) -> bool:
+        """A plane a previous mount spooled: back into its site's buffer, so the
+        next site flush makes the image. False if it cannot be placed."""
+        u = entry.upload
+        parsed = layout.parse_plane_name(u.name, 3 if len(u.name.split("_")[0]) > 3 else 2)
+        if parsed is None:
+            return False
+        with self._lock:
+            if entry.id in {e for b in self._sites.values() for e in b.planes.values()}:
+                return True
+            key = (u.target_id, parsed.key.site)
+            buf = self._sites.setdefault(key, SiteBuffer(u.plate_id, u.target_id, parsed.well,
+                                                         parsed.key.site))
+        try:
+            arr = decode_plane(self._spool().read_all(entry.id))
+            with buf.lock:
+                buf.add(PlaneIndex(parsed.key.z, parsed.key.c, parsed.key.t), entry.id,
+                        (arr.shape[0], arr.shape[1]), pixel_type_of(arr.dtype))
+        except ValueError as e:
+            log.error("leftover plane %s cannot be used (%s); removing it", u.name, e)
+            self._spool().remove(entry.id)
+            return False
+        log.info("restored leftover plane %s of plate %d", u.name, u.plate_id)
+        return True
 
     def _uploaded(self, node: Node, entry: Entry, ann: FileAnnotationInfo) -> None:
         """Bookkeeping after a confirmed upload. The spooled copy stays while
@@ -780,6 +1047,7 @@ class Namespace:
             node.dirty, node.failed = False, None
             if node.ann is None:
                 self._nodes[node.parent].remove_child(node.name)
+                self.on_removed(node.parent, node.name)
             else:
                 node.size = node.ann.size
 
@@ -791,6 +1059,11 @@ class Namespace:
         with self._lock:
             node.writers = max(0, node.writers - 1)
             entry = node.entry
+            if node.kind is Kind.INCOMING:
+                if node.writers == 0 and node.invalid is not None:
+                    log.warning("dropped %s", node.invalid)
+                    self._drop_incoming(node)
+                return  # otherwise its site buffer owns the spool entry now
             if node.writers or entry is None:
                 return
             if node.scratch:
@@ -808,6 +1081,13 @@ class Namespace:
         node = self.lookup(parent, name)
         if node is None:
             raise refuse(errno.ENOENT, f"unlink {name}: no such file")
+        if node.kind is Kind.INCOMING:
+            self._drop_incoming(node)
+            for buf in self._sites.values():
+                for idx, entry_id in list(buf.planes.items()):
+                    if entry_id not in self._by_entry:
+                        del buf.planes[idx]
+            return
         if node.kind is not Kind.TEXT:
             raise refuse(errno.EACCES, f"unlink {name}: images are read-only")
         if node.ann is not None:
@@ -824,18 +1104,20 @@ class Namespace:
             self._nodes[parent].remove_child(name)
 
     def mkdir(self, parent: int, name: str) -> Node:
-        """Non-blocking: a user directory below a plate (kept until unmount while empty)."""
+        """Blocking: a derived plate (at the root), a well (in a derived plate)
+        or a user directory below a plate (kept until unmount while empty)."""
         d = self._nodes[parent]
+        if d.kind is Kind.ROOT:
+            return self._mkdir_plate(name)
+        if d.kind is Kind.PLATE and d.derived and _is_well_name(name):
+            return self._mkdir_well(d, name)
         if d.kind not in (Kind.PLATE, Kind.SUBDIR):
             raise refuse(errno.EPERM, f"mkdir {name}: directories can be made in plate "
                                       "directories only")
         if not layout.valid_entry_name(name) or name.startswith("."):
             raise refuse(errno.EINVAL, f"mkdir {name!r}: not a valid directory name")
-        try:
-            layout.parse_well(name)
+        if _is_well_name(name):
             raise refuse(errno.EPERM, f"mkdir {name}: names like wells are reserved")
-        except ValueError:
-            pass
         with self._lock:
             if self.lookup(parent, name) is not None:
                 raise refuse(errno.EEXIST, f"mkdir {name}: exists")
@@ -843,6 +1125,35 @@ class Namespace:
             path = f"{d.path}/{name}" if d.path else name
             node = self._subdir(plate, path)
             d.local[name] = node.ino
+            return node
+
+    def _mkdir_plate(self, name: str) -> Node:
+        if not self._plate_name_ok(name) or name == STATUS_NAME:
+            raise refuse(errno.EINVAL, f"mkdir {name!r}: not a plate name (and plate_<id> "
+                                       "names are the server's)")
+        if self.lookup(ROOT_INODE, name) is not None:
+            raise refuse(errno.EEXIST, f"mkdir {name}: exists")
+        plate = self.gateway.create_plate(name)
+        log.info("made plate %d %r", plate.id, name)
+        with self._lock:
+            node = self._new_node(("plate", plate.id), Kind.PLATE, name, ROOT_INODE,
+                                  time.time(), plate_id=plate.id, derived=True, children={})
+            node.loaded_at = self.clock()
+            self._nodes[ROOT_INODE].add_child(name, node.ino)
+            return node
+
+    def _mkdir_well(self, plate: Node, name: str) -> Node:
+        width = 3 if len(name.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) == 3 else 2
+        row, column = layout.parse_well(name, width)
+        if self.lookup(plate.ino, name) is not None:
+            raise refuse(errno.EEXIST, f"mkdir {name}: exists")
+        assert plate.plate_id is not None
+        well_id = self.gateway.create_well(plate.plate_id, row, column)
+        with self._lock:
+            node = self._new_node(("well", plate.plate_id, row, column), Kind.WELL, name,
+                                  plate.ino, time.time(), plate_id=plate.plate_id,
+                                  well_id=well_id, children={})
+            plate.add_child(name, node.ino, local=False)
             return node
 
     def rmdir(self, parent: int, name: str) -> None:
@@ -962,6 +1273,10 @@ class Namespace:
                 if node is None:  # a previous mount's temporary file: never meant to stay
                     log.info("dropping leftover scratch file %s", entry.upload.name)
                     self.spool.remove(entry.id)
+                continue
+            if entry.state == PLANE:
+                if node is None and not self._restore_plane(entry):
+                    left += 1
                 continue
             if node is not None and (node.writers or entry.state == OPEN):
                 continue

@@ -8,7 +8,8 @@ Each entry is two files in the spool directory (0700)::
 
 States: ``open`` (being written), ``pending`` (closed, not yet on the
 server: an upload failed or has not run), ``scratch`` (a temporary file of
-an editor or rsync: never uploaded by itself). An entry is deleted only once
+an editor or rsync: never uploaded by itself), ``plane`` (a TIFF written into
+a derived plate, waiting for its site's image). An entry is deleted only once
 the server has confirmed the upload, so a crash, a failed upload or an
 unmount with the server away loses nothing: the next mount finds the entry
 and uploads it.
@@ -28,7 +29,7 @@ from pathlib import Path
 
 log = logging.getLogger("omerofs.spool")
 
-OPEN, PENDING, SCRATCH = "open", "pending", "scratch"
+OPEN, PENDING, SCRATCH, PLANE = "open", "pending", "scratch", "plane"
 
 
 @dataclass(frozen=True)

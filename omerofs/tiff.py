@@ -241,3 +241,27 @@ def plane_to_bytes(array: np.ndarray) -> bytes:
     """
     big = PIXEL_TYPES[pixel_type_of(array.dtype)]
     return np.ascontiguousarray(array, dtype=big).tobytes()
+
+
+def decode_plane(data: bytes) -> np.ndarray:
+    """The one 2-D plane of a TIFF a tool wrote (any byte order, any tifffile
+    compression), as a native array. ValueError saying why for anything else:
+    not a TIFF, several pages or samples, or a pixel type OMERO lacks."""
+    import io
+
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tf:
+            if len(tf.pages) != 1:
+                raise ValueError(f"holds {len(tf.pages)} planes, expected one")
+            arr = tf.pages[0].asarray()
+    except ValueError:
+        raise
+    except Exception as e:  # tifffile raises many types for damaged files
+        raise ValueError(f"not a readable TIFF ({type(e).__name__}: {e})") from None
+    arr = np.squeeze(arr) if arr.ndim > 2 and all(n == 1 for n in arr.shape[:-2]) else arr
+    if arr.ndim != 2:
+        raise ValueError(f"holds an array of shape {arr.shape}, expected one 2-D plane")
+    pixel_type_of(arr.dtype)  # ValueError for bool, complex, int64...
+    return arr

@@ -197,11 +197,13 @@ def get_object(store: Store, klass: str, obj_id: int) -> Any | None:
     except KeyError:
         return None
     if klass == "Plate":
-        row = store.one("select id, name, rows, columns from plates where id = ?", (obj_id,))
+        row = store.one("select id, name, rows, columns, status from plates where id = ?",
+                        (obj_id,))
         if row is None:
             return None
         p = omero.model.PlateI(row[0], True)
         p.name = rstring(row[1])
+        p.status = rstring(row[4]) if row[4] is not None else None
         p.rows = rint(row[2]) if row[2] is not None else None
         p.columns = rint(row[3]) if row[3] is not None else None
         return p
@@ -265,14 +267,15 @@ class QueryI(Servant, omero.api.IQuery):
         p = self._params(params)
         s = self.store
         if query in (Q.LIST_PLATES, Q.GET_PLATE):
-            sql = "select id, name, rows, columns, created from plates"
+            sql = "select id, name, rows, columns, created, status from plates"
             args: tuple[Any, ...] = ()
             if query == Q.GET_PLATE:
                 sql += " where id = ?"
                 args = (int(p["pid"]),)
             return [
-                [rlong(i), rstring(n), _r(r, rint), _r(c, rint), rtime(int(t * 1000))]
-                for (i, n, r, c, t) in s.query(sql + " order by id", args)
+                [rlong(i), rstring(n), _r(r, rint), _r(c, rint), rtime(int(t * 1000)),
+                 _r(st, rstring)]
+                for (i, n, r, c, t, st) in s.query(sql + " order by id", args)
             ]
         if query == Q.PLATE_LAYOUT:
             rows = s.query(
@@ -350,7 +353,8 @@ class UpdateI(Servant, omero.api.IUpdate):
                 if _id(obj) is not None:
                     raise api_usage("devserver: updating a Plate is not implemented")
                 return get_object(s, "Plate", s.create_plate(
-                    _val(obj.name) or "", user, _val(obj.rows), _val(obj.columns)))
+                    _val(obj.name) or "", user, _val(obj.rows), _val(obj.columns),
+                    _val(obj.status)))
             if isinstance(obj, omero.model.Well):
                 pid = _id(obj.plate)
                 if pid is None or _val(obj.row) is None or _val(obj.column) is None:

@@ -37,7 +37,7 @@ create table if not exists sessions (
     last_used real not null, closed integer not null default 0);
 create table if not exists plates (
     id integer primary key, name text not null, rows integer, columns integer,
-    owner text not null, created real not null);
+    owner text not null, created real not null, status text);
 create table if not exists wells (
     id integer primary key, plate_id integer not null, row integer not null,
     col integer not null, owner text not null);
@@ -224,11 +224,11 @@ class Store:
 
     # --- plates ----------------------------------------------------------------
     def create_plate(self, name: str, owner: str, rows: int | None = None,
-                     columns: int | None = None) -> int:
+                     columns: int | None = None, status: str | None = None) -> int:
         with self.tx() as db:
             pid = self.new_id(db)
-            db.execute("insert into plates values (?, ?, ?, ?, ?, ?)",
-                       (pid, name, rows, columns, owner, time.time()))
+            db.execute("insert into plates values (?, ?, ?, ?, ?, ?, ?)",
+                       (pid, name, rows, columns, owner, time.time(), status))
             return pid
 
     def create_well(self, plate_id: int, row: int, col: int, owner: str) -> int:

@@ -88,7 +88,7 @@ class Gateway(Protocol):
     def create_plate(
         self, name: str, rows: int | None = None, columns: int | None = None
     ) -> PlateSummary:
-        """A new, empty Plate."""
+        """A new, empty Plate, marked as made by omerofs (``derived``)."""
 
     def create_well(self, plate_id: int, row: int, column: int) -> int:
         """A new Well on a plate; returns its id."""
@@ -110,6 +110,9 @@ class Gateway(Protocol):
         ``planes`` must hold every (z, c, t) of the image, each as big-endian
         bytes of one plane; the image is only linked to the well once all its
         planes are written, so a reader never sees a placeholder."""
+
+    def write_plane(self, image: ImageInfo, plane: PlaneIndex, data: bytes) -> None:
+        """Replace one plane of an existing image (big-endian bytes)."""
 
     def delete(self, kind: str, ids: Sequence[int]) -> None:
         """Delete objects of an OMERO class (``"Plate"``, ``"Image"``...) and what they own."""

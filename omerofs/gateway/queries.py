@@ -9,17 +9,21 @@ column order is part of the contract and documented beside each query.
 from __future__ import annotations
 
 #: Plates visible to the session (all groups).
-#: columns: id, name, rows, columns, creation time (ms since epoch)
+#: columns: id, name, rows, columns, creation time (ms since epoch), status
+#: (omerofs marks the plates it creates with DERIVED_STATUS)
 LIST_PLATES = (
-    "select p.id, p.name, p.rows, p.columns, p.details.creationEvent.time "
+    "select p.id, p.name, p.rows, p.columns, p.details.creationEvent.time, p.status "
     "from Plate p order by p.id"
 )
 
 #: One plate's row (same columns as LIST_PLATES). params: pid
 GET_PLATE = (
-    "select p.id, p.name, p.rows, p.columns, p.details.creationEvent.time "
+    "select p.id, p.name, p.rows, p.columns, p.details.creationEvent.time, p.status "
     "from Plate p where p.id = :pid"
 )
+
+#: Plate.status of plates made by ``mkdir`` in a mount: listed by name, writable
+DERIVED_STATUS = "omerofs:derived"
 
 #: A plate's whole layout in one projection. params: pid
 #: columns: well id, row, column, wellsample id, index(ws), image id, image name,

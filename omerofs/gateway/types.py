@@ -56,6 +56,8 @@ class PlateSummary:
     rows: int | None = None
     columns: int | None = None
     created: float = 0.0
+    #: made by omerofs (``mkdir`` at the root): listed under its name, takes planes
+    derived: bool = False
 
 
 @dataclass(frozen=True)
