@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -599,6 +600,7 @@ def main() -> int:
     if args.cache_mb is None:
         args.cache_mb = 16 if args.quick else 64
     t_start = time.perf_counter()
+    failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="omerofs-bench-") as tmp:
         srv = DevServerProcess(Path(tmp) / "ds")
         b = Bench(args, Path(tmp), srv)
@@ -610,7 +612,14 @@ def main() -> int:
             for key, fn in BENCHES.items():
                 if key in only:
                     t0 = time.perf_counter()
-                    fn(b)
+                    try:
+                        fn(b)
+                    except Exception as e:  # report, and go on with the others
+                        traceback.print_exc()
+                        failed.append(key)
+                        b.target(f"({key}) failed", "-", type(e).__name__, False)
+                        with contextlib.suppress(Exception):
+                            b.srv.set_faults(latency_ms=0)
                     say(f"    ({key} took {time.perf_counter() - t0:.1f} s)")
         finally:
             srv.stop()
@@ -619,7 +628,7 @@ def main() -> int:
     for t in b.targets:
         say(f"{t.name:<48} {t.goal:<17} {t.measured:<20} {'MET' if t.met else 'MISSED'}")
     say(f"total runtime {time.perf_counter() - t_start:.0f} s")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -52,10 +52,18 @@ def read_password_file(path: Path) -> str:
 def session_store_key(host: str, user: str | None, sessions_dir: Path | None = None) -> str:
     """The newest session key saved by ``omero login`` for ``host`` (and ``user``).
 
-    The store is ``$OMERO_SESSIONDIR`` or ``~/.omero/sessions``, laid out as
+    The store is ``$OMERO_SESSIONDIR``, else ``~/omero/sessions`` (omero-py
+    5.x) or ``~/.omero/sessions`` (older clients), laid out as
     ``<host>/<user>/<session uuid>``."""
-    base = sessions_dir or Path(os.environ.get("OMERO_SESSIONDIR")
-                                or Path.home() / ".omero" / "sessions")
+    if sessions_dir is None and os.environ.get("OMERO_SESSIONDIR"):
+        sessions_dir = Path(os.environ["OMERO_SESSIONDIR"])
+    if sessions_dir is None:
+        for candidate in (Path.home() / "omero" / "sessions",
+                          Path.home() / ".omero" / "sessions"):
+            if (candidate / host).is_dir():
+                sessions_dir = candidate
+                break
+    base = sessions_dir or Path.home() / "omero" / "sessions"
     host_dir = base / host
     users = [host_dir / user] if user else sorted(p for p in host_dir.glob("*") if p.is_dir())
     keys = [f for u in users if u.is_dir() for f in u.iterdir() if f.is_file()]

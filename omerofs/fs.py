@@ -390,7 +390,7 @@ class OmeroFS(pyfuse3.Operations):
 
     def _where(self, parent: int, name: bytes) -> str:
         node = self.ns.node(parent)
-        return f"{node.name or '/'}/{os.fsdecode(name)}"
+        return f"{node.name}/{os.fsdecode(name)}" if node.name else f"/{os.fsdecode(name)}"
 
     @handler
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,

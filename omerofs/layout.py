@@ -27,6 +27,7 @@ __all__ = [
     "PlaneKey",
     "PlaneName",
     "column_width",
+    "image_plane_names",
     "is_text_name",
     "parse_plane_name",
     "parse_plate_dir_name",
@@ -174,6 +175,22 @@ def plane_name(well: str, key: PlaneKey, with_t: bool) -> str:
     if key.t != 0:
         raise ValueError(f"t={key.t} needs the _t form (with_t=True)")
     return f"{base}.tif"
+
+
+def image_plane_names(well: str, site: int, size_z: int, size_c: int, size_t: int,
+                      with_t: bool) -> list[tuple[str, int, int, int]]:
+    """(name, z, c, t) of every plane of one image, as :func:`plane_name` names
+    them, checked once rather than per plane: listing a 1536-well plate builds
+    tens of thousands of names."""
+    if size_t > 1 and not with_t:
+        raise ValueError("an image with size_t > 1 needs the _t form (with_t=True)")
+    plane_name(well, PlaneKey(site, 0, 0, 0), with_t)  # validates well and site
+    prefix = f"{well}_s{site:03d}"
+    if with_t:
+        return [(f"{prefix}_z{z:03d}_c{c:03d}_t{t:03d}.tif", z, c, t)
+                for t in range(size_t) for c in range(size_c) for z in range(size_z)]
+    return [(f"{prefix}_z{z:03d}_c{c:03d}.tif", z, c, 0)
+            for c in range(size_c) for z in range(size_z)]
 
 
 def parse_plane_name(

@@ -73,7 +73,7 @@ class Kind(enum.Enum):
 
 _DIRS = (Kind.ROOT, Kind.PLATE, Kind.WELL, Kind.SUBDIR)
 _MODES = {
-    Kind.ROOT: stat.S_IFDIR | 0o555,
+    Kind.ROOT: stat.S_IFDIR | 0o755,  # its owner may mkdir derived plates
     Kind.PLATE: stat.S_IFDIR | 0o755,
     Kind.WELL: stat.S_IFDIR | 0o755,
     Kind.SUBDIR: stat.S_IFDIR | 0o755,
@@ -120,6 +120,8 @@ class Node:
     failed: OSError | None = None
     #: a written plane did not pass its checks at the last flush (dropped at release)
     invalid: str | None = None
+    #: clock() of the last local change the server listing may not show yet
+    changed_at: float = float("-inf")
     _sorted: list[tuple[str, int]] | None = field(default=None, repr=False)
 
     @property
@@ -263,6 +265,10 @@ class Namespace:
         self._images: dict[int, ImageInfo] = {}  # by pixels id, for fetches
         self._by_entry: dict[str, int] = {}  # spool entry id -> inode
         self._sites: dict[tuple[int, int], SiteBuffer] = {}  # (well id, site) -> planes
+        self._subdirs: dict[int, set[int]] = {}  # plate id -> user directory inodes
+        #: annotations deleted through this mount: a reload that started before the
+        #: delete must not bring them back (ids are never reused)
+        self._deleted: set[int] = set()
         self.status_source: Callable[[], bytes] = lambda: b"{}\n"
         #: told (parent inode, name) when an entry goes away by itself, not by a
         #: request of the kernel's (a dropped plane, planes folded into an image):
@@ -326,14 +332,19 @@ class Namespace:
         with gate:
             if not self.needs_load(node.ino):
                 return  # another thread loaded it while we waited
+            started = self.clock()
             try:
                 if node.kind is Kind.ROOT:
                     self._apply_plates(self.gateway.list_plates())
                 else:
                     assert node.plate_id is not None
-                    wells = self.gateway.load_plate(node.plate_id).wells
+                    summary = PlateSummary(id=node.plate_id, name=node.name,
+                                           created=node.mtime, derived=node.derived)
+                    wells = self.gateway.load_plate(node.plate_id, summary).wells
+                    if not wells:  # empty, or deleted meanwhile: only the plate row tells
+                        self.gateway.get_plate(node.plate_id)
                     anns = self.gateway.list_file_annotations(node.plate_id)
-                    self._apply_plate(node, wells, anns)
+                    self._apply_plate(node, wells, anns, started)
             except NotFound:
                 self._drop_plate(node)
                 raise
@@ -398,7 +409,7 @@ class Namespace:
             self._nodes[ROOT_INODE].remove_child(node.name)
 
     def _apply_plate(self, plate: Node, wells: tuple[WellInfo, ...],
-                     anns: list[FileAnnotationInfo]) -> None:
+                     anns: list[FileAnnotationInfo], started: float) -> None:
         assert plate.plate_id is not None
         n_columns = max([w.column + 1 for w in wells] + [1])
         width = layout.column_width(n_columns)
@@ -428,18 +439,15 @@ class Namespace:
                                     plate.plate_id, e)
                         continue
                     self._images[image.pixels_id] = image
-                    for t in range(image.size_t):
-                        for c in range(image.size_c):
-                            for z in range(image.size_z):
-                                key = ("plane", image.pixels_id, z, c, t)
-                                fname = layout.plane_name(
-                                    wname, layout.PlaneKey(site, z, c, t), with_t)
-                                f = self._new_node(key, Kind.PLANE, fname, well.ino, mtime,
-                                                   size=tiff.file_size, plate_id=plate.plate_id,
-                                                   image=image, plane=PlaneIndex(z, c, t),
-                                                   tiff=tiff, writable=plate.derived)
-                                self._plane_sizes[(image.pixels_id, z, c, t)] = tiff.data_size
-                                files[fname] = f.ino
+                    for fname, z, c, t in layout.image_plane_names(
+                            wname, site, image.size_z, image.size_c, image.size_t, with_t):
+                        f = self._new_node(("plane", image.pixels_id, z, c, t), Kind.PLANE,
+                                           fname, well.ino, mtime, size=tiff.file_size,
+                                           plate_id=plate.plate_id, image=image,
+                                           plane=PlaneIndex(z, c, t), tiff=tiff,
+                                           writable=plate.derived)
+                        self._plane_sizes[(image.pixels_id, z, c, t)] = tiff.data_size
+                        files[fname] = f.ino
                 well.set_children(files)
                 well.loaded_at = self.clock()
                 plate_children[wname] = well.ino
@@ -447,12 +455,12 @@ class Namespace:
             # subdirectories made by hand stay; their server content is re-placed below
             for sub in [self._nodes[i] for i in self._subdirs_of(plate)]:
                 sub.set_children({})
-            self._place_annotations(plate, anns, well_by_id, well_of_image)
+            self._place_annotations(plate, [a for a in anns if a.id not in self._deleted],
+                                    well_by_id, well_of_image, started)
             plate.loaded_at, plate.error = self.clock(), None
 
     def _subdirs_of(self, plate: Node) -> list[int]:
-        return [i for i, n in list(self._nodes.items())
-                if n.kind is Kind.SUBDIR and n.plate_id == plate.plate_id]
+        return list(self._subdirs.get(plate.plate_id or 0, ()))
 
     def _subdir(self, plate: Node, path: str) -> Node:
         """The user directory at ``path`` below the plate, made if missing."""
@@ -463,6 +471,7 @@ class Namespace:
             node = self._new_node(("dir", plate.plate_id, so_far), Kind.SUBDIR, part,
                                   parent.ino, plate.mtime, plate_id=plate.plate_id,
                                   path=so_far, children={})
+            self._subdirs.setdefault(plate.plate_id or 0, set()).add(node.ino)
             if node.children is None:
                 node.children = {}
             if parent.children is None or parent.children.get(part) != node.ino:
@@ -471,8 +480,11 @@ class Namespace:
         return parent
 
     def _place_annotations(self, plate: Node, anns: list[FileAnnotationInfo],
-                           well_by_id: dict[int, Node], well_of_image: dict[int, Node]) -> None:
-        """Put each text annotation in its directory (under the lock)."""
+                           well_by_id: dict[int, Node], well_of_image: dict[int, Node],
+                           started: float) -> None:
+        """Put each text annotation in its directory (under the lock). Local
+        entries changed after ``started`` (when the server was asked) stay as
+        they are: the answer may predate them."""
         placed: dict[int, list[FileAnnotationInfo]] = {}
         for ann in anns:
             if not (layout.is_text_name(ann.name) and layout.valid_entry_name(ann.name)):
@@ -504,16 +516,17 @@ class Namespace:
                     directory.local.pop(name, None)
                     continue
                 if node.kind is Kind.TEXT and node.ann is not None and node.entry is None \
-                        and node.writers == 0:
+                        and node.writers == 0 and node.changed_at < started:
                     directory.local.pop(name, None)  # uploaded: the server copy takes over
                     continue
                 directory.add_child(name, ino, local=True)
             for ann in sorted(placed.get(dino, []), key=lambda a: a.id):
                 known = self._inodes.get(("ann", ann.id))
                 node = self._nodes.get(known) if known is not None else None
-                if node is not None and node.parent == dino and node.name in directory.local:
-                    node.ann = ann  # a local node (being written) for this annotation
-                    continue
+                if node is not None and node.name in self._nodes[node.parent].local:
+                    if node.parent == dino:
+                        node.ann = ann  # a local node (being written) for this annotation
+                    continue  # (or moved here since: the listing predates the move)
                 name = ann.name
                 taken = directory.children or {}
                 if name in taken and taken[name] != known:
@@ -567,8 +580,19 @@ class Namespace:
         assert tiff is not None
         if not tiff.needs_plane(offset, size):
             return tiff.read(offset, size, None)
-        plane = self.cache.peek(self._key(node))
-        return None if plane is None else tiff.read(offset, size, plane)
+        key = self._key(node)
+        plane = self.cache.peek(key)
+        if plane is None:
+            return None
+        self._done_with(node, key, offset, size)
+        return tiff.read(offset, size, plane)
+
+    def _done_with(self, node: Node, key: Hashable, offset: int, size: int) -> None:
+        """A read reaching a plane's end: its bytes now sit in the kernel's page
+        cache (keep_cache), so the plane cache lets go of its copy at once
+        rather than hold every plane twice."""
+        if not node.writable and node.tiff is not None and offset + size >= node.tiff.file_size:
+            self.cache.discard(key)
 
     def read(self, ino: int, offset: int, size: int) -> bytes:
         """Blocking: bytes [offset, offset+size) of a file."""
@@ -589,7 +613,10 @@ class Namespace:
             return tiff.read(offset, size, None)
         if tiff.data_size > self.cache_budget // 4:
             return self._read_rows(node, offset, size)
-        return tiff.read(offset, size, self.cache.get(self._key(node)))
+        key = self._key(node)
+        plane = self.cache.get(key)
+        self._done_with(node, key, offset, size)
+        return tiff.read(offset, size, plane)
 
     def _read_rows(self, node: Node, offset: int, size: int) -> bytes:
         """A range of a plane too big to cache whole: fetch only the rows it
@@ -635,7 +662,9 @@ class Namespace:
                         break
             for fino in following:
                 f = self._nodes.get(fino)
-                if f is not None and f.kind is Kind.PLANE:
+                # huge planes are read row by row, never whole: nothing to prefetch
+                if f is not None and f.kind is Kind.PLANE and f.tiff is not None \
+                        and f.tiff.data_size <= self.cache_budget // 4:
                     keys.append(self._key(f))
         return self.cache.prefetch(keys)
 
@@ -1026,7 +1055,10 @@ class Namespace:
                 self.cache.discard(("file", node.ann.file_id))
             self.cache.discard(("file", ann.file_id))
             node.ann = ann
+            node.changed_at = self.clock()
             self._inodes[("ann", ann.id)] = node.ino
+            if entry.upload.delete_after is not None and entry.upload.delete_after != ann.id:
+                self._deleted.add(entry.upload.delete_after)  # moved away
             kept = after_upload(self._spool(), entry, ann, keep=bool(node.writers or node.dirty))
             if kept is None:
                 self._by_entry.pop(entry.id, None)
@@ -1093,6 +1125,7 @@ class Namespace:
         if node.ann is not None:
             with contextlib.suppress(NotFound):  # already gone: the goal is reached
                 self.gateway.delete_file_annotation(node.ann.id)
+            self._deleted.add(node.ann.id)
         with self._lock:
             if node.entry is not None:
                 self._spool().remove(node.entry.id)
@@ -1237,6 +1270,7 @@ class Namespace:
                 log.warning("rename of %s to %s: %s", old, new, e.strerror)
 
     def _move(self, node: Node, old_parent: int, old: str, directory: Node, new: str) -> None:
+        node.changed_at = self.clock()
         self._nodes[old_parent].remove_child(old)
         if (existing := (directory.children or {}).get(new)) is not None and existing != node.ino:
             directory.remove_child(new)

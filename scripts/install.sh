@@ -19,7 +19,8 @@ ICE_VERSION=3.6.5
 log() { printf '[install] %s\n' "$*" >&2; }
 
 # --- 1. system packages ------------------------------------------------------
-APT_PKGS=(fuse3 libfuse3-dev pkg-config build-essential libssl-dev libbz2-dev libtiff-tools rsync)
+APT_PKGS=(fuse3 libfuse3-dev pkg-config build-essential libssl-dev libbz2-dev libtiff-tools rsync
+          python3-venv python3-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-DEFAULT_PORT = 4064
+#: OMERO's Glacier2 router: plain TCP on 4063, SSL on 4064
+DEFAULT_PORT = 4063
+DEFAULT_SSL_PORT = 4064
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,10 @@ def parse_server(text: str) -> tuple[str, int, bool]:
     scheme = m.group("scheme") or "tcp"
     if scheme not in ("tcp", "ssl"):
         raise ValueError(f"unsupported scheme in {text!r}: use tcp:// or ssl://")
-    port = int(m.group("port")) if m.group("port") else DEFAULT_PORT
+    if m.group("port"):
+        port = int(m.group("port"))
+    else:
+        port = DEFAULT_SSL_PORT if scheme == "ssl" else DEFAULT_PORT
     if not 0 < port < 65536:
         raise ValueError(f"port out of range in {text!r}")
     return m.group("host"), port, scheme == "ssl"

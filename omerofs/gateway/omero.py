@@ -23,7 +23,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -82,6 +82,9 @@ _SERVER_FAILURE = (omero.InternalException, omero.DatabaseBusyException,
                    omero.TryAgain, Ice.UnknownException, Ice.UnknownLocalException)
 
 CHUNK = 4 * 1024 * 1024  # file transfer block: well under one Ice message
+#: RawPixelsStores each thread keeps, one per image: a reader alternating
+#: between a few images does not pay a setPixelsId per plane
+STORES_PER_THREAD = 4
 
 
 class OmeroGateway:
@@ -97,6 +100,7 @@ class OmeroGateway:
         self._session_key: str | None = config.session_key
         self._local = threading.local()
         self._stores: list[Any] = []  # every RawPixelsStore, to close them all
+        self._services: dict[str, Any] = {}  # stateless service proxies of this session
         self._stats_lock = threading.Lock()
         #: remote calls per operation, and failures: the mount's status shows these
         self.calls: Counter[str] = Counter()
@@ -188,6 +192,7 @@ class OmeroGateway:
         with self._lock:
             if self._sf is None:
                 self._client, self._sf = self._login()
+                self._services = {}
                 self._generation += 1
                 log.info("connected to %s as %s (session %.8s...)", self.config.url,
                          self.config.user or "session key", self._session_key)
@@ -203,6 +208,16 @@ class OmeroGateway:
             self._stores = []
         with contextlib.suppress(Exception):
             client.__del__()  # destroys the communicator without talking to the server
+
+    def _service(self, sf: Any, name: str) -> Any:
+        """A stateless service (``Query``, ``Update``, ``Pixels``) of this
+        session, asked for once: each ``get*Service`` is a server round trip."""
+        svc = self._services.get(name)
+        if svc is None or self._sf is not sf:
+            svc = getattr(sf, f"get{name}Service")()
+            if self._sf is sf:
+                self._services[name] = svc
+        return svc
 
     # --- the one place remote calls go through ------------------------------------------
     def _call(self, op: str, fn: Callable[[Any], T], idempotent: bool = True) -> T:
@@ -264,7 +279,7 @@ class OmeroGateway:
             p.add(k, rlong(v) if isinstance(v, int) else rstring(v))
         ctx = {"omero.group": str(self.config.group)}
         rows = self._call("IQuery.projection",
-                          lambda sf: sf.getQueryService().projection(query, p, ctx))
+                          lambda sf: self._service(sf, "Query").projection(query, p, ctx))
         return [[unwrap(v) for v in row] for row in rows]
 
     # --- plates --------------------------------------------------------------------------
@@ -284,8 +299,9 @@ class OmeroGateway:
             raise NotFound(f"no Plate {plate_id}")
         return self._plate(rows[0])
 
-    def load_plate(self, plate_id: int) -> PlateStructure:
-        plate = self.get_plate(plate_id)
+    def load_plate(self, plate_id: int, plate: PlateSummary | None = None) -> PlateStructure:
+        if plate is None:
+            plate = self.get_plate(plate_id)
         wells: dict[int, tuple[int, int, list[WellSampleInfo]]] = {}
         for (wid, row, col, wsid, idx, iid, iname, pxid, sx, sy, sz, sc, st, ptype) in \
                 self._projection(Q.PLATE_LAYOUT, pid=plate_id):
@@ -302,19 +318,25 @@ class OmeroGateway:
 
     # --- pixels ---------------------------------------------------------------------------
     def _pixels_store(self, sf: Any, generation: int, pixels_id: int) -> Any:
-        """This thread's RawPixelsStore, set to ``pixels_id``."""
+        """This thread's RawPixelsStore for ``pixels_id`` (a few per thread, one
+        per image, least recently used one re-pointed when a new image comes)."""
         local = self._local
         if getattr(local, "generation", None) != generation:
-            local.generation, local.store, local.pixels_id = generation, None, None
-        if local.store is None:
-            local.store = sf.createRawPixelsStore()
+            local.generation, local.stores = generation, OrderedDict()
+        stores: OrderedDict[int, Any] = local.stores
+        store = stores.get(pixels_id)
+        if store is not None:
+            stores.move_to_end(pixels_id)
+            return store
+        if len(stores) >= STORES_PER_THREAD:
+            _, store = stores.popitem(last=False)
+        else:
+            store = sf.createRawPixelsStore()
             with self._lock:
-                self._stores.append(local.store)
-        if local.pixels_id != pixels_id:
-            local.pixels_id = None
-            local.store.setPixelsId(pixels_id, True, {"omero.group": str(self.config.group)})
-            local.pixels_id = pixels_id
-        return local.store
+                self._stores.append(store)
+        store.setPixelsId(pixels_id, True, {"omero.group": str(self.config.group)})
+        stores[pixels_id] = store
+        return store
 
     def _with_store(self, op: str, pixels_id: int, fn: Callable[[Any], T]) -> T:
         def run(sf: Any) -> T:
@@ -322,7 +344,7 @@ class OmeroGateway:
             try:
                 return fn(store)
             except Exception:
-                self._local.pixels_id = None  # state unknown: set it again next time
+                self._local.stores.pop(pixels_id, None)  # state unknown: not reused
                 raise
         return self._call(op, run)
 
@@ -419,7 +441,7 @@ class OmeroGateway:
             f.name, f.path, f.size = rstring(name), rstring(path), rlong(len(data))
             if mimetype:
                 f.mimetype = rstring(mimetype)
-            return int(sf.getUpdateService().saveAndReturnObject(f).id.val)
+            return int(self._service(sf, "Update").saveAndReturnObject(f).id.val)
 
         file_id = self._call("IUpdate.saveAndReturnObject", save_file, idempotent=False)
         try:
@@ -433,7 +455,7 @@ class OmeroGateway:
                 link = getattr(omero.model, f"{kind.value}AnnotationLinkI")()
                 link.parent = getattr(omero.model, f"{kind.value}I")(target.id, False)
                 link.child = ann
-                return sf.getUpdateService().saveAndReturnObject(link)
+                return self._service(sf, "Update").saveAndReturnObject(link)
 
             link = self._call("IUpdate.saveAndReturnObject", save_link, idempotent=False)
         except Exception:
@@ -462,10 +484,10 @@ class OmeroGateway:
 
         def run(sf: Any) -> None:
             # load first: saving a half-filled object would null its other fields
-            f = sf.getQueryService().get("OriginalFile", annotation.file_id,
+            f = self._service(sf, "Query").get("OriginalFile", annotation.file_id,
                                          {"omero.group": str(self.config.group)})
             f.name, f.path = rstring(name), rstring(path)
-            sf.getUpdateService().saveAndReturnObject(f)
+            self._service(sf, "Update").saveAndReturnObject(f)
 
         self._call("IUpdate.saveAndReturnObject", run)  # same values twice: harmless
         return FileAnnotationInfo(id=annotation.id, file_id=annotation.file_id, name=name,
@@ -486,7 +508,7 @@ class OmeroGateway:
                 p.rows = rint(rows)
             if columns is not None:
                 p.columns = rint(columns)
-            return sf.getUpdateService().saveAndReturnObject(p)
+            return self._service(sf, "Update").saveAndReturnObject(p)
 
         plate = self._call("IUpdate.saveAndReturnObject", run, idempotent=False)
         return PlateSummary(id=int(plate.id.val), name=name, rows=rows, columns=columns,
@@ -497,7 +519,7 @@ class OmeroGateway:
             w = omero.model.WellI()
             w.plate = omero.model.PlateI(plate_id, False)
             w.row, w.column = rint(row), rint(column)
-            return sf.getUpdateService().saveAndReturnObject(w)
+            return self._service(sf, "Update").saveAndReturnObject(w)
 
         return int(self._call("IUpdate.saveAndReturnObject", run, idempotent=False).id.val)
 
@@ -519,10 +541,10 @@ class OmeroGateway:
         def create(sf: Any) -> int:
             p = omero.sys.ParametersI()
             p.add("value", rstring(pixel_type))
-            pt = sf.getQueryService().findByQuery(Q.PIXELS_TYPE, p)
+            pt = self._service(sf, "Query").findByQuery(Q.PIXELS_TYPE, p)
             if pt is None:
                 raise InvalidRequest(f"server has no pixels type {pixel_type!r}")
-            iid = sf.getPixelsService().createImage(size_x, size_y, size_z, size_t,
+            iid = self._service(sf, "Pixels").createImage(size_x, size_y, size_z, size_t,
                                                     list(range(size_c)), pt, name, "omerofs")
             return int(unwrap(iid))
 
@@ -549,7 +571,7 @@ class OmeroGateway:
                 ws = omero.model.WellSampleI()
                 ws.well = omero.model.WellI(well_id, False)
                 ws.image = omero.model.ImageI(image_id, False)
-                return sf.getUpdateService().saveAndReturnObject(ws)
+                return self._service(sf, "Update").saveAndReturnObject(ws)
 
             self._call("IUpdate.saveAndReturnObject", link, idempotent=False)
         except Exception:

@@ -40,8 +40,9 @@ class Gateway(Protocol):
     def get_plate(self, plate_id: int) -> PlateSummary:
         """One Plate; NotFound if it does not exist or is not readable."""
 
-    def load_plate(self, plate_id: int) -> PlateStructure:
-        """The plate's wells, fields and image sizes, in O(1) server calls."""
+    def load_plate(self, plate_id: int, plate: PlateSummary | None = None) -> PlateStructure:
+        """The plate's wells, fields and image sizes, in O(1) server calls: one
+        when the caller passes the plate's summary, two otherwise."""
 
     def read_plane(self, image: ImageInfo, plane: PlaneIndex) -> bytes:
         """One whole plane, big-endian, exactly ``image.plane_bytes`` long. Planes
