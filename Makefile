@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install test lint typecheck unit demo docs bench clean
+.PHONY: install test lint typecheck demo docs bench soak clean
 
 install:
 	@bash scripts/install.sh
@@ -24,6 +24,10 @@ demo: install
 # -W: a warning (broken reference, bad markup) fails the build
 docs: install
 	$(PY) -m sphinx -W -q -b html docs docs/_build/html
+
+# opt-in: minutes of load (OMEROFS_SOAK_SECONDS, default 120)
+soak: install
+	$(PY) -m pytest -m soak -s tests/test_soak.py
 
 bench: install
 	$(PY) benchmarks/read.py

@@ -224,6 +224,19 @@ class NotYet(OSError):
     the final verdict, at release, is logged as a warning."""
 
 
+def check_name(name: str, what: str) -> None:
+    """Refuse a name the server cannot hold: too long (ENAMETOOLONG), not
+    UTF-8 or otherwise not a single path component (EINVAL)."""
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:  # surrogate escapes: the bytes were not UTF-8
+        raise refuse(errno.EINVAL, f"{what}: the name is not UTF-8") from None
+    if size > 255:
+        raise refuse(errno.ENAMETOOLONG, f"{what}: names are limited to 255 bytes")
+    if not layout.valid_entry_name(name):
+        raise refuse(errno.EINVAL, f"{what} {name!r}: not a valid name")
+
+
 def _is_well_name(name: str) -> bool:
     for width in (2, 3):
         try:
@@ -709,8 +722,7 @@ class Namespace:
     def create(self, parent: int, name: str) -> Node:
         """Blocking (local disk): a new, empty, open-for-writing file."""
         directory = self._writable_dir(parent, f"create {name}")
-        if not layout.valid_entry_name(name):
-            raise refuse(errno.EINVAL, f"create {name!r}: not a valid file name")
+        check_name(name, "create")
         if name.endswith(".tif"):
             return self._create_plane(directory, name)
         text = layout.is_text_name(name)
@@ -1147,8 +1159,9 @@ class Namespace:
         if d.kind not in (Kind.PLATE, Kind.SUBDIR):
             raise refuse(errno.EPERM, f"mkdir {name}: directories can be made in plate "
                                       "directories only")
-        if not layout.valid_entry_name(name) or name.startswith("."):
-            raise refuse(errno.EINVAL, f"mkdir {name!r}: not a valid directory name")
+        check_name(name, "mkdir")
+        if name.startswith("."):
+            raise refuse(errno.EINVAL, f"mkdir {name!r}: hidden directories are not kept")
         if _is_well_name(name):
             raise refuse(errno.EPERM, f"mkdir {name}: names like wells are reserved")
         with self._lock:
@@ -1161,6 +1174,7 @@ class Namespace:
             return node
 
     def _mkdir_plate(self, name: str) -> Node:
+        check_name(name, "mkdir")
         if not self._plate_name_ok(name) or name == STATUS_NAME:
             raise refuse(errno.EINVAL, f"mkdir {name!r}: not a plate name (and plate_<id> "
                                        "names are the server's)")
@@ -1211,8 +1225,7 @@ class Namespace:
             raise refuse(errno.EACCES if src.kind is not Kind.SUBDIR else errno.EPERM,
                          f"rename {old}: only text files can be renamed")
         directory = self._writable_dir(new_parent, f"rename to {new}")
-        if not layout.valid_entry_name(new):
-            raise refuse(errno.EINVAL, f"rename to {new!r}: not a valid file name")
+        check_name(new, "rename")
         text = layout.is_text_name(new)
         if not text and not layout.is_scratch_name(new):
             raise refuse(errno.EPERM, f"rename to {new}: only .json .csv .txt .tsv files are "
