@@ -1,85 +1,259 @@
 """``omerofs``: the command line. Subcommands import their modules lazily so
-``omerofs --help`` works without Ice or FUSE."""
+``omerofs --help`` works without Ice or FUSE.
+
+Every refusal is one line on stderr starting with ``omerofs:``; bad input
+exits 2, a mount or server that cannot be reached exits 1. As a mount(8)
+helper (``mount-helper``, or ``omerofs SOURCE MOUNTPOINT -o OPTIONS`` as
+``mount.fuse3`` runs it) the codes are mount's: 1 for bad usage, 32 for a
+mount that failed.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
+import getopt
 import sys
 from pathlib import Path
+from typing import Any
 
 from . import __version__
+from .config import KEYS, ConfigError, check, defaults, merge, parse_mount_options
 
+#: mount(8) exit codes for the helper
+MOUNT_USAGE, MOUNT_FAILURE = 1, 32
+
+#: settings that have their own syntax on the command line (positionals)
+_POSITIONAL = ("server", "mountpoint")
+
+
+_METAVARS = {"int": "N", "float": "S", "Path": "FILE", "str": "NAME", "user": "USER",
+             "spool_dir": "DIR", "uid": "UID", "gid": "GID", "group": "ID"}
+
+
+def _setting_options(p: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    """``--cache-mb`` and friends, generated from :data:`omerofs.config.KEYS`.
+    Every default is None ("not given"), so a config file can supply it."""
+    for key in KEYS.values():
+        if key.name in _POSITIONAL or (names is not None and key.name not in names):
+            continue
+        flags = [f"--{key.name.replace('_', '-')}"]
+        if key.name == "user":
+            flags.insert(0, "-u")
+        if key.kind is bool:
+            p.add_argument(*flags, dest=key.name, action=argparse.BooleanOptionalAction,
+                           default=None, help=f"{key.help} (default: off)")
+        else:
+            shown = key.default_text or key.default
+            p.add_argument(*flags, dest=key.name, type=key.kind, default=None,
+                           metavar=_METAVARS.get(key.name) or _METAVARS[key.kind.__name__],
+                           help=f"{key.help} (default: {shown})")
+
+
+def _config_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", type=Path, metavar="FILE",
+                   help="TOML file of settings (command-line options override it)")
+
+
+def _settings(args: argparse.Namespace, **given: Any) -> dict[str, Any]:
+    """Defaults < config file < command line (options, then ``given``)."""
+    cli: dict[str, Any] = {}
+    for name in KEYS:
+        value = getattr(args, name, None)
+        if value is not None:
+            cli[name] = check(name, value, f"option --{name.replace('_', '-')}")
+    from_file = _load(args.config) if getattr(args, "config", None) else {}
+    return merge(defaults(), from_file, cli, given)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    from .config import load
+
+    return load(path)
+
+
+def _mount_config(s: dict[str, Any]) -> Any:
+    """A MountConfig from merged settings (credentials resolved here).
+    Raises ValueError, ConfigError or CredentialsError in one line."""
+    from .credentials import resolve
+    from .gateway import ConnectionConfig, parse_server
+    from .mount import MountConfig
+    from .namespace import Timeouts
+
+    if not s.get("server"):
+        raise ConfigError("no server: give SERVER or set server in the config file")
+    if not s.get("mountpoint"):
+        raise ConfigError("no mount point: give MOUNTPOINT or set mountpoint in the config file")
+    host, port, secure = parse_server(s["server"])
+    creds = resolve(host, s.get("user"), s.get("password_file"), s["session_store"])
+    conn = ConnectionConfig(host=host, port=port, secure=secure, user=creds.user,
+                            password=creds.password, session_key=creds.session_key,
+                            group=s["group"], timeout=s["timeout"])
+    return MountConfig(connection=conn, mountpoint=Path(s["mountpoint"]).absolute(),
+                       cache_bytes=s["cache_mb"] << 20,
+                       timeouts=Timeouts(root_ttl=s["root_ttl"], plate_ttl=s["plate_ttl"]),
+                       prefetch=s["prefetch"], workers=s["workers"],
+                       call_timeout=max(2 * s["timeout"], 30.0),
+                       allow_other=s["allow_other"], uid=s.get("uid"), gid=s.get("gid"),
+                       debug=s["debug"], log_file=s.get("log_file"),
+                       spool_dir=s.get("spool_dir"), max_file_bytes=s["max_file_mb"] << 20,
+                       retry_interval=s["retry_interval"], site_idle=s["site_idle"])
+
+
+# --- omerofs mount ----------------------------------------------------------------------
 
 def _mount_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("server", metavar="SERVER",
-                   help="tcp://host:port, ssl://host:port or host[:port]")
-    p.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
+    p.add_argument("targets", nargs="*", metavar="[SERVER] MOUNTPOINT",
+                   help="tcp://host:port, ssl://host:port or host[:port], and an existing "
+                        "directory; either may come from the config file instead")
     p.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground")
-    p.add_argument("-u", "--user", default=os.environ.get("OMERO_USER"),
-                   help="OMERO user (default: $OMERO_USER)")
-    p.add_argument("--password-file", type=Path,
-                   help="file holding the password (must be mode 0600)")
-    p.add_argument("--session-store", action="store_true",
-                   help="use the newest session saved by 'omero login'")
-    p.add_argument("--group", type=int, default=-1, help="OMERO group id (default: all)")
-    p.add_argument("--cache-mb", type=int, default=1024, help="plane cache budget in MiB")
-    p.add_argument("--root-ttl", type=float, default=10.0,
-                   help="seconds before new plates show up at the root")
-    p.add_argument("--plate-ttl", type=float, default=60.0,
-                   help="seconds a plate's layout is cached")
-    p.add_argument("--prefetch", type=int, default=4,
-                   help="planes fetched ahead of a sequential reader (0: off)")
-    p.add_argument("--workers", type=int, default=16, help="concurrent server calls")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per server call")
-    p.add_argument("--allow-other", action="store_true", help="let other users see the mount")
-    p.add_argument("--uid", type=int, help="owner shown for files (default: yours)")
-    p.add_argument("--gid", type=int, help="group shown for files (default: yours)")
-    p.add_argument("--log-file", type=Path, help="log here (default: stderr with -f, else syslog)")
-    p.add_argument("--spool-dir", type=Path,
-                   help="where written files wait for upload (default: "
-                        "~/.cache/omerofs/spool/<server>_<user>)")
-    p.add_argument("--max-file-mb", type=int, default=256,
-                   help="largest text file accepted (EFBIG above)")
-    p.add_argument("--retry-interval", type=float, default=5.0,
-                   help="seconds between retries of pending uploads")
-    p.add_argument("--site-idle", type=float, default=10.0,
-                   help="seconds without new planes before a derived site's image is made")
-    p.add_argument("--debug", action="store_true")
+    _config_option(p)
+    _setting_options(p)
 
 
 def _mount(args: argparse.Namespace) -> int:
-    from .credentials import CredentialsError, resolve
-    from .gateway import ConnectionConfig, parse_server
+    from .credentials import CredentialsError
 
+    targets: list[str] = args.targets
     try:
-        host, port, secure = parse_server(args.server)
-        creds = resolve(host, args.user, args.password_file, args.session_store)
-        conn = ConnectionConfig(host=host, port=port, secure=secure, user=creds.user,
-                                password=creds.password, session_key=creds.session_key,
-                                group=args.group, timeout=args.timeout)
-        if args.cache_mb < 16:
-            raise ValueError("--cache-mb must be at least 16")
-    except (ValueError, CredentialsError) as e:
+        if len(targets) > 2:
+            raise ConfigError(f"too many arguments: {' '.join(targets[2:])}")
+        given = ({"server": targets[0], "mountpoint": targets[1]} if len(targets) == 2
+                 else {"mountpoint": targets[0]} if targets else {})
+        cfg = _mount_config(_settings(args, **given))
+    except (ValueError, ConfigError, CredentialsError) as e:
         print(f"omerofs: {e}", file=sys.stderr)
         return 2
-    from .mount import MountConfig, MountError, run
-    from .namespace import Timeouts
+    from .mount import MountError, run
 
-    cfg = MountConfig(connection=conn, mountpoint=args.mountpoint.absolute(),
-                      cache_bytes=args.cache_mb << 20,
-                      timeouts=Timeouts(root_ttl=args.root_ttl, plate_ttl=args.plate_ttl),
-                      prefetch=args.prefetch, workers=args.workers,
-                      call_timeout=max(2 * args.timeout, 30.0), allow_other=args.allow_other,
-                      uid=args.uid, gid=args.gid, debug=args.debug, log_file=args.log_file,
-                      spool_dir=args.spool_dir, max_file_bytes=args.max_file_mb << 20,
-                      retry_interval=args.retry_interval, site_idle=args.site_idle)
     try:
         return run(cfg, foreground=args.foreground)
     except MountError as e:
         print(f"omerofs: {e}", file=sys.stderr)
         return 1
 
+
+# --- mount(8) helper -------------------------------------------------------------------
+
+def parse_helper_argv(argv: list[str]) -> tuple[str, str, dict[str, Any], dict[str, bool]]:
+    """mount(8)'s helper arguments ``SOURCE MOUNTPOINT [-fnsv] [-o OPTS] [-t TYPE]
+    [-N NS]`` -> (source, mountpoint, settings, flags). ``settings`` holds the
+    config file named by ``config=`` overridden by the other ``-o`` keys.
+    Raises ConfigError (bad usage) in one line."""
+    try:
+        opts, rest = getopt.gnu_getopt(argv, "fnsvhio:t:N:")
+    except getopt.GetoptError as e:
+        raise ConfigError(f"mount helper: {e}") from None
+    if len(rest) != 2:
+        raise ConfigError("usage: mount.omerofs SOURCE MOUNTPOINT [-fnsv] [-o OPTIONS]")
+    flags = {"fake": False, "sloppy": False, "verbose": False}
+    texts: list[str] = []
+    for opt, value in opts:
+        if opt == "-f":
+            flags["fake"] = True
+        elif opt == "-s":
+            flags["sloppy"] = True
+        elif opt == "-v":
+            flags["verbose"] = True
+        elif opt == "-o":
+            texts.append(value)
+        elif opt == "-N":
+            raise ConfigError("mount helper: -N (mount namespaces) is not supported")
+        # -n (no mtab), -i, -h, -t TYPE: nothing to do
+    parsed = parse_mount_options(",".join(texts), sloppy=flags["sloppy"])
+    source, mountpoint = rest
+    from_file = _load(parsed.config) if parsed.config else {}
+    given: dict[str, Any] = {"mountpoint": Path(mountpoint)}
+    # "omerofs" or "none" as the fstab source: the server comes from the config file
+    if source not in ("", "omerofs", "none"):
+        given["server"] = source.removeprefix("omerofs#")
+    return source, mountpoint, merge(defaults(), from_file, parsed.settings, given), flags
+
+
+def mount_helper(argv: list[str]) -> int:
+    """Mount like ``omerofs mount`` (in the background) from mount(8)'s
+    arguments; exit 0 only once the mount is live. ``-f`` (fake) checks
+    everything, credentials included, but does not mount."""
+    from .credentials import CredentialsError
+
+    try:
+        _, _, settings, flags = parse_helper_argv(argv)
+        cfg = _mount_config(settings)
+    except (ValueError, ConfigError, CredentialsError) as e:
+        print(f"omerofs: {e}", file=sys.stderr)
+        return MOUNT_USAGE
+    from .mount import MountError, check_mountpoint, run
+
+    if flags["verbose"]:
+        print(f"omerofs: mounting {cfg.connection.url} on {cfg.mountpoint}")
+    try:
+        if flags["fake"]:
+            check_mountpoint(cfg.mountpoint)
+            return 0
+        code = run(cfg, foreground=False)
+    except MountError as e:
+        print(f"omerofs: {e}", file=sys.stderr)
+        return MOUNT_FAILURE
+    return 0 if code == 0 else MOUNT_FAILURE
+
+
+# --- omerofs server ----------------------------------------------------------------------
+
+def _server_args(p: argparse.ArgumentParser, timeout: float, timeout_help: str) -> None:
+    p.add_argument("server", nargs="?", metavar="SERVER",
+                   help="default: server from --config, else tcp://localhost:4063")
+    _config_option(p)
+    _setting_options(p, ("user", "password_file", "session_store", "group"))
+    p.add_argument("--timeout", dest="wait_timeout", type=float, default=timeout,
+                   metavar="S", help=f"{timeout_help} (default: {timeout:g})")
+
+
+def _server_connection(args: argparse.Namespace, timeout: float) -> Any:
+    from .credentials import resolve
+    from .gateway import ConnectionConfig, parse_server
+
+    s = _settings(args, server=args.server)
+    host, port, secure = parse_server(s.get("server") or "tcp://localhost:4063")
+    creds = resolve(host, s.get("user"), s.get("password_file"), s["session_store"])
+    return ConnectionConfig(host=host, port=port, secure=secure, user=creds.user,
+                            password=creds.password, session_key=creds.session_key,
+                            group=s["group"], timeout=timeout, keep_alive=0)
+
+
+def _server(args: argparse.Namespace) -> int:
+    from . import instance
+    from .credentials import CredentialsError
+
+    if args.action == "start":
+        try:
+            compose = instance.compose_file(args.compose_file)
+            instance.start(compose)
+        except instance.StartError as e:
+            print(f"omerofs: {e}", file=sys.stderr)
+            return 1
+        print(f"started the OMERO stack of {compose}; "
+              "'omerofs server wait' returns once it accepts logins")
+        return 0
+    if args.wait_timeout <= 0:
+        print("omerofs: --timeout must be more than 0", file=sys.stderr)
+        return 2
+    try:
+        conn = _server_connection(args, min(args.wait_timeout, 10.0))
+    except (ValueError, ConfigError, CredentialsError) as e:
+        print(f"omerofs: {e}", file=sys.stderr)
+        return 2
+    if args.action == "status":
+        result = instance.probe(conn)
+    else:
+        result = instance.wait(conn, args.wait_timeout)
+    if result.ok:
+        print(f"{conn.url}: up, {result.message} ({result.seconds:.1f} s)")
+        return 0
+    what = "down" if args.action == "status" else f"not up after {args.wait_timeout:g} s"
+    print(f"omerofs: {conn.url}: {what}: {result.message}", file=sys.stderr)
+    return 1
+
+
+# --- status and umount ------------------------------------------------------------------
 
 def _status(args: argparse.Namespace) -> int:
     """Print a mount's status (server, session, cache, calls, pending uploads)."""
@@ -114,10 +288,23 @@ def _status(args: argparse.Namespace) -> int:
 def _umount(args: argparse.Namespace) -> int:
     from .mount import unmount
 
-    return unmount(args.mountpoint.absolute())
+    mountpoint = args.mountpoint
+    if mountpoint is None:
+        try:
+            mountpoint = _load(args.config).get("mountpoint") if args.config else None
+        except ConfigError as e:
+            print(f"omerofs: {e}", file=sys.stderr)
+            return 2
+        if mountpoint is None:
+            print("omerofs: no mount point: give MOUNTPOINT or a --config that sets mountpoint",
+                  file=sys.stderr)
+            return 2
+    return unmount(Path(mountpoint).absolute(), stale_only=args.stale)
 
 
-def main(argv: list[str] | None = None) -> int:
+# --- entry point ------------------------------------------------------------------------
+
+def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     p = argparse.ArgumentParser(prog="omerofs", description="Mount OMERO plates as TIFF files.")
     p.add_argument("--version", action="version", version=f"omerofs {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -128,9 +315,14 @@ def main(argv: list[str] | None = None) -> int:
     devserver_cli.add_arguments(d)
     d.set_defaults(run=devserver_cli.run)
 
-    m = sub.add_parser("mount", help="mount an OMERO server")
+    m = sub.add_parser("mount", help="mount an OMERO server",
+                       usage="omerofs mount [options] [SERVER] MOUNTPOINT")
     _mount_args(m)
     m.set_defaults(run=_mount)
+
+    # listed for --help only: main() hands its arguments to mount_helper() unparsed
+    sub.add_parser("mount-helper", help="mount(8) helper: SOURCE MOUNTPOINT [-fnsv] "
+                                        "[-o OPTIONS]")
 
     st = sub.add_parser("status", help="show a mount's state and pending uploads")
     st.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
@@ -138,10 +330,39 @@ def main(argv: list[str] | None = None) -> int:
     st.set_defaults(run=_status)
 
     u = sub.add_parser("umount", help="unmount")
-    u.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
+    u.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path, nargs="?",
+                   help="default: mountpoint of --config")
+    _config_option(u)
+    u.add_argument("--stale", action="store_true",
+                   help="only clear a stale mount (its process died); succeed otherwise")
     u.set_defaults(run=_umount)
 
-    args = p.parse_args(argv)
+    s = sub.add_parser("server", help="check, start or wait for an OMERO server")
+    actions = s.add_subparsers(dest="action", metavar="ACTION", required=True)
+    a = actions.add_parser("status", help="exit 0 if the server accepts a login")
+    _server_args(a, 10.0, "seconds to wait for the server's answer")
+    a = actions.add_parser("wait", help="wait until the server accepts a login")
+    _server_args(a, 300.0, "give up after this many seconds")
+    a = actions.add_parser("start", help="docker compose -f FILE up -d")
+    a.add_argument("--compose-file", type=Path, metavar="FILE",
+                   help="default: $OMEROFS_COMPOSE_FILE, ./docker-compose.yml, "
+                        "or the one shipped with omerofs")
+    s.set_defaults(run=_server)
+    return p, m
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p, m = _parser()
+    commands = {"devserver", "mount", "mount-helper", "status", "umount", "server"}
+    if (len(argv) >= 3 and argv[0] not in commands and not argv[0].startswith("-")
+            and any(a.startswith("-o") for a in argv[2:])):
+        return mount_helper(argv)  # mount.fuse3 runs "omerofs SOURCE MOUNTPOINT -o OPTS"
+    if argv and argv[0] == "mount-helper":
+        return mount_helper(argv[1:])
+    # "mount": options may come between SERVER and MOUNTPOINT
+    args = (m.parse_intermixed_args(argv[1:]) if argv and argv[0] == "mount"
+            else p.parse_args(argv))
     if not getattr(args, "run", None):
         p.print_help(sys.stderr)
         return 2

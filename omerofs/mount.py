@@ -4,11 +4,17 @@
 start threads), and the parent returns only once the child reports the mount
 live, or prints the child's one-line reason and exits non-zero. The report
 travels through a pipe: ``OK`` or ``ERR <message>``.
+
+Under systemd (``Type=notify``, see :mod:`omerofs.notify`) the serving
+process sends ``READY=1`` at the moment the mount is live, ``STATUS=`` lines
+as things change, and ``STOPPING=1`` as soon as it starts to unmount.
+``SIGUSR1`` logs the stack of every thread, for a mount that seems stuck.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import logging.handlers
@@ -18,6 +24,7 @@ import signal
 import subprocess
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +33,7 @@ from typing import Any
 import pyfuse3
 import trio
 
+from . import notify
 from .gateway import ConnectionConfig, GatewayError
 from .namespace import Namespace, Timeouts
 from .spool import Spool, spool_dir
@@ -77,6 +85,8 @@ def check_mountpoint(path: Path) -> None:
     if not stat_.S_ISDIR(st.st_mode):
         raise MountError(f"mount point {path} is not a directory")
     if os.path.ismount(path):
+        if is_stale(path):  # stat may still answer from the kernel's attribute cache
+            raise MountError(f"{path} is a stale mount: run 'fusermount3 -u {path}' first")
         raise MountError(f"{path} is already a mount point")
 
 
@@ -89,6 +99,8 @@ def setup_logging(cfg: MountConfig, foreground: bool) -> None:
         handler = logging.FileHandler(cfg.log_file)
     elif foreground or not os.path.exists("/dev/log"):
         handler = logging.StreamHandler(sys.stderr)
+        if _stderr_is_journal():
+            fmt = "%(name)s %(levelname)s %(message)s"  # journald stamps lines itself
     else:
         handler = logging.handlers.SysLogHandler("/dev/log")
         fmt = "omerofs[%(process)d]: %(name)s %(levelname)s %(message)s"
@@ -97,6 +109,38 @@ def setup_logging(cfg: MountConfig, foreground: bool) -> None:
     root.setLevel(logging.DEBUG if cfg.debug else logging.INFO)
     # Ice's and omero-py's own chatter stays out of the mount's log unless debugging
     logging.getLogger("omero").setLevel(logging.DEBUG if cfg.debug else logging.WARNING)
+
+
+def _stderr_is_journal() -> bool:
+    """True when stderr is systemd-journald's stream (``$JOURNAL_STREAM``)."""
+    want = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        st = os.fstat(2)
+    except OSError:
+        return False
+    return want == f"{st.st_dev}:{st.st_ino}"
+
+
+def log_thread_stacks() -> None:
+    """Log the current stack of every other thread, in one WARNING record
+    starting with ``thread dump``."""
+    names = {t.ident: t.name for t in threading.enumerate()}
+    me = threading.get_ident()
+    parts = [f"--- thread {names.get(ident, '?')} ({ident}):\n"
+             + "".join(traceback.format_stack(frame)).rstrip()
+             for ident, frame in sys._current_frames().items() if ident != me]
+    log.warning("thread dump (SIGUSR1), %d threads:\n%s", len(parts), "\n".join(parts))
+
+
+def install_thread_dump(signum: int = signal.SIGUSR1) -> None:
+    """On ``signum``, log every thread's stack (from a helper thread, so the
+    signal handler itself takes no logging lock). Main thread only."""
+
+    def handler(signo: int, frame: object) -> None:
+        threading.Thread(target=log_thread_stacks, name="omerofs-thread-dump",
+                         daemon=True).start()
+
+    signal.signal(signum, handler)
 
 
 def fuse_options(cfg: MountConfig) -> set[str]:
@@ -108,15 +152,30 @@ def fuse_options(cfg: MountConfig) -> set[str]:
 
 
 def serve(cfg: MountConfig, ready: Ready) -> int:
-    """Connect, mount and serve in this process until unmounted. Returns an exit code."""
+    """Connect, mount and serve in this process until unmounted. Returns an exit code.
+
+    ``ready`` is called once: with None right after the mount is live, or
+    with the reason it could not be made. The same moments are sent to
+    systemd (``READY=1`` or a ``STATUS=`` line), and ``STOPPING=1`` when the
+    unmount begins."""
     from .fs import OmeroFS
     from .gateway.omero import OmeroGateway
 
+    where = f"{cfg.connection.url} on {cfg.mountpoint}"
+
+    def report(err: str | None) -> None:
+        if err is None:
+            notify.ready(f"mounted {where}")
+        else:
+            notify.status(f"not mounted: {err}")
+        ready(err)
+
+    notify.status(f"connecting to {cfg.connection.url}")
     gateway = OmeroGateway(cfg.connection)
     try:
         gateway.connect()
     except GatewayError as e:
-        ready(str(e))
+        report(str(e))
         return 1
     c = cfg.connection
     spool = Spool(cfg.spool_dir or spool_dir(Path(os.environ.get("OMEROFS_CACHE")
@@ -133,17 +192,21 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
     except Exception as e:  # RuntimeError from libfuse: no /dev/fuse, permission...
         ns.close()
         gateway.close()
-        ready(f"cannot mount {cfg.mountpoint}: {e}")
+        report(f"cannot mount {cfg.mountpoint}: {e}")
         return 1
     log.info("mounted %s on %s (cache %d MiB, root ttl %.0fs, plate ttl %.0fs)",
              cfg.connection.url, cfg.mountpoint, cfg.cache_bytes >> 20,
              cfg.timeouts.root_ttl, cfg.timeouts.plate_ttl)
+    if threading.current_thread() is threading.main_thread():
+        install_thread_dump()
     try:
-        trio.run(_main, ready, ns, cfg.retry_interval, cfg.site_idle)
+        trio.run(_main, report, ns, cfg.retry_interval, cfg.site_idle, where)
     except BaseException:
         log.exception("mount loop failed")
         raise
     finally:
+        # also when unmounted from outside; after a signal systemd just hears it twice
+        notify.stopping(f"unmounting {cfg.mountpoint}")
         try:
             pyfuse3.close(unmount=True)
         except Exception as e:
@@ -199,25 +262,32 @@ def status_json(cfg: MountConfig, gateway: Any, ns: Namespace, fs: Any) -> bytes
     return (json.dumps(doc, indent=2) + "\n").encode()
 
 
-async def _main(ready: Ready, ns: Namespace, retry_interval: float, site_idle: float
-                ) -> None:
+async def _main(ready: Ready, ns: Namespace, retry_interval: float, site_idle: float,
+                where: str) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         nursery.start_soon(_fuse_main, nursery.cancel_scope)
-        nursery.start_soon(_retry_uploads, ns, retry_interval, site_idle)
+        nursery.start_soon(_retry_uploads, ns, retry_interval, site_idle, where)
         await trio.sleep(0)
-        ready(None)
+        ready(None)  # pyfuse3.init has mounted: the mount point is live
 
 
-async def _retry_uploads(ns: Namespace, interval: float, site_idle: float) -> None:
+async def _retry_uploads(ns: Namespace, interval: float, site_idle: float, where: str
+                         ) -> None:
     """Every ``interval``: upload what is pending (also what a previous mount
-    left) and make the images of derived sites idle for ``site_idle``."""
+    left) and make the images of derived sites idle for ``site_idle``. The
+    systemd status line says how many uploads wait."""
+    waiting = 0
     while True:
         try:
             done, left = await trio.to_thread.run_sync(ns.retry_pending,
                                                        abandon_on_cancel=True)
             if done or left:
                 log.info("pending uploads: %d done, %d waiting", done, left)
+            if left != waiting:
+                waiting = left
+                notify.status(f"mounted {where}"
+                              + (f", {left} upload(s) pending" if left else ""))
             await trio.to_thread.run_sync(ns.flush_sites, None, site_idle,
                                           abandon_on_cancel=True)
         except Exception:
@@ -233,7 +303,9 @@ async def _fuse_main(scope: trio.CancelScope) -> None:
 async def _stop_on_signal(scope: trio.CancelScope) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
-            log.info("%s: unmounting", signal.Signals(signum).name)
+            name = signal.Signals(signum).name
+            log.info("%s: unmounting", name)
+            notify.stopping(f"{name}: unmounting")
             pyfuse3.terminate()
             return
 
@@ -293,9 +365,26 @@ def _detach_stdio() -> None:
     os.close(devnull)
 
 
-def unmount(mountpoint: Path) -> int:
-    """``omerofs umount``: fusermount3 -u (or umount as a fallback)."""
-    if not os.path.ismount(mountpoint):
+def is_stale(mountpoint: Path) -> bool:
+    """True for a FUSE mount whose process is gone: ENOTCONN from statfs,
+    which (unlike stat) the kernel never answers from a cache."""
+    try:
+        os.statvfs(mountpoint)
+    except OSError as e:
+        return e.errno == errno.ENOTCONN
+    return False
+
+
+def unmount(mountpoint: Path, stale_only: bool = False) -> int:
+    """``omerofs umount``: fusermount3 -u (or umount as a fallback).
+
+    A stale mount (its process died) is unmounted too. With ``stale_only``,
+    only a stale mount is touched and anything else is success (for
+    ``ExecStartPre=``: clear what a crash left, leave a live mount alone)."""
+    stale = is_stale(mountpoint)
+    if stale_only and not stale:
+        return 0
+    if not stale and not os.path.ismount(mountpoint):
         print(f"omerofs: {mountpoint} is not mounted", file=sys.stderr)
         return 1
     tool = shutil.which("fusermount3") or shutil.which("fusermount")

@@ -73,7 +73,7 @@ def test_sizes(setup):
 def test_content_is_stored_as_written_not_judged(setup):
     """A mount is not a schema checker: malformed JSON, NUL bytes and CRLF are
     someone's data and are stored byte for byte (docs/semantics)."""
-    server, seeded, m, pdir = setup
+    server, seeded, _m, pdir = setup
     payloads = {"broken.json": b'{"a": [1, 2,', "nul.txt": b"a\0b\0", "crlf.csv": b"a,b\r\n1,2\r\n",
                 "nan.json": b'{"x": NaN}'}
     for name, data in payloads.items():
@@ -92,7 +92,7 @@ def _hammer(args: tuple[str, bytes, int]) -> None:
 
 
 def test_concurrent_writers_to_one_name(setup):
-    server, seeded, m, pdir = setup
+    server, seeded, _m, pdir = setup
     target = str(pdir / "contended.csv")
     contents = [bytes([65 + i]) * 4000 for i in range(4)]
     with multiprocessing.get_context("fork").Pool(4) as pool:
