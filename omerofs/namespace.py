@@ -124,6 +124,8 @@ class Node:
     invalid: str | None = None
     #: clock() of the last local change the server listing may not show yet
     changed_at: float = float("-inf")
+    #: one upload of this file at a time: a later one must not be overtaken
+    upload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _sorted: list[tuple[str, int]] | None = field(default=None, repr=False)
 
     @property
@@ -897,22 +899,29 @@ class Namespace:
         if node.kind is Kind.INCOMING and entry is not None and node.dirty:
             self._accept_plane(node, entry)
             return
-        if node.kind is not Kind.TEXT or entry is None or node.scratch or not node.dirty:
-            return
-        spool = self._spool()
-        spool.fsync(entry.id)
-        with self._lock:
-            node.dirty = False  # writes during the upload set it again
-        try:
-            ann = upload(self.gateway, spool, entry)
-        except GatewayError as e:
+        # Concurrent closes (several writers of one name) upload one after the
+        # other, each with the entry as the previous one left it: otherwise an
+        # older content could reach the server last, or a stale entry create a
+        # second annotation.
+        with node.upload_lock:
+            entry = node.entry
+            if node.kind is not Kind.TEXT or entry is None or node.scratch or not node.dirty:
+                return
+            spool = self._spool()
+            spool.fsync(entry.id)
             with self._lock:
-                node.dirty = True
-                fresh = next((x for x in spool.entries() if x.id == entry.id), entry)
-                node.entry = spool.update(fresh, state=PENDING if node.writers == 0 else OPEN)
-            log.error("upload of %s failed, kept in the spool for retry: %s", node.name, e)
-            raise refuse(errno.EIO, f"upload of {node.name} failed: {e}") from None
-        self._uploaded(node, entry, ann)
+                node.dirty = False  # writes during the upload set it again
+            try:
+                ann = upload(self.gateway, spool, entry)
+            except GatewayError as e:
+                with self._lock:
+                    node.dirty = True
+                    fresh = next((x for x in spool.entries() if x.id == entry.id), entry)
+                    node.entry = spool.update(fresh,
+                                              state=PENDING if node.writers == 0 else OPEN)
+                log.error("upload of %s failed, kept in the spool for retry: %s", node.name, e)
+                raise refuse(errno.EIO, f"upload of {node.name} failed: {e}") from None
+            self._uploaded(node, entry, ann)
 
     def _site(self, well: Node, site: int) -> SiteBuffer:
         assert well.well_id is not None and well.plate_id is not None
@@ -1338,18 +1347,22 @@ class Namespace:
                 continue
             if node is not None and (node.writers or entry.state == OPEN):
                 continue
-            try:
-                ann = upload(self.gateway, self.spool, entry)
-            except GatewayError as e:
-                left += 1
-                log.debug("retry of %s failed: %s", entry.upload.name, e)
-                continue
-            done += 1
-            log.info("uploaded pending %s (annotation %d)", entry.upload.name, ann.id)
-            if node is None:
-                self.spool.remove(entry.id)
-            else:
-                with self._lock:
-                    node.dirty = False
-                self._uploaded(node, entry, ann)
+            lock = node.upload_lock if node is not None else threading.Lock()
+            with lock:
+                if node is not None and node.entry is not None and node.entry.id != entry.id:
+                    continue  # superseded meanwhile
+                try:
+                    ann = upload(self.gateway, self.spool, entry)
+                except GatewayError as e:
+                    left += 1
+                    log.debug("retry of %s failed: %s", entry.upload.name, e)
+                    continue
+                done += 1
+                log.info("uploaded pending %s (annotation %d)", entry.upload.name, ann.id)
+                if node is None:
+                    self.spool.remove(entry.id)
+                else:
+                    with self._lock:
+                        node.dirty = False
+                    self._uploaded(node, entry, ann)
         return done, left

@@ -638,7 +638,10 @@ def _quiet_close(proxy: Any) -> None:
 
 
 def _describe(e: BaseException) -> str:
-    msg = getattr(e, "message", None) or getattr(e, "reason", None) or str(e).strip()
+    """``Module.Class: first line of the message`` for a log line or an errno's
+    reason (Ice's own text starts with the class name: not repeated)."""
+    msg = getattr(e, "message", None) or getattr(e, "reason", None) or str(e)
     name = type(e).__module__.split(".")[0] + "." + type(e).__name__
-    first = str(msg).strip().splitlines()[0] if msg else ""
-    return f"{name}: {first}" if first else name
+    lines = [x.strip() for x in str(msg).strip().splitlines()
+             if x.strip() and x.strip().rstrip(":") not in (name, type(e).__name__)]
+    return f"{name}: {lines[0]}" if lines else name

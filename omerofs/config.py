@@ -1,0 +1,238 @@
+"""Settings of a mount: one table of keys for the TOML config file, the
+command line and mount(8) ``-o`` options.
+
+Every setting has one name (``cache_mb``), spelled ``--cache-mb`` on the
+command line, ``cache_mb = 1024`` in a config file and ``cache_mb=1024`` in an
+fstab options field. Precedence, highest first: command line (or ``-o``),
+config file, built-in default (``$OMERO_USER`` for ``user``).
+
+Errors are :class:`ConfigError` with a message that fits one line of a
+command's output and names the offending key or option.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    try:
+        import tomli as tomllib
+    except ImportError:
+        tomllib = None
+
+
+class ConfigError(Exception):
+    """A bad config file, key, value or mount option, in one line."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One setting: its name, type, default and lower bound."""
+
+    name: str
+    kind: type  # str, int, float, bool or Path
+    default: Any
+    help: str
+    minimum: float | None = None
+    #: a strict lower bound (``> minimum``) rather than ``>= minimum``
+    exclusive: bool = False
+    #: shown in ``--help`` instead of the default value
+    default_text: str | None = None
+
+
+KEYS: dict[str, Key] = {k.name: k for k in (
+    Key("server", str, None, "tcp://host:port, ssl://host:port or host[:port]"),
+    Key("mountpoint", Path, None, "where to mount (the MOUNTPOINT argument)"),
+    Key("user", str, None, "OMERO user", default_text="$OMERO_USER"),
+    Key("password_file", Path, None, "file holding the password (must be mode 0600)",
+        default_text="none"),
+    Key("session_store", bool, False, "use the newest session saved by 'omero login'"),
+    Key("group", int, -1, "OMERO group id (-1: all)", minimum=-1),
+    Key("cache_mb", int, 1024, "plane cache budget in MiB", minimum=16),
+    Key("root_ttl", float, 10.0, "seconds before new plates show up at the root", minimum=0),
+    Key("plate_ttl", float, 60.0, "seconds a plate's layout is cached", minimum=0),
+    Key("prefetch", int, 4, "planes fetched ahead of a sequential reader (0: off)", minimum=0),
+    Key("workers", int, 16, "concurrent server calls", minimum=1),
+    Key("timeout", float, 60.0, "seconds per server call", minimum=0, exclusive=True),
+    Key("allow_other", bool, False, "let other users see the mount"),
+    Key("uid", int, None, "owner shown for files", minimum=0, default_text="yours"),
+    Key("gid", int, None, "group shown for files", minimum=0, default_text="yours"),
+    Key("log_file", Path, None, "log here", default_text="stderr with -f, else syslog"),
+    Key("spool_dir", Path, None, "where written files wait for upload",
+        default_text="~/.cache/omerofs/spool/<server>_<user>"),
+    Key("max_file_mb", int, 256, "largest text file accepted (EFBIG above)", minimum=1),
+    Key("retry_interval", float, 5.0, "seconds between retries of pending uploads",
+        minimum=0, exclusive=True),
+    Key("site_idle", float, 10.0,
+        "seconds without new planes before a derived site's image is made", minimum=0),
+    Key("debug", bool, False, "log at debug level"),
+)}
+
+#: keys that hold secrets: never accepted in a config file or an fstab line
+SECRET_KEYS = ("password", "passwd", "session_key")
+
+#: mount(8) and systemd options that mean nothing to omerofs: accepted, ignored
+IGNORED_MOUNT_OPTIONS = frozenset({
+    "_netdev", "nofail", "defaults", "rw", "auto", "noauto", "user", "users", "nouser",
+    "owner", "group", "nosuid", "suid", "nodev", "dev", "exec", "noexec", "async",
+    "atime", "noatime", "relatime", "nodiratime", "diratime",
+})
+#: options with a value that omerofs sets itself or that belong to other tools
+IGNORED_MOUNT_PREFIXES = ("x-", "comment=", "fsname=", "subtype=")
+
+
+def defaults() -> dict[str, Any]:
+    """Every key with its built-in default; ``user`` from ``$OMERO_USER``."""
+    out = {k.name: k.default for k in KEYS.values()}
+    out["user"] = os.environ.get("OMERO_USER") or None
+    return out
+
+
+def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Later layers win; a None value in a layer means "not given there"."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        out.update({k: v for k, v in layer.items() if v is not None})
+    return out
+
+
+def _unknown(name: str, where: str) -> ConfigError:
+    if name in SECRET_KEYS:
+        return ConfigError(f"{where}: {name!r} is refused: put the password in a file "
+                           "only you can read (chmod 600) and set password_file")
+    near = difflib.get_close_matches(name, KEYS, n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    return ConfigError(f"{where}: unknown key {name!r}{hint}")
+
+
+def check(name: str, value: Any, where: str) -> Any:
+    """``value`` for key ``name`` if its type and range are right (ints are
+    accepted for floats), else ConfigError naming ``where`` and the key."""
+    key = KEYS.get(name)
+    if key is None:
+        raise _unknown(name, where)
+    kind = key.kind
+    ok = (isinstance(value, bool) if kind is bool
+          else isinstance(value, int) and not isinstance(value, bool) if kind is int
+          else isinstance(value, (int, float)) and not isinstance(value, bool)
+          if kind is float
+          else isinstance(value, (str, Path)))
+    if not ok:
+        want = {bool: "true or false", int: "an integer", float: "a number",
+                str: "a string", Path: "a path (string)"}[kind]
+        raise ConfigError(f"{where}: {name} must be {want}, not {value!r}")
+    if kind is float:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: {name} must be a finite number")
+    if kind is Path:
+        if not str(value):
+            raise ConfigError(f"{where}: {name} must not be empty")
+        value = Path(value)
+    if kind is str and not value.strip():
+        raise ConfigError(f"{where}: {name} must not be empty")
+    if key.minimum is not None and (value <= key.minimum if key.exclusive
+                                    else value < key.minimum):
+        bound = "more than" if key.exclusive else "at least"
+        raise ConfigError(f"{where}: {name} must be {bound} {key.minimum:g}")
+    return value
+
+
+def load(path: Path) -> dict[str, Any]:
+    """The settings in a TOML config file: flat ``key = value`` lines of
+    :data:`KEYS`. Relative paths are taken relative to the file's directory.
+    Unknown keys, tables, wrong types and any password are errors."""
+    where = f"config {path}"
+    if tomllib is None:  # pragma: no cover - Python 3.10 without tomli
+        raise ConfigError(f"{where}: reading TOML needs Python 3.11 or the 'tomli' package")
+    try:
+        text = path.read_bytes().decode()
+    except OSError as e:
+        raise ConfigError(f"{where}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not UTF-8 text") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{where}: invalid TOML: {e}") from None
+    out: dict[str, Any] = {}
+    for name, value in doc.items():
+        if isinstance(value, dict):
+            raise ConfigError(f"{where}: unexpected table [{name}]: keys go at the top level")
+        value = check(name, value, where)
+        if isinstance(value, Path):
+            value = (path.parent / value.expanduser()).absolute()
+        out[name] = value
+    return out
+
+
+def _option_value(name: str, text: str | None, where: str) -> Any:
+    key = KEYS[name]
+    if key.kind is bool:
+        if text is None:
+            return True
+        words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+        if text.lower() not in words:
+            raise ConfigError(f"{where}: {name} takes true or false, not {text!r}")
+        return words[text.lower()]
+    if text is None or text == "":
+        raise ConfigError(f"{where}: {name} needs a value ({name}=...)")
+    try:
+        value: Any = key.kind(text)
+    except ValueError:
+        want = "an integer" if key.kind is int else "a number"
+        raise ConfigError(f"{where}: {name} must be {want}, not {text!r}") from None
+    return check(name, value, where)
+
+
+@dataclass(frozen=True)
+class MountOptions:
+    """An fstab options field, parsed: omerofs settings, the config file named
+    by ``config=``, and the options that were ignored."""
+
+    settings: dict[str, Any]
+    config: Path | None
+    ignored: tuple[str, ...]
+
+
+def parse_mount_options(text: str, sloppy: bool = False) -> MountOptions:
+    """Parse mount(8)'s ``-o`` field (``opt,key=value,...``).
+
+    Keys of :data:`KEYS` (``-`` may stand for ``_``) and ``config=FILE`` are
+    taken; generic mount and systemd options (``_netdev``, ``nofail``,
+    ``x-systemd.*``, ``comment=...``) are ignored. Anything else is an error,
+    unless ``sloppy`` (mount's ``-s``), when it is ignored too. ``server`` and
+    ``mountpoint`` come from mount's arguments, never from options."""
+    where = "mount option"
+    settings: dict[str, Any] = {}
+    config: Path | None = None
+    ignored: list[str] = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        raw, sep, value = item.partition("=")
+        name = raw.replace("-", "_")
+        arg = value if sep else None
+        if (not sep and raw in IGNORED_MOUNT_OPTIONS) or item.startswith(IGNORED_MOUNT_PREFIXES):
+            ignored.append(item)
+        elif name in SECRET_KEYS:
+            raise _unknown(name, f"{where} {raw}")
+        elif name == "config":
+            if not arg:
+                raise ConfigError(f"{where}: config needs a file (config=/etc/omerofs/x.toml)")
+            config = Path(arg)
+        elif name in KEYS and name not in ("server", "mountpoint"):
+            settings[name] = _option_value(name, arg, f"{where} {raw}")
+        elif sloppy:
+            ignored.append(item)
+        else:
+            raise ConfigError(f"unknown mount option {raw!r} (omerofs takes config=FILE and "
+                              f"the keys of its config file, e.g. cache_mb=512)")
+    return MountOptions(settings, config, tuple(ignored))
