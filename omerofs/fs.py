@@ -330,8 +330,11 @@ class OmeroFS(pyfuse3.Operations):
                 and node.kind is Kind.PLANE:
             log.warning("refused chmod/chown of %s: read-only", node.name)
             raise pyfuse3.FUSEError(errno.EACCES)
-        # times, and modes of text files and directories, are not stored in OMERO:
-        # accepted and ignored so that cp -p and rsync -a work (see docs/semantics)
+        if fields.update_mtime:
+            self.ns.set_mtime(inode, attr.st_mtime_ns / 1e9)
+        # modes of text files and directories, and times of anything but text
+        # files, are not stored: accepted and ignored so that cp -p and rsync -a
+        # work (see docs/semantics)
         return self._attr(node)
 
     @handler

@@ -548,7 +548,9 @@ class Namespace:
                 taken = directory.children or {}
                 if name in taken and taken[name] != known:
                     name = disambiguated(ann.name, ann.id)
-                node = self._new_node(("ann", ann.id), Kind.TEXT, name, dino, time.time(),
+                # first seen from the server: a stable mtime (the plate's), so that
+                # tools comparing times (rsync, make) see the same value on every reload
+                node = self._new_node(("ann", ann.id), Kind.TEXT, name, dino, plate.mtime,
                                       plate_id=plate.plate_id)
                 node.name, node.parent, node.ann = name, dino, ann
                 if node.entry is None:
@@ -801,6 +803,14 @@ class Namespace:
         wells = [self._nodes[i].name for _, i in plate.listing()
                  if self._nodes[i].kind is Kind.WELL]
         return 3 if any(len(w.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) == 3 for w in wells) else 2
+
+    def set_mtime(self, ino: int, mtime: float) -> None:
+        """Non-blocking: ``utimes`` on a written file. Kept for the life of the
+        mount (OMERO stores no file times): enough for rsync's and make's
+        comparisons within a mount."""
+        node = self._nodes[ino]
+        if node.kind in _SPOOLED:
+            node.mtime = mtime
 
     def open_write(self, ino: int, truncate: bool) -> None:
         """Blocking: prepare a text file for writing (spool a copy of its content)."""
