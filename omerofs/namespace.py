@@ -124,6 +124,9 @@ class Node:
     invalid: str | None = None
     #: clock() of the last local change the server listing may not show yet
     changed_at: float = float("-inf")
+    #: renamed to a text name while still open (rsync renames before the kernel's
+    #: release arrives): the upload the rename could not do happens at release
+    upload_at_release: bool = False
     #: one upload of this file at a time: a later one must not be overtaken
     upload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _sorted: list[tuple[str, int]] | None = field(default=None, repr=False)
@@ -1142,13 +1145,20 @@ class Namespace:
                 return
             if node.scratch:
                 return  # lives until renamed, unlinked or unmounted
-            if node.dirty:
+            deferred, node.upload_at_release = node.upload_at_release, False
+            if node.dirty and not deferred:
                 node.entry = self._spool().update(entry, state=PENDING)
                 return
-            if node.ann is not None:  # opened for writing, nothing changed
+            if node.ann is not None and not node.dirty:  # opened, nothing changed
                 self._spool().remove(entry.id)
                 self._by_entry.pop(entry.id, None)
                 node.entry = None
+                return
+        if deferred:
+            try:
+                self.flush(ino)
+            except OSError as e:  # logged; pending in the spool for the retry loop
+                log.debug("upload at release of %s: %s", node.name, e.strerror)
 
     def unlink(self, parent: int, name: str) -> None:
         """Blocking: delete a file (its annotation on the server, its spool entry)."""
@@ -1311,6 +1321,8 @@ class Namespace:
                 self.flush(src.ino)
             except OSError as e:  # kept in the spool: the retry loop takes it from here
                 log.warning("rename of %s to %s: %s", old, new, e.strerror)
+        else:
+            src.upload_at_release = True
 
     def _move(self, node: Node, old_parent: int, old: str, directory: Node, new: str) -> None:
         node.changed_at = self.clock()
