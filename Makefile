@@ -30,7 +30,7 @@ soak: install
 	$(PY) -m pytest -m soak -s tests/test_soak.py
 
 bench: install
-	$(PY) benchmarks/read.py
+	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -60,7 +60,9 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("cache_mb", int, 1024, "plane cache budget in MiB", minimum=16),
     Key("root_ttl", float, 10.0, "seconds before new plates show up at the root", minimum=0),
     Key("plate_ttl", float, 60.0, "seconds a plate's layout is cached", minimum=0),
-    Key("prefetch", int, 4, "planes fetched ahead of a sequential reader (0: off)", minimum=0),
+    # 8: measured in benchmarks/read.py (b), 4 in flight leaves a 5 ms-latency
+    # server idle between planes; 8 keeps a 2-core machine busy
+    Key("prefetch", int, 8, "planes fetched ahead of a sequential reader (0: off)", minimum=0),
     Key("workers", int, 16, "concurrent server calls", minimum=1),
     Key("timeout", float, 60.0, "seconds per server call", minimum=0, exclusive=True),
     Key("allow_other", bool, False, "let other users see the mount"),

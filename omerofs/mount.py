@@ -49,7 +49,7 @@ class MountConfig:
     mountpoint: Path
     cache_bytes: int = 1024 * 1024 * 1024
     timeouts: Timeouts = field(default_factory=Timeouts)
-    prefetch: int = 4
+    prefetch: int = 8
     workers: int = 16
     call_timeout: float = 120.0
     allow_other: bool = False

@@ -282,6 +282,9 @@ class Namespace:
             self._fetch, cache_budget, prefetch_workers=prefetch_workers if prefetch_depth else 0,
             size_hint=self._plane_size)
         self._plane_sizes: dict[Hashable, int] = {}
+        #: planes read to their end through keep_cache: the kernel holds them (it
+        #: may drop them under memory pressure; a read then simply fetches again)
+        self._in_page_cache: set[Hashable] = set()
         self._images: dict[int, ImageInfo] = {}  # by pixels id, for fetches
         self._by_entry: dict[str, int] = {}  # spool entry id -> inode
         self._sites: dict[tuple[int, int], SiteBuffer] = {}  # (well id, site) -> planes
@@ -612,9 +615,10 @@ class Namespace:
     def _done_with(self, node: Node, key: Hashable, offset: int, size: int) -> None:
         """A read reaching a plane's end: its bytes now sit in the kernel's page
         cache (keep_cache), so the plane cache lets go of its copy at once
-        rather than hold every plane twice."""
+        rather than hold every plane twice, and prefetch leaves it alone."""
         if not node.writable and node.tiff is not None and offset + size >= node.tiff.file_size:
             self.cache.discard(key)
+            self._in_page_cache.add(key)
 
     def read(self, ino: int, offset: int, size: int) -> bytes:
         """Blocking: bytes [offset, offset+size) of a file."""
@@ -693,10 +697,12 @@ class Namespace:
                         break
             for fino in following:
                 f = self._nodes.get(fino)
-                # huge planes are read row by row, never whole: nothing to prefetch
+                # huge planes are read row by row, never whole: nothing to prefetch;
+                # planes read to their end sit in the kernel's page cache already
                 if f is not None and f.kind is Kind.PLANE and f.tiff is not None \
-                        and f.tiff.data_size <= self.cache_budget // 4:
-                    keys.append(self._key(f))
+                        and f.tiff.data_size <= self.cache_budget // 4 \
+                        and (key := self._key(f)) not in self._in_page_cache:
+                    keys.append(key)
         return self.cache.prefetch(keys)
 
     # --- writing: where a file goes ---------------------------------------------------------

@@ -121,7 +121,7 @@ def test_precedence_command_line_over_file_over_defaults(tmp_path):
     s = settings(["--config", str(cfg)], env_user="envuser")
     assert (s["server"], s["mountpoint"], s["user"]) == ("tcp://a:1", Path("/m1"), "filer")
     assert (s["cache_mb"], s["allow_other"], s["debug"]) == (100, True, True)
-    assert (s["prefetch"], s["workers"], s["plate_ttl"]) == (4, 16, 60.0)
+    assert (s["prefetch"], s["workers"], s["plate_ttl"]) == (8, 16, 60.0)
     # the command line wins, including --no-... over a true in the file
     s = settings(["tcp://b:2", "--cache-mb", "200", "/m2", "--config", str(cfg),
                   "--no-allow-other", "-u", "cli"], env_user="envuser")
