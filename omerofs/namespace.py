@@ -935,7 +935,7 @@ class Namespace:
             except GatewayError as e:
                 with self._lock:
                     node.dirty = True
-                    fresh = next((x for x in spool.entries() if x.id == entry.id), entry)
+                    fresh = spool.get(entry.id) or entry  # with the attempt recorded
                     node.entry = spool.update(fresh,
                                               state=PENDING if node.writers == 0 else OPEN)
                 log.error("upload of %s failed, kept in the spool for retry: %s", node.name, e)

@@ -134,14 +134,25 @@ class Spool:
         self._meta_path(entry_id).unlink(missing_ok=True)
         self.data_path(entry_id).unlink(missing_ok=True)
 
+    def get(self, entry_id: str) -> Entry | None:
+        """One entry as on disk now, or None if it is gone or unreadable."""
+        try:
+            return self._load(self._meta_path(entry_id))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    @staticmethod
+    def _load(meta: Path) -> Entry:
+        d = json.loads(meta.read_text())
+        d["upload"] = Upload(**d["upload"])
+        return Entry(**d)
+
     def entries(self) -> list[Entry]:
         """Every entry on disk, oldest first; unreadable ones are logged and skipped."""
         out = []
         for meta in self.root.glob("*.json"):
             try:
-                d = json.loads(meta.read_text())
-                d["upload"] = Upload(**d["upload"])
-                entry = Entry(**d)
+                entry = self._load(meta)
             except (OSError, ValueError, TypeError) as e:
                 log.error("unreadable spool entry %s (left in place): %s", meta, e)
                 continue
