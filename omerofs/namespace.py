@@ -26,6 +26,7 @@ reloads from the server.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import errno
 import logging
@@ -1295,10 +1296,9 @@ class Namespace:
             return
         # what the file replaces (and must end up holding src's bytes)
         replaced = dst.ann if dst is not None else src.ann
-        content = self.read(src.ino, 0, src.size) if src.entry is None else None
         spec = self._upload_spec(directory, new, replaced)
         if dst is not None and src.ann is not None and src.ann.id != spec.annotation_id:
-            spec = Upload(**{**spec.__dict__, "delete_after": src.ann.id})
+            spec = dataclasses.replace(spec, delete_after=src.ann.id)
         same_bytes = src.entry is None and dst is None
         if same_bytes and spec.annotation_id is None and src.ann is not None \
                 and spec.delete_after == src.ann.id and spec.target_kind == \
@@ -1309,6 +1309,8 @@ class Namespace:
                 self._move(src, old_parent, old, directory, new)
                 src.ann = ann
             return
+        # the bytes move with the file: from the spool, or fetched once from the server
+        content = self.read(src.ino, 0, src.size) if src.entry is None else None
         spool = self._spool()
         with self._lock:
             if src.entry is None:
