@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid as uuidlib
 from collections.abc import Callable
 from typing import Any
@@ -898,7 +897,3 @@ class RouterI(Glacier2.Router):
 
     def getACMTimeout(self, current: Any = None) -> int:
         return 0
-
-
-def uptime_clock() -> float:
-    return time.monotonic()
