@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import getopt
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,27 +27,21 @@ MOUNT_USAGE, MOUNT_FAILURE = 1, 32
 _POSITIONAL = ("server", "mountpoint")
 
 
-_METAVARS = {"int": "N", "float": "S", "Path": "FILE", "str": "NAME", "user": "USER",
-             "spool_dir": "DIR", "uid": "UID", "gid": "GID", "group": "ID"}
-
-
 def _setting_options(p: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
     """``--cache-mb`` and friends, generated from :data:`omerofs.config.KEYS`.
     Every default is None ("not given"), so a config file can supply it."""
     for key in KEYS.values():
         if key.name in _POSITIONAL or (names is not None and key.name not in names):
             continue
-        flags = [f"--{key.name.replace('_', '-')}"]
+        flags = [key.option]
         if key.name == "user":
             flags.insert(0, "-u")
         if key.kind is bool:
             p.add_argument(*flags, dest=key.name, action=argparse.BooleanOptionalAction,
                            default=None, help=f"{key.help} (default: off)")
         else:
-            shown = key.default_text or key.default
             p.add_argument(*flags, dest=key.name, type=key.kind, default=None,
-                           metavar=_METAVARS.get(key.name) or _METAVARS[key.kind.__name__],
-                           help=f"{key.help} (default: {shown})")
+                           metavar=key.metavar, help=f"{key.help} (default: {key.shown_default})")
 
 
 def _config_option(p: argparse.ArgumentParser) -> None:
@@ -285,6 +280,47 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sync(args: argparse.Namespace) -> int:
+    """Wait until every pending upload and derived site of a mount is on the
+    server; print what is still pending, and why, when the time is up."""
+    import json
+    import time
+
+    deadline = time.monotonic() + args.timeout
+    while True:
+        try:  # fsync of the root: the mount tries everything pending now
+            fd = os.open(args.mountpoint, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # EIO: something is still pending; the status says what
+        try:
+            doc = json.loads((args.mountpoint / ".omerofs-status").read_text())
+        except (OSError, ValueError) as e:
+            print(f"omerofs: {args.mountpoint} is not an omerofs mount "
+                  f"({getattr(e, 'strerror', None) or e})", file=sys.stderr)
+            return 1
+        files = [p for p in doc["pending_uploads"] if p["state"] != "plane"]
+        sites = doc.get("pending_sites", [])
+        if not files and not sites:
+            print(f"omerofs: everything written to {args.mountpoint} is on the server")
+            return 0
+        if time.monotonic() >= deadline:
+            print(f"omerofs: {len(files)} file(s) and {len(sites)} site(s) still pending "
+                  f"after {args.timeout:g} s", file=sys.stderr)
+            for p in files:
+                print(f"  {p['name']}: {p['last_error'] or 'not uploaded yet'} "
+                      f"({p['attempts']} attempt(s))", file=sys.stderr)
+            for site in sites:
+                print(f"  image {site['image']} of plate {site['plate_id']} "
+                      f"({site['planes']} plane(s)): {site['problem'] or 'not made yet'}",
+                      file=sys.stderr)
+            return 1
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
 def _umount(args: argparse.Namespace) -> int:
     from .mount import unmount
 
@@ -329,6 +365,12 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     st.add_argument("--json", action="store_true")
     st.set_defaults(run=_status)
 
+    sy = sub.add_parser("sync", help="wait until everything written is on the server")
+    sy.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
+    sy.add_argument("--timeout", type=float, default=300.0, metavar="S",
+                    help="give up after S seconds, listing what is pending (default 300)")
+    sy.set_defaults(run=_sync)
+
     u = sub.add_parser("umount", help="unmount")
     u.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path, nargs="?",
                    help="default: mountpoint of --config")
@@ -354,7 +396,7 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p, m = _parser()
-    commands = {"devserver", "mount", "mount-helper", "status", "umount", "server"}
+    commands = {"devserver", "mount", "mount-helper", "status", "sync", "umount", "server"}
     if (len(argv) >= 3 and argv[0] not in commands and not argv[0].startswith("-")
             and any(a.startswith("-o") for a in argv[2:])):
         return mount_helper(argv)  # mount.fuse3 runs "omerofs SOURCE MOUNTPOINT -o OPTS"

@@ -47,36 +47,128 @@ class Key:
     exclusive: bool = False
     #: shown in ``--help`` instead of the default value
     default_text: str | None = None
+    #: the longer explanation in docs/configuration.rst (generated from this table)
+    doc: str = ""
+
+    @property
+    def option(self) -> str:
+        """The command-line spelling: ``--cache-mb``."""
+        return f"--{self.name.replace('_', '-')}"
+
+    @property
+    def metavar(self) -> str:
+        """The value's placeholder in ``--help`` and the docs ("" for on/off keys)."""
+        if self.kind is bool:
+            return ""
+        return _METAVARS.get(self.name) or _METAVARS[self.kind.__name__]
+
+    @property
+    def shown_default(self) -> str:
+        """The default as ``--help`` and the docs show it."""
+        if self.default_text is not None:
+            return self.default_text
+        if self.kind is bool:
+            return "on" if self.default else "off"
+        return "none" if self.default is None else f"{self.default:g}" \
+            if isinstance(self.default, float) else str(self.default)
+
+
+_METAVARS = {"int": "N", "float": "S", "Path": "FILE", "str": "NAME", "user": "USER",
+             "spool_dir": "DIR", "uid": "UID", "gid": "GID", "group": "ID"}
 
 
 KEYS: dict[str, Key] = {k.name: k for k in (
     Key("server", str, None, "tcp://host:port, ssl://host:port or host[:port]"),
     Key("mountpoint", Path, None, "where to mount (the MOUNTPOINT argument)"),
-    Key("user", str, None, "OMERO user", default_text="$OMERO_USER"),
+    Key("user", str, None, "OMERO user", default_text="$OMERO_USER",
+        doc=(
+        "OMERO user name. Needed for password logins. ``$OMERO_USER`` is used only when "
+        "neither the command line nor the config file names a user.")),
     Key("password_file", Path, None, "file holding the password (must be mode 0600)",
-        default_text="none"),
-    Key("session_store", bool, False, "use the newest session saved by 'omero login'"),
-    Key("group", int, -1, "OMERO group id (-1: all)", minimum=-1),
-    Key("cache_mb", int, 1024, "plane cache budget in MiB", minimum=16),
-    Key("root_ttl", float, 10.0, "seconds before new plates show up at the root", minimum=0),
-    Key("plate_ttl", float, 60.0, "seconds a plate's layout is cached", minimum=0),
+        default_text="none",
+        doc=(
+        "Read the password from the first line of ``FILE``, which must be a regular file "
+        "not readable by group or others (mode ``0600``).")),
+    Key("session_store", bool, False, "use the newest session saved by 'omero login'",
+        doc=(
+        "Join the newest session saved by ``omero login`` for this host (and user, if "
+        "given); see :doc:`quickstart` for the directory it reads.")),
+    Key("group", int, -1, "OMERO group id (-1: all)", minimum=-1,
+        doc=(
+        "OMERO group id sent with every query and store; -1 means all the groups the user "
+        "belongs to.")),
+    Key("cache_mb", int, 1024, "plane cache budget in MiB", minimum=16,
+        doc=(
+        "Plane cache budget in MiB (at least 16). Planes above a quarter of it are read "
+        "row by row without caching; prefetched, unread planes may use at most half of "
+        "it.")),
+    Key("root_ttl", float, 10.0, "seconds before new plates show up at the root", minimum=0,
+        doc=(
+        "Seconds the root listing is kept before it is reloaded, and the kernel's "
+        "entry/attribute lifetime of plate directories: the delay before a new plate "
+        "shows up in ``ls``.")),
+    Key("plate_ttl", float, 60.0, "seconds a plate's layout is cached", minimum=0,
+        doc=(
+        "Seconds a plate's layout is kept before it is reloaded, and the kernel's "
+        "entry/attribute lifetime of the root, wells and planes.")),
     # 8: measured in benchmarks/read.py (b), 4 in flight leaves a 5 ms-latency
     # server idle between planes; 8 keeps a 2-core machine busy
-    Key("prefetch", int, 8, "planes fetched ahead of a sequential reader (0: off)", minimum=0),
-    Key("workers", int, 16, "concurrent server calls", minimum=1),
-    Key("timeout", float, 60.0, "seconds per server call", minimum=0, exclusive=True),
-    Key("allow_other", bool, False, "let other users see the mount"),
-    Key("uid", int, None, "owner shown for files", minimum=0, default_text="yours"),
-    Key("gid", int, None, "group shown for files", minimum=0, default_text="yours"),
-    Key("log_file", Path, None, "log here", default_text="stderr with -f, else syslog"),
+    Key("prefetch", int, 8, "planes fetched ahead of a sequential reader (0: off)", minimum=0,
+        doc=(
+        "Planes fetched ahead of a reader that opens a plane file (0: off). Prefetching "
+        "uses ``min(N, 8)`` threads.")),
+    Key("workers", int, 16, "concurrent server calls", minimum=1,
+        doc=(
+        "At most this many filesystem requests wait on the server at once (a "
+        "``trio.CapacityLimiter`` over the worker threads). Prefetch threads are not "
+        "counted.")),
+    Key("timeout", float, 60.0, "seconds per server call", minimum=0, exclusive=True,
+        doc=(
+        "Seconds before one server call is abandoned (Ice invocation timeout; connection "
+        "attempts use ``min(S, 10)``). A filesystem request that waits for the server "
+        "gets a deadline of ``max(2 x S, 30)`` seconds, then EIO.")),
+    Key("allow_other", bool, False, "let other users see the mount",
+        doc=(
+        "Let other users (and root) use the mount: FUSE ``allow_other``. For a non-root "
+        "user this needs ``user_allow_other`` in ``/etc/fuse.conf``. Permission bits are "
+        "still enforced by the kernel (``default_permissions``).")),
+    Key("uid", int, None, "owner shown for files", minimum=0, default_text="yours",
+        doc=(
+        "Owner shown for every file and directory.")),
+    Key("gid", int, None, "group shown for files", minimum=0, default_text="yours",
+        doc=(
+        "Group shown for every file and directory.")),
+    Key("log_file", Path, None, "log here", default_text="stderr with -f, else syslog",
+        doc=(
+        "Append the log to ``FILE``. Without it, a background mount logs to syslog "
+        "through ``/dev/log`` (tag ``omerofs[PID]``), or nowhere if ``/dev/log`` does not "
+        "exist.")),
     Key("spool_dir", Path, None, "where written files wait for upload",
-        default_text="~/.cache/omerofs/spool/<server>_<user>"),
-    Key("max_file_mb", int, 256, "largest text file accepted (EFBIG above)", minimum=1),
+        default_text="~/.cache/omerofs/spool/<server>_<user>",
+        doc=(
+        "Where written files wait until the server has them (created with mode ``0700``). "
+        "Default: ``$OMEROFS_CACHE/spool/<host>_<port>_<user>``, i.e. "
+        "``~/.cache/omerofs/spool/<host>_<port>_<user>``: one spool per server and user, "
+        "so the next mount of the same server as the same user finds what a previous one "
+        "left.")),
+    Key("max_file_mb", int, 256, "largest text file accepted (EFBIG above)", minimum=1,
+        doc=(
+        "Largest text file accepted; a write past it fails with EFBIG and the file's "
+        "changes are dropped.")),
     Key("retry_interval", float, 5.0, "seconds between retries of pending uploads",
-        minimum=0, exclusive=True),
+        minimum=0, exclusive=True,
+        doc=(
+        "Seconds between attempts to upload pending files (also those a previous mount "
+        "left in the spool).")),
     Key("site_idle", float, 10.0,
-        "seconds without new planes before a derived site's image is made", minimum=0),
-    Key("debug", bool, False, "log at debug level"),
+        "seconds without new planes before a derived site's image is made", minimum=0,
+        doc=(
+        "Derived plates: seconds without a new plane for a site before that site's image "
+        "is made on the server.")),
+    Key("debug", bool, False, "log at debug level",
+        doc=(
+        "Log at DEBUG level, including omero-py's own messages (normally only its "
+        "warnings). No password is ever logged, at any level.")),
 )}
 
 #: keys that hold secrets: never accepted in a config file or an fstab line

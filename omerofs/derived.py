@@ -15,11 +15,24 @@ outside it, the write fails with EINVAL.
 
 from __future__ import annotations
 
+import errno
+import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .gateway import ImageInfo, PlaneIndex
+import numpy as np
+
+from . import layout
+from .gateway import Gateway, GatewayError, ImageInfo, PlaneIndex
+from .listing import Listings, plate_name_ok
+from .planes import PlaneReader
+from .spool import PLANE, Entry, Upload
+from .tiff import decode_plane, pixel_type_of
+from .tree import FileState, Kind, Node, NotYet, Tree, WriteStatus, check_name, refuse
+
+log = logging.getLogger("omerofs.derived")
 
 
 @dataclass
@@ -32,13 +45,14 @@ class SiteBuffer:
     planes: dict[PlaneIndex, str] = field(default_factory=dict)
     shape: tuple[int, int] | None = None  # (size_y, size_x)
     pixel_type: str | None = None
-    last_write: float = field(default_factory=time.monotonic)
+    #: clock() of the last plane added (the site's idle time counts from it)
+    last_write: float = 0.0
     image: ImageInfo | None = None  # set once the image exists
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def image_name(self) -> str:
-        return f"{self.well}_s{self.site:03d}"
+        return layout.site_image_name(self.well, self.site)
 
     def check(self, plane: PlaneIndex, shape: tuple[int, int], pixel_type: str) -> None:
         """ValueError if a plane of this shape and type does not fit the site."""
@@ -52,13 +66,14 @@ class SiteBuffer:
                              f"{img.size_t} t), which was already made")
 
     def add(self, plane: PlaneIndex, entry_id: str, shape: tuple[int, int],
-            pixel_type: str) -> str | None:
-        """Record a plane; returns the entry it replaces (same z/c/t written again)."""
+            pixel_type: str, now: float) -> str | None:
+        """Record a plane (at clock time ``now``); returns the entry it
+        replaces (same z/c/t written again)."""
         self.check(plane, shape, pixel_type)
         self.shape, self.pixel_type = shape, pixel_type
         old = self.planes.get(plane)
         self.planes[plane] = entry_id
-        self.last_write = time.monotonic()
+        self.last_write = now
         return old
 
     def grid(self) -> tuple[int, int, int]:
@@ -71,3 +86,307 @@ class SiteBuffer:
         sz, sc, st = self.grid()
         return [PlaneIndex(z, c, t) for t in range(st) for c in range(sc) for z in range(sz)
                 if PlaneIndex(z, c, t) not in self.planes]
+
+
+def _plane_text(p: PlaneIndex) -> str:
+    return f"z{p.z} c{p.c} t{p.t}"
+
+
+def _big_endian(arr: np.ndarray) -> bytes:
+    return arr.astype(arr.dtype.newbyteorder(">")).tobytes()
+
+
+class DerivedPlates:
+    """Plates made with ``mkdir``, their wells, and the planes written into them.
+
+    One mount process gathers every writer's planes, so parallel writers
+    cannot make a site's image twice (one lock per site)."""
+
+    def __init__(self, tree: Tree, gateway: Gateway, listings: Listings, planes: PlaneReader,
+                 clock: Callable[[], float]):
+        self.tree = tree
+        self.gateway = gateway
+        self.listings = listings
+        self.planes = planes
+        self.clock = clock
+        self._sites: dict[tuple[int, int], SiteBuffer] = {}  # (well id, site) -> planes
+        self._problems: dict[tuple[int, int], str] = {}  # why a site's image is not made
+
+    def pending_sites(self) -> list[tuple[str, int, int, str | None]]:
+        """Non-blocking: sites whose image is not made yet, as (image name,
+        plate id, planes held, the last reason it could not be made)."""
+        with self.tree.locked():
+            return [(b.image_name, b.plate_id, len(b.planes), self._problems.get(key))
+                    for key, b in sorted(self._sites.items()) if b.planes and b.image is None]
+
+    # --- directories ----------------------------------------------------------------------
+    def mkdir_plate(self, name: str) -> Node:
+        """``mkdir <mnt>/<name>``: a new Plate on the server, listed by name."""
+        check_name(name, "mkdir")
+        if not plate_name_ok(name):
+            raise refuse(errno.EINVAL, f"mkdir {name!r}: not a plate name (and plate_<id> "
+                                       "names are the server's)")
+        if self.tree.lookup(self.tree.root.ino, name) is not None:
+            raise refuse(errno.EEXIST, f"mkdir {name}: exists")
+        plate = self.gateway.create_plate(name)
+        log.info("made plate %d %r", plate.id, name)
+        return self.listings.add_plate(plate, time.time())
+
+    def mkdir_well(self, plate: Node, name: str) -> Node:
+        """``mkdir <plate>/<WELL>`` in a derived plate: a new Well."""
+        width = layout.well_column_width(name)
+        assert width is not None and plate.plate_id is not None
+        row, column = layout.parse_well(name, width)
+        if self.tree.lookup(plate.ino, name) is not None:
+            raise refuse(errno.EEXIST, f"mkdir {name}: exists")
+        well_id = self.gateway.create_well(plate.plate_id, row, column)
+        return self.listings.add_well(plate, name, row, column, well_id, time.time())
+
+    # --- planes written ---------------------------------------------------------------------
+    def create_plane(self, well: Node, name: str) -> Node:
+        """A TIFF written into a well of a derived plate: spooled until its
+        site's image is made."""
+        plate = self.tree.node(well.parent)
+        if well.kind is not Kind.WELL or not plate.dir.derived:
+            raise refuse(errno.EACCES if well.kind is Kind.WELL else errno.EPERM,
+                         f"create {name}: images of acquired plates are read-only; write "
+                         "planes into a plate made with mkdir")
+        parsed = layout.parse_plane_name_any(name)
+        if parsed is None or parsed.well != well.name:
+            raise refuse(errno.EINVAL, f"create {name}: not a plane name of well {well.name} "
+                                       f"({well.name}_s001_z000_c000[_t000].tif)")
+        spool = self.tree.require_spool()
+        assert well.dir.well_id is not None and plate.plate_id is not None
+        entry = spool.create(Upload(plate_id=plate.plate_id, target_kind="Well",
+                                    target_id=well.dir.well_id, name=name), PLANE)
+        with self.tree.locked():
+            existing = self.tree.lookup(well.ino, name)
+            if existing is not None and existing.kind is not Kind.PLANE:
+                spool.remove(entry.id)
+                raise refuse(errno.EEXIST, f"create {name}: exists")
+            node = self.tree.new_node(("local", entry.id), Kind.INCOMING, name, well.ino,
+                                      time.time(), plate_id=plate.plate_id,
+                                      fstate=FileState(writers=1, status=WriteStatus.DIRTY))
+            self.tree.bind_entry(node, entry)
+            well.dir.add_child(name, node.ino)
+        return node
+
+    def open_write(self, node: Node, truncate: bool) -> None:
+        """A plane opened for writing: a listed plane of a derived plate takes
+        a new TIFF in the spool (checked at close); a plane being written
+        gains a writer."""
+        spool = self.tree.require_spool()
+        if node.kind is Kind.PLANE:
+            well = self.tree.node(node.parent)
+            assert well.dir.well_id is not None and node.plate_id is not None
+            entry = spool.create(Upload(plate_id=node.plate_id, target_kind="Well",
+                                        target_id=well.dir.well_id, name=node.name), PLANE)
+            with self.tree.locked():
+                node.become_incoming(FileState(writers=1, status=WriteStatus.DIRTY))
+                self.tree.bind_entry(node, entry)
+            return
+        f = node.file
+        with self.tree.locked():
+            f.writers += 1
+        if truncate and f.entry is not None:
+            spool.truncate(f.entry.id, 0)
+            with self.tree.locked():
+                node.size = 0
+                f.changed()
+
+    def _site(self, well: Node, site: int) -> SiteBuffer:
+        d = well.dir
+        assert d.well_id is not None and well.plate_id is not None
+        key = (d.well_id, site)
+        with self.tree.locked():
+            buf = self._sites.get(key)
+            if buf is None:
+                buf = self._sites[key] = SiteBuffer(well.plate_id, d.well_id, well.name, site)
+            if buf.image is None and site in d.sites:  # made earlier: planes replace
+                image_id = d.sites[site]
+                for _, i in d.listing():
+                    p = self.tree.node(i).pstate
+                    if p is not None and p.image.id == image_id:
+                        buf.image = p.image
+                        buf.shape = (p.image.size_y, p.image.size_x)
+                        buf.pixel_type = p.image.pixel_type
+                        break
+        return buf
+
+    def accept(self, node: Node) -> None:
+        """Close of a written TIFF: check it, and hand it to its site."""
+        f = node.file
+        if f.status is WriteStatus.FAILED:
+            failed = f.reason or refuse(errno.EIO, f"{node.name}: a write failed")
+            if f.writers <= 1:
+                self.drop(node)
+            raise failed
+        entry = f.entry
+        if entry is None or not f.dirty:
+            return
+        spool = self.tree.require_spool()
+        well = self.tree.node(node.parent)
+        parsed = layout.parse_plane_name_any(node.name)
+        assert parsed is not None
+        plane = PlaneIndex(parsed.key.z, parsed.key.c, parsed.key.t)
+        version = f.version
+        try:
+            arr = decode_plane(spool.read_all(entry.id))
+            pixel_type = pixel_type_of(arr.dtype)
+            buf = self._site(well, parsed.key.site)
+            with buf.lock:
+                buf.check(plane, (arr.shape[0], arr.shape[1]), pixel_type)
+                if buf.image is not None:  # the image exists: replace this plane in place
+                    self._replace(buf, node, plane, _big_endian(arr))
+                    return
+                old = buf.add(plane, entry.id, (arr.shape[0], arr.shape[1]), pixel_type,
+                              self.clock())
+        except ValueError as e:
+            # flush may come more than once per open file (the kernel sends one for
+            # every close of a shared descriptor): judge again at the next one, drop
+            # the file only when its last writer leaves it invalid
+            with self.tree.locked():
+                f.status = WriteStatus.INVALID
+                f.reason = NotYet(errno.EINVAL, f"{node.name} {e}; not stored")
+            raise f.reason from None
+        except GatewayError as e:
+            raise refuse(errno.EIO, f"{node.name}: {e}") from None
+        with self.tree.locked():
+            if f.version == version:
+                f.status, f.reason = WriteStatus.CLEAN, None
+        if old is not None and old != entry.id:  # the same plane written twice
+            self.tree.drop_entry_id(old)
+
+    def _replace(self, buf: SiteBuffer, node: Node, plane: PlaneIndex, data: bytes) -> None:
+        """A plane of a made image written again (with the site's lock held)."""
+        assert buf.image is not None
+        made = self.gateway.write_plane(buf.image, plane, data)
+        self.planes.discard_plane(buf.image, plane)
+        if isinstance(made, ImageInfo) and made != buf.image:
+            buf.image = made  # the server made a new image: listed at the next load
+            self.listings.invalidate_plate(buf.plate_id)
+        self.drop(node)  # a listed plane is a plane again; a new one awaits the reload
+
+    def drop(self, node: Node) -> None:
+        """Forget what was written into ``node`` (and its spool entry): a new
+        plane goes away, a listed plane being rewritten is the server's again."""
+        self.tree.drop_entry(node)
+        if node.pstate is not None:
+            with self.tree.locked():
+                node.become_plane()
+        else:
+            self.tree.remove(node, notify=True)
+
+    def release(self, node: Node) -> None:
+        """A writer of a plane closed it."""
+        f = node.file
+        with self.tree.locked():
+            f.writers = max(0, f.writers - 1)
+            bad = f.writers == 0 and f.status in (WriteStatus.INVALID, WriteStatus.FAILED)
+        if bad:
+            log.warning("dropped %s", f.reason.strerror if f.reason else node.name)
+            self.drop(node)
+        # otherwise its site buffer owns the spool entry now
+
+    def unlink(self, node: Node) -> None:
+        """``rm`` of a plane not yet in an image: it leaves its site too."""
+        entry = node.file.entry
+        self.drop(node)
+        if entry is None:
+            return
+        for buf in list(self._sites.values()):
+            with buf.lock:
+                for idx, entry_id in list(buf.planes.items()):
+                    if entry_id == entry.id:
+                        del buf.planes[idx]
+
+    # --- making images ----------------------------------------------------------------------
+    def flush_sites(self, scope: Node | None = None, idle: float | None = None) -> list[str]:
+        """Make the images of buffered sites (of the plate or well ``scope``,
+        or all), those idle for ``idle`` seconds when given. Returns the
+        problems (sites that could not be made); they stay buffered."""
+        now = self.clock()
+        with self.tree.locked():
+            sites = [b for b in self._sites.values() if b.planes and b.image is None
+                     and (scope is None or scope.kind is Kind.ROOT
+                          or (scope.kind is Kind.PLATE and b.plate_id == scope.plate_id)
+                          or (scope.kind is Kind.WELL and b.well_id == scope.dir.well_id))
+                     and (idle is None or now - b.last_write >= idle)]
+        problems = []
+        for buf in sites:
+            key = (buf.well_id, buf.site)
+            try:
+                self._make_image(buf)
+                self._problems.pop(key, None)
+            except (ValueError, GatewayError) as e:
+                problems.append(f"{buf.image_name}: {e}")
+                self._problems[key] = str(e)
+                log.error("image %s not made: %s", buf.image_name, e)
+        return problems
+
+    def _make_image(self, buf: SiteBuffer) -> None:
+        spool = self.tree.require_spool()
+        with buf.lock:
+            if buf.image is not None or not buf.planes:
+                return  # made by another flush meanwhile
+            # a plane changed since its last accepted close is mid-write; one still
+            # open but unchanged is final (a later write replaces it in the image)
+            if any((n := self.tree.node_of_entry(e)) is not None and n.file.dirty
+                   for e in buf.planes.values()):
+                raise ValueError("planes are still being written")
+            missing = buf.missing()
+            if missing:
+                raise ValueError(f"planes {', '.join(map(_plane_text, missing[:5]))} are "
+                                 "missing: an image needs a whole Z x C x T grid")
+            size_z, size_c, size_t = buf.grid()
+            assert buf.shape is not None and buf.pixel_type is not None
+            planes = {idx: _big_endian(decode_plane(spool.read_all(entry_id)))
+                      for idx, entry_id in buf.planes.items()}
+            image = self.gateway.create_image(buf.well_id, buf.image_name, buf.shape[1],
+                                              buf.shape[0], size_z, size_c, size_t,
+                                              buf.pixel_type, planes)
+            buf.image = image
+            entries, buf.planes = list(buf.planes.values()), {}
+        log.info("made image %s (%d z x %d c x %d t) in plate %d", image.name, size_z, size_c,
+                 size_t, buf.plate_id)
+        for entry_id in entries:
+            node = self.tree.drop_entry_id(entry_id)
+            if node is not None:
+                self.tree.remove(node, notify=True)
+        # show the image's planes now rather than after the plate's TTL
+        self.listings.invalidate_plate(buf.plate_id)
+
+    def restore(self, entry: Entry) -> bool:
+        """A plane a previous mount spooled: back into its site's buffer, so the
+        next site flush makes the image. False if it cannot be placed."""
+        u = entry.upload
+        parsed = layout.parse_plane_name_any(u.name)
+        if parsed is None:
+            return False
+        with self.tree.locked():
+            if any(entry.id in b.planes.values() for b in self._sites.values()):
+                return True
+            key = (u.target_id, parsed.key.site)
+            buf = self._sites.setdefault(key, SiteBuffer(u.plate_id, u.target_id, parsed.well,
+                                                         parsed.key.site))
+        try:
+            arr = decode_plane(self.tree.require_spool().read_all(entry.id))
+            with buf.lock:
+                buf.add(PlaneIndex(parsed.key.z, parsed.key.c, parsed.key.t), entry.id,
+                        (arr.shape[0], arr.shape[1]), pixel_type_of(arr.dtype), self.clock())
+        except ValueError as e:
+            log.error("leftover plane %s cannot be used (%s); removing it", u.name, e)
+            self.tree.require_spool().remove(entry.id)
+            return False
+        log.info("restored leftover plane %s of plate %d", u.name, u.plate_id)
+        return True
+
+    def restore_leftovers(self) -> int:
+        """Planes an earlier mount left in the spool, back into their sites.
+        Returns how many could not be placed (they stay pending)."""
+        spool = self.tree.spool
+        if spool is None:
+            return 0
+        return sum(not self.restore(e) for e in spool.entries()
+                   if e.state == PLANE and spool.inherited(e.id)
+                   and not self.tree.has_entry(e.id))

@@ -25,7 +25,7 @@ import errno
 import functools
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 import pyfuse3
@@ -55,37 +55,64 @@ def handler(fn: F) -> F:
 
     @functools.wraps(fn)
     async def wrapper(self: OmeroFS, *args: Any) -> Any:
+        def call() -> str:  # "create(4, 'name.csv')", built only for a log line
+            return f"{fn.__name__}{_brief(fn.__name__, args)!r}"
+
         try:
             return await fn(self, *args)
         except pyfuse3.FUSEError:
             raise
         except gwerr.GatewayError as e:
             code = next((v for k, v in ERRNO.items() if isinstance(e, k)), errno.EIO)
-            log.warning("%s%r: %s -> %s", fn.__name__, _brief(args), e, errno.errorcode[code])
+            log.warning("%s: %s -> %s", call(), e, errno.errorcode[code])
             raise pyfuse3.FUSEError(code) from None
         except OSError as e:  # a refusal of the namespace: its message says why
             log.log(logging.DEBUG if isinstance(e, NotYet) else logging.WARNING,
-                    "%s%r: %s -> %s", fn.__name__, _brief(args), e.strerror,
+                    "%s: %s -> %s", call(), e.strerror,
                     errno.errorcode.get(e.errno or errno.EIO, "EIO"))
             raise pyfuse3.FUSEError(e.errno or errno.EIO) from None
         except trio.TooSlowError:
-            log.error("%s%r: no answer within %.0f s -> EIO", fn.__name__, _brief(args),
-                      self.call_timeout)
+            log.error("%s: no answer within %.0f s -> EIO", call(), self.call_timeout)
             raise pyfuse3.FUSEError(errno.EIO) from None
         except KeyError as e:  # an inode or handle we do not know (any more)
-            log.warning("%s%r: unknown %s -> ENOENT", fn.__name__, _brief(args), e)
+            log.warning("%s: unknown %s -> ENOENT", call(), e)
             raise pyfuse3.FUSEError(errno.ENOENT) from None
         except Exception:
-            log.exception("%s%r failed unexpectedly -> EIO", fn.__name__, _brief(args))
+            log.exception("%s failed unexpectedly -> EIO", call())
             raise pyfuse3.FUSEError(errno.EIO) from None
 
     return cast(F, wrapper)
 
 
-def _brief(args: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Handler arguments fit for a log line (no contexts, no data buffers)."""
-    return tuple(a if isinstance(a, (int, str, bytes)) and not (isinstance(a, bytes)
-                 and len(a) > 64) else type(a).__name__ for a in args)
+def forget_name(parent: int, name: str) -> None:
+    """Make the kernel drop a name the namespace removed on its own (the
+    namespace's ``on_removed``)."""
+    try:
+        pyfuse3.invalidate_entry_async(parent, os.fsencode(name), ignore_enoent=True)
+    except Exception as e:  # not mounted (tests of the namespace alone)
+        log.debug("invalidate %s: %r", name, e)
+
+
+def _name(raw: bytes, what: str) -> str:
+    """A request's name as text; ENAMETOOLONG past 255 bytes, as ext4 says."""
+    if len(raw) > 255:
+        raise OSError(errno.ENAMETOOLONG, f"{what}: names are limited to 255 bytes")
+    return os.fsdecode(raw)
+
+
+def _brief(handler: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Handler arguments fit for a log line: names as text (cut past 80
+    characters), no contexts, no data buffers."""
+    out: list[Any] = []
+    for a in args:
+        if isinstance(a, bytes) and handler not in ("write", "setxattr"):
+            name = os.fsdecode(a)
+            out.append(name if len(name) <= 80 else f"{name[:80]}...({len(a)} bytes)")
+        elif isinstance(a, (int, str)) or (isinstance(a, bytes) and len(a) <= 64):
+            out.append(a)
+        else:
+            out.append(type(a).__name__)
+    return tuple(out)
 
 
 class OmeroFS(pyfuse3.Operations):
@@ -94,30 +121,23 @@ class OmeroFS(pyfuse3.Operations):
     enable_writeback_cache = False
 
     def __init__(self, ns: Namespace, *, workers: int = 16, call_timeout: float = 120.0,
-                 uid: int | None = None, gid: int | None = None):
+                 uid: int | None = None, gid: int | None = None,
+                 status: Callable[[dict[str, int]], bytes] | None = None):
         super().__init__()
         self.ns = ns
         self.call_timeout = call_timeout
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
         self.limiter = trio.CapacityLimiter(workers)
+        #: the status document, given this layer's counters (see omerofs.status)
+        self._status = status or (lambda counters: b"{}\n")
         self._attrs: dict[int, pyfuse3.EntryAttributes] = {}
-        self._lookups: dict[int, int] = {}
         self._dir_handles: dict[int, list[tuple[bytes, int]]] = {}
         self._dir_inodes: dict[int, int] = {}
         self._files: dict[int, tuple[int, bool]] = {}  # fh -> (inode, opened for writing)
         self._snapshots: dict[int, bytes] = {}  # fh -> status document
         self._next_fh = 1
         self.counters: dict[str, int] = {"reads": 0, "read_bytes": 0, "cache_fast_reads": 0}
-        ns.on_removed = self._forget_name
-
-    @staticmethod
-    def _forget_name(parent: int, name: str) -> None:
-        """Make the kernel drop a name the namespace removed on its own."""
-        try:
-            pyfuse3.invalidate_entry_async(parent, os.fsencode(name), ignore_enoent=True)
-        except Exception as e:  # not mounted (tests of the namespace alone)
-            log.debug("invalidate %s: %r", name, e)
 
     # --- helpers ----------------------------------------------------------------------------
     async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
@@ -138,7 +158,7 @@ class OmeroFS(pyfuse3.Operations):
     def _attr(self, node: Node) -> pyfuse3.EntryAttributes:
         """Attributes of a node; those of immutable nodes are built once
         (readdirplus of a big plate reuses them)."""
-        immutable = node.kind in (Kind.PLANE, Kind.WELL, Kind.PLATE) and not node.writable
+        immutable = node.immutable
         a = self._attrs.get(node.ino) if immutable else None
         if a is not None:
             return a
@@ -158,14 +178,11 @@ class OmeroFS(pyfuse3.Operations):
             self._attrs[node.ino] = a
         return a
 
-    def _remember(self, ino: int, n: int = 1) -> None:
-        self._lookups[ino] = self._lookups.get(ino, 0) + n
-
     # --- metadata -----------------------------------------------------------------------------
     @handler
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None
                      ) -> pyfuse3.EntryAttributes:
-        text = os.fsdecode(name)
+        text = _name(name, "lookup")
         if text == ".":
             node = self.ns.node(parent_inode)
         elif text == "..":
@@ -178,21 +195,11 @@ class OmeroFS(pyfuse3.Operations):
             if found is None:
                 raise pyfuse3.FUSEError(errno.ENOENT)
             node = found
-        self._remember(node.ino)
         return self._attr(node)
 
     @handler
     async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
         return self._attr(self.ns.node(inode))
-
-    @handler
-    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
-        for ino, n in inode_list:
-            left = self._lookups.get(ino, 0) - n
-            if left > 0:
-                self._lookups[ino] = left
-            else:
-                self._lookups.pop(ino, None)
 
     @handler
     async def opendir(self, inode: int, ctx: Any = None) -> int:
@@ -216,7 +223,6 @@ class OmeroFS(pyfuse3.Operations):
             node = nodes.node(ino)
             if not pyfuse3.readdir_reply(token, name, self._attr(node), i + 1):
                 return
-            self._remember(ino)  # readdirplus: the kernel now holds a reference
 
     @handler
     async def releasedir(self, fh: int) -> None:
@@ -228,7 +234,8 @@ class OmeroFS(pyfuse3.Operations):
         s = pyfuse3.StatvfsData()
         s.f_bsize = s.f_frsize = 4096
         # what can be written is what the local spool can hold
-        free = self.ns.spool.free_bytes() // 4096 if self.ns.spool is not None else 0
+        spool = self.ns.spool
+        free = spool.free_bytes() // 4096 if spool is not None else 0
         s.f_blocks = s.f_bfree = s.f_bavail = free
         s.f_files = self.ns.inode_count()
         s.f_ffree = s.f_favail = 0
@@ -244,36 +251,29 @@ class OmeroFS(pyfuse3.Operations):
 
     @handler
     async def open(self, inode: int, flags: int, ctx: Any = None) -> pyfuse3.FileInfo:
-        node = self.ns.node(inode)
-        if node.is_dir:
-            raise pyfuse3.FUSEError(errno.EISDIR)
         writable = flags & os.O_ACCMODE != os.O_RDONLY
-        if node.kind is Kind.PLANE and not (node.writable and writable):
-            if writable or flags & os.O_TRUNC:
-                log.warning("refused write access to %s: images of acquired plates are "
-                            "read-only", node.name)
-                raise pyfuse3.FUSEError(errno.EACCES)
-            self.ns.prefetch_after(inode)
-            # acquired planes never change: let the page cache keep them across opens
-            return pyfuse3.FileInfo(fh=self._new_fh(inode, False),
-                                    keep_cache=not node.writable)
+        truncate = bool(flags & os.O_TRUNC)
+        node = self.ns.check_open(inode, writable, truncate)
         if node.kind is Kind.STATUS:
-            if writable:
-                raise pyfuse3.FUSEError(errno.EACCES)
             fh = self._new_fh(inode, False)
             # one snapshot per open: reads at several offsets see one document
-            self._snapshots[fh] = self.ns.status_source()
+            self._snapshots[fh] = self._status(dict(self.counters))
             return pyfuse3.FileInfo(fh=fh, direct_io=True)
-        if writable or flags & os.O_TRUNC:
-            await self._blocking(self.ns.open_write, inode, bool(flags & os.O_TRUNC))
-        return pyfuse3.FileInfo(fh=self._new_fh(inode, writable), keep_cache=False)
+        if writable or truncate:
+            await self._blocking(self.ns.open_write, inode, truncate)
+            return pyfuse3.FileInfo(fh=self._new_fh(inode, writable), keep_cache=False)
+        if node.kind is Kind.PLANE:
+            self.ns.prefetch_after(inode)
+            # acquired planes never change: let the page cache keep them across opens
+            return pyfuse3.FileInfo(fh=self._new_fh(inode, False), keep_cache=node.immutable)
+        return pyfuse3.FileInfo(fh=self._new_fh(inode, False), keep_cache=False)
 
     @handler
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: Any = None) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        text = _name(name, "create")
         await self._ensure_loaded(parent_inode)
-        node = await self._blocking(self.ns.create, parent_inode, os.fsdecode(name))
-        self._remember(node.ino)
+        node = await self._blocking(self.ns.create, parent_inode, text)
         return pyfuse3.FileInfo(fh=self._new_fh(node.ino, True)), self._attr(node)
 
     @handler
@@ -320,16 +320,11 @@ class OmeroFS(pyfuse3.Operations):
     async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes,
                       fields: pyfuse3.SetattrFields, fh: int | None, ctx: Any = None
                       ) -> pyfuse3.EntryAttributes:
-        node = self.ns.node(inode)
+        node = self.ns.check_setattr(inode, size=fields.update_size,
+                                     owner=fields.update_mode or fields.update_uid
+                                     or fields.update_gid)
         if fields.update_size:
-            if node.kind is not Kind.TEXT:
-                log.warning("refused truncate of %s: read-only", node.name)
-                raise pyfuse3.FUSEError(errno.EACCES)
             await self._blocking(self.ns.truncate, inode, attr.st_size)
-        elif (fields.update_mode or fields.update_uid or fields.update_gid) \
-                and node.kind is Kind.PLANE:
-            log.warning("refused chmod/chown of %s: read-only", node.name)
-            raise pyfuse3.FUSEError(errno.EACCES)
         if fields.update_mtime:
             self.ns.set_mtime(inode, attr.st_mtime_ns / 1e9)
         # modes of text files and directories, and times of anything but text
@@ -350,14 +345,16 @@ class OmeroFS(pyfuse3.Operations):
     # --- directory changes ------------------------------------------------------------------
     @handler
     async def unlink(self, parent_inode: int, name: bytes, ctx: Any = None) -> None:
+        text = _name(name, "unlink")
         await self._ensure_loaded(parent_inode)
-        await self._blocking(self.ns.unlink, parent_inode, os.fsdecode(name))
+        await self._blocking(self.ns.unlink, parent_inode, text)
 
     @handler
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
-        """fsync of a derived plate or well directory makes its sites' images."""
+        """fsync of a derived plate or well directory makes its sites' images;
+        of the root, also uploads every pending file now (``omerofs sync``)."""
         ino = self._dir_inodes[fh]
-        problems = await self._blocking(self.ns.flush_sites, ino)
+        problems = await self._blocking(self.ns.sync, ino)
         if problems:
             log.error("fsync of directory: %s", "; ".join(problems))
             raise pyfuse3.FUSEError(errno.EIO)
@@ -365,25 +362,26 @@ class OmeroFS(pyfuse3.Operations):
     @handler
     async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any = None
                     ) -> pyfuse3.EntryAttributes:
+        text = _name(name, "mkdir")
         await self._ensure_loaded(parent_inode)
-        node = await self._blocking(self.ns.mkdir, parent_inode, os.fsdecode(name))
-        self._remember(node.ino)
+        node = await self._blocking(self.ns.mkdir, parent_inode, text)
         return self._attr(node)
 
     @handler
     async def rmdir(self, parent_inode: int, name: bytes, ctx: Any = None) -> None:
+        text = _name(name, "rmdir")
         await self._ensure_loaded(parent_inode)
-        self.ns.rmdir(parent_inode, os.fsdecode(name))
+        self.ns.rmdir(parent_inode, text)
 
     @handler
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
                      name_new: bytes, flags: int, ctx: Any = None) -> None:
         if flags & pyfuse3.RENAME_EXCHANGE:
             self._refuse(f"rename --exchange {os.fsdecode(name_old)}", errno.EINVAL)
+        old, new = _name(name_old, "rename"), _name(name_new, "rename")
         await self._ensure_loaded(parent_inode_old)
         await self._ensure_loaded(parent_inode_new)
-        await self._blocking(self.ns.rename, parent_inode_old, os.fsdecode(name_old),
-                             parent_inode_new, os.fsdecode(name_new),
+        await self._blocking(self.ns.rename, parent_inode_old, old, parent_inode_new, new,
                              bool(flags & pyfuse3.RENAME_NOREPLACE))
 
     # --- refusals (each with errno and a log line) ------------------------------------------

@@ -27,17 +27,24 @@ __all__ = [
     "PlaneKey",
     "PlaneName",
     "column_width",
+    "disambiguated",
     "image_plane_names",
+    "is_reserved_well_name",
     "is_text_name",
+    "is_well_name",
     "parse_plane_name",
+    "parse_plane_name_any",
     "parse_plate_dir_name",
     "parse_row",
     "parse_well",
     "plane_name",
     "plate_dir_name",
     "row_name",
+    "site_image_name",
+    "site_numbers",
     "site_of_annotation",
     "valid_entry_name",
+    "well_column_width",
     "well_name",
 ]
 
@@ -126,6 +133,37 @@ def parse_well(name: str, column_width: int = 2) -> tuple[int, int]:
     if number < 1 or f"{number:0{column_width}d}" != digits:
         raise ValueError(f"not a canonical well name for column width {column_width}: {name!r}")
     return parse_row(letters), number - 1
+
+
+def well_column_width(name: str) -> int | None:
+    """The column width a canonical well name is written in, or None if
+    ``name`` is no well name: "A01" and "AA01" -> 2, "A001" and "AF100" -> 3.
+
+    Wells are named at their plate's width (:func:`column_width`): two digits,
+    or three on plates with more than 99 columns. So the digits alone tell the
+    width; the letters (one or two rows' worth) never do.
+    """
+    m = _WELL_RE.fullmatch(name)
+    if m is None or len(m.group(2)) not in (2, 3):
+        return None
+    width = len(m.group(2))
+    try:
+        parse_well(name, width)
+    except ValueError:
+        return None
+    return width
+
+
+def is_well_name(name: str) -> bool:
+    """True if ``name`` is a canonical well name at either column width."""
+    return well_column_width(name) is not None
+
+
+def is_reserved_well_name(name: str) -> bool:
+    """True for names a user directory may not take because they spell a
+    well in any case ("C01", "c01"): on a case-insensitive reading (a user
+    copying from Windows, a macOS client) they would be the same directory."""
+    return is_well_name(name.upper())
 
 
 # --------------------------------------------------------------------------- planes
@@ -225,6 +263,57 @@ def parse_plane_name(
     if plane_name(m.group("well"), key, has_t) != name:
         return None
     return PlaneName(well=m.group("well"), row=row, column=column, key=key)
+
+
+def parse_plane_name_any(name: str) -> PlaneName | None:
+    """:func:`parse_plane_name` for a name whose plate width is not at hand
+    (a plane left in the spool by an earlier mount): the width is the one the
+    well part is written in (see :func:`well_column_width`); ``_t`` optional."""
+    well = name.split("_", 1)[0]
+    width = well_column_width(well)
+    return None if width is None else parse_plane_name(name, width, None)
+
+
+# --------------------------------------------------------------------------- sites
+
+
+def site_image_name(well: str, site: int) -> str:
+    """Name of the Image omerofs makes for a site of a derived plate: ``A01_s002``."""
+    return f"{well}_s{site:03d}"
+
+
+def site_numbers(well: str, samples: list[tuple[int, str]]) -> list[int]:
+    """Site number (1-based) of each (WellSample index, image name) of a well.
+
+    The WellSample index is the server's stable identity for a field. Images
+    written through omerofs are named :func:`site_image_name` and created in
+    whatever order writers finish, so when every image of the well is named
+    that way (and the numbers are distinct) the names decide. Otherwise the
+    index does; a field without an index (-1) comes after the indexed ones.
+    """
+    prefix = f"{well}_s"
+    named: list[int] = []
+    for _, name in samples:
+        rest = name[len(prefix):] if name.startswith(prefix) else ""
+        if not (rest.isascii() and rest.isdigit() and len(rest) >= 3 and int(rest) >= 1
+                and str(int(rest)).zfill(3) == rest):
+            break
+        named.append(int(rest))
+    else:
+        if len(set(named)) == len(named):
+            return named
+    out: list[int] = []
+    used: set[int] = set()
+    for index, _ in samples:
+        site = index + 1 if index >= 0 and index + 1 not in used else 0
+        out.append(site)
+        used.add(site)
+    nxt = max(used, default=0) + 1
+    for i, site in enumerate(out):
+        if site == 0:
+            out[i] = nxt
+            nxt += 1
+    return out
 
 
 # --------------------------------------------------------------------------- plates
@@ -328,6 +417,14 @@ def valid_entry_name(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return len(encoded) <= _NAME_MAX
+
+
+def disambiguated(name: str, annotation_id: int) -> str:
+    """The listed name of an annotation whose name another one in the same
+    directory already has (the older annotation, lower id, keeps the plain
+    name): ``counts.csv`` -> ``counts_ann1234.csv``."""
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}_ann{annotation_id}.{ext}" if dot else f"{name}_ann{annotation_id}"
 
 
 # --------------------------------------------------------------------------- scratch names

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import logging.handlers
 import os
@@ -28,7 +27,6 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pyfuse3
 import trio
@@ -37,6 +35,8 @@ from . import notify
 from .gateway import ConnectionConfig, GatewayError
 from .namespace import Namespace, Timeouts
 from .spool import Spool, spool_dir
+from .status import MountInfo, status_document
+from .tasks import FinalUploadTask, RetryTask
 
 log = logging.getLogger("omerofs.mount")
 
@@ -173,7 +173,7 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
     with the reason it could not be made. The same moments are sent to
     systemd (``READY=1`` or a ``STATUS=`` line), and ``STOPPING=1`` when the
     unmount begins."""
-    from .fs import OmeroFS
+    from .fs import OmeroFS, forget_name
     from .gateway.omero import OmeroGateway
 
     _limit_malloc_arenas()
@@ -199,10 +199,22 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
                                              / "spool", c.host, c.port, c.user))
     ns = Namespace(gateway, cfg.cache_bytes, timeouts=cfg.timeouts,
                    prefetch_depth=cfg.prefetch, prefetch_workers=min(cfg.prefetch, 8),
-                   spool=spool, max_file_bytes=cfg.max_file_bytes)
+                   spool=spool, max_file_bytes=cfg.max_file_bytes, on_removed=forget_name)
+    info = MountInfo(server=cfg.connection.url, user=cfg.connection.user,
+                     mountpoint=str(cfg.mountpoint), spool=str(spool.root))
+
+    def status(fs_counters: dict[str, int]) -> bytes:
+        return status_document(info, connected=gateway.connected, cache=ns.cache.stats(),
+                               calls=gateway.calls, errors=gateway.errors,
+                               fs_counters=fs_counters, pending=ns.pending(),
+                               sites=ns.pending_sites())
+
     fs = OmeroFS(ns, workers=cfg.workers, call_timeout=cfg.call_timeout, uid=cfg.uid,
-                 gid=cfg.gid)
-    ns.status_source = lambda: status_json(cfg, gateway, ns, fs)
+                 gid=cfg.gid, status=status)
+    def waiting(left: int) -> None:
+        notify.status(f"mounted {where}" + (f", {left} upload(s) pending" if left else ""))
+
+    retry = RetryTask(ns, cfg.retry_interval, cfg.site_idle, waiting)
     try:
         pyfuse3.init(fs, str(cfg.mountpoint), fuse_options(cfg))
     except Exception as e:  # RuntimeError from libfuse: no /dev/fuse, permission...
@@ -216,7 +228,7 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
     if threading.current_thread() is threading.main_thread():
         install_thread_dump()
     try:
-        trio.run(_main, report, ns, cfg.retry_interval, cfg.site_idle, where)
+        trio.run(_main, report, retry)
     except BaseException:
         log.exception("mount loop failed")
         raise
@@ -227,88 +239,20 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
             pyfuse3.close(unmount=True)
         except Exception as e:
             log.debug("pyfuse3.close: %r", e)
-        _last_uploads(ns, cfg.unmount_grace)
+        FinalUploadTask(ns, cfg.unmount_grace).run()
         ns.close()
         gateway.close()
         log.info("unmounted %s", cfg.mountpoint)
     return 0
 
 
-def _last_uploads(ns: Namespace, grace: float) -> None:
-    """Make the images of buffered sites and try what is pending once more,
-    bounded in time; the rest stays in the spool for the next mount (nothing
-    is dropped)."""
-    if not ns.pending():
-        return
-
-    def finish() -> None:
-        ns.on_removed = lambda parent, name: None  # the kernel side is gone already
-        ns.flush_sites()
-        ns.retry_pending()
-
-    t = threading.Thread(target=finish, name="omerofs-final-upload", daemon=True)
-    t.start()
-    t.join(grace)
-    left = ns.pending()
-    if left:
-        log.warning("%d file(s) not uploaded yet, kept in %s for the next mount: %s",
-                    len(left), ns.spool.root if ns.spool else "?",
-                    ", ".join(e.upload.name for e in left[:10]))
-
-
-def status_json(cfg: MountConfig, gateway: Any, ns: Namespace, fs: Any) -> bytes:
-    """What ``omerofs status`` shows: server, session, cache, calls, pending uploads."""
-    stats = ns.cache.stats()
-    pending = ns.pending()
-    doc = {
-        "server": cfg.connection.url,
-        "user": cfg.connection.user,
-        "mountpoint": str(cfg.mountpoint),
-        "connected": gateway._sf is not None,
-        "cache": {"budget_bytes": stats.budget_bytes, "bytes_used": stats.bytes_used,
-                  "entries": stats.entries, "hits": stats.hits, "misses": stats.misses,
-                  "prefetches": stats.prefetches, "prefetch_hits": stats.prefetch_hits},
-        "calls": dict(gateway.calls),
-        "errors": dict(gateway.errors),
-        "fs": dict(fs.counters),
-        "pending_uploads": [{"name": e.upload.name, "state": e.state, "attempts": e.attempts,
-                             "last_error": e.last_error} for e in pending],
-        "spool": str(ns.spool.root) if ns.spool else None,
-    }
-    return (json.dumps(doc, indent=2) + "\n").encode()
-
-
-async def _main(ready: Ready, ns: Namespace, retry_interval: float, site_idle: float,
-                where: str) -> None:
+async def _main(ready: Ready, retry: RetryTask) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         nursery.start_soon(_fuse_main, nursery.cancel_scope)
-        nursery.start_soon(_retry_uploads, ns, retry_interval, site_idle, where)
+        nursery.start_soon(retry.run)
         await trio.sleep(0)
         ready(None)  # pyfuse3.init has mounted: the mount point is live
-
-
-async def _retry_uploads(ns: Namespace, interval: float, site_idle: float, where: str
-                         ) -> None:
-    """Every ``interval``: upload what is pending (also what a previous mount
-    left) and make the images of derived sites idle for ``site_idle``. The
-    systemd status line says how many uploads wait."""
-    waiting = 0
-    while True:
-        try:
-            done, left = await trio.to_thread.run_sync(ns.retry_pending,
-                                                       abandon_on_cancel=True)
-            if done or left:
-                log.info("pending uploads: %d done, %d waiting", done, left)
-            if left != waiting:
-                waiting = left
-                notify.status(f"mounted {where}"
-                              + (f", {left} upload(s) pending" if left else ""))
-            await trio.to_thread.run_sync(ns.flush_sites, None, site_idle,
-                                          abandon_on_cancel=True)
-        except Exception:
-            log.exception("retrying pending uploads failed")
-        await trio.sleep(interval)
 
 
 async def _fuse_main(scope: trio.CancelScope) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
@@ -68,6 +69,18 @@ class Spool:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
+        self._lock = threading.Lock()
+        #: every entry, as last saved: read once from disk here, then kept in step
+        #: by this object (one mount process owns a spool directory), so listing
+        #: the entries never touches the disk and never races a removal
+        self._entries: dict[str, Entry] = {e.id: e for e in self._scan()}
+        #: entries an earlier mount left: only these can be nobody's (an entry
+        #: made now belongs to a file from the moment it is created)
+        self._inherited = frozenset(self._entries)
+
+    def inherited(self, entry_id: str) -> bool:
+        """Was this entry left by an earlier mount (found when the spool opened)?"""
+        return entry_id in self._inherited
 
     def data_path(self, entry_id: str) -> Path:
         return self.root / f"{entry_id}.data"
@@ -82,18 +95,27 @@ class Spool:
             os.write(fd, content)
         finally:
             os.close(fd)
+        with self._lock:
+            self._entries[entry.id] = entry
         self.save(entry)
         return entry
 
     def save(self, entry: Entry) -> None:
         """Write the entry's metadata atomically (rename over the old one)."""
-        tmp = self.root / f"{entry.id}.json.tmp"
+        # a temporary name of its own per save: two threads saving one entry
+        # must not rename each other's half-written file (or find it gone)
+        tmp = self.root / f"{entry.id}.{uuid.uuid4().hex[:8]}.json.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(asdict(entry), f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, self._meta_path(entry.id))
+        with self._lock:
+            if entry.id not in self._entries and not self.data_path(entry.id).exists():
+                tmp.unlink(missing_ok=True)  # removed meanwhile: stays removed
+                return
+            os.replace(tmp, self._meta_path(entry.id))
+            self._entries[entry.id] = entry
 
     def update(self, entry: Entry, **changes: object) -> Entry:
         new = replace(entry, **changes)  # type: ignore[arg-type]
@@ -120,9 +142,6 @@ class Spool:
     def truncate(self, entry_id: str, size: int) -> None:
         os.truncate(self.data_path(entry_id), size)
 
-    def size(self, entry_id: str) -> int:
-        return self.data_path(entry_id).stat().st_size
-
     def fsync(self, entry_id: str) -> None:
         fd = os.open(self.data_path(entry_id), os.O_RDONLY)
         try:
@@ -131,15 +150,15 @@ class Spool:
             os.close(fd)
 
     def remove(self, entry_id: str) -> None:
-        self._meta_path(entry_id).unlink(missing_ok=True)
-        self.data_path(entry_id).unlink(missing_ok=True)
+        with self._lock:
+            self._entries.pop(entry_id, None)
+            self._meta_path(entry_id).unlink(missing_ok=True)
+            self.data_path(entry_id).unlink(missing_ok=True)
 
     def get(self, entry_id: str) -> Entry | None:
-        """One entry as on disk now, or None if it is gone or unreadable."""
-        try:
-            return self._load(self._meta_path(entry_id))
-        except (OSError, ValueError, TypeError):
-            return None
+        """One entry as last saved, or None if it is gone."""
+        with self._lock:
+            return self._entries.get(entry_id)
 
     @staticmethod
     def _load(meta: Path) -> Entry:
@@ -148,7 +167,12 @@ class Spool:
         return Entry(**d)
 
     def entries(self) -> list[Entry]:
-        """Every entry on disk, oldest first; unreadable ones are logged and skipped."""
+        """Every entry, oldest first (from memory: no disk access)."""
+        with self._lock:
+            return sorted(self._entries.values(), key=lambda e: e.created)
+
+    def _scan(self) -> list[Entry]:
+        """Every entry on disk; unreadable ones are logged and left in place."""
         out = []
         for meta in self.root.glob("*.json"):
             try:
@@ -161,7 +185,7 @@ class Spool:
                 meta.unlink(missing_ok=True)
                 continue
             out.append(entry)
-        return sorted(out, key=lambda e: e.created)
+        return out
 
     def free_bytes(self) -> int:
         st = os.statvfs(self.root)

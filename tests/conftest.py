@@ -1,8 +1,24 @@
-"""Shared fixtures: a real devserver subprocess speaking Ice on a free port."""
+"""Shared fixtures: a real devserver speaking Ice, gateways, mounts, the CLI.
+
+* ``server`` (one per session) and ``own_server`` (per test, to break or restart);
+* ``gw``: an :class:`~omerofs.gateway.omero.OmeroGateway` on ``server``;
+* ``mount``: a factory of real FUSE mounts (``tests/mounting.py``), unmounted
+  after the test;
+* ``run_cli``: ``python -m omerofs ...`` in a subprocess, without OMERO_* variables;
+* the ``needs_fuse`` marker: such a test *fails* where /dev/fuse is missing
+  (a skip would count as passing); ``OMEROFS_ALLOW_NO_FUSE=1`` turns that
+  into a skip for machines that cannot mount;
+* after every test, the log of every mount it made is checked (as pyfuse3's
+  own suite does): a traceback, or an ERROR line the test did not declare
+  with ``Mount.expect_errors``, fails the test.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +26,8 @@ import pytest
 from omerofs.devserver.harness import DevServerProcess
 from omerofs.devserver.seed import PlateSpec, SeededPlate, seed_plate
 from omerofs.devserver.store import Store
+
+from . import mounting
 
 
 class Server:
@@ -24,6 +42,31 @@ class Server:
 
     def __getattr__(self, name: str):  # delegate lifecycle and control calls
         return getattr(self.proc, name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_fuse: mounts for real (fails without /dev/fuse)")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("needs_fuse") and not os.path.exists("/dev/fuse"):
+        if os.environ.get("OMEROFS_ALLOW_NO_FUSE") == "1":
+            pytest.skip("needs /dev/fuse (OMEROFS_ALLOW_NO_FUSE=1)")
+        pytest.fail("needs /dev/fuse: install fuse3 (make install) or set "
+                    "OMEROFS_ALLOW_NO_FUSE=1 to skip the mount tests")
+
+
+@pytest.fixture(autouse=True)
+def _clean_mount_logs() -> Iterator[None]:
+    """Fail a test whose mounts logged a traceback or an undeclared ERROR."""
+    mounting.started.clear()
+    yield
+    bad = {str(m.mountpoint): m.unexpected_log_lines() for m in mounting.started}
+    mounting.started.clear()
+    bad = {k: v for k, v in bad.items() if v}
+    if bad:
+        pytest.fail("unexpected lines in mount logs:\n" + "\n".join(
+            f"{mnt}:\n  " + "\n  ".join(lines) for mnt, lines in bad.items()), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +88,48 @@ def own_server(tmp_path: Path) -> Iterator[Server]:
     yield srv
     srv.store.close()
     proc.stop()
+
+
+@pytest.fixture
+def gw(server: Server) -> Iterator:
+    """A connected-on-demand gateway to the session's devserver."""
+    from omerofs.gateway.omero import OmeroGateway
+
+    g = OmeroGateway(server.config())
+    yield g
+    g.close()
+
+
+@pytest.fixture
+def mount(server: Server, tmp_path: Path) -> Iterator[Callable[..., mounting.Mount]]:
+    """``mount(*args, port=None, name="mnt", **kw)``: a live mount of the session's
+    devserver (or of ``port``), unmounted after the test, which then checks
+    that it exited 0 and left no mount behind."""
+    made: list[mounting.Mount] = []
+
+    def make(*args: str, port: int | None = None, name: str = "mnt",
+             **kw: object) -> mounting.Mount:
+        m = mounting.Mount(server.port if port is None else port, tmp_path / name, *args,
+                           **kw)  # type: ignore[arg-type]
+        made.append(m.start())
+        return m
+
+    yield make
+    for m in made:
+        code = m.stop()
+        assert code == 0, f"mount exited {code}:\n{m.log}"
+        assert not os.path.ismount(m.mountpoint)
+
+
+def _run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60
+             ) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OMERO_")}
+    return subprocess.run([sys.executable, "-m", "omerofs", *args], env={**base, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``run_cli(*args, env=None)``: the CLI in a subprocess, no OMERO_* inherited."""
+    return _run_cli

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -10,6 +11,11 @@ from pathlib import Path
 
 #: log lines that mean something went wrong inside the mount
 BAD_LOG_MARKERS = ("Traceback", "failed unexpectedly", "mount loop failed")
+#: the level of lines that say something was lost or refused (see docs/architecture)
+ERROR_MARKER = " ERROR "
+
+#: every Mount made during the current test (conftest checks their logs after it)
+started: list[Mount] = []
 
 
 class Mount:
@@ -25,6 +31,9 @@ class Mount:
         self.spool = self.mountpoint.parent / f"{self.mountpoint.name}.spool"
         self.env = dict(os.environ, OMERO_PASSWORD=password, OMERO_USER=user, **(env or {}))
         self.proc: subprocess.Popen[bytes] | None = None
+        #: regular expressions of ERROR lines this test provokes on purpose
+        self.expected_errors: list[str] = []
+        started.append(self)
 
     def start(self, timeout: float = 30.0) -> Mount:
         self.mountpoint.mkdir(parents=True, exist_ok=True)
@@ -69,8 +78,24 @@ class Mount:
         self.proc = None
         return code
 
+    def expect_errors(self, *patterns: str) -> Mount:
+        """Declare ERROR lines this test provokes on purpose (regular expressions)."""
+        self.expected_errors.extend(patterns)
+        return self
+
+    def unexpected_log_lines(self) -> list[str]:
+        """Tracebacks, and ERROR lines no :meth:`expect_errors` pattern covers."""
+        out = []
+        for line in self.log.splitlines():
+            bad = any(m in line for m in BAD_LOG_MARKERS)
+            unexpected = ERROR_MARKER in line and not any(re.search(p, line)
+                                                          for p in self.expected_errors)
+            if bad or unexpected:
+                out.append(line)
+        return out
+
     def assert_clean_log(self) -> None:
-        bad = [line for line in self.log.splitlines() if any(m in line for m in BAD_LOG_MARKERS)]
+        bad = self.unexpected_log_lines()
         assert not bad, "\n".join(bad)
 
     def __enter__(self) -> Mount:

@@ -14,7 +14,7 @@ from omerofs.devserver.seed import PlateSpec
 from . import omero_direct
 from .mounting import Mount
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
+pytestmark = pytest.mark.needs_fuse
 
 
 @pytest.fixture
@@ -44,6 +44,14 @@ def test_names(setup):
     assert errno_of(lambda: open(raw + b"/bad\xff.txt", "wb").close()) == errno.EINVAL
     # over NAME_MAX: the kernel says so before omerofs is asked
     assert errno_of(lambda: (pdir / ("x" * 252 + ".txt")).write_text("x")) == errno.ENAMETOOLONG
+    # ... and every other operation on such a name says the same, as ext4 does
+    too_long = pdir / ("z" * 300 + ".csv")
+    for action in (too_long.stat, too_long.unlink, too_long.rmdir, too_long.mkdir,
+                   lambda: os.rename(pdir / "nothing.csv", too_long)):
+        assert errno_of(action) == errno.ENAMETOOLONG, action
+    # a well name in any case is reserved for wells: no user directory may take it
+    assert errno_of(lambda: (pdir / "a01").mkdir()) == errno.EPERM
+    assert errno_of(lambda: (pdir / "B02").mkdir()) == errno.EPERM
     # the longest name that fits, and odd but valid characters, round-trip exactly
     long_name = "y" * 251 + ".txt"
     odd = "ümlaut, spaces & semi;colon.csv"
@@ -101,3 +109,30 @@ def test_concurrent_writers_to_one_name(setup):
     assert final in contents  # one writer's whole content, not a mix
     files = stored(server, seeded.plate_id)
     assert list(files) == ["contended.csv"] and files["contended.csv"] == final
+
+
+def test_range_operations_are_refused(setup):
+    """fallocate (every mode) and copy_file_range are not offered: EOPNOTSUPP,
+    as docs/semantics.rst says; the file keeps its bytes."""
+    import ctypes
+
+    server, seeded, _, pdir = setup
+    (pdir / "a.csv").write_bytes(b"a,b\n")
+    (pdir / "b.csv").write_bytes(b"")
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    fd = os.open(pdir / "a.csv", os.O_RDWR)
+    try:
+        for mode in (0, 1, 3, 0x10, 0x20):  # plain, KEEP_SIZE, PUNCH_HOLE, ZERO, INSERT
+            assert libc.fallocate(fd, mode, 0, 4096) == -1
+            assert ctypes.get_errno() == errno.EOPNOTSUPP, mode
+        dst = os.open(pdir / "b.csv", os.O_WRONLY)
+        try:
+            assert errno_of(lambda: os.copy_file_range(fd, dst, 4)) in (
+                errno.EOPNOTSUPP, errno.EXDEV)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(fd)
+    assert (pdir / "a.csv").read_bytes() == b"a,b\n"
+    assert stored(server, seeded.plate_id)["a.csv"] == b"a,b\n"

@@ -22,7 +22,7 @@ from omerofs.devserver.store import synthetic_plane
 from . import omero_direct
 from .mounting import Mount
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
+pytestmark = pytest.mark.needs_fuse
 
 SPEC = PlateSpec(name="faults", rows=1, columns=2, fields=2, size_x=64, size_y=48, size_c=2,
                  size_z=2, pixel_type="uint16")
@@ -131,7 +131,8 @@ def test_random_failures_writes_neither_lost_nor_duplicated(server, tmp_path):
     server.set_faults(fail_rate=0.1, ops=["IUpdate.*", "RawFileStore.*"], seed=5)
     closes_failed = 0
     try:
-        with Mount(server.port, tmp_path / "mnt", "--retry-interval", "0.5") as m:
+        with Mount(server.port, tmp_path / "mnt", "--retry-interval", "0.5"
+                   ).expect_errors(r"upload of \S+ failed, kept in the spool for retry") as m:
             pdir = m.mountpoint / f"plate_{seeded.plate_id}"
             for name, data in payloads.items():
                 try:
@@ -158,7 +159,8 @@ def test_random_failures_writes_neither_lost_nor_duplicated(server, tmp_path):
 
 def test_sigterm_during_uploads_leaves_a_clean_mount_and_nothing_lost(own_server, tmp_path):
     seeded = own_server.seed(PlateSpec(name="sigterm", rows=1, columns=1, fields=1))
-    m = Mount(own_server.port, tmp_path / "mnt", "--retry-interval", "60", "--timeout", "5")
+    m = Mount(own_server.port, tmp_path / "mnt", "--retry-interval", "60", "--timeout", "5"
+              ).expect_errors(r"upload of \S+ failed, kept in the spool for retry")
     m.start()
     pdir = m.mountpoint / f"plate_{seeded.plate_id}"
     os.listdir(pdir)

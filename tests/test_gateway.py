@@ -40,13 +40,6 @@ from . import omero_direct
 ALL_TYPES = sorted(PIXEL_DTYPES)
 
 
-@pytest.fixture
-def gw(server):
-    g = OmeroGateway(server.config())
-    yield g
-    g.close()
-
-
 def expected(image: ImageInfo, z: int, c: int, t: int) -> bytes:
     return synthetic_plane(image.pixels_id, image.size_x, image.size_y, image.pixel_type,
                            z, c, t).tobytes()

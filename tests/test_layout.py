@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from omerofs import layout as _layout
 from omerofs.layout import (
     MIMETYPES,
     PLATE_PREFIX,
@@ -475,3 +476,48 @@ def test_valid_entry_name(name: str, ok: bool) -> None:
 def test_plane_names_are_valid_entries(plane: tuple[str, int, PlaneKey, bool, PlaneName]) -> None:
     assert valid_entry_name(plane[0])
     assert not is_text_name(plane[0])
+
+
+# --------------------------------------------------------------------------- width from a name
+
+
+@pytest.mark.parametrize(("name", "width"), [
+    ("A01", 2), ("P24", 2), ("AA01", 2), ("AF48", 2), ("A001", 3), ("AF100", 3),
+    ("A1", None), ("A0001", None), ("a01", None), ("A00", None), ("A000", None), ("01", None),
+])
+def test_well_column_width_from_the_digits_not_the_letters(name: str, width: int | None) -> None:
+    assert _layout.well_column_width(name) == width
+
+
+@given(st.integers(0, 700), st.integers(0, 998), st.sampled_from([2, 3]))
+def test_well_column_width_round_trip(row: int, column: int, width: int) -> None:
+    name = well_name(row, column, width)
+    got = _layout.well_column_width(name)
+    if column < 99 or width == 3:
+        assert got == width
+        assert parse_well(name, got) == (row, column)
+
+
+@given(st.integers(0, 100), st.integers(0, 150), st.integers(1, 999), st.integers(0, 999),
+       st.integers(0, 999), st.integers(0, 999), st.booleans())
+def test_plane_names_parse_without_the_plate_width(row: int, column: int, site: int, z: int,
+                                                   c: int, t: int, with_t: bool) -> None:
+    width = column_width(column + 1)
+    well = well_name(row, column, width)
+    key = PlaneKey(site, z, c, t if with_t else 0)
+    parsed = _layout.parse_plane_name_any(plane_name(well, key, with_t))
+    assert parsed is not None
+    assert (parsed.well, parsed.row, parsed.column, parsed.key) == (well, row, column, key)
+
+
+@given(st.integers(0, 100), st.integers(0, 150))
+def test_reserved_well_names_in_any_case(row: int, column: int) -> None:
+    name = well_name(row, column, column_width(column + 1))
+    assert _layout.is_reserved_well_name(name)
+    assert _layout.is_reserved_well_name(name.lower())
+    assert not _layout.is_reserved_well_name(name + "x")
+
+
+def test_site_image_names_are_what_site_numbers_reads() -> None:
+    names = [(i, _layout.site_image_name("C07", s)) for i, s in enumerate([3, 1, 2])]
+    assert _layout.site_numbers("C07", names) == [3, 1, 2]

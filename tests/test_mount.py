@@ -24,7 +24,7 @@ from omerofs.gateway.types import pixel_dtype
 from . import omero_direct
 from .mounting import Mount
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
+pytestmark = pytest.mark.needs_fuse
 
 ROWS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

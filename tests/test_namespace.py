@@ -8,7 +8,8 @@ from omerofs.devserver.seed import PlateSpec
 from omerofs.devserver.store import synthetic_plane
 from omerofs.gateway import NotFound, ServerUnavailable
 from omerofs.gateway.omero import OmeroGateway
-from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts, site_numbers
+from omerofs.layout import site_numbers
+from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
 
 
 class Clock:
@@ -17,13 +18,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def gw(server):
-    g = OmeroGateway(server.config())
-    yield g
-    g.close()
 
 
 def make_ns(gw, clock=None, budget=64 << 20, **kw):
@@ -107,13 +101,13 @@ def test_stale_listing_is_served_while_server_is_away(own_server):
         ns.load(plate.ino)
         assert ns.lookup(ROOT_INODE, plate.name) is plate
         assert ns.lookup(plate.ino, "A01") is not None
-        assert ns.node(plate.ino).error is not None
+        assert ns.node(plate.ino).dir.error is not None
         assert not ns.needs_load(plate.ino)  # retried only after retry_after
         clock.now += 3
         assert ns.needs_load(plate.ino)
         own_server.start()
         ns.load(plate.ino)
-        assert ns.node(plate.ino).error is None
+        assert ns.node(plate.ino).dir.error is None
     finally:
         ns.close()
         g.close()

@@ -7,8 +7,6 @@ Expected values are written out by hand from the documented key table
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -189,13 +187,9 @@ def test_helper_argv_as_mount_passes_it(tmp_path):
             cli.parse_helper_argv(bad)
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OMERO_")}
-    return subprocess.run([sys.executable, "-m", "omerofs", *args], env={**base, **(env or {})},
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
-def test_config_errors_exit_non_zero_in_one_line(tmp_path):
+def test_config_errors_exit_non_zero_in_one_line(tmp_path, run_cli):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     pw = tmp_path / "pw"
@@ -228,7 +222,7 @@ def test_config_errors_exit_non_zero_in_one_line(tmp_path):
         "its config file, e.g. cache_mb=512)")
 
 
-def test_umount_takes_the_mount_point_from_the_config(tmp_path):
+def test_umount_takes_the_mount_point_from_the_config(tmp_path, run_cli):
     cfg = write(tmp_path, f"mountpoint = '{tmp_path}'\n")
     r = run_cli("umount", "--config", str(cfg))
     assert r.returncode == 1 and r.stderr.strip() == f"omerofs: {tmp_path} is not mounted"

@@ -19,7 +19,7 @@ from omerofs.devserver.seed import PlateSpec
 
 from .mounting import Mount
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
+pytestmark = pytest.mark.needs_fuse
 
 ROOT = Path(__file__).resolve().parent.parent
 HELPER = ROOT / "scripts" / "mount.omerofs"

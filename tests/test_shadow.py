@@ -31,7 +31,7 @@ from omerofs.gateway.omero import OmeroGateway
 from . import omero_direct
 from .mounting import Mount
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
+pytestmark = pytest.mark.needs_fuse
 
 NAMES = ["a.csv", "b.json", "c.txt"]
 DIRS = ["", "A01", "s1", "s2"]  # plate dir, a well, two user directories

@@ -23,7 +23,7 @@ from omerofs.gateway.omero import OmeroGateway
 from . import omero_direct
 from .mounting import Mount
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
+pytestmark = pytest.mark.needs_fuse
 
 
 def server_files(server, plate_id: int) -> list[dict]:
@@ -281,7 +281,7 @@ def test_server_killed_during_a_write(own_server, tmp_path):
     """Close reports the failure; the spool keeps the file; it arrives once, exact."""
     seeded = own_server.seed(PlateSpec(name="crash", rows=1, columns=1, fields=1))
     with Mount(own_server.port, tmp_path / "mnt", "--retry-interval", "1",
-               "--timeout", "5") as m:
+               "--timeout", "5").expect_errors("upload of during_crash.csv failed") as m:
         d = pdir(m, seeded)
         os.listdir(d)
         payload = bytes(range(256)) * 1000
@@ -314,6 +314,7 @@ def test_server_killed_during_a_write(own_server, tmp_path):
 def test_spool_leftovers_are_uploaded_by_the_next_mount(own_server, tmp_path):
     seeded = own_server.seed(PlateSpec(name="leftover", rows=1, columns=1, fields=1))
     m = Mount(own_server.port, tmp_path / "mnt", "--retry-interval", "60", "--timeout", "5")
+    m.expect_errors("upload of kept.txt failed")
     m.start()
     d = pdir(m, seeded)
     os.listdir(d)
@@ -332,3 +333,31 @@ def test_spool_leftovers_are_uploaded_by_the_next_mount(own_server, tmp_path):
     files = server_files(own_server, seeded.plate_id)
     assert [(f["name"], f["bytes"]) for f in files] == [("kept.txt", b"survives an unmount")]
     assert not list(m.spool.glob("*.data"))
+
+
+def test_sync_waits_for_pending_uploads(own_server, tmp_path, run_cli):
+    """``omerofs sync`` exits 1 listing what waits while the server is away,
+    and 0 once everything is on the server (it asks the mount to try now:
+    the retry interval here is far longer than the test)."""
+    seeded = own_server.seed(PlateSpec(name="sync", rows=1, columns=1, fields=1))
+    m = Mount(own_server.port, tmp_path / "mnt", "--retry-interval", "3600", "--timeout", "5")
+    m.expect_errors("upload of waiting.csv failed", "fsync of directory")
+    with m:
+        d = pdir(m, seeded)
+        os.listdir(d)
+        r = run_cli("sync", str(m.mountpoint), "--timeout", "5")
+        assert (r.returncode, r.stdout.strip()) == (
+            0, f"omerofs: everything written to {m.mountpoint} is on the server"), r.stderr
+        own_server.stop()
+        # the shell ignores the EIO of the close: only sync can tell
+        subprocess.run(f"echo a,b > {d / 'waiting.csv'}", shell=True, check=True)
+        r = run_cli("sync", str(m.mountpoint), "--timeout", "1")
+        assert r.returncode == 1
+        lines = r.stderr.strip().splitlines()
+        assert lines[0] == "omerofs: 1 file(s) and 0 site(s) still pending after 1 s"
+        assert lines[1].startswith("  waiting.csv: ") and "attempt" in lines[1]
+        own_server.start()
+        r = run_cli("sync", str(m.mountpoint), "--timeout", "60")
+        assert r.returncode == 0, r.stderr
+        files = server_files(own_server, seeded.plate_id)
+        assert [(f["name"], f["bytes"]) for f in files] == [("waiting.csv", b"a,b\n")]

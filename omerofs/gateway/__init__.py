@@ -2,8 +2,9 @@
 
 :mod:`.protocol` defines the interface, :mod:`.types` and :mod:`.errors` what
 crosses it, :mod:`.queries` the HQL contract. :mod:`.omero` is the omero-py
-implementation and is imported only on demand (it pulls in Ice), via
-:func:`open_gateway`.
+implementation, imported only where it is needed (it pulls in Ice);
+:mod:`.memory` is an in-memory one for tests of the layers above, held to
+the same contract (``tests/gateway_contract.py``).
 """
 
 from __future__ import annotations
@@ -30,14 +31,6 @@ from .types import (
     WellSampleInfo,
 )
 
-
-def open_gateway(config: ConnectionConfig) -> Gateway:
-    """An unconnected omero-py gateway for ``config`` (connects on first use)."""
-    from .omero import OmeroGateway
-
-    return OmeroGateway(config)
-
-
 __all__ = [
     "AuthenticationFailed",
     "ConnectionConfig",
@@ -56,6 +49,5 @@ __all__ = [
     "TargetKind",
     "WellInfo",
     "WellSampleInfo",
-    "open_gateway",
     "parse_server",
 ]

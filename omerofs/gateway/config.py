@@ -7,7 +7,7 @@ The Ice connection itself is never pickled: a process that receives a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 #: OMERO's Glacier2 router: plain TCP on 4063, SSL on 4064
 DEFAULT_PORT = 4063
@@ -46,9 +46,6 @@ class ConnectionConfig:
         # omero-py's keep-alive thread refuses intervals of 5 s or less
         if self.keep_alive != 0 and self.keep_alive <= 5:
             raise ValueError("keep_alive must be 0 (off) or more than 5 seconds")
-
-    def with_session(self, key: str) -> ConnectionConfig:
-        return replace(self, session_key=key)
 
     @property
     def url(self) -> str:

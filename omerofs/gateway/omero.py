@@ -122,6 +122,10 @@ class OmeroGateway:
         assert self._session_key is not None
         return self._session_key
 
+    @property
+    def connected(self) -> bool:
+        return self._sf is not None
+
     def close(self) -> None:
         with self._lock:
             client, self._client, self._sf = self._client, None, None

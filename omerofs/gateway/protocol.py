@@ -33,6 +33,18 @@ class Gateway(Protocol):
     def session_key(self) -> str:
         """The uuid of the current server session (connects if needed)."""
 
+    @property
+    def connected(self) -> bool:
+        """True while a session is held (no server call to find out)."""
+
+    @property
+    def calls(self) -> Mapping[str, int]:
+        """Remote calls made so far, per operation (the mount's status shows these)."""
+
+    @property
+    def errors(self) -> Mapping[str, int]:
+        """Failed remote calls so far, per operation."""
+
     # --- read: plates and pixels ------------------------------------------------
     def list_plates(self) -> list[PlateSummary]:
         """Every Plate the user can read, across all groups, ordered by id."""
@@ -112,8 +124,11 @@ class Gateway(Protocol):
         bytes of one plane; the image is only linked to the well once all its
         planes are written, so a reader never sees a placeholder."""
 
-    def write_plane(self, image: ImageInfo, plane: PlaneIndex, data: bytes) -> None:
-        """Replace one plane of an existing image (big-endian bytes)."""
+    def write_plane(self, image: ImageInfo, plane: PlaneIndex, data: bytes
+                    ) -> ImageInfo | None:
+        """Replace one plane of an existing image (big-endian bytes). Returns
+        the image that now holds the plane when the server had to make a new
+        one (its id differs), else None."""
 
     def delete(self, kind: str, ids: Sequence[int]) -> None:
         """Delete objects of an OMERO class (``"Plate"``, ``"Image"``...) and what they own."""

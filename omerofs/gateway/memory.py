@@ -1,0 +1,325 @@
+"""An in-memory :class:`~omerofs.gateway.protocol.Gateway`, for tests of the
+layers above it (spool, uploads, text files, derived plates) without Ice,
+a server or FUSE.
+
+It keeps the same contract as the omero-py gateway; ``tests/gateway_contract.py``
+runs one suite against both (and against a real server when one is
+configured), so a behaviour the core relies on cannot differ between them.
+
+Faults: :meth:`MemoryGateway.fail` makes the next calls of an operation raise
+before they run; :meth:`MemoryGateway.fail_after` makes them run, keep their
+effect, and then raise as if the reply had been lost (the case that makes an
+upload ambiguous).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
+
+from .errors import GatewayError, InvalidRequest, NotFound, ServerUnavailable
+from .types import (
+    FileAnnotationInfo,
+    ImageInfo,
+    PlaneIndex,
+    PlateStructure,
+    PlateSummary,
+    Target,
+    TargetKind,
+    WellInfo,
+    WellSampleInfo,
+    pixel_dtype,
+)
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Well:
+    id: int
+    plate_id: int
+    row: int
+    column: int
+    images: list[int] = field(default_factory=list)  # by WellSample index
+
+
+class MemoryGateway:
+    """The whole server in a few dictionaries (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._next_id = 1
+        self._connected = False
+        self.plates: dict[int, PlateSummary] = {}
+        self.wells: dict[int, _Well] = {}
+        self.images: dict[int, ImageInfo] = {}
+        self.pixels: dict[tuple[int, int, int, int], bytes] = {}  # (pixels id, z, c, t)
+        self.annotations: dict[int, FileAnnotationInfo] = {}
+        self.files: dict[int, bytes] = {}  # OriginalFile id -> bytes
+        self._calls: Counter[str] = Counter()
+        self._errors: Counter[str] = Counter()
+        self._before: dict[str, list[GatewayError]] = {}
+        self._after: dict[str, list[GatewayError]] = {}
+
+    # --- faults ------------------------------------------------------------------------
+    def fail(self, op: str, times: int = 1, error: GatewayError | None = None) -> None:
+        """The next ``times`` calls of ``op`` raise ``error`` without running."""
+        self._before.setdefault(op, []).extend([error or ServerUnavailable(f"{op}: down")] * times)
+
+    def fail_after(self, op: str, times: int = 1) -> None:
+        """The next ``times`` calls of ``op`` run, then raise ServerUnavailable."""
+        self._after.setdefault(op, []).extend([ServerUnavailable(f"{op}: reply lost")] * times)
+
+    def _call(self, op: str, fn: Callable[[], T]) -> T:
+        with self._lock:
+            self._calls[op] += 1
+            if self._before.get(op):
+                self._errors[op] += 1
+                raise self._before[op].pop(0)
+            result = fn()
+            if self._after.get(op):
+                self._errors[op] += 1
+                raise self._after[op].pop(0)
+            return result
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    # --- session -----------------------------------------------------------------------
+    def connect(self) -> None:
+        self._connected = True
+
+    def close(self) -> None:
+        self._connected = False
+
+    def session_key(self) -> str:
+        self.connect()
+        return "memory-session"
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def calls(self) -> Mapping[str, int]:
+        return self._calls
+
+    @property
+    def errors(self) -> Mapping[str, int]:
+        return self._errors
+
+    # --- plates and pixels ---------------------------------------------------------------
+    def list_plates(self) -> list[PlateSummary]:
+        return self._call("list_plates", lambda: [self.plates[i] for i in sorted(self.plates)])
+
+    def get_plate(self, plate_id: int) -> PlateSummary:
+        def run() -> PlateSummary:
+            if plate_id not in self.plates:
+                raise NotFound(f"no plate {plate_id}")
+            return self.plates[plate_id]
+
+        return self._call("get_plate", run)
+
+    def load_plate(self, plate_id: int, plate: PlateSummary | None = None) -> PlateStructure:
+        def run() -> PlateStructure:
+            summary = plate or self.plates.get(plate_id)
+            if summary is None:
+                raise NotFound(f"no plate {plate_id}")
+            wells = sorted((w for w in self.wells.values() if w.plate_id == plate_id),
+                           key=lambda w: (w.row, w.column))
+            return PlateStructure(summary, tuple(
+                WellInfo(w.id, w.row, w.column, tuple(
+                    WellSampleInfo(id=image_id, index=i, image=self.images[image_id])
+                    for i, image_id in enumerate(w.images))) for w in wells))
+
+        return self._call("load_plate", run)
+
+    def _plane(self, image: ImageInfo, plane: PlaneIndex) -> bytes:
+        if not (0 <= plane.z < image.size_z and 0 <= plane.c < image.size_c
+                and 0 <= plane.t < image.size_t):
+            raise ValueError(f"plane {plane} outside image {image.id}")
+        try:
+            return self.pixels[(image.pixels_id, plane.z, plane.c, plane.t)]
+        except KeyError:
+            raise NotFound(f"image {image.id} has no such plane") from None
+
+    def read_plane(self, image: ImageInfo, plane: PlaneIndex) -> bytes:
+        return self._call("read_plane", lambda: self._plane(image, plane))
+
+    def read_tile(self, image: ImageInfo, plane: PlaneIndex, x: int, y: int, width: int,
+                  height: int) -> bytes:
+        def run() -> bytes:
+            data = self._plane(image, plane)
+            item = pixel_dtype(image.pixel_type).itemsize
+            row = image.size_x * item
+            return b"".join(data[r * row + x * item:r * row + (x + width) * item]
+                            for r in range(y, y + height))
+
+        return self._call("read_tile", run)
+
+    # --- file annotations ---------------------------------------------------------------
+    def _target_plate(self, target: Target) -> int | None:
+        if target.kind is TargetKind.PLATE:
+            return target.id if target.id in self.plates else None
+        if target.kind is TargetKind.WELL:
+            w = self.wells.get(target.id)
+            return w.plate_id if w else None
+        for w in self.wells.values():
+            if target.id in w.images:
+                return w.plate_id
+        return None
+
+    def list_file_annotations(self, plate_id: int) -> list[FileAnnotationInfo]:
+        return self._call("list_file_annotations", lambda: [
+            a for _, a in sorted(self.annotations.items())
+            if self._target_plate(a.target) == plate_id])
+
+    def read_file(self, file_id: int) -> bytes:
+        def run() -> bytes:
+            if file_id not in self.files:
+                raise NotFound(f"no file {file_id}")
+            return self.files[file_id]
+
+        return self._call("read_file", run)
+
+    def create_file_annotation(self, target: Target, name: str, data: bytes, *, path: str = "",
+                               mimetype: str | None = None, ns: str = "omerofs"
+                               ) -> FileAnnotationInfo:
+        def run() -> FileAnnotationInfo:
+            if self._target_plate(target) is None and target.kind is not TargetKind.IMAGE:
+                raise NotFound(f"no {target.kind.value} {target.id}")
+            if target.kind is TargetKind.IMAGE and target.id not in self.images:
+                raise NotFound(f"no Image {target.id}")
+            file_id = self._new_id()
+            ann = FileAnnotationInfo(id=self._new_id(), file_id=file_id, name=name, path=path,
+                                     size=len(data), mimetype=mimetype, ns=ns, target=target)
+            self.files[file_id] = bytes(data)
+            self.annotations[ann.id] = ann
+            return ann
+
+        return self._call("create_file_annotation", run)
+
+    def _annotation(self, annotation_id: int) -> FileAnnotationInfo:
+        try:
+            return self.annotations[annotation_id]
+        except KeyError:
+            raise NotFound(f"no annotation {annotation_id}") from None
+
+    def replace_file(self, annotation: FileAnnotationInfo, data: bytes) -> FileAnnotationInfo:
+        def run() -> FileAnnotationInfo:
+            ann = replace(self._annotation(annotation.id), size=len(data))
+            self.files[ann.file_id] = bytes(data)
+            self.annotations[ann.id] = ann
+            return ann
+
+        return self._call("replace_file", run)
+
+    def rename_file(self, annotation: FileAnnotationInfo, name: str, path: str
+                    ) -> FileAnnotationInfo:
+        def run() -> FileAnnotationInfo:
+            ann = replace(self._annotation(annotation.id), name=name, path=path)
+            self.annotations[ann.id] = ann
+            return ann
+
+        return self._call("rename_file", run)
+
+    def delete_file_annotation(self, annotation_id: int) -> None:
+        def run() -> None:
+            ann = self._annotation(annotation_id)
+            del self.annotations[annotation_id]
+            self.files.pop(ann.file_id, None)
+
+        self._call("delete_file_annotation", run)
+
+    # --- seeding (tests) -----------------------------------------------------------------
+    def add_acquired_plate(self, name: str) -> PlateSummary:
+        """A plate as an import makes it (not ``derived``): what tests read."""
+        with self._lock:
+            plate = PlateSummary(id=self._new_id(), name=name, created=1.0e9)
+            self.plates[plate.id] = plate
+            return plate
+
+    # --- derived plates -----------------------------------------------------------------------
+    def create_plate(self, name: str, rows: int | None = None, columns: int | None = None
+                     ) -> PlateSummary:
+        def run() -> PlateSummary:
+            plate = PlateSummary(id=self._new_id(), name=name, rows=rows, columns=columns,
+                                 created=1.0e9 + self._next_id, derived=True)
+            self.plates[plate.id] = plate
+            return plate
+
+        return self._call("create_plate", run)
+
+    def create_well(self, plate_id: int, row: int, column: int) -> int:
+        def run() -> int:
+            if plate_id not in self.plates:
+                raise NotFound(f"no plate {plate_id}")
+            for w in self.wells.values():  # (plate, column, row) is unique on OMERO too
+                if (w.plate_id, w.row, w.column) == (plate_id, row, column):
+                    return w.id
+            well = _Well(self._new_id(), plate_id, row, column)
+            self.wells[well.id] = well
+            return well.id
+
+        return self._call("create_well", run)
+
+    def create_image(self, well_id: int, name: str, size_x: int, size_y: int, size_z: int,
+                     size_c: int, size_t: int, pixel_type: str,
+                     planes: Mapping[PlaneIndex, bytes]) -> ImageInfo:
+        plane_bytes = size_x * size_y * pixel_dtype(pixel_type).itemsize
+        wanted = {PlaneIndex(z, c, t) for t in range(size_t) for c in range(size_c)
+                  for z in range(size_z)}
+        if set(planes) != wanted:
+            raise ValueError(f"create_image needs exactly the {len(wanted)} planes "
+                             f"{size_z}x{size_c}x{size_t}, got {len(planes)}")
+        for idx, buf in planes.items():
+            if len(buf) != plane_bytes:
+                raise ValueError(f"plane {idx} has {len(buf)} bytes, expected {plane_bytes}")
+
+        def run() -> ImageInfo:
+            well = self.wells.get(well_id)
+            if well is None:
+                raise NotFound(f"no well {well_id}")
+            image = ImageInfo(id=self._new_id(), name=name, pixels_id=self._new_id(),
+                              size_x=size_x, size_y=size_y, size_z=size_z, size_c=size_c,
+                              size_t=size_t, pixel_type=pixel_type)
+            for idx, buf in planes.items():
+                self.pixels[(image.pixels_id, idx.z, idx.c, idx.t)] = bytes(buf)
+            self.images[image.id] = image
+            well.images.append(image.id)
+            return image
+
+        return self._call("create_image", run)
+
+    def write_plane(self, image: ImageInfo, plane: PlaneIndex, data: bytes) -> None:
+        if len(data) != image.plane_bytes:
+            raise ValueError(f"plane of {len(data)} bytes, expected {image.plane_bytes}")
+
+        def run() -> None:
+            self._plane(image, plane)
+            self.pixels[(image.pixels_id, plane.z, plane.c, plane.t)] = bytes(data)
+
+        self._call("write_plane", run)
+
+    def delete(self, kind: str, ids: Sequence[int]) -> None:
+        def run() -> None:
+            for i in ids:
+                if kind == "Plate" and self.plates.pop(i, None) is not None:
+                    for w in [w for w in self.wells.values() if w.plate_id == i]:
+                        del self.wells[w.id]
+                elif kind == "Image" and self.images.pop(i, None) is not None:
+                    for w in self.wells.values():
+                        if i in w.images:
+                            w.images.remove(i)
+                elif kind == "FileAnnotation" and i in self.annotations:
+                    self.files.pop(self.annotations.pop(i).file_id, None)
+                elif kind not in ("Plate", "Image", "FileAnnotation"):
+                    raise InvalidRequest(f"cannot delete {kind}")
+                else:
+                    raise NotFound(f"no {kind} {i}")
+
+        self._call("delete", run)

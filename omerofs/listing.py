@@ -1,0 +1,330 @@
+"""Server listings: the root's plates and each plate's wells, planes and files.
+
+Freshness: the root listing is reloaded when older than ``root_ttl`` and a
+plate (its layout and file annotations) when older than ``plate_ttl``, by
+the injected clock. A reload that fails keeps the old listing (stale but
+usable while the server is away) and is retried after ``retry_after``
+seconds; only a directory that never loaded fails.
+
+Local changes win against listings that may predate them: what exists only
+here stays in each directory's ``local`` overlay, a file changed after a
+reload's queries started keeps its local state, and annotations deleted
+through this mount never come back (ids are never reused).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import layout
+from .gateway import (
+    FileAnnotationInfo,
+    Gateway,
+    GatewayError,
+    NotFound,
+    PlaneIndex,
+    PlateSummary,
+    TargetKind,
+)
+from .gateway.types import WellInfo
+from .tiff import layout_for
+from .tree import ROOT_INODE, DirState, FileState, Kind, Node, PlaneState, Tree
+
+log = logging.getLogger("omerofs.listing")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    root_ttl: float = 10.0
+    plate_ttl: float = 60.0
+    retry_after: float = 2.0
+
+
+def plate_name_ok(name: str) -> bool:
+    """Can a derived plate be listed (and made) under ``name``?"""
+    return (layout.valid_entry_name(name) and not name.startswith(".")
+            and layout.parse_plate_dir_name(name) is None and name != ".omerofs-status")
+
+
+class Listings:
+    """Loads directories from the server into the :class:`~omerofs.tree.Tree`."""
+
+    def __init__(self, tree: Tree, gateway: Gateway, timeouts: Timeouts,
+                 clock: Callable[[], float]):
+        self.tree = tree
+        self.gateway = gateway
+        self.timeouts = timeouts
+        self.clock = clock
+        self._gates: dict[int, threading.Lock] = {}
+        self._subdirs: dict[int, set[int]] = {}  # plate id -> user directory inodes
+        #: annotations deleted (or moved away) through this mount: a reload that
+        #: started before must not bring them back (ids are never reused)
+        self._deleted: set[int] = set()
+
+    # --- freshness ----------------------------------------------------------------------
+    def _ttl(self, node: Node) -> float:
+        return self.timeouts.root_ttl if node.kind is Kind.ROOT else self.timeouts.plate_ttl
+
+    def needs_load(self, ino: int) -> bool:
+        """Non-blocking: must :meth:`load` run before this directory is listed?"""
+        node = self.tree.node(ino)
+        if not node.is_dir:
+            return False
+        owner = self.tree.owner(node).dir
+        return owner.children is None or self.clock() - owner.loaded_at > self._ttl(node)
+
+    def invalidate_plate(self, plate_id: int) -> None:
+        """Reload this plate at its next listing (it changed through us)."""
+        with self.tree.locked():
+            for _, ino in self.tree.root.dir.listing():
+                node = self.tree.node(ino)
+                if node.kind is Kind.PLATE and node.plate_id == plate_id:
+                    node.dir.loaded_at = float("-inf")
+
+    def forget_annotation(self, annotation_id: int) -> None:
+        self._deleted.add(annotation_id)
+
+    def load(self, ino: int) -> None:
+        """Blocking: (re)load a directory from the server if it needs it.
+
+        Concurrent callers for one directory share one load. Raises
+        GatewayError only when there is no earlier listing to fall back on."""
+        node = self.tree.owner(self.tree.node(ino))
+        with self.tree.locked():
+            gate = self._gates.setdefault(node.ino, threading.Lock())
+        with gate:
+            if not self.needs_load(node.ino):
+                return  # another thread loaded it while we waited
+            started = self.clock()
+            try:
+                if node.kind is Kind.ROOT:
+                    self._apply_plates(self.gateway.list_plates())
+                else:
+                    assert node.plate_id is not None
+                    summary = PlateSummary(id=node.plate_id, name=node.name,
+                                           created=node.mtime, derived=node.dir.derived)
+                    wells = self.gateway.load_plate(node.plate_id, summary).wells
+                    if not wells:  # empty, or deleted meanwhile: only the plate row tells
+                        self.gateway.get_plate(node.plate_id)
+                    anns = self.gateway.list_file_annotations(node.plate_id)
+                    self._apply_plate(node, wells, anns, started)
+            except NotFound:
+                self.tree.remove(node)
+                raise
+            except GatewayError as e:
+                d = node.dir
+                if d.children is None:
+                    raise
+                with self.tree.locked():  # keep serving the old listing; retry later
+                    d.loaded_at = self.clock() - self._ttl(node) + self.timeouts.retry_after
+                    d.error = str(e)
+                log.warning("reload of %s failed, serving the cached listing: %s",
+                            node.name or "/", e)
+
+    # --- the root -------------------------------------------------------------------------
+    def _plate_node(self, p: PlateSummary, name: str) -> Node:
+        return self.tree.new_node(("plate", p.id), Kind.PLATE, name, ROOT_INODE,
+                                  p.created or self.tree.mounted_at, plate_id=p.id,
+                                  dstate=DirState(derived=p.derived))
+
+    def _apply_plates(self, plates: list[PlateSummary]) -> None:
+        root = self.tree.root.dir
+        with self.tree.locked():
+            children: dict[str, int] = {}
+            for p in plates:
+                name = layout.plate_dir_name(p.id)
+                if p.derived and plate_name_ok(p.name) and p.name not in children:
+                    name = p.name  # the older of two same-named plates keeps the name
+                node = self._plate_node(p, name)
+                node.name = name
+                children[name] = node.ino
+            for name, ino in list(root.local.items()):  # made here, not listed yet
+                if ino in children.values():
+                    root.local.pop(name)
+                else:
+                    children.setdefault(name, ino)
+            root.set_children(children)
+            root.loaded_at, root.error = self.clock(), None
+
+    def plate_by_name(self, name: str) -> Node | None:
+        """Blocking: a plate the root listing does not show yet (created since
+        the last reload) is looked up directly: one server call."""
+        plate_id = layout.parse_plate_dir_name(name)
+        if plate_id is None:
+            return None
+        try:
+            plate = self.gateway.get_plate(plate_id)
+        except NotFound:
+            return None
+        if plate.derived:
+            return None  # listed under its own name, never as plate_<id>
+        with self.tree.locked():
+            node = self._plate_node(plate, name)
+            root = self.tree.root.dir
+            if root.children is not None and name not in root.children:
+                root.add_child(name, node.ino, local=False)
+            return node
+
+    def add_plate(self, plate: PlateSummary, mtime: float) -> Node:
+        """A plate made here (``mkdir``): listed at once under its name."""
+        with self.tree.locked():
+            node = self.tree.new_node(("plate", plate.id), Kind.PLATE, plate.name, ROOT_INODE,
+                                      mtime, plate_id=plate.id,
+                                      dstate=DirState(children={}, derived=True))
+            node.dir.loaded_at = self.clock()
+            self.tree.root.dir.add_child(plate.name, node.ino)
+            return node
+
+    def add_well(self, plate: Node, name: str, row: int, column: int, well_id: int,
+                 mtime: float) -> Node:
+        """A well made here in a derived plate: listed at once."""
+        with self.tree.locked():
+            node = self.tree.new_node(("well", plate.plate_id, row, column), Kind.WELL, name,
+                                      plate.ino, mtime, plate_id=plate.plate_id,
+                                      dstate=DirState(children={}, well_id=well_id))
+            plate.dir.add_child(name, node.ino, local=False)
+            return node
+
+    # --- a plate ----------------------------------------------------------------------------
+    def _apply_plate(self, plate: Node, wells: tuple[WellInfo, ...],
+                     anns: list[FileAnnotationInfo], started: float) -> None:
+        assert plate.plate_id is not None
+        n_columns = max([w.column + 1 for w in wells] + [1])
+        width = layout.column_width(n_columns)
+        with_t = any(s.image.size_t > 1 for w in wells for s in w.samples)
+        mtime = plate.mtime
+        derived = plate.dir.derived
+        with self.tree.locked():
+            plate_children: dict[str, int] = {}
+            well_of_image: dict[int, Node] = {}
+            well_by_id: dict[int, Node] = {}
+            for w in wells:
+                wname = layout.well_name(w.row, w.column, width)
+                well = self.tree.new_node(("well", plate.plate_id, w.row, w.column), Kind.WELL,
+                                          wname, plate.ino, mtime, plate_id=plate.plate_id,
+                                          dstate=DirState(well_id=w.id))
+                well_by_id[w.id] = well
+                files: dict[str, int] = {}
+                sites = layout.site_numbers(wname, [(s.index, s.image.name) for s in w.samples])
+                wdir = well.dir
+                wdir.sites = {}
+                for sample, site in zip(w.samples, sites, strict=True):
+                    image = sample.image
+                    wdir.sites[site] = image.id
+                    well_of_image[image.id] = well
+                    try:
+                        tiff = layout_for(image.size_x, image.size_y, image.pixel_type)
+                    except ValueError as e:  # e.g. OMERO "bit" or complex pixels
+                        log.warning("image %d of plate %d not served: %s", image.id,
+                                    plate.plate_id, e)
+                        continue
+                    for fname, z, c, t in layout.image_plane_names(
+                            wname, site, image.size_z, image.size_c, image.size_t, with_t):
+                        state = PlaneState(image, PlaneIndex(z, c, t), tiff, derived)
+                        f = self.tree.new_node(("plane", image.pixels_id, z, c, t), Kind.PLANE,
+                                               fname, well.ino, mtime, size=tiff.file_size,
+                                               plate_id=plate.plate_id, pstate=state)
+                        files[fname] = f.ino
+                wdir.set_children(files)
+                wdir.loaded_at = self.clock()
+                plate_children[wname] = well.ino
+            plate.dir.set_children(plate_children)
+            # subdirectories made by hand stay; their server content is re-placed below
+            for ino in self._subdirs_of(plate):
+                self.tree.node(ino).dir.set_children({})
+            self._place_annotations(plate, [a for a in anns if a.id not in self._deleted],
+                                    well_by_id, well_of_image, started)
+            plate.dir.loaded_at, plate.dir.error = self.clock(), None
+
+    def _subdirs_of(self, plate: Node) -> list[int]:
+        return list(self._subdirs.get(plate.plate_id or 0, ()))
+
+    def subdir(self, plate: Node, path: str) -> Node:
+        """The user directory at ``path`` below the plate, made if missing."""
+        parent = plate
+        so_far = ""
+        with self.tree.locked():
+            for part in path.split("/"):
+                so_far = f"{so_far}/{part}" if so_far else part
+                node = self.tree.new_node(("dir", plate.plate_id, so_far), Kind.SUBDIR, part,
+                                          parent.ino, plate.mtime, plate_id=plate.plate_id,
+                                          dstate=DirState(children={}, path=so_far))
+                self._subdirs.setdefault(plate.plate_id or 0, set()).add(node.ino)
+                d = node.dir
+                if d.children is None:
+                    d.children = {}
+                pdir = parent.dir
+                if pdir.children is None or pdir.children.get(part) != node.ino:
+                    pdir.add_child(part, node.ino, local=False)
+                parent = node
+        return parent
+
+    def _directory_of(self, plate: Node, ann: FileAnnotationInfo, well_by_id: dict[int, Node],
+                      well_of_image: dict[int, Node]) -> Node | None:
+        """Where a text annotation is listed; None if this mount does not show it."""
+        if not (layout.is_text_name(ann.name) and layout.valid_entry_name(ann.name)):
+            return None  # not a file this mount serves (e.g. a PDF): see docs
+        if ann.target.kind is TargetKind.PLATE:
+            path = ann.path.strip("/")
+            parts = path.split("/") if path else []
+            if any(not layout.valid_entry_name(p) for p in parts):
+                return None
+            return self.subdir(plate, path) if parts else plate
+        if ann.target.kind is TargetKind.WELL:
+            return well_by_id.get(ann.target.id)
+        return well_of_image.get(ann.target.id)
+
+    def _place_annotations(self, plate: Node, anns: list[FileAnnotationInfo],
+                           well_by_id: dict[int, Node], well_of_image: dict[int, Node],
+                           started: float) -> None:
+        """Put each text annotation in its directory (under the lock). Local
+        entries changed after ``started`` (when the server was asked) stay as
+        they are: the answer may predate them."""
+        placed: dict[int, list[FileAnnotationInfo]] = {}
+        for ann in anns:
+            directory = self._directory_of(plate, ann, well_by_id, well_of_image)
+            if directory is not None:
+                placed.setdefault(directory.ino, []).append(ann)
+        dirs = {plate.ino, *[w.ino for w in well_by_id.values()], *self._subdirs_of(plate)}
+        for dino in dirs:
+            d = self.tree.node(dino).dir
+            # local entries first: they win their names
+            for name, ino in list(d.local.items()):
+                node = self.tree.get(ino)
+                if node is None:
+                    d.local.pop(name, None)
+                    continue
+                f = node.fstate
+                if node.kind is Kind.TEXT and f is not None and f.ann is not None \
+                        and f.entry is None and f.writers == 0 and f.changed_at < started:
+                    d.local.pop(name, None)  # uploaded: the server copy takes over
+                    continue
+                d.add_child(name, ino, local=True)
+            for ann in sorted(placed.get(dino, []), key=lambda a: a.id):
+                self._place(plate, dino, ann)
+
+    def _place(self, plate: Node, dino: int, ann: FileAnnotationInfo) -> None:
+        d = self.tree.node(dino).dir
+        known = self.tree.known_inode(("ann", ann.id))
+        node = self.tree.get(known) if known is not None else None
+        if node is not None and node.name in self.tree.node(node.parent).dir.local:
+            if node.parent == dino:
+                node.file.ann = ann  # a local node (being written) for this annotation
+            return  # (or moved here since: the listing predates the move)
+        name = ann.name
+        taken = d.children or {}
+        if name in taken and taken[name] != known:
+            name = layout.disambiguated(ann.name, ann.id)
+        # first seen from the server: a stable mtime (the plate's), so that
+        # tools comparing times (rsync, make) see the same value on every reload
+        node = self.tree.new_node(("ann", ann.id), Kind.TEXT, name, dino, plate.mtime,
+                                  plate_id=plate.plate_id, fstate=FileState())
+        node.name, node.parent = name, dino
+        f = node.file
+        f.ann = ann
+        if f.entry is None:
+            node.size = ann.size
+        d.add_child(name, node.ino, local=False)

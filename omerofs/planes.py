@@ -1,0 +1,171 @@
+"""Bytes of plane files and of server copies of text files, through one cache.
+
+Planes are fetched on first read into the bounded :class:`~omerofs.cache.PlaneCache`
+(single flight, byte budget) and served as synthesized TIFFs; the next planes a
+sequential reader will open are prefetched. A plane read to its end sits in the
+kernel's page cache (the FUSE layer sets ``keep_cache``), so the cache lets go
+of its copy at once and prefetch leaves it alone. Planes above a quarter of the
+budget are read row band by row band, uncached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from .cache import PlaneCache
+from .gateway import FileAnnotationInfo, Gateway, ImageInfo, PlaneIndex
+from .tree import Kind, Node, PlaneState, Tree, file_key
+
+#: bytes of planes a sequential reader should find fetched ahead of it
+PREFETCH_BYTES = 8 << 20
+
+
+class PlaneReader:
+    """Plane and server-file reads of one mount (thread-safe)."""
+
+    def __init__(self, tree: Tree, gateway: Gateway, cache_budget: int, *,
+                 prefetch_depth: int = 4, prefetch_workers: int = 4):
+        self.tree = tree
+        self.gateway = gateway
+        self.cache_budget = cache_budget
+        self.prefetch_depth = prefetch_depth
+        self.cache: PlaneCache[Hashable] = PlaneCache(
+            self._fetch, cache_budget, prefetch_workers=prefetch_workers if prefetch_depth else 0,
+            size_hint=self._size_hint)
+        #: what the cache fetches, by key: the image of a plane key
+        self._images: dict[int, ImageInfo] = {}
+        #: planes read to their end through keep_cache: the kernel holds them (it
+        #: may drop them under memory pressure; a read then simply fetches again)
+        self._in_page_cache: set[Hashable] = set()
+
+    def close(self) -> None:
+        self.cache.close()
+
+    # --- the cache's side -------------------------------------------------------------------
+    def _size_hint(self, key: Hashable) -> int:
+        if isinstance(key, tuple) and isinstance(key[0], int):
+            image = self._images.get(key[0])
+            return image.plane_bytes if image is not None else 0
+        return 0
+
+    def _fetch(self, key: Hashable) -> bytes:
+        assert isinstance(key, tuple)
+        if key[0] == "file":
+            return self.gateway.read_file(key[1])
+        pixels_id, z, c, t = key
+        return self.gateway.read_plane(self._images[pixels_id], PlaneIndex(z, c, t))
+
+    def _key(self, state: PlaneState) -> Hashable:
+        self._images.setdefault(state.image.pixels_id, state.image)
+        return state.key
+
+    def discard_plane(self, image: ImageInfo, plane: PlaneIndex) -> None:
+        """The plane changed on the server: drop what we hold of it."""
+        key = (image.pixels_id, plane.z, plane.c, plane.t)
+        self.cache.discard(key)
+        self._in_page_cache.discard(key)
+
+    # --- plane files ------------------------------------------------------------------------
+    def read_cached(self, node: Node, offset: int, size: int) -> bytes | None:
+        """Non-blocking: the bytes if no server call is needed, else None."""
+        if node.kind is not Kind.PLANE:
+            return None
+        state = node.plane
+        tiff = state.tiff
+        if not tiff.needs_plane(offset, size):
+            return tiff.read(offset, size, None)
+        key = self._key(state)
+        plane = self.cache.peek(key)
+        if plane is None:
+            return None
+        self._done_with(state, key, offset, size)
+        return tiff.read(offset, size, plane)
+
+    def read(self, node: Node, offset: int, size: int) -> bytes:
+        """Blocking: bytes [offset, offset+size) of a plane file."""
+        state = node.plane
+        tiff = state.tiff
+        if not tiff.needs_plane(offset, size):
+            return tiff.read(offset, size, None)
+        if tiff.data_size > self.cache_budget // 4:
+            return self._read_rows(state, offset, size)
+        key = self._key(state)
+        plane = self.cache.get(key)
+        self._done_with(state, key, offset, size)
+        return tiff.read(offset, size, plane)
+
+    def _done_with(self, state: PlaneState, key: Hashable, offset: int, size: int) -> None:
+        """A read reaching a plane's end: its bytes now sit in the kernel's page
+        cache (keep_cache), so the plane cache lets go of its copy at once
+        rather than hold every plane twice, and prefetch leaves it alone."""
+        if not state.writable and offset + size >= state.tiff.file_size:
+            self.cache.discard(key)
+            self._in_page_cache.add(key)
+
+    def _read_rows(self, state: PlaneState, offset: int, size: int) -> bytes:
+        """A range of a plane too big to cache whole: fetch only the rows it
+        touches (one full-width tile) and build the answer from those."""
+        tiff, image, plane = state.tiff, state.image, state.plane
+        end = min(offset + size, tiff.file_size)
+        row = tiff.data_size // image.size_y
+        first = max(offset - tiff.data_offset, 0) // row
+        last = (end - 1 - tiff.data_offset) // row
+        band = self.gateway.read_tile(image, plane, 0, first, image.size_x, last - first + 1)
+        band_start = tiff.data_offset + first * row
+        head = tiff.read(offset, max(0, min(end, tiff.data_offset) - offset), None) \
+            if offset < tiff.data_offset else b""
+        lo = max(offset, tiff.data_offset) - band_start
+        return head + band[lo:end - band_start]
+
+    # --- prefetch ---------------------------------------------------------------------------
+    def _prefetch_planes(self, state: PlaneState) -> int:
+        """How many planes to fetch ahead: ``prefetch_depth``, or as many as
+        make PREFETCH_BYTES for small planes (a 512 KiB plane is over before
+        one 5 ms round trip of the next fetch), at most 4x the depth."""
+        by_bytes = -(-PREFETCH_BYTES // max(state.tiff.data_size, 1))
+        return min(max(self.prefetch_depth, by_bytes), 4 * self.prefetch_depth)
+
+    def prefetch_after(self, node: Node) -> int:
+        """Non-blocking: start fetching the planes a sequential reader of this
+        plate will open next (the following files in name order, across wells).
+        Returns how many fetches were started."""
+        if not self.prefetch_depth or node.kind is not Kind.PLANE:
+            return 0
+        depth = self._prefetch_planes(node.plane)
+        keys: list[Hashable] = []
+        tree = self.tree
+        with tree.locked():
+            well = tree.node(node.parent)
+            plate = tree.node(well.parent)
+            names = well.dir.listing()
+            pos = next((i for i, (n, _) in enumerate(names) if n == node.name), None)
+            if pos is None:
+                return 0
+            following = [i for _, i in names[pos + 1:pos + 1 + depth]]
+            if len(following) < depth:  # continue into the next wells
+                wells = plate.dir.listing()
+                wpos = next((i for i, (n, _) in enumerate(wells) if n == well.name), len(wells))
+                for _, wino in wells[wpos + 1:]:
+                    more = tree.node(wino).dir.listing()
+                    following += [i for _, i in more[:depth - len(following)]]
+                    if len(following) >= depth:
+                        break
+            for fino in following:
+                f = tree.get(fino)
+                # huge planes are read row by row, never whole: nothing to prefetch;
+                # planes read to their end sit in the kernel's page cache already
+                if f is not None and f.kind is Kind.PLANE \
+                        and f.plane.tiff.data_size <= self.cache_budget // 4 \
+                        and (key := self._key(f.plane)) not in self._in_page_cache:
+                    keys.append(key)
+        return self.cache.prefetch(keys)
+
+    # --- server copies of text files --------------------------------------------------------
+    def read_file(self, ann: FileAnnotationInfo, offset: int, size: int) -> bytes:
+        """Blocking: bytes of an annotation's file as the server has it."""
+        if ann.size == 0:
+            return b""
+        return self.cache.get(file_key(ann.file_id))[offset:offset + size]
+
+    def discard_file(self, file_id: int) -> None:
+        self.cache.discard(file_key(file_id))

@@ -1,0 +1,50 @@
+"""The status document: what ``omerofs status`` and ``<mnt>/.omerofs-status`` show.
+
+Pure: built from values the mount already holds in memory (cache statistics,
+call counters, the spool's in-memory index of pending entries), so serving it
+never waits for the server or the disk.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .cache import CacheStats
+from .spool import Entry
+
+
+@dataclass(frozen=True)
+class MountInfo:
+    """What the status says of the mount itself."""
+
+    server: str
+    user: str | None
+    mountpoint: str
+    spool: str | None
+
+
+def status_document(info: MountInfo, *, connected: bool, cache: CacheStats,
+                    calls: Mapping[str, int], errors: Mapping[str, int],
+                    fs_counters: Mapping[str, int], pending: Sequence[Entry],
+                    sites: Sequence[tuple[str, int, int, str | None]] = ()) -> bytes:
+    """The JSON document, UTF-8, ending with a newline."""
+    doc = {
+        "server": info.server,
+        "user": info.user,
+        "mountpoint": info.mountpoint,
+        "connected": connected,
+        "cache": {"budget_bytes": cache.budget_bytes, "bytes_used": cache.bytes_used,
+                  "entries": cache.entries, "hits": cache.hits, "misses": cache.misses,
+                  "prefetches": cache.prefetches, "prefetch_hits": cache.prefetch_hits},
+        "calls": dict(calls),
+        "errors": dict(errors),
+        "fs": dict(fs_counters),
+        "pending_uploads": [{"name": e.upload.name, "state": e.state, "attempts": e.attempts,
+                             "last_error": e.last_error} for e in pending],
+        "pending_sites": [{"image": name, "plate_id": plate_id, "planes": planes,
+                           "problem": problem} for name, plate_id, planes, problem in sites],
+        "spool": info.spool,
+    }
+    return (json.dumps(doc, indent=2) + "\n").encode()

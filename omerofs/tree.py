@@ -1,0 +1,443 @@
+"""The mount's tree: nodes (identity plus per-kind state) and the inode table.
+
+A :class:`Node` is what an inode number stands for. Its identity (the inode,
+given once per object and never reused during a mount) does not change; what
+it holds depends on its kind:
+
+* directories (root, plate, well, user directory) carry a :class:`DirState`;
+* plane files of images carry a frozen :class:`PlaneState`;
+* files that live in the local spool while written (text files, scratch
+  files, planes written into a derived plate) carry a :class:`FileState`,
+  whose one :class:`WriteStatus` says where its bytes stand.
+
+Lock order (outermost first); every module of the core follows it:
+
+1. a plate's load gate (:mod:`omerofs.listing`), a file's
+   ``FileState.upload_lock`` or a site's ``SiteBuffer.lock``
+   (:mod:`omerofs.derived`); none of these is taken while holding another;
+2. :meth:`Tree.locked`, the tree lock: the innermost. It guards every node
+   and directory map, is held for memory work only (never across a server
+   call or disk I/O of the spool's data), and tells the FUSE layer about
+   names that went away by themselves only once it is released.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno
+import stat
+import threading
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import layout
+from .gateway import FileAnnotationInfo, ImageInfo, PlaneIndex
+from .spool import SCRATCH, Entry, Spool
+from .tiff import TiffLayout
+
+ROOT_INODE = 1
+STATUS_NAME = ".omerofs-status"
+
+
+class Kind(enum.Enum):
+    ROOT = "root"
+    PLATE = "plate"
+    WELL = "well"
+    SUBDIR = "subdir"
+    PLANE = "plane"
+    TEXT = "text"
+    INCOMING = "incoming"  # a TIFF written into a derived plate, not yet in an image
+    STATUS = "status"
+
+
+DIR_KINDS = (Kind.ROOT, Kind.PLATE, Kind.WELL, Kind.SUBDIR)
+SPOOLED_KINDS = (Kind.TEXT, Kind.INCOMING)
+_MODES = {
+    Kind.ROOT: stat.S_IFDIR | 0o755,  # its owner may mkdir derived plates
+    Kind.PLATE: stat.S_IFDIR | 0o755,
+    Kind.WELL: stat.S_IFDIR | 0o755,
+    Kind.SUBDIR: stat.S_IFDIR | 0o755,
+    Kind.PLANE: stat.S_IFREG | 0o444,
+    Kind.TEXT: stat.S_IFREG | 0o644,
+    Kind.INCOMING: stat.S_IFREG | 0o644,
+    Kind.STATUS: stat.S_IFREG | 0o444,
+}
+
+
+class WriteStatus(enum.Enum):
+    """Where a spooled file's bytes stand against the server."""
+
+    #: the server (or, for a scratch file, nobody) needs nothing from us
+    CLEAN = "clean"
+    #: changed locally: uploaded at close/fsync, else by the retry loop
+    DIRTY = "dirty"
+    #: a written plane failed its checks at the last flush; judged again at the
+    #: next one, dropped if its last writer leaves it so
+    INVALID = "invalid"
+    #: a write was refused (EFBIG): the local changes are dropped at close
+    FAILED = "failed"
+
+
+def refuse(code: int, message: str) -> OSError:
+    return OSError(code, message)
+
+
+class NotYet(OSError):
+    """A refusal that may stop being one (a plane checked at a flush of a
+    duplicated descriptor, before its writer finished): logged at debug level;
+    the final verdict, at release, is logged as a warning."""
+
+
+@dataclass(eq=False)
+class DirState:
+    """A directory. ``children`` is None until its listing was loaded."""
+
+    children: dict[str, int] | None = None
+    #: entries that exist only here (not yet on the server): kept across reloads
+    local: dict[str, int] = field(default_factory=dict)
+    loaded_at: float = float("-inf")
+    error: str | None = None  # what a failed reload said, until the next success
+    well_id: int | None = None
+    sites: dict[int, int] = field(default_factory=dict)  # well: site -> image id
+    path: str = ""  # user directory: its path below the plate ("a/b")
+    derived: bool = False  # plate made by mkdir: listed by name, takes planes
+    _sorted: list[tuple[str, int]] | None = field(default=None, repr=False)
+
+    def listing(self) -> list[tuple[str, int]]:
+        """Children as (name, inode), sorted by name; cached until they change."""
+        if self._sorted is None:
+            self._sorted = sorted((self.children or {}).items())
+        return self._sorted
+
+    def set_children(self, children: dict[str, int]) -> None:
+        self.children, self._sorted = children, None
+
+    def add_child(self, name: str, ino: int, local: bool = True) -> None:
+        if self.children is None:
+            self.children = {}
+        self.children[name] = ino
+        if local:
+            self.local[name] = ino
+        self._sorted = None
+
+    def remove_child(self, name: str) -> None:
+        if self.children is not None:
+            self.children.pop(name, None)
+        self.local.pop(name, None)
+        self._sorted = None
+
+
+@dataclass(frozen=True)
+class PlaneState:
+    """One plane of an image, served as a synthesized TIFF."""
+
+    image: ImageInfo
+    plane: PlaneIndex
+    tiff: TiffLayout
+    writable: bool = False  # a plane of a derived plate: writing replaces it
+
+    @property
+    def key(self) -> Hashable:
+        """The plane cache's key for this plane's pixels."""
+        return plane_key(self.image, self.plane)
+
+
+def plane_key(image: ImageInfo, plane: PlaneIndex) -> Hashable:
+    return (image.pixels_id, plane.z, plane.c, plane.t)
+
+
+def file_key(file_id: int) -> Hashable:
+    """The plane cache's key for the server copy of an OriginalFile."""
+    return ("file", file_id)
+
+
+@dataclass(eq=False)
+class FileState:
+    """A file written through the mount: its spool entry and write status."""
+
+    ann: FileAnnotationInfo | None = None
+    entry: Entry | None = None
+    writers: int = 0
+    status: WriteStatus = WriteStatus.CLEAN
+    #: why the status is FAILED (the error close reports) or INVALID (the log line)
+    reason: OSError | None = None
+    #: bumped by every local change: an upload that began at version v leaves
+    #: the file clean only if no change came in meanwhile
+    version: int = 0
+    #: clock() of the last local change the server listing may not show yet
+    changed_at: float = float("-inf")
+    #: one upload of this file at a time: a later one must not be overtaken
+    upload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def scratch(self) -> bool:
+        return self.entry is not None and self.entry.state == SCRATCH
+
+    @property
+    def dirty(self) -> bool:
+        return self.status in (WriteStatus.DIRTY, WriteStatus.INVALID)
+
+    def changed(self) -> None:
+        """A local change: the bytes differ from the server's from now on."""
+        self.version += 1
+        if self.status is WriteStatus.CLEAN and not self.scratch:
+            self.status = WriteStatus.DIRTY
+
+    def uploaded(self, version: int) -> None:
+        """An upload of the bytes as of ``version`` was confirmed."""
+        if self.version == version and self.status is WriteStatus.DIRTY:
+            self.status = WriteStatus.CLEAN
+
+
+@dataclass(eq=False)
+class Node:
+    """One file or directory: an inode and the state of its kind."""
+
+    ino: int
+    kind: Kind
+    name: str
+    parent: int
+    mtime: float
+    plate_id: int | None = None
+    size: int = 0
+    dstate: DirState | None = None
+    pstate: PlaneState | None = None
+    fstate: FileState | None = None
+
+    @property
+    def is_dir(self) -> bool:
+        return self.kind in DIR_KINDS
+
+    @property
+    def dir(self) -> DirState:
+        if self.dstate is None:
+            raise TypeError(f"{self.name!r} is not a directory")
+        return self.dstate
+
+    @property
+    def plane(self) -> PlaneState:
+        if self.pstate is None:
+            raise TypeError(f"{self.name!r} is not a plane")
+        return self.pstate
+
+    @property
+    def file(self) -> FileState:
+        if self.fstate is None:
+            raise TypeError(f"{self.name!r} is not a written file")
+        return self.fstate
+
+    @property
+    def writable_plane(self) -> bool:
+        return self.pstate is not None and self.pstate.writable
+
+    @property
+    def mode(self) -> int:
+        if self.kind is Kind.PLANE and self.writable_plane:
+            return stat.S_IFREG | 0o644
+        return _MODES[self.kind]
+
+    @property
+    def immutable(self) -> bool:
+        """Attributes that never change for the life of the mount."""
+        return self.kind in (Kind.PLANE, Kind.WELL, Kind.PLATE) and not self.writable_plane
+
+    def become_incoming(self, state: FileState) -> None:
+        """A listed plane of a derived plate opened for writing: spooled until
+        its new bytes are checked (the plane state is kept to go back to)."""
+        self.kind, self.fstate, self.size = Kind.INCOMING, state, 0
+
+    def become_plane(self) -> None:
+        """Back to the listed plane once its replacement reached the server."""
+        assert self.pstate is not None
+        self.kind, self.fstate, self.size = Kind.PLANE, None, self.pstate.tiff.file_size
+
+
+def check_name(name: str, what: str) -> None:
+    """Refuse a name the server cannot hold: too long (ENAMETOOLONG), not
+    UTF-8 or otherwise not a single path component (EINVAL)."""
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:  # surrogate escapes: the bytes were not UTF-8
+        raise refuse(errno.EINVAL, f"{what}: the name is not UTF-8") from None
+    if size > 255:
+        raise refuse(errno.ENAMETOOLONG, f"{what}: names are limited to 255 bytes")
+    if not layout.valid_entry_name(name):
+        raise refuse(errno.EINVAL, f"{what} {name!r}: not a valid name")
+
+
+class Tree:
+    """Inode table, directory maps and the spool-entry index of one mount.
+
+    ``on_removed(parent inode, name)`` is told when an entry goes away by
+    itself, not by a request of the kernel's (a dropped plane, planes folded
+    into an image), so the FUSE layer can make the kernel forget the name.
+    It is called after the tree lock is released.
+    """
+
+    def __init__(self, mounted_at: float, spool: Spool | None,
+                 on_removed: Callable[[int, str], None] | None = None):
+        self.mounted_at = mounted_at
+        self.spool = spool
+        self._on_removed = on_removed or (lambda parent, name: None)
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._removed: list[tuple[int, str]] = []
+        self._nodes: dict[int, Node] = {}
+        self._inodes: dict[Hashable, int] = {}
+        self._by_entry: dict[str, int] = {}  # spool entry id -> inode
+        self._next_ino = ROOT_INODE + 1
+        self._nodes[ROOT_INODE] = Node(ROOT_INODE, Kind.ROOT, "", ROOT_INODE, mounted_at,
+                                       dstate=DirState())
+        self.status = self.new_node(("status",), Kind.STATUS, STATUS_NAME, ROOT_INODE,
+                                    mounted_at)
+
+    # --- locking -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the tree lock (re-entrant); removal notices go out after it."""
+        out: list[tuple[int, str]] = []
+        with self._lock:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._removed:
+                    out, self._removed = self._removed, []
+        for parent, name in out:
+            self._on_removed(parent, name)
+
+    def detach(self) -> None:
+        """The kernel side is gone (unmounting): stop sending removal notices."""
+        self._on_removed = lambda parent, name: None
+
+    # --- inodes --------------------------------------------------------------------------
+    def inode(self, key: Hashable) -> int:
+        """The inode of an object identity, given once and kept for the mount."""
+        ino = self._inodes.get(key)
+        if ino is None:
+            ino = self._inodes[key] = self._next_ino
+            self._next_ino += 1
+        return ino
+
+    def known_inode(self, key: Hashable) -> int | None:
+        return self._inodes.get(key)
+
+    def bind_key(self, key: Hashable, ino: int) -> None:
+        """From now on ``key`` (e.g. an annotation made by an upload) is ``ino``."""
+        self._inodes[key] = ino
+
+    def new_node(self, key: Hashable, kind: Kind, name: str, parent: int, mtime: float,
+                 **kw: Any) -> Node:
+        """The node of ``key``: made on first sight, else the existing one as is."""
+        ino = self.inode(key)
+        node = self._nodes.get(ino)
+        if node is None:
+            node = self._nodes[ino] = Node(ino, kind, name, parent, mtime, **kw)
+        return node
+
+    def node(self, ino: int) -> Node:
+        """KeyError for an unknown inode."""
+        return self._nodes[ino]
+
+    def get(self, ino: int) -> Node | None:
+        return self._nodes.get(ino)
+
+    def nodes(self) -> list[Node]:
+        with self.locked():
+            return list(self._nodes.values())
+
+    def count(self) -> int:
+        return len(self._nodes)
+
+    @property
+    def root(self) -> Node:
+        return self._nodes[ROOT_INODE]
+
+    # --- names ---------------------------------------------------------------------------
+    def lookup(self, parent: int, name: str) -> Node | None:
+        if parent == ROOT_INODE and name == STATUS_NAME:
+            return self.status
+        node = self._nodes[parent]
+        ino = ((node.dstate.children if node.dstate else None) or {}).get(name)
+        return None if ino is None else self._nodes.get(ino)
+
+    def listing(self, ino: int) -> list[tuple[str, int]]:
+        with self.locked():
+            return self._nodes[ino].dir.listing()
+
+    def owner(self, node: Node) -> Node:
+        """The directory whose load fills ``node``: the root, or its plate."""
+        while node.kind in (Kind.WELL, Kind.SUBDIR):
+            node = self._nodes[node.parent]
+        return node
+
+    def remove(self, node: Node, notify: bool = False) -> None:
+        """Take ``node``'s name out of its directory (under the lock); with
+        ``notify``, the kernel is told to forget the name too."""
+        with self.locked():
+            self._nodes[node.parent].dir.remove_child(node.name)
+            if notify:
+                self._removed.append((node.parent, node.name))
+
+    def move(self, node: Node, directory: Node, new: str) -> None:
+        """Rename ``node`` to ``directory/new`` (replacing the name there)."""
+        with self.locked():
+            self._nodes[node.parent].dir.remove_child(node.name)
+            d = directory.dir
+            existing = (d.children or {}).get(new)
+            if existing is not None and existing != node.ino:
+                d.remove_child(new)
+            node.name, node.parent = new, directory.ino
+            d.add_child(new, node.ino)
+
+    # --- spool entries -------------------------------------------------------------------
+    @property
+    def read_only(self) -> bool:
+        return self.spool is None
+
+    def require_spool(self) -> Spool:
+        """The spool, or EROFS: a mount without one takes no writes."""
+        if self.spool is None:
+            raise refuse(errno.EROFS, "this mount has no spool: it is read-only")
+        return self.spool
+
+    def bind_entry(self, node: Node, entry: Entry) -> None:
+        """``node``'s bytes now live in spool entry ``entry``."""
+        with self.locked():
+            node.file.entry = entry
+            self._by_entry[entry.id] = node.ino
+
+    def drop_entry(self, node: Node) -> None:
+        """Forget ``node``'s spool entry and delete it from the spool."""
+        with self.locked():
+            state = node.fstate
+            entry = state.entry if state is not None else None
+            if entry is None:
+                return
+            state.entry = None  # type: ignore[union-attr]
+            self._by_entry.pop(entry.id, None)
+        if self.spool is not None:
+            self.spool.remove(entry.id)
+
+    def drop_entry_id(self, entry_id: str) -> Node | None:
+        """Delete a spool entry by id; returns the node that held it, if any
+        (its ``entry`` is cleared)."""
+        with self.locked():
+            ino = self._by_entry.pop(entry_id, None)
+            node = self._nodes.get(ino) if ino is not None else None
+            if node is not None and node.fstate is not None and node.fstate.entry is not None \
+                    and node.fstate.entry.id == entry_id:
+                node.fstate.entry = None
+        if self.spool is not None:
+            self.spool.remove(entry_id)
+        return node
+
+    def node_of_entry(self, entry_id: str) -> Node | None:
+        ino = self._by_entry.get(entry_id)
+        return self._nodes.get(ino) if ino is not None else None
+
+    def has_entry(self, entry_id: str) -> bool:
+        return entry_id in self._by_entry

@@ -1,0 +1,277 @@
+"""The core (text files, uploads, spool, derived planes) without FUSE or a
+server: a Namespace over the in-memory gateway, driven call by call, so races
+and crashes happen exactly where a test puts them."""
+
+from __future__ import annotations
+
+import errno
+import io
+import threading
+
+import numpy as np
+import pytest
+import tifffile
+
+from omerofs import layout
+from omerofs.gateway import PlaneIndex, ServerUnavailable
+from omerofs.gateway.memory import MemoryGateway
+from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
+from omerofs.spool import OPEN, Spool, Upload
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def gw() -> MemoryGateway:
+    return MemoryGateway()
+
+
+def make_ns(gw: MemoryGateway, spool_dir, clock: Clock | None = None) -> Namespace:
+    return Namespace(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60),
+                     spool=Spool(spool_dir), clock=clock or Clock())
+
+
+def plate_dir(ns: Namespace, name: str):
+    ns.load(ROOT_INODE)
+    node = ns.lookup(ROOT_INODE, name)
+    assert node is not None and node.kind is Kind.PLATE
+    ns.load(node.ino)
+    return node
+
+
+def server_files(gw: MemoryGateway, plate_id: int) -> dict[str, list[bytes]]:
+    """name -> contents of every annotation of that name (duplicates visible)."""
+    out: dict[str, list[bytes]] = {}
+    for a in gw.list_file_annotations(plate_id):
+        out.setdefault(a.name, []).append(gw.read_file(a.file_id))
+    return out
+
+
+def write_file(ns: Namespace, parent: int, name: str, data: bytes) -> int:
+    node = ns.create(parent, name)
+    ns.write(node.ino, 0, data)
+    ns.flush(node.ino)
+    ns.release(node.ino)
+    return node.ino
+
+
+def test_text_file_becomes_one_annotation_with_its_bytes(gw, tmp_path):
+    plate = gw.create_plate("p1")
+    ns = make_ns(gw, tmp_path / "spool")
+    p = plate_dir(ns, "p1")
+    ino = write_file(ns, p.ino, "r.csv", b"a,b\n1,2\n")
+    assert server_files(gw, plate.id) == {"r.csv": [b"a,b\n1,2\n"]}
+    assert ns.read(ino, 0, 100) == b"a,b\n1,2\n"
+    assert ns.pending() == [] and list((tmp_path / "spool").iterdir()) == []
+
+
+class WriteDuringUpload(MemoryGateway):
+    """Runs ``during`` once, in the middle of the next upload of a file."""
+
+    during = None
+
+    def replace_file(self, annotation, data):
+        hook, self.during = self.during, None
+        if hook is not None:
+            hook()
+        return super().replace_file(annotation, data)
+
+
+def test_writes_during_a_background_upload_are_uploaded_at_close(tmp_path):
+    """The retry loop uploads a pending file while a writer reopens and
+    rewrites it: the writer's close must upload its bytes, and a reader must
+    see them (the open-file race of the fsx runs)."""
+    gw = WriteDuringUpload()
+    plate = gw.create_plate("p1")
+    ns = make_ns(gw, tmp_path / "spool")
+    p = plate_dir(ns, "p1")
+    ino = write_file(ns, p.ino, "r.csv", b"v1")
+    # a second version whose upload fails at close: pending for the retry loop
+    ns.open_write(ino, truncate=True)
+    ns.write(ino, 0, b"v2")
+    gw.fail("replace_file")
+    with pytest.raises(OSError) as e:
+        ns.flush(ino)
+    assert e.value.errno == errno.EIO
+    ns.release(ino)
+    assert [x.upload.name for x in ns.pending()] == ["r.csv"]
+
+    def reopen_and_write():  # another process, while the retry uploads v2
+        ns.open_write(ino, truncate=True)
+        ns.write(ino, 0, b"v3-longer")
+
+    gw.during = reopen_and_write
+    assert ns.retry_pending() == (1, 0)
+    assert server_files(gw, plate.id) == {"r.csv": [b"v2"]}
+    assert ns.read(ino, 0, 100) == b"v3-longer"  # the writer still sees its bytes
+    ns.flush(ino)
+    ns.release(ino)
+    assert server_files(gw, plate.id) == {"r.csv": [b"v3-longer"]}
+    assert ns.read(ino, 0, 100) == b"v3-longer"
+    assert ns.pending() == []
+
+
+def test_an_entry_being_made_is_not_taken_for_a_leftover(gw, tmp_path):
+    gw.create_plate("p1")
+    ns = make_ns(gw, tmp_path / "spool")
+    p = plate_dir(ns, "p1")
+    # the window between spool.create and binding the entry to its file
+    assert ns.spool is not None
+    entry = ns.spool.create(Upload(plate_id=p.plate_id or 0, target_kind="Plate",
+                                   target_id=p.plate_id or 0, name="x.csv"), OPEN, b"half")
+    assert ns.retry_pending() == (0, 0)
+    assert ns.spool.get(entry.id) is not None
+    assert gw.list_file_annotations(p.plate_id or 0) == []
+
+
+def test_leftovers_of_an_earlier_mount_are_uploaded_once(gw, tmp_path):
+    plate = gw.create_plate("p1")
+    ns = make_ns(gw, tmp_path / "spool")
+    p = plate_dir(ns, "p1")
+    node = ns.create(p.ino, "late.json")
+    ns.write(node.ino, 0, b"{}")
+    # the mount dies here: no flush, no release
+    ns2 = make_ns(gw, tmp_path / "spool")
+    assert ns2.retry_pending() == (1, 0)
+    assert ns2.retry_pending() == (0, 0)
+    assert server_files(gw, plate.id) == {"late.json": [b"{}"]}
+
+
+def test_ambiguous_upload_is_adopted_not_duplicated(gw, tmp_path):
+    """The server saved the file but the reply was lost: the retry must find
+    that copy instead of making a second one."""
+    plate = gw.create_plate("p1")
+    ns = make_ns(gw, tmp_path / "spool")
+    p = plate_dir(ns, "p1")
+    node = ns.create(p.ino, "r.csv")
+    ns.write(node.ino, 0, b"once")
+    gw.fail_after("create_file_annotation")
+    with pytest.raises(OSError):
+        ns.flush(node.ino)
+    ns.release(node.ino)
+    assert ns.retry_pending() == (1, 0)
+    assert server_files(gw, plate.id) == {"r.csv": [b"once"]}
+
+
+def test_concurrent_saves_of_one_entry_do_not_collide(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    entry = spool.create(Upload(plate_id=1, target_kind="Plate", target_id=1, name="a.csv"))
+    errors: list[BaseException] = []
+
+    def save(n: int) -> None:
+        try:
+            for i in range(200):
+                spool.update(entry, attempts=n * 1000 + i)
+        except BaseException as e:  # collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert Spool(tmp_path / "spool").get(entry.id) is not None
+    assert not list((tmp_path / "spool").glob("*.tmp"))
+
+
+def tiff_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, arr)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("well", ["A01", "AA01", "AF48"])
+def test_planes_left_by_a_dead_mount_are_restored_in_their_place(gw, tmp_path, well):
+    """Rows AA..AF (1536-well plates) included; z and c must not swap."""
+    ns = make_ns(gw, tmp_path / "spool")
+    plate = ns.mkdir(ROOT_INODE, "derived")
+    wnode = ns.mkdir(plate.ino, well)
+    planes = {}
+    for z in range(2):
+        for c in range(3):
+            arr = (np.arange(12, dtype=np.uint16).reshape(3, 4) + 100 * z + 10 * c)
+            planes[PlaneIndex(z, c, 0)] = arr
+            name = layout.plane_name(well, layout.PlaneKey(1, z, c), False)
+            f = ns.create(wnode.ino, name)
+            ns.write(f.ino, 0, tiff_bytes(arr))
+            ns.flush(f.ino)
+            ns.release(f.ino)
+    # the mount dies before the site's image is made; the next one restores it
+    ns2 = make_ns(gw, tmp_path / "spool")
+    assert ns2.retry_pending() == (0, 0)
+    assert ns2.flush_sites() == []
+    [w] = gw.load_plate(plate.plate_id or 0).wells
+    [sample] = w.samples
+    image = sample.image
+    assert (image.size_z, image.size_c, image.size_t) == (2, 3, 1)
+    assert image.name == f"{well}_s001"
+    for idx, arr in planes.items():
+        got = np.frombuffer(gw.read_plane(image, idx), dtype=">u2").reshape(3, 4)
+        np.testing.assert_array_equal(got, arr, err_msg=str(idx))
+    assert ns2.pending() == []
+
+
+def test_failed_upload_keeps_the_file_for_the_retry(gw, tmp_path):
+    plate = gw.create_plate("p1")
+    ns = make_ns(gw, tmp_path / "spool")
+    p = plate_dir(ns, "p1")
+    node = ns.create(p.ino, "r.tsv")
+    ns.write(node.ino, 0, b"x\ty\n")
+    gw.fail("create_file_annotation", error=ServerUnavailable("down"))
+    with pytest.raises(OSError) as e:
+        ns.flush(node.ino)
+    assert e.value.errno == errno.EIO
+    ns.release(node.ino)
+    assert ns.read(node.ino, 0, 10) == b"x\ty\n"
+    assert ns.retry_pending() == (1, 0)
+    assert server_files(gw, plate.id) == {"r.tsv": [b"x\ty\n"]}
+
+
+def test_rename_uploads_before_it_returns(gw, tmp_path):
+    """Temp file then rename (an atomic writer, rsync): the annotation holds
+    the bytes when rename returns, even while the kernel's release of the
+    temporary file has not arrived yet; a failed upload fails the rename and
+    leaves the source as it was."""
+    plate = gw.create_plate("p1")
+    ns = make_ns(gw, tmp_path / "spool")
+    p = plate_dir(ns, "p1")
+    tmp = ns.create(p.ino, ".x.json.abc123")
+    ns.write(tmp.ino, 0, b'{"a": 1}')
+    ns.flush(tmp.ino)  # close() returned; release() has not come yet
+    ns.rename(p.ino, ".x.json.abc123", p.ino, "x.json")
+    assert server_files(gw, plate.id) == {"x.json": [b'{"a": 1}']}
+    ns.release(tmp.ino)
+    assert ns.pending() == [] and server_files(gw, plate.id) == {"x.json": [b'{"a": 1}']}
+
+    tmp2 = ns.create(p.ino, "tmpabc12345")
+    ns.write(tmp2.ino, 0, b'{"a": 2}')
+    ns.flush(tmp2.ino)
+    ns.release(tmp2.ino)
+    gw.fail("replace_file")
+    with pytest.raises(OSError) as e:
+        ns.rename(p.ino, "tmpabc12345", p.ino, "x.json")
+    assert e.value.errno == errno.EIO
+    assert ns.lookup(p.ino, "tmpabc12345") is tmp2
+    assert ns.read(tmp2.ino, 0, 100) == b'{"a": 2}'
+    assert server_files(gw, plate.id) == {"x.json": [b'{"a": 1}']}
+    ns.rename(p.ino, "tmpabc12345", p.ino, "x.json")  # the server is back
+    assert server_files(gw, plate.id) == {"x.json": [b'{"a": 2}']}
+    assert ns.lookup(p.ino, "tmpabc12345") is None
+
+
+def test_well_names_are_reserved_in_any_case(gw, tmp_path):
+    plate = gw.add_acquired_plate("acquired")
+    ns = make_ns(gw, tmp_path / "spool")
+    p = plate_dir(ns, f"plate_{plate.id}")
+    for name in ("C01", "c01", "af48"):
+        with pytest.raises(OSError) as e:
+            ns.mkdir(p.ino, name)
+        assert e.value.errno == errno.EPERM, name
+    assert ns.mkdir(p.ino, "c01x").kind is Kind.SUBDIR
