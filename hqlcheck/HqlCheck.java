@@ -19,8 +19,10 @@
 //      schema comes from the same mapping, hbm2ddl), returning rows.
 //
 // Prints one JSON object: versions, timings and, per case, ok, the stage that
-// failed and its error, the PostgreSQL SQL, Hibernate's return types and the
-// rows (timestamps as milliseconds since the epoch, as omero.rtypes.rtime).
+// failed and its error, the PostgreSQL SQL, Hibernate's return types, the named
+// parameters and the rows (timestamps as milliseconds since the epoch, as
+// omero.rtypes.rtime; an entity as an object of its non-null scalar fields and
+// its fetched collections as lists of member ids).
 // Exit status 0 when every case was attempted (a rejected query is a result,
 // not a harness failure), 2 when the mapping or a seed statement is refused,
 // 64 on bad usage or input.
@@ -242,22 +244,17 @@ public final class HqlCheck {
             return failed(r, "run", e);
         }
         r.append(",\"rows\":[");
-        StringBuilder classes = new StringBuilder("[");
         for (int i = 0; i < rows.size(); i++) {
             Object row = rows.get(i);
             Object[] cells = row instanceof Object[] ? (Object[]) row : new Object[] {row};
             r.append(i == 0 ? "[" : ",[");
-            classes.append(i == 0 ? "[" : ",[");
             for (int j = 0; j < cells.length; j++) {
                 r.append(j == 0 ? "" : ",").append(value(cells[j]));
-                classes.append(j == 0 ? "" : ",").append(json(className(cells[j])));
             }
             r.append(']');
-            classes.append(']');
         }
         s.close();
-        r.append("],\"classes\":").append(classes).append(']');
-        r.append(",\"ok\":true,\"ms\":").append((System.nanoTime() - t0) / 1000000).append('}');
+        r.append("],\"ok\":true,\"ms\":").append((System.nanoTime() - t0) / 1000000).append('}');
         return r.toString();
     }
 
@@ -301,17 +298,6 @@ public final class HqlCheck {
             sb.append(" | caused by ").append(c.getClass().getName()).append(": ").append(c.getMessage());
         }
         return sb.toString();
-    }
-
-    private static String className(Object v) {
-        if (v == null) {
-            return null;
-        }
-        if (v instanceof Map) {
-            Object type = ((Map<?, ?>) v).get("$type$");
-            return type == null ? "Map" : type.toString();
-        }
-        return v.getClass().getSimpleName();
     }
 
     /** JSON of one projected value; an entity (a Map in dynamic-map mode) as its scalar fields. */
