@@ -266,6 +266,12 @@ PROBES: dict[str, Probe] = {
             [[0.65, "MICROMETER", 0.65, 2.0, "MICROMETER"]],
         ),
     ),
+    # the Length itself: a component (OMERO hands it to the client as an rmap
+    # of value, unit and symbol, omero-blitz v5.5.12 IceMapper.java:491-497)
+    "physical_size_component": Probe(
+        "select pix.physicalSizeX from Pixels pix where pix.image.id = :iid",
+        Expect(["component[value,unit]"], [[{"unit": "MICROMETER", "value": 0.65}]]),
+    ),
     # the layout with physical sizes: nulls where a Pixels has none
     "layout_sizes": Probe(
         "select ws.id, pix.physicalSizeX.value, pix.physicalSizeX.unit from Well w "
