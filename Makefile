@@ -3,10 +3,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install test lint typecheck demo docs bench soak clean
+.PHONY: install hql test lint typecheck demo docs bench soak clean
 
 install:
 	@bash scripts/install.sh
+
+# Hibernate 3.6.10 + HSQLDB from Debian, HqlCheck compiled (docs/hql.rst)
+hql:
+	@bash scripts/install_hql.sh >/dev/null
 
 lint: install
 	$(PY) -m ruff check omerofs tests benchmarks
@@ -15,7 +19,7 @@ typecheck: install
 	$(PY) -m mypy
 
 # pytest exits 5 when it collected no test: make fails on it like on any error.
-test: install lint typecheck docs
+test: install hql lint typecheck docs
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: install
