@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install hql test lint typecheck demo docs bench soak clean
+.PHONY: install hql test lint typecheck demo docs bench soak mutate clean
 
 install:
 	@bash scripts/install.sh
@@ -36,5 +36,12 @@ soak: install
 bench: install
 	$(PY) benchmarks/run_all.py
 
+# mutation testing of spool, uploads, layout, tiff, text files and derived planes
+# with the FUSE-free tests (pyproject [tool.mutmut]); scores: mutants/ and `mutmut results`
+mutate: install
+	$(PY) -m pip install -q --disable-pip-version-check "mutmut==3.8.1"
+	cd $(CURDIR) && $(VENV)/bin/mutmut run --max-children 2
+	$(VENV)/bin/mutmut results
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis mutants

@@ -29,8 +29,18 @@ from .gateway import Gateway, GatewayError, ImageInfo, PlaneIndex
 from .listing import Listings, plate_name_ok
 from .planes import PlaneReader
 from .spool import PLANE, Entry, Upload
-from .tiff import decode_plane, pixel_type_of
-from .tree import FileState, Kind, Node, NotYet, Tree, WriteStatus, check_name, refuse
+from .tiff import decode_plane, layout_for, pixel_type_of
+from .tree import (
+    FileState,
+    Kind,
+    Node,
+    NotYet,
+    PlaneState,
+    Tree,
+    WriteStatus,
+    check_name,
+    refuse,
+)
 
 log = logging.getLogger("omerofs.derived")
 
@@ -259,13 +269,35 @@ class DerivedPlates:
 
     def _replace(self, buf: SiteBuffer, node: Node, plane: PlaneIndex, data: bytes) -> None:
         """A plane of a made image written again (with the site's lock held)."""
-        assert buf.image is not None
-        made = self.gateway.write_plane(buf.image, plane, data)
-        self.planes.discard_plane(buf.image, plane)
-        if isinstance(made, ImageInfo) and made != buf.image:
-            buf.image = made  # the server made a new image: listed at the next load
+        old = buf.image
+        assert old is not None
+        made = self.gateway.write_plane(old, plane, data)
+        self.planes.discard_plane(old, plane)
+        self.tree.drop_entry(node)
+        if isinstance(made, ImageInfo) and made != old:
+            # the server made a new image: every listed plane of the old one
+            # now stands for the same plane of the new one (same inode, so a
+            # name the kernel holds keeps working)
+            buf.image = made
+            well = self.tree.node(node.parent)
+            for _, ino in self.tree.listing(well.ino):
+                other = self.tree.node(ino)
+                if other.pstate is not None and other.pstate.image.id == old.id \
+                        and other.kind is Kind.PLANE:
+                    self._become_plane_of(other, made, other.pstate.plane)
             self.listings.invalidate_plate(buf.plate_id)
-        self.drop(node)  # a listed plane is a plane again; a new one awaits the reload
+        self._become_plane_of(node, made if isinstance(made, ImageInfo) else old, plane)
+
+    def _become_plane_of(self, node: Node, image: ImageInfo, plane: PlaneIndex) -> None:
+        """``node`` is now plane ``plane`` of ``image``: the inode the kernel
+        may still hold for the name goes on working, and the plate's next
+        listing finds this node again for that plane (no new inode)."""
+        tiff = layout_for(image.size_x, image.size_y, image.pixel_type)
+        with self.tree.locked():
+            node.pstate = PlaneState(image, plane, tiff, writable=True)
+            node.become_plane()
+            self.tree.bind_key(("plane", image.pixels_id, plane.z, plane.c, plane.t),
+                               node.ino)
 
     def drop(self, node: Node) -> None:
         """Forget what was written into ``node`` (and its spool entry): a new
@@ -346,13 +378,13 @@ class DerivedPlates:
                                               buf.shape[0], size_z, size_c, size_t,
                                               buf.pixel_type, planes)
             buf.image = image
-            entries, buf.planes = list(buf.planes.values()), {}
+            entries, buf.planes = list(buf.planes.items()), {}
         log.info("made image %s (%d z x %d c x %d t) in plate %d", image.name, size_z, size_c,
                  size_t, buf.plate_id)
-        for entry_id in entries:
+        for idx, entry_id in entries:
             node = self.tree.drop_entry_id(entry_id)
-            if node is not None:
-                self.tree.remove(node, notify=True)
+            if node is not None:  # the written file is now that plane of the image
+                self._become_plane_of(node, image, idx)
         # show the image's planes now rather than after the plate's TTL
         self.listings.invalidate_plate(buf.plate_id)
 

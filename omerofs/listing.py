@@ -227,6 +227,7 @@ class Listings:
                         f = self.tree.new_node(("plane", image.pixels_id, z, c, t), Kind.PLANE,
                                                fname, well.ino, mtime, size=tiff.file_size,
                                                plate_id=plate.plate_id, pstate=state)
+                        f.name = fname  # a written plane's node keeps its inode, takes the name
                         files[fname] = f.ino
                 wdir.set_children(files)
                 wdir.loaded_at = self.clock()

@@ -52,8 +52,13 @@ def plane(sf: Any, pixels_id: int, z: int, c: int, t: int, dtype: np.dtype,
         store.close()
 
 
-def annotations(sf: Any, plate_id: int) -> list[dict[str, Any]]:
-    """Every FileAnnotation on the plate, its wells and their images, as dicts."""
+def annotations(sf: Any, plate_id: int, allow_duplicates: bool = False
+                ) -> list[dict[str, Any]]:
+    """Every FileAnnotation on the plate, its wells and their images, as dicts.
+
+    Two annotations with the same parent, path and name fail the caller's
+    test (a duplicated upload), unless ``allow_duplicates`` (a test that
+    makes a clash on purpose)."""
     from omerofs.gateway import queries as Q
 
     out = []
@@ -64,4 +69,8 @@ def annotations(sf: Any, plate_id: int) -> list[dict[str, Any]]:
             out.append({"kind": kind, "parent": parent, "id": aid, "file_id": fid,
                         "name": name, "path": path, "size": size, "mimetype": mimetype,
                         "ns": ns, "bytes": file_bytes(sf, fid)})
+    if not allow_duplicates:
+        places = [(a["kind"], a["parent"], a["path"], a["name"]) for a in out]
+        twice = sorted({p for p in places if places.count(p) > 1})
+        assert not twice, f"duplicated annotations on the server: {twice}"
     return out

@@ -46,8 +46,9 @@ def test_names(setup):
     assert errno_of(lambda: (pdir / ("x" * 252 + ".txt")).write_text("x")) == errno.ENAMETOOLONG
     # ... and every other operation on such a name says the same, as ext4 does
     too_long = pdir / ("z" * 300 + ".csv")
+    (pdir / "short.csv").write_text("s")
     for action in (too_long.stat, too_long.unlink, too_long.rmdir, too_long.mkdir,
-                   lambda: os.rename(pdir / "nothing.csv", too_long)):
+                   lambda: os.rename(pdir / "short.csv", too_long)):
         assert errno_of(action) == errno.ENAMETOOLONG, action
     # a well name in any case is reserved for wells: no user directory may take it
     assert errno_of(lambda: (pdir / "a01").mkdir()) == errno.EPERM
@@ -57,8 +58,9 @@ def test_names(setup):
     odd = "ümlaut, spaces & semi;colon.csv"
     (pdir / long_name).write_text("long")
     (pdir / odd).write_text("odd")
-    assert sorted(p.name for p in pdir.iterdir() if p.is_file()) == sorted([long_name, odd])
-    assert stored(server, seeded.plate_id) == {long_name: b"long", odd: b"odd"}
+    assert sorted(p.name for p in pdir.iterdir() if p.is_file()) == sorted(
+        [long_name, odd, "short.csv"])
+    assert stored(server, seeded.plate_id) == {long_name: b"long", odd: b"odd", "short.csv": b"s"}
     # names that do not parse where a name must
     assert errno_of(lambda: (pdir / ".hidden").mkdir()) == errno.EINVAL
     assert errno_of(lambda: (m.mountpoint / "plate_77").mkdir()) == errno.EINVAL
@@ -112,9 +114,11 @@ def test_concurrent_writers_to_one_name(setup):
 
 
 def test_range_operations_are_refused(setup):
-    """fallocate (every mode) and copy_file_range are not offered: EOPNOTSUPP,
-    as docs/semantics.rst says; the file keeps its bytes."""
+    """fallocate (every mode) and reflink clones are not offered (EOPNOTSUPP,
+    the file keeps its bytes); copy_file_range works through the kernel's own
+    read-and-write fallback (docs/semantics.rst)."""
     import ctypes
+    import fcntl
 
     server, seeded, _, pdir = setup
     (pdir / "a.csv").write_bytes(b"a,b\n")
@@ -128,11 +132,15 @@ def test_range_operations_are_refused(setup):
             assert ctypes.get_errno() == errno.EOPNOTSUPP, mode
         dst = os.open(pdir / "b.csv", os.O_WRONLY)
         try:
-            assert errno_of(lambda: os.copy_file_range(fd, dst, 4)) in (
-                errno.EOPNOTSUPP, errno.EXDEV)
+            ficlone = 0x40049409  # _IOW(0x94, 9, int)
+            assert errno_of(lambda: fcntl.ioctl(dst, ficlone, fd)) in (
+                errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL)
+            assert os.copy_file_range(fd, dst, 4, 0, 0) == 4
         finally:
             os.close(dst)
     finally:
         os.close(fd)
     assert (pdir / "a.csv").read_bytes() == b"a,b\n"
+    assert (pdir / "b.csv").read_bytes() == b"a,b\n"
     assert stored(server, seeded.plate_id)["a.csv"] == b"a,b\n"
+    assert stored(server, seeded.plate_id)["b.csv"] == b"a,b\n"

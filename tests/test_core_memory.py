@@ -275,3 +275,61 @@ def test_well_names_are_reserved_in_any_case(gw, tmp_path):
             ns.mkdir(p.ino, name)
         assert e.value.errno == errno.EPERM, name
     assert ns.mkdir(p.ino, "c01x").kind is Kind.SUBDIR
+
+
+def test_written_planes_keep_their_inodes_once_in_an_image(gw, tmp_path):
+    """A name the kernel still holds after the site's image is made goes on
+    working (the flaky ENOENT of rewriting a plane right after fsync): the
+    written file's inode becomes that plane of the image, also after the
+    plate is listed again."""
+    ns = make_ns(gw, tmp_path / "spool")
+    plate = ns.mkdir(ROOT_INODE, "derived")
+    well = ns.mkdir(plate.ino, "B03")
+    arrs = {z: np.full((3, 4), 10 + z, dtype=np.uint16) for z in range(2)}
+    inos = {}
+    for z, arr in arrs.items():
+        f = ns.create(well.ino, f"B03_s001_z{z:03d}_c000.tif")
+        ns.write(f.ino, 0, tiff_bytes(arr))
+        ns.flush(f.ino)
+        ns.release(f.ino)
+        inos[z] = f.ino
+    assert ns.flush_sites(well.ino) == []
+    for z, ino in inos.items():
+        node = ns.node(ino)
+        assert node.kind is Kind.PLANE and node.plane.plane == PlaneIndex(z, 0, 0)
+        data = ns.read(ino, 0, node.size)
+        np.testing.assert_array_equal(tifffile.imread(io.BytesIO(data)), arrs[z])
+    ns.load(plate.ino)  # the plate, listed again from the server
+    assert {ns.lookup(well.ino, f"B03_s001_z{z:03d}_c000.tif").ino for z in arrs} == \
+        set(inos.values())
+    # rewriting a plane of the made image through the same inode replaces it
+    ns.open_write(inos[1], truncate=True)
+    new = np.full((3, 4), 99, dtype=np.uint16)
+    ns.write(inos[1], 0, tiff_bytes(new))
+    ns.flush(inos[1])
+    ns.release(inos[1])
+    [w] = gw.load_plate(plate.plate_id or 0).wells
+    image = w.samples[0].image
+    got = np.frombuffer(gw.read_plane(image, PlaneIndex(1, 0, 0)), dtype=">u2").reshape(3, 4)
+    np.testing.assert_array_equal(got, new)
+    assert ns.node(inos[1]).kind is Kind.PLANE
+
+
+def test_rename_into_a_user_directory_moves_the_annotation_path(gw, tmp_path):
+    """Same target, new directory: one server-side rename (same annotation),
+    whose OriginalFile.path is the new directory."""
+    plate = gw.create_plate("p1")
+    ns = make_ns(gw, tmp_path / "spool")
+    p = plate_dir(ns, "p1")
+    write_file(ns, p.ino, "r.csv", b"1,2\n")
+    [before] = gw.list_file_annotations(plate.id)
+    sub = ns.mkdir(p.ino, "results")
+    deeper = ns.mkdir(sub.ino, "day1")
+    ns.rename(p.ino, "r.csv", deeper.ino, "s.csv")
+    [after] = gw.list_file_annotations(plate.id)
+    assert (after.id, after.file_id) == (before.id, before.file_id)
+    assert (after.name, after.path) == ("s.csv", "results/day1")
+    assert gw.calls["create_file_annotation"] == 1 and gw.calls["rename_file"] == 1
+    ns.rename(deeper.ino, "s.csv", p.ino, "t.csv")
+    [back] = gw.list_file_annotations(plate.id)
+    assert (back.id, back.name, back.path) == (before.id, "t.csv", "")

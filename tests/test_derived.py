@@ -248,6 +248,7 @@ def test_planes_cannot_be_written_into_acquired_plates(server, mnt):
 
     seeded = server.seed(PlateSpec(name="acquired", rows=1, columns=1, fields=1))
     well = mnt.mountpoint / f"plate_{seeded.plate_id}" / "A01"
-    with pytest.raises(PermissionError):
+    with pytest.raises(OSError) as e:
         tifffile.imwrite(well / "A01_s002_z000_c000.tif", plane(0, 2, 0, 0, 0))
+    assert e.value.errno == errno.EACCES
     assert "read-only" in mnt.log

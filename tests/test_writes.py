@@ -26,9 +26,9 @@ from .mounting import Mount
 pytestmark = pytest.mark.needs_fuse
 
 
-def server_files(server, plate_id: int) -> list[dict]:
+def server_files(server, plate_id: int, allow_duplicates: bool = False) -> list[dict]:
     with omero_direct.session(server.port) as sf:
-        return omero_direct.annotations(sf, plate_id)
+        return omero_direct.annotations(sf, plate_id, allow_duplicates)
 
 
 def one(files: list[dict], **match) -> dict:
@@ -220,16 +220,21 @@ def test_remount_and_files_added_by_another_client(server, mnt, plate):
     while "other.csv" not in os.listdir(d):
         assert time.monotonic() < deadline, "annotation of another client not listed"
         time.sleep(0.3)
-    files = server_files(server, plate.plate_id)
+    files = server_files(server, plate.plate_id, allow_duplicates=True)  # made so above
     first, second = sorted((f for f in files if f["name"] == "other.csv"), key=lambda f: f["id"])
     # same name twice: the older keeps it, the newer gets a stable alias
     assert (d / "other.csv").read_bytes() == b"from,elsewhere\n"
     assert (d / f"other_ann{second['id']}.csv").read_bytes() == b"second,copy\n"
     # writing through the alias replaces that annotation, not the other one
     (d / f"other_ann{second['id']}.csv").write_bytes(b"changed\n")
-    files = server_files(server, plate.plate_id)
+    files = server_files(server, plate.plate_id, allow_duplicates=True)
     assert one(files, id=second["id"])["bytes"] == b"changed\n"
     assert one(files, id=first["id"])["bytes"] == b"from,elsewhere\n"
+    # a new mount lists the same names with the same bytes
+    assert mnt.stop() == 0
+    mnt.start()
+    assert (d / "other.csv").read_bytes() == b"from,elsewhere\n"
+    assert (d / f"other_ann{second['id']}.csv").read_bytes() == b"changed\n"
 
 
 def test_refusals_have_errno_and_log_lines(server, plate, tmp_path):
@@ -263,8 +268,9 @@ def test_others_annotation_cannot_be_deleted(server, plate, tmp_path):
     finally:
         g.close()
     with Mount(server.port, tmp_path / "mnt", user="alice", password="wonderland") as m:
-        with pytest.raises(PermissionError):
+        with pytest.raises(OSError) as e:
             (pdir(m, plate) / "roots.txt").unlink()
+        assert e.value.errno == errno.EACCES
         assert (pdir(m, plate) / "roots.txt").read_bytes() == b"r"
         assert "EACCES" in m.log
     assert one(server_files(server, plate.plate_id), name="roots.txt")["bytes"] == b"r"
@@ -314,7 +320,8 @@ def test_server_killed_during_a_write(own_server, tmp_path):
 def test_spool_leftovers_are_uploaded_by_the_next_mount(own_server, tmp_path):
     seeded = own_server.seed(PlateSpec(name="leftover", rows=1, columns=1, fields=1))
     m = Mount(own_server.port, tmp_path / "mnt", "--retry-interval", "60", "--timeout", "5")
-    m.expect_errors("upload of kept.txt failed")
+    # the kernel may give up on the release of the failed file while unmounting
+    m.expect_errors("upload of kept.txt failed", r"fuse_release\(\): fuse_reply_\* failed")
     m.start()
     d = pdir(m, seeded)
     os.listdir(d)
