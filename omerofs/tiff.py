@@ -155,7 +155,7 @@ def resolution_rational(size_um: float) -> tuple[int, int] | None:
     RATIONAL (two 32-bit unsigned ints) whose inverse reads back as the size
     (``1e4 * denominator / numerator`` == ``size_um`` for sizes with a few
     significant digits); None if no 32-bit fraction comes close (pixels below
-    2.3 pm or above 430 km)."""
+    2.3 pm or above 43 000 km)."""
     ppcm = Fraction(10_000) / Fraction(size_um)
     if not Fraction(1, _MAX_LONG) <= ppcm <= _MAX_LONG:
         return None
@@ -299,9 +299,13 @@ class TiffLayout:
             if not 1 <= n <= _MAX_DIMENSION:
                 raise ValueError(f"{label} must be in 1..{_MAX_DIMENSION}, got {n}")
         data_size = self.width * self.height * dtype.itemsize
-        header = _build_header(self.width, self.height, dtype, False, self.meta,
-                               self.pixel_type)
-        bigtiff = len(header) + data_size >= _CLASSIC_LIMIT
+        # Classic unless the file reaches 4 GiB; the header is at least
+        # DATA_OFFSET long, so a plane that alone reaches the limit skips the try.
+        bigtiff = DATA_OFFSET + data_size >= _CLASSIC_LIMIT
+        if not bigtiff:
+            header = _build_header(self.width, self.height, dtype, False, self.meta,
+                                   self.pixel_type)
+            bigtiff = len(header) + data_size >= _CLASSIC_LIMIT
         if bigtiff:
             header = _build_header(self.width, self.height, dtype, True, self.meta,
                                    self.pixel_type)
