@@ -594,9 +594,12 @@ class OmeroGateway:
             except GatewayError as e:
                 log.warning("could not remove unfinished Image %d: %s", image_id, e)
             raise
+        # IPixels.createImage gives every channel a LogicalChannel without a name
+        # (omero-server PixelsImpl.createChannels, PixelsImpl.java:388-398): what
+        # load_plate reads back for this image.
         return ImageInfo(id=image_id, name=name, pixels_id=pixels_id, size_x=size_x,
                          size_y=size_y, size_z=size_z, size_c=size_c, size_t=size_t,
-                         pixel_type=pixel_type)
+                         pixel_type=pixel_type, channel_names=("",) * size_c)
 
     def write_plane(self, image: ImageInfo, plane: PlaneIndex, data: bytes) -> None:
         self._check_plane(image, plane)
