@@ -39,8 +39,8 @@ from .gateway.types import ImageInfo
 __all__ = [
     "IMAGE_SET_INDEX_NAME",
     "INDEX_DIR",
-    "PLANE_COLUMNS",
     "PHYSICAL_UNIT",
+    "PLANE_COLUMNS",
     "PLANE_INDEX_NAME",
     "PlaneEntry",
     "channel_identifier",

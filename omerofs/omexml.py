@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
-__all__ = ["NAMESPACE", "OmeImage", "ome_xml"]
+__all__ = ["NAMESPACE", "OmeImage", "annotation_pairs", "ome_xml"]
 
 #: Namespace of the MapAnnotation carrying the OMERO ids
 NAMESPACE = "omerofs"
@@ -123,7 +123,7 @@ def ome_xml(image: OmeImage) -> str:
     return "".join(parts)
 
 
-def annotations(pairs: Mapping[str, object] | Sequence[tuple[str, object]]) -> tuple[
+def annotation_pairs(pairs: Mapping[str, object] | Sequence[tuple[str, object]]) -> tuple[
         tuple[str, str], ...]:
     """``pairs`` as MapAnnotation entries (values as text, None dropped)."""
     items = pairs.items() if isinstance(pairs, Mapping) else pairs

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .gateway.types import ImageInfo, PlaneIndex, pixel_dtype
-from .omexml import OmeImage, annotations, ome_xml
+from .omexml import OmeImage, annotation_pairs, ome_xml
 from .tiff import (
     IfdEntry,
     calibration_entries,
@@ -89,7 +89,7 @@ class StackLayout:
             channel_names=tuple(img.channel_name(c) for c in range(img.size_c)),
             physical_size_x=img.physical_size_x, physical_size_y=img.physical_size_y,
             physical_size_z=img.physical_size_z, dimension_order=DIMENSION_ORDER,
-            annotations=annotations(
+            annotations=annotation_pairs(
                 (("omero.image_id", img.id), ("omero.pixels_id", img.pixels_id), *self.extra)),
         )
         calibration = calibration_entries(ome_xml(ome), img.physical_size_x,

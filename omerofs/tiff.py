@@ -46,7 +46,7 @@ from typing import ClassVar
 import numpy as np
 
 from .gateway.types import PIXEL_DTYPES, ImageInfo
-from .omexml import OmeImage, annotations, ome_xml
+from .omexml import OmeImage, annotation_pairs, ome_xml
 
 __all__ = [
     "DATA_OFFSET",
@@ -195,7 +195,7 @@ class PlaneMeta:
             channel_names=(self.channel_name,),
             physical_size_x=self.physical_size_x, physical_size_y=self.physical_size_y,
             physical_size_z=self.physical_size_z,
-            annotations=annotations((
+            annotations=annotation_pairs((
                 ("omero.image_id", self.image_id), ("omero.pixels_id", self.pixels_id),
                 ("omero.z", self.z), ("omero.c", self.c), ("omero.t", self.t))),
         )

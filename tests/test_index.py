@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from omerofs.gateway.types import ImageInfo, PlateStructure, PlateSummary, WellInfo, \
-    WellSampleInfo
+from omerofs.gateway.types import ImageInfo, PlateStructure, PlateSummary, WellInfo, WellSampleInfo
 from omerofs.index import (
     PLANE_COLUMNS,
     PlaneEntry,

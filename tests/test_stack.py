@@ -116,8 +116,8 @@ def test_bioio_reads_stack(tmp_path: Path) -> None:
     # the plain TIFF reader: dims (from tifffile's OME series), X/Y sizes, no names
     im = bioio_read(path, bioio_tifffile.Reader)
     assert im.shape == (2, 2, 3, 23, 37)
-    assert (im.physical_pixel_sizes.Y, im.physical_pixel_sizes.X) == (
-        pytest.approx(0.325, rel=1e-12), pytest.approx(0.325, rel=1e-12))
+    assert pytest.approx(0.325, rel=1e-12) == im.physical_pixel_sizes.Y
+    assert pytest.approx(0.325, rel=1e-12) == im.physical_pixel_sizes.X
     np.testing.assert_array_equal(im.get_image_data("TCZYX"), want)
 
 
@@ -142,7 +142,8 @@ def test_stack_without_calibration(tmp_path: Path) -> None:
     with tifffile.TiffFile(path) as tif:
         assert "XResolution" not in tif.pages[0].tags
         ome = ome_types.from_xml(tif.ome_metadata, validate=True)
-        np.testing.assert_array_equal(tif.series[0].asarray(), expected_array(image, planes)[0, :, 0])
+        want = expected_array(image, planes)[0, :, 0]  # C, Y, X
+        np.testing.assert_array_equal(tif.series[0].asarray(), want)
     assert ome.images[0].pixels.physical_size_x is None
     assert [c.name for c in ome.images[0].pixels.channels] == [None, None, None]
     im = bioio_read(path, None)

@@ -575,7 +575,8 @@ def test_calibrated_plane_reads_in_bioio(tmp_path: Path) -> None:
         im = bioio_read(path, bioio_tifffile.Reader)
         sizes = im.physical_pixel_sizes
     assert sizes.Z is None
-    assert (sizes.Y, sizes.X) == (pytest.approx(0.325, rel=1e-12), pytest.approx(0.65, rel=1e-12))
+    assert pytest.approx(0.325, rel=1e-12) == sizes.Y
+    assert pytest.approx(0.65, rel=1e-12) == sizes.X
     np.testing.assert_array_equal(im.get_image_data("YX"), plane)
 
 
