@@ -22,6 +22,7 @@ a plane copied off the mount still says which image it came from.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
@@ -40,13 +41,49 @@ def _ascii(text: str) -> str:
     return text.encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
+_SPECIAL = frozenset('&<>"\n\r\t')
+
+
 def _attr(value: str) -> str:
+    """``value`` as a quoted XML attribute (fast path for plain ASCII: most are)."""
+    if value.isascii() and _SPECIAL.isdisjoint(value):
+        return f'"{value}"'
     return _ascii(quoteattr(value, {"\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}))
+
+
+def _text(value: str) -> str:
+    """``value`` as XML character data."""
+    if value.isascii() and _SPECIAL.isdisjoint(value):
+        return value
+    return _ascii(escape(value))
 
 
 def _number(value: float) -> str:
     """Shortest text that reads back as the same double (xsd:float accepts it)."""
     return repr(float(value))
+
+
+@functools.lru_cache(maxsize=1024)
+def _pixels_start(size_x: int, size_y: int, pixel_type: str, size_z: int, size_c: int,
+                  size_t: int, physical: tuple[float | None, float | None, float | None],
+                  order: str) -> str:
+    """The ``<Pixels ...>`` start tag: the same for every plane of an image (and
+    for many images of a plate), so it is made once."""
+    pixels = [
+        ("ID", "Pixels:0"),
+        ("DimensionOrder", order),
+        ("Type", pixel_type),
+        ("SizeX", str(size_x)),
+        ("SizeY", str(size_y)),
+        ("SizeZ", str(size_z)),
+        ("SizeC", str(size_c)),
+        ("SizeT", str(size_t)),
+    ]
+    for axis, value in zip("XYZ", physical, strict=True):
+        if value is not None:
+            pixels.append((f"PhysicalSize{axis}", _number(value)))
+            pixels.append((f"PhysicalSize{axis}Unit", MICROMETRE))
+    return "<Pixels " + " ".join(f"{k}={_attr(v)}" for k, v in pixels) + ">"
 
 
 @dataclass(frozen=True)
@@ -81,28 +118,15 @@ def ome_xml(image: OmeImage) -> str:
     order = image.dimension_order
     if len(order) != 5 or not order.startswith("XY") or sorted(order[2:]) != ["C", "T", "Z"]:
         raise ValueError(f"not an OME DimensionOrder: {order!r}")
-    pixels = [
-        ("ID", "Pixels:0"),
-        ("DimensionOrder", order),
-        ("Type", image.pixel_type),
-        ("SizeX", str(image.size_x)),
-        ("SizeY", str(image.size_y)),
-        ("SizeZ", str(image.size_z)),
-        ("SizeC", str(image.size_c)),
-        ("SizeT", str(image.size_t)),
-    ]
-    for axis, value in (("X", image.physical_size_x), ("Y", image.physical_size_y),
-                        ("Z", image.physical_size_z)):
-        if value is not None:
-            pixels.append((f"PhysicalSize{axis}", _number(value)))
-            pixels.append((f"PhysicalSize{axis}Unit", MICROMETRE))
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<OME xmlns="{_SCHEMA}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
         f' xsi:schemaLocation="{_SCHEMA} {_SCHEMA}/ome.xsd" Creator="omerofs">',
         '<Image ID="Image:0"' + (f" Name={_attr(image.name)}" if image.name else "") + ">",
     ]
-    parts.append("<Pixels " + " ".join(f"{k}={_attr(v)}" for k, v in pixels) + ">")
+    parts.append(_pixels_start(
+        image.size_x, image.size_y, image.pixel_type, image.size_z, image.size_c, image.size_t,
+        (image.physical_size_x, image.physical_size_y, image.physical_size_z), order))
     for c in range(image.size_c):
         name = image.channel_names[c] if c < len(image.channel_names) else None
         name_attr = f" Name={_attr(name)}" if name else ""
@@ -116,7 +140,7 @@ def ome_xml(image: OmeImage) -> str:
         parts.append(
             f'<StructuredAnnotations><MapAnnotation ID="Annotation:0" Namespace="{NAMESPACE}">'
             "<Value>"
-            + "".join(f"<M K={_attr(k)}>{_ascii(escape(v))}</M>" for k, v in image.annotations)
+            + "".join(f"<M K={_attr(k)}>{_text(v)}</M>" for k, v in image.annotations)
             + "</Value></MapAnnotation></StructuredAnnotations>"
         )
     parts.append("</OME>")

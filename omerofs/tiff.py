@@ -142,6 +142,23 @@ def encode_ifd(entries: Sequence[IfdEntry], *, bigtiff: bool, offset: int,
     return b"".join(parts) + bytes(extra)
 
 
+def ifd_length(entries: Sequence[IfdEntry], *, bigtiff: bool) -> int:
+    """Length of what :func:`encode_ifd` returns for ``entries`` (it does not
+    depend on the values of offsets, so layouts are computed without encoding)."""
+    field_size = 8 if bigtiff else 4
+    size = (8 if bigtiff else 2) + len(entries) * (20 if bigtiff else 12) + field_size
+    for _tag, typ, value in entries:
+        if typ == _ASCII:
+            n = len(value) + 1  # type: ignore[arg-type]
+        elif typ == _RATIONAL:
+            n = 8
+        else:
+            continue  # SHORT, LONG and LONG8 always fit the value field
+        if n > field_size:
+            size += n + n % 2
+    return size
+
+
 def file_header(bigtiff: bool, first_ifd: int) -> bytes:
     """The 8-byte (classic) or 16-byte (BigTIFF) big-endian file header."""
     if bigtiff:
@@ -150,6 +167,7 @@ def file_header(bigtiff: bool, first_ifd: int) -> bytes:
     return struct.pack(">2sHI", b"MM", 42, first_ifd)
 
 
+@functools.lru_cache(maxsize=256)
 def resolution_rational(size_um: float) -> tuple[int, int] | None:
     """Pixels per centimetre for a pixel of ``size_um`` micrometres, as a TIFF
     RATIONAL (two 32-bit unsigned ints) whose inverse reads back as the size
@@ -249,6 +267,19 @@ def round_up(n: int, multiple: int = DATA_OFFSET) -> int:
     return -(-n // multiple) * multiple
 
 
+def _calibration(width: int, height: int, pixel_type: str, meta: PlaneMeta) -> list[IfdEntry]:
+    return calibration_entries(ome_xml(meta.ome(width, height, pixel_type)),
+                               meta.physical_size_x, meta.physical_size_y)
+
+
+def _data_offset(width: int, height: int, dtype: np.dtype, bigtiff: bool,
+                 extra: list[IfdEntry]) -> int:
+    """Where the pixels start: after the file header and the IFD (whose length
+    does not depend on the offsets written in it), rounded up to 256."""
+    return round_up((16 if bigtiff else 8) + ifd_length(
+        pixel_entries(width, height, dtype, bigtiff, 0) + extra, bigtiff=bigtiff))
+
+
 def _build_header(width: int, height: int, dtype: np.dtype, bigtiff: bool,
                   meta: PlaneMeta | None = None, pixel_type: str | None = None) -> bytes:
     """Header bytes (data offset long) for one big-endian single-strip plane.
@@ -259,14 +290,9 @@ def _build_header(width: int, height: int, dtype: np.dtype, bigtiff: bool,
     extra: list[IfdEntry] = []
     if meta is not None:
         ptype = pixel_type or next(n for n, d in PIXEL_TYPES.items() if d == dtype)
-        extra = calibration_entries(ome_xml(meta.ome(width, height, ptype)),
-                                    meta.physical_size_x, meta.physical_size_y)
+        extra = _calibration(width, height, ptype, meta)
+    data_offset = _data_offset(width, height, dtype, bigtiff, extra)
     first_ifd = 16 if bigtiff else 8
-    # The IFD's length does not depend on the offsets written in it: encode
-    # once to measure, once more with the real data offset.
-    probe = encode_ifd(pixel_entries(width, height, dtype, bigtiff, 0) + extra,
-                       bigtiff=bigtiff, offset=first_ifd)
-    data_offset = round_up(first_ifd + len(probe))
     header = file_header(bigtiff, first_ifd) + encode_ifd(
         pixel_entries(width, height, dtype, bigtiff, data_offset) + extra,
         bigtiff=bigtiff, offset=first_ifd)
@@ -287,8 +313,9 @@ class TiffLayout:
     height: int
     pixel_type: str
     meta: PlaneMeta | None = None
-    _header: bytes = field(init=False, repr=False, compare=False)
+    _header: bytes | None = field(init=False, repr=False, compare=False)
     _data_size: int = field(init=False, repr=False, compare=False)
+    _data_offset: int = field(init=False, repr=False, compare=False)
     _bigtiff: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -301,16 +328,21 @@ class TiffLayout:
         data_size = self.width * self.height * dtype.itemsize
         # Classic unless the file reaches 4 GiB; the header is at least
         # DATA_OFFSET long, so a plane that alone reaches the limit skips the try.
+        extra = [] if self.meta is None else _calibration(
+            self.width, self.height, self.pixel_type, self.meta)
         bigtiff = DATA_OFFSET + data_size >= _CLASSIC_LIMIT
         if not bigtiff:
-            header = _build_header(self.width, self.height, dtype, False, self.meta,
-                                   self.pixel_type)
-            bigtiff = len(header) + data_size >= _CLASSIC_LIMIT
+            data_offset = _data_offset(self.width, self.height, dtype, False, extra)
+            bigtiff = data_offset + data_size >= _CLASSIC_LIMIT
         if bigtiff:
-            header = _build_header(self.width, self.height, dtype, True, self.meta,
-                                   self.pixel_type)
+            data_offset = _data_offset(self.width, self.height, dtype, True, extra)
+        # A calibrated header (~1 KiB, one per plane file) is rebuilt when read
+        # rather than kept: a 1536-well plate has tens of thousands of planes.
+        header = None if self.meta is not None else _build_header(
+            self.width, self.height, dtype, bigtiff)
         # Frozen dataclass: derived fields are set once here, through object.__setattr__.
         object.__setattr__(self, "_data_size", data_size)
+        object.__setattr__(self, "_data_offset", data_offset)
         object.__setattr__(self, "_header", header)
         object.__setattr__(self, "_bigtiff", bigtiff)
 
@@ -322,7 +354,12 @@ class TiffLayout:
     @property
     def header(self) -> bytes:
         """Every byte before the pixel data (``data_offset`` bytes)."""
-        return self._header
+        if self._header is not None:
+            return self._header
+        header = _build_header(self.width, self.height, self.dtype, self._bigtiff, self.meta,
+                               self.pixel_type)
+        assert len(header) == self._data_offset
+        return header
 
     @property
     def is_bigtiff(self) -> bool:
@@ -333,7 +370,7 @@ class TiffLayout:
     def data_offset(self) -> int:
         """File offset of the first pixel byte: :data:`DATA_OFFSET` without
         metadata, a larger multiple of it with."""
-        return len(self._header)
+        return self._data_offset
 
     @property
     def data_size(self) -> int:
@@ -343,11 +380,11 @@ class TiffLayout:
     @property
     def file_size(self) -> int:
         """Exact size of the file in bytes, known without fetching the plane."""
-        return len(self._header) + self._data_size
+        return self._data_offset + self._data_size
 
     def needs_plane(self, offset: int, size: int) -> bool:
         """True if the byte range [offset, offset+size) overlaps the pixel data."""
-        return size > 0 and offset < self.file_size and offset + size > len(self._header)
+        return size > 0 and offset < self.file_size and offset + size > self._data_offset
 
     def read(self, offset: int, size: int, plane: bytes | bytearray | memoryview | None) -> bytes:
         """Bytes [offset, offset+size) of the file, clipped at EOF (b"" at or past EOF).
@@ -364,9 +401,9 @@ class TiffLayout:
         end = min(offset + size, self.file_size)
         if offset >= end:
             return b""
-        data_offset = len(self._header)
+        data_offset = self._data_offset
         if end <= data_offset:
-            return self._header[offset:end]
+            return self.header[offset:end]
         if plane is None:
             raise ValueError("this range needs the plane's pixel data, got plane=None")
         if isinstance(plane, memoryview) and (plane.ndim != 1 or plane.itemsize != 1):
@@ -376,7 +413,7 @@ class TiffLayout:
         pixels = plane[max(offset - data_offset, 0) : end - data_offset]
         if offset >= data_offset:
             return bytes(pixels)
-        return self._header[offset:] + pixels
+        return self.header[offset:] + pixels
 
 
 @functools.lru_cache(maxsize=4096)
