@@ -303,8 +303,11 @@ class QueryI(Servant, omero.api.IQuery):
                 pxid, size_c = row[7], row[11]
                 per_channel = [(c, names.get((pxid, c))) for c in range(size_c)] \
                     if pxid is not None else [(None, None)]
-                for channel in per_channel:
-                    out.append([_r(v, w) for v, w in zip((*row, *channel), wraps, strict=True)])
+                # a sample's columns are the same objects in each of its channel
+                # rows: Ice marshals a repeated instance once (by reference)
+                head = [_r(v, w) for v, w in zip(row, wraps[:len(row)], strict=True)]
+                for c, name in per_channel:
+                    out.append([*head, _r(c, rint), _r(name, rstring)])
             return out
         ann_sql = {
             Q.PLATE_FILE_ANNOTATIONS: "l.parent_type = 'Plate' and l.parent_id = ?",

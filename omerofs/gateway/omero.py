@@ -282,7 +282,7 @@ class OmeroGateway:
         ctx = {"omero.group": str(self.config.group)}
         rows = self._call("IQuery.projection",
                           lambda sf: self._service(sf, "Query").projection(query, p, ctx))
-        return [[unwrap(v) for v in row] for row in rows]
+        return [[_plain(v) for v in row] for row in rows]
 
     # --- plates --------------------------------------------------------------------------
     @staticmethod
@@ -645,6 +645,20 @@ class OmeroGateway:
             if "not-found" in rsp.name or "No row" in message:
                 raise NotFound(text)
             raise GatewayError(text)
+
+
+#: rtypes whose value is their ``val``: unwrapped without omero.rtypes.unwrap's
+#: generic walk (a plate layout has hundreds of thousands of them)
+_SCALAR_RTYPES = (omero.RLong, omero.RInt, omero.RString, omero.RDouble, omero.RFloat,
+                  omero.RTime, omero.RBool)
+
+
+def _plain(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, _SCALAR_RTYPES):
+        return value.val
+    return unwrap(value)
 
 
 def _quiet_close(proxy: Any) -> None:
