@@ -19,8 +19,11 @@ from bioio import BioImage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from omerofs.devserver.seed import PlateSpec
+from omerofs.gateway.omero import OmeroGateway
 from omerofs.gateway.types import PIXEL_DTYPES, ImageInfo, PlaneIndex
 from omerofs.stack import PAGE_ALIGN, STACK_SUFFIX, StackLayout, stack_for
+from omerofs.tiff import layout_for, plane_meta
 
 TIFFINFO = shutil.which("tiffinfo")
 
@@ -262,3 +265,36 @@ def test_giant_stack_is_bigtiff_without_allocating(tmp_path: Path) -> None:
     mid = layout.data_offset // 2
     front = layout.read(0, layout.data_offset, None)
     assert layout.read(mid, 1000, None) == front[mid:mid + 1000]
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_files_of_a_plate_loaded_through_the_gateway(server, tmp_path: Path) -> None:
+    """Devserver plate (sizes stored in nm) -> gateway -> plane file and stack,
+    read back by bioio with the seeded calibration and names, pixel-exact."""
+    seeded = server.seed(PlateSpec(name="pipeline", rows=1, columns=1, fields=1, size_x=21,
+                                   size_y=13, size_z=2, size_c=2, channel_names=("DAPI", "GFP"),
+                                   physical_size_x=325.0, physical_size_y=325.0,
+                                   physical_size_z=1500.0, physical_size_unit="NANOMETER"))
+    gw = OmeroGateway(server.config())
+    try:
+        image = gw.load_plate(seeded.plate_id).wells[0].samples[0].image
+        planes = {PlaneIndex(z, c, 0): gw.read_plane(image, PlaneIndex(z, c, 0))
+                  for z in range(2) for c in range(2)}
+    finally:
+        gw.close()
+    plane = layout_for(21, 13, "uint16", plane_meta(image, 1, 1, 0))
+    plane_path = tmp_path / "A01_s001_z001_c001.tif"
+    plane_path.write_bytes(plane.read(0, plane.file_size, planes[PlaneIndex(1, 1, 0)]))
+    im = bioio_read(plane_path, None)
+    assert list(im.channel_names) == ["GFP"]
+    assert tuple(im.physical_pixel_sizes) == pytest.approx((1.5, 0.325, 0.325), rel=1e-12)
+    np.testing.assert_array_equal(
+        im.get_image_data("YX"), np.frombuffer(planes[PlaneIndex(1, 1, 0)], ">u2").reshape(13, 21))
+    stack_path = tmp_path / "A01_s001.ome.tif"
+    write_stack(stack_for(image), planes, stack_path)
+    im = bioio_read(stack_path, None)
+    assert list(im.channel_names) == ["DAPI", "GFP"]
+    assert im.shape == (1, 2, 2, 13, 21)
+    np.testing.assert_array_equal(im.get_image_data("TCZYX"), expected_array(image, planes))
