@@ -23,6 +23,7 @@ a plane copied off the mount still says which image it came from.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
@@ -44,18 +45,29 @@ def _ascii(text: str) -> str:
 _SPECIAL = frozenset('&<>"\n\r\t')
 
 
+#: characters XML 1.0 does not allow at all, not even as references (C0
+#: controls but tab, newline, return; surrogates; U+FFFE, U+FFFF)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _printable(value: str) -> bool:
+    return value.isascii() and value.isprintable() and _SPECIAL.isdisjoint(value)
+
+
 def _attr(value: str) -> str:
-    """``value`` as a quoted XML attribute (fast path for plain ASCII: most are)."""
-    if value.isascii() and _SPECIAL.isdisjoint(value):
+    """``value`` as a quoted XML attribute (fast path for plain ASCII: most are);
+    characters XML cannot hold become U+FFFD."""
+    if _printable(value):
         return f'"{value}"'
+    value = _NOT_XML.sub("\ufffd", value)
     return _ascii(quoteattr(value, {"\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}))
 
 
 def _text(value: str) -> str:
-    """``value`` as XML character data."""
-    if value.isascii() and _SPECIAL.isdisjoint(value):
+    """``value`` as XML character data (as :func:`_attr`)."""
+    if _printable(value):
         return value
-    return _ascii(escape(value))
+    return _ascii(escape(_NOT_XML.sub("\ufffd", value)))
 
 
 def _number(value: float) -> str:

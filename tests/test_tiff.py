@@ -629,6 +629,12 @@ def test_channel_and_image_names_are_escaped(tmp_path: Path) -> None:
         ome = ome_types.from_xml(tif.ome_metadata, validate=True)
     assert ome.images[0].pixels.channels[0].name == name
     assert ome.images[0].name == "ä/ß 'x'"
+    # characters XML 1.0 cannot hold at all become U+FFFD, the document stays valid
+    layout, _plane, path = calibrated("uint16", 4, 4, PlaneMeta(channel_name="a\x01b\x1f"),
+                                      tmp_path)
+    with tifffile.TiffFile(path) as tif:
+        ome = ome_types.from_xml(tif.ome_metadata, validate=True)
+    assert ome.images[0].pixels.channels[0].name == "a\ufffdb\ufffd"
 
 
 def test_calibrated_header_is_deterministic_and_per_plane() -> None:
