@@ -33,7 +33,7 @@ from omerofs.gateway import (
 )
 from omerofs.gateway import queries as Q
 from omerofs.gateway.omero import OmeroGateway
-from omerofs.gateway.types import PIXEL_DTYPES, ImageInfo, pixel_dtype
+from omerofs.gateway.types import PIXEL_DTYPES, ImageInfo, pixel_dtype, to_micrometres
 
 from . import omero_direct
 
@@ -79,6 +79,66 @@ def test_load_plate_structure(server, gw):
             assert (s.image.size_x, s.image.size_y, s.image.size_z, s.image.size_c,
                     s.image.size_t, s.image.pixel_type) == (20, 10, 2, 3, 2, "uint16")
     assert st.size_t == 2 and st.n_columns == 4
+
+
+def test_load_plate_calibration_and_channel_names(server, gw):
+    """Physical sizes (stored in nm here) arrive in micrometres, channel names in
+    channel order; both with the one layout projection."""
+    seeded = server.seed(PlateSpec(name="calibrated", rows=1, columns=2, fields=2, size_c=3,
+                                   channel_names=("DAPI", "GFP"), physical_size_x=650.0,
+                                   physical_size_y=325.0, physical_size_z=2500.0,
+                                   physical_size_unit="NANOMETER", materialize=False))
+    gw.list_plates()
+    plate = gw.get_plate(seeded.plate_id)
+    server.reset_stats()
+    st = gw.load_plate(seeded.plate_id, plate)
+    assert server.calls() == {"IQuery.projection": 1}
+    images = [s.image for w in st.wells for s in w.samples]
+    assert len(images) == 4 and [s.index for w in st.wells for s in w.samples] == [0, 1, 0, 1]
+    for im in images:
+        assert (im.physical_size_x, im.physical_size_y, im.physical_size_z) == (
+            pytest.approx(0.65, rel=1e-12), pytest.approx(0.325, rel=1e-12),
+            pytest.approx(2.5, rel=1e-12))
+        assert im.channel_names == ("DAPI", "GFP", "")  # the third is unnamed
+        assert im.channel_label(2) == "2"
+    # what omero-py itself receives: the Length as value + UnitsLength enum name,
+    # one row per channel
+    with omero_direct.session(server.port) as sf:
+        rows = omero_direct.projection(sf, Q.PLATE_LAYOUT, pid=seeded.plate_id)
+    assert len(rows) == 2 * 2 * 3
+    assert [r[14:] for r in rows[:3]] == [
+        [650.0, "NANOMETER", 325.0, "NANOMETER", 2500.0, "NANOMETER", c, name]
+        for c, name in ((0, "DAPI"), (1, "GFP"), (2, None))]
+
+
+def test_load_plate_without_calibration(server, gw):
+    seeded = server.seed(PlateSpec(name="uncalibrated", rows=1, columns=1, fields=1, size_c=2,
+                                   materialize=False))
+    image = gw.load_plate(seeded.plate_id).wells[0].samples[0].image
+    assert (image.physical_size_x, image.physical_size_y, image.physical_size_z) == (
+        None, None, None)
+    assert image.channel_names == ("", "")
+    assert image.channel_name(0) is None and image.channel_label(0) == "0"
+
+
+def test_load_plate_of_partly_calibrated_plate(server, gw):
+    seeded = server.seed(PlateSpec(name="xy-only", rows=1, columns=1, fields=1, size_c=1,
+                                   physical_size_x=0.2, physical_size_y=0.2,
+                                   channel_names=("Cy5",), materialize=False))
+    image = gw.load_plate(seeded.plate_id).wells[0].samples[0].image
+    assert (image.physical_size_x, image.physical_size_y, image.physical_size_z) == (
+        0.2, 0.2, None)
+    assert image.channel_names == ("Cy5",)
+
+
+@pytest.mark.parametrize(("value", "unit", "um"), [
+    (0.65, "MICROMETER", 0.65), (650.0, "NANOMETER", 0.65), (0.001, "MILLIMETER", 1.0),
+    (6500.0, "ANGSTROM", 0.65), (1.0, "INCH", 25400.0), (2.0, None, 2.0),
+    (1.0, "PIXEL", None), (1.0, "REFERENCEFRAME", None), (1.0, "PARSEC_TYPO", None),
+    (None, "MICROMETER", None), (0.0, "MICROMETER", None), (-1.0, "MICROMETER", None)])
+def test_to_micrometres(value, unit, um):
+    got = to_micrometres(value, unit)
+    assert got == (pytest.approx(um, rel=1e-12) if um is not None else None)
 
 
 def test_empty_well_is_listed(server, gw):

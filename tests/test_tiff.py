@@ -8,24 +8,33 @@ import shutil
 import struct
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
+import bioio_ome_tiff
+import bioio_tifffile
 import numpy as np
 import numpy.typing as npt
+import ome_types
 import pytest
 import tifffile
+from bioio import BioImage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from omerofs.gateway.types import ImageInfo
 from omerofs.tiff import (
     DATA_OFFSET,
     PIXEL_TYPES,
+    PlaneMeta,
     TiffLayout,
     _build_header,
     layout_for,
     pixel_type_of,
+    plane_meta,
     plane_to_bytes,
+    resolution_rational,
 )
 
 # (width, height): 1x1, odd widths, single row / column, a non-square plane.
@@ -493,3 +502,214 @@ def test_pixel_types_are_big_endian() -> None:
     }
     for dtype in PIXEL_TYPES.values():
         assert dtype.byteorder in (">", "|")
+
+
+# --------------------------------------------------------------------------- calibration
+# The readers pipelines use, reading the calibrated plane files back: what each
+# reports is listed in docs/tiff.rst ("Calibration: what each reader reads").
+
+META = PlaneMeta(physical_size_x=0.65, physical_size_y=0.325, physical_size_z=2.5,
+                 channel_name="DAPI", image_name="plate r0 c0 f0", image_id=123,
+                 pixels_id=124, z=1, c=0, t=0)
+
+
+def calibrated(pixel_type: str, width: int, height: int, meta: PlaneMeta | None,
+               tmp_path: Path) -> tuple[TiffLayout, np.ndarray, Path]:
+    plane = make_plane(pixel_type, width, height)
+    layout = layout_for(width, height, pixel_type, meta)
+    path = tmp_path / "plane.tif"
+    path.write_bytes(layout.header + plane_to_bytes(plane))
+    return layout, plane, path
+
+
+def bioio_read(path: Path, reader: type | None) -> BioImage:
+    # bioio-ome-tiff passes ome-types a deprecated argument: a warning about
+    # the library, not about the file.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*parser argument is ignored.*")
+        return BioImage(path, reader=reader) if reader else BioImage(path)
+
+
+@pytest.mark.parametrize("pixel_type", sorted(PIXEL_TYPES))
+def test_calibrated_plane_reads_in_tifffile(pixel_type: str, tmp_path: Path) -> None:
+    layout, plane, path = calibrated(pixel_type, 33, 17, META, tmp_path)
+    assert layout.data_offset % DATA_OFFSET == 0 and layout.data_offset > DATA_OFFSET
+    assert layout.file_size == path.stat().st_size == layout.data_offset + plane.nbytes
+    assert layout.data_offset % PIXEL_TYPES[pixel_type].itemsize == 0  # aligned pixels
+    with tifffile.TiffFile(path) as tif:
+        assert tif.byteorder == ">" and tif.is_ome and not tif.is_bigtiff
+        page = tif.pages[0]
+        assert page.dataoffsets == (layout.data_offset,)
+        np.testing.assert_array_equal(tif.asarray(), plane)
+        assert page.tags["ResolutionUnit"].value == tifffile.RESUNIT.CENTIMETER
+        x_num, x_den = page.tags["XResolution"].value
+        y_num, y_den = page.tags["YResolution"].value
+        assert 1e4 * x_den / x_num == pytest.approx(0.65, rel=1e-12)
+        assert 1e4 * y_den / y_num == pytest.approx(0.325, rel=1e-12)
+        ome = ome_types.from_xml(tif.ome_metadata, validate=True)  # schema-valid OME-XML
+    pixels = ome.images[0].pixels
+    assert (pixels.size_x, pixels.size_y, pixels.size_z, pixels.size_c, pixels.size_t) == \
+        (33, 17, 1, 1, 1)
+    assert pixels.type.value == pixel_type
+    assert (pixels.physical_size_x, pixels.physical_size_y, pixels.physical_size_z) == \
+        (0.65, 0.325, 2.5)
+    assert pixels.physical_size_x_unit.value == "µm"
+    assert [c.name for c in pixels.channels] == ["DAPI"]
+    assert ome.images[0].name == "plate r0 c0 f0"
+    entries = {m.k: m.value for m in ome.structured_annotations.map_annotations[0].value.ms}
+    assert entries == {"omero.image_id": "123", "omero.pixels_id": "124", "omero.z": "1",
+                       "omero.c": "0", "omero.t": "0"}
+
+
+def test_calibrated_plane_reads_in_bioio(tmp_path: Path) -> None:
+    _layout, plane, path = calibrated("uint16", 33, 17, META, tmp_path)
+    # bioio's own choice for a .tif with OME-XML is its OME-TIFF reader: all of it.
+    for reader in (None, bioio_ome_tiff.Reader):
+        im = bioio_read(path, reader)
+        assert isinstance(im.reader, bioio_ome_tiff.Reader)
+        assert tuple(im.physical_pixel_sizes) == (2.5, 0.325, 0.65)  # Z, Y, X
+        assert list(im.channel_names) == ["DAPI"]
+        np.testing.assert_array_equal(im.get_image_data("YX"), plane)
+    # The plain TIFF reader reads X and Y from the resolution tags, nothing else.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "Could not parse tiff pixel size"
+        im = bioio_read(path, bioio_tifffile.Reader)
+        sizes = im.physical_pixel_sizes
+    assert sizes.Z is None
+    assert pytest.approx(0.325, rel=1e-12) == sizes.Y
+    assert pytest.approx(0.65, rel=1e-12) == sizes.X
+    np.testing.assert_array_equal(im.get_image_data("YX"), plane)
+
+
+def test_calibrated_plane_reads_in_pillow(tmp_path: Path) -> None:
+    _layout, plane, path = calibrated("uint16", 33, 17, META, tmp_path)
+    with Image.open(path) as im:
+        np.testing.assert_array_equal(np.array(im), plane)
+        # Pillow converts the resolution tags (pixels per cm) to dots per inch
+        assert im.info["dpi"] == pytest.approx((2.54e4 / 0.65, 2.54e4 / 0.325))
+
+
+@needs_tiffinfo
+@pytest.mark.parametrize("pixel_type", sorted(PIXEL_TYPES))
+def test_tiffinfo_accepts_calibrated_plane(pixel_type: str, tmp_path: Path) -> None:
+    _layout, plane, path = calibrated(pixel_type, 7, 3, META, tmp_path)
+    output = run_tiffinfo(path)
+    assert "Resolution: 15384.6, 30769.2 pixels/cm" in output
+    assert 'PhysicalSizeX="0.65"' in output
+    assert libtiff_strip(path) == plane.tobytes()
+
+
+def test_plane_without_physical_sizes_stays_valid(tmp_path: Path) -> None:
+    meta = PlaneMeta(channel_name="GFP", image_id=7, pixels_id=8, z=0, c=1, t=0)
+    _layout, plane, path = calibrated("uint8", 9, 5, meta, tmp_path)
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages[0].tags
+        assert "XResolution" not in tags and "ResolutionUnit" not in tags
+        np.testing.assert_array_equal(tif.asarray(), plane)
+        pixels = ome_types.from_xml(tif.ome_metadata, validate=True).images[0].pixels
+    assert pixels.physical_size_x is None and pixels.physical_size_z is None
+    im = bioio_read(path, None)
+    assert tuple(im.physical_pixel_sizes) == (None, None, None)
+    assert list(im.channel_names) == ["GFP"]
+    if TIFFINFO is not None:
+        assert libtiff_strip(path) == plane.tobytes()
+    # Only X known: no resolution tags (one axis alone would make readers guess Y)
+    _layout, _plane, path = calibrated("uint8", 9, 5, PlaneMeta(physical_size_x=1.0), tmp_path)
+    with tifffile.TiffFile(path) as tif:
+        assert "XResolution" not in tif.pages[0].tags
+        assert ome_types.from_xml(tif.ome_metadata).images[0].pixels.physical_size_x == 1.0
+
+
+def test_channel_and_image_names_are_escaped(tmp_path: Path) -> None:
+    name = 'Alexa 488 "green" <µ> & co\n2'
+    meta = PlaneMeta(channel_name=name, image_name="ä/ß 'x'")
+    layout, _plane, path = calibrated("uint16", 4, 4, meta, tmp_path)
+    xml = layout.header[layout.header.index(b"<?xml"):layout.header.index(b"</OME>")]
+    assert xml.isascii()  # non-ASCII as character references
+    with tifffile.TiffFile(path) as tif:
+        ome = ome_types.from_xml(tif.ome_metadata, validate=True)
+    assert ome.images[0].pixels.channels[0].name == name
+    assert ome.images[0].name == "ä/ß 'x'"
+    # characters XML 1.0 cannot hold at all become U+FFFD, the document stays valid
+    layout, _plane, path = calibrated("uint16", 4, 4, PlaneMeta(channel_name="a\x01b\x1f"),
+                                      tmp_path)
+    with tifffile.TiffFile(path) as tif:
+        ome = ome_types.from_xml(tif.ome_metadata, validate=True)
+    assert ome.images[0].pixels.channels[0].name == "a\ufffdb\ufffd"
+
+
+def test_calibrated_header_is_deterministic_and_per_plane() -> None:
+    a = TiffLayout(640, 480, "uint16", META)
+    b = TiffLayout(640, 480, "uint16", PlaneMeta(**{**META.__dict__}))
+    assert a.header == b.header and a == b
+    other = PlaneMeta(**{**META.__dict__, "channel_name": "GFP", "c": 1})
+    assert TiffLayout(640, 480, "uint16", other).header != a.header
+    assert layout_for(640, 480, "uint16", META) is layout_for(640, 480, "uint16", META)
+    # the old three-argument call is the uncalibrated file, unchanged
+    assert layout_for(640, 480, "uint16") == TiffLayout(640, 480, "uint16", None)
+    assert layout_for(640, 480, "uint16").data_offset == DATA_OFFSET
+
+
+@pytest.mark.parametrize("pixel_type", ["uint8", "int16", "double"])
+def test_small_forced_bigtiff_with_calibration(pixel_type: str, tmp_path: Path) -> None:
+    plane = make_plane(pixel_type, 7, 3)
+    header = _build_header(7, 3, PIXEL_TYPES[pixel_type], True, META, pixel_type)
+    assert len(header) % DATA_OFFSET == 0
+    path = tmp_path / "big.tif"
+    path.write_bytes(header + plane_to_bytes(plane))
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_bigtiff and tif.is_ome
+        np.testing.assert_array_equal(tif.asarray(), plane)
+        x_num, x_den = tif.pages[0].tags["XResolution"].value  # inline in BigTIFF
+        assert 1e4 * x_den / x_num == pytest.approx(0.65, rel=1e-12)
+    im = bioio_read(path, None)
+    assert tuple(im.physical_pixel_sizes) == (2.5, 0.325, 0.65)
+    if TIFFINFO is not None:
+        assert libtiff_strip(path) == plane.tobytes()
+
+
+def test_giant_calibrated_plane_switches_to_bigtiff() -> None:
+    layout = layout_for(65536, 32768, "uint16", META)
+    assert layout.is_bigtiff and layout.header[:4] == b"MM\x00\x2b"
+    assert layout.file_size == layout.data_offset + 65536 * 32768 * 2
+
+
+@settings(max_examples=200)
+@given(st.integers(0, 3000), st.integers(0, 3000))
+def test_calibrated_read_matches_slicing(offset: int, size: int) -> None:
+    plane = make_plane("int16", 33, 17)
+    raw = plane_to_bytes(plane)
+    layout = layout_for(33, 17, "int16", META)
+    data = layout.header + raw
+    assert layout.read(offset, size, raw) == data[offset:offset + size]
+    touches = size > 0 and offset < len(data) and offset + size > layout.data_offset
+    assert layout.needs_plane(offset, size) == touches
+    if not touches:
+        assert layout.read(offset, size, None) == data[offset:offset + size]
+
+
+@pytest.mark.parametrize("size_um", [0.1083, 0.325, 0.65, 1.0, 2.0 / 3.0, 6.5, 0.0001, 1234.5,
+                                     1e-5, 4e5, 4e13])
+def test_resolution_rational_reads_back(size_um: float) -> None:
+    rational = resolution_rational(size_um)
+    assert rational is not None
+    num, den = rational
+    assert 0 < num < 2**32 and 0 < den < 2**32
+    assert 1e4 * den / num == pytest.approx(size_um, rel=1e-9)
+
+
+def test_resolution_rational_out_of_range() -> None:
+    assert resolution_rational(1e-9) is None  # 1 fm pixels: 1e13 pixels per cm
+    assert resolution_rational(1e14) is None  # 100 000 km pixels
+
+
+def test_plane_meta_of_image() -> None:
+    image = ImageInfo(id=5, name="im", pixels_id=6, size_x=4, size_y=3, size_z=2, size_c=3,
+                      size_t=1, pixel_type="uint8", physical_size_x=0.5, physical_size_y=0.5,
+                      physical_size_z=None, channel_names=("DAPI", "", " GFP "))
+    assert plane_meta(image, 1, 0, 0) == PlaneMeta(0.5, 0.5, None, "DAPI", "im", 5, 6, 1, 0, 0)
+    assert plane_meta(image, 0, 1, 0).channel_name is None  # unnamed
+    assert plane_meta(image, 0, 2, 0).channel_name == "GFP"
+    bare = ImageInfo(id=5, name="", pixels_id=6, size_x=4, size_y=3, size_z=1, size_c=1,
+                     size_t=1, pixel_type="uint8")
+    assert plane_meta(bare, 0, 0, 0) == PlaneMeta(image_id=5, pixels_id=6, z=0, c=0, t=0)

@@ -27,7 +27,14 @@ class PlateSpec:
     size_c: int = 2
     size_t: int = 1
     pixel_type: str = "uint16"
+    #: LogicalChannel names of channels 0.. (fewer than size_c: the rest unnamed)
     channel_names: tuple[str, ...] = ()
+    #: Pixels.physicalSizeX/Y/Z in ``physical_size_unit`` (None: not set)
+    physical_size_x: float | None = None
+    physical_size_y: float | None = None
+    physical_size_z: float | None = None
+    #: an omero-model UnitsLength enum name
+    physical_size_unit: str = "MICROMETER"
     owner: str = "root"
     #: wells to leave out, as (row, column) pairs: plates are rarely full
     skip_wells: tuple[tuple[int, int], ...] = field(default_factory=tuple)
@@ -39,6 +46,8 @@ class PlateSpec:
         for f in ("rows", "columns", "fields", "size_x", "size_y", "size_z", "size_c", "size_t"):
             if getattr(self, f) < 1:
                 raise ValueError(f"{f} must be >= 1")
+        if len(self.channel_names) > self.size_c:
+            raise ValueError(f"{len(self.channel_names)} channel names for {self.size_c} channels")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PlateSpec:
@@ -87,6 +96,11 @@ def _seed(store: Store, spec: PlateSpec) -> SeededPlate:
                     f"{spec.name} r{r} c{c} f{f}", spec.owner, spec.size_x, spec.size_y,
                     spec.size_z, spec.size_c, spec.size_t, spec.pixel_type, synthetic=True)
                 store.add_well_sample(wid, iid, f)
+                if spec.channel_names:
+                    store.set_channel_names(pxid, spec.channel_names)
+                sizes = (spec.physical_size_x, spec.physical_size_y, spec.physical_size_z)
+                if sizes != (None, None, None):
+                    store.set_physical_sizes(pxid, *sizes, unit=spec.physical_size_unit)
                 if spec.materialize:
                     store.materialize(pxid)
                 images[(r, c, f)] = (iid, pxid)
@@ -95,4 +109,5 @@ def _seed(store: Store, spec: PlateSpec) -> SeededPlate:
 
 #: The plate ``make demo`` shows: 2x3 wells, 2 fields, 2 channels, 3 z.
 DEMO_SPEC = PlateSpec(name="demo", rows=2, columns=3, fields=2, size_x=256, size_y=192,
-                      size_z=3, size_c=2, pixel_type="uint16")
+                      size_z=3, size_c=2, pixel_type="uint16", channel_names=("DAPI", "GFP"),
+                      physical_size_x=0.65, physical_size_y=0.65, physical_size_z=2.0)

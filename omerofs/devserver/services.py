@@ -27,7 +27,7 @@ import omero.all
 import omero.cmd
 import omero.model
 import omero.sys
-from omero.rtypes import rint, rlong, rstring, rtime, unwrap
+from omero.rtypes import rdouble, rint, rlong, rstring, rtime, unwrap
 
 from ..gateway import queries as Q
 from ..gateway.types import PIXEL_DTYPES
@@ -277,16 +277,38 @@ class QueryI(Servant, omero.api.IQuery):
                 for (i, n, r, c, t, st) in s.query(sql + " order by id", args)
             ]
         if query == Q.PLATE_LAYOUT:
+            pid = int(p["pid"])
             rows = s.query(
                 "select w.id, w.row, w.col, ws.id, ws.idx, img.id, img.name, p.id, p.size_x,"
-                " p.size_y, p.size_z, p.size_c, p.size_t, p.pixel_type from wells w"
+                " p.size_y, p.size_z, p.size_c, p.size_t, p.pixel_type, ph.size_x, ph.unit_x,"
+                " ph.size_y, ph.unit_y, ph.size_z, ph.unit_z from wells w"
                 " left join well_samples ws on ws.well_id = w.id"
                 " left join images img on img.id = ws.image_id"
                 " left join pixels p on p.image_id = img.id"
-                " where w.plate_id = ? order by w.row, w.col, ws.idx", (int(p["pid"]),))
-            wraps = (rlong, rint, rint, rlong, rint, rlong, rstring, rlong,
-                     rint, rint, rint, rint, rint, rstring)
-            return [[_r(v, w) for v, w in zip(row, wraps, strict=True)] for row in rows]
+                " left join pixels_physical ph on ph.pixels_id = p.id"
+                " where w.plate_id = ? order by w.row, w.col, ws.idx", (pid,))
+            names = {(px, c): n for px, c, n in s.query(
+                "select c.pixels_id, c.idx, c.name from channels c join pixels p"
+                " on p.id = c.pixels_id join well_samples ws on ws.image_id = p.image_id"
+                " join wells w on w.id = ws.well_id where w.plate_id = ?", (pid,))}
+            wraps = (rlong, rint, rint, rlong, rint, rlong, rstring, rlong, rint, rint, rint,
+                     rint, rint, rstring, rdouble, rstring, rdouble, rstring, rdouble, rstring,
+                     rint, rstring)
+            out = []
+            for row in rows:
+                # Every OMERO Pixels has sizeC Channels, each with a LogicalChannel
+                # (omero-server PixelsImpl.createImage makes them, PixelsImpl.java:393-395;
+                # so do the importers): the join gives one row per channel, a null
+                # name when unnamed.
+                pxid, size_c = row[7], row[11]
+                per_channel = [(c, names.get((pxid, c))) for c in range(size_c)] \
+                    if pxid is not None else [(None, None)]
+                # a sample's columns are the same objects in each of its channel
+                # rows: Ice marshals a repeated instance once (by reference)
+                head = [_r(v, w) for v, w in zip(row, wraps[:len(row)], strict=True)]
+                for c, name in per_channel:
+                    out.append([*head, _r(c, rint), _r(name, rstring)])
+            return out
         ann_sql = {
             Q.PLATE_FILE_ANNOTATIONS: "l.parent_type = 'Plate' and l.parent_id = ?",
             Q.WELL_FILE_ANNOTATIONS: "l.parent_type = 'Well' and l.parent_id in"

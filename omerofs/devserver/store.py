@@ -58,6 +58,12 @@ create table if not exists annotations (
 create table if not exists links (
     id integer primary key, parent_type text not null, parent_id integer not null,
     ann_id integer not null, owner text not null);
+create table if not exists pixels_physical (
+    pixels_id integer primary key, size_x real, unit_x text, size_y real, unit_y text,
+    size_z real, unit_z text);
+create table if not exists channels (
+    pixels_id integer not null, idx integer not null, name text,
+    primary key (pixels_id, idx));
 create index if not exists wells_plate on wells (plate_id);
 create index if not exists ws_well on well_samples (well_id);
 create index if not exists ws_image on well_samples (image_id);
@@ -266,6 +272,25 @@ class Store:
             db.execute("insert into well_samples values (?, ?, ?, ?)",
                        (wsid, well_id, index, image_id))
             return wsid
+
+    def set_physical_sizes(self, pixels_id: int, x: float | None, y: float | None,
+                           z: float | None, unit: str = "MICROMETER") -> None:
+        """Pixels.physicalSizeX/Y/Z as Lengths in ``unit`` (a UnitsLength enum
+        name); None leaves that size unset. omero-model refuses sizes <= 0
+        (templates/object.vm:1405-1407), so does this."""
+        if any(v is not None and not v > 0 for v in (x, y, z)):
+            raise ValueError("values of Pixels.physicalSize* must be strictly positive")
+        with self.tx() as db:
+            db.execute("insert or replace into pixels_physical values (?, ?, ?, ?, ?, ?, ?)",
+                       (pixels_id, x, None if x is None else unit, y,
+                        None if y is None else unit, z, None if z is None else unit))
+
+    def set_channel_names(self, pixels_id: int, names: tuple[str | None, ...]) -> None:
+        """LogicalChannel.name of channels 0.. (None: unnamed)."""
+        with self.tx() as db:
+            db.execute("delete from channels where pixels_id = ?", (pixels_id,))
+            db.executemany("insert into channels values (?, ?, ?)",
+                           [(pixels_id, c, n) for c, n in enumerate(names)])
 
     # --- pixels --------------------------------------------------------------------
     def pixels(self, pixels_id: int) -> PixelsRow:

@@ -20,6 +20,7 @@ Design points (DESIGN.md sections 3 and 5):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -57,6 +58,7 @@ from .types import (
     WellInfo,
     WellSampleInfo,
     pixel_dtype,
+    to_micrometres,
 )
 
 log = logging.getLogger("omerofs.gateway")
@@ -284,7 +286,7 @@ class OmeroGateway:
         ctx = {"omero.group": str(self.config.group)}
         rows = self._call("IQuery.projection",
                           lambda sf: self._service(sf, "Query").projection(query, p, ctx))
-        return [[unwrap(v) for v in row] for row in rows]
+        return [[_plain(v) for v in row] for row in rows]
 
     # --- plates --------------------------------------------------------------------------
     @staticmethod
@@ -306,18 +308,30 @@ class OmeroGateway:
     def load_plate(self, plate_id: int, plate: PlateSummary | None = None) -> PlateStructure:
         if plate is None:
             plate = self.get_plate(plate_id)
-        wells: dict[int, tuple[int, int, list[WellSampleInfo]]] = {}
-        for (wid, row, col, wsid, idx, iid, iname, pxid, sx, sy, sz, sc, st, ptype) in \
+        # PLATE_LAYOUT gives one row per Channel of each sample (see queries.py):
+        # a sample's rows are consecutive, in channel order.
+        wells: dict[int, tuple[int, int, dict[int, tuple[int, ImageInfo, dict[int, str]]]]] = {}
+        for (wid, row, col, wsid, idx, iid, iname, pxid, sx, sy, sz, sc, st, ptype,
+             px, px_unit, py, py_unit, pz, pz_unit, ch_idx, ch_name) in \
                 self._projection(Q.PLATE_LAYOUT, pid=plate_id):
-            entry = wells.setdefault(wid, (row, col, []))
+            entry = wells.setdefault(wid, (row, col, {}))
             if wsid is None or pxid is None:
                 continue  # an empty well, or a field without pixels
-            image = ImageInfo(id=iid, name=iname or "", pixels_id=pxid, size_x=sx, size_y=sy,
-                              size_z=sz, size_c=sc, size_t=st, pixel_type=ptype)
-            entry[2].append(WellSampleInfo(id=wsid, index=idx if idx is not None else -1,
-                                           image=image))
+            sample = entry[2].get(wsid)
+            if sample is None:
+                image = ImageInfo(id=iid, name=iname or "", pixels_id=pxid, size_x=sx,
+                                  size_y=sy, size_z=sz, size_c=sc, size_t=st, pixel_type=ptype,
+                                  physical_size_x=to_micrometres(px, px_unit),
+                                  physical_size_y=to_micrometres(py, py_unit),
+                                  physical_size_z=to_micrometres(pz, pz_unit))
+                sample = entry[2][wsid] = (idx if idx is not None else -1, image, {})
+            if ch_idx is not None:
+                sample[2][ch_idx] = ch_name or ""
         return PlateStructure(plate=plate, wells=tuple(
-            WellInfo(id=wid, row=r, column=c, samples=tuple(s)) for wid, (r, c, s) in wells.items()
+            WellInfo(id=wid, row=r, column=c, samples=tuple(
+                WellSampleInfo(id=wsid, index=index, image=_with_channels(image, names))
+                for wsid, (index, image, names) in samples.items()))
+            for wid, (r, c, samples) in wells.items()
         ))
 
     # --- pixels ---------------------------------------------------------------------------
@@ -584,9 +598,12 @@ class OmeroGateway:
             except GatewayError as e:
                 log.warning("could not remove unfinished Image %d: %s", image_id, e)
             raise
+        # IPixels.createImage gives every channel a LogicalChannel without a name
+        # (omero-server PixelsImpl.createChannels, PixelsImpl.java:388-398): what
+        # load_plate reads back for this image.
         return ImageInfo(id=image_id, name=name, pixels_id=pixels_id, size_x=size_x,
                          size_y=size_y, size_z=size_z, size_c=size_c, size_t=size_t,
-                         pixel_type=pixel_type)
+                         pixel_type=pixel_type, channel_names=("",) * size_c)
 
     def write_plane(self, image: ImageInfo, plane: PlaneIndex, data: bytes) -> None:
         self._check_plane(image, plane)
@@ -634,6 +651,20 @@ class OmeroGateway:
             raise GatewayError(text)
 
 
+#: rtypes whose value is their ``val``: unwrapped without omero.rtypes.unwrap's
+#: generic walk (a plate layout has hundreds of thousands of them)
+_SCALAR_RTYPES = (omero.RLong, omero.RInt, omero.RString, omero.RDouble, omero.RFloat,
+                  omero.RTime, omero.RBool)
+
+
+def _plain(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, _SCALAR_RTYPES):
+        return value.val
+    return unwrap(value)
+
+
 def _quiet_close(proxy: Any) -> None:
     try:
         proxy.close()
@@ -649,3 +680,12 @@ def _describe(e: BaseException) -> str:
     lines = [x.strip() for x in str(msg).strip().splitlines()
              if x.strip() and x.strip().rstrip(":") not in (name, type(e).__name__)]
     return f"{name}: {lines[0]}" if lines else name
+
+
+def _with_channels(image: ImageInfo, names: Mapping[int, str]) -> ImageInfo:
+    """``image`` with the names of its Channel rows: one per channel 0..sizeC-1,
+    "" for a channel missing from the rows or unnamed."""
+    if not names:
+        return image
+    return dataclasses.replace(
+        image, channel_names=tuple(names.get(c, "") for c in range(image.size_c)))

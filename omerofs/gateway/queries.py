@@ -27,14 +27,29 @@ DERIVED_STATUS = "omerofs:derived"
 
 #: A plate's whole layout in one projection. params: pid
 #: columns: well id, row, column, wellsample id, index(ws), image id, image name,
-#: pixels id, sizeX, sizeY, sizeZ, sizeC, sizeT, pixels type value.
-#: Wells without samples come back with nulls from column 3 on.
+#: pixels id, sizeX, sizeY, sizeZ, sizeC, sizeT, pixels type value,
+#: physicalSizeX value, its unit, physicalSizeY value, unit, physicalSizeZ value,
+#: unit, index(ch), LogicalChannel name.
+#: One row per Channel of each sample's Pixels (so sizeC rows per sample), in
+#: channel order; wells without samples come back with nulls from column 3 on.
+#: Physical sizes are omero-model Length components (Pixels.physicalSizeX is an
+#: optional ome.model.units.Length, acquisition.ome.xml:71-73, embedded as
+#: ``value`` + ``unit`` by templates/object.vm:1384-1389); the unit projects as
+#: the UnitsLength enum name (omero-blitz IceMapper.toRType:498-499), e.g.
+#: "MICROMETER". Pixels.channels is an ordered list (acquisition.ome.xml:83), so
+#: ``index(ch)`` is legal; Channel.logicalChannel and LogicalChannel.name are at
+#: :197 and :203. omero-py runs the same joins and ``lc.emissionWave.value`` in
+#: BlitzGateway ``ImageWrapper.getChannelLabels`` (gateway/__init__.py:8819-8824).
 PLATE_LAYOUT = (
     "select w.id, w.row, w.column, ws.id, index(ws), img.id, img.name, pix.id, "
-    "pix.sizeX, pix.sizeY, pix.sizeZ, pix.sizeC, pix.sizeT, pt.value "
+    "pix.sizeX, pix.sizeY, pix.sizeZ, pix.sizeC, pix.sizeT, pt.value, "
+    "pix.physicalSizeX.value, pix.physicalSizeX.unit, "
+    "pix.physicalSizeY.value, pix.physicalSizeY.unit, "
+    "pix.physicalSizeZ.value, pix.physicalSizeZ.unit, index(ch), lc.name "
     "from Well w left outer join w.wellSamples ws left outer join ws.image img "
     "left outer join img.pixels pix left outer join pix.pixelsType pt "
-    "where w.plate.id = :pid order by w.row, w.column, index(ws)"
+    "left outer join pix.channels ch left outer join ch.logicalChannel lc "
+    "where w.plate.id = :pid order by w.row, w.column, index(ws), index(ch)"
 )
 
 # FileAnnotations of a plate, its wells and its wells' images, one query each.

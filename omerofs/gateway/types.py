@@ -33,6 +33,45 @@ def pixel_dtype(pixel_type: str) -> np.dtype:
         raise ValueError(f"unsupported OMERO pixel type {pixel_type!r}") from None
 
 
+#: Micrometres per unit, keyed by the names of OMERO's ``UnitsLength`` enum,
+#: which is what a projection of ``pix.physicalSizeX.unit`` returns (omero-blitz
+#: IceMapper.toRType maps a UnitEnum to ``rstring(toString())``, the Java enum
+#: name; the symbols are in omero-model ome/model/enums/UnitsLength.java).
+#: PIXEL and REFERENCEFRAME are not lengths: sizes in them have no conversion.
+_INCH_UM = 25_400.0
+LENGTH_UNITS_UM: dict[str, float] = {
+    "YOTTAMETER": 1e30, "ZETTAMETER": 1e27, "EXAMETER": 1e24, "PETAMETER": 1e21,
+    "TERAMETER": 1e18, "GIGAMETER": 1e15, "MEGAMETER": 1e12, "KILOMETER": 1e9,
+    "HECTOMETER": 1e8, "DECAMETER": 1e7, "METER": 1e6, "DECIMETER": 1e5,
+    "CENTIMETER": 1e4, "MILLIMETER": 1e3, "MICROMETER": 1.0, "NANOMETER": 1e-3,
+    "PICOMETER": 1e-6, "FEMTOMETER": 1e-9, "ATTOMETER": 1e-12, "ZEPTOMETER": 1e-15,
+    "YOCTOMETER": 1e-18, "ANGSTROM": 1e-4,
+    "ASTRONOMICALUNIT": 149_597_870_700e6, "LIGHTYEAR": 9_460_730_472_580_800e6,
+    "PARSEC": 3.0856775814913673e22,
+    "THOU": _INCH_UM / 1000, "LINE": _INCH_UM / 12, "INCH": _INCH_UM,
+    "FOOT": _INCH_UM * 12, "YARD": _INCH_UM * 36, "MILE": _INCH_UM * 63_360,
+    "POINT": _INCH_UM / 72,
+}
+
+
+def to_micrometres(value: float | None, unit: str | None) -> float | None:
+    """A Length (value, UnitsLength name) in micrometres.
+
+    None when there is no value, the unit is not a length (``PIXEL``,
+    ``REFERENCEFRAME``) or unknown, or the result is not a positive finite
+    number (omero-model refuses non-positive Pixels.physicalSize*: object.vm
+    setters throw "values of Pixels.physicalSizeX must be strictly positive").
+    A missing unit means micrometres, OMERO's default for Pixels sizes.
+    """
+    if value is None:
+        return None
+    factor = LENGTH_UNITS_UM.get(unit or "MICROMETER")
+    if factor is None:
+        return None
+    um = float(value) * factor
+    return um if um > 0 and um != float("inf") else None
+
+
 class TargetKind(str, enum.Enum):
     """Objects a FileAnnotation can hang on, as OMERO class names."""
 
@@ -73,10 +112,30 @@ class ImageInfo:
     size_c: int
     size_t: int
     pixel_type: str
+    #: Pixels.physicalSizeX/Y/Z converted to micrometres; None when OMERO has
+    #: none (or stores it in a unit with no length, such as "pixel")
+    physical_size_x: float | None = None
+    physical_size_y: float | None = None
+    physical_size_z: float | None = None
+    #: LogicalChannel.name of each Channel, in channel order ("" when unnamed);
+    #: empty when the gateway did not load them (images made by omerofs)
+    channel_names: tuple[str, ...] = ()
 
     @property
     def plane_bytes(self) -> int:
         return self.size_x * self.size_y * pixel_dtype(self.pixel_type).itemsize
+
+    def channel_name(self, c: int) -> str | None:
+        """LogicalChannel.name of channel ``c``; None when unnamed or not loaded."""
+        if 0 <= c < len(self.channel_names):
+            return self.channel_names[c].strip() or None
+        return None
+
+    def channel_label(self, c: int) -> str:
+        """The name of channel ``c``, else its index, as OMERO clients label it
+        (omero-py gateway ``ChannelWrapper.getLabel``, which tries the emission
+        wavelength in between; omerofs does not load it)."""
+        return self.channel_name(c) or str(c)
 
 
 @dataclass(frozen=True)
