@@ -180,9 +180,12 @@ class Expect(NamedTuple):
     rows: list[list[Any]]
 
 
-_NO_SAMPLE = [None] * 11
+_NO_SAMPLE = [None] * 19
+_NO_CALIBRATION = [None] * 8  # physical sizes with units, channel index and name
+_CALIBRATION = [0.65, "MICROMETER", 0.65, "MICROMETER", 2.0, "MICROMETER"]
 _LAYOUT_TYPES = ["long", "integer", "integer", "long", "integer", "long", "text", "long"]
 _LAYOUT_TYPES += ["integer"] * 5 + ["string"]
+_LAYOUT_TYPES += ["double", "string"] * 3 + ["integer", "text"]
 _ANN_TYPES = ["long", "long", "long", "text", "text", "long", "string", "text"]
 
 #: queries.NAME -> Expect, on the seed above with PARAMS
@@ -200,11 +203,15 @@ EXPECTED: dict[str, Expect] = {
     ),
     # well A1 (id 11) first, its samples in index order (31 then 30), then
     # the empty well A2 (id 10) with nulls from the wellsample id on
+    # one row per channel of each field (an image without channels: one row, nulls)
     "PLATE_LAYOUT": Expect(
         _LAYOUT_TYPES,
         [
-            [11, 0, 0, 31, 0, 101, "img-b", 201, 5, 6, 1, 1, 1, "uint8"],
-            [11, 0, 0, 30, 1, 100, "img-a", 200, 4, 3, 1, 2, 1, "uint16"],
+            [11, 0, 0, 31, 0, 101, "img-b", 201, 5, 6, 1, 1, 1, "uint8", *_NO_CALIBRATION],
+            [11, 0, 0, 30, 1, 100, "img-a", 200, 4, 3, 1, 2, 1, "uint16", *_CALIBRATION,
+             0, "DAPI"],
+            [11, 0, 0, 30, 1, 100, "img-a", 200, 4, 3, 1, 2, 1, "uint16", *_CALIBRATION,
+             1, "GFP"],
             [10, 0, 1, *_NO_SAMPLE],
         ],
     ),
