@@ -29,7 +29,7 @@ from .gateway import Gateway, GatewayError, ImageInfo, PlaneIndex
 from .listing import Listings, plate_name_ok
 from .planes import PlaneReader
 from .spool import PLANE, Entry, Upload
-from .tiff import decode_plane, layout_for, pixel_type_of
+from .tiff import decode_plane, pixel_type_of
 from .tree import (
     FileState,
     Kind,
@@ -292,9 +292,8 @@ class DerivedPlates:
         """``node`` is now plane ``plane`` of ``image``: the inode the kernel
         may still hold for the name goes on working, and the plate's next
         listing finds this node again for that plane (no new inode)."""
-        tiff = layout_for(image.size_x, image.size_y, image.pixel_type)
         with self.tree.locked():
-            node.pstate = PlaneState(image, plane, tiff, writable=True)
+            node.pstate = PlaneState(image, plane, writable=True)
             node.become_plane()
             self.tree.bind_key(("plane", image.pixels_id, plane.z, plane.c, plane.t),
                                node.ino)

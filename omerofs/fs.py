@@ -31,6 +31,7 @@ from typing import Any, TypeVar, cast
 import pyfuse3
 import trio
 
+from . import xattrs
 from .gateway import errors as gwerr
 from .namespace import ROOT_INODE, Kind, Namespace, Node, NotYet
 
@@ -151,8 +152,8 @@ class OmeroFS(pyfuse3.Operations):
 
     def _ttl(self, node: Node) -> float:
         t = self.ns.timeouts
-        if node.kind in (Kind.TEXT, Kind.INCOMING, Kind.STATUS):
-            return 1.0  # written here and by other clients: look again soon
+        if node.kind in (Kind.TEXT, Kind.INCOMING, Kind.STATUS, Kind.INDEX):
+            return 1.0  # written here and by other clients, or generated: look again soon
         return t.root_ttl if node.kind in (Kind.PLATE, Kind.ROOT) else t.plate_ttl
 
     def _attr(self, node: Node) -> pyfuse3.EntryAttributes:
@@ -162,6 +163,8 @@ class OmeroFS(pyfuse3.Operations):
         a = self._attrs.get(node.ino) if immutable else None
         if a is not None:
             return a
+        if node.kind is Kind.INDEX:
+            self.ns.index_bytes(node.ino)  # its exact size: built from memory when first asked
         a = pyfuse3.EntryAttributes()
         a.st_ino = node.ino
         a.generation = 0
@@ -334,13 +337,14 @@ class OmeroFS(pyfuse3.Operations):
 
     @handler
     async def getxattr(self, inode: int, name: bytes, ctx: Any = None) -> bytes:
-        self.ns.node(inode)
-        raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        value = self.ns.xattrs(inode).get(os.fsdecode(name))
+        if value is None:
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        return value
 
     @handler
     async def listxattr(self, inode: int, ctx: Any = None) -> list[bytes]:
-        self.ns.node(inode)
-        return []
+        return [os.fsencode(k) for k in self.ns.xattrs(inode)]
 
     # --- directory changes ------------------------------------------------------------------
     @handler
@@ -413,8 +417,16 @@ class OmeroFS(pyfuse3.Operations):
 
     @handler
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any = None) -> None:
-        self._refuse(f"setxattr on {self.ns.node(inode).name}", errno.ENOTSUP)
+        self._refuse_xattr("setxattr", inode, name)
 
     @handler
     async def removexattr(self, inode: int, name: bytes, ctx: Any = None) -> None:
-        self._refuse(f"removexattr on {self.ns.node(inode).name}", errno.ENOTSUP)
+        self._refuse_xattr("removexattr", inode, name)
+
+    def _refuse_xattr(self, what: str, inode: int, name: bytes) -> None:
+        """``user.omero.*`` are the server's (EPERM); no other attribute is kept
+        (ENOTSUP, so ``cp -a`` and ``rsync -X`` go on without them)."""
+        text = os.fsdecode(name)
+        ours = text.startswith(xattrs.PREFIX)
+        self._refuse(f"{what} {text} on {self.ns.node(inode).name}",
+                     errno.EPERM if ours else errno.ENOTSUP)

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import layout
+from . import index, layout
 from .gateway import (
     FileAnnotationInfo,
     Gateway,
@@ -30,7 +30,7 @@ from .gateway import (
     TargetKind,
 )
 from .gateway.types import WellInfo
-from .tiff import layout_for
+from .tiff import channel_file_sizes
 from .tree import ROOT_INODE, DirState, FileState, Kind, Node, PlaneState, Tree
 
 log = logging.getLogger("omerofs.listing")
@@ -63,6 +63,7 @@ class Listings:
         #: annotations deleted (or moved away) through this mount: a reload that
         #: started before must not bring them back (ids are never reused)
         self._deleted: set[int] = set()
+        self._index: dict[int, bytes] = {}  # generated index file inode -> its bytes
 
     # --- freshness ----------------------------------------------------------------------
     def _ttl(self, node: Node) -> float:
@@ -216,22 +217,24 @@ class Listings:
                     wdir.sites[site] = image.id
                     well_of_image[image.id] = well
                     try:
-                        tiff = layout_for(image.size_x, image.size_y, image.pixel_type)
+                        sizes = channel_file_sizes(image)
                     except ValueError as e:  # e.g. OMERO "bit" or complex pixels
                         log.warning("image %d of plate %d not served: %s", image.id,
                                     plate.plate_id, e)
                         continue
                     for fname, z, c, t in layout.image_plane_names(
                             wname, site, image.size_z, image.size_c, image.size_t, with_t):
-                        state = PlaneState(image, PlaneIndex(z, c, t), tiff, derived)
+                        state = PlaneState(image, PlaneIndex(z, c, t), derived)
+                        size = sizes[c] if sizes is not None else state.tiff.file_size
                         f = self.tree.new_node(("plane", image.pixels_id, z, c, t), Kind.PLANE,
-                                               fname, well.ino, mtime, size=tiff.file_size,
+                                               fname, well.ino, mtime, size=size,
                                                plate_id=plate.plate_id, pstate=state)
                         f.name = fname  # a written plane's node keeps its inode, takes the name
                         files[fname] = f.ino
                 wdir.set_children(files)
                 wdir.loaded_at = self.clock()
                 plate_children[wname] = well.ino
+            plate_children[index.INDEX_DIR] = self._index_dir(plate).ino
             plate.dir.set_children(plate_children)
             # subdirectories made by hand stay; their server content is re-placed below
             for ino in self._subdirs_of(plate):
@@ -239,6 +242,55 @@ class Listings:
             self._place_annotations(plate, [a for a in anns if a.id not in self._deleted],
                                     well_by_id, well_of_image, started)
             plate.dir.loaded_at, plate.dir.error = self.clock(), None
+
+    # --- the generated index ----------------------------------------------------------------
+    def _index_dir(self, plate: Node) -> Node:
+        """``plate_N/.omerofs/``: its files are made again from each new listing
+        (their content is built when first asked for: :meth:`index_bytes`)."""
+        d = self.tree.new_node(("index_dir", plate.plate_id), Kind.INDEX_DIR, index.INDEX_DIR,
+                               plate.ino, plate.mtime, plate_id=plate.plate_id,
+                               dstate=DirState(children={}))
+        children = {}
+        for name in (index.PLANE_INDEX_NAME, index.IMAGE_SET_INDEX_NAME):
+            f = self.tree.new_node(("index", plate.plate_id, name), Kind.INDEX, name, d.ino,
+                                   plate.mtime, plate_id=plate.plate_id)
+            self._index.pop(f.ino, None)  # the listing changed: built again when read
+            children[name] = f.ino
+        d.dir.set_children(children)
+        d.dir.loaded_at = self.clock()
+        return d
+
+    def index_bytes(self, node: Node) -> bytes:
+        """The content of a generated index file (from memory; built once per
+        plate listing). Sets the node's size."""
+        with self.tree.locked():
+            data = self._index.get(node.ino)
+            if data is None:
+                plate = self.tree.owner(self.tree.node(node.parent))
+                assert plate.plate_id is not None
+                entries = self._plane_entries(plate)
+                text = (index.plane_index_csv(plate.plate_id, entries)
+                        if node.name == index.PLANE_INDEX_NAME
+                        else index.image_set_csv(plate.plate_id, entries))
+                data = self._index[node.ino] = text.encode("utf-8")
+            node.size = len(data)
+            return data
+
+    def _plane_entries(self, plate: Node) -> list[index.PlaneEntry]:
+        out = []
+        for wname, wino in plate.dir.listing():
+            well = self.tree.node(wino)
+            if well.kind is not Kind.WELL:
+                continue
+            site_of = {image_id: site for site, image_id in well.dir.sites.items()}
+            for fname, fino in well.dir.listing():
+                p = self.tree.node(fino).pstate
+                if p is None or p.image.id not in site_of:
+                    continue
+                out.append(index.PlaneEntry(f"{wname}/{fname}", wname, site_of[p.image.id],
+                                            p.plane.z, p.plane.c, p.plane.t, p.image,
+                                            well.dir.well_id))
+        return out
 
     def _subdirs_of(self, plate: Node) -> list[int]:
         return list(self._subdirs.get(plate.plate_id or 0, ()))

@@ -26,7 +26,7 @@ import errno
 import time
 from collections.abc import Callable
 
-from . import layout
+from . import layout, xattrs
 from .derived import DerivedPlates
 from .gateway import Gateway
 from .listing import Listings, Timeouts
@@ -138,7 +138,8 @@ class Namespace:
         return node
 
     def _check_writable(self, node: Node, what: str) -> None:
-        if node.kind is Kind.STATUS or (node.kind is Kind.PLANE and not node.writable_plane):
+        if node.kind in (Kind.STATUS, Kind.INDEX) or (node.kind is Kind.PLANE
+                                                       and not node.writable_plane):
             raise refuse(errno.EACCES, f"refused {what} of {node.name}: images of acquired "
                                        "plates and the status file are read-only")
         if node.is_dir:
@@ -152,14 +153,41 @@ class Namespace:
                                       "take files")
         return d
 
+    # --- extended attributes (non-blocking) -----------------------------------------------------
+    def xattrs(self, ino: int) -> dict[str, bytes]:
+        """The read-only ``user.omero.*`` attributes of an entry (see
+        :mod:`omerofs.xattrs`): ids and calibration, from memory."""
+        node = self.tree.node(ino)
+        plate_id = node.plate_id
+        if node.kind is Kind.PLANE:
+            p = node.plane
+            well_id = self.tree.node(node.parent).dir.well_id
+            return xattrs.plane_xattrs(p.image, p.plane.z, p.plane.c, p.plane.t, well_id,
+                                       plate_id)
+        if node.kind is Kind.WELL and node.dir.well_id is not None and plate_id is not None:
+            return xattrs.well_xattrs(node.dir.well_id, plate_id)
+        if node.kind in (Kind.PLATE, Kind.SUBDIR) and plate_id is not None:
+            return xattrs.plate_xattrs(plate_id)
+        if node.kind is Kind.TEXT and node.file.ann is not None:
+            ann = node.file.ann
+            return xattrs.annotation_xattrs(ann.id, ann.file_id)
+        return {}
+
     # --- reading ------------------------------------------------------------------------------
     def read_cached(self, ino: int, offset: int, size: int) -> bytes | None:
         """Non-blocking: the bytes if no server call is needed, else None."""
         return self.planes.read_cached(self.tree.node(ino), offset, size)
 
+    def index_bytes(self, ino: int) -> bytes:
+        """Non-blocking (memory and CPU only): a generated index file's bytes;
+        its size is exact from then on (see :mod:`omerofs.index`)."""
+        return self.listings.index_bytes(self.tree.node(ino))
+
     def read(self, ino: int, offset: int, size: int) -> bytes:
         """Blocking: bytes [offset, offset+size) of a file."""
         node = self.tree.node(ino)
+        if node.kind is Kind.INDEX:
+            return self.index_bytes(ino)[offset:offset + size]
         if node.kind in SPOOLED_KINDS:
             return self.text.read(node, offset, size)
         if node.kind is not Kind.PLANE:

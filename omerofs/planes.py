@@ -87,7 +87,7 @@ class PlaneReader:
         tiff = state.tiff
         if not tiff.needs_plane(offset, size):
             return tiff.read(offset, size, None)
-        if tiff.data_size > self.cache_budget // 4:
+        if state.image.plane_bytes > self.cache_budget // 4:
             return self._read_rows(state, offset, size)
         key = self._key(state)
         plane = self.cache.get(key)
@@ -122,7 +122,7 @@ class PlaneReader:
         """How many planes to fetch ahead: ``prefetch_depth``, or as many as
         make PREFETCH_BYTES for small planes (a 512 KiB plane is over before
         one 5 ms round trip of the next fetch), at most 4x the depth."""
-        by_bytes = -(-PREFETCH_BYTES // max(state.tiff.data_size, 1))
+        by_bytes = -(-PREFETCH_BYTES // max(state.image.plane_bytes, 1))
         return min(max(self.prefetch_depth, by_bytes), 4 * self.prefetch_depth)
 
     def prefetch_after(self, node: Node) -> int:
@@ -155,7 +155,7 @@ class PlaneReader:
                 # huge planes are read row by row, never whole: nothing to prefetch;
                 # planes read to their end sit in the kernel's page cache already
                 if f is not None and f.kind is Kind.PLANE \
-                        and f.plane.tiff.data_size <= self.cache_budget // 4 \
+                        and f.plane.image.plane_bytes <= self.cache_budget // 4 \
                         and (key := self._key(f.plane)) not in self._in_page_cache:
                     keys.append(key)
         return self.cache.prefetch(keys)

@@ -427,6 +427,28 @@ def layout_for(width: int, height: int, pixel_type: str,
     return TiffLayout(width, height, pixel_type, meta)
 
 
+def plane_layout(image: ImageInfo, z: int, c: int, t: int) -> TiffLayout:
+    """The calibrated layout of plane (z, c, t) of ``image`` (cached by
+    :func:`layout_for`; cheap to ask again)."""
+    return layout_for(image.size_x, image.size_y, image.pixel_type, plane_meta(image, z, c, t))
+
+
+def channel_file_sizes(image: ImageInfo) -> list[int] | None:
+    """Size of each channel's plane files when it is the same for every z
+    and t of that channel (the header's length grows only with the digits
+    of z and t, so the first and last plane bound the others), else None.
+    Lets a listing size tens of thousands of calibrated planes without
+    building each one's layout."""
+    last_z, last_t = image.size_z - 1, image.size_t - 1
+    sizes = []
+    for c in range(image.size_c):
+        first = plane_layout(image, 0, c, 0).file_size
+        if plane_layout(image, last_z, c, last_t).file_size != first:
+            return None
+        sizes.append(first)
+    return sizes
+
+
 def pixel_type_of(dtype: np.dtype | type | str) -> str:
     """OMERO pixel type name for a numpy dtype of any byte order: uint16 -> "uint16".
 

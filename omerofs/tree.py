@@ -35,7 +35,7 @@ from typing import Any
 from . import layout
 from .gateway import FileAnnotationInfo, ImageInfo, PlaneIndex
 from .spool import SCRATCH, Entry, Spool
-from .tiff import TiffLayout
+from .tiff import TiffLayout, plane_layout
 
 ROOT_INODE = 1
 STATUS_NAME = ".omerofs-status"
@@ -50,9 +50,11 @@ class Kind(enum.Enum):
     TEXT = "text"
     INCOMING = "incoming"  # a TIFF written into a derived plate, not yet in an image
     STATUS = "status"
+    INDEX_DIR = "index_dir"  # plate_N/.omerofs: generated, read-only
+    INDEX = "index"  # a generated index file in it (images.csv, image_sets.csv)
 
 
-DIR_KINDS = (Kind.ROOT, Kind.PLATE, Kind.WELL, Kind.SUBDIR)
+DIR_KINDS = (Kind.ROOT, Kind.PLATE, Kind.WELL, Kind.SUBDIR, Kind.INDEX_DIR)
 SPOOLED_KINDS = (Kind.TEXT, Kind.INCOMING)
 _MODES = {
     Kind.ROOT: stat.S_IFDIR | 0o755,  # its owner may mkdir derived plates
@@ -63,6 +65,8 @@ _MODES = {
     Kind.TEXT: stat.S_IFREG | 0o644,
     Kind.INCOMING: stat.S_IFREG | 0o644,
     Kind.STATUS: stat.S_IFREG | 0o444,
+    Kind.INDEX_DIR: stat.S_IFDIR | 0o555,
+    Kind.INDEX: stat.S_IFREG | 0o444,
 }
 
 
@@ -131,12 +135,18 @@ class DirState:
 
 @dataclass(frozen=True)
 class PlaneState:
-    """One plane of an image, served as a synthesized TIFF."""
+    """One plane of an image, served as a synthesized, calibrated TIFF."""
 
     image: ImageInfo
     plane: PlaneIndex
-    tiff: TiffLayout
     writable: bool = False  # a plane of a derived plate: writing replaces it
+
+    @property
+    def tiff(self) -> TiffLayout:
+        """Built on demand (and cached by :func:`omerofs.tiff.layout_for`): a
+        plate's tens of thousands of planes keep no layout each."""
+        p = self.plane
+        return plane_layout(self.image, p.z, p.c, p.t)
 
     @property
     def key(self) -> Hashable:
@@ -370,7 +380,7 @@ class Tree:
 
     def owner(self, node: Node) -> Node:
         """The directory whose load fills ``node``: the root, or its plate."""
-        while node.kind in (Kind.WELL, Kind.SUBDIR):
+        while node.kind in (Kind.WELL, Kind.SUBDIR, Kind.INDEX_DIR):
             node = self._nodes[node.parent]
         return node
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from .gateway.types import ImageInfo
 
-__all__ = ["PREFIX", "plane_xattrs", "plate_xattrs", "stack_xattrs", "well_xattrs"]
+__all__ = ["PREFIX", "annotation_xattrs", "plane_xattrs", "plate_xattrs", "stack_xattrs",
+           "well_xattrs"]
 
 PREFIX = "user.omero."
 _UNIT = b"um"
@@ -67,3 +68,9 @@ def plane_xattrs(image: ImageInfo, z: int, c: int, t: int, well_id: int | None =
     for key, value in (("z", z), ("c", c), ("t", t)):
         out[PREFIX + key] = str(value).encode("ascii")
     return out
+
+
+def annotation_xattrs(annotation_id: int, file_id: int) -> dict[str, bytes]:
+    """Attributes of a text file stored as a FileAnnotation."""
+    return {PREFIX + "annotation_id": str(annotation_id).encode("ascii"),
+            PREFIX + "file_id": str(file_id).encode("ascii")}

@@ -69,11 +69,12 @@ def test_tree_lists_exactly_the_plate(mnt, plate):
     pdir = mnt.mountpoint / f"plate_{seeded.plate_id}"
     assert f"plate_{seeded.plate_id}" in os.listdir(mnt.mountpoint)
     want = expected_names(spec)
-    assert sorted(os.listdir(pdir)) == sorted(want)
+    assert sorted(os.listdir(pdir)) == sorted([*want, ".omerofs"])  # + the generated index
+    assert sorted(os.listdir(pdir / ".omerofs")) == ["image_sets.csv", "images.csv"]
     for well, files in want.items():
         assert sorted(os.listdir(pdir / well)) == files
-    found = subprocess.run(["find", str(pdir), "-type", "f"], capture_output=True, text=True,
-                           check=True).stdout.split()
+    found = subprocess.run(["find", str(pdir), "-type", "f", "-name", "*.tif"],
+                           capture_output=True, text=True, check=True).stdout.split()
     assert len(found) == sum(len(v) for v in want.values()) == 5 * 2 * 2 * 2
     ls = subprocess.run(["ls", "-lR", str(pdir)], capture_output=True, text=True, check=True)
     assert ls.stdout.count(".tif") == len(found)
@@ -208,7 +209,7 @@ def test_plate_with_t_and_rows_past_z(server, tmp_path):
     seeded = server.seed(spec)
     with Mount(server.port, tmp_path / "mnt") as m:
         pdir = m.mountpoint / f"plate_{seeded.plate_id}"
-        wells = set(os.listdir(pdir))
+        wells = set(os.listdir(pdir)) - {".omerofs"}
         assert {"A01", "Z01", "AA01", "AB01"} <= wells and len(wells) == 28
         assert sorted(os.listdir(pdir / "AB01")) == [
             "AB01_s001_z000_c000_t000.tif", "AB01_s001_z000_c000_t001.tif"]
@@ -277,3 +278,53 @@ def test_cli_refuses_bad_input_in_one_line(server, tmp_path):
                         str(pwfile), f"127.0.0.1:{server.port}", str(tmp_path)], env=env,
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "readable by group or others" in r.stderr
+
+
+def test_ids_as_xattrs_and_the_image_index(server, mnt):
+    """user.omero.* attributes on planes, wells and plates (read-only), and
+    plate_N/.omerofs/images.csv: one row per plane file, read by pandas."""
+    import pandas as pd
+
+    spec = PlateSpec(name="indexed", rows=1, columns=2, fields=2, size_x=6, size_y=4, size_c=2,
+                     channel_names=("DAPI", "GFP"), physical_size_x=0.5, physical_size_y=0.5,
+                     physical_size_z=2.0)
+    seeded = server.seed(spec)
+    pdir = mnt.mountpoint / f"plate_{seeded.plate_id}"
+    image_id, pixels_id = seeded.images[(0, 1, 1)]
+    plane = pdir / "A02" / "A02_s002_z000_c001.tif"
+    attrs = {k: os.getxattr(plane, k) for k in os.listxattr(plane)}
+    assert attrs["user.omero.image_id"] == str(image_id).encode()
+    assert attrs["user.omero.pixels_id"] == str(pixels_id).encode()
+    assert attrs["user.omero.plate_id"] == str(seeded.plate_id).encode()
+    assert attrs["user.omero.channel"] == b"GFP"
+    assert (attrs["user.omero.physical_size_x"], attrs["user.omero.physical_size_unit"]) == \
+        (b"0.5", b"um")
+    assert os.getxattr(pdir, "user.omero.plate_id") == str(seeded.plate_id).encode()
+    assert os.getxattr(pdir / "A02", "user.omero.well_id") == \
+        os.getxattr(plane, "user.omero.well_id")
+    for name, code in (("user.omero.image_id", errno.EPERM), ("user.mine", errno.ENOTSUP)):
+        with pytest.raises(OSError) as e:
+            os.setxattr(plane, name, b"1")
+        assert e.value.errno == code, name
+    with pytest.raises(OSError) as e:
+        os.getxattr(plane, "user.omero.nothing")
+    assert e.value.errno == errno.ENODATA
+
+    csv = pdir / ".omerofs" / "images.csv"
+    data = csv.read_bytes()
+    assert os.stat(csv).st_size == len(data)
+    df = pd.read_csv(csv)
+    planes = sorted(str(p.relative_to(pdir)) for p in pdir.rglob("*.tif"))
+    assert len(df) == len(planes) == 2 * 2 * 2
+    assert sorted(df["Image_PathName_Plane"] + "/" + df["Image_FileName_Plane"]) == planes
+    row = df[df["Image_FileName_Plane"] == plane.name].iloc[0]
+    assert (row["Metadata_ImageID"], row["Metadata_Channel"], row["Metadata_Site"]) == \
+        (image_id, "GFP", 2)
+    assert row["Metadata_PhysicalSizeX"] == 0.5
+    with pytest.raises(OSError) as e:
+        csv.write_text("x")
+    assert e.value.errno == errno.EACCES
+    # the plane itself carries the calibration and the channel name
+    with tifffile.TiffFile(plane) as tf:
+        assert tf.pages[0].tags["ResolutionUnit"].value == 3  # centimetre
+        assert "GFP" in (tf.ome_metadata or "")

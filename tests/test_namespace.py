@@ -60,10 +60,12 @@ def test_tree_and_bytes(server, gw):
         f = ns.lookup(well.ino, "A02_s002_z000_c001.tif")
         _, pixels_id = seeded.images[(0, 1, 1)]
         want = synthetic_plane(pixels_id, 10, 6, "int16", 0, 1, 0).tobytes()
+        off = f.plane.tiff.data_offset  # after the calibrated header (a multiple of 256)
+        assert off % 256 == 0 and f.size == off + len(want)
         whole = ns.read(f.ino, 0, f.size + 100)
-        assert len(whole) == f.size and whole[256:] == want
-        assert ns.read(f.ino, 256 + 7, 5) == want[7:12]
-        assert ns.read_cached(f.ino, 256, 4) == want[:4]  # now cached: no server call
+        assert len(whole) == f.size and whole[off:] == want
+        assert ns.read(f.ino, off + 7, 5) == want[7:12]
+        assert ns.read_cached(f.ino, off, 4) == want[:4]  # now cached: no server call
         assert ns.read_cached(f.ino, 0, 8)[:2] == b"MM"  # header needs no plane at all
     finally:
         ns.close()
@@ -79,8 +81,10 @@ def test_huge_planes_are_read_by_rows_without_caching(server, gw):
         f = ns.lookup(ns.lookup(plate.ino, "A01").ino, "A01_s001_z000_c001.tif")
         want = synthetic_plane(seeded.images[(0, 0, 0)][1], 300, 200, "double", 0, 1, 0)
         data = b"".join(ns.read(f.ino, off, 65536) for off in range(0, f.size, 65536))
-        assert data[256:] == want.tobytes()
-        assert ns.read(f.ino, 100, 1000)[156:] == want.tobytes()[:844]
+        off = f.plane.tiff.data_offset
+        assert data[off:] == want.tobytes()
+        head = off - 100  # header bytes in a read from offset 100
+        assert ns.read(f.ino, 100, 1000 + head)[head:] == want.tobytes()[:1000]
         assert ns.cache.stats().bytes_used == 0
     finally:
         ns.close()
@@ -175,6 +179,7 @@ def test_prefetch_follows_name_order_across_wells(server, gw):
         assert stats.prefetches == 2 and stats.entries == 2
         a02 = ns.lookup(plate.ino, "A02")
         for name, ino in ns.listing(a02.ino):
-            assert ns.read_cached(ino, 256, 2) is not None, name
+            off = ns.node(ino).plane.tiff.data_offset
+            assert ns.read_cached(ino, off, 2) is not None, name
     finally:
         ns.close()

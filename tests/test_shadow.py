@@ -242,6 +242,8 @@ class WritableArea(RuleBasedStateMachine):
         files: dict[str, bytes] = {}
         dirs: set[str] = set()
         for dirpath, dirnames, filenames in os.walk(self.root):
+            if ".omerofs" in dirnames:
+                dirnames.remove(".omerofs")  # the generated index: not the user's files
             rel = os.path.relpath(dirpath, self.root)
             rel = "" if rel == "." else rel
             for n in filenames:

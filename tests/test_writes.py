@@ -134,7 +134,7 @@ def test_atomic_replace_and_renames(server, mnt, plate):
     files = server_files(server, plate.plate_id)
     assert [(f["kind"], f["name"], f["bytes"]) for f in files] == [
         ("Well", "final.json", b'{"v": 2}')]
-    assert sorted(p.name for p in d.iterdir()) == ["A01", "A02"]
+    assert sorted(p.name for p in d.iterdir()) == [".omerofs", "A01", "A02"]
 
 
 def test_rsync_a_results_folder(server, mnt, plate, tmp_path):
@@ -188,7 +188,7 @@ def test_subdirectories(server, plate, tmp_path):
     (d / "a" / "b").mkdir(parents=True)
     (d / "empty").mkdir()
     (d / "a" / "b" / "deep.txt").write_text("deep")
-    assert sorted(os.listdir(d)) == ["A01", "A02", "a", "empty"]
+    assert sorted(os.listdir(d)) == [".omerofs", "A01", "A02", "a", "empty"]
     with pytest.raises(OSError) as e:
         os.rmdir(d / "a")
     assert e.value.errno == errno.ENOTEMPTY
@@ -199,7 +199,7 @@ def test_subdirectories(server, plate, tmp_path):
     assert m.stop() == 0
     m.start()  # remount: dirs with files come back from OriginalFile.path, empty ones do not
     try:
-        assert sorted(os.listdir(d)) == ["A01", "A02", "a"]
+        assert sorted(os.listdir(d)) == [".omerofs", "A01", "A02", "a"]
         assert (d / "a" / "b" / "deep.txt").read_text() == "deep"
     finally:
         m.assert_clean_log()
