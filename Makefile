@@ -36,7 +36,7 @@ soak: install
 bench: install
 	$(PY) benchmarks/run_all.py
 
-# mutation testing of spool, uploads, layout, tiff, text files and derived planes
+# mutation testing of spool, uploads, layout and tiff
 # with the FUSE-free tests (pyproject [tool.mutmut]); scores: mutants/ and `mutmut results`
 mutate: install
 	$(PY) -m pip install -q --disable-pip-version-check "mutmut==3.8.1"

@@ -53,7 +53,7 @@ def test_tree_and_bytes(server, gw):
         plate = plate_node(ns, seeded.plate_id)
         assert ns.needs_load(plate.ino)
         ns.load(plate.ino)
-        assert [n for n, _ in ns.listing(plate.ino)] == ["A01", "A02"]
+        assert [n for n, _ in ns.listing(plate.ino)] == [".omerofs", "A01", "A02"]
         well = ns.lookup(plate.ino, "A02")
         names = [n for n, _ in ns.listing(well.ino)]
         assert names == [f"A02_s00{s}_z000_c00{c}.tif" for s in (1, 2) for c in (0, 1)]

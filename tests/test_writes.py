@@ -320,8 +320,7 @@ def test_server_killed_during_a_write(own_server, tmp_path):
 def test_spool_leftovers_are_uploaded_by_the_next_mount(own_server, tmp_path):
     seeded = own_server.seed(PlateSpec(name="leftover", rows=1, columns=1, fields=1))
     m = Mount(own_server.port, tmp_path / "mnt", "--retry-interval", "60", "--timeout", "5")
-    # the kernel may give up on the release of the failed file while unmounting
-    m.expect_errors("upload of kept.txt failed", r"fuse_release\(\): fuse_reply_\* failed")
+    m.expect_errors("upload of kept.txt failed")
     m.start()
     d = pdir(m, seeded)
     os.listdir(d)
