@@ -978,8 +978,12 @@ class Namespace:
                 buf.check(plane, (arr.shape[0], arr.shape[1]), pixel_type)
                 if buf.image is not None:  # the image exists: replace this plane in place
                     data = arr.astype(arr.dtype.newbyteorder(">")).tobytes()
-                    self.gateway.write_plane(buf.image, plane, data)
+                    new_image = self.gateway.write_plane(buf.image, plane, data)
                     self.cache.discard((buf.image.pixels_id, plane.z, plane.c, plane.t))
+                    # pixels are write-once: a new image took the old one's place
+                    buf.image = new_image
+                    well.sites[parsed.key.site] = new_image.id
+                    plate.loaded_at = float("-inf")
                     if node.tiff is not None:  # a listed plane: it is a plane again
                         with self._lock:
                             self._spool().remove(entry.id)

@@ -29,6 +29,8 @@ class PlateSpec:
     pixel_type: str = "uint16"
     channel_names: tuple[str, ...] = ()
     owner: str = "root"
+    #: group name (see Store.add_group); None: the owner's default group
+    group: str | None = None
     #: wells to leave out, as (row, column) pairs: plates are rarely full
     skip_wells: tuple[tuple[int, int], ...] = field(default_factory=tuple)
     #: write planes to disk now; False keeps them computed on read (huge plates)
@@ -74,18 +76,20 @@ def seed_plate(store: Store, spec: PlateSpec) -> SeededPlate:
 
 
 def _seed(store: Store, spec: PlateSpec) -> SeededPlate:
-    pid = store.create_plate(spec.name, spec.owner, spec.rows, spec.columns)
+    gid = store.group_id(spec.group) if spec.group is not None else None
+    pid = store.create_plate(spec.name, spec.owner, spec.rows, spec.columns, group=gid)
     skip = set(spec.skip_wells)
     images: dict[tuple[int, int, int], tuple[int, int]] = {}
     for r in range(spec.rows):
         for c in range(spec.columns):
             if (r, c) in skip:
                 continue
-            wid = store.create_well(pid, r, c, spec.owner)
+            wid = store.create_well(pid, r, c, spec.owner, group=gid)
             for f in range(spec.fields):
                 iid, pxid = store.create_image(
                     f"{spec.name} r{r} c{c} f{f}", spec.owner, spec.size_x, spec.size_y,
-                    spec.size_z, spec.size_c, spec.size_t, spec.pixel_type, synthetic=True)
+                    spec.size_z, spec.size_c, spec.size_t, spec.pixel_type, synthetic=True,
+                    group=gid)
                 store.add_well_sample(wid, iid, f)
                 if spec.materialize:
                     store.materialize(pxid)

@@ -15,6 +15,14 @@ Design points (DESIGN.md sections 3 and 5):
   and server-side failures, writes are not (they may have happened).
 * :class:`OmeroGateway` pickles as its :class:`ConnectionConfig`: the
   receiving process opens its own session.
+* Writes follow OMERO 5.6's rules (docs/devserver.rst lists each with its
+  source): every write carries ``omero.group`` set to the group of the object
+  it touches or links to (as omero-py's BlitzGateway ``_linkObject`` does), so
+  plates outside the user's default group can be written; wells are unique
+  per (plate, row, column), and a mount that loses the race for a well adopts
+  the winner's; WellSamples are added through their loaded Well's list;
+  pixels are write-once, so a plane rewrite builds a new image; uploaded
+  files carry a SHA1-160 hasher; created images carry channel min/max.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from typing import Any, TypeVar
 
 import Glacier2
 import Ice
+import numpy as np
 import omero
 import omero.all
 import omero.cmd
@@ -82,6 +91,14 @@ _SERVER_FAILURE = (omero.InternalException, omero.DatabaseBusyException,
                    omero.TryAgain, Ice.UnknownException, Ice.UnknownLocalException)
 
 CHUNK = 4 * 1024 * 1024  # file transfer block: well under one Ice message
+#: OMERO writes planes above this many pixels only as tiles of a pyramid
+#: (omero-romio PixelsService.requiresPixelsPyramid, 3192 x 3192 by default),
+#: except float and double images
+PYRAMID_PIXELS = 3192 * 3192
+#: the checksum OMERO.web and omero-py give uploaded files
+HASHER = "SHA1-160"
+#: attempts to add a WellSample when other writers keep changing the well
+WELL_SAMPLE_ATTEMPTS = 5
 #: RawPixelsStores each thread keeps, one per image: a reader alternating
 #: between a few images does not pay a setPixelsId per plane
 STORES_PER_THREAD = 4
@@ -101,6 +118,8 @@ class OmeroGateway:
         self._local = threading.local()
         self._stores: list[Any] = []  # every RawPixelsStore, to close them all
         self._services: dict[str, Any] = {}  # stateless service proxies of this session
+        #: (kind, id) -> group id: objects never change group under omerofs
+        self._groups: dict[tuple[str, int], int] = {}
         self._stats_lock = threading.Lock()
         #: remote calls per operation, and failures: the mount's status shows these
         self.calls: Counter[str] = Counter()
@@ -258,6 +277,7 @@ class OmeroGateway:
         if isinstance(e, GatewayError):
             return e
         if isinstance(e, omero.SecurityViolation):
+            log.warning("OMERO refused %s (group permissions): %s", op, _describe(e))
             return PermissionDenied(what)
         if isinstance(e, omero.ValidationException):
             if "No row with the given identifier" in (e.message or ""):
@@ -281,6 +301,28 @@ class OmeroGateway:
         rows = self._call("IQuery.projection",
                           lambda sf: self._service(sf, "Query").projection(query, p, ctx))
         return [[unwrap(v) for v in row] for row in rows]
+
+    # --- groups ------------------------------------------------------------------------------
+    def _group_of(self, kind: str, obj_id: int) -> int:
+        """The group of an object (asked once, then cached)."""
+        key = (kind, obj_id)
+        gid = self._groups.get(key)
+        if gid is None:
+            obj = self._call("IQuery.get", lambda sf: self._service(sf, "Query").get(
+                kind, obj_id, {"omero.group": "-1"}))
+            gid = int(obj.getDetails().getGroup().getId().getValue())
+            self._groups[key] = gid
+        return gid
+
+    @staticmethod
+    def _ctx(group: int) -> dict[str, str]:
+        """The call context of a write into ``group``."""
+        return {"omero.group": str(group)}
+
+    def _new_object_ctx(self) -> dict[str, str]:
+        """Context for an object that links to nothing (a new Plate): the
+        configured group, else the session's default group."""
+        return self._ctx(self.config.group) if self.config.group >= 0 else {}
 
     # --- plates --------------------------------------------------------------------------
     @staticmethod
@@ -416,10 +458,10 @@ class OmeroGateway:
                 _quiet_close(store)
         return self._call("RawFileStore.read", run)
 
-    def _write_file(self, sf: Any, file_id: int, data: bytes) -> Any:
+    def _write_file(self, sf: Any, file_id: int, data: bytes, group: int) -> Any:
         store = sf.createRawFileStore()
         try:
-            store.setFileId(file_id)
+            store.setFileId(file_id, self._ctx(group))
             view = memoryview(data)
             for pos in range(0, len(data), CHUNK):
                 chunk = bytes(view[pos:pos + CHUNK])
@@ -435,17 +477,23 @@ class OmeroGateway:
         if not name or "/" in name:
             raise ValueError(f"bad file name {name!r}")
         kind = TargetKind(target.kind)
+        group = self._group_of(kind.value, target.id)
+        ctx = self._ctx(group)
 
         def save_file(sf: Any) -> int:
             f = omero.model.OriginalFileI()
             f.name, f.path, f.size = rstring(name), rstring(path), rlong(len(data))
             if mimetype:
                 f.mimetype = rstring(mimetype)
-            return int(self._service(sf, "Update").saveAndReturnObject(f).id.val)
+            f.hasher = omero.model.ChecksumAlgorithmI()
+            f.hasher.value = rstring(HASHER)
+            return int(self._service(sf, "Update").saveAndReturnObject(f, ctx).id.val)
 
         file_id = self._call("IUpdate.saveAndReturnObject", save_file, idempotent=False)
+        self._groups[("OriginalFile", file_id)] = group
         try:
-            self._call("RawFileStore.write", lambda sf: self._write_file(sf, file_id, data),
+            self._call("RawFileStore.write",
+                       lambda sf: self._write_file(sf, file_id, data, group),
                        idempotent=True)  # rewriting the same bytes is harmless
 
             def save_link(sf: Any) -> Any:
@@ -455,7 +503,7 @@ class OmeroGateway:
                 link = getattr(omero.model, f"{kind.value}AnnotationLinkI")()
                 link.parent = getattr(omero.model, f"{kind.value}I")(target.id, False)
                 link.child = ann
-                return self._service(sf, "Update").saveAndReturnObject(link)
+                return self._service(sf, "Update").saveAndReturnObject(link, ctx)
 
             link = self._call("IUpdate.saveAndReturnObject", save_link, idempotent=False)
         except Exception:
@@ -470,8 +518,9 @@ class OmeroGateway:
                                   target=Target(kind, target.id))
 
     def replace_file(self, annotation: FileAnnotationInfo, data: bytes) -> FileAnnotationInfo:
+        group = self._group_of("OriginalFile", annotation.file_id)
         self._call("RawFileStore.write",
-                   lambda sf: self._write_file(sf, annotation.file_id, data))
+                   lambda sf: self._write_file(sf, annotation.file_id, data, group))
         return FileAnnotationInfo(id=annotation.id, file_id=annotation.file_id,
                                   name=annotation.name, path=annotation.path, size=len(data),
                                   mimetype=annotation.mimetype, ns=annotation.ns,
@@ -485,9 +534,10 @@ class OmeroGateway:
         def run(sf: Any) -> None:
             # load first: saving a half-filled object would null its other fields
             f = self._service(sf, "Query").get("OriginalFile", annotation.file_id,
-                                         {"omero.group": str(self.config.group)})
+                                               {"omero.group": "-1"})
             f.name, f.path = rstring(name), rstring(path)
-            self._service(sf, "Update").saveAndReturnObject(f)
+            group = int(f.getDetails().getGroup().getId().getValue())
+            self._service(sf, "Update").saveAndReturnObject(f, self._ctx(group))
 
         self._call("IUpdate.saveAndReturnObject", run)  # same values twice: harmless
         return FileAnnotationInfo(id=annotation.id, file_id=annotation.file_id, name=name,
@@ -508,25 +558,60 @@ class OmeroGateway:
                 p.rows = rint(rows)
             if columns is not None:
                 p.columns = rint(columns)
-            return self._service(sf, "Update").saveAndReturnObject(p)
+            return self._service(sf, "Update").saveAndReturnObject(p, self._new_object_ctx())
 
         plate = self._call("IUpdate.saveAndReturnObject", run, idempotent=False)
         return PlateSummary(id=int(plate.id.val), name=name, rows=rows, columns=columns,
                             created=time.time(), derived=True)
 
     def create_well(self, plate_id: int, row: int, column: int) -> int:
+        group = self._group_of("Plate", plate_id)
+
         def run(sf: Any) -> Any:
             w = omero.model.WellI()
             w.plate = omero.model.PlateI(plate_id, False)
             w.row, w.column = rint(row), rint(column)
-            return self._service(sf, "Update").saveAndReturnObject(w)
+            return self._service(sf, "Update").saveAndReturnObject(w, self._ctx(group))
 
-        return int(self._call("IUpdate.saveAndReturnObject", run, idempotent=False).id.val)
+        try:
+            well_id = int(self._call("IUpdate.saveAndReturnObject", run, idempotent=False).id.val)
+        except InvalidRequest as e:
+            # (plate, column, row) is unique (omero-model psql-footer.vm:809): another
+            # session made this well first; adopt it
+            existing = self._find_well(plate_id, row, column)
+            if existing is None:
+                raise
+            log.info("well (%d, %d) of plate %d exists already (%s): adopting Well %d",
+                     row, column, plate_id, e, existing)
+            well_id = existing
+        self._groups[("Well", well_id)] = group
+        return well_id
+
+    def _find_well(self, plate_id: int, row: int, column: int) -> int | None:
+        for wid, r, c, *_ in self._projection(Q.PLATE_LAYOUT, pid=plate_id):
+            if (r, c) == (row, column):
+                return int(wid)
+        return None
 
     def create_image(self, well_id: int, name: str, size_x: int, size_y: int, size_z: int,
                      size_c: int, size_t: int, pixel_type: str,
                      planes: Mapping[PlaneIndex, bytes]) -> ImageInfo:
-        plane_bytes = size_x * size_y * pixel_dtype(pixel_type).itemsize
+        image = self._make_image(self._group_of("Well", well_id), name, size_x, size_y,
+                                 size_z, size_c, size_t, pixel_type, planes)
+        try:
+            self._add_to_well(well_id, image.id)
+        except Exception:
+            self._remove_unfinished(image.id)
+            raise
+        return image
+
+    def _make_image(self, group: int, name: str, size_x: int, size_y: int, size_z: int,
+                    size_c: int, size_t: int, pixel_type: str,
+                    planes: Mapping[PlaneIndex, bytes]) -> ImageInfo:
+        """A new Image in ``group`` with all its planes and channel min/max,
+        in no well yet (removed again if anything fails)."""
+        dtype = pixel_dtype(pixel_type)
+        plane_bytes = size_x * size_y * dtype.itemsize
         wanted = {PlaneIndex(z, c, t) for t in range(size_t) for c in range(size_c)
                   for z in range(size_z)}
         if set(planes) != wanted:
@@ -535,8 +620,13 @@ class OmeroGateway:
         for idx, buf in planes.items():
             if len(buf) != plane_bytes:
                 raise ValueError(f"plane {idx} has {len(buf)} bytes, expected {plane_bytes}")
+        if pixel_type not in ("float", "double") and size_x * size_y > PYRAMID_PIXELS:
+            raise InvalidRequest(
+                f"{size_x}x{size_y} {pixel_type} planes are over OMERO's 3192x3192 limit "
+                "for whole-plane writes (larger images need a tiled pyramid)")
         if plane_bytes > self.config.max_message_bytes:
             raise InvalidRequest("writing planes larger than one server message is not supported")
+        ctx = self._ctx(group)
 
         def create(sf: Any) -> int:
             p = omero.sys.ParametersI()
@@ -544,11 +634,12 @@ class OmeroGateway:
             pt = self._service(sf, "Query").findByQuery(Q.PIXELS_TYPE, p)
             if pt is None:
                 raise InvalidRequest(f"server has no pixels type {pixel_type!r}")
-            iid = self._service(sf, "Pixels").createImage(size_x, size_y, size_z, size_t,
-                                                    list(range(size_c)), pt, name, "omerofs")
+            iid = self._service(sf, "Pixels").createImage(
+                size_x, size_y, size_z, size_t, list(range(size_c)), pt, name, "omerofs", ctx)
             return int(unwrap(iid))
 
         image_id = self._call("IPixels.createImage", create, idempotent=False)
+        self._groups[("Image", image_id)] = group
         try:
             rows = self._projection(Q.IMAGE_PIXELS, iid=image_id)
             if not rows:
@@ -556,49 +647,126 @@ class OmeroGateway:
             pixels_id = int(rows[0][0])
 
             def write(sf: Any) -> None:
+                # pixels are write-once (omero-romio RomioPixelBuffer: "Write-method
+                # not permitted." once the file exists): one store writes them all
                 store = sf.createRawPixelsStore()
                 try:
-                    store.setPixelsId(pixels_id, True)
+                    store.setPixelsId(pixels_id, True, ctx)
                     for idx in sorted(planes, key=lambda i: (i.t, i.c, i.z)):
                         store.setPlane(planes[idx], idx.z, idx.c, idx.t)
                     store.save()
                 finally:
                     _quiet_close(store)
 
-            self._call("RawPixelsStore.setPlane", write)  # rewriting planes is harmless
+            self._call("RawPixelsStore.setPlane", write, idempotent=False)
+            big = dtype.newbyteorder(">")
+            ranges = []
+            for c in range(size_c):
+                arrays = [np.frombuffer(planes[PlaneIndex(z, c, t)], dtype=big)
+                          for t in range(size_t) for z in range(size_z)]
+                ranges.append((min(float(a.min()) for a in arrays),
+                               max(float(a.max()) for a in arrays)))
 
-            def link(sf: Any) -> Any:
-                ws = omero.model.WellSampleI()
-                ws.well = omero.model.WellI(well_id, False)
-                ws.image = omero.model.ImageI(image_id, False)
-                return self._service(sf, "Update").saveAndReturnObject(ws)
+            def stats(sf: Any) -> None:
+                # without StatsInfo OMERO.web renders over the whole type range
+                svc = self._service(sf, "Pixels")
+                for c, (lo, hi) in enumerate(ranges):
+                    svc.setChannelGlobalMinMax(pixels_id, c, lo, hi, ctx)
 
-            self._call("IUpdate.saveAndReturnObject", link, idempotent=False)
+            self._call("IPixels.setChannelGlobalMinMax", stats)  # same values: harmless
         except Exception:
-            try:  # never leave a half-made image behind
-                self.delete("Image", [image_id])
-            except GatewayError as e:
-                log.warning("could not remove unfinished Image %d: %s", image_id, e)
+            self._remove_unfinished(image_id)
             raise
         return ImageInfo(id=image_id, name=name, pixels_id=pixels_id, size_x=size_x,
                          size_y=size_y, size_z=size_z, size_c=size_c, size_t=size_t,
                          pixel_type=pixel_type)
 
-    def write_plane(self, image: ImageInfo, plane: PlaneIndex, data: bytes) -> None:
+    def _remove_unfinished(self, image_id: int) -> None:
+        try:  # never leave a half-made image behind
+            self.delete("Image", [image_id])
+        except GatewayError as e:
+            log.warning("could not remove unfinished Image %d: %s", image_id, e)
+
+    def _add_to_well(self, well_id: int, image_id: int) -> None:
+        """Append a WellSample for the image to the well's list and save the
+        Well, as OME's writers do: a WellSample saved alone has no list index
+        and OMERO refuses it. Another writer adding a field to the same well
+        between our read and our save makes the save fail (the list we send
+        misses its sample): read again and retry."""
+        ctx = self._ctx(self._group_of("Well", well_id))
+        p = omero.sys.ParametersI()
+        p.add("wid", rlong(well_id))
+
+        def link(sf: Any) -> Any:
+            well = self._service(sf, "Query").findByQuery(Q.WELL_WITH_SAMPLES, p, ctx)
+            if well is None:
+                raise NotFound(f"no Well {well_id}")
+            ws = omero.model.WellSampleI()
+            ws.image = omero.model.ImageI(image_id, False)
+            well.addWellSample(ws)
+            return self._service(sf, "Update").saveAndReturnObject(well, ctx)
+
+        for attempt in range(1, WELL_SAMPLE_ATTEMPTS + 1):
+            try:
+                self._call("IUpdate.saveAndReturnObject", link, idempotent=False)
+                return
+            except (InvalidRequest, GatewayError) as e:
+                # a ValidationException (our list missed a new field) or an
+                # optimistic-lock failure: worth reading the well again; the rest not
+                if attempt == WELL_SAMPLE_ATTEMPTS or \
+                        isinstance(e, (NotFound, PermissionDenied, ServerUnavailable)):
+                    raise
+                log.info("adding image %d to well %d: %s; reading the well again",
+                         image_id, well_id, e)
+
+    def write_plane(self, image: ImageInfo, plane: PlaneIndex, data: bytes) -> ImageInfo:
+        """Pixels are write-once on OMERO, so the new plane goes into a new
+        image: every other plane is read back from the old one, the new image
+        takes the old one's place in its wells, and the old image is deleted.
+        Returns the new image (its ids differ from ``image``'s)."""
         self._check_plane(image, plane)
         if len(data) != image.plane_bytes:
             raise ValueError(f"plane of {len(data)} bytes, expected {image.plane_bytes}")
+        planes = {PlaneIndex(z, c, t): (data if PlaneIndex(z, c, t) == plane else
+                                        self.read_plane(image, PlaneIndex(z, c, t)))
+                  for t in range(image.size_t) for c in range(image.size_c)
+                  for z in range(image.size_z)}
+        samples = self._projection(Q.IMAGE_WELL_SAMPLES, iid=image.id)
+        if not samples:
+            raise NotFound(f"image {image.id} is in no well")
+        group = self._group_of("Well", int(samples[0][1]))
+        new = self._make_image(group, image.name, image.size_x, image.size_y, image.size_z,
+                               image.size_c, image.size_t, image.pixel_type, planes)
+        try:
+            for wsid, wid in samples:
+                self._swap_image(int(wid), int(wsid), new.id)
+        except Exception:
+            self._remove_unfinished(new.id)
+            raise
+        try:
+            self.delete("Image", [image.id])
+        except GatewayError as e:  # the new image is in place: a leftover is not fatal
+            log.warning("replaced image %d by %d but could not delete it: %s",
+                        image.id, new.id, e)
+        return new
 
-        def run(sf: Any) -> None:
-            store = sf.createRawPixelsStore()
-            try:
-                store.setPixelsId(image.pixels_id, True)
-                store.setPlane(data, plane.z, plane.c, plane.t)
-                store.save()
-            finally:
-                _quiet_close(store)
+    def _swap_image(self, well_id: int, sample_id: int, image_id: int) -> None:
+        """Point one WellSample of a well at another image, through the Well."""
+        ctx = self._ctx(self._group_of("Well", well_id))
+        p = omero.sys.ParametersI()
+        p.add("wid", rlong(well_id))
 
-        self._call("RawPixelsStore.setPlane", run)  # the same plane twice: harmless
+        def swap(sf: Any) -> Any:
+            well = self._service(sf, "Query").findByQuery(Q.WELL_WITH_SAMPLES, p, ctx)
+            if well is None:
+                raise NotFound(f"no Well {well_id}")
+            for ws in well.copyWellSamples():
+                if ws.getId().getValue() == sample_id:
+                    ws.image = omero.model.ImageI(image_id, False)
+                    return self._service(sf, "Update").saveAndReturnObject(well, ctx)
+            raise NotFound(f"no WellSample {sample_id} in Well {well_id}")
+
+        self._call("IUpdate.saveAndReturnObject", swap, idempotent=False)
 
     def delete(self, kind: str, ids: Sequence[int]) -> None:
         if not ids:
@@ -621,13 +789,25 @@ class OmeroGateway:
 
         rsp = self._call("ServiceFactory.submit", submit, idempotent=False)
         if isinstance(rsp, omero.cmd.ERR):
-            message = (rsp.parameters or {}).get("message", "")
-            text = f"delete {kind} {list(ids)}: {rsp.category}/{rsp.name} {message}".strip()
-            if "Security" in rsp.name or "permission" in message.lower():
-                raise PermissionDenied(text)
-            if "not-found" in rsp.name or "No row" in message:
-                raise NotFound(text)
-            raise GatewayError(text)
+            raise _delete_error(kind, ids, rsp)
+        for i in ids:
+            self._groups.pop((kind, int(i)), None)
+
+
+def _delete_error(kind: str, ids: Sequence[int], rsp: Any) -> GatewayError:
+    """The gateway error for a failed Delete2. OMERO answers a GraphException
+    named "graph-fail" (omero-blitz Delete2I.java:182-185) whose message says
+    why: "cannot read all the specified objects" (missing, or not visible:
+    GraphTraversal.java:887), "not permitted to delete" (GraphTraversal.java:1434)
+    or a policy rule's "may not delete ... while ... remains"."""
+    message = (rsp.parameters or {}).get("message", "") or getattr(rsp, "message", "") or ""
+    text = f"delete {kind} {list(ids)}: {rsp.name}: {message}".strip()
+    if "cannot read all the specified objects" in message:
+        return NotFound(text)
+    if "not permitted to delete" in message or "may not delete" in message:
+        log.warning("OMERO refused to %s", text)
+        return PermissionDenied(text)
+    return GatewayError(text)
 
 
 def _quiet_close(proxy: Any) -> None:
