@@ -120,6 +120,18 @@ def test_wellsamples_go_through_the_wells_list_in_order(server):
             add_sample(sf, load_well(sf, wid), iid)
         rows = layout(sf, pid)
         assert [(r[4], r[5]) for r in rows] == [(0, images[0]), (1, images[1]), (2, images[2])]
+        # a field put first in the list gets index 0; the others move up
+        first = new_image(sf)[0]
+        well = load_well(sf, wid)
+        kept = well.copyWellSamples()
+        well.clearWellSamples()
+        ws = omero.model.WellSampleI()
+        ws.image = omero.model.ImageI(first, False)
+        for x in [ws, *kept]:
+            well.addWellSample(x)
+        sf.getUpdateService().saveAndReturnObject(well)
+        assert [(r[4], r[5]) for r in layout(sf, pid)] == [(0, first), *(
+            (i + 1, img) for i, img in enumerate(images))]
 
 
 def test_well_is_unique_per_plate_row_column(server):
