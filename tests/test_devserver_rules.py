@@ -398,3 +398,37 @@ def test_changing_others_data_needs_a_read_write_group(server, lab, level, allow
                 new_well(sf, pid, 0, 0, ctx(gid))
             rsp = delete(sf, "Plate", [pid])
             assert rsp.parameters["message"].startswith("not permitted to delete")
+
+
+def test_cli_makes_groups_and_members(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "omerofs", "devserver", "--data", str(tmp_path / "d"),
+         "--port", "0", "--user", "bob:builder", "--group", "lab:read-only",
+         "--member", "bob:lab:default", "--seed", '{"name": "in lab", "group": "lab",'
+         ' "rows": 1, "columns": 1}'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "devserver ready" in line:
+                break
+        port = int(lines[-1].split("tcp://127.0.0.1:")[1].split()[0])
+        with omero_direct.session(port, "bob", "builder") as sf:
+            ec = sf.getAdminService().getEventContext()
+            assert (ec.groupName, str(ec.groupPermissions)) == ("lab", "rwr---")
+            names = [r[1] for r in omero_direct.projection(sf, Q.LIST_PLATES)]
+        assert names == ["in lab"]
+        with omero_direct.session(port) as sf:  # root: default group omerofs
+            assert omero_direct.projection(sf, Q.LIST_PLATES) == []
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    r = subprocess.run([sys.executable, "-m", "omerofs", "devserver", "--data",
+                        str(tmp_path / "e"), "--group", "x:secret"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "LEVEL one of private" in r.stderr
