@@ -980,10 +980,8 @@ class Namespace:
                     data = arr.astype(arr.dtype.newbyteorder(">")).tobytes()
                     new_image = self.gateway.write_plane(buf.image, plane, data)
                     self.cache.discard((buf.image.pixels_id, plane.z, plane.c, plane.t))
-                    # pixels are write-once: a new image took the old one's place
+                    self._image_replaced(well, buf.image, new_image)
                     buf.image = new_image
-                    well.sites[parsed.key.site] = new_image.id
-                    plate.loaded_at = float("-inf")
                     if node.tiff is not None:  # a listed plane: it is a plane again
                         with self._lock:
                             self._spool().remove(entry.id)
@@ -1007,6 +1005,22 @@ class Namespace:
             if old is not None and old != entry.id:  # the same plane written twice
                 spool.remove(old)
                 self._by_entry.pop(old, None)
+
+    def _image_replaced(self, well: Node, old: ImageInfo, new: ImageInfo) -> None:
+        """OMERO's pixels are write-once: a rewritten plane came back as a new
+        image in the old one's place. The well's plane files now show it."""
+        with self._lock:
+            self._images[new.pixels_id] = new
+            for site, image_id in list(well.sites.items()):
+                if image_id == old.id:
+                    well.sites[site] = new.id
+            for _, i in well.listing():
+                n = self._nodes[i]
+                if n.image is not None and n.image.id == old.id:
+                    n.image = new
+                    if n.plane is not None and n.tiff is not None:
+                        key = (new.pixels_id, n.plane.z, n.plane.c, n.plane.t)
+                        self._plane_sizes[key] = n.tiff.data_size
 
     def _drop_incoming(self, node: Node) -> None:
         with self._lock:
