@@ -203,6 +203,21 @@ def test_imported_pixels_are_read_only(server):
         set_plane(sf, pid, bytes(12))
 
 
+def test_a_store_bound_to_deleted_pixels_fails(server):
+    with omero_direct.session(server.port) as sf:
+        iid, pix = new_image(sf)
+        set_plane(sf, pix, bytes(range(12)))
+        store = sf.createRawPixelsStore()
+        try:
+            store.setPixelsId(pix, True)
+            assert store.getPlane(0, 0, 0) == bytes(range(12))
+            assert isinstance(delete(sf, "Image", [iid]), omero.cmd.Delete2Response)
+            with pytest.raises(omero.ValidationException, match="No row"):
+                store.getPlane(0, 0, 0)
+        finally:
+            store.close()
+
+
 def test_big_non_float_planes_need_a_pyramid(server):
     with omero_direct.session(server.port) as sf:
         _, pid = new_image(sf, 3193, 3192, "uint8")
