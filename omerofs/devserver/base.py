@@ -142,6 +142,7 @@ def call_group(current: Any) -> int | None:
     except ValueError:
         raise api_usage(f"omero.group is not a number: {value!r}") from None
 
+
 __all__ = [
     "VOID",
     "Context",

@@ -24,6 +24,7 @@ def validation(message: str) -> Exception:
 def security(message: str) -> Exception:
     return _err(omero.SecurityViolation, message)
 
+
 def internal(message: str) -> Exception:
     return _err(omero.InternalException, message)
 
