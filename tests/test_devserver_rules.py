@@ -76,9 +76,15 @@ def layout(sf, plate_id: int, call_ctx: dict | None = None) -> list[tuple]:
 
 
 def delete(sf, kind: str, ids: list[int]):
+    """Delete2, polled until it answers (it never answers at the first ask)."""
     handle = sf.submit(omero.cmd.Delete2(targetObjects={kind: ids}))
     try:
-        return handle.getResponse()
+        assert handle.getResponse() is None  # still running, as far as the client knows
+        asks = 1
+        while (rsp := handle.getResponse()) is None:
+            asks += 1
+            assert asks < 1000
+        return rsp
     finally:
         handle.close()
 

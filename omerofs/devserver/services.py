@@ -38,10 +38,14 @@ __all__ = ["Context", "RouterI", "ServiceFactoryI", "SessionLocator"]
 
 @refuse_missing(omero.cmd.Handle)
 class HandleI(omero.cmd.Handle):
-    """A finished command: requests run synchronously inside ``submit``."""
+    """A command's handle. Requests run inside ``submit``, but, as on OMERO
+    where a command runs in the background (omero-blitz Slice
+    v5.5.12 ``src/main/slice/omero/cmd/API.ice:120-124``: ``getResponse`` is null until it is
+    done), the first ``getResponse`` answers null: clients must poll."""
 
     def __init__(self, ctx: Context, req: Any, rsp: Any):
         self.ctx, self.req, self.rsp = ctx, req, rsp
+        self._asked = False
 
     def addCallback(self, cb: Any, current: Any = None) -> None:
         pass
@@ -53,10 +57,14 @@ class HandleI(omero.cmd.Handle):
         return self.req
 
     def getResponse(self, current: Any = None) -> Any:
+        if not self._asked:
+            self._asked = True
+            return None
         return self.rsp
 
     def getStatus(self, current: Any = None) -> Any:
-        return omero.cmd.Status(steps=1, currentStep=1, startTime=0, stopTime=0)
+        return omero.cmd.Status(steps=1, currentStep=1 if self._asked else 0,
+                                startTime=0, stopTime=0)
 
     def cancel(self, current: Any = None) -> bool:
         return False
