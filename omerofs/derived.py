@@ -280,6 +280,11 @@ class DerivedPlates:
             # name the kernel holds keeps working)
             buf.image = made
             well = self.tree.node(node.parent)
+            with self.tree.locked():
+                sites = well.dir.sites
+                for site, image_id in list(sites.items()):
+                    if image_id == old.id:
+                        sites[site] = made.id  # text files of the site attach to the new one
             for _, ino in self.tree.listing(well.ino):
                 other = self.tree.node(ino)
                 if other.pstate is not None and other.pstate.image.id == old.id \

@@ -22,6 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds a session may stay idle")
     p.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",
                    help="add a user (root:omero always exists)")
+    p.add_argument("--group", action="append", default=[], metavar="NAME:LEVEL",
+                   help="add a group (LEVEL: private, read-only, read-annotate, read-write)")
+    p.add_argument("--member", action="append", default=[], metavar="USER:GROUP[:default]",
+                   help="put a user in a group (':default' makes it the user's default)")
     p.add_argument("--seed", action="append", default=[], metavar="demo|JSON|@FILE",
                    help="before serving, add a plate: 'demo', a JSON plate spec, or @file.json")
     p.add_argument("--latency-ms", type=float, default=0.0, help="added to every call")
@@ -39,12 +43,31 @@ def _spec(text: str) -> PlateSpec:
     return PlateSpec.from_dict(json.loads(text))
 
 
+def _group(text: str) -> tuple[str, str]:
+    from .store import PERMISSION_LEVELS
+
+    name, _, level = text.partition(":")
+    if not name or level not in PERMISSION_LEVELS:
+        raise ValueError(f"--group {text!r}: expected NAME:LEVEL with LEVEL one of "
+                         f"{', '.join(PERMISSION_LEVELS)}")
+    return name, level
+
+
+def _member(text: str) -> tuple[str, str, bool]:
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not all(parts[:2]) or parts[2:] not in ([], ["default"]):
+        raise ValueError(f"--member {text!r}: expected USER:GROUP or USER:GROUP:default")
+    return parts[0], parts[1], len(parts) == 3
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         specs = [_spec(s) for s in args.seed]
         users = dict(u.split(":", 1) for u in args.user)
+        groups = [_group(g) for g in args.group]
+        members = [_member(m) for m in args.member]
     except (ValueError, OSError) as e:
         print(f"omerofs devserver: {e}", file=sys.stderr)
         return 2
@@ -60,6 +83,16 @@ def run(args: argparse.Namespace) -> int:
     except Exception as e:  # Ice.SocketException and friends: port in use, bad host
         print(f"omerofs devserver: cannot start: {e}", file=sys.stderr)
         return 1
+    try:
+        for name, level in groups:
+            if not server.store.query("select 1 from groups where name = ?", (name,)):
+                server.store.add_group(name, level)
+        for user, group, default in members:
+            server.store.add_member(user, group, default)
+    except (KeyError, ValueError) as e:
+        print(f"omerofs devserver: {e}", file=sys.stderr)
+        server.close()
+        return 2
     for spec in specs:
         seeded = seed_plate(server.store, spec)
         print(f"seeded plate {seeded.plate_id} {spec.name!r}", flush=True)

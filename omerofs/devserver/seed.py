@@ -36,6 +36,8 @@ class PlateSpec:
     #: an omero-model UnitsLength enum name
     physical_size_unit: str = "MICROMETER"
     owner: str = "root"
+    #: group name (see Store.add_group); None: the owner's default group
+    group: str | None = None
     #: wells to leave out, as (row, column) pairs: plates are rarely full
     skip_wells: tuple[tuple[int, int], ...] = field(default_factory=tuple)
     #: write planes to disk now; False keeps them computed on read (huge plates)
@@ -83,18 +85,20 @@ def seed_plate(store: Store, spec: PlateSpec) -> SeededPlate:
 
 
 def _seed(store: Store, spec: PlateSpec) -> SeededPlate:
-    pid = store.create_plate(spec.name, spec.owner, spec.rows, spec.columns)
+    gid = store.group_id(spec.group) if spec.group is not None else None
+    pid = store.create_plate(spec.name, spec.owner, spec.rows, spec.columns, group=gid)
     skip = set(spec.skip_wells)
     images: dict[tuple[int, int, int], tuple[int, int]] = {}
     for r in range(spec.rows):
         for c in range(spec.columns):
             if (r, c) in skip:
                 continue
-            wid = store.create_well(pid, r, c, spec.owner)
+            wid = store.create_well(pid, r, c, spec.owner, group=gid)
             for f in range(spec.fields):
                 iid, pxid = store.create_image(
                     f"{spec.name} r{r} c{c} f{f}", spec.owner, spec.size_x, spec.size_y,
-                    spec.size_z, spec.size_c, spec.size_t, spec.pixel_type, synthetic=True)
+                    spec.size_z, spec.size_c, spec.size_t, spec.pixel_type, synthetic=True,
+                    group=gid)
                 store.add_well_sample(wid, iid, f)
                 if spec.channel_names:
                     store.set_channel_names(pxid, spec.channel_names)

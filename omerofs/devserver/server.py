@@ -80,7 +80,7 @@ class DevServer:
         self._http = ThreadingHTTPServer((host, control_port), self._handler())
         self._http.daemon_threads = True
         self.control_port = int(self._http.server_address[1])
-        self._http_thread = threading.Thread(target=self._http.serve_forever,
+        self._http_thread = threading.Thread(target=self._http.serve_forever, args=(0.05,),
                                              name="devserver-control", daemon=True)
         self._http_thread.start()
         log.info("devserver listening on tcp://%s:%d (control http://%s:%d)",

@@ -15,6 +15,7 @@ written: their planes are computed by :func:`synthetic_plane`, so a
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import threading
@@ -32,32 +33,43 @@ from ..gateway.types import pixel_dtype
 SCHEMA = """
 create table if not exists ids (next integer not null);
 create table if not exists users (name text primary key, password text not null);
+create table if not exists groups (
+    id integer primary key, name text not null unique, perms text not null);
+create table if not exists members (
+    user text not null, group_id integer not null, is_default integer not null default 0,
+    primary key (user, group_id));
 create table if not exists sessions (
     uuid text primary key, user text not null, created real not null,
-    last_used real not null, closed integer not null default 0);
+    last_used real not null, closed integer not null default 0, group_id integer);
 create table if not exists plates (
     id integer primary key, name text not null, rows integer, columns integer,
-    owner text not null, created real not null, status text);
+    owner text not null, created real not null, status text, group_id integer);
 create table if not exists wells (
     id integer primary key, plate_id integer not null, row integer not null,
-    col integer not null, owner text not null);
+    col integer not null, owner text not null, group_id integer);
 create table if not exists images (
-    id integer primary key, name text not null, owner text not null, created real not null);
+    id integer primary key, name text not null, owner text not null, created real not null,
+    group_id integer);
 create table if not exists pixels (
     id integer primary key, image_id integer not null, size_x integer not null,
     size_y integer not null, size_z integer not null, size_c integer not null,
     size_t integer not null, pixel_type text not null, synthetic integer not null default 0);
+create table if not exists channel_stats (
+    pixels_id integer not null, channel integer not null, min real not null,
+    max real not null, primary key (pixels_id, channel));
 create table if not exists well_samples (
     id integer primary key, well_id integer not null, idx integer not null,
-    image_id integer not null, unique (well_id, idx));
+    image_id integer not null, owner text, group_id integer, unique (well_id, idx));
 create table if not exists files (
     id integer primary key, name text not null, path text not null, size integer not null,
-    mimetype text, owner text not null, created real not null);
+    mimetype text, owner text not null, created real not null, group_id integer,
+    hasher text, hash text);
 create table if not exists annotations (
-    id integer primary key, file_id integer not null, ns text, owner text not null);
+    id integer primary key, file_id integer not null, ns text, owner text not null,
+    group_id integer);
 create table if not exists links (
     id integer primary key, parent_type text not null, parent_id integer not null,
-    ann_id integer not null, owner text not null);
+    ann_id integer not null, owner text not null, group_id integer);
 create table if not exists pixels_physical (
     pixels_id integer primary key, size_x real, unit_x text, size_y real, unit_y text,
     size_z real, unit_z text);
@@ -70,6 +82,34 @@ create index if not exists ws_image on well_samples (image_id);
 create index if not exists pixels_image on pixels (image_id);
 create index if not exists links_parent on links (parent_type, parent_id);
 """
+
+#: OMERO's unique indexes. well_col_row: omero-model v5.6.15
+#: src/main/resources/templates/psql-footer.vm:809. Every link type gets
+#: unique (parent, child, owner_id): omero-dsl-plugin
+#: src/main/java/ome/dsl/SemanticTypeProcessor.java:212. (well, well_index)
+#: is the key of the indexed list Well.wellSamples (screen.ome.xml:71,
+#: ordered="true"), declared in the well_samples table above.
+UNIQUE_INDEXES = """
+create unique index if not exists well_col_row on wells (plate_id, col, row);
+create unique index if not exists link_parent_child_owner
+    on links (parent_type, parent_id, ann_id, owner);
+"""
+
+#: columns added since the first data directories were made: (table, column, type)
+LATER_COLUMNS = (
+    ("sessions", "group_id", "integer"), ("plates", "group_id", "integer"),
+    ("wells", "group_id", "integer"), ("images", "group_id", "integer"),
+    ("well_samples", "owner", "text"), ("well_samples", "group_id", "integer"),
+    ("files", "group_id", "integer"), ("files", "hasher", "text"), ("files", "hash", "text"),
+    ("annotations", "group_id", "integer"), ("links", "group_id", "integer"),
+)
+
+#: OMERO's four group permission levels (omero-model Permissions strings)
+PERMISSION_LEVELS = {"private": "rw----", "read-only": "rwr---",
+                     "read-annotate": "rwra--", "read-write": "rwrw--"}
+#: the group every user belongs to unless told otherwise (read-annotate)
+DEFAULT_GROUP_ID = 3
+DEFAULT_GROUP = ("omerofs", PERMISSION_LEVELS["read-annotate"])
 
 DEFAULT_USERS = {"root": "omero"}
 
@@ -123,6 +163,29 @@ def synthetic_plane(pixels_id: int, size_x: int, size_y: int, pixel_type: str,
     return np.ascontiguousarray(out.astype(dtype))
 
 
+#: checksum algorithms OMERO knows by these names (omero-model
+#: src/main/resources/mappings/acquisition... ChecksumAlgorithm enumeration)
+HASHERS = {"SHA1-160": "sha1", "MD5-128": "md5"}
+
+
+def file_checksum(path: Path, hasher: str) -> str:
+    """Hex digest of a file with an OMERO ChecksumAlgorithm value."""
+    algo = HASHERS.get(hasher)
+    if algo is None:
+        raise ValueError(f"unsupported hasher {hasher!r}")
+    h = hashlib.new(algo)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+#: object kind -> table
+TABLES = {"Plate": "plates", "Well": "wells", "Image": "images", "OriginalFile": "files",
+          "FileAnnotation": "annotations", "Annotation": "annotations",
+          "WellSample": "well_samples"}
+
+
 class Store:
     """Thread-safe access to one data directory."""
 
@@ -139,10 +202,18 @@ class Store:
         self._db.execute("pragma synchronous=normal")
         self._db.executescript(SCHEMA)
         with self.tx() as db:
+            for table, column, kind in LATER_COLUMNS:
+                have = {r[1] for r in db.execute(f"pragma table_info({table})")}
+                if column not in have:
+                    db.execute(f"alter table {table} add column {column} {kind}")
             if db.execute("select count(*) from ids").fetchone()[0] == 0:
                 db.execute("insert into ids values (1)")
+            db.execute("insert or ignore into groups values (?, ?, ?)",
+                       (DEFAULT_GROUP_ID, *DEFAULT_GROUP))
             for user, pw in DEFAULT_USERS.items():
                 db.execute("insert or ignore into users values (?, ?)", (user, pw))
+                self._join_default(db, user)
+        self._db.executescript(UNIQUE_INDEXES)
 
     def close(self) -> None:
         with self._lock:
@@ -190,15 +261,90 @@ class Store:
     def add_user(self, name: str, password: str) -> None:
         with self.tx() as db:
             db.execute("insert or replace into users values (?, ?)", (name, password))
+            self._join_default(db, name)
+
+    @staticmethod
+    def _join_default(db: sqlite3.Connection, user: str) -> None:
+        """A user without a group joins the default group (as its default)."""
+        if db.execute("select 1 from members where user = ?", (user,)).fetchone() is None:
+            db.execute("insert into members values (?, ?, 1)", (user, DEFAULT_GROUP_ID))
+
+    def user_id(self, user: str) -> int:
+        """Experimenter id: 0 for root, then the users' row order."""
+        if user == "root":
+            return 0
+        row = self.one("select rowid from users where name = ?", (user,))
+        return int(row[0]) + 1 if row else -1
+
+    # --- groups ---------------------------------------------------------------
+    def add_group(self, name: str, level: str) -> int:
+        """A new group with one of :data:`PERMISSION_LEVELS` (name or perms string)."""
+        perms = PERMISSION_LEVELS.get(level, level)
+        if perms not in PERMISSION_LEVELS.values():
+            raise ValueError(f"unknown permission level {level!r}")
+        with self.tx() as db:
+            (mx,) = db.execute("select max(id) from groups").fetchone()
+            gid = int(mx) + 1
+            db.execute("insert into groups values (?, ?, ?)", (gid, name, perms))
+            return gid
+
+    def add_member(self, user: str, group: int | str, default: bool = False) -> None:
+        """Put ``user`` in a group; ``default`` makes it the user's default group."""
+        gid = self.group_id(group)
+        with self.tx() as db:
+            if default:
+                db.execute("update members set is_default = 0 where user = ?", (user,))
+            db.execute("insert or replace into members values (?, ?, ?)",
+                       (user, gid, int(default)))
+
+    def group_id(self, group: int | str) -> int:
+        if isinstance(group, int):
+            row = self.one("select id from groups where id = ?", (group,))
+        else:
+            row = self.one("select id from groups where name = ?", (group,))
+        if row is None:
+            raise KeyError(f"no group {group!r}")
+        return int(row[0])
+
+    def group_row(self, gid: int) -> tuple[str, str]:
+        """(name, perms) of a group."""
+        row = self.one("select name, perms from groups where id = ?", (gid,))
+        if row is None:
+            raise KeyError(f"no group {gid}")
+        return str(row[0]), str(row[1])
+
+    def groups_of(self, user: str) -> list[int]:
+        """The groups of a user, default group first."""
+        return [int(r[0]) for r in self.query(
+            "select group_id from members where user = ? order by is_default desc, group_id",
+            (user,))]
+
+    def default_group(self, user: str) -> int:
+        groups = self.groups_of(user)
+        return groups[0] if groups else DEFAULT_GROUP_ID
+
+    def all_groups(self) -> list[int]:
+        return [int(r[0]) for r in self.query("select id from groups order by id")]
 
     def check_password(self, user: str, password: str) -> bool:
         row = self.one("select password from users where name = ?", (user,))
         return row is not None and row[0] == password
 
     def create_session(self, uuid: str, user: str) -> None:
+        """A session starts in the user's default group."""
         now = time.time()
         with self.tx() as db:
-            db.execute("insert into sessions values (?, ?, ?, ?, 0)", (uuid, user, now, now))
+            db.execute("insert into sessions (uuid, user, created, last_used, closed, group_id)"
+                       " values (?, ?, ?, ?, 0, ?)",
+                       (uuid, user, now, now, self.default_group(user)))
+
+    def session_group(self, uuid: str) -> int:
+        row = self.one("select group_id from sessions where uuid = ?", (uuid,))
+        return int(row[0]) if row and row[0] is not None else DEFAULT_GROUP_ID
+
+    def set_session_group(self, uuid: str, gid: int) -> None:
+        with self.tx() as db:
+            db.execute("update sessions set group_id = ? where uuid = ?", (gid, uuid))
 
     def session_user(self, uuid: str, idle_timeout: float) -> str | None:
         """The user of a live session, touching it; None if unknown, closed or idle too long."""
@@ -230,24 +376,33 @@ class Store:
 
     # --- plates ----------------------------------------------------------------
     def create_plate(self, name: str, owner: str, rows: int | None = None,
-                     columns: int | None = None, status: str | None = None) -> int:
+                     columns: int | None = None, status: str | None = None,
+                     group: int | None = None) -> int:
+        """``group`` None: the owner's default group (so for every create_*)."""
+        gid = self.default_group(owner) if group is None else group
         with self.tx() as db:
             pid = self.new_id(db)
-            db.execute("insert into plates values (?, ?, ?, ?, ?, ?, ?)",
-                       (pid, name, rows, columns, owner, time.time(), status))
+            db.execute("insert into plates (id, name, rows, columns, owner, created, status,"
+                       " group_id) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (pid, name, rows, columns, owner, time.time(), status, gid))
             return pid
 
-    def create_well(self, plate_id: int, row: int, col: int, owner: str) -> int:
+    def create_well(self, plate_id: int, row: int, col: int, owner: str,
+                    group: int | None = None) -> int:
+        """Raises sqlite3.IntegrityError for a second well at (plate, column, row)."""
         with self.tx() as db:
-            if db.execute("select 1 from plates where id = ?", (plate_id,)).fetchone() is None:
+            prow = db.execute("select group_id from plates where id = ?", (plate_id,)).fetchone()
+            if prow is None:
                 raise KeyError(f"no Plate {plate_id}")
+            gid = prow[0] if group is None else group
             wid = self.new_id(db)
-            db.execute("insert into wells values (?, ?, ?, ?, ?)", (wid, plate_id, row, col, owner))
+            db.execute("insert into wells (id, plate_id, row, col, owner, group_id)"
+                       " values (?, ?, ?, ?, ?, ?)", (wid, plate_id, row, col, owner, gid))
             return wid
 
     def create_image(self, name: str, owner: str, size_x: int, size_y: int, size_z: int,
-                     size_c: int, size_t: int, pixel_type: str, synthetic: bool = False
-                     ) -> tuple[int, int]:
+                     size_c: int, size_t: int, pixel_type: str, synthetic: bool = False,
+                     group: int | None = None) -> tuple[int, int]:
         """A new Image and its Pixels; returns (image id, pixels id)."""
         pixel_dtype(pixel_type)
         if min(size_x, size_y, size_z, size_c, size_t) < 1:
@@ -255,23 +410,39 @@ class Store:
         with self.tx() as db:
             iid = self.new_id(db)
             pid = self.new_id(db)
-            db.execute("insert into images values (?, ?, ?, ?)", (iid, name, owner, time.time()))
+            db.execute("insert into images (id, name, owner, created, group_id)"
+                       " values (?, ?, ?, ?, ?)",
+                       (iid, name, owner, time.time(),
+                        self.default_group(owner) if group is None else group))
             db.execute("insert into pixels values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (pid, iid, size_x, size_y, size_z, size_c, size_t, pixel_type,
                         int(synthetic)))
             return iid, pid
 
-    def add_well_sample(self, well_id: int, image_id: int, index: int | None = None) -> int:
-        """Link an image to a well as a field; ``index`` None appends."""
+    def add_well_sample(self, well_id: int, image_id: int, index: int | None = None,
+                        owner: str | None = None) -> int:
+        """Link an image to a well as a field; ``index`` None appends. Raises
+        sqlite3.IntegrityError when (well, index) is taken."""
         with self.tx() as db:
+            wrow = db.execute("select owner, group_id from wells where id = ?",
+                              (well_id,)).fetchone()
+            if wrow is None:
+                raise KeyError(f"no Well {well_id}")
             if index is None:
                 (mx,) = db.execute("select max(idx) from well_samples where well_id = ?",
                                    (well_id,)).fetchone()
                 index = 0 if mx is None else mx + 1
             wsid = self.new_id(db)
-            db.execute("insert into well_samples values (?, ?, ?, ?)",
-                       (wsid, well_id, index, image_id))
+            db.execute("insert into well_samples (id, well_id, idx, image_id, owner, group_id)"
+                       " values (?, ?, ?, ?, ?, ?)",
+                       (wsid, well_id, index, image_id, owner or wrow[0], wrow[1]))
             return wsid
+
+    def well_samples(self, well_id: int) -> list[tuple[int, int, int]]:
+        """(id, index, image id) of a well's samples, by index."""
+        return [(int(a), int(b), int(c)) for a, b, c in self.query(
+            "select id, idx, image_id from well_samples where well_id = ? order by idx",
+            (well_id,))]
 
     def set_physical_sizes(self, pixels_id: int, x: float | None, y: float | None,
                            z: float | None, unit: str = "MICROMETER") -> None:
@@ -300,12 +471,12 @@ class Store:
         pid, iid, sx, sy, sz, sc, st, ptype, synthetic = row
         return PixelsRow(pid, iid, sx, sy, sz, sc, st, ptype, bool(synthetic))
 
-    def _pixels_path(self, pixels_id: int) -> Path:
+    def pixels_path(self, pixels_id: int) -> Path:
         return self.root / "pixels" / f"{pixels_id}.raw"
 
     def read_plane(self, pix: PixelsRow, z: int, c: int, t: int) -> bytes:
         n = pix.plane_number(z, c, t)
-        path = self._pixels_path(pix.id)
+        path = self.pixels_path(pix.id)
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -323,7 +494,7 @@ class Store:
         if len(data) != pix.plane_bytes:
             raise ValueError(f"plane of {len(data)} bytes, expected {pix.plane_bytes}")
         n = pix.plane_number(z, c, t)
-        path = self._pixels_path(pix.id)
+        path = self.pixels_path(pix.id)
         with self._lock:
             if not path.exists() and pix.synthetic:
                 self._materialize(pix)
@@ -334,7 +505,7 @@ class Store:
                 os.close(fd)
 
     def _materialize(self, pix: PixelsRow) -> None:
-        with open(self._pixels_path(pix.id), "wb") as f:
+        with open(self.pixels_path(pix.id), "wb") as f:
             for t in range(pix.size_t):
                 for c in range(pix.size_c):
                     for z in range(pix.size_z):
@@ -344,18 +515,21 @@ class Store:
     def materialize(self, pixels_id: int) -> None:
         """Write a synthetic image's planes to disk (faster reads, same bytes)."""
         pix = self.pixels(pixels_id)
-        if pix.synthetic and not self._pixels_path(pix.id).exists():
+        if pix.synthetic and not self.pixels_path(pix.id).exists():
             self._materialize(pix)
 
     # --- original files and annotations ------------------------------------------
     def file_path(self, file_id: int) -> Path:
         return self.root / "files" / str(file_id)
 
-    def create_file(self, name: str, path: str, mimetype: str | None, owner: str) -> int:
+    def create_file(self, name: str, path: str, mimetype: str | None, owner: str,
+                    group: int | None = None, hasher: str | None = None) -> int:
         with self.tx() as db:
             fid = self.new_id(db)
-            db.execute("insert into files values (?, ?, ?, 0, ?, ?, ?)",
-                       (fid, name, path, mimetype, owner, time.time()))
+            db.execute("insert into files (id, name, path, size, mimetype, owner, created,"
+                       " group_id, hasher) values (?, ?, ?, 0, ?, ?, ?, ?, ?)",
+                       (fid, name, path, mimetype, owner, time.time(),
+                        self.default_group(owner) if group is None else group, hasher))
         self.file_path(fid).touch()
         return fid
 
@@ -377,18 +551,34 @@ class Store:
                 db.execute("update files set mimetype = ? where id = ?", (mimetype, file_id))
 
     def sync_file_size(self, file_id: int) -> int:
-        size = self.file_path(file_id).stat().st_size
+        """Record the file's size, and its checksum when it has a hasher.
+
+        As omero-server v5.6.12 src/main/java/ome/services/RawFileBean.java:240-247
+        does in save(): the hash is computed only when a hasher is set."""
+        path = self.file_path(file_id)
+        size = path.stat().st_size
         with self.tx() as db:
-            db.execute("update files set size = ? where id = ?", (size, file_id))
+            row = db.execute("select hasher from files where id = ?", (file_id,)).fetchone()
+            digest = None
+            if row is not None and row[0] is not None:
+                digest = file_checksum(path, row[0])
+            db.execute("update files set size = ?, hash = ? where id = ?",
+                       (size, digest, file_id))
         return size
 
-    def create_annotation(self, file_id: int, ns: str | None, owner: str) -> int:
+    def create_annotation(self, file_id: int, ns: str | None, owner: str,
+                          group: int | None = None) -> int:
         with self.tx() as db:
             aid = self.new_id(db)
-            db.execute("insert into annotations values (?, ?, ?, ?)", (aid, file_id, ns, owner))
+            db.execute("insert into annotations (id, file_id, ns, owner, group_id)"
+                       " values (?, ?, ?, ?, ?)",
+                       (aid, file_id, ns, owner,
+                        self.default_group(owner) if group is None else group))
             return aid
 
-    def link(self, parent_type: str, parent_id: int, ann_id: int, owner: str) -> int:
+    def link(self, parent_type: str, parent_id: int, ann_id: int, owner: str,
+             group: int | None = None) -> int:
+        """Raises sqlite3.IntegrityError for a second (parent, child, owner) link."""
         table = {"Plate": "plates", "Well": "wells", "Image": "images"}[parent_type]
         with self.tx() as db:
             if db.execute(f"select 1 from {table} where id = ?", (parent_id,)).fetchone() is None:
@@ -396,93 +586,40 @@ class Store:
             if db.execute("select 1 from annotations where id = ?", (ann_id,)).fetchone() is None:
                 raise KeyError(f"no Annotation {ann_id}")
             lid = self.new_id(db)
-            db.execute("insert into links values (?, ?, ?, ?, ?)",
-                       (lid, parent_type, parent_id, ann_id, owner))
+            db.execute("insert into links (id, parent_type, parent_id, ann_id, owner, group_id)"
+                       " values (?, ?, ?, ?, ?, ?)",
+                       (lid, parent_type, parent_id, ann_id, owner,
+                        self.default_group(owner) if group is None else group))
             return lid
 
-    # --- deletion (a small Delete2: the graph this model has) ---------------------
+    # --- object details -------------------------------------------------------------
     def owner_of(self, kind: str, obj_id: int) -> str | None:
-        table = {"Plate": "plates", "Well": "wells", "Image": "images", "OriginalFile": "files",
-                 "FileAnnotation": "annotations", "Annotation": "annotations"}.get(kind)
+        details = self.details(kind, obj_id)
+        return None if details is None else details[0]
+
+    def details(self, kind: str, obj_id: int) -> tuple[str, int] | None:
+        """(owner, group id) of an object, None if it does not exist; KeyError
+        for a kind this store does not hold."""
+        table = TABLES.get(kind)
         if table is None:
-            raise KeyError(f"cannot delete {kind}")
-        row = self.one(f"select owner from {table} where id = ?", (obj_id,))
-        return None if row is None else str(row[0])
+            raise KeyError(f"unknown kind {kind}")
+        row = self.one(f"select owner, group_id from {table} where id = ?", (obj_id,))
+        if row is None:
+            return None
+        return str(row[0]), int(row[1]) if row[1] is not None else DEFAULT_GROUP_ID
 
-    def delete(self, kind: str, ids: list[int]) -> dict[str, list[int]]:
-        """Delete objects and what they own; returns {"ome.model...Class": [ids]}."""
-        out: dict[str, list[int]] = {}
-
-        def note(cls: str, i: int) -> None:
-            out.setdefault(cls, []).append(i)
-
+    # --- channel statistics ---------------------------------------------------------
+    def set_channel_min_max(self, pixels_id: int, channel: int, mn: float, mx: float) -> None:
+        pix = self.pixels(pixels_id)
+        if not 0 <= channel < pix.size_c:
+            raise IndexError(f"channel {channel} outside 0..{pix.size_c - 1}")
         with self.tx() as db:
-            def ann(aid: int) -> None:
-                row = db.execute("select file_id from annotations where id = ?", (aid,)).fetchone()
-                if row is None:
-                    return
-                for (lid, ptype) in db.execute(
-                        "select id, parent_type from links where ann_id = ?", (aid,)).fetchall():
-                    note(f"ome.model.annotations.{ptype}AnnotationLink", lid)
-                db.execute("delete from links where ann_id = ?", (aid,))
-                db.execute("delete from annotations where id = ?", (aid,))
-                note("ome.model.annotations.FileAnnotation", aid)
-                ofile(row[0])
+            db.execute("insert or replace into channel_stats values (?, ?, ?, ?)",
+                       (pixels_id, channel, mn, mx))
 
-            def ofile(fid: int) -> None:
-                if db.execute("delete from files where id = ?", (fid,)).rowcount:
-                    note("ome.model.core.OriginalFile", fid)
-                    self.file_path(fid).unlink(missing_ok=True)
+    def channel_min_max(self, pixels_id: int) -> dict[int, tuple[float, float]]:
+        return {int(c): (float(a), float(b)) for c, a, b in self.query(
+            "select channel, min, max from channel_stats where pixels_id = ?", (pixels_id,))}
 
-            def unlink_parent(ptype: str, pid: int) -> None:
-                for (lid, aid) in db.execute(
-                        "select id, ann_id from links where parent_type = ? and parent_id = ?",
-                        (ptype, pid)).fetchall():
-                    db.execute("delete from links where id = ?", (lid,))
-                    note(f"ome.model.annotations.{ptype}AnnotationLink", lid)
-                    # annotations no longer linked anywhere go with their parent
-                    still = db.execute("select 1 from links where ann_id = ?", (aid,)).fetchone()
-                    if still is None:
-                        ann(aid)
-
-            def image(iid: int) -> None:
-                if not db.execute("delete from images where id = ?", (iid,)).rowcount:
-                    return
-                note("ome.model.core.Image", iid)
-                for (pid,) in db.execute("select id from pixels where image_id = ?",
-                                         (iid,)).fetchall():
-                    note("ome.model.core.Pixels", pid)
-                    self._pixels_path(pid).unlink(missing_ok=True)
-                db.execute("delete from pixels where image_id = ?", (iid,))
-                for (wsid,) in db.execute("select id from well_samples where image_id = ?",
-                                          (iid,)).fetchall():
-                    note("ome.model.screen.WellSample", wsid)
-                db.execute("delete from well_samples where image_id = ?", (iid,))
-                unlink_parent("Image", iid)
-
-            def well(wid: int) -> None:
-                if not db.execute("delete from wells where id = ?", (wid,)).rowcount:
-                    return
-                note("ome.model.screen.Well", wid)
-                for (iid,) in db.execute("select image_id from well_samples where well_id = ?",
-                                         (wid,)).fetchall():
-                    image(iid)
-                unlink_parent("Well", wid)
-
-            def plate(pid: int) -> None:
-                if not db.execute("delete from plates where id = ?", (pid,)).rowcount:
-                    return
-                note("ome.model.screen.Plate", pid)
-                for (wid,) in db.execute("select id from wells where plate_id = ?",
-                                         (pid,)).fetchall():
-                    well(wid)
-                unlink_parent("Plate", pid)
-
-            handlers = {"Plate": plate, "Well": well, "Image": image, "OriginalFile": ofile,
-                        "FileAnnotation": ann, "Annotation": ann}
-            fn = handlers.get(kind)
-            if fn is None:
-                raise KeyError(f"cannot delete {kind}")
-            for i in ids:
-                fn(i)
-        return out
+    def has_pixel_file(self, pixels_id: int) -> bool:
+        return self.pixels_path(pixels_id).exists()

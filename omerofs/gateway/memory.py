@@ -295,15 +295,30 @@ class MemoryGateway:
 
         return self._call("create_image", run)
 
-    def write_plane(self, image: ImageInfo, plane: PlaneIndex, data: bytes) -> None:
+    def write_plane(self, image: ImageInfo, plane: PlaneIndex, data: bytes) -> ImageInfo:
+        """As on OMERO (pixels are write-once): a new image with every plane,
+        in the old one's place in its well; the old one is deleted."""
         if len(data) != image.plane_bytes:
             raise ValueError(f"plane of {len(data)} bytes, expected {image.plane_bytes}")
 
-        def run() -> None:
+        def run() -> ImageInfo:
             self._plane(image, plane)
-            self.pixels[(image.pixels_id, plane.z, plane.c, plane.t)] = bytes(data)
+            well = next((w for w in self.wells.values() if image.id in w.images), None)
+            if well is None:
+                raise NotFound(f"image {image.id} is in no well")
+            new = replace(image, id=self._new_id(), pixels_id=self._new_id())
+            for z in range(image.size_z):
+                for c in range(image.size_c):
+                    for t in range(image.size_t):
+                        old = self.pixels.pop((image.pixels_id, z, c, t))
+                        self.pixels[(new.pixels_id, z, c, t)] = \
+                            bytes(data) if PlaneIndex(z, c, t) == plane else old
+            well.images[well.images.index(image.id)] = new.id
+            self.images[new.id] = new
+            del self.images[image.id]
+            return new
 
-        self._call("write_plane", run)
+        return self._call("write_plane", run)
 
     def delete(self, kind: str, ids: Sequence[int]) -> None:
         def run() -> None:

@@ -15,6 +15,14 @@ Design points (DESIGN.md sections 3 and 5):
   and server-side failures, writes are not (they may have happened).
 * :class:`OmeroGateway` pickles as its :class:`ConnectionConfig`: the
   receiving process opens its own session.
+* Writes follow OMERO 5.6's rules (docs/devserver.rst lists each with its
+  source): every write carries ``omero.group`` set to the group of the object
+  it touches or links to (as omero-py's BlitzGateway ``_linkObject`` does), so
+  plates outside the user's default group can be written; wells are unique
+  per (plate, row, column), and a mount that loses the race for a well adopts
+  the winner's; WellSamples are added through their loaded Well's list;
+  pixels are write-once, so a plane rewrite builds a new image; uploaded
+  files carry a SHA1-160 hasher; created images carry channel min/max.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import logging
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import Glacier2
@@ -35,7 +43,7 @@ import omero.all
 import omero.cmd
 import omero.model
 import omero.sys
-from omero.rtypes import rint, rlong, rstring, unwrap
+from omero.rtypes import rlong, rstring, unwrap
 
 from . import queries as Q
 from .config import ConnectionConfig
@@ -47,6 +55,7 @@ from .errors import (
     PermissionDenied,
     ServerUnavailable,
 )
+from .omero_writes import DerivedPlateWrites, _quiet_close
 from .types import (
     FileAnnotationInfo,
     ImageInfo,
@@ -84,12 +93,14 @@ _SERVER_FAILURE = (omero.InternalException, omero.DatabaseBusyException,
                    omero.TryAgain, Ice.UnknownException, Ice.UnknownLocalException)
 
 CHUNK = 4 * 1024 * 1024  # file transfer block: well under one Ice message
+#: the checksum OMERO.web and omero-py give uploaded files
+HASHER = "SHA1-160"
 #: RawPixelsStores each thread keeps, one per image: a reader alternating
 #: between a few images does not pay a setPixelsId per plane
 STORES_PER_THREAD = 4
 
 
-class OmeroGateway:
+class OmeroGateway(DerivedPlateWrites):
     """:class:`omerofs.gateway.protocol.Gateway` over omero-py (thread-safe)."""
 
     def __init__(self, config: ConnectionConfig, retries: int = 3):
@@ -103,6 +114,8 @@ class OmeroGateway:
         self._local = threading.local()
         self._stores: list[Any] = []  # every RawPixelsStore, to close them all
         self._services: dict[str, Any] = {}  # stateless service proxies of this session
+        #: (kind, id) -> group id: objects never change group under omerofs
+        self._groups: dict[tuple[str, int], int] = {}
         self._stats_lock = threading.Lock()
         #: remote calls per operation, and failures: the mount's status shows these
         self.calls: Counter[str] = Counter()
@@ -264,6 +277,7 @@ class OmeroGateway:
         if isinstance(e, GatewayError):
             return e
         if isinstance(e, omero.SecurityViolation):
+            log.warning("OMERO refused %s (group permissions): %s", op, _describe(e))
             return PermissionDenied(what)
         if isinstance(e, omero.ValidationException):
             if "No row with the given identifier" in (e.message or ""):
@@ -287,6 +301,28 @@ class OmeroGateway:
         rows = self._call("IQuery.projection",
                           lambda sf: self._service(sf, "Query").projection(query, p, ctx))
         return [[_plain(v) for v in row] for row in rows]
+
+    # --- groups ------------------------------------------------------------------------------
+    def _group_of(self, kind: str, obj_id: int) -> int:
+        """The group of an object (asked once, then cached)."""
+        key = (kind, obj_id)
+        gid = self._groups.get(key)
+        if gid is None:
+            obj = self._call("IQuery.get", lambda sf: self._service(sf, "Query").get(
+                kind, obj_id, {"omero.group": "-1"}))
+            gid = int(obj.getDetails().getGroup().getId().getValue())
+            self._groups[key] = gid
+        return gid
+
+    @staticmethod
+    def _ctx(group: int) -> dict[str, str]:
+        """The call context of a write into ``group``."""
+        return {"omero.group": str(group)}
+
+    def _new_object_ctx(self) -> dict[str, str]:
+        """Context for an object that links to nothing (a new Plate): the
+        configured group, else the session's default group."""
+        return self._ctx(self.config.group) if self.config.group >= 0 else {}
 
     # --- plates --------------------------------------------------------------------------
     @staticmethod
@@ -434,10 +470,10 @@ class OmeroGateway:
                 _quiet_close(store)
         return self._call("RawFileStore.read", run)
 
-    def _write_file(self, sf: Any, file_id: int, data: bytes) -> Any:
+    def _write_file(self, sf: Any, file_id: int, data: bytes, group: int) -> Any:
         store = sf.createRawFileStore()
         try:
-            store.setFileId(file_id)
+            store.setFileId(file_id, self._ctx(group))
             view = memoryview(data)
             for pos in range(0, len(data), CHUNK):
                 chunk = bytes(view[pos:pos + CHUNK])
@@ -453,17 +489,23 @@ class OmeroGateway:
         if not name or "/" in name:
             raise ValueError(f"bad file name {name!r}")
         kind = TargetKind(target.kind)
+        group = self._group_of(kind.value, target.id)
+        ctx = self._ctx(group)
 
         def save_file(sf: Any) -> int:
             f = omero.model.OriginalFileI()
             f.name, f.path, f.size = rstring(name), rstring(path), rlong(len(data))
             if mimetype:
                 f.mimetype = rstring(mimetype)
-            return int(self._service(sf, "Update").saveAndReturnObject(f).id.val)
+            f.hasher = omero.model.ChecksumAlgorithmI()
+            f.hasher.value = rstring(HASHER)
+            return int(self._service(sf, "Update").saveAndReturnObject(f, ctx).id.val)
 
         file_id = self._call("IUpdate.saveAndReturnObject", save_file, idempotent=False)
+        self._groups[("OriginalFile", file_id)] = group
         try:
-            self._call("RawFileStore.write", lambda sf: self._write_file(sf, file_id, data),
+            self._call("RawFileStore.write",
+                       lambda sf: self._write_file(sf, file_id, data, group),
                        idempotent=True)  # rewriting the same bytes is harmless
 
             def save_link(sf: Any) -> Any:
@@ -473,7 +515,7 @@ class OmeroGateway:
                 link = getattr(omero.model, f"{kind.value}AnnotationLinkI")()
                 link.parent = getattr(omero.model, f"{kind.value}I")(target.id, False)
                 link.child = ann
-                return self._service(sf, "Update").saveAndReturnObject(link)
+                return self._service(sf, "Update").saveAndReturnObject(link, ctx)
 
             link = self._call("IUpdate.saveAndReturnObject", save_link, idempotent=False)
         except Exception:
@@ -488,8 +530,9 @@ class OmeroGateway:
                                   target=Target(kind, target.id))
 
     def replace_file(self, annotation: FileAnnotationInfo, data: bytes) -> FileAnnotationInfo:
+        group = self._group_of("OriginalFile", annotation.file_id)
         self._call("RawFileStore.write",
-                   lambda sf: self._write_file(sf, annotation.file_id, data))
+                   lambda sf: self._write_file(sf, annotation.file_id, data, group))
         return FileAnnotationInfo(id=annotation.id, file_id=annotation.file_id,
                                   name=annotation.name, path=annotation.path, size=len(data),
                                   mimetype=annotation.mimetype, ns=annotation.ns,
@@ -503,9 +546,10 @@ class OmeroGateway:
         def run(sf: Any) -> None:
             # load first: saving a half-filled object would null its other fields
             f = self._service(sf, "Query").get("OriginalFile", annotation.file_id,
-                                         {"omero.group": str(self.config.group)})
+                                               {"omero.group": "-1"})
             f.name, f.path = rstring(name), rstring(path)
-            self._service(sf, "Update").saveAndReturnObject(f)
+            group = int(f.getDetails().getGroup().getId().getValue())
+            self._service(sf, "Update").saveAndReturnObject(f, self._ctx(group))
 
         self._call("IUpdate.saveAndReturnObject", run)  # same values twice: harmless
         return FileAnnotationInfo(id=annotation.id, file_id=annotation.file_id, name=name,
@@ -514,142 +558,6 @@ class OmeroGateway:
 
     def delete_file_annotation(self, annotation_id: int) -> None:
         self.delete("FileAnnotation", [annotation_id])
-
-    # --- derived plates -------------------------------------------------------------------
-    def create_plate(self, name: str, rows: int | None = None, columns: int | None = None
-                     ) -> PlateSummary:
-        def run(sf: Any) -> Any:
-            p = omero.model.PlateI()
-            p.name = rstring(name)
-            p.status = rstring(Q.DERIVED_STATUS)
-            if rows is not None:
-                p.rows = rint(rows)
-            if columns is not None:
-                p.columns = rint(columns)
-            return self._service(sf, "Update").saveAndReturnObject(p)
-
-        plate = self._call("IUpdate.saveAndReturnObject", run, idempotent=False)
-        return PlateSummary(id=int(plate.id.val), name=name, rows=rows, columns=columns,
-                            created=time.time(), derived=True)
-
-    def create_well(self, plate_id: int, row: int, column: int) -> int:
-        def run(sf: Any) -> Any:
-            w = omero.model.WellI()
-            w.plate = omero.model.PlateI(plate_id, False)
-            w.row, w.column = rint(row), rint(column)
-            return self._service(sf, "Update").saveAndReturnObject(w)
-
-        return int(self._call("IUpdate.saveAndReturnObject", run, idempotent=False).id.val)
-
-    def create_image(self, well_id: int, name: str, size_x: int, size_y: int, size_z: int,
-                     size_c: int, size_t: int, pixel_type: str,
-                     planes: Mapping[PlaneIndex, bytes]) -> ImageInfo:
-        plane_bytes = size_x * size_y * pixel_dtype(pixel_type).itemsize
-        wanted = {PlaneIndex(z, c, t) for t in range(size_t) for c in range(size_c)
-                  for z in range(size_z)}
-        if set(planes) != wanted:
-            raise ValueError(f"create_image needs exactly the {len(wanted)} planes "
-                             f"{size_z}x{size_c}x{size_t}, got {len(planes)}")
-        for idx, buf in planes.items():
-            if len(buf) != plane_bytes:
-                raise ValueError(f"plane {idx} has {len(buf)} bytes, expected {plane_bytes}")
-        if plane_bytes > self.config.max_message_bytes:
-            raise InvalidRequest("writing planes larger than one server message is not supported")
-
-        def create(sf: Any) -> int:
-            p = omero.sys.ParametersI()
-            p.add("value", rstring(pixel_type))
-            pt = self._service(sf, "Query").findByQuery(Q.PIXELS_TYPE, p)
-            if pt is None:
-                raise InvalidRequest(f"server has no pixels type {pixel_type!r}")
-            iid = self._service(sf, "Pixels").createImage(size_x, size_y, size_z, size_t,
-                                                    list(range(size_c)), pt, name, "omerofs")
-            return int(unwrap(iid))
-
-        image_id = self._call("IPixels.createImage", create, idempotent=False)
-        try:
-            rows = self._projection(Q.IMAGE_PIXELS, iid=image_id)
-            if not rows:
-                raise GatewayError(f"image {image_id} has no pixels")
-            pixels_id = int(rows[0][0])
-
-            def write(sf: Any) -> None:
-                store = sf.createRawPixelsStore()
-                try:
-                    store.setPixelsId(pixels_id, True)
-                    for idx in sorted(planes, key=lambda i: (i.t, i.c, i.z)):
-                        store.setPlane(planes[idx], idx.z, idx.c, idx.t)
-                    store.save()
-                finally:
-                    _quiet_close(store)
-
-            self._call("RawPixelsStore.setPlane", write)  # rewriting planes is harmless
-
-            def link(sf: Any) -> Any:
-                ws = omero.model.WellSampleI()
-                ws.well = omero.model.WellI(well_id, False)
-                ws.image = omero.model.ImageI(image_id, False)
-                return self._service(sf, "Update").saveAndReturnObject(ws)
-
-            self._call("IUpdate.saveAndReturnObject", link, idempotent=False)
-        except Exception:
-            try:  # never leave a half-made image behind
-                self.delete("Image", [image_id])
-            except GatewayError as e:
-                log.warning("could not remove unfinished Image %d: %s", image_id, e)
-            raise
-        # IPixels.createImage gives every channel a LogicalChannel without a name
-        # (omero-server PixelsImpl.createChannels, PixelsImpl.java:388-398): what
-        # load_plate reads back for this image.
-        return ImageInfo(id=image_id, name=name, pixels_id=pixels_id, size_x=size_x,
-                         size_y=size_y, size_z=size_z, size_c=size_c, size_t=size_t,
-                         pixel_type=pixel_type, channel_names=("",) * size_c)
-
-    def write_plane(self, image: ImageInfo, plane: PlaneIndex, data: bytes) -> None:
-        self._check_plane(image, plane)
-        if len(data) != image.plane_bytes:
-            raise ValueError(f"plane of {len(data)} bytes, expected {image.plane_bytes}")
-
-        def run(sf: Any) -> None:
-            store = sf.createRawPixelsStore()
-            try:
-                store.setPixelsId(image.pixels_id, True)
-                store.setPlane(data, plane.z, plane.c, plane.t)
-                store.save()
-            finally:
-                _quiet_close(store)
-
-        self._call("RawPixelsStore.setPlane", run)  # the same plane twice: harmless
-
-    def delete(self, kind: str, ids: Sequence[int]) -> None:
-        if not ids:
-            return
-        req = omero.cmd.Delete2(targetObjects={kind: [int(i) for i in ids]})
-
-        def submit(sf: Any) -> Any:
-            handle = sf.submit(req)
-            try:
-                deadline = time.monotonic() + self.config.timeout
-                delay = 0.005
-                while (rsp := handle.getResponse()) is None:
-                    if time.monotonic() > deadline:
-                        raise ServerUnavailable(f"delete of {kind} {list(ids)} did not finish")
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.5)
-                return rsp
-            finally:
-                _quiet_close(handle)
-
-        rsp = self._call("ServiceFactory.submit", submit, idempotent=False)
-        if isinstance(rsp, omero.cmd.ERR):
-            message = (rsp.parameters or {}).get("message", "")
-            text = f"delete {kind} {list(ids)}: {rsp.category}/{rsp.name} {message}".strip()
-            if "Security" in rsp.name or "permission" in message.lower():
-                raise PermissionDenied(text)
-            if "not-found" in rsp.name or "No row" in message:
-                raise NotFound(text)
-            raise GatewayError(text)
-
 
 #: rtypes whose value is their ``val``: unwrapped without omero.rtypes.unwrap's
 #: generic walk (a plate layout has hundreds of thousands of them)
@@ -664,12 +572,6 @@ def _plain(value: Any) -> Any:
         return value.val
     return unwrap(value)
 
-
-def _quiet_close(proxy: Any) -> None:
-    try:
-        proxy.close()
-    except Exception as e:
-        log.debug("closing %s: %r", proxy, e)
 
 
 def _describe(e: BaseException) -> str:

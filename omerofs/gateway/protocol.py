@@ -124,11 +124,13 @@ class Gateway(Protocol):
         bytes of one plane; the image is only linked to the well once all its
         planes are written, so a reader never sees a placeholder."""
 
-    def write_plane(self, image: ImageInfo, plane: PlaneIndex, data: bytes
-                    ) -> ImageInfo | None:
-        """Replace one plane of an existing image (big-endian bytes). Returns
-        the image that now holds the plane when the server had to make a new
-        one (its id differs), else None."""
+    def write_plane(self, image: ImageInfo, plane: PlaneIndex, data: bytes) -> ImageInfo:
+        """Replace one plane of an existing image (big-endian bytes).
+
+        OMERO's pixels are write-once, so this makes a new image holding every
+        plane (the others read back from ``image``), puts it in ``image``'s
+        place in its well and deletes ``image``: the returned image has new
+        ids. Raises NotFound if ``image`` is in no well."""
 
     def delete(self, kind: str, ids: Sequence[int]) -> None:
         """Delete objects of an OMERO class (``"Plate"``, ``"Image"``...) and what they own."""

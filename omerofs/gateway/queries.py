@@ -76,6 +76,18 @@ PIXELS_TYPE = "from PixelsType as p where p.value = :value"
 #: The primary Pixels id of an image. params: iid ; columns: pixels id
 IMAGE_PIXELS = "select p.id from Pixels p where p.image.id = :iid"
 
+#: A Well with its wellSamples list loaded (findByQuery: one Well object, or
+#: None). Writers add a WellSample by appending to this list and saving the
+#: Well, as OME's own writers do (omero-server OMEROMetadataStore, the
+#: Dataset_To_Plate script): a WellSample saved on its own has no index.
+#: params: wid
+WELL_WITH_SAMPLES = (
+    "select w from Well w left outer join fetch w.wellSamples where w.id = :wid"
+)
+
+#: The fields showing an image. params: iid ; columns: wellsample id, well id
+IMAGE_WELL_SAMPLES = "select ws.id, ws.well.id from WellSample ws where ws.image.id = :iid"
+
 ALL = frozenset(
     {
         LIST_PLATES,
@@ -86,5 +98,7 @@ ALL = frozenset(
         IMAGE_FILE_ANNOTATIONS,
         PIXELS_TYPE,
         IMAGE_PIXELS,
+        WELL_WITH_SAMPLES,
+        IMAGE_WELL_SAMPLES,
     }
 )

@@ -1,0 +1,175 @@
+"""omero.model objects built from the devserver's rows, with their Details.
+
+Loaded objects carry ``details.owner`` and ``details.group`` as OMERO sends
+them (unloaded Experimenter and ExperimenterGroup), so a client can learn an
+object's group and set ``omero.group`` to it before writing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import omero
+import omero.all
+import omero.model
+from omero.rtypes import rdouble, rint, rlong, rstring
+
+from ..gateway.types import PIXEL_DTYPES
+from .errors import api_usage
+from .store import Store
+
+PIXELS_TYPE_IDS = {name: i + 1 for i, name in enumerate(sorted(PIXEL_DTYPES))}
+
+
+def _r(value: Any, wrap: Callable[[Any], Any]) -> Any:
+    return None if value is None else wrap(value)
+
+
+def with_details(obj: Any, store: Store, kind: str) -> Any:
+    """Set ``obj``'s Details (owner and group) from the store."""
+    details = store.details(kind, int(obj.id.val))
+    if details is not None:
+        d = obj.getDetails()
+        if d is None:
+            d = omero.model.DetailsI()
+            obj._details = d
+        owner, gid = details
+        d.setOwner(omero.model.ExperimenterI(store.user_id(owner), False))
+        d.setGroup(omero.model.ExperimenterGroupI(gid, False))
+    return obj
+
+
+def pixels_type_obj(value: str) -> Any:
+    pt = omero.model.PixelsTypeI(PIXELS_TYPE_IDS[value], True)
+    pt.value = rstring(value)
+    return pt
+
+
+def original_file_obj(store: Store, file_id: int) -> Any:
+    fid, name, path, size, mimetype, _owner = store.file_row(file_id)
+    f = omero.model.OriginalFileI(fid, True)
+    f.name = rstring(name)
+    f.path = rstring(path)
+    f.size = rlong(size)
+    f.mimetype = rstring(mimetype) if mimetype is not None else None
+    row = store.one("select hasher, hash from files where id = ?", (fid,))
+    if row is not None and row[0] is not None:
+        f.hasher = omero.model.ChecksumAlgorithmI()
+        f.hasher.value = rstring(row[0])
+        f.hash = _r(row[1], rstring)
+    return with_details(f, store, "OriginalFile")
+
+
+def file_annotation_obj(store: Store, ann_id: int) -> Any:
+    row = store.one("select id, file_id, ns from annotations where id = ?", (ann_id,))
+    if row is None:
+        raise KeyError(ann_id)
+    a = omero.model.FileAnnotationI(row[0], True)
+    a.file = omero.model.OriginalFileI(row[1], False)
+    a.ns = rstring(row[2]) if row[2] is not None else None
+    return with_details(a, store, "FileAnnotation")
+
+
+def well_obj(store: Store, well_id: int, samples: bool = False) -> Any | None:
+    """A Well; ``samples`` loads its wellSamples list (index = list position)."""
+    row = store.one("select id, plate_id, row, col from wells where id = ?", (well_id,))
+    if row is None:
+        return None
+    w = omero.model.WellI(row[0], True)
+    w.plate = omero.model.PlateI(row[1], False)
+    w.row = rint(row[2])
+    w.column = rint(row[3])
+    if samples:
+        for wsid, _idx, iid in store.well_samples(well_id):
+            ws = omero.model.WellSampleI(wsid, True)
+            ws.image = omero.model.ImageI(iid, False)
+            with_details(ws, store, "WellSample")
+            w.addWellSample(ws)
+    else:
+        w.unloadWellSamples()
+    return with_details(w, store, "Well")
+
+
+def pixels_description(store: Store, pixels_id: int) -> Any | None:
+    """Pixels with its type and channels, each channel with its StatsInfo when
+    ``setChannelGlobalMinMax`` recorded one (as IPixels.retrievePixDescription)."""
+    try:
+        pix = store.pixels(pixels_id)
+    except KeyError:
+        return None
+    p = omero.model.PixelsI(pix.id, True)
+    p.image = omero.model.ImageI(pix.image_id, False)
+    p.sizeX, p.sizeY = rint(pix.size_x), rint(pix.size_y)
+    p.sizeZ, p.sizeC, p.sizeT = rint(pix.size_z), rint(pix.size_c), rint(pix.size_t)
+    p.pixelsType = pixels_type_obj(pix.pixel_type)
+    stats = store.channel_min_max(pix.id)
+    for c in range(pix.size_c):
+        ch = omero.model.ChannelI(pix.id * 1000 + c, True)  # ids are not kept for channels
+        if c in stats:
+            si = omero.model.StatsInfoI()
+            si.globalMin, si.globalMax = rdouble(stats[c][0]), rdouble(stats[c][1])
+            ch.statsInfo = si
+        p.addChannel(ch)
+    return p
+
+
+def get_object(store: Store, klass: str, obj_id: int) -> Any | None:
+    """The object of an OMERO class by id, or None."""
+    klass = klass.rsplit(".", 1)[-1].removesuffix("I")
+    try:
+        if klass == "OriginalFile":
+            return original_file_obj(store, obj_id)
+        if klass in ("FileAnnotation", "Annotation"):
+            return file_annotation_obj(store, obj_id)
+    except KeyError:
+        return None
+    if klass == "Plate":
+        row = store.one("select id, name, rows, columns, status from plates where id = ?",
+                        (obj_id,))
+        if row is None:
+            return None
+        p = omero.model.PlateI(row[0], True)
+        p.name = rstring(row[1])
+        p.status = rstring(row[4]) if row[4] is not None else None
+        p.rows = rint(row[2]) if row[2] is not None else None
+        p.columns = rint(row[3]) if row[3] is not None else None
+        return with_details(p, store, "Plate")
+    if klass == "Well":
+        return well_obj(store, obj_id)
+    if klass == "Image":
+        row = store.one("select id, name from images where id = ?", (obj_id,))
+        if row is None:
+            return None
+        img = omero.model.ImageI(row[0], True)
+        img.name = rstring(row[1])
+        return with_details(img, store, "Image")
+    if klass == "Pixels":
+        try:
+            pix = store.pixels(obj_id)
+        except KeyError:
+            return None
+        p = omero.model.PixelsI(pix.id, True)
+        p.image = omero.model.ImageI(pix.image_id, False)
+        p.sizeX, p.sizeY = rint(pix.size_x), rint(pix.size_y)
+        p.sizeZ, p.sizeC, p.sizeT = rint(pix.size_z), rint(pix.size_c), rint(pix.size_t)
+        p.pixelsType = pixels_type_obj(pix.pixel_type)
+        return p
+    if klass == "WellSample":
+        row = store.one("select id, well_id, image_id from well_samples where id = ?", (obj_id,))
+        if row is None:
+            return None
+        ws = omero.model.WellSampleI(row[0], True)
+        ws.well = omero.model.WellI(row[1], False)
+        ws.image = omero.model.ImageI(row[2], False)
+        return with_details(ws, store, "WellSample")
+    raise api_usage(f"devserver: IQuery.get of {klass} is not implemented")
+
+
+#: the kind whose Details decide who reads an object of an IQuery.get class
+DETAILS_KIND = {"Pixels": "Image", "Annotation": "FileAnnotation"}
+
+
+def pixels_image(store: Store, pixels_id: int) -> int | None:
+    row = store.one("select image_id from pixels where id = ?", (pixels_id,))
+    return None if row is None else int(row[0])

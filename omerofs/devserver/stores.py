@@ -1,0 +1,213 @@
+"""The stateful stores: RawFileStore and RawPixelsStore.
+
+A store binds to the ``omero.group`` of its ``setFileId``/``setPixelsId``
+call: the object must be readable there (else SecurityViolation "Cannot
+read ..."), and writes need the right to change the object.
+
+Pixels rules (omero-romio v5.7.7, the version OMERO 5.6 runs):
+
+* Write-once: a store may write planes only if the pixels file did not exist
+  when it was bound; otherwise the buffer is read-only
+  (src/main/java/ome/io/nio/PixelsService.java:664-666) and every set* raises
+  ApiUsageException "Write-method not permitted."
+  (src/main/java/ome/io/nio/RomioPixelBuffer.java:111). So the planes of an
+  image are written by the first store session, and never again.
+* Pyramids: a non-float image of more than 3192 x 3192 pixels
+  (PixelsService.java:678-688 requiresPixelsPyramid with the defaults of
+  ConfiguredTileSizes.java:39) is written through a pyramid buffer, whose
+  setPlane raises "Non-tile based writing unsupported."
+  (src/main/java/ome/io/bioformats/BfPyramidPixelBuffer.java:1107); a plain
+  Java exception reaches the client as InternalException.
+
+Files: RawFileStore.save and close record the size, and the checksum when the
+OriginalFile has a hasher (omero-server v5.6.12 RawFileBean.java:240-247).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import omero
+import omero.all
+import omero.api
+from omero.rtypes import rlong
+
+from .base import VOID, Servant, amd, api_usage, call_group, internal, security, validation
+from .model import original_file_obj
+from .store import PixelsRow
+
+#: omero.pixeldata.max_plane_width x max_plane_height (ConfiguredTileSizes.java:39)
+MAX_PLANE_WIDTH = MAX_PLANE_HEIGHT = 3192
+#: types exempt from the pyramid (omero.pixeldata.max_plane_float_override, default true)
+FLOAT_TYPES = ("float", "double")
+
+
+def requires_pyramid(pix: PixelsRow) -> bool:
+    if pix.pixel_type in FLOAT_TYPES:
+        return False
+    return pix.size_x * pix.size_y > MAX_PLANE_WIDTH * MAX_PLANE_HEIGHT
+
+
+@amd(omero.api.RawFileStore)
+class RawFileStoreI(Servant, omero.api.RawFileStore):
+    NAME = "RawFileStore"
+    file_id: int | None = None
+
+    def _path(self) -> Any:
+        if self.file_id is None:
+            raise api_usage("setFileId has not been called")
+        return self.store.file_path(self.file_id)
+
+    def setFileId(self, file_id: int, current: Any = None) -> Any:
+        readable = self.sec.readable("OriginalFile", file_id, call_group(current))
+        if readable is None:
+            raise validation(
+                f"No row with the given identifier exists: OriginalFile {file_id}")
+        if not readable:
+            raise security(f"Cannot read OriginalFile:Id_{file_id}")
+        self.file_id = file_id
+        return VOID
+
+    def getFileId(self, current: Any = None) -> Any:
+        return rlong(self.file_id) if self.file_id is not None else None
+
+    def _check_write(self) -> None:
+        details = self.store.details("OriginalFile", self.file_id or 0)
+        if details is None or not self.sec.may_modify(*details):
+            raise security(f"{self.user} cannot write OriginalFile:{self.file_id}")
+
+    def read(self, position: int, length: int, current: Any = None) -> bytes:
+        with open(self._path(), "rb") as f:
+            f.seek(position)
+            return f.read(length)
+
+    def write(self, buf: bytes, position: int, length: int, current: Any = None) -> Any:
+        path = self._path()
+        self._check_write()
+        with open(path, "r+b") as f:
+            f.seek(position)
+            f.write(buf[:length])
+        return VOID
+
+    def truncate(self, length: int, current: Any = None) -> bool:
+        path = self._path()
+        self._check_write()
+        size = path.stat().st_size
+        if length >= size:
+            return False
+        with open(path, "r+b") as f:
+            f.truncate(length)
+        return True
+
+    def size(self, current: Any = None) -> int:
+        return int(self._path().stat().st_size)
+
+    def exists(self, current: Any = None) -> bool:
+        return bool(self._path().exists())
+
+    def save(self, current: Any = None) -> Any:
+        self._path()
+        self.store.sync_file_size(self.file_id or 0)
+        return original_file_obj(self.store, self.file_id or 0)
+
+    def close(self, current: Any = None) -> Any:
+        if self.file_id is not None and self._path().exists():
+            self.store.sync_file_size(self.file_id)
+        self.ctx.forget(current.id)
+        return VOID
+
+
+@amd(omero.api.RawPixelsStore)
+class RawPixelsStoreI(Servant, omero.api.RawPixelsStore):
+    NAME = "RawPixelsStore"
+    pix: PixelsRow | None = None
+    #: whether this store got a writable buffer (no pixels file at bind time)
+    writable = False
+
+    def _pix(self) -> PixelsRow:
+        if self.pix is None:
+            raise api_usage("setPixelsId has not been called")
+        return self.pix
+
+    def setPixelsId(self, pixels_id: int, bypass: bool, current: Any = None) -> Any:
+        try:
+            pix = self.store.pixels(pixels_id)
+        except KeyError:
+            raise validation(
+                f"No row with the given identifier exists: Pixels {pixels_id}") from None
+        if not self.sec.readable("Image", pix.image_id, call_group(current)):
+            raise security(f"Cannot read Pixels:Id_{pixels_id}")
+        self.pix = pix
+        self.writable = not pix.synthetic and not self.store.has_pixel_file(pix.id)
+        return VOID
+
+    def getPixelsId(self, current: Any = None) -> int:
+        return self._pix().id
+
+    def _plane(self, z: int, c: int, t: int) -> bytes:
+        pix = self._pix()
+        if self.store.one("select 1 from pixels where id = ?", (pix.id,)) is None:
+            # deleted since setPixelsId: an error, never zeros or stale bytes
+            raise validation(f"No row with the given identifier exists: Pixels {pix.id}")
+        try:
+            return self.store.read_plane(pix, z, c, t)
+        except IndexError as e:
+            raise api_usage(str(e)) from None
+
+    def getPlane(self, z: int, c: int, t: int, current: Any = None) -> bytes:
+        return self._plane(z, c, t)
+
+    def getTile(self, z: int, c: int, t: int, x: int, y: int, w: int, h: int,
+                current: Any = None) -> bytes:
+        pix = self._pix()
+        if x < 0 or y < 0 or w < 1 or h < 1 or x + w > pix.size_x or y + h > pix.size_y:
+            raise api_usage(f"tile {x},{y} {w}x{h} outside {pix.size_x}x{pix.size_y}")
+        item = pix.dtype.itemsize
+        plane = memoryview(self._plane(z, c, t))
+        if x == 0 and w == pix.size_x:  # full-width band: one slice
+            return bytes(plane[y * w * item:(y + h) * w * item])
+        row = pix.size_x * item
+        return b"".join(plane[(y + r) * row + x * item:(y + r) * row + (x + w) * item]
+                        for r in range(h))
+
+    def setPlane(self, buf: bytes, z: int, c: int, t: int, current: Any = None) -> Any:
+        pix = self._pix()
+        details = self.store.details("Image", pix.image_id)
+        if details is None or not self.sec.may_modify(*details):
+            raise security(f"{self.user} cannot write Pixels:{pix.id}")
+        if not self.writable:
+            raise api_usage("Write-method not permitted.")
+        if requires_pyramid(pix):
+            raise internal("Non-tile based writing unsupported.")
+        try:
+            self.store.write_plane(pix, z, c, t, bytes(buf))
+        except (IndexError, ValueError) as e:
+            raise api_usage(str(e)) from None
+        return VOID
+
+    def getByteWidth(self, current: Any = None) -> int:
+        return self._pix().dtype.itemsize
+
+    def isSigned(self, current: Any = None) -> bool:
+        return self._pix().dtype.kind == "i"
+
+    def isFloat(self, current: Any = None) -> bool:
+        return self._pix().dtype.kind == "f"
+
+    def getPlaneSize(self, current: Any = None) -> int:
+        return self._pix().plane_bytes
+
+    def getRowSize(self, current: Any = None) -> int:
+        pix = self._pix()
+        return pix.size_x * pix.dtype.itemsize
+
+    def getTotalSize(self, current: Any = None) -> int:
+        pix = self._pix()
+        return pix.plane_bytes * pix.size_z * pix.size_c * pix.size_t
+
+    def save(self, current: Any = None) -> Any:
+        return None
+
+    def close(self, current: Any = None) -> Any:
+        self.ctx.forget(current.id)
+        return VOID

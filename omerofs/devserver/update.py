@@ -1,0 +1,202 @@
+"""IUpdate: saving objects, with OMERO 5.6's integrity and permission rules.
+
+Each save runs in one transaction (a failure leaves nothing behind, as one
+Hibernate flush). Rules, with the OMERO source each follows:
+
+* A WellSample is saved only through its Well's ``wellSamples`` list; its
+  index is its list position. WellSample.well is the inverse side of the
+  ordered list Well.wellSamples (omero-model v5.6.15
+  src/main/resources/mappings/screen.ome.xml:71 and :82, ``ordered="true"``),
+  so the well and well_index columns are written by the list only; a
+  WellSample saved alone has none and Hibernate refuses it with a
+  PropertyValueException, which omero-server v5.6.12
+  src/main/java/ome/services/util/ServiceHandler.java:264-269 turns into
+  ValidationException. An existing WellSample saved alone may change its
+  image (the well columns are not updatable).
+* Unique (plate, column, row) wells (psql-footer.vm:809 ``well_col_row``),
+  unique (well, well_index) samples (the list key) and unique (parent,
+  child, owner) annotation links (omero-dsl-plugin
+  SemanticTypeProcessor.java:212): a duplicate is a DataIntegrityViolation,
+  a ValidationException (ServiceHandler.java:233-237).
+* Groups and rights: see :mod:`omerofs.devserver.security`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import omero
+import omero.all
+import omero.api
+import omero.model
+
+from .base import VOID, Servant, _id, _val, amd, api_usage, call_group, validation
+from .model import file_annotation_obj, get_object, original_file_obj, well_obj
+from .security import ANNOTATE, WRITE
+from .store import HASHERS
+
+#: sqlite's unique-violation text -> the constraint as OMERO names it
+CONSTRAINTS = {
+    "wells.": '"well_col_row" (plate, "column", "row")',
+    "well_samples.": "(well, well_index) of Well.wellSamples",
+    "links.": "(parent, child, owner_id)",
+}
+
+#: what Hibernate says about a WellSample row without its list's columns
+NO_BACKREF = ("not-null property references a null or transient value: "
+              "ome.model.screen.WellSample._wellSamplesBackref")
+
+
+def _duplicate(e: sqlite3.IntegrityError) -> Exception:
+    text = str(e)
+    for table, name in CONSTRAINTS.items():
+        if table in text:
+            return validation(f"duplicate key value violates unique constraint {name}")
+    return validation(f"integrity violation: {text}")
+
+
+@amd(omero.api.IUpdate)
+class UpdateI(Servant, omero.api.IUpdate):
+    NAME = "IUpdate"
+
+    def _save(self, obj: Any, current: Any) -> Any:
+        try:
+            with self.store.tx():
+                return self._save1(obj, call_group(current))
+        except sqlite3.IntegrityError as e:
+            raise _duplicate(e) from None
+        except KeyError as e:
+            raise validation(f"devserver: {e.args[0] if e.args else e}") from None
+
+    def _save1(self, obj: Any, group: int | None) -> Any:
+        s, user, sec = self.store, self.user, self.sec
+        if isinstance(obj, omero.model.OriginalFile):
+            fid = _id(obj)
+            if fid is None:
+                hasher = None
+                if obj.hasher is not None:
+                    hasher = _val(obj.hasher.value) if obj.hasher.isLoaded() else None
+                    if hasher not in HASHERS:
+                        raise validation(f"unknown ChecksumAlgorithm {hasher!r}")
+                fid = s.create_file(_val(obj.name) or "", _val(obj.path) or "",
+                                    _val(obj.mimetype), user,
+                                    group=sec.new_object_group(group, []), hasher=hasher)
+            else:
+                sec.check_modify("OriginalFile", fid, group)
+                s.update_file(fid, _val(obj.name), _val(obj.path), _val(obj.mimetype))
+            return original_file_obj(s, fid)
+        if isinstance(obj, omero.model.Plate):
+            if _id(obj) is not None:
+                raise api_usage("devserver: updating a Plate is not implemented")
+            return get_object(s, "Plate", s.create_plate(
+                _val(obj.name) or "", user, _val(obj.rows), _val(obj.columns),
+                _val(obj.status), group=sec.new_object_group(group, [])))
+        if isinstance(obj, omero.model.Well):
+            return self._save_well(obj, group)
+        if isinstance(obj, omero.model.WellSample):
+            wsid = _id(obj)
+            if wsid is None:
+                raise validation(NO_BACKREF)
+            _, gid = sec.check_modify("WellSample", wsid, group)
+            iid = _id(obj.image)
+            if iid is None:
+                raise validation("not-null property references a null or transient value: "
+                                 "ome.model.screen.WellSample.image")
+            sec.check_link("WellSample", gid, "Image", iid, WRITE)
+            s.query("update well_samples set image_id = ? where id = ?", (iid, wsid))
+            return get_object(s, "WellSample", wsid)
+        if isinstance(obj, omero.model.FileAnnotation):
+            aid = _id(obj)
+            if aid is None:
+                fid = _id(obj.file)
+                if fid is None:
+                    raise validation("FileAnnotation needs a saved OriginalFile")
+                gid = sec.new_object_group(group, [("OriginalFile", fid)])
+                sec.check_link("FileAnnotation", gid, "OriginalFile", fid, WRITE)
+                aid = s.create_annotation(fid, _val(obj.ns), user, group=gid)
+            return file_annotation_obj(s, aid)
+        for kind in ("Plate", "Well", "Image"):
+            if isinstance(obj, getattr(omero.model, f"{kind}AnnotationLink")):
+                return self._save_link(kind, obj, group)
+        raise api_usage(f"devserver: saving {type(obj).__name__} is not implemented")
+
+    def _save_link(self, kind: str, obj: Any, group: int | None) -> Any:
+        s, sec = self.store, self.sec
+        parent = _id(obj.parent)
+        if parent is None:
+            raise validation("link needs a parent")
+        if s.details(kind, parent) is None:
+            raise validation(f"No row with the given identifier exists: {kind} {parent}")
+        child = self._save1(obj.child, group) if _id(obj.child) is None else obj.child
+        child_id = _id(child) or 0
+        gid = sec.new_object_group(group, [(kind, parent), ("FileAnnotation", child_id)])
+        link_kind = f"{kind}AnnotationLink"
+        sec.check_link(link_kind, gid, kind, parent, ANNOTATE)
+        sec.check_link(link_kind, gid, "FileAnnotation", child_id, ANNOTATE)
+        lid = s.link(kind, parent, child_id, self.user, group=gid)
+        link = getattr(omero.model, f"{kind}AnnotationLinkI")(lid, True)
+        link.parent = getattr(omero.model, f"{kind}I")(parent, False)
+        link.child = file_annotation_obj(s, child_id)
+        return link
+
+    def _save_well(self, obj: Any, group: int | None) -> Any:
+        s, sec = self.store, self.sec
+        wid = _id(obj)
+        if wid is None:
+            pid = _id(obj.plate)
+            if pid is None or _val(obj.row) is None or _val(obj.column) is None:
+                raise validation("Well needs plate, row and column")
+            if s.details("Plate", pid) is None:
+                raise validation(f"No row with the given identifier exists: Plate {pid}")
+            gid = sec.new_object_group(group, [("Plate", pid)])
+            sec.check_link("Well", gid, "Plate", pid, WRITE)
+            wid = s.create_well(pid, _val(obj.row), _val(obj.column), self.user, group=gid)
+        else:
+            _, gid = sec.check_modify("Well", wid, group)
+        if obj.isWellSamplesLoaded():
+            self._save_samples(wid, gid, obj.copyWellSamples())
+        return well_obj(s, wid, samples=obj.isWellSamplesLoaded())
+
+    def _save_samples(self, wid: int, gid: int, samples: list[Any]) -> None:
+        """Make the well's samples exactly ``samples``, index = list position."""
+        s, sec = self.store, self.sec
+        current = {wsid: (idx, iid) for wsid, idx, iid in s.well_samples(wid)}
+        listed = {_id(ws) for ws in samples if _id(ws) is not None}
+        if set(current) - listed:
+            # Hibernate nulls the list columns of a sample dropped from the list:
+            # refused as not-null (so is a list loaded before another client added one)
+            raise validation(NO_BACKREF)
+        # two passes: move the kept samples out of the way, then place them
+        for wsid in listed:
+            if wsid not in current:
+                raise validation(f"WellSample {wsid} is not in Well {wid}")
+            s.query("update well_samples set idx = ? where id = ?", (-1 - wsid, wsid))
+        for position, ws in enumerate(samples):
+            wsid = _id(ws)
+            iid = _id(ws.image)
+            if iid is None:
+                raise validation("not-null property references a null or transient value: "
+                                 "ome.model.screen.WellSample.image")
+            if wsid is None or current[wsid][1] != iid:
+                if s.details("Image", iid) is None:
+                    raise validation(f"No row with the given identifier exists: Image {iid}")
+                sec.check_link("WellSample", gid, "Image", iid, WRITE)
+            if wsid is None:
+                s.add_well_sample(wid, iid, position, owner=self.user)
+            else:
+                s.query("update well_samples set idx = ?, image_id = ? where id = ?",
+                        (position, iid, wsid))
+
+    def saveAndReturnObject(self, obj: Any, current: Any = None) -> Any:
+        return self._save(obj, current)
+
+    def saveObject(self, obj: Any, current: Any = None) -> Any:
+        self._save(obj, current)
+        return VOID
+
+    def saveAndReturnArray(self, objs: list[Any], current: Any = None) -> list[Any]:
+        return [self._save(o, current) for o in objs]
+
+    def saveAndReturnIds(self, objs: list[Any], current: Any = None) -> list[int]:
+        return [_id(self._save(o, current)) or 0 for o in objs]

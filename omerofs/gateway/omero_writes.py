@@ -1,0 +1,334 @@
+"""Writes of derived plates over omero-py: plates, wells, images, planes, Delete2.
+
+Part of the omero-py gateway (:mod:`omerofs.gateway.omero`), split out to
+keep each module small; :class:`DerivedPlateWrites` is a mixin of
+:class:`~omerofs.gateway.omero.OmeroGateway` and uses its session plumbing.
+Every rule followed here is OMERO 5.6's (docs/devserver.rst "Rules"):
+
+* a new Plate goes to the configured group (else the default group); every
+  other write carries ``omero.group`` = the group of what it links to;
+* a Well is unique per (plate, row, column): losing a race to another
+  session means adopting its well;
+* a WellSample is appended to its loaded Well's list and the Well saved;
+* pixels are write-once and planes over 3192 x 3192 (non-float) need tiles:
+  all planes are written by one store session, big ones refused before any
+  call; a plane rewrite builds a new image and swaps it into the well;
+* channel min/max are set on every created image;
+* Delete2 failures become NotFound or PermissionDenied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import omero
+import omero.all
+import omero.cmd
+import omero.model
+import omero.sys
+from omero.rtypes import rint, rlong, rstring, unwrap
+
+from . import queries as Q
+from .config import ConnectionConfig
+from .errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, ServerUnavailable
+from .types import ImageInfo, PlaneIndex, PlateSummary, pixel_dtype
+
+log = logging.getLogger("omerofs.gateway")
+
+T = TypeVar("T")
+
+#: OMERO writes planes above this many pixels only as tiles of a pyramid
+#: (omero-romio PixelsService.requiresPixelsPyramid, 3192 x 3192 by default),
+#: except float and double images
+PYRAMID_PIXELS = 3192 * 3192
+#: attempts to add a WellSample when other writers keep changing the well
+WELL_SAMPLE_ATTEMPTS = 5
+
+
+class DerivedPlateWrites:
+    """The derived-plate operations of the Gateway protocol (a mixin)."""
+
+    config: ConnectionConfig
+    _groups: dict[tuple[str, int], int]
+
+    if TYPE_CHECKING:  # provided by OmeroGateway
+        def _call(self, op: str, fn: Callable[[Any], T], idempotent: bool = True) -> T: ...
+        def _service(self, sf: Any, name: str) -> Any: ...
+        def _projection(self, query: str, **params: Any) -> list[list[Any]]: ...
+        def _group_of(self, kind: str, obj_id: int) -> int: ...
+        def _ctx(self, group: int) -> dict[str, str]: ...
+        def _new_object_ctx(self) -> dict[str, str]: ...
+        def _check_plane(self, image: ImageInfo, plane: PlaneIndex) -> None: ...
+        def read_plane(self, image: ImageInfo, plane: PlaneIndex) -> bytes: ...
+
+    def create_plate(self, name: str, rows: int | None = None, columns: int | None = None
+                     ) -> PlateSummary:
+        def run(sf: Any) -> Any:
+            p = omero.model.PlateI()
+            p.name = rstring(name)
+            p.status = rstring(Q.DERIVED_STATUS)
+            if rows is not None:
+                p.rows = rint(rows)
+            if columns is not None:
+                p.columns = rint(columns)
+            return self._service(sf, "Update").saveAndReturnObject(p, self._new_object_ctx())
+
+        plate = self._call("IUpdate.saveAndReturnObject", run, idempotent=False)
+        return PlateSummary(id=int(plate.id.val), name=name, rows=rows, columns=columns,
+                            created=time.time(), derived=True)
+
+    def create_well(self, plate_id: int, row: int, column: int) -> int:
+        group = self._group_of("Plate", plate_id)
+
+        def run(sf: Any) -> Any:
+            w = omero.model.WellI()
+            w.plate = omero.model.PlateI(plate_id, False)
+            w.row, w.column = rint(row), rint(column)
+            return self._service(sf, "Update").saveAndReturnObject(w, self._ctx(group))
+
+        try:
+            well_id = int(self._call("IUpdate.saveAndReturnObject", run, idempotent=False).id.val)
+        except InvalidRequest as e:
+            # (plate, column, row) is unique (omero-model psql-footer.vm:809): another
+            # session made this well first; adopt it
+            existing = self._find_well(plate_id, row, column)
+            if existing is None:
+                raise
+            log.info("well (%d, %d) of plate %d exists already (%s): adopting Well %d",
+                     row, column, plate_id, e, existing)
+            well_id = existing
+        self._groups[("Well", well_id)] = group
+        return well_id
+
+    def _find_well(self, plate_id: int, row: int, column: int) -> int | None:
+        for wid, r, c, *_ in self._projection(Q.PLATE_LAYOUT, pid=plate_id):
+            if (r, c) == (row, column):
+                return int(wid)
+        return None
+
+    def create_image(self, well_id: int, name: str, size_x: int, size_y: int, size_z: int,
+                     size_c: int, size_t: int, pixel_type: str,
+                     planes: Mapping[PlaneIndex, bytes]) -> ImageInfo:
+        image = self._make_image(self._group_of("Well", well_id), name, size_x, size_y,
+                                 size_z, size_c, size_t, pixel_type, planes)
+        try:
+            self._add_to_well(well_id, image.id)
+        except Exception:
+            self._remove_unfinished(image.id)
+            raise
+        return image
+
+    def _make_image(self, group: int, name: str, size_x: int, size_y: int, size_z: int,
+                    size_c: int, size_t: int, pixel_type: str,
+                    planes: Mapping[PlaneIndex, bytes]) -> ImageInfo:
+        """A new Image in ``group`` with all its planes and channel min/max,
+        in no well yet (removed again if anything fails)."""
+        dtype = pixel_dtype(pixel_type)
+        plane_bytes = size_x * size_y * dtype.itemsize
+        wanted = {PlaneIndex(z, c, t) for t in range(size_t) for c in range(size_c)
+                  for z in range(size_z)}
+        if set(planes) != wanted:
+            raise ValueError(f"create_image needs exactly the {len(wanted)} planes "
+                             f"{size_z}x{size_c}x{size_t}, got {len(planes)}")
+        for idx, buf in planes.items():
+            if len(buf) != plane_bytes:
+                raise ValueError(f"plane {idx} has {len(buf)} bytes, expected {plane_bytes}")
+        if pixel_type not in ("float", "double") and size_x * size_y > PYRAMID_PIXELS:
+            raise InvalidRequest(
+                f"{size_x}x{size_y} {pixel_type} planes are over OMERO's 3192x3192 limit "
+                "for whole-plane writes (larger images need a tiled pyramid)")
+        if plane_bytes > self.config.max_message_bytes:
+            raise InvalidRequest("writing planes larger than one server message is not supported")
+        ctx = self._ctx(group)
+
+        def create(sf: Any) -> int:
+            p = omero.sys.ParametersI()
+            p.add("value", rstring(pixel_type))
+            pt = self._service(sf, "Query").findByQuery(Q.PIXELS_TYPE, p)
+            if pt is None:
+                raise InvalidRequest(f"server has no pixels type {pixel_type!r}")
+            iid = self._service(sf, "Pixels").createImage(
+                size_x, size_y, size_z, size_t, list(range(size_c)), pt, name, "omerofs", ctx)
+            return int(unwrap(iid))
+
+        image_id = self._call("IPixels.createImage", create, idempotent=False)
+        self._groups[("Image", image_id)] = group
+        try:
+            rows = self._projection(Q.IMAGE_PIXELS, iid=image_id)
+            if not rows:
+                raise GatewayError(f"image {image_id} has no pixels")
+            pixels_id = int(rows[0][0])
+
+            def write(sf: Any) -> None:
+                # pixels are write-once (omero-romio RomioPixelBuffer: "Write-method
+                # not permitted." once the file exists): one store writes them all
+                store = sf.createRawPixelsStore()
+                try:
+                    store.setPixelsId(pixels_id, True, ctx)
+                    for idx in sorted(planes, key=lambda i: (i.t, i.c, i.z)):
+                        store.setPlane(planes[idx], idx.z, idx.c, idx.t)
+                    store.save()
+                finally:
+                    _quiet_close(store)
+
+            self._call("RawPixelsStore.setPlane", write, idempotent=False)
+            big = dtype.newbyteorder(">")
+            ranges = []
+            for c in range(size_c):
+                arrays = [np.frombuffer(planes[PlaneIndex(z, c, t)], dtype=big)
+                          for t in range(size_t) for z in range(size_z)]
+                ranges.append((min(float(a.min()) for a in arrays),
+                               max(float(a.max()) for a in arrays)))
+
+            def stats(sf: Any) -> None:
+                # without StatsInfo OMERO.web renders over the whole type range
+                svc = self._service(sf, "Pixels")
+                for c, (lo, hi) in enumerate(ranges):
+                    svc.setChannelGlobalMinMax(pixels_id, c, lo, hi, ctx)
+
+            self._call("IPixels.setChannelGlobalMinMax", stats)  # same values: harmless
+        except Exception:
+            self._remove_unfinished(image_id)
+            raise
+        return ImageInfo(id=image_id, name=name, pixels_id=pixels_id, size_x=size_x,
+                         size_y=size_y, size_z=size_z, size_c=size_c, size_t=size_t,
+                         pixel_type=pixel_type, channel_names=("",) * size_c)
+
+    def _remove_unfinished(self, image_id: int) -> None:
+        try:  # never leave a half-made image behind
+            self.delete("Image", [image_id])
+        except GatewayError as e:
+            log.warning("could not remove unfinished Image %d: %s", image_id, e)
+
+    def _add_to_well(self, well_id: int, image_id: int) -> None:
+        """Append a WellSample for the image to the well's list and save the
+        Well, as OME's writers do: a WellSample saved alone has no list index
+        and OMERO refuses it. Another writer adding a field to the same well
+        between our read and our save makes the save fail (the list we send
+        misses its sample): read again and retry."""
+        ctx = self._ctx(self._group_of("Well", well_id))
+        p = omero.sys.ParametersI()
+        p.add("wid", rlong(well_id))
+
+        def link(sf: Any) -> Any:
+            well = self._service(sf, "Query").findByQuery(Q.WELL_WITH_SAMPLES, p, ctx)
+            if well is None:
+                raise NotFound(f"no Well {well_id}")
+            ws = omero.model.WellSampleI()
+            ws.image = omero.model.ImageI(image_id, False)
+            well.addWellSample(ws)
+            return self._service(sf, "Update").saveAndReturnObject(well, ctx)
+
+        for attempt in range(1, WELL_SAMPLE_ATTEMPTS + 1):
+            try:
+                self._call("IUpdate.saveAndReturnObject", link, idempotent=False)
+                return
+            except (InvalidRequest, GatewayError) as e:
+                # a ValidationException (our list missed a new field) or an
+                # optimistic-lock failure: worth reading the well again; the rest not
+                if attempt == WELL_SAMPLE_ATTEMPTS or \
+                        isinstance(e, (NotFound, PermissionDenied, ServerUnavailable)):
+                    raise
+                log.info("adding image %d to well %d: %s; reading the well again",
+                         image_id, well_id, e)
+
+    def write_plane(self, image: ImageInfo, plane: PlaneIndex, data: bytes) -> ImageInfo:
+        """Pixels are write-once on OMERO, so the new plane goes into a new
+        image: every other plane is read back from the old one, the new image
+        takes the old one's place in its wells, and the old image is deleted.
+        Returns the new image (its ids differ from ``image``'s)."""
+        self._check_plane(image, plane)
+        if len(data) != image.plane_bytes:
+            raise ValueError(f"plane of {len(data)} bytes, expected {image.plane_bytes}")
+        planes = {PlaneIndex(z, c, t): (data if PlaneIndex(z, c, t) == plane else
+                                        self.read_plane(image, PlaneIndex(z, c, t)))
+                  for t in range(image.size_t) for c in range(image.size_c)
+                  for z in range(image.size_z)}
+        samples = self._projection(Q.IMAGE_WELL_SAMPLES, iid=image.id)
+        if not samples:
+            raise NotFound(f"image {image.id} is in no well")
+        group = self._group_of("Well", int(samples[0][1]))
+        new = self._make_image(group, image.name, image.size_x, image.size_y, image.size_z,
+                               image.size_c, image.size_t, image.pixel_type, planes)
+        try:
+            for wsid, wid in samples:
+                self._swap_image(int(wid), int(wsid), new.id)
+        except Exception:
+            self._remove_unfinished(new.id)
+            raise
+        try:
+            self.delete("Image", [image.id])
+        except GatewayError as e:  # the new image is in place: a leftover is not fatal
+            log.warning("replaced image %d by %d but could not delete it: %s",
+                        image.id, new.id, e)
+        return new
+
+    def _swap_image(self, well_id: int, sample_id: int, image_id: int) -> None:
+        """Point one WellSample of a well at another image, through the Well."""
+        ctx = self._ctx(self._group_of("Well", well_id))
+        p = omero.sys.ParametersI()
+        p.add("wid", rlong(well_id))
+
+        def swap(sf: Any) -> Any:
+            well = self._service(sf, "Query").findByQuery(Q.WELL_WITH_SAMPLES, p, ctx)
+            if well is None:
+                raise NotFound(f"no Well {well_id}")
+            for ws in well.copyWellSamples():
+                if ws.getId().getValue() == sample_id:
+                    ws.image = omero.model.ImageI(image_id, False)
+                    return self._service(sf, "Update").saveAndReturnObject(well, ctx)
+            raise NotFound(f"no WellSample {sample_id} in Well {well_id}")
+
+        self._call("IUpdate.saveAndReturnObject", swap, idempotent=False)
+
+    def delete(self, kind: str, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        req = omero.cmd.Delete2(targetObjects={kind: [int(i) for i in ids]})
+
+        def submit(sf: Any) -> Any:
+            handle = sf.submit(req)
+            try:
+                deadline = time.monotonic() + self.config.timeout
+                delay = 0.005
+                while (rsp := handle.getResponse()) is None:
+                    if time.monotonic() > deadline:
+                        raise ServerUnavailable(f"delete of {kind} {list(ids)} did not finish")
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                return rsp
+            finally:
+                _quiet_close(handle)
+
+        rsp = self._call("ServiceFactory.submit", submit, idempotent=False)
+        if isinstance(rsp, omero.cmd.ERR):
+            raise _delete_error(kind, ids, rsp)
+        for i in ids:
+            self._groups.pop((kind, int(i)), None)
+
+
+def _delete_error(kind: str, ids: Sequence[int], rsp: Any) -> GatewayError:
+    """The gateway error for a failed Delete2. OMERO answers a GraphException
+    named "graph-fail" (omero-blitz Delete2I.java:182-185) whose message says
+    why: "cannot read all the specified objects" (missing, or not visible:
+    GraphTraversal.java:887), "not permitted to delete" (GraphTraversal.java:1434)
+    or a policy rule's "may not delete ... while ... remains"."""
+    message = (rsp.parameters or {}).get("message", "") or getattr(rsp, "message", "") or ""
+    text = f"delete {kind} {list(ids)}: {rsp.name}: {message}".strip()
+    if "cannot read all the specified objects" in message:
+        return NotFound(text)
+    if "not permitted to delete" in message or "may not delete" in message:
+        log.warning("OMERO refused to %s", text)
+        return PermissionDenied(text)
+    return GatewayError(text)
+
+
+def _quiet_close(proxy: Any) -> None:
+    try:
+        proxy.close()
+    except Exception as e:
+        log.debug("closing %s: %r", proxy, e)
