@@ -41,10 +41,11 @@ def planes_of(sx: int, sy: int, sz: int, sc: int, st: int, base: int = 0) -> dic
 
 
 def samples(server, plate_id: int) -> list[tuple[int, int, int, int]]:
-    """(well id, wellsample id, index, image id) of a plate, read with omero-py."""
+    """(well id, wellsample id, index, image id) of a plate, read with omero-py
+    (the layout has one row per channel of a sample: each sample once here)."""
     with omero_direct.session(server.port) as sf:
         rows = omero_direct.projection(sf, Q.PLATE_LAYOUT, pid=plate_id)
-    return [(r[0], r[3], r[4], r[5]) for r in rows if r[3] is not None]
+    return list(dict.fromkeys((r[0], r[3], r[4], r[5]) for r in rows if r[3] is not None))
 
 
 def test_images_are_added_through_the_wells_list(server, gw):

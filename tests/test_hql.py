@@ -229,6 +229,11 @@ EXPECTED: dict[str, Expect] = {
         ["PixelsType"], [[{"$type$": "PixelsType", "bitSize": 16, "id": 3, "value": "uint16"}]]
     ),
     "IMAGE_PIXELS": Expect(["long"], [[200]]),
+    # one Well, its ordered samples fetched with it (ids in well_index order)
+    "WELL_WITH_SAMPLES": Expect(
+        ["Well"], [[{"$type$": "Well", "column": 0, "id": 11, "row": 0, "wellSamples": [31, 30]}]]
+    ),
+    "IMAGE_WELL_SAMPLES": Expect(["long", "long"], [[30, 11]]),
 }
 
 

@@ -80,9 +80,11 @@ IMAGE_PIXELS = "select p.id from Pixels p where p.image.id = :iid"
 #: None). Writers add a WellSample by appending to this list and saving the
 #: Well, as OME's own writers do (omero-server OMEROMetadataStore, the
 #: Dataset_To_Plate script): a WellSample saved on its own has no index.
-#: params: wid
+#: params: wid. ``distinct``: without it the fetch join returns the Well once
+#: per sample, and findByQuery refuses a result that is not unique (Hibernate
+#: 3.6.10 shows both: tests/test_hql.py)
 WELL_WITH_SAMPLES = (
-    "select w from Well w left outer join fetch w.wellSamples where w.id = :wid"
+    "select distinct w from Well w left outer join fetch w.wellSamples where w.id = :wid"
 )
 
 #: The fields showing an image. params: iid ; columns: wellsample id, well id
