@@ -175,6 +175,7 @@ class Listings:
             node = self.tree.new_node(("plate", plate.id), Kind.PLATE, plate.name, ROOT_INODE,
                                       mtime, plate_id=plate.id,
                                       dstate=DirState(children={}, derived=True))
+            node.dir.set_children({index.INDEX_DIR: self._index_dir(node).ino})
             node.dir.loaded_at = self.clock()
             self.tree.root.dir.add_child(plate.name, node.ino)
             return node
