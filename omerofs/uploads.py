@@ -5,9 +5,10 @@
 * an entry that replaces an annotation rewrites that annotation's file in
   place (rewriting the same bytes twice is harmless);
 * an entry that creates an annotation first looks for a copy an earlier,
-  ambiguous attempt may have left (the connection broke after the server
-  had saved it): same target, name, path and bytes means it is adopted
-  rather than created again, so a retry never duplicates a file;
+  ambiguous attempt may have left (any failure but a refusal: the connection
+  broke, or the server failed the reply, after it had saved it): same target,
+  name, path and bytes means it is adopted rather than created again, so a
+  retry never duplicates a file;
 * ``Upload.delete_after`` (a move to another object) is deleted only once the new
   annotation exists.
 
@@ -19,11 +20,13 @@ from __future__ import annotations
 import logging
 
 from .gateway import (
+    AuthenticationFailed,
     FileAnnotationInfo,
     Gateway,
     GatewayError,
+    InvalidRequest,
     NotFound,
-    ServerUnavailable,
+    PermissionDenied,
     Target,
     TargetKind,
 )
@@ -32,6 +35,10 @@ from .spool import Entry, Spool, Upload
 log = logging.getLogger("omerofs.uploads")
 
 NAMESPACE = "omerofs"
+
+
+#: errors that mean the server stored nothing
+_REFUSALS = (PermissionDenied, InvalidRequest, AuthenticationFailed)
 
 
 def target_of(u: Upload) -> Target:
@@ -71,9 +78,12 @@ def upload(gateway: Gateway, spool: Spool, entry: Entry) -> FileAnnotationInfo:
                 ann = gateway.create_file_annotation(target_of(u), u.name, data, path=u.path,
                                                      mimetype=u.mimetype, ns=NAMESPACE)
     except GatewayError as e:
-        # a broken connection may have saved a new annotation: check before retrying
-        ambiguous = entry.ambiguous or (isinstance(e, ServerUnavailable)
-                                        and u.annotation_id is None)
+        # A create that failed may still have been saved: the connection broke
+        # after the server stored it, or the server stored it and then failed
+        # the reply. Only a refusal is sure to have stored nothing; otherwise
+        # the retry first looks for the copy (adoption) instead of making another.
+        ambiguous = entry.ambiguous or (u.annotation_id is None
+                                        and not isinstance(e, _REFUSALS))
         spool.update(entry, attempts=entry.attempts + 1, ambiguous=ambiguous,
                      last_error=str(e))
         raise

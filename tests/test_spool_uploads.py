@@ -12,6 +12,7 @@ import stat
 import pytest
 
 from omerofs.gateway import (
+    GatewayError,
     InvalidRequest,
     NotFound,
     PermissionDenied,
@@ -147,6 +148,13 @@ def test_failures_are_recorded_and_only_a_lost_create_is_ambiguous(gw, tmp_path)
         upload(gw, spool, got)
     got = spool.get(e.id)
     assert got is not None and (got.attempts, got.ambiguous) == (2, True)
+    # a server error is no refusal: the server may have stored it before failing
+    e2 = spool.create(plan(p.id, name="s.csv"), PENDING, b"y")
+    gw.fail("create_file_annotation", error=GatewayError("InternalException"))
+    with pytest.raises(GatewayError):
+        upload(gw, spool, e2)
+    got2 = spool.get(e2.id)
+    assert got2 is not None and got2.ambiguous
     # a rewrite in place is never ambiguous: doing it twice is harmless
     first = gw.create_file_annotation(Target(TargetKind.PLATE, p.id), "w.csv", b"1")
     r = spool.create(plan(p.id, name="w.csv", annotation_id=first.id, file_id=first.file_id))

@@ -100,12 +100,15 @@ def _make_async(op: str, impl: Callable[..., Any] | None) -> Callable[..., None]
             cb.ice_exception(api_usage(f"devserver: {name} is not implemented"))
             return
         fault = self.ctx.control.should_fail(name)
-        if fault == "drop" and current is not None and current.con is not None:
-            current.con.close(True)
+        connection = current.con if current is not None else None
+        if fault == "drop" and connection is not None:
+            connection.close(True)
             return
         if fault == "error":
             cb.ice_exception(_err(omero.InternalException, f"devserver: injected fault in {name}"))
             return
+        if fault == "hang":
+            return  # never answered: the client's invocation timeout decides
         try:
             result = impl(self, *args, current=current)
         except (omero.ServerError, Ice.UserException) as e:
@@ -114,6 +117,15 @@ def _make_async(op: str, impl: Callable[..., Any] | None) -> Callable[..., None]
             log.exception("%s failed", name)
             cb.ice_exception(_err(omero.InternalException, f"devserver: {name}: {e!r}"))
         else:
+            # after-save faults: the call ran and its effect is stored, but the
+            # client never learns it (a reply lost with the connection, or an error)
+            if fault == "after_drop" and connection is not None:
+                connection.close(True)
+                return
+            if fault == "after":
+                cb.ice_exception(_err(omero.InternalException,
+                                      f"devserver: injected fault after {name} ran"))
+                return
             if result is VOID:
                 cb.ice_response()
             else:

@@ -14,6 +14,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+FAIL_KINDS = ("error", "drop", "hang", "after", "after_drop")
+
 
 @dataclass
 class FaultConfig:
@@ -22,14 +24,17 @@ class FaultConfig:
 
     latency_ms: float = 0.0
     fail_rate: float = 0.0
-    #: "error": the call raises omero.InternalException; "drop": the connection is cut
+    #: before the call runs: "error" (omero.InternalException), "drop" (the
+    #: connection is cut) or "hang" (no answer: the client times out); after it
+    #: ran and stored its effect: "after" (an error instead of the reply) or
+    #: "after_drop" (the connection is cut instead of the reply)
     fail_kind: str = "error"
     ops: list[str] = field(default_factory=list)
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if self.fail_kind not in ("error", "drop"):
-            raise ValueError("fail_kind must be 'error' or 'drop'")
+        if self.fail_kind not in FAIL_KINDS:
+            raise ValueError(f"fail_kind must be one of {', '.join(FAIL_KINDS)}")
         if not 0.0 <= self.fail_rate <= 1.0:
             raise ValueError("fail_rate must be within [0, 1]")
         if self.latency_ms < 0:

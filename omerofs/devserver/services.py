@@ -154,11 +154,29 @@ class ServiceFactoryI(omero.api.ServiceFactory):
 
     def submit_async(self, cb: Any, req: Any, current: Any = None) -> None:
         self.ctx.control.count("ServiceFactory.submit")
+        # faults as in base._make_async: before the request runs, or after it
+        # ran (the deletes are done, the client hears an error or nothing)
+        fault = self.ctx.control.should_fail("ServiceFactory.submit")
+        if fault == "drop":
+            current.con.close(True)
+            return
+        if fault == "error":
+            cb.ice_exception(_err(omero.InternalException, "devserver: injected fault in submit"))
+            return
+        if fault == "hang":
+            return
         try:
             rsp = self._run(req)
         except Exception as e:
             log.exception("submit failed")
             cb.ice_exception(_err(omero.InternalException, f"devserver: submit: {e!r}"))
+            return
+        if fault == "after_drop":
+            current.con.close(True)
+            return
+        if fault == "after":
+            cb.ice_exception(_err(omero.InternalException,
+                                  "devserver: injected fault after submit ran"))
             return
         ident = Ice.Identity("Handle/" + str(uuidlib.uuid4()), self.session)
         self.locator.register(ident, HandleI(self.ctx, req, rsp))
