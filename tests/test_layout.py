@@ -521,3 +521,16 @@ def test_reserved_well_names_in_any_case(row: int, column: int) -> None:
 def test_site_image_names_are_what_site_numbers_reads() -> None:
     names = [(i, _layout.site_image_name("C07", s)) for i, s in enumerate([3, 1, 2])]
     assert _layout.site_numbers("C07", names) == [3, 1, 2]
+
+
+def test_site_numbers():
+    # indices decide, whatever the image names
+    assert _layout.site_numbers("A01", [(0, "x"), (1, "y"), (2, "z")]) == [1, 2, 3]
+    assert _layout.site_numbers("A01", [(2, "x"), (0, "y")]) == [3, 1]
+    # omerofs-written names decide when every image has one (and they are distinct)
+    assert _layout.site_numbers("B02", [(0, "B02_s003"), (1, "B02_s001")]) == [3, 1]
+    assert _layout.site_numbers("B02", [(0, "B02_s003"), (1, "other")]) == [1, 2]
+    assert _layout.site_numbers("B02", [(0, "B02_s001"), (1, "B02_s001")]) == [1, 2]
+    assert _layout.site_numbers("B02", [(0, "B02_s01")]) == [1]  # not canonical: index
+    # missing or clashing indices still give distinct sites
+    assert _layout.site_numbers("A01", [(-1, "a"), (0, "b"), (0, "c")]) == [2, 1, 3]

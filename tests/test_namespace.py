@@ -8,7 +8,6 @@ from omerofs.devserver.seed import PlateSpec
 from omerofs.devserver.store import synthetic_plane
 from omerofs.gateway import NotFound, ServerUnavailable
 from omerofs.gateway.omero import OmeroGateway
-from omerofs.layout import site_numbers
 from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
 
 
@@ -30,19 +29,6 @@ def plate_node(ns, plate_id):
     node = ns.lookup(ROOT_INODE, f"plate_{plate_id}")
     assert node is not None and node.kind is Kind.PLATE
     return node
-
-
-def test_site_numbers():
-    # indices decide, whatever the image names
-    assert site_numbers("A01", [(0, "x"), (1, "y"), (2, "z")]) == [1, 2, 3]
-    assert site_numbers("A01", [(2, "x"), (0, "y")]) == [3, 1]
-    # omerofs-written names decide when every image has one (and they are distinct)
-    assert site_numbers("B02", [(0, "B02_s003"), (1, "B02_s001")]) == [3, 1]
-    assert site_numbers("B02", [(0, "B02_s003"), (1, "other")]) == [1, 2]
-    assert site_numbers("B02", [(0, "B02_s001"), (1, "B02_s001")]) == [1, 2]
-    assert site_numbers("B02", [(0, "B02_s01")]) == [1]  # not canonical: index
-    # missing or clashing indices still give distinct sites
-    assert site_numbers("A01", [(-1, "a"), (0, "b"), (0, "c")]) == [2, 1, 3]
 
 
 def test_tree_and_bytes(server, gw):

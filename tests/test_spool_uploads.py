@@ -118,6 +118,7 @@ def test_a_new_file_becomes_an_annotation_on_its_target(gw, tmp_path):
     spool = Spool(tmp_path / "s")
     e = spool.create(plan(p.id, path="sub"), PENDING, b"a,b")
     ann = upload(gw, spool, e)
+    assert gw.calls["list_file_annotations"] == 0  # no search for a copy: nothing failed
     assert (ann.name, ann.path, ann.ns, ann.mimetype) == ("r.csv", "sub", NAMESPACE, "text/csv")
     assert ann.target == Target(TargetKind.PLATE, p.id) == target_of(e.upload)
     assert stored(gw, p.id) == [("r.csv", "sub", b"a,b")]
@@ -165,7 +166,7 @@ def test_failures_are_recorded_and_only_a_lost_create_is_ambiguous(gw, tmp_path)
     assert got_r is not None and not got_r.ambiguous
 
 
-def test_an_ambiguous_create_adopts_the_copy_the_server_kept(gw, tmp_path):
+def test_an_ambiguous_create_adopts_the_copy_the_server_kept(gw, tmp_path, caplog):
     p = gw.create_plate("p")
     spool = Spool(tmp_path / "s")
     e = spool.create(plan(p.id), PENDING, b"payload")
@@ -174,7 +175,9 @@ def test_an_ambiguous_create_adopts_the_copy_the_server_kept(gw, tmp_path):
         upload(gw, spool, e)
     again = spool.get(e.id)
     assert again is not None and again.ambiguous
-    ann = upload(gw, spool, again)
+    with caplog.at_level(logging.INFO, logger="omerofs.uploads"):
+        ann = upload(gw, spool, again)
+    assert f"adopted r.csv (annotation {ann.id}) left by an earlier attempt" in caplog.text
     assert stored(gw, p.id) == [("r.csv", "", b"payload")]
     assert ann.id == gw.list_file_annotations(p.id)[0].id
     # a copy that differs in bytes, name or path is not adopted

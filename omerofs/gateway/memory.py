@@ -212,6 +212,8 @@ class MemoryGateway:
     def replace_file(self, annotation: FileAnnotationInfo, data: bytes) -> FileAnnotationInfo:
         def run() -> FileAnnotationInfo:
             ann = replace(self._annotation(annotation.id), size=len(data))
+            if ann.file_id != annotation.file_id:  # the bytes go to the file by its id
+                raise NotFound(f"annotation {ann.id} has no file {annotation.file_id}")
             self.files[ann.file_id] = bytes(data)
             self.annotations[ann.id] = ann
             return ann
