@@ -146,7 +146,10 @@ class PlaneReader:
                 wells = plate.dir.listing()
                 wpos = next((i for i, (n, _) in enumerate(wells) if n == well.name), len(wells))
                 for _, wino in wells[wpos + 1:]:
-                    more = tree.node(wino).dir.listing()
+                    nxt = tree.node(wino)
+                    if nxt.kind is not Kind.WELL:
+                        continue  # a plate's text files, user directories, the index
+                    more = nxt.dir.listing()
                     following += [i for _, i in more[:depth - len(following)]]
                     if len(following) >= depth:
                         break
