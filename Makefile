@@ -4,6 +4,7 @@ PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .PHONY: install test lint typecheck demo docs bench soak clean
+.PHONY: test-pythons
 
 install:
 	@bash scripts/install.sh
@@ -32,5 +33,11 @@ soak: install
 bench: install
 	$(PY) benchmarks/run_all.py
 
+# every Python 3.10-3.13 found (or PYTHONS="3.12 3.13"): its own .venv-X.Y, the
+# gateway tests and a pixel-exact mount test; see scripts/test_pythons.sh
+PYTHONS ?=
+test-pythons:
+	@bash scripts/test_pythons.sh $(PYTHONS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-3.* .pytest_cache .mypy_cache .ruff_cache .hypothesis
