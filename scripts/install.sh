@@ -32,8 +32,8 @@ if [ -x "$VENV/bin/python" ]; then
     version=$(py_version "$VENV/bin/python")
     [ -n "$version" ] || die "$VENV/bin/python does not run: remove $VENV and install again"
     if [ -n "$PYTHON_GIVEN" ] && [ "$(py_version "$PYTHON")" != "$version" ]; then
-        die "$VENV is Python $version but PYTHON=$PYTHON is not: set VENV to another directory" \
-            "(e.g. VENV=.venv-$(py_version "$PYTHON")) or remove $VENV"
+        die "$VENV is Python $version but PYTHON=$PYTHON is Python $(py_version "$PYTHON"): set VENV" \
+            "to another directory (e.g. VENV=.venv-$(py_version "$PYTHON")) or remove $VENV"
     fi
 else
     command -v "$PYTHON" >/dev/null || die "no Python '$PYTHON' on PATH: set PYTHON=/path/to/python3.X"
@@ -130,6 +130,7 @@ fi
 # What `omerofs mount` imports first; the last line of a failure is the reason.
 check='import Ice, omero.clients, pyfuse3, omerofs.mount, omerofs.gateway.omero'
 if ! out=$("$PY" -c "$check" 2>&1); then
+    rm -f "$VENV/.omerofs-installed"   # the next run reinstalls the packages
     die "$VENV (Python $version) cannot run omerofs: $(printf '%s\n' "$out" | tail -n1)"
 fi
 log "ready: $VENV (Python $version)"
