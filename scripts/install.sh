@@ -98,7 +98,8 @@ if ! "$PY" -c "import Ice, sys; sys.exit(0 if Ice.stringVersion() == '$ICE_VERSI
         "$PY" -c 'import os, sys, sysconfig
 sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
             || die "no Python.h for Python $version: install python$version-dev (or python3-dev)"
-        log "building zeroc-ice $ICE_VERSION wheel for Python $version (one time: ~6 min on 2 idle cores, longer on a busy machine)"
+        log "building zeroc-ice $ICE_VERSION wheel for Python $version" \
+            "(one time: ~6 min on 2 idle cores, longer on a busy machine)"
         build=$(mktemp -d)
         trap 'rm -rf "$build"' EXIT
         "$PY" -m pip download -q --no-deps --no-binary=:all: -d "$build" "zeroc-ice==$ICE_VERSION" \
