@@ -4,6 +4,7 @@ PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .PHONY: install hql test lint typecheck demo docs bench soak mutate clean
+.PHONY: test-pythons
 
 install:
 	@bash scripts/install.sh
@@ -43,5 +44,11 @@ mutate: install
 	cd $(CURDIR) && $(VENV)/bin/mutmut run --max-children 2
 	$(VENV)/bin/mutmut results
 
+# every Python 3.10-3.13 found (or PYTHONS="3.12 3.13"): its own .venv-X.Y, the
+# gateway tests and a pixel-exact mount test; see scripts/test_pythons.sh
+PYTHONS ?=
+test-pythons:
+	@bash scripts/test_pythons.sh $(PYTHONS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis mutants
+	rm -rf $(VENV) .venv-3.* .pytest_cache .mypy_cache .ruff_cache .hypothesis mutants
