@@ -91,6 +91,18 @@ def own_server(tmp_path: Path) -> Iterator[Server]:
 
 
 @pytest.fixture
+def lasting_server(tmp_path: Path) -> Iterator[Server]:
+    """A devserver of the test's own whose sessions outlive a slow restart
+    (own_server's expire after 3 s idle, which a restart on a busy machine
+    can take: a test of rejoining the same session must not depend on it)."""
+    proc = DevServerProcess(tmp_path / "devserver", session_timeout=600.0).start()
+    srv = Server(proc)
+    yield srv
+    srv.store.close()
+    proc.stop()
+
+
+@pytest.fixture
 def gw(server: Server) -> Iterator:
     """A connected-on-demand gateway to the session's devserver."""
     from omerofs.gateway.omero import OmeroGateway

@@ -394,7 +394,8 @@ def test_join_existing_session_key(server, gw):
         joined.close()
 
 
-def test_reconnects_after_server_restart(own_server):
+def test_reconnects_after_server_restart(lasting_server):
+    own_server = lasting_server
     seeded = own_server.seed(PlateSpec(name="restart", rows=1, columns=1, fields=1))
     g = OmeroGateway(own_server.config(timeout=10))
     try:
