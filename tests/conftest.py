@@ -80,26 +80,27 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     proc.stop()
 
 
-@pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[Server]:
-    """A devserver of the test's own, for tests that stop, restart or break it."""
-    proc = DevServerProcess(tmp_path / "devserver", session_timeout=3.0).start()
+def _server_of_its_own(tmp_path: Path, session_timeout: float) -> Iterator[Server]:
+    proc = DevServerProcess(tmp_path / "devserver", session_timeout=session_timeout).start()
     srv = Server(proc)
     yield srv
     srv.store.close()
     proc.stop()
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[Server]:
+    """A devserver of the test's own, for tests that stop, restart or break it
+    (sessions expire after 3 s idle)."""
+    yield from _server_of_its_own(tmp_path, 3.0)
 
 
 @pytest.fixture
 def lasting_server(tmp_path: Path) -> Iterator[Server]:
     """A devserver of the test's own whose sessions outlive a slow restart
-    (own_server's expire after 3 s idle, which a restart on a busy machine
-    can take: a test of rejoining the same session must not depend on it)."""
-    proc = DevServerProcess(tmp_path / "devserver", session_timeout=600.0).start()
-    srv = Server(proc)
-    yield srv
-    srv.store.close()
-    proc.stop()
+    (a restart on a busy machine can take own_server's 3 s: a test of
+    rejoining the same session must not depend on it)."""
+    yield from _server_of_its_own(tmp_path, 600.0)
 
 
 @pytest.fixture

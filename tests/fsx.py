@@ -89,15 +89,20 @@ class Exerciser:
                 raise
             self.close_errors += 1
 
-    def reopen(self) -> None:
-        """fsx -c: close and open again (the upload, then a fresh descriptor)."""
-        self.log.append("close+open")
+    def _close(self) -> None:
+        """Close the descriptor; an upload the server refused (EIO) leaves the
+        file pending, still ours: counted, not a failure of the exerciser."""
         try:
             os.close(self.fd)
         except OSError as e:
             if e.errno != errno.EIO:
                 raise
             self.close_errors += 1
+
+    def reopen(self) -> None:
+        """fsx -c: close and open again (the upload, then a fresh descriptor)."""
+        self.log.append("close+open")
+        self._close()
         try:
             self.fd = os.open(self.path, os.O_RDWR)
         except OSError as e:
@@ -120,12 +125,7 @@ class Exerciser:
 
     def close(self) -> bytes:
         """Close for good; returns what the model says the file holds."""
-        try:
-            os.close(self.fd)
-        except OSError as e:
-            if e.errno != errno.EIO:
-                raise
-            self.close_errors += 1
+        self._close()
         if self.path.read_bytes() != bytes(self.model):
             self._fail("content after the last close")
         return bytes(self.model)

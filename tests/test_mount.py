@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,9 +81,9 @@ def test_tree_lists_exactly_the_plate(mnt, plate):
     assert ls.stdout.count(".tif") == len(found)
 
 
-def test_stat_sizes_equal_bytes_read_and_pixels_match_omero(server, mnt, plate):
-    spec, seeded = plate
-    pdir = mnt.mountpoint / f"plate_{seeded.plate_id}"
+def server_planes(server, spec: PlateSpec, seeded, pdir: Path):
+    """(plane file path, the server's plane through omero-py) of every plane of
+    a t=1 plate, the names written out from the rules by hand."""
     dtype = pixel_dtype(spec.pixel_type)
     with omero_direct.session(server.port) as sf:
         for (r, c, f), (_, pixels_id) in seeded.images.items():
@@ -90,13 +91,19 @@ def test_stat_sizes_equal_bytes_read_and_pixels_match_omero(server, mnt, plate):
             for z in range(spec.size_z):
                 for ch in range(spec.size_c):
                     path = pdir / well / f"{well}_s{f + 1:03d}_z{z:03d}_c{ch:03d}.tif"
-                    data = path.read_bytes()
-                    assert os.stat(path).st_size == len(data)
-                    want = omero_direct.plane(sf, pixels_id, z, ch, 0, dtype,
-                                              (spec.size_y, spec.size_x))
-                    got = tifffile.imread(path)
-                    assert got.shape == want.shape
-                    np.testing.assert_array_equal(got, want)
+                    yield path, omero_direct.plane(sf, pixels_id, z, ch, 0, dtype,
+                                                   (spec.size_y, spec.size_x))
+
+
+def test_stat_sizes_equal_bytes_read_and_pixels_match_omero(server, mnt, plate):
+    spec, seeded = plate
+    pdir = mnt.mountpoint / f"plate_{seeded.plate_id}"
+    for path, want in server_planes(server, spec, seeded, pdir):
+        data = path.read_bytes()
+        assert os.stat(path).st_size == len(data)
+        got = tifffile.imread(path)
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
 
 
 def test_readdir_attributes_match_stat(mnt, plate):
@@ -147,16 +154,8 @@ def test_many_processes_read_at_once(server, mnt, plate):
     the server's plane (not merely the mount's own other reads)."""
     spec, seeded = plate
     pdir = mnt.mountpoint / f"plate_{seeded.plate_id}"
-    want = {}
-    dtype = pixel_dtype(spec.pixel_type)
-    with omero_direct.session(server.port) as sf:
-        for (r, c, f), (_, pixels_id) in seeded.images.items():
-            well = f"{ROWS[r]}{c + 1:02d}"
-            for z in range(spec.size_z):
-                for ch in range(spec.size_c):
-                    path = pdir / well / f"{well}_s{f + 1:03d}_z{z:03d}_c{ch:03d}.tif"
-                    want[str(path)] = _digest_array(omero_direct.plane(
-                        sf, pixels_id, z, ch, 0, dtype, (spec.size_y, spec.size_x)))
+    want = {str(path): _digest_array(arr) for path, arr in server_planes(server, spec, seeded,
+                                                                         pdir)}
     files = sorted(want)
     assert files == sorted(str(p) for p in pdir.rglob("*.tif"))
     with multiprocessing.get_context("fork").Pool(6) as pool:

@@ -31,6 +31,7 @@ from .types import (
     TargetKind,
     WellInfo,
     WellSampleInfo,
+    check_image_planes,
     pixel_dtype,
 )
 
@@ -272,15 +273,7 @@ class MemoryGateway:
     def create_image(self, well_id: int, name: str, size_x: int, size_y: int, size_z: int,
                      size_c: int, size_t: int, pixel_type: str,
                      planes: Mapping[PlaneIndex, bytes]) -> ImageInfo:
-        plane_bytes = size_x * size_y * pixel_dtype(pixel_type).itemsize
-        wanted = {PlaneIndex(z, c, t) for t in range(size_t) for c in range(size_c)
-                  for z in range(size_z)}
-        if set(planes) != wanted:
-            raise ValueError(f"create_image needs exactly the {len(wanted)} planes "
-                             f"{size_z}x{size_c}x{size_t}, got {len(planes)}")
-        for idx, buf in planes.items():
-            if len(buf) != plane_bytes:
-                raise ValueError(f"plane {idx} has {len(buf)} bytes, expected {plane_bytes}")
+        check_image_planes(size_x, size_y, size_z, size_c, size_t, pixel_type, planes)
 
         def run() -> ImageInfo:
             well = self.wells.get(well_id)

@@ -35,7 +35,7 @@ from omero.rtypes import rint, rlong, rstring, unwrap
 from . import queries as Q
 from .config import ConnectionConfig
 from .errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, ServerUnavailable
-from .types import ImageInfo, PlaneIndex, PlateSummary, pixel_dtype
+from .types import ImageInfo, PlaneIndex, PlateSummary, check_image_planes, pixel_dtype
 
 log = logging.getLogger("omerofs.gateway")
 
@@ -128,15 +128,8 @@ class DerivedPlateWrites:
         """A new Image in ``group`` with all its planes and channel min/max,
         in no well yet (removed again if anything fails)."""
         dtype = pixel_dtype(pixel_type)
-        plane_bytes = size_x * size_y * dtype.itemsize
-        wanted = {PlaneIndex(z, c, t) for t in range(size_t) for c in range(size_c)
-                  for z in range(size_z)}
-        if set(planes) != wanted:
-            raise ValueError(f"create_image needs exactly the {len(wanted)} planes "
-                             f"{size_z}x{size_c}x{size_t}, got {len(planes)}")
-        for idx, buf in planes.items():
-            if len(buf) != plane_bytes:
-                raise ValueError(f"plane {idx} has {len(buf)} bytes, expected {plane_bytes}")
+        plane_bytes = check_image_planes(size_x, size_y, size_z, size_c, size_t, pixel_type,
+                                         planes)
         if pixel_type not in ("float", "double") and size_x * size_y > PYRAMID_PIXELS:
             raise InvalidRequest(
                 f"{size_x}x{size_y} {pixel_type} planes are over OMERO's 3192x3192 limit "

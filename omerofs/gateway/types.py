@@ -7,6 +7,7 @@ can be tested without Ice and the gateway can be swapped for a fake.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +23,23 @@ PIXEL_DTYPES: dict[str, np.dtype] = {
     "float": np.dtype(">f4"),
     "double": np.dtype(">f8"),
 }
+
+
+def check_image_planes(size_x: int, size_y: int, size_z: int, size_c: int, size_t: int,
+                       pixel_type: str, planes: Mapping[PlaneIndex, bytes]) -> int:
+    """ValueError unless ``planes`` holds exactly every (z, c, t) of the grid,
+    each ``size_x * size_y`` pixels of ``pixel_type``; returns the plane size
+    in bytes. What every Gateway's ``create_image`` checks before a server call."""
+    plane_bytes = size_x * size_y * pixel_dtype(pixel_type).itemsize
+    wanted = {PlaneIndex(z, c, t) for t in range(size_t) for c in range(size_c)
+              for z in range(size_z)}
+    if set(planes) != wanted:
+        raise ValueError(f"create_image needs exactly the {len(wanted)} planes "
+                         f"{size_z}x{size_c}x{size_t}, got {len(planes)}")
+    for idx, buf in planes.items():
+        if len(buf) != plane_bytes:
+            raise ValueError(f"plane {idx} has {len(buf)} bytes, expected {plane_bytes}")
+    return plane_bytes
 
 
 def pixel_dtype(pixel_type: str) -> np.dtype:
