@@ -355,10 +355,6 @@ class Tree:
     def get(self, ino: int) -> Node | None:
         return self._nodes.get(ino)
 
-    def nodes(self) -> list[Node]:
-        with self.locked():
-            return list(self._nodes.values())
-
     def count(self) -> int:
         return len(self._nodes)
 
