@@ -92,7 +92,9 @@ def run_pipeline(plate_dir: Path, out_dir: Path) -> tuple[int, float]:
     Returns the pixel bytes processed and the seconds spent writing the CSVs."""
     total = 0
     writing = 0.0
-    for well_dir in sorted(d for d in plate_dir.iterdir() if d.is_dir()):
+    # wells only: not the generated index (.omerofs) or anyone's user directories
+    for well_dir in sorted(d for d in plate_dir.iterdir()
+                           if d.is_dir() and not d.name.startswith(".")):
         lines = ["well,site,z,c,mean,std,threshold,foreground,objects_minus_holes"]
         for f in sorted(well_dir.glob("*.tif")):
             m = PLANE_RE.fullmatch(f.name)
