@@ -91,7 +91,8 @@ def _mount_config(s: dict[str, Any]) -> Any:
                        allow_other=s["allow_other"], uid=s.get("uid"), gid=s.get("gid"),
                        debug=s["debug"], log_file=s.get("log_file"),
                        spool_dir=s.get("spool_dir"), max_file_bytes=s["max_file_mb"] << 20,
-                       retry_interval=s["retry_interval"], site_idle=s["site_idle"])
+                       retry_interval=s["retry_interval"], site_idle=s["site_idle"],
+                       stacks=s["stacks"])
 
 
 # --- omerofs mount ----------------------------------------------------------------------

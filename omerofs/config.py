@@ -165,6 +165,12 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         doc=(
         "Derived plates: seconds without a new plane for a site before that site's image "
         "is made on the server.")),
+    Key("stacks", bool, False, "also serve one multi-page OME-TIFF per site",
+        doc=(
+        "Next to each site's plane files, serve ``<WELL>_s<site>.ome.tif``: every z/c/t "
+        "plane of the site's image in one OME-TIFF (DimensionOrder XYZCT, OME-XML with "
+        "sizes, channel names and physical sizes), its pages fetched on demand through "
+        "the plane cache (:doc:`namespace`).")),
     Key("debug", bool, False, "log at debug level",
         doc=(
         "Log at DEBUG level, including omero-py's own messages (normally only its "

@@ -269,6 +269,8 @@ class OmeroFS(pyfuse3.Operations):
             self.ns.prefetch_after(inode)
             # acquired planes never change: let the page cache keep them across opens
             return pyfuse3.FileInfo(fh=self._new_fh(inode, False), keep_cache=node.immutable)
+        if node.kind is Kind.STACK:
+            return pyfuse3.FileInfo(fh=self._new_fh(inode, False), keep_cache=True)
         return pyfuse3.FileInfo(fh=self._new_fh(inode, False), keep_cache=False)
 
     @handler

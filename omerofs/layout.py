@@ -43,6 +43,7 @@ __all__ = [
     "site_image_name",
     "site_numbers",
     "site_of_annotation",
+    "stack_name",
     "valid_entry_name",
     "well_column_width",
     "well_name",
@@ -280,6 +281,11 @@ def parse_plane_name_any(name: str) -> PlaneName | None:
 def site_image_name(well: str, site: int) -> str:
     """Name of the Image omerofs makes for a site of a derived plate: ``A01_s002``."""
     return f"{well}_s{site:03d}"
+
+
+def stack_name(well: str, site: int) -> str:
+    """The per-site stack file (``--stacks``): ``A01_s002.ome.tif``."""
+    return f"{site_image_name(well, site)}.ome.tif"
 
 
 def site_numbers(well: str, samples: list[tuple[int, str]]) -> list[int]:

@@ -30,6 +30,7 @@ from .gateway import (
     TargetKind,
 )
 from .gateway.types import WellInfo
+from .stack import stack_for
 from .tiff import channel_file_sizes
 from .tree import ROOT_INODE, DirState, FileState, Kind, Node, PlaneState, Tree
 
@@ -53,8 +54,9 @@ class Listings:
     """Loads directories from the server into the :class:`~omerofs.tree.Tree`."""
 
     def __init__(self, tree: Tree, gateway: Gateway, timeouts: Timeouts,
-                 clock: Callable[[], float]):
+                 clock: Callable[[], float], stacks: bool = False):
         self.tree = tree
+        self.stacks = stacks  # list a multi-page OME-TIFF per site too
         self.gateway = gateway
         self.timeouts = timeouts
         self.clock = clock
@@ -232,6 +234,15 @@ class Listings:
                                                plate_id=plate.plate_id, pstate=state)
                         f.name = fname  # a written plane's node keeps its inode, takes the name
                         files[fname] = f.ino
+                    if self.stacks and not derived:
+                        sname = layout.stack_name(wname, site)
+                        st = self.tree.new_node(("stack", image.pixels_id), Kind.STACK, sname,
+                                                well.ino, mtime, plate_id=plate.plate_id)
+                        if st.stack is None:
+                            st.stack = stack_for(image, (("omero.well", wname),
+                                                         ("omero.site", str(site))))
+                            st.size = st.stack.file_size
+                        files[sname] = st.ino
                 wdir.set_children(files)
                 wdir.loaded_at = self.clock()
                 plate_children[wname] = well.ino

@@ -66,6 +66,8 @@ class MountConfig:
     unmount_grace: float = 30.0
     #: seconds without a new plane after which a derived site's image is made
     site_idle: float = 10.0
+    #: serve a multi-page OME-TIFF per site next to the plane files
+    stacks: bool = False
 
 
 class MountError(Exception):
@@ -199,7 +201,8 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
                                              / "spool", c.host, c.port, c.user))
     ns = Namespace(gateway, cfg.cache_bytes, timeouts=cfg.timeouts,
                    prefetch_depth=cfg.prefetch, prefetch_workers=min(cfg.prefetch, 8),
-                   spool=spool, max_file_bytes=cfg.max_file_bytes, on_removed=forget_name)
+                   spool=spool, max_file_bytes=cfg.max_file_bytes, on_removed=forget_name,
+                   stacks=cfg.stacks)
     info = MountInfo(server=cfg.connection.url, user=cfg.connection.user,
                      mountpoint=str(cfg.mountpoint), spool=str(spool.root))
 

@@ -60,14 +60,14 @@ class Namespace:
                  prefetch_depth: int = 4, prefetch_workers: int = 4,
                  spool: Spool | None = None, max_file_bytes: int = 256 << 20,
                  clock: Callable[[], float] = time.monotonic,
-                 on_removed: Callable[[int, str], None] | None = None):
+                 on_removed: Callable[[int, str], None] | None = None, stacks: bool = False):
         self.gateway = gateway
         self.timeouts = timeouts or Timeouts()
         self.spool = spool
         self.clock = clock
         self.mounted_at = time.time()
         self.tree = Tree(self.mounted_at, spool, on_removed)
-        self.listings = Listings(self.tree, gateway, self.timeouts, clock)
+        self.listings = Listings(self.tree, gateway, self.timeouts, clock, stacks)
         self.planes = PlaneReader(self.tree, gateway, cache_budget, prefetch_depth=prefetch_depth,
                                   prefetch_workers=prefetch_workers)
         self.text = TextFiles(self.tree, gateway, self.listings, self.planes,
@@ -138,7 +138,7 @@ class Namespace:
         return node
 
     def _check_writable(self, node: Node, what: str) -> None:
-        if node.kind in (Kind.STATUS, Kind.INDEX) or (node.kind is Kind.PLANE
+        if node.kind in (Kind.STATUS, Kind.INDEX, Kind.STACK) or (node.kind is Kind.PLANE
                                                        and not node.writable_plane):
             raise refuse(errno.EACCES, f"refused {what} of {node.name}: images of acquired "
                                        "plates and the status file are read-only")
@@ -164,6 +164,9 @@ class Namespace:
             well_id = self.tree.node(node.parent).dir.well_id
             return xattrs.plane_xattrs(p.image, p.plane.z, p.plane.c, p.plane.t, well_id,
                                        plate_id)
+        if node.kind is Kind.STACK and node.stack is not None:
+            well_id = self.tree.node(node.parent).dir.well_id
+            return xattrs.stack_xattrs(node.stack.image, well_id, plate_id)
         if node.kind is Kind.WELL and node.dir.well_id is not None and plate_id is not None:
             return xattrs.well_xattrs(node.dir.well_id, plate_id)
         if node.kind in (Kind.PLATE, Kind.SUBDIR) and plate_id is not None:
@@ -176,7 +179,10 @@ class Namespace:
     # --- reading ------------------------------------------------------------------------------
     def read_cached(self, ino: int, offset: int, size: int) -> bytes | None:
         """Non-blocking: the bytes if no server call is needed, else None."""
-        return self.planes.read_cached(self.tree.node(ino), offset, size)
+        node = self.tree.node(ino)
+        if node.kind is Kind.STACK:
+            return self.planes.read_stack_cached(node, offset, size)
+        return self.planes.read_cached(node, offset, size)
 
     def index_bytes(self, ino: int) -> bytes:
         """Non-blocking (memory and CPU only): a generated index file's bytes;
@@ -188,6 +194,8 @@ class Namespace:
         node = self.tree.node(ino)
         if node.kind is Kind.INDEX:
             return self.index_bytes(ino)[offset:offset + size]
+        if node.kind is Kind.STACK:
+            return self.planes.read_stack(node, offset, size)
         if node.kind in SPOOLED_KINDS:
             return self.text.read(node, offset, size)
         if node.kind is not Kind.PLANE:

@@ -163,6 +163,42 @@ class PlaneReader:
                     keys.append(key)
         return self.cache.prefetch(keys)
 
+    # --- per-site stacks ---------------------------------------------------------------------
+    def _stack_pages(self, node: Node, offset: int, size: int, fetch: bool
+                     ) -> dict[PlaneIndex, bytes] | None:
+        """The planes a stack range touches: from the cache (``fetch``: fetched
+        through it, or read whole uncached when too big to cache), else None
+        if one is missing."""
+        layout = node.stack
+        assert layout is not None
+        image = layout.image
+        self._images.setdefault(image.pixels_id, image)
+        out: dict[PlaneIndex, bytes] = {}
+        for p in layout.planes_touched(offset, size):
+            key = (image.pixels_id, p.z, p.c, p.t)
+            if not fetch:
+                data = self.cache.peek(key)
+                if data is None:
+                    return None
+            elif image.plane_bytes > self.cache_budget // 4:
+                data = self.gateway.read_plane(image, p)
+            else:
+                data = self.cache.get(key)
+            out[p] = data
+        return out
+
+    def read_stack_cached(self, node: Node, offset: int, size: int) -> bytes | None:
+        """Non-blocking: a stack's bytes when no plane must be fetched."""
+        pages = self._stack_pages(node, offset, size, fetch=False)
+        assert node.stack is not None
+        return None if pages is None else node.stack.read(offset, size, pages.__getitem__)
+
+    def read_stack(self, node: Node, offset: int, size: int) -> bytes:
+        """Blocking: bytes of a stack; its pages come through the plane cache."""
+        pages = self._stack_pages(node, offset, size, fetch=True)
+        assert node.stack is not None and pages is not None
+        return node.stack.read(offset, size, pages.__getitem__)
+
     # --- server copies of text files --------------------------------------------------------
     def read_file(self, ann: FileAnnotationInfo, offset: int, size: int) -> bytes:
         """Blocking: bytes of an annotation's file as the server has it."""

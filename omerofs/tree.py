@@ -35,6 +35,7 @@ from typing import Any
 from . import layout
 from .gateway import FileAnnotationInfo, ImageInfo, PlaneIndex
 from .spool import SCRATCH, Entry, Spool
+from .stack import StackLayout
 from .tiff import TiffLayout, plane_layout
 
 ROOT_INODE = 1
@@ -52,6 +53,7 @@ class Kind(enum.Enum):
     STATUS = "status"
     INDEX_DIR = "index_dir"  # plate_N/.omerofs: generated, read-only
     INDEX = "index"  # a generated index file in it (images.csv, image_sets.csv)
+    STACK = "stack"  # a site's image as one multi-page OME-TIFF (--stacks)
 
 
 DIR_KINDS = (Kind.ROOT, Kind.PLATE, Kind.WELL, Kind.SUBDIR, Kind.INDEX_DIR)
@@ -67,6 +69,7 @@ _MODES = {
     Kind.STATUS: stat.S_IFREG | 0o444,
     Kind.INDEX_DIR: stat.S_IFDIR | 0o555,
     Kind.INDEX: stat.S_IFREG | 0o444,
+    Kind.STACK: stat.S_IFREG | 0o444,
 }
 
 
@@ -215,6 +218,8 @@ class Node:
     dstate: DirState | None = None
     pstate: PlaneState | None = None
     fstate: FileState | None = None
+    #: a stack's layout (its image, its IFDs and OME-XML)
+    stack: StackLayout | None = None
 
     @property
     def is_dir(self) -> bool:
@@ -251,7 +256,8 @@ class Node:
     @property
     def immutable(self) -> bool:
         """Attributes that never change for the life of the mount."""
-        return self.kind in (Kind.PLANE, Kind.WELL, Kind.PLATE) and not self.writable_plane
+        return self.kind in (Kind.PLANE, Kind.WELL, Kind.PLATE, Kind.STACK) \
+            and not self.writable_plane
 
     def become_incoming(self, state: FileState) -> None:
         """A listed plane of a derived plate opened for writing: spooled until

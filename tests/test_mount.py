@@ -327,3 +327,42 @@ def test_ids_as_xattrs_and_the_image_index(server, mnt):
     with tifffile.TiffFile(plane) as tf:
         assert tf.pages[0].tags["ResolutionUnit"].value == 3  # centimetre
         assert "GFP" in (tf.ome_metadata or "")
+
+
+def test_stacks_hold_every_plane_of_a_site(server, tmp_path):
+    """--stacks: one OME-TIFF per site next to its planes, every z/c plane in
+    place (tifffile), channel names and physical sizes (bioio), exact size,
+    the ids as xattrs; a plain mount lists no stacks."""
+    from bioio import BioImage
+
+    spec = PlateSpec(name="stacked", rows=1, columns=1, fields=2, size_x=9, size_y=5, size_z=3,
+                     size_c=2, pixel_type="int16", channel_names=("DAPI", "GFP"),
+                     physical_size_x=0.65, physical_size_y=0.65, physical_size_z=2.0)
+    seeded = server.seed(spec)
+    image_id, pixels_id = seeded.images[(0, 0, 1)]
+    with Mount(server.port, tmp_path / "mnt", "--stacks") as m:
+        well = m.mountpoint / f"plate_{seeded.plate_id}" / "A01"
+        names = sorted(os.listdir(well))
+        assert [n for n in names if n.endswith(".ome.tif")] == ["A01_s001.ome.tif",
+                                                                "A01_s002.ome.tif"]
+        assert len(names) == 2 + 2 * 3 * 2
+        stack = well / "A01_s002.ome.tif"
+        assert os.stat(stack).st_size == len(stack.read_bytes())
+        assert os.getxattr(stack, "user.omero.image_id") == str(image_id).encode()
+        arr = tifffile.imread(stack)
+        assert arr.shape == (2, 3, 5, 9)  # C, Z, Y, X (t = 1)
+        with omero_direct.session(server.port) as sf:
+            for z in range(3):
+                for c in range(2):
+                    want = omero_direct.plane(sf, pixels_id, z, c, 0, pixel_dtype("int16"),
+                                              (5, 9))
+                    np.testing.assert_array_equal(arr[c, z], want, err_msg=f"z{z} c{c}")
+        img = BioImage(stack)
+        assert img.channel_names == ["DAPI", "GFP"]
+        assert (img.physical_pixel_sizes.Z, img.physical_pixel_sizes.X) == (2.0, 0.65)
+        with pytest.raises(OSError) as e:
+            stack.write_bytes(b"x")
+        assert e.value.errno == errno.EACCES
+    with Mount(server.port, tmp_path / "plain") as m:
+        well = m.mountpoint / f"plate_{seeded.plate_id}" / "A01"
+        assert not [n for n in os.listdir(well) if n.endswith(".ome.tif")]
