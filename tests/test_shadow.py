@@ -281,14 +281,18 @@ class WritableArea(RuleBasedStateMachine):
 
 
 STATS = {"steps": 0, "max_files": 0}
+#: make test runs 12 examples; OMEROFS_SHADOW_EXAMPLES=200 hunts longer (and
+#: gets the time it needs: pytest-timeout's 300 s default would end the hunt)
+EXAMPLES = int(os.environ.get("OMEROFS_SHADOW_EXAMPLES", "12"))
 
 
+@pytest.mark.timeout(max(300, 30 * EXAMPLES))
 def test_writable_area_matches_its_shadow_model(server, tmp_path):
     WritableArea.server = server
     WritableArea.tmp = tmp_path
     # make test runs 12 examples; OMEROFS_SHADOW_EXAMPLES=200 hunts longer
     WritableArea.TestCase.settings = settings(
-        max_examples=int(os.environ.get("OMEROFS_SHADOW_EXAMPLES", "12")),
+        max_examples=EXAMPLES,
         stateful_step_count=int(os.environ.get("OMEROFS_SHADOW_STEPS", "15")), deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     WritableArea.TestCase().runTest()
