@@ -290,7 +290,6 @@ EXAMPLES = int(os.environ.get("OMEROFS_SHADOW_EXAMPLES", "12"))
 def test_writable_area_matches_its_shadow_model(server, tmp_path):
     WritableArea.server = server
     WritableArea.tmp = tmp_path
-    # make test runs 12 examples; OMEROFS_SHADOW_EXAMPLES=200 hunts longer
     WritableArea.TestCase.settings = settings(
         max_examples=EXAMPLES,
         stateful_step_count=int(os.environ.get("OMEROFS_SHADOW_STEPS", "15")), deadline=None,
