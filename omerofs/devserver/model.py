@@ -91,6 +91,16 @@ def well_obj(store: Store, well_id: int, samples: bool = False) -> Any | None:
     return with_details(w, store, "Well")
 
 
+def pixels_obj(pix: Any) -> Any:
+    """A loaded Pixels (sizes, type, its image unloaded) from a store row."""
+    p = omero.model.PixelsI(pix.id, True)
+    p.image = omero.model.ImageI(pix.image_id, False)
+    p.sizeX, p.sizeY = rint(pix.size_x), rint(pix.size_y)
+    p.sizeZ, p.sizeC, p.sizeT = rint(pix.size_z), rint(pix.size_c), rint(pix.size_t)
+    p.pixelsType = pixels_type_obj(pix.pixel_type)
+    return p
+
+
 def pixels_description(store: Store, pixels_id: int) -> Any | None:
     """Pixels with its type and channels, each channel with its StatsInfo when
     ``setChannelGlobalMinMax`` recorded one (as IPixels.retrievePixDescription)."""
@@ -98,11 +108,7 @@ def pixels_description(store: Store, pixels_id: int) -> Any | None:
         pix = store.pixels(pixels_id)
     except KeyError:
         return None
-    p = omero.model.PixelsI(pix.id, True)
-    p.image = omero.model.ImageI(pix.image_id, False)
-    p.sizeX, p.sizeY = rint(pix.size_x), rint(pix.size_y)
-    p.sizeZ, p.sizeC, p.sizeT = rint(pix.size_z), rint(pix.size_c), rint(pix.size_t)
-    p.pixelsType = pixels_type_obj(pix.pixel_type)
+    p = pixels_obj(pix)
     stats = store.channel_min_max(pix.id)
     for c in range(pix.size_c):
         ch = omero.model.ChannelI(pix.id * 1000 + c, True)  # ids are not kept for channels
@@ -149,12 +155,7 @@ def get_object(store: Store, klass: str, obj_id: int) -> Any | None:
             pix = store.pixels(obj_id)
         except KeyError:
             return None
-        p = omero.model.PixelsI(pix.id, True)
-        p.image = omero.model.ImageI(pix.image_id, False)
-        p.sizeX, p.sizeY = rint(pix.size_x), rint(pix.size_y)
-        p.sizeZ, p.sizeC, p.sizeT = rint(pix.size_z), rint(pix.size_c), rint(pix.size_t)
-        p.pixelsType = pixels_type_obj(pix.pixel_type)
-        return p
+        return pixels_obj(pix)
     if klass == "WellSample":
         row = store.one("select id, well_id, image_id from well_samples where id = ?", (obj_id,))
         if row is None:

@@ -204,13 +204,9 @@ class DerivedPlateWrites:
         between our read and our save makes the save fail (the list we send
         misses its sample): read again and retry."""
         ctx = self._ctx(self._group_of("Well", well_id))
-        p = omero.sys.ParametersI()
-        p.add("wid", rlong(well_id))
 
         def link(sf: Any) -> Any:
-            well = self._service(sf, "Query").findByQuery(Q.WELL_WITH_SAMPLES, p, ctx)
-            if well is None:
-                raise NotFound(f"no Well {well_id}")
+            well = self._load_well(sf, well_id, ctx)
             ws = omero.model.WellSampleI()
             ws.image = omero.model.ImageI(image_id, False)
             well.addWellSample(ws)
@@ -260,16 +256,22 @@ class DerivedPlateWrites:
                         image.id, new.id, e)
         return new
 
+    def _load_well(self, sf: Any, well_id: int, ctx: Any) -> Any:
+        """The Well with its ordered WellSamples (the list a writer changes and
+        saves back); NotFound if it is gone."""
+        p = omero.sys.ParametersI()
+        p.add("wid", rlong(well_id))
+        well = self._service(sf, "Query").findByQuery(Q.WELL_WITH_SAMPLES, p, ctx)
+        if well is None:
+            raise NotFound(f"no Well {well_id}")
+        return well
+
     def _swap_image(self, well_id: int, sample_id: int, image_id: int) -> None:
         """Point one WellSample of a well at another image, through the Well."""
         ctx = self._ctx(self._group_of("Well", well_id))
-        p = omero.sys.ParametersI()
-        p.add("wid", rlong(well_id))
 
         def swap(sf: Any) -> Any:
-            well = self._service(sf, "Query").findByQuery(Q.WELL_WITH_SAMPLES, p, ctx)
-            if well is None:
-                raise NotFound(f"no Well {well_id}")
+            well = self._load_well(sf, well_id, ctx)
             for ws in well.copyWellSamples():
                 if ws.getId().getValue() == sample_id:
                     ws.image = omero.model.ImageI(image_id, False)
