@@ -300,8 +300,8 @@ class DerivedPlates:
         with self.tree.locked():
             node.pstate = PlaneState(image, plane, writable=True)
             node.become_plane()
-            self.tree.bind_key(("plane", image.pixels_id, plane.z, plane.c, plane.t),
-                               node.ino)
+            self.tree.bind_key(("plane", node.parent, image.pixels_id, plane.z, plane.c,
+                                plane.t), node.ino)  # the listing's key (listing.py)
 
     def drop(self, node: Node) -> None:
         """Forget what was written into ``node`` (and its spool entry): a new

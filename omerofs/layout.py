@@ -21,14 +21,20 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
+    "COMPANION_NS",
     "MIMETYPES",
+    "NO_RUN_DIR",
+    "OMEROFS_NS",
     "PLATE_PREFIX",
+    "RUN_PREFIX",
     "TEXT_EXTENSIONS",
     "PlaneKey",
     "PlaneName",
+    "WellNaming",
     "column_width",
     "disambiguated",
     "image_plane_names",
+    "is_read_only_annotation",
     "is_reserved_well_name",
     "is_text_name",
     "is_well_name",
@@ -36,10 +42,15 @@ __all__ = [
     "parse_plane_name_any",
     "parse_plate_dir_name",
     "parse_row",
+    "parse_run_dir_name",
     "parse_well",
+    "path_is_directory",
     "plane_name",
     "plate_dir_name",
     "row_name",
+    "run_dir_name",
+    "run_order",
+    "run_site_indexes",
     "site_image_name",
     "site_numbers",
     "site_of_annotation",
@@ -55,6 +66,8 @@ _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # ("٣"), which int() would happily accept. fullmatch() everywhere: "$" would
 # also match before a trailing newline.
 _WELL_RE = re.compile(r"([A-Z]+)([0-9]+)")
+#: a well name under any naming convention (see :class:`WellNaming`)
+_ANY_WELL_RE = re.compile(r"[A-Z]+[0-9]+|[0-9]+[A-Z]+|[0-9]+-[0-9]+|[A-Z]+-[A-Z]+")
 _PLANE_RE = re.compile(
     r"(?P<well>[A-Z]+[0-9]+)_s(?P<site>[0-9]+)_z(?P<z>[0-9]+)_c(?P<c>[0-9]+)"
     r"(?:_t(?P<t>[0-9]+))?\.tif"
@@ -167,6 +180,121 @@ def is_reserved_well_name(name: str) -> bool:
     return is_well_name(name.upper())
 
 
+# --------------------------------------------------------------------------- naming conventions
+
+
+@dataclass(frozen=True)
+class WellNaming:
+    """How a plate's wells are named, after its Plate.rowNamingConvention and
+    columnNamingConvention.
+
+    OMERO.web labels a well with its row label then its column label
+    (omero-py gateway ``WellWrapper.getWellPos``, gateway/__init__.py:6970-6980,
+    which the webclient and webgateway ``plateGrid`` use): rows are letters
+    unless the row convention is "number", columns numbers unless the column
+    convention is "letter", case-insensitively (``PlateWrapper.getRowLabels``
+    and ``getColumnLabels``, gateway/__init__.py:6727-6751); letters are
+    :func:`row_name`'s (``_letterGridLabel``, :6566-6574, 0 -> A, 26 -> AA);
+    numbers are 1-based. omerofs then makes each name a fixed width and
+    unambiguous: numbers are zero-padded to 2 digits, 3 when that side has
+    more than 99 positions (:func:`column_width`), and when both labels are of
+    the same kind a ``-`` separates them (OMERO.web's "11" could be row 1,
+    column 11 or row 11, column 1; "AB" row A, column B or a single label)::
+
+        rows      columns   well (row 0, column 11)
+        letter    number    A12        (the default: also for unset or unknown values)
+        number    letter    01L
+        number    number    01-12
+        letter    letter    A-L
+    """
+
+    rows_numbers: bool = False
+    columns_letters: bool = False
+    row_width: int = 2
+    column_width: int = 2
+
+    @classmethod
+    def for_plate(cls, row_naming: str | None, column_naming: str | None, n_rows: int,
+                  n_columns: int) -> WellNaming:
+        """The naming of a plate whose wells span ``n_rows`` rows and
+        ``n_columns`` columns (highest index + 1)."""
+        return cls(rows_numbers=(row_naming or "").lower() == "number",
+                   columns_letters=(column_naming or "").lower() == "letter",
+                   row_width=column_width(n_rows), column_width=column_width(n_columns))
+
+    @property
+    def is_default(self) -> bool:
+        """Letters for rows, numbers for columns: the names of :func:`well_name`."""
+        return not self.rows_numbers and not self.columns_letters
+
+    def _part(self, index: int, number: bool, width: int) -> str:
+        return f"{index + 1:0{width}d}" if number else row_name(index)
+
+    def name(self, row: int, column: int) -> str:
+        """The well's name; ValueError on a negative index."""
+        if row < 0 or column < 0:
+            raise ValueError(f"row and column must be >= 0, got {row}, {column}")
+        r = self._part(row, self.rows_numbers, self.row_width)
+        c = self._part(column, not self.columns_letters, self.column_width)
+        sep = "-" if self.rows_numbers != self.columns_letters else ""
+        return f"{r}{sep}{c}"
+
+    def parse(self, name: str) -> tuple[int, int]:
+        """Inverse of :meth:`name`: 0-based (row, column). Strict: only the
+        exact name :meth:`name` prints parses; ValueError otherwise."""
+        r_pat = "[0-9]+" if self.rows_numbers else "[A-Z]+"
+        c_pat = "[A-Z]+" if self.columns_letters else "[0-9]+"
+        sep = "-" if self.rows_numbers != self.columns_letters else ""
+        m = re.fullmatch(f"({r_pat}){sep}({c_pat})", name)
+        if m is None:
+            raise ValueError(f"not a well name of this plate: {name!r}")
+        try:
+            row = int(m.group(1)) - 1 if self.rows_numbers else parse_row(m.group(1))
+            col = parse_row(m.group(2)) if self.columns_letters else int(m.group(2)) - 1
+            if self.name(row, col) != name:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"not a canonical well name of this plate: {name!r}") from None
+        return row, col
+
+
+# --------------------------------------------------------------------------- runs
+
+RUN_PREFIX = "run_"
+#: the directory of a multi-run plate's fields that belong to no run
+NO_RUN_DIR = "no_run"
+_RUN_RE = re.compile(r"run_([1-9][0-9]*)")
+
+
+def run_dir_name(k: int) -> str:
+    """Directory of the ``k``-th run (1-based) of a plate with several runs."""
+    if k < 1:
+        raise ValueError(f"runs are numbered from 1, got {k}")
+    return f"{RUN_PREFIX}{k}"
+
+
+def parse_run_dir_name(name: str) -> int | None:
+    """Inverse of :func:`run_dir_name`; None for anything else ("run_01", "run_0")."""
+    m = _RUN_RE.fullmatch(name)
+    return int(m.group(1)) if m else None
+
+
+def run_order(runs: dict[int, float | None]) -> list[int]:
+    """PlateAcquisition ids (keys) in the order their directories are numbered:
+    by startTime, ties and runs without a start time (after the others) by id."""
+    return sorted(runs, key=lambda i: (runs[i] is None, runs[i] or 0.0, i))
+
+
+def run_site_indexes(indexes: list[int]) -> list[int]:
+    """The WellSample indexes of one run's fields in one well, made relative
+    to the run: minus the lowest index of the run in that well, as OMERO.web
+    offsets fields per run and well (omero-web webgateway/plategrid.py:70-81).
+    Indexes < 0 (a field without an index) stay -1."""
+    known = [i for i in indexes if i >= 0]
+    offset = min(known, default=0)
+    return [i - offset if i >= 0 else -1 for i in indexes]
+
+
 # --------------------------------------------------------------------------- planes
 
 
@@ -206,7 +334,7 @@ def plane_name(well: str, key: PlaneKey, with_t: bool) -> str:
     ``well`` does not look like a well name, or if ``with_t`` is False but
     ``key.t != 0`` (that plane would have no name of its own).
     """
-    if _WELL_RE.fullmatch(well) is None:
+    if _ANY_WELL_RE.fullmatch(well) is None:
         raise ValueError(f"not a well name: {well!r}")
     base = f"{well}_s{key.site:03d}_z{key.z:03d}_c{key.c:03d}"
     if with_t:
@@ -423,6 +551,29 @@ def valid_entry_name(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return len(encoded) <= _NAME_MAX
+
+
+#: the FileAnnotation namespace of files written through a mount
+OMEROFS_NS = "omerofs"
+#: omero.constants.namespaces.NSCOMPANIONFILE (omero-blitz Constants.ice:189):
+#: import companion files, among them OMERO 4's ``original_metadata.txt``,
+#: which OMERO parses as an image's original metadata
+#: (omero-blitz OriginalMetadataRequestI.java:148-164)
+COMPANION_NS = "openmicroscopy.org/omero/import/companionFile"
+
+
+def path_is_directory(ns: str | None) -> bool:
+    """Does an annotation's ``OriginalFile.path`` name a user directory? Only
+    for files written through a mount: other clients store something else
+    there (OMERO.web the file's own name, omero-py the uploader's local
+    directory, the OMERO 4 importer a prefix of its own)."""
+    return ns == OMEROFS_NS
+
+
+def is_read_only_annotation(ns: str | None) -> bool:
+    """Files listed but never changed through the mount: import companion
+    files (OMERO reads them back as the image's original metadata)."""
+    return ns == COMPANION_NS
 
 
 def disambiguated(name: str, annotation_id: int) -> str:

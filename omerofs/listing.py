@@ -29,7 +29,7 @@ from .gateway import (
     PlateSummary,
     TargetKind,
 )
-from .gateway.types import WellInfo
+from .gateway.types import WellInfo, WellSampleInfo
 from .stack import stack_for
 from .tiff import channel_file_sizes
 from .tree import ROOT_INODE, DirState, FileState, Kind, Node, PlaneState, Tree
@@ -66,6 +66,10 @@ class Listings:
         #: started before must not bring them back (ids are never reused)
         self._deleted: set[int] = set()
         self._index: dict[int, bytes] = {}  # generated index file inode -> its bytes
+        #: the plates' rows as last listed (naming conventions for their wells)
+        self._summaries: dict[int, PlateSummary] = {}
+        #: plate id -> well directories of runs after the first (no Well files)
+        self._guests: dict[int, set[int]] = {}
 
     # --- freshness ----------------------------------------------------------------------
     def _ttl(self, node: Node) -> float:
@@ -129,6 +133,7 @@ class Listings:
 
     # --- the root -------------------------------------------------------------------------
     def _plate_node(self, p: PlateSummary, name: str) -> Node:
+        self._summaries[p.id] = p
         return self.tree.new_node(("plate", p.id), Kind.PLATE, name, ROOT_INODE,
                                   p.created or self.tree.mounted_at, plate_id=p.id,
                                   dstate=DirState(derived=p.derived))
@@ -195,57 +200,61 @@ class Listings:
     # --- a plate ----------------------------------------------------------------------------
     def _apply_plate(self, plate: Node, wells: tuple[WellInfo, ...],
                      anns: list[FileAnnotationInfo], started: float) -> None:
+        """Lay out a plate's listing (under the lock): its wells, or with two
+        or more runs one directory per run holding the wells (docs/namespace),
+        then its files."""
         assert plate.plate_id is not None
-        n_columns = max([w.column + 1 for w in wells] + [1])
-        width = layout.column_width(n_columns)
+        placed = [w for w in wells if w.row is not None and w.column is not None]
+        if len(placed) < len(wells):  # one line per load, not one per well
+            log.warning("plate %d: %d well(s) without a row or column not listed (ids %s)",
+                        plate.plate_id, len(wells) - len(placed),
+                        ", ".join(str(w.id) for w in wells if w not in placed))
+        summary = self._summaries.get(plate.plate_id)
+        naming = layout.WellNaming.for_plate(
+            summary.row_naming if summary else None, summary.column_naming if summary else None,
+            max([w.row + 1 for w in placed if w.row is not None] + [1]),
+            max([w.column + 1 for w in placed if w.column is not None] + [1]))
         with_t = any(s.image.size_t > 1 for w in wells for s in w.samples)
-        mtime = plate.mtime
-        derived = plate.dir.derived
+        starts = {s.run_id: s.run_start for w in placed for s in w.samples
+                  if s.run_id is not None}
+        runs: list[int | None] = list(layout.run_order(starts))
         with self.tree.locked():
             plate_children: dict[str, int] = {}
             well_of_image: dict[int, Node] = {}
             well_by_id: dict[int, Node] = {}
-            for w in wells:
-                wname = layout.well_name(w.row, w.column, width)
-                well = self.tree.new_node(("well", plate.plate_id, w.row, w.column), Kind.WELL,
-                                          wname, plate.ino, mtime, plate_id=plate.plate_id,
-                                          dstate=DirState(well_id=w.id))
-                well_by_id[w.id] = well
-                files: dict[str, int] = {}
-                sites = layout.site_numbers(wname, [(s.index, s.image.name) for s in w.samples])
-                wdir = well.dir
-                wdir.sites = {}
-                for sample, site in zip(w.samples, sites, strict=True):
-                    image = sample.image
-                    wdir.sites[site] = image.id
-                    well_of_image[image.id] = well
-                    try:
-                        sizes = channel_file_sizes(image)
-                    except ValueError as e:  # e.g. OMERO "bit" or complex pixels
-                        log.warning("image %d of plate %d not served: %s", image.id,
-                                    plate.plate_id, e)
-                        continue
-                    for fname, z, c, t in layout.image_plane_names(
-                            wname, site, image.size_z, image.size_c, image.size_t, with_t):
-                        state = PlaneState(image, PlaneIndex(z, c, t), derived)
-                        size = sizes[c] if sizes is not None else state.tiff.file_size
-                        f = self.tree.new_node(("plane", image.pixels_id, z, c, t), Kind.PLANE,
-                                               fname, well.ino, mtime, size=size,
-                                               plate_id=plate.plate_id, pstate=state)
-                        f.name = fname  # a written plane's node keeps its inode, takes the name
-                        files[fname] = f.ino
-                    if self.stacks and not derived:
-                        sname = layout.stack_name(wname, site)
-                        st = self.tree.new_node(("stack", image.pixels_id), Kind.STACK, sname,
-                                                well.ino, mtime, plate_id=plate.plate_id)
-                        if st.stack is None:
-                            st.stack = stack_for(image, (("omero.well", wname),
-                                                         ("omero.site", str(site))))
-                            st.size = st.stack.file_size
-                        files[sname] = st.ino
-                wdir.set_children(files)
-                wdir.loaded_at = self.clock()
-                plate_children[wname] = well.ino
+            self._guests.pop(plate.plate_id, None)
+            if len(runs) < 2:  # no run, or one: every field in its well, as always
+                for w in placed:
+                    well = self._well_dir(plate, plate, w, list(w.samples), naming, with_t,
+                                          ("well", plate.plate_id, w.row, w.column),
+                                          well_of_image)
+                    well_by_id[w.id] = well
+                    plate_children[well.name] = well.ino
+            else:
+                if any(s.run_id is None for w in placed for s in w.samples):
+                    runs.append(None)
+                guests: set[int] = set()
+                for k, run_id in enumerate(runs, start=1):
+                    rname = layout.run_dir_name(k) if run_id is not None else layout.NO_RUN_DIR
+                    rdir = self.tree.new_node(("run", plate.plate_id, run_id), Kind.RUN, rname,
+                                              plate.ino, plate.mtime, plate_id=plate.plate_id,
+                                              dstate=DirState())
+                    rdir.name = rname  # a run started earlier than the others moves up
+                    run_children: dict[str, int] = {}
+                    for w in placed:
+                        samples = [s for s in w.samples if s.run_id == run_id]
+                        well = self._well_dir(plate, rdir, w, samples, naming, with_t,
+                                              ("well", plate.plate_id, w.row, w.column, run_id),
+                                              well_of_image)
+                        if k == 1:
+                            well_by_id[w.id] = well  # the Well's own files live in run_1
+                        else:
+                            guests.add(well.ino)
+                        run_children[well.name] = well.ino
+                    rdir.dir.set_children(run_children)
+                    rdir.dir.loaded_at = self.clock()
+                    plate_children[rname] = rdir.ino
+                self._guests[plate.plate_id] = guests
             plate_children[index.INDEX_DIR] = self._index_dir(plate).ino
             plate.dir.set_children(plate_children)
             # subdirectories made by hand stay; their server content is re-placed below
@@ -254,6 +263,65 @@ class Listings:
             self._place_annotations(plate, [a for a in anns if a.id not in self._deleted],
                                     well_by_id, well_of_image, started)
             plate.dir.loaded_at, plate.dir.error = self.clock(), None
+
+    def takes_well_files(self, well: Node) -> bool:
+        """Can a file attached to the Well itself be made in this well
+        directory? Not in the wells of a multi-run plate's second and later
+        runs: the Well's files are listed in its ``run_1`` directory."""
+        return well.ino not in self._guests.get(well.plate_id or 0, ())
+
+    def _well_dir(self, plate: Node, parent: Node, w: WellInfo, samples: list[WellSampleInfo],
+                  naming: layout.WellNaming, with_t: bool, key: tuple[object, ...],
+                  well_of_image: dict[int, Node]) -> Node:
+        """One well directory holding ``samples`` (under the lock)."""
+        assert plate.plate_id is not None and w.row is not None and w.column is not None
+        mtime = plate.mtime
+        derived = plate.dir.derived
+        wname = naming.name(w.row, w.column)
+        well = self.tree.new_node(key, Kind.WELL, wname, parent.ino, mtime,
+                                  plate_id=plate.plate_id, dstate=DirState(well_id=w.id))
+        files: dict[str, int] = {}
+        if parent is plate:
+            indexes = [s.index for s in samples]
+        else:  # sites count within the run, from its lowest index in this well
+            indexes = layout.run_site_indexes([s.index for s in samples])
+        sites = layout.site_numbers(wname, [(i, s.image.name)
+                                            for i, s in zip(indexes, samples, strict=True)])
+        wdir = well.dir
+        wdir.sites = {}
+        for sample, site in zip(samples, sites, strict=True):
+            image = sample.image
+            wdir.sites[site] = image.id
+            well_of_image[image.id] = well
+            try:
+                sizes = channel_file_sizes(image)
+            except ValueError as e:  # e.g. OMERO complex pixels
+                log.warning("image %d of plate %d not served: %s", image.id,
+                            plate.plate_id, e)
+                continue
+            for fname, z, c, t in layout.image_plane_names(
+                    wname, site, image.size_z, image.size_c, image.size_t, with_t):
+                state = PlaneState(image, PlaneIndex(z, c, t), derived)
+                size = sizes[c] if sizes is not None else state.tiff.file_size
+                # keyed by its well directory too: an image shown in wells of
+                # two plates is two files
+                f = self.tree.new_node(("plane", well.ino, image.pixels_id, z, c, t),
+                                       Kind.PLANE, fname, well.ino, mtime, size=size,
+                                       plate_id=plate.plate_id, pstate=state)
+                f.name = fname  # a written plane's node keeps its inode, takes the name
+                files[fname] = f.ino
+            if self.stacks and not derived:
+                sname = layout.stack_name(wname, site)
+                st = self.tree.new_node(("stack", well.ino, image.pixels_id), Kind.STACK,
+                                        sname, well.ino, mtime, plate_id=plate.plate_id)
+                if st.stack is None:
+                    st.stack = stack_for(image, (("omero.well", wname),
+                                                 ("omero.site", str(site))))
+                    st.size = st.stack.file_size
+                files[sname] = st.ino
+        wdir.set_children(files)
+        wdir.loaded_at = self.clock()
+        return well
 
     # --- the generated index ----------------------------------------------------------------
     def _index_dir(self, plate: Node) -> Node:
@@ -290,16 +358,21 @@ class Listings:
 
     def _plane_entries(self, plate: Node) -> list[index.PlaneEntry]:
         out = []
-        for wname, wino in plate.dir.listing():
+        wells: list[tuple[str, str, int]] = []  # (path prefix, well name, inode)
+        for name, ino in plate.dir.listing():
+            node = self.tree.node(ino)
+            if node.kind is Kind.WELL:
+                wells.append(("", name, ino))
+            elif node.kind is Kind.RUN:
+                wells.extend((f"{name}/", wname, wino) for wname, wino in node.dir.listing())
+        for prefix, wname, wino in wells:
             well = self.tree.node(wino)
-            if well.kind is not Kind.WELL:
-                continue
             site_of = {image_id: site for site, image_id in well.dir.sites.items()}
             for fname, fino in well.dir.listing():
                 p = self.tree.node(fino).pstate
                 if p is None or p.image.id not in site_of:
                     continue
-                out.append(index.PlaneEntry(f"{wname}/{fname}", wname, site_of[p.image.id],
+                out.append(index.PlaneEntry(f"{prefix}{wname}/{fname}", wname, site_of[p.image.id],
                                             p.plane.z, p.plane.c, p.plane.t, p.image,
                                             well.dir.well_id))
         return out
@@ -333,9 +406,16 @@ class Listings:
         if not (layout.is_text_name(ann.name) and layout.valid_entry_name(ann.name)):
             return None  # not a file this mount serves (e.g. a PDF): see docs
         if ann.target.kind is TargetKind.PLATE:
+            if not layout.path_is_directory(ann.ns):
+                return plate  # another client's path is no directory here (docs/namespace)
             path = ann.path.strip("/")
             parts = path.split("/") if path else []
             if any(not layout.valid_entry_name(p) for p in parts):
+                return None
+            taken = (plate.dir.children or {}).get(parts[0]) if parts else None
+            if taken is not None and self.tree.node(taken).kind is not Kind.SUBDIR:
+                log.warning("plate %d: annotation %d not listed: its directory %r is a run's",
+                            plate.plate_id, ann.id, parts[0])
                 return None
             return self.subdir(plate, path) if parts else plate
         if ann.target.kind is TargetKind.WELL:
@@ -353,7 +433,8 @@ class Listings:
             directory = self._directory_of(plate, ann, well_by_id, well_of_image)
             if directory is not None:
                 placed.setdefault(directory.ino, []).append(ann)
-        dirs = {plate.ino, *[w.ino for w in well_by_id.values()], *self._subdirs_of(plate)}
+        dirs = {plate.ino, *[w.ino for w in well_by_id.values()],
+                *[w.ino for w in well_of_image.values()], *self._subdirs_of(plate)}
         for dino in dirs:
             d = self.tree.node(dino).dir
             # local entries first: they win their names

@@ -142,6 +142,9 @@ class Namespace:
                                                        and not node.writable_plane):
             raise refuse(errno.EACCES, f"refused {what} of {node.name}: images of acquired "
                                        "plates and the status file are read-only")
+        if node.read_only_file:
+            raise refuse(errno.EACCES, f"refused {what} of {node.name}: an import companion "
+                                       "file, read-only (docs/semantics)")
         if node.is_dir:
             raise refuse(errno.EISDIR, f"{what} {node.name}: a directory")
         self.tree.require_spool()
@@ -267,6 +270,9 @@ class Namespace:
         node = self.tree.lookup(parent, name)
         if node is None:
             raise refuse(errno.ENOENT, f"unlink {name}: no such file")
+        if node.read_only_file:
+            raise refuse(errno.EACCES, f"refused unlink of {name}: an import companion file, "
+                                       "read-only (docs/semantics)")
         if node.kind is Kind.INCOMING:
             self.derived.unlink(node)
         elif node.kind is Kind.TEXT:
@@ -308,6 +314,9 @@ class Namespace:
         if src.kind is not Kind.TEXT:
             raise refuse(errno.EACCES if src.kind is not Kind.SUBDIR else errno.EPERM,
                          f"rename {old}: only text files can be renamed")
+        if src.read_only_file:
+            raise refuse(errno.EACCES, f"refused rename of {old}: an import companion file, "
+                                       "read-only (docs/semantics)")
         directory = self._writable_dir(new_parent, f"rename to {new}")
         check_name(new, "rename")
         dst = self.tree.lookup(new_parent, new)
@@ -315,6 +324,9 @@ class Namespace:
             return
         if dst is not None and noreplace:
             raise refuse(errno.EEXIST, f"rename to {new}: exists")
+        if dst is not None and dst.read_only_file:
+            raise refuse(errno.EACCES, f"refused rename to {new}: an import companion file, "
+                                       "read-only (docs/semantics)")
         if dst is not None and dst.kind is not Kind.TEXT:
             raise refuse(errno.EISDIR if dst.is_dir else errno.EACCES,
                          f"rename to {new}: cannot replace it")

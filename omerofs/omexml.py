@@ -84,7 +84,9 @@ def _pixels_start(size_x: int, size_y: int, pixel_type: str, size_z: int, size_c
     pixels = [
         ("ID", "Pixels:0"),
         ("DimensionOrder", order),
-        ("Type", pixel_type),
+        # "bit" pixels are served one uint8 per pixel (gateway/types.py), and
+        # the TIFF says 8 bits per sample: the OME-XML must say so too
+        ("Type", "uint8" if pixel_type == "bit" else pixel_type),
         ("SizeX", str(size_x)),
         ("SizeY", str(size_y)),
         ("SizeZ", str(size_z)),

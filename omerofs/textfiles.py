@@ -67,9 +67,19 @@ class TextFiles:
             site = layout.site_of_annotation(name, directory.name)
             if site is not None and site in d.sites:
                 kind, target_id = TargetKind.IMAGE, d.sites[site]
+            elif not self.listings.takes_well_files(directory):
+                raise refuse(errno.EPERM, f"{name}: a file of well {directory.name} of a plate "
+                                          "with runs goes in run_1/" + directory.name
+                                          + " (or name it after a site of this run)")
         server_name = name
         if old is not None and name == layout.disambiguated(old.name, old.id):
             server_name = old.name  # a listed alias keeps its server name
+        if (old is not None and not layout.path_is_directory(old.ns)
+                and directory.kind is not Kind.SUBDIR and old.target.kind is kind
+                and old.target.id == target_id):
+            # another client's file, staying on its object outside user
+            # directories: its path means nothing here and is kept as it is
+            path = old.path
         mimetype = layout.MIMETYPES.get("." + name.rpartition(".")[2])
         same_place = (old is not None and old.target.kind is kind
                       and old.target.id == target_id and old.path == path
@@ -247,6 +257,11 @@ class TextFiles:
             if f.ann is not None:
                 self.planes.discard_file(f.ann.file_id)
             self.planes.discard_file(ann.file_id)
+            if f.ann is not None and f.ann.id == ann.id:
+                # the same annotation, its bytes replaced: its namespace is the
+                # server's, whatever the upload assumed (another client's
+                # file keeps its own, docs/semantics)
+                ann = dataclasses.replace(ann, ns=f.ann.ns)
             f.ann = ann
             f.changed_at = self.clock()
             self.tree.bind_key(("ann", ann.id), node.ino)
@@ -335,6 +350,7 @@ class TextFiles:
             spec = dataclasses.replace(spec, delete_after=f.ann.id)
         same_bytes = f.entry is None and dst is None
         if same_bytes and spec.annotation_id is None and f.ann is not None \
+                and (layout.path_is_directory(f.ann.ns) or spec.path == f.ann.path) \
                 and spec.delete_after == f.ann.id and spec.target_kind == \
                 f.ann.target.kind.value and spec.target_id == f.ann.target.id:
             # same object, new name or path: a rename on the server, no upload

@@ -54,15 +54,17 @@ class Kind(enum.Enum):
     INDEX_DIR = "index_dir"  # plate_N/.omerofs: generated, read-only
     INDEX = "index"  # a generated index file in it (images.csv, image_sets.csv)
     STACK = "stack"  # a site's image as one multi-page OME-TIFF (--stacks)
+    RUN = "run"  # plate_N/run_<k>: one run (PlateAcquisition) of a multi-run plate
 
 
-DIR_KINDS = (Kind.ROOT, Kind.PLATE, Kind.WELL, Kind.SUBDIR, Kind.INDEX_DIR)
+DIR_KINDS = (Kind.ROOT, Kind.PLATE, Kind.WELL, Kind.SUBDIR, Kind.INDEX_DIR, Kind.RUN)
 SPOOLED_KINDS = (Kind.TEXT, Kind.INCOMING)
 _MODES = {
     Kind.ROOT: stat.S_IFDIR | 0o755,  # its owner may mkdir derived plates
     Kind.PLATE: stat.S_IFDIR | 0o755,
     Kind.WELL: stat.S_IFDIR | 0o755,
     Kind.SUBDIR: stat.S_IFDIR | 0o755,
+    Kind.RUN: stat.S_IFDIR | 0o555,  # takes no files itself; its wells do
     Kind.PLANE: stat.S_IFREG | 0o444,
     Kind.TEXT: stat.S_IFREG | 0o644,
     Kind.INCOMING: stat.S_IFREG | 0o644,
@@ -251,7 +253,16 @@ class Node:
     def mode(self) -> int:
         if self.kind is Kind.PLANE and self.writable_plane:
             return stat.S_IFREG | 0o644
+        if self.read_only_file:
+            return stat.S_IFREG | 0o444
         return _MODES[self.kind]
+
+    @property
+    def read_only_file(self) -> bool:
+        """A text file listed but never changed through the mount (an import
+        companion file: :func:`omerofs.layout.is_read_only_annotation`)."""
+        ann = self.fstate.ann if self.kind is Kind.TEXT and self.fstate is not None else None
+        return ann is not None and layout.is_read_only_annotation(ann.ns)
 
     @property
     def immutable(self) -> bool:
@@ -382,7 +393,7 @@ class Tree:
 
     def owner(self, node: Node) -> Node:
         """The directory whose load fills ``node``: the root, or its plate."""
-        while node.kind in (Kind.WELL, Kind.SUBDIR, Kind.INDEX_DIR):
+        while node.kind in (Kind.WELL, Kind.SUBDIR, Kind.INDEX_DIR, Kind.RUN):
             node = self._nodes[node.parent]
         return node
 

@@ -180,26 +180,26 @@ class Expect(NamedTuple):
     rows: list[list[Any]]
 
 
-_NO_SAMPLE = [None] * 19
+_NO_SAMPLE = [None] * 21
 _NO_CALIBRATION = [None] * 8  # physical sizes with units, channel index and name
 _CALIBRATION = [0.65, "MICROMETER", 0.65, "MICROMETER", 2.0, "MICROMETER"]
 _LAYOUT_TYPES = ["long", "integer", "integer", "long", "integer", "long", "text", "long"]
 _LAYOUT_TYPES += ["integer"] * 5 + ["string"]
-_LAYOUT_TYPES += ["double", "string"] * 3 + ["integer", "text"]
+_LAYOUT_TYPES += ["double", "string"] * 3 + ["integer", "text", "long", "timestamp"]
 _ANN_TYPES = ["long", "long", "long", "text", "text", "long", "string", "text"]
 
 #: queries.NAME -> Expect, on the seed above with PARAMS
 EXPECTED: dict[str, Expect] = {
     "LIST_PLATES": Expect(
-        ["long", "text", "integer", "integer", "timestamp", "text"],
+        ["long", "text", "integer", "integer", "timestamp", "text", "string", "string"],
         [
-            [1, "plate one", 2, 3, EVENT1_MS, None],
-            [2, "derived", None, None, EVENT2_MS, queries.DERIVED_STATUS],
+            [1, "plate one", 2, 3, EVENT1_MS, None, "letter", "number"],
+            [2, "derived", None, None, EVENT2_MS, queries.DERIVED_STATUS, None, None],
         ],
     ),
     "GET_PLATE": Expect(
-        ["long", "text", "integer", "integer", "timestamp", "text"],
-        [[1, "plate one", 2, 3, EVENT1_MS, None]],
+        ["long", "text", "integer", "integer", "timestamp", "text", "string", "string"],
+        [[1, "plate one", 2, 3, EVENT1_MS, None, "letter", "number"]],
     ),
     # well A1 (id 11) first, its samples in index order (31 then 30), then
     # the empty well A2 (id 10) with nulls from the wellsample id on
@@ -207,11 +207,13 @@ EXPECTED: dict[str, Expect] = {
     "PLATE_LAYOUT": Expect(
         _LAYOUT_TYPES,
         [
-            [11, 0, 0, 31, 0, 101, "img-b", 201, 5, 6, 1, 1, 1, "uint8", *_NO_CALIBRATION],
+            # sample 31 is in run 5 (its start time with it), 30 in none
+            [11, 0, 0, 31, 0, 101, "img-b", 201, 5, 6, 1, 1, 1, "uint8", *_NO_CALIBRATION,
+             5, EVENT1_MS],
             [11, 0, 0, 30, 1, 100, "img-a", 200, 4, 3, 1, 2, 1, "uint16", *_CALIBRATION,
-             0, "DAPI"],
+             0, "DAPI", None, None],
             [11, 0, 0, 30, 1, 100, "img-a", 200, 4, 3, 1, 2, 1, "uint16", *_CALIBRATION,
-             1, "GFP"],
+             1, "GFP", None, None],
             [10, 0, 1, *_NO_SAMPLE],
         ],
     ),

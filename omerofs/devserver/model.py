@@ -19,7 +19,9 @@ from ..gateway.types import PIXEL_DTYPES
 from .errors import api_usage
 from .store import Store
 
-PIXELS_TYPE_IDS = {name: i + 1 for i, name in enumerate(sorted(PIXEL_DTYPES))}
+#: ids of the PixelsType enumeration ("bit" last: it came later, ids stay put)
+PIXELS_TYPE_IDS = {name: i + 1 for i, name in enumerate(
+    [*sorted(t for t in PIXEL_DTYPES if t != "bit"), "bit"])}
 
 
 def _r(value: Any, wrap: Callable[[Any], Any]) -> Any:
@@ -78,8 +80,8 @@ def well_obj(store: Store, well_id: int, samples: bool = False) -> Any | None:
         return None
     w = omero.model.WellI(row[0], True)
     w.plate = omero.model.PlateI(row[1], False)
-    w.row = rint(row[2])
-    w.column = rint(row[3])
+    w.row = _r(row[2], rint)
+    w.column = _r(row[3], rint)
     if samples:
         for wsid, _idx, iid in store.well_samples(well_id):
             ws = omero.model.WellSampleI(wsid, True)

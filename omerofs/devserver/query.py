@@ -43,15 +43,16 @@ class QueryI(Servant, omero.api.IQuery):
         s = self.store
         group = call_group(current)
         if query in (Q.LIST_PLATES, Q.GET_PLATE):
-            sql = "select id, name, rows, columns, created, status, owner, group_id from plates"
+            sql = ("select id, name, rows, columns, created, status, owner, group_id,"
+                   " row_naming, column_naming from plates")
             args: tuple[Any, ...] = ()
             if query == Q.GET_PLATE:
                 sql += " where id = ?"
                 args = (int(p["pid"]),)
             return [
                 [rlong(i), rstring(n), _r(r, rint), _r(c, rint), rtime(int(t * 1000)),
-                 _r(st, rstring)]
-                for (i, n, r, c, t, st, owner, gid) in s.query(sql + " order by id", args)
+                 _r(st, rstring), _r(rn, rstring), _r(cn, rstring)]
+                for (i, n, r, c, t, st, owner, gid, rn, cn) in s.query(sql + " order by id", args)
                 if self.sec.can_read(owner, gid, group)
             ]
         if query == Q.PLATE_LAYOUT:
@@ -61,19 +62,22 @@ class QueryI(Servant, omero.api.IQuery):
             rows = s.query(
                 "select w.id, w.row, w.col, ws.id, ws.idx, img.id, img.name, p.id, p.size_x,"
                 " p.size_y, p.size_z, p.size_c, p.size_t, p.pixel_type, ph.size_x, ph.unit_x,"
-                " ph.size_y, ph.unit_y, ph.size_z, ph.unit_z from wells w"
+                " ph.size_y, ph.unit_y, ph.size_z, ph.unit_z, pa.id, pa.start_time from wells w"
                 " left join well_samples ws on ws.well_id = w.id"
                 " left join images img on img.id = ws.image_id"
                 " left join pixels p on p.image_id = img.id"
                 " left join pixels_physical ph on ph.pixels_id = p.id"
-                " where w.plate_id = ? order by w.row, w.col, ws.idx", (pid,))
+                " left join plate_acquisitions pa on pa.id = ws.run_id"
+                # PostgreSQL sorts nulls last in ascending order; SQLite first
+                " where w.plate_id = ? order by w.row is null, w.row, w.col is null, w.col,"
+                " ws.idx", (pid,))
             names = {(px, c): n for px, c, n in s.query(
                 "select c.pixels_id, c.idx, c.name from channels c join pixels p"
                 " on p.id = c.pixels_id join well_samples ws on ws.image_id = p.image_id"
                 " join wells w on w.id = ws.well_id where w.plate_id = ?", (pid,))}
             wraps = (rlong, rint, rint, rlong, rint, rlong, rstring, rlong, rint, rint, rint,
-                     rint, rint, rstring, rdouble, rstring, rdouble, rstring, rdouble, rstring,
-                     rint, rstring)
+                     rint, rint, rstring, rdouble, rstring, rdouble, rstring, rdouble, rstring)
+            run_wraps = (rlong, lambda t: rtime(int(t * 1000)))
             out = []
             for row in rows:
                 # Every OMERO Pixels has sizeC Channels, each with a LogicalChannel
@@ -85,9 +89,10 @@ class QueryI(Servant, omero.api.IQuery):
                     if pxid is not None else [(None, None)]
                 # a sample's columns are the same objects in each of its channel
                 # rows: Ice marshals a repeated instance once (by reference)
-                head = [_r(v, w) for v, w in zip(row, wraps[:len(row)], strict=True)]
+                head = [_r(v, w) for v, w in zip(row[:20], wraps, strict=True)]
+                run = [_r(v, w) for v, w in zip(row[20:], run_wraps, strict=True)]
                 for c, name in per_channel:
-                    out.append([*head, _r(c, rint), _r(name, rstring)])
+                    out.append([*head, _r(c, rint), _r(name, rstring), *run])
             return out
         ann_sql = {
             Q.PLATE_FILE_ANNOTATIONS: "l.parent_type = 'Plate' and l.parent_id = ?",

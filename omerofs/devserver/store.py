@@ -45,8 +45,11 @@ create table if not exists plates (
     id integer primary key, name text not null, rows integer, columns integer,
     owner text not null, created real not null, status text, group_id integer);
 create table if not exists wells (
-    id integer primary key, plate_id integer not null, row integer not null,
-    col integer not null, owner text not null, group_id integer);
+    id integer primary key, plate_id integer not null, row integer,
+    col integer, owner text not null, group_id integer);
+create table if not exists plate_acquisitions (
+    id integer primary key, plate_id integer not null, name text, start_time real,
+    owner text not null, group_id integer);
 create table if not exists images (
     id integer primary key, name text not null, owner text not null, created real not null,
     group_id integer);
@@ -102,6 +105,8 @@ LATER_COLUMNS = (
     ("well_samples", "owner", "text"), ("well_samples", "group_id", "integer"),
     ("files", "group_id", "integer"), ("files", "hasher", "text"), ("files", "hash", "text"),
     ("annotations", "group_id", "integer"), ("links", "group_id", "integer"),
+    ("plates", "row_naming", "text"), ("plates", "column_naming", "text"),
+    ("well_samples", "run_id", "integer"),
 )
 
 #: OMERO's four group permission levels (omero-model Permissions strings)
@@ -150,7 +155,10 @@ def synthetic_plane(pixels_id: int, size_x: int, size_y: int, pixel_type: str,
     base = np.arange(size_x * size_y, dtype=np.int64).reshape(size_y, size_x)
     v = base * 7 + (z * 131 + c * 1031 + t * 7919 + pixels_id * 17)
     out: np.ndarray
-    if dtype.kind == "f":
+    if pixel_type == "bit":
+        # one byte per pixel, 0 or 1, as OMERO sends bit planes (gateway/types.py)
+        out = ((v * 2654435761) >> 7) & 1
+    elif dtype.kind == "f":
         # exact in float32: multiples of 1/8 below 2**20
         out = ((v % (1 << 20)) - (1 << 19)) / 8.0
     else:
@@ -377,19 +385,41 @@ class Store:
     # --- plates ----------------------------------------------------------------
     def create_plate(self, name: str, owner: str, rows: int | None = None,
                      columns: int | None = None, status: str | None = None,
-                     group: int | None = None) -> int:
-        """``group`` None: the owner's default group (so for every create_*)."""
+                     group: int | None = None, row_naming: str | None = None,
+                     column_naming: str | None = None) -> int:
+        """``group`` None: the owner's default group (so for every create_*).
+        ``row_naming``/``column_naming``: Plate.rowNamingConvention and
+        columnNamingConvention, free strings in OMERO (screen.ome.xml:39-40)."""
         gid = self.default_group(owner) if group is None else group
         with self.tx() as db:
             pid = self.new_id(db)
             db.execute("insert into plates (id, name, rows, columns, owner, created, status,"
-                       " group_id) values (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (pid, name, rows, columns, owner, time.time(), status, gid))
+                       " group_id, row_naming, column_naming)"
+                       " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (pid, name, rows, columns, owner, time.time(), status, gid,
+                        row_naming, column_naming))
             return pid
 
-    def create_well(self, plate_id: int, row: int, col: int, owner: str,
+    def create_run(self, plate_id: int, name: str | None, start_time: float | None,
+                   owner: str) -> int:
+        """A PlateAcquisition of a plate (screen.ome.xml:24-33): ``start_time``
+        in seconds since the epoch, None for none (startTime is optional)."""
+        with self.tx() as db:
+            prow = db.execute("select group_id from plates where id = ?", (plate_id,)).fetchone()
+            if prow is None:
+                raise KeyError(f"no Plate {plate_id}")
+            rid = self.new_id(db)
+            db.execute("insert into plate_acquisitions (id, plate_id, name, start_time, owner,"
+                       " group_id) values (?, ?, ?, ?, ?, ?)",
+                       (rid, plate_id, name, start_time, owner, prow[0]))
+            return rid
+
+    def create_well(self, plate_id: int, row: int | None, col: int | None, owner: str,
                     group: int | None = None) -> int:
-        """Raises sqlite3.IntegrityError for a second well at (plate, column, row)."""
+        """Raises sqlite3.IntegrityError for a second well at (plate, column, row).
+        ``row``/``col`` may be None: Well.row and Well.column are optional
+        (screen.ome.xml:56-57), and the unique index, like PostgreSQL's, lets
+        several wells have nulls there."""
         with self.tx() as db:
             prow = db.execute("select group_id from plates where id = ?", (plate_id,)).fetchone()
             if prow is None:
@@ -420,8 +450,9 @@ class Store:
             return iid, pid
 
     def add_well_sample(self, well_id: int, image_id: int, index: int | None = None,
-                        owner: str | None = None) -> int:
-        """Link an image to a well as a field; ``index`` None appends. Raises
+                        owner: str | None = None, run_id: int | None = None) -> int:
+        """Link an image to a well as a field; ``index`` None appends; ``run_id``
+        its PlateAcquisition (optional, screen.ome.xml:81). Raises
         sqlite3.IntegrityError when (well, index) is taken."""
         with self.tx() as db:
             wrow = db.execute("select owner, group_id from wells where id = ?",
@@ -433,9 +464,9 @@ class Store:
                                    (well_id,)).fetchone()
                 index = 0 if mx is None else mx + 1
             wsid = self.new_id(db)
-            db.execute("insert into well_samples (id, well_id, idx, image_id, owner, group_id)"
-                       " values (?, ?, ?, ?, ?, ?)",
-                       (wsid, well_id, index, image_id, owner or wrow[0], wrow[1]))
+            db.execute("insert into well_samples (id, well_id, idx, image_id, owner, group_id,"
+                       " run_id) values (?, ?, ?, ?, ?, ?, ?)",
+                       (wsid, well_id, index, image_id, owner or wrow[0], wrow[1], run_id))
             return wsid
 
     def well_samples(self, well_id: int) -> list[tuple[int, int, int]]:

@@ -327,10 +327,11 @@ class OmeroGateway(DerivedPlateWrites):
     # --- plates --------------------------------------------------------------------------
     @staticmethod
     def _plate(row: list[Any]) -> PlateSummary:
-        pid, name, rows, cols, created, status = row
+        pid, name, rows, cols, created, status, row_naming, column_naming = row
         return PlateSummary(id=int(pid), name=name or "", rows=rows, columns=cols,
                             created=(created or 0) / 1000.0,
-                            derived=status == Q.DERIVED_STATUS)
+                            derived=status == Q.DERIVED_STATUS,
+                            row_naming=row_naming, column_naming=column_naming)
 
     def list_plates(self) -> list[PlateSummary]:
         return [self._plate(r) for r in self._projection(Q.LIST_PLATES)]
@@ -346,9 +347,10 @@ class OmeroGateway(DerivedPlateWrites):
             plate = self.get_plate(plate_id)
         # PLATE_LAYOUT gives one row per Channel of each sample (see queries.py):
         # a sample's rows are consecutive, in channel order.
-        wells: dict[int, tuple[int, int, dict[int, tuple[int, ImageInfo, dict[int, str]]]]] = {}
+        wells: dict[int, tuple[int | None, int | None,
+                               dict[int, tuple[int, ImageInfo, dict[int, str], Any, Any]]]] = {}
         for (wid, row, col, wsid, idx, iid, iname, pxid, sx, sy, sz, sc, st, ptype,
-             px, px_unit, py, py_unit, pz, pz_unit, ch_idx, ch_name) in \
+             px, px_unit, py, py_unit, pz, pz_unit, ch_idx, ch_name, run_id, run_start) in \
                 self._projection(Q.PLATE_LAYOUT, pid=plate_id):
             entry = wells.setdefault(wid, (row, col, {}))
             if wsid is None or pxid is None:
@@ -360,13 +362,16 @@ class OmeroGateway(DerivedPlateWrites):
                                   physical_size_x=to_micrometres(px, px_unit),
                                   physical_size_y=to_micrometres(py, py_unit),
                                   physical_size_z=to_micrometres(pz, pz_unit))
-                sample = entry[2][wsid] = (idx if idx is not None else -1, image, {})
+                sample = entry[2][wsid] = (idx if idx is not None else -1, image, {},
+                                           run_id, run_start)
             if ch_idx is not None:
                 sample[2][ch_idx] = ch_name or ""
         return PlateStructure(plate=plate, wells=tuple(
             WellInfo(id=wid, row=r, column=c, samples=tuple(
-                WellSampleInfo(id=wsid, index=index, image=_with_channels(image, names))
-                for wsid, (index, image, names) in samples.items()))
+                WellSampleInfo(id=wsid, index=index, image=_with_channels(image, names),
+                               run_id=run_id,
+                               run_start=run_start / 1000.0 if run_start is not None else None)
+                for wsid, (index, image, names, run_id, run_start) in samples.items()))
             for wid, (r, c, samples) in wells.items()
         ))
 

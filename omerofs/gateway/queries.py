@@ -10,15 +10,18 @@ from __future__ import annotations
 
 #: Plates visible to the session (all groups).
 #: columns: id, name, rows, columns, creation time (ms since epoch), status
-#: (omerofs marks the plates it creates with DERIVED_STATUS)
+#: (omerofs marks the plates it creates with DERIVED_STATUS), rowNamingConvention,
+#: columnNamingConvention (optional strings, omero-model screen.ome.xml:39-40)
 LIST_PLATES = (
-    "select p.id, p.name, p.rows, p.columns, p.details.creationEvent.time, p.status "
+    "select p.id, p.name, p.rows, p.columns, p.details.creationEvent.time, p.status, "
+    "p.rowNamingConvention, p.columnNamingConvention "
     "from Plate p order by p.id"
 )
 
 #: One plate's row (same columns as LIST_PLATES). params: pid
 GET_PLATE = (
-    "select p.id, p.name, p.rows, p.columns, p.details.creationEvent.time, p.status "
+    "select p.id, p.name, p.rows, p.columns, p.details.creationEvent.time, p.status, "
+    "p.rowNamingConvention, p.columnNamingConvention "
     "from Plate p where p.id = :pid"
 )
 
@@ -29,7 +32,7 @@ DERIVED_STATUS = "omerofs:derived"
 #: columns: well id, row, column, wellsample id, index(ws), image id, image name,
 #: pixels id, sizeX, sizeY, sizeZ, sizeC, sizeT, pixels type value,
 #: physicalSizeX value, its unit, physicalSizeY value, unit, physicalSizeZ value,
-#: unit, index(ch), LogicalChannel name.
+#: unit, index(ch), LogicalChannel name, PlateAcquisition id, its startTime.
 #: One row per Channel of each sample's Pixels (so sizeC rows per sample), in
 #: channel order; wells without samples come back with nulls from column 3 on.
 #: Physical sizes are omero-model Length components (Pixels.physicalSizeX is an
@@ -40,15 +43,20 @@ DERIVED_STATUS = "omerofs:derived"
 #: ``index(ch)`` is legal; Channel.logicalChannel and LogicalChannel.name are at
 #: :197 and :203. omero-py runs the same joins and ``lc.emissionWave.value`` in
 #: BlitzGateway ``ImageWrapper.getChannelLabels`` (gateway/__init__.py:8819-8824).
+#: WellSample.plateAcquisition is optional (screen.ome.xml:81), hence the outer
+#: join: a sample without a run has nulls there; PlateAcquisition.startTime is
+#: an optional timestamp (screen.ome.xml:27), ms since the epoch in the reply.
 PLATE_LAYOUT = (
     "select w.id, w.row, w.column, ws.id, index(ws), img.id, img.name, pix.id, "
     "pix.sizeX, pix.sizeY, pix.sizeZ, pix.sizeC, pix.sizeT, pt.value, "
     "pix.physicalSizeX.value, pix.physicalSizeX.unit, "
     "pix.physicalSizeY.value, pix.physicalSizeY.unit, "
-    "pix.physicalSizeZ.value, pix.physicalSizeZ.unit, index(ch), lc.name "
+    "pix.physicalSizeZ.value, pix.physicalSizeZ.unit, index(ch), lc.name, "
+    "pa.id, pa.startTime "
     "from Well w left outer join w.wellSamples ws left outer join ws.image img "
     "left outer join img.pixels pix left outer join pix.pixelsType pt "
     "left outer join pix.channels ch left outer join ch.logicalChannel lc "
+    "left outer join ws.plateAcquisition pa "
     "where w.plate.id = :pid order by w.row, w.column, index(ws), index(ch)"
 )
 

@@ -22,6 +22,17 @@ PIXEL_DTYPES: dict[str, np.dtype] = {
     "uint32": np.dtype(">u4"),
     "float": np.dtype(">f4"),
     "double": np.dtype(">f8"),
+    # OMERO "bit": one byte per pixel on the wire. Images with bit pixels come
+    # from Bio-Formats readers (OMERO 5 FS imports), whose buffer width is
+    # FormatTools.getBytesPerPixel (omero-romio BfPixelsWrapper.java:168-170),
+    # 1 for BIT (bioformats formats-api FormatTools.java:836-841), and
+    # Bio-Formats unpacks 1-bit samples to one value 0 or 1 per byte (e.g.
+    # formats-bsd TiffParser.java:1242 and 1311-1345: readBits(1), max 1). (A ROMIO
+    # pixel file would have byte width getBitDepth("bit") / 8 == 0, omero-romio
+    # RomioPixelBuffer.java:793-795 with omero-model PixelData.java:436-437: no
+    # server writes bit planes that way.) Served as uint8 (docs/tiff.rst); last
+    # in this dict so that a uint8 array maps back to "uint8".
+    "bit": np.dtype("u1"),
 }
 
 
@@ -43,8 +54,9 @@ def check_image_planes(size_x: int, size_y: int, size_z: int, size_c: int, size_
 
 
 def pixel_dtype(pixel_type: str) -> np.dtype:
-    """Big-endian dtype of an OMERO pixel type; ValueError for types numpy cannot map
-    (bit, complex, double-complex)."""
+    """Big-endian dtype of an OMERO pixel type (``bit``: uint8, one 0/1 byte per
+    pixel, as OMERO sends it); ValueError for types numpy cannot map (complex,
+    double-complex)."""
     try:
         return PIXEL_DTYPES[pixel_type]
     except KeyError:
@@ -115,6 +127,12 @@ class PlateSummary:
     created: float = 0.0
     #: made by omerofs (``mkdir`` at the root): listed under its name, takes planes
     derived: bool = False
+    #: Plate.rowNamingConvention / columnNamingConvention as stored ("letter",
+    #: "number", or None); omero-py labels rows with numbers only for "number"
+    #: and columns with letters only for "letter" (gateway PlateWrapper
+    #: getRowLabels/getColumnLabels, omero-py gateway/__init__.py:6727-6751)
+    row_naming: str | None = None
+    column_naming: str | None = None
 
 
 @dataclass(frozen=True)
@@ -164,13 +182,21 @@ class WellSampleInfo:
     id: int
     index: int
     image: ImageInfo
+    #: the PlateAcquisition (run) the field belongs to, and its startTime in
+    #: seconds since the epoch; None when the sample has no run (or no time)
+    run_id: int | None = None
+    run_start: float | None = None
 
 
 @dataclass(frozen=True)
 class WellInfo:
+    """A Well. ``row`` and ``column`` are optional in OMERO's model (omero-model
+    screen.ome.xml:56-57): None when the server has none (such a well has no
+    name in the mount and is not listed)."""
+
     id: int
-    row: int
-    column: int
+    row: int | None
+    column: int | None
     samples: tuple[WellSampleInfo, ...] = ()
 
 
@@ -184,7 +210,7 @@ class PlateStructure:
     @property
     def n_columns(self) -> int:
         """Columns to lay the plate out with: the plate's own count, or enough for its wells."""
-        seen = max((w.column + 1 for w in self.wells), default=0)
+        seen = max((w.column + 1 for w in self.wells if w.column is not None), default=0)
         return max(self.plate.columns or 0, seen)
 
     @property
