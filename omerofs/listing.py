@@ -208,7 +208,8 @@ class Listings:
         if len(placed) < len(wells):  # one line per load, not one per well
             log.warning("plate %d: %d well(s) without a row or column not listed (ids %s)",
                         plate.plate_id, len(wells) - len(placed),
-                        ", ".join(str(w.id) for w in wells if w not in placed))
+                        ", ".join(str(i) for i in sorted(w.id for w in wells
+                                                         if w not in placed)))
         summary = self._summaries.get(plate.plate_id)
         naming = layout.WellNaming.for_plate(
             summary.row_naming if summary else None, summary.column_naming if summary else None,

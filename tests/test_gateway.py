@@ -107,8 +107,8 @@ def test_load_plate_calibration_and_channel_names(server, gw):
         rows = omero_direct.projection(sf, Q.PLATE_LAYOUT, pid=seeded.plate_id)
     assert len(rows) == 2 * 2 * 3
     assert [r[14:] for r in rows[:3]] == [
-        [650.0, "NANOMETER", 325.0, "NANOMETER", 2500.0, "NANOMETER", c, name]
-        for c, name in ((0, "DAPI"), (1, "GFP"), (2, None))]
+        [650.0, "NANOMETER", 325.0, "NANOMETER", 2500.0, "NANOMETER", c, name, None, None]
+        for c, name in ((0, "DAPI"), (1, "GFP"), (2, None))]  # no run: null run columns
 
 
 def test_load_plate_without_calibration(server, gw):
