@@ -534,3 +534,118 @@ def test_site_numbers():
     assert _layout.site_numbers("B02", [(0, "B02_s01")]) == [1]  # not canonical: index
     # missing or clashing indices still give distinct sites
     assert _layout.site_numbers("A01", [(-1, "a"), (0, "b"), (0, "c")]) == [2, 1, 3]
+
+
+# --------------------------------------------------------------------------- naming conventions
+# (issue 12) Expected names written out by hand from OMERO.web's labels
+# (omero-py PlateWrapper.getRowLabels/getColumnLabels) plus omerofs's widths.
+
+NAMINGS = [
+    # row convention, column convention, rows, columns, (row, column), name
+    (None, None, 8, 12, (0, 0), "A01"),
+    ("letter", "number", 16, 24, (15, 23), "P24"),
+    ("number", "number", 8, 12, (0, 11), "01-12"),
+    ("number", "number", 120, 12, (0, 11), "001-12"),
+    ("number", "number", 8, 150, (7, 149), "08-150"),
+    ("NUMBER", "Letter", 8, 12, (2, 27), "03AB"),
+    ("number", "letter", 8, 12, (0, 0), "01A"),
+    ("letter", "letter", 8, 12, (0, 11), "A-L"),
+    ("letter", "letter", 32, 48, (26, 26), "AA-AA"),
+    ("letter", "roman", 8, 12, (1, 1), "B02"),  # unknown: numbers, as OMERO.web
+    ("", "", 8, 12, (1, 1), "B02"),
+]
+
+
+@pytest.mark.parametrize(("rows_by", "cols_by", "n_rows", "n_cols", "pos", "name"), NAMINGS)
+def test_well_naming_examples(rows_by: str | None, cols_by: str | None, n_rows: int,
+                              n_cols: int, pos: tuple[int, int], name: str) -> None:
+    naming = _layout.WellNaming.for_plate(rows_by, cols_by, n_rows, n_cols)
+    assert naming.name(*pos) == name
+    assert naming.parse(name) == pos
+
+
+def test_default_naming_is_well_name() -> None:
+    naming = _layout.WellNaming.for_plate(None, None, 32, 150)
+    assert naming.is_default
+    assert naming.name(31, 149) == well_name(31, 149, 3) == "AF150"
+
+
+@pytest.mark.parametrize(("rows_by", "cols_by", "bad"), [
+    ("number", "number", "0112"), ("number", "number", "1-12"), ("number", "number", "00-01"),
+    ("number", "letter", "01-A"), ("number", "letter", "1A"), ("number", "letter", "01a"),
+    ("letter", "letter", "AL"), ("letter", "letter", "A-12"), ("letter", "number", "A-01"),
+])
+def test_well_naming_rejects(rows_by: str, cols_by: str, bad: str) -> None:
+    with pytest.raises(ValueError):
+        _layout.WellNaming.for_plate(rows_by, cols_by, 8, 12).parse(bad)
+
+
+namings = st.builds(_layout.WellNaming, st.booleans(), st.booleans(), st.sampled_from([2, 3]),
+                    st.sampled_from([2, 3]))
+
+
+@given(namings, st.integers(0, 5000), st.integers(0, 5000))
+def test_well_naming_round_trip(naming: _layout.WellNaming, row: int, column: int) -> None:
+    name = naming.name(row, column)
+    assert naming.parse(name) == (row, column)
+    assert valid_entry_name(name)
+    # every plane of such a well has a name that validates
+    assert plane_name(name, PlaneKey(1, 0, 0), False) == f"{name}_s001_z000_c000.tif"
+
+
+@given(namings, st.integers(0, 700), st.integers(0, 700), st.integers(0, 700),
+       st.integers(0, 700))
+def test_well_naming_is_one_to_one(naming: _layout.WellNaming, r1: int, c1: int, r2: int,
+                                   c2: int) -> None:
+    assert (naming.name(r1, c1) == naming.name(r2, c2)) == ((r1, c1) == (r2, c2))
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@pytest.mark.parametrize(("k", "name"), [(1, "run_1"), (2, "run_2"), (10, "run_10")])
+def test_run_dir_examples(k: int, name: str) -> None:
+    assert _layout.run_dir_name(k) == name
+    assert _layout.parse_run_dir_name(name) == k
+
+
+@pytest.mark.parametrize("bad", ["run_0", "run_01", "run_", "run_x", "Run_1", "run_1 ",
+                                 "no_run", "run_+1"])
+def test_parse_run_dir_rejects(bad: str) -> None:
+    assert _layout.parse_run_dir_name(bad) is None
+
+
+def test_run_dir_name_rejects_zero() -> None:
+    with pytest.raises(ValueError):
+        _layout.run_dir_name(0)
+
+
+@given(st.integers(1, 10**9))
+def test_run_dir_round_trip(k: int) -> None:
+    assert _layout.parse_run_dir_name(_layout.run_dir_name(k)) == k
+
+
+def test_run_order_by_start_then_id_without_start_last() -> None:
+    # id: start; 7 and 3 tie (3 first by id), 9 and 2 have none (last, by id)
+    assert _layout.run_order({7: 50.0, 3: 50.0, 9: None, 5: 10.0, 2: None}) == [5, 3, 7, 2, 9]
+
+
+@pytest.mark.parametrize(("indexes", "relative"), [
+    ([3, 4, 5], [0, 1, 2]),
+    ([5, 3], [2, 0]),
+    ([2, -1, 4], [0, -1, 2]),
+    ([-1], [-1]),
+    ([], []),
+])
+def test_run_site_indexes(indexes: list[int], relative: list[int]) -> None:
+    assert _layout.run_site_indexes(indexes) == relative
+
+
+def test_path_is_a_directory_only_for_omerofs_files() -> None:
+    assert _layout.path_is_directory("omerofs")
+    for ns in (None, "", "example.org/analysis", "openmicroscopy.org/omero/import/companionFile",
+               "OMEROFS"):
+        assert not _layout.path_is_directory(ns)
+    assert _layout.is_read_only_annotation("openmicroscopy.org/omero/import/companionFile")
+    assert not _layout.is_read_only_annotation("omerofs")
+    assert not _layout.is_read_only_annotation(None)
