@@ -170,3 +170,50 @@ class GatewayContract:
         with pytest.raises(NotFound):
             gateway.get_plate(plate.id)
         assert plate.id not in {p.id for p in gateway.list_plates()}
+
+
+# --------------------------------------------------------------------- shapes (issue 12)
+
+
+class Shaped:
+    """What a ``shaped_plate`` fixture made (the same shape on every server):
+    a plate with rowNamingConvention "number" and columnNamingConvention
+    "letter"; well (0, 0) with a ``bit`` field in each of two runs, the first
+    started at ``start`` (seconds), the second with no start time; a well
+    with a null row at column 2. Ids as the server gave them."""
+
+    def __init__(self, plate_id: int, well_id: int, null_well_id: int,
+                 runs: dict[int, int], start: float):
+        self.plate_id = plate_id
+        self.well_id = well_id
+        self.null_well_id = null_well_id
+        self.runs = runs  # image id -> run id
+        self.start = start
+
+
+class ShapesContract:
+    """The fields issue 12 added, on each Gateway. Subclasses provide a
+    ``shaped_plate`` fixture (made by seeding: the Protocol cannot make runs)."""
+
+    def test_naming_conventions_come_with_the_plate(self, gateway: Gateway, shaped_plate
+                                                    ) -> None:
+        listed = {p.id: p for p in gateway.list_plates()}[shaped_plate.plate_id]
+        got = gateway.get_plate(shaped_plate.plate_id)
+        for p in (listed, got):
+            assert (p.row_naming, p.column_naming) == ("number", "letter")
+
+    def test_runs_null_positions_and_bit_pixels(self, gateway: Gateway, shaped_plate) -> None:
+        wells = {w.id: w for w in gateway.load_plate(shaped_plate.plate_id).wells}
+        assert set(wells) == {shaped_plate.well_id, shaped_plate.null_well_id}
+        null = wells[shaped_plate.null_well_id]
+        assert (null.row, null.column) == (None, 2)
+        well = wells[shaped_plate.well_id]
+        assert (well.row, well.column) == (0, 0)
+        got = {s.image.id: (s.index, s.run_id, s.run_start) for s in well.samples}
+        first, second = sorted(shaped_plate.runs, key=lambda i: got[i][0])
+        assert got[first] == (0, shaped_plate.runs[first], shaped_plate.start)
+        assert got[second] == (1, shaped_plate.runs[second], None)
+        for s in well.samples:
+            assert s.image.pixel_type == "bit" and s.image.plane_bytes == 5 * 3
+            data = gateway.read_plane(s.image, PlaneIndex(0, 0, 0))
+            assert len(data) == 15 and set(data) <= {0, 1}

@@ -42,9 +42,11 @@ T = TypeVar("T")
 class _Well:
     id: int
     plate_id: int
-    row: int
-    column: int
+    row: int | None
+    column: int | None
     images: list[int] = field(default_factory=list)  # by WellSample index
+    #: image id -> (PlateAcquisition id, its start time) for fields in a run
+    runs: dict[int, tuple[int, float | None]] = field(default_factory=dict)
 
 
 class MemoryGateway:
@@ -130,11 +132,15 @@ class MemoryGateway:
             summary = plate or self.plates.get(plate_id)
             if summary is None:
                 raise NotFound(f"no plate {plate_id}")
+            # nulls last, as PostgreSQL orders them
             wells = sorted((w for w in self.wells.values() if w.plate_id == plate_id),
-                           key=lambda w: (w.row, w.column))
+                           key=lambda w: (w.row is None, w.row or 0, w.column is None,
+                                          w.column or 0))
             return PlateStructure(summary, tuple(
                 WellInfo(w.id, w.row, w.column, tuple(
-                    WellSampleInfo(id=image_id, index=i, image=self.images[image_id])
+                    WellSampleInfo(id=image_id, index=i, image=self.images[image_id],
+                                   run_id=w.runs.get(image_id, (None, None))[0],
+                                   run_start=w.runs.get(image_id, (None, None))[1])
                     for i, image_id in enumerate(w.images))) for w in wells))
 
         return self._call("load_plate", run)
@@ -239,12 +245,32 @@ class MemoryGateway:
         self._call("delete_file_annotation", run)
 
     # --- seeding (tests) -----------------------------------------------------------------
-    def add_acquired_plate(self, name: str) -> PlateSummary:
+    def add_acquired_plate(self, name: str, row_naming: str | None = None,
+                           column_naming: str | None = None) -> PlateSummary:
         """A plate as an import makes it (not ``derived``): what tests read."""
         with self._lock:
-            plate = PlateSummary(id=self._new_id(), name=name, created=1.0e9)
+            plate = PlateSummary(id=self._new_id(), name=name, created=1.0e9,
+                                 row_naming=row_naming, column_naming=column_naming)
             self.plates[plate.id] = plate
             return plate
+
+    def add_acquired_well(self, plate_id: int, row: int | None, column: int | None) -> int:
+        """A well at a position that may be null (as imports can leave it)."""
+        with self._lock:
+            well = _Well(self._new_id(), plate_id, row, column)
+            self.wells[well.id] = well
+            return well.id
+
+    def new_run(self) -> int:
+        """An id for a PlateAcquisition (runs have no other state here)."""
+        with self._lock:
+            return self._new_id()
+
+    def put_in_run(self, well_id: int, image_id: int, run_id: int, start: float | None
+                   ) -> None:
+        """Mark a field of ``well_id`` as acquired in run ``run_id``."""
+        with self._lock:
+            self.wells[well_id].runs[image_id] = (run_id, start)
 
     # --- derived plates -----------------------------------------------------------------------
     def create_plate(self, name: str, rows: int | None = None, columns: int | None = None
