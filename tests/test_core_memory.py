@@ -356,3 +356,26 @@ def test_prefetch_crosses_into_the_next_well_past_plate_files(gw, tmp_path):
         assert ns.prefetch_after(last.ino) == 1  # the plane of B01
     finally:
         ns.close()
+
+
+def test_other_clients_files_keep_their_namespace_when_renamed_in_place(gw, tmp_path):
+    """(issue 12) A file another client attached keeps its annotation, path
+    and namespace when renamed beside itself; moved into a user directory it
+    becomes an omerofs file there (docs/semantics)."""
+    from omerofs.gateway import Target, TargetKind
+
+    plate = gw.add_acquired_plate("acq")
+    first = gw.create_file_annotation(Target(TargetKind.PLATE, plate.id), "counts.csv",
+                                      b"1\n", path="/home/alice", ns="example.org/x")
+    ns = make_ns(gw, tmp_path / "spool")
+    p = plate_dir(ns, f"plate_{plate.id}")
+    assert sorted(n for n, _ in ns.tree.listing(p.ino)) == [".omerofs", "counts.csv"]
+    ns.rename(p.ino, "counts.csv", p.ino, "renamed.csv")
+    (ann,) = gw.list_file_annotations(plate.id)
+    assert (ann.id, ann.name, ann.path, ann.ns) == (first.id, "renamed.csv", "/home/alice",
+                                                     "example.org/x")
+    sub = ns.mkdir(p.ino, "sub")
+    ns.rename(p.ino, "renamed.csv", sub.ino, "renamed.csv")
+    (moved,) = gw.list_file_annotations(plate.id)
+    assert (moved.name, moved.path, moved.ns) == ("renamed.csv", "sub", "omerofs")
+    assert gw.read_file(moved.file_id) == b"1\n"
