@@ -172,7 +172,7 @@ class Namespace:
             return xattrs.stack_xattrs(node.stack.image, well_id, plate_id)
         if node.kind is Kind.WELL and node.dir.well_id is not None and plate_id is not None:
             return xattrs.well_xattrs(node.dir.well_id, plate_id)
-        if node.kind in (Kind.PLATE, Kind.SUBDIR) and plate_id is not None:
+        if node.kind in (Kind.PLATE, Kind.SUBDIR, Kind.RUN) and plate_id is not None:
             return xattrs.plate_xattrs(plate_id)
         if node.kind is Kind.TEXT and node.file.ann is not None:
             ann = node.file.ann

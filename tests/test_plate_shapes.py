@@ -117,6 +117,8 @@ def test_runs_each_have_a_directory_with_sites_counted_within_the_run(server, mn
                         ("run_2/A01/A01_s001", 0), ("run_3/A01/A01_s001", 3)):
         pixels_id = seeded.images[(0, 0, index)][1]
         _pixels_equal(server, pdir / _tif(path), pixels_id, np.dtype(">u2"), (6, 8))
+    assert os.getxattr(pdir / "run_2", "user.omero.plate_id") == str(seeded.plate_id).encode()
+    assert stat.S_IMODE(os.stat(pdir / "run_2").st_mode) == 0o555
     index_csv = (pdir / ".omerofs" / "images.csv").read_text()
     assert "run_2/A01" in index_csv and "run_1/A01" in index_csv
 
