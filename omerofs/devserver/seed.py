@@ -74,6 +74,8 @@ class PlateSpec:
         for f in ("rows", "columns", "fields", "size_x", "size_y", "size_z", "size_c", "size_t"):
             if getattr(self, f) < 1:
                 raise ValueError(f"{f} must be >= 1")
+        if any(r.fields < 1 for r in self.runs):
+            raise ValueError("a run needs at least 1 field")
         if len(self.channel_names) > self.size_c:
             raise ValueError(f"{len(self.channel_names)} channel names for {self.size_c} channels")
 
