@@ -415,8 +415,8 @@ class Listings:
                 return None
             taken = (plate.dir.children or {}).get(parts[0]) if parts else None
             if taken is not None and self.tree.node(taken).kind is not Kind.SUBDIR:
-                log.warning("plate %d: annotation %d not listed: its directory %r is a run's",
-                            plate.plate_id, ann.id, parts[0])
+                log.warning("plate %d: annotation %d not listed: its directory %r is a "
+                            "well's or a run's", plate.plate_id, ann.id, parts[0])
                 return None
             return self.subdir(plate, path) if parts else plate
         if ann.target.kind is TargetKind.WELL:

@@ -302,3 +302,24 @@ def test_overwriting_other_clients_files_keeps_their_namespace_and_path(server, 
     assert (again[ids["py"]]["ns"], again[ids["py"]]["path"], again[ids["py"]]["bytes"]) == (
         "example.org/analysis", "/home/alice/results", b"third\n")
     assert len(again) == 5
+
+
+def test_a_user_directory_named_like_a_run_is_not_listed_over_it(server, mnt):
+    seeded = server.seed(PlateSpec(name="runs and dirs", rows=1, columns=1, **SMALL, runs=(
+        RunSpec("a", fields=1, start=1.0), RunSpec("b", fields=1, start=2.0))))
+    st = server.store
+    with st.tx():  # an omerofs file whose path is a run directory's name, and a fine one
+        hidden = st.create_file("x.csv", "run_1", "text/csv", "root")
+        st.create_annotation(hidden, "omerofs", "root")
+        ok = st.create_file("y.csv", "results", "text/csv", "root")
+        st.create_annotation(ok, "omerofs", "root")
+    anns = [a for (a,) in st.query("select id from annotations where file_id in (?, ?)"
+                                   " order by file_id", (hidden, ok))]
+    for aid in anns:
+        st.link("Plate", seeded.plate_id, aid, "root")
+    pdir = _pdir(mnt, seeded)
+    assert sorted(os.listdir(pdir)) == [".omerofs", "results", "run_1", "run_2"]
+    assert sorted(os.listdir(pdir / "run_1")) == ["A01"]
+    assert os.listdir(pdir / "results") == ["y.csv"]
+    lines = [x for x in mnt.log.splitlines() if f"annotation {anns[0]} not listed" in x]
+    assert len(lines) == 1 and "'run_1'" in lines[0], lines

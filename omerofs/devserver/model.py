@@ -133,12 +133,14 @@ def get_object(store: Store, klass: str, obj_id: int) -> Any | None:
     except KeyError:
         return None
     if klass == "Plate":
-        row = store.one("select id, name, rows, columns, status from plates where id = ?",
-                        (obj_id,))
+        row = store.one("select id, name, rows, columns, status, row_naming, column_naming"
+                        " from plates where id = ?", (obj_id,))
         if row is None:
             return None
         p = omero.model.PlateI(row[0], True)
         p.name = rstring(row[1])
+        p.rowNamingConvention = _r(row[5], rstring)
+        p.columnNamingConvention = _r(row[6], rstring)
         p.status = rstring(row[4]) if row[4] is not None else None
         p.rows = rint(row[2]) if row[2] is not None else None
         p.columns = rint(row[3]) if row[3] is not None else None
