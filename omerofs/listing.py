@@ -70,6 +70,8 @@ class Listings:
         self._summaries: dict[int, PlateSummary] = {}
         #: plate id -> well directories of runs after the first (no Well files)
         self._guests: dict[int, set[int]] = {}
+        #: plate id -> ids of its wells without a row or column (logged once)
+        self._unplaced: dict[int, tuple[int, ...]] = {}
 
     # --- freshness ----------------------------------------------------------------------
     def _ttl(self, node: Node) -> float:
@@ -205,11 +207,12 @@ class Listings:
         then its files."""
         assert plate.plate_id is not None
         placed = [w for w in wells if w.row is not None and w.column is not None]
-        if len(placed) < len(wells):  # one line per load, not one per well
+        unplaced = tuple(sorted(w.id for w in wells if w.row is None or w.column is None))
+        if unplaced and self._unplaced.get(plate.plate_id) != unplaced:
+            # one line per plate (again only when the set changes), not per well or reload
             log.warning("plate %d: %d well(s) without a row or column not listed (ids %s)",
-                        plate.plate_id, len(wells) - len(placed),
-                        ", ".join(str(i) for i in sorted(w.id for w in wells
-                                                         if w not in placed)))
+                        plate.plate_id, len(unplaced), ", ".join(map(str, unplaced)))
+        self._unplaced[plate.plate_id] = unplaced
         summary = self._summaries.get(plate.plate_id)
         naming = layout.WellNaming.for_plate(
             summary.row_naming if summary else None, summary.column_naming if summary else None,

@@ -10,6 +10,7 @@ server state are read back with plain omero-py (tests/omero_direct.py).
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 
@@ -323,3 +324,20 @@ def test_a_user_directory_named_like_a_run_is_not_listed_over_it(server, mnt):
     assert os.listdir(pdir / "results") == ["y.csv"]
     lines = [x for x in mnt.log.splitlines() if f"annotation {anns[0]} not listed" in x]
     assert len(lines) == 1 and "'run_1'" in lines[0], lines
+
+
+def test_wells_without_a_position_are_logged_once_per_plate_not_per_reload(server, mount):
+    seeded = server.seed(PlateSpec(name="nulls again", rows=1, columns=1, fields=1,
+                                   extra_wells=((None, 3),), **SMALL))
+    m = mount("--plate-ttl", "0", name="reloading")
+    pdir = _pdir(m, seeded)
+    status = m.mountpoint / ".omerofs-status"
+    before = json.loads(status.read_text())["calls"].get("IQuery.projection", 0)
+    for _ in range(3):  # a plate TTL of 0: each listing reloads the plate
+        assert sorted(os.listdir(pdir)) == [".omerofs", "A01"]
+    after = json.loads(status.read_text())["calls"]["IQuery.projection"]
+    assert after - before >= 3 * 2  # reloaded each time (layout and files, at least)
+    loads = [x for x in m.log.splitlines() if "without a row or column" in x]
+    assert len(loads) == 1, loads
+    assert server.store.one("select count(*) from wells where plate_id = ?",
+                            (seeded.plate_id,)) == (2,)
