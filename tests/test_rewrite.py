@@ -18,7 +18,7 @@ from omerofs.gateway import queries as Q
 from . import omero_direct
 from .mounting import Mount
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
+pytestmark = pytest.mark.needs_fuse
 
 BASE = np.arange(12, dtype=np.uint16).reshape(3, 4)
 
