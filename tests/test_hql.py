@@ -234,6 +234,8 @@ EXPECTED: dict[str, Expect] = {
         ["Well"], [[{"$type$": "Well", "column": 0, "id": 11, "row": 0, "wellSamples": [31, 30]}]]
     ),
     "IMAGE_WELL_SAMPLES": Expect(["long", "long"], [[30, 11]]),
+    # the seeded FileAnnotation 602 hangs on image 100 (the iid seeded above)
+    "IMAGE_FILE_ANNOTATION_IDS": Expect(["long"], [[602]]),
 }
 
 

@@ -244,10 +244,14 @@ class DerivedPlateWrites:
         new = self._make_image(group, image.name, image.size_x, image.size_y, image.size_z,
                                image.size_c, image.size_t, image.pixel_type, planes)
         try:
+            # first the files attached to the old image: Delete2 deletes an
+            # image's own FileAnnotations unless they are linked elsewhere
+            # (omero-blitz blitz-delete-rules.xml:210-216 and :234-237)
+            self._link_file_annotations(group, image.id, new.id)
             for wsid, wid in samples:
                 self._swap_image(int(wid), int(wsid), new.id)
         except Exception:
-            self._remove_unfinished(new.id)
+            self._remove_unfinished(new.id)  # its links go, the old image keeps its own
             raise
         try:
             self.delete("Image", [image.id])
@@ -255,6 +259,22 @@ class DerivedPlateWrites:
             log.warning("replaced image %d by %d but could not delete it: %s",
                         image.id, new.id, e)
         return new
+
+    def _link_file_annotations(self, group: int, old_image: int, new_image: int) -> None:
+        """Link every FileAnnotation of ``old_image`` to ``new_image`` too (one call)."""
+        ids = [int(r[0]) for r in self._projection(Q.IMAGE_FILE_ANNOTATION_IDS, iid=old_image)]
+        if not ids:
+            return
+        links = []
+        for aid in ids:
+            link = omero.model.ImageAnnotationLinkI()
+            link.setParent(omero.model.ImageI(new_image, False))
+            link.setChild(omero.model.FileAnnotationI(aid, False))
+            links.append(link)
+        ctx = self._ctx(group)
+        self._call("IUpdate.saveAndReturnArray",
+                   lambda sf: self._service(sf, "Update").saveAndReturnArray(links, ctx),
+                   idempotent=False)
 
     def _load_well(self, sf: Any, well_id: int, ctx: Any) -> Any:
         """The Well with its ordered WellSamples (the list a writer changes and

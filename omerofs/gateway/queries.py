@@ -90,6 +90,14 @@ WELL_WITH_SAMPLES = (
 #: The fields showing an image. params: iid ; columns: wellsample id, well id
 IMAGE_WELL_SAMPLES = "select ws.id, ws.well.id from WellSample ws where ws.image.id = :iid"
 
+#: The FileAnnotations linked to an image (the ones a rewrite moves to the image
+#: that replaces it). params: iid ; columns: annotation id. Same theta join as
+#: IMAGE_FILE_ANNOTATIONS.
+IMAGE_FILE_ANNOTATION_IDS = (
+    "select a.id from ImageAnnotationLink l, FileAnnotation a "
+    "where l.child.id = a.id and l.parent.id = :iid order by a.id"
+)
+
 ALL = frozenset(
     {
         LIST_PLATES,
@@ -102,5 +110,6 @@ ALL = frozenset(
         IMAGE_PIXELS,
         WELL_WITH_SAMPLES,
         IMAGE_WELL_SAMPLES,
+        IMAGE_FILE_ANNOTATION_IDS,
     }
 )
