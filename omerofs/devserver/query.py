@@ -128,6 +128,10 @@ class QueryI(Servant, omero.api.IQuery):
                 "select ann_id, owner, group_id from links"
                 " where parent_type = 'Image' and parent_id = ? order by ann_id", (iid,))
                 if self.sec.can_read(owner, gid, group)]
+        if query == Q.IMAGE_BY_DESCRIPTION:
+            return [[rlong(i)] for (i,) in s.query(
+                "select id from images where description = ? order by id", (str(p["desc"]),))
+                if self._can("Image", i, group)]
         raise _err(omero.QueryException, f"devserver: unsupported query: {query}")
 
     def findByQuery(self, query: str, params: Any, current: Any = None) -> Any:

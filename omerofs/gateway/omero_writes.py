@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -137,6 +138,9 @@ class DerivedPlateWrites:
         if plane_bytes > self.config.max_message_bytes:
             raise InvalidRequest("writing planes larger than one server message is not supported")
         ctx = self._ctx(group)
+        # a description no other image has: if the reply is lost, the image
+        # the call made (if it made one) is found by it and used, not left over
+        token = f"omerofs:{uuid.uuid4().hex}"
 
         def create(sf: Any) -> int:
             p = omero.sys.ParametersI()
@@ -145,10 +149,20 @@ class DerivedPlateWrites:
             if pt is None:
                 raise InvalidRequest(f"server has no pixels type {pixel_type!r}")
             iid = self._service(sf, "Pixels").createImage(
-                size_x, size_y, size_z, size_t, list(range(size_c)), pt, name, "omerofs", ctx)
+                size_x, size_y, size_z, size_t, list(range(size_c)), pt, name, token, ctx)
             return int(unwrap(iid))
 
-        image_id = self._call("IPixels.createImage", create, idempotent=False)
+        try:
+            image_id = self._call("IPixels.createImage", create, idempotent=False)
+        except (InvalidRequest, PermissionDenied, NotFound):
+            raise  # refused: nothing was made
+        except GatewayError as e:
+            made = self._projection(Q.IMAGE_BY_DESCRIPTION, desc=token)
+            if not made:
+                raise
+            image_id = int(made[0][0])
+            log.info("createImage %r failed (%s) after making image %d: using it",
+                     name, e, image_id)
         self._groups[("Image", image_id)] = group
         try:
             rows = self._projection(Q.IMAGE_PIXELS, iid=image_id)

@@ -98,6 +98,11 @@ IMAGE_FILE_ANNOTATION_IDS = (
     "where l.child.id = a.id and l.parent.id = :iid order by a.id"
 )
 
+#: The image a createImage call made, found by the one-off description the
+#: call gave it (when its reply was lost). params: desc ; columns: image id.
+#: Image.description is a plain string property (omero-model core.ome.xml).
+IMAGE_BY_DESCRIPTION = "select i.id from Image i where i.description = :desc order by i.id"
+
 ALL = frozenset(
     {
         LIST_PLATES,
@@ -111,5 +116,6 @@ ALL = frozenset(
         WELL_WITH_SAMPLES,
         IMAGE_WELL_SAMPLES,
         IMAGE_FILE_ANNOTATION_IDS,
+        IMAGE_BY_DESCRIPTION,
     }
 )
