@@ -36,16 +36,19 @@ from omero.rtypes import rint, rlong, rstring, unwrap
 from . import queries as Q
 from .config import ConnectionConfig
 from .errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, ServerUnavailable
-from .types import ImageInfo, PlaneIndex, PlateSummary, check_image_planes, pixel_dtype
+from .types import (
+    ImageInfo,
+    PlaneIndex,
+    PlateSummary,
+    check_image_planes,
+    pixel_dtype,
+    whole_plane_writable,
+)
 
 log = logging.getLogger("omerofs.gateway")
 
 T = TypeVar("T")
 
-#: OMERO writes planes above this many pixels only as tiles of a pyramid
-#: (omero-romio PixelsService.requiresPixelsPyramid, 3192 x 3192 by default),
-#: except float and double images
-PYRAMID_PIXELS = 3192 * 3192
 #: attempts to add a WellSample when other writers keep changing the well
 WELL_SAMPLE_ATTEMPTS = 5
 
@@ -131,7 +134,7 @@ class DerivedPlateWrites:
         dtype = pixel_dtype(pixel_type)
         plane_bytes = check_image_planes(size_x, size_y, size_z, size_c, size_t, pixel_type,
                                          planes)
-        if pixel_type not in ("float", "double") and size_x * size_y > PYRAMID_PIXELS:
+        if not whole_plane_writable(size_x, size_y, pixel_type):
             raise InvalidRequest(
                 f"{size_x}x{size_y} {pixel_type} planes are over OMERO's 3192x3192 limit "
                 "for whole-plane writes (larger images need a tiled pyramid)")
