@@ -45,7 +45,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .gateway.types import PIXEL_DTYPES, ImageInfo
+from .gateway.types import PIXEL_DTYPES, ImageInfo, served_pixel_type
 from .omexml import OmeImage, annotation_pairs, ome_xml
 
 __all__ = [
@@ -63,7 +63,7 @@ __all__ = [
 
 #: OMERO pixel type name -> big-endian numpy dtype of the server's plane buffer
 #: (one table for the whole package, kept with the gateway's types).
-#: OMERO's "bit" type has no numpy equivalent and is not served.
+#: OMERO's "bit" is served as "uint8" (gateway.types.served_pixel_type: plane_layout).
 PIXEL_TYPES = PIXEL_DTYPES
 
 #: File offset of the first pixel byte without metadata, classic and BigTIFF
@@ -430,7 +430,8 @@ def layout_for(width: int, height: int, pixel_type: str,
 def plane_layout(image: ImageInfo, z: int, c: int, t: int) -> TiffLayout:
     """The calibrated layout of plane (z, c, t) of ``image`` (cached by
     :func:`layout_for`; cheap to ask again)."""
-    return layout_for(image.size_x, image.size_y, image.pixel_type, plane_meta(image, z, c, t))
+    return layout_for(image.size_x, image.size_y, served_pixel_type(image.pixel_type),
+                      plane_meta(image, z, c, t))
 
 
 def channel_file_sizes(image: ImageInfo) -> list[int] | None:

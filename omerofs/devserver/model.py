@@ -15,13 +15,12 @@ import omero.all
 import omero.model
 from omero.rtypes import rdouble, rint, rlong, rstring
 
-from ..gateway.types import PIXEL_DTYPES
+from ..gateway.types import BIT, PIXEL_DTYPES
 from .errors import api_usage
 from .store import Store
 
 #: ids of the PixelsType enumeration ("bit" last: it came later, ids stay put)
-PIXELS_TYPE_IDS = {name: i + 1 for i, name in enumerate(
-    [*sorted(t for t in PIXEL_DTYPES if t != "bit"), "bit"])}
+PIXELS_TYPE_IDS = {name: i + 1 for i, name in enumerate([*sorted(PIXEL_DTYPES), BIT])}
 
 
 def _r(value: Any, wrap: Callable[[Any], Any]) -> Any:

@@ -22,18 +22,26 @@ PIXEL_DTYPES: dict[str, np.dtype] = {
     "uint32": np.dtype(">u4"),
     "float": np.dtype(">f4"),
     "double": np.dtype(">f8"),
-    # OMERO "bit": one byte per pixel on the wire. Images with bit pixels come
-    # from Bio-Formats readers (OMERO 5 FS imports), whose buffer width is
-    # FormatTools.getBytesPerPixel (omero-romio BfPixelsWrapper.java:168-170),
-    # 1 for BIT (bioformats formats-api FormatTools.java:836-841), and
-    # Bio-Formats unpacks 1-bit samples to one value 0 or 1 per byte (e.g.
-    # formats-bsd TiffParser.java:1242 and 1311-1345: readBits(1), max 1). (A ROMIO
-    # pixel file would have byte width getBitDepth("bit") / 8 == 0, omero-romio
-    # RomioPixelBuffer.java:793-795 with omero-model PixelData.java:436-437: no
-    # server writes bit planes that way.) Served as uint8 (docs/tiff.rst); last
-    # in this dict so that a uint8 array maps back to "uint8".
-    "bit": np.dtype("u1"),
 }
+
+
+#: OMERO "bit": one byte per pixel on the wire. Images with bit pixels come
+#: from Bio-Formats readers (OMERO 5 FS imports), whose buffer width is
+#: FormatTools.getBytesPerPixel (omero-romio BfPixelsWrapper.java:168-170),
+#: 1 for BIT (bioformats formats-api FormatTools.java:836-841), and
+#: Bio-Formats unpacks 1-bit samples to one value 0 or 1 per byte (e.g.
+#: formats-bsd TiffParser.java:1242 and 1311-1345: readBits(1), max 1). (A
+#: ROMIO pixel file would have byte width getBitDepth("bit") / 8 == 0,
+#: omero-romio RomioPixelBuffer.java:793-795 with omero-model
+#: PixelData.java:436-437: no server writes bit planes that way.) omerofs
+#: serves them as uint8 planes (:func:`served_pixel_type`, docs/tiff.rst).
+BIT = "bit"
+
+
+def served_pixel_type(pixel_type: str) -> str:
+    """The pixel type a plane file of ``pixel_type`` is written in: itself,
+    or ``uint8`` for OMERO ``bit`` (its bytes exactly as OMERO sends them)."""
+    return "uint8" if pixel_type == BIT else pixel_type
 
 
 def check_image_planes(size_x: int, size_y: int, size_z: int, size_c: int, size_t: int,
@@ -70,7 +78,7 @@ def pixel_dtype(pixel_type: str) -> np.dtype:
     pixel, as OMERO sends it); ValueError for types numpy cannot map (complex,
     double-complex)."""
     try:
-        return PIXEL_DTYPES[pixel_type]
+        return PIXEL_DTYPES[served_pixel_type(pixel_type)]
     except KeyError:
         raise ValueError(f"unsupported OMERO pixel type {pixel_type!r}") from None
 
