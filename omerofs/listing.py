@@ -458,7 +458,9 @@ class Listings:
 
     def _place(self, plate: Node, dino: int, ann: FileAnnotationInfo) -> None:
         d = self.tree.node(dino).dir
-        known = self.tree.known_inode(("ann", ann.id))
+        # keyed by plate too: a file on an image shown in wells of two plates
+        # is listed in both (one node each, one annotation)
+        known = self.tree.known_inode(("ann", plate.plate_id, ann.id))
         node = self.tree.get(known) if known is not None else None
         if node is not None and node.name in self.tree.node(node.parent).dir.local:
             if node.parent == dino:
@@ -470,7 +472,8 @@ class Listings:
             name = layout.disambiguated(ann.name, ann.id)
         # first seen from the server: a stable mtime (the plate's), so that
         # tools comparing times (rsync, make) see the same value on every reload
-        node = self.tree.new_node(("ann", ann.id), Kind.TEXT, name, dino, plate.mtime,
+        node = self.tree.new_node(("ann", plate.plate_id, ann.id), Kind.TEXT, name, dino,
+                                  plate.mtime,
                                   plate_id=plate.plate_id, fstate=FileState())
         node.name, node.parent = name, dino
         f = node.file

@@ -264,7 +264,7 @@ class TextFiles:
                 ann = dataclasses.replace(ann, ns=f.ann.ns)
             f.ann = ann
             f.changed_at = self.clock()
-            self.tree.bind_key(("ann", ann.id), node.ino)
+            self.tree.bind_key(("ann", node.plate_id, ann.id), node.ino)  # listing's key
             if entry.upload.delete_after is not None and entry.upload.delete_after != ann.id:
                 self.listings.forget_annotation(entry.upload.delete_after)  # moved away
             f.uploaded(version)

@@ -341,3 +341,24 @@ def test_wells_without_a_position_are_logged_once_per_plate_not_per_reload(serve
     assert len(loads) == 1, loads
     assert server.store.one("select count(*) from wells where plate_id = ?",
                             (seeded.plate_id,)) == (2,)
+
+
+def test_a_file_on_an_image_shown_in_two_plates_is_listed_in_both(server, mnt):
+    first = server.seed(PlateSpec(name="first", rows=1, columns=1, fields=1, **SMALL))
+    image_id = first.images[(0, 0, 0)][0]
+    second = server.seed(PlateSpec(name="second", rows=1, columns=2, fields=1, **SMALL,
+                                   shared_images=((image_id, 0, 1),)))
+    attach_like_omero_py(server.store, "Image", image_id, "/data/A01_s001_cells.csv",
+                         b"cells\n")
+    a = _pdir(mnt, first) / "A01"
+    b = _pdir(mnt, second) / "A02"  # the image is A02's second field there
+    assert sorted(os.listdir(a)) == ["A01_s001_cells.csv", "A01_s001_z000_c000.tif"]
+    assert sorted(os.listdir(b)) == ["A01_s001_cells.csv", "A02_s001_z000_c000.tif",
+                                     "A02_s002_z000_c000.tif"]
+    # listing one plate does not take the file away from the other
+    assert sorted(os.listdir(a)) == ["A01_s001_cells.csv", "A01_s001_z000_c000.tif"]
+    assert (a / "A01_s001_cells.csv").read_bytes() == b"cells\n"
+    assert (b / "A01_s001_cells.csv").read_bytes() == b"cells\n"
+    # one file per plate (each its own inode, in its own directory), not one
+    # file whose parent flips between the plates' wells at each listing
+    assert os.stat(a / "A01_s001_cells.csv").st_ino != os.stat(b / "A01_s001_cells.csv").st_ino
