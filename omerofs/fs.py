@@ -281,7 +281,9 @@ class OmeroFS(pyfuse3.Operations):
         if node.kind is Kind.STATUS:
             fh = self._new_fh(inode, False)
             # one snapshot per open: reads at several offsets see one document
-            self._snapshots[fh] = self._status(dict(self.counters))
+            self._snapshots[fh] = self._status(
+                {**self.counters, "nodes": self.ns.inode_count(),
+                 "listings_dropped": self.ns.listings.evictions})
             return pyfuse3.FileInfo(fh=fh, direct_io=True)
         if writable or truncate:
             await self._blocking(self.ns.open_write, inode, truncate)
