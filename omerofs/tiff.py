@@ -39,7 +39,7 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from typing import ClassVar
 
@@ -442,11 +442,68 @@ def channel_file_sizes(image: ImageInfo) -> list[int] | None:
     last_z, last_t = image.size_z - 1, image.size_t - 1
     sizes = []
     for c in range(image.size_c):
-        first = plane_layout(image, 0, c, 0).file_size
-        if plane_layout(image, last_z, c, last_t).file_size != first:
+        first = plane_file_size(image, 0, c, 0)
+        if plane_file_size(image, last_z, c, last_t) != first:
             return None
         sizes.append(first)
     return sizes
+
+
+def plane_file_size(image: ImageInfo, z: int, c: int, t: int) -> int:
+    """``plane_layout(image, z, c, t).file_size``, without building that
+    plane's header: the size of a layout whose metadata has the same text
+    lengths (see :func:`_lengths`), which the planes of a plate share (a
+    plate's listing builds a handful of layouts, not one per plane)."""
+    meta = plane_meta(image, z, c, t)
+    key = _lengths(meta)
+    if key is None:  # text that needs escapes: this plane's own layout
+        return layout_for(image.size_x, image.size_y, image.pixel_type, meta).file_size
+    key = (image.size_x, image.size_y, image.pixel_type, *key)
+    size = _SIZES.get(key)
+    if size is None:
+        same = replace(meta, **{
+            name: ("x" * v[1] if v[0] == "s" else v[1]) for name, v in
+            zip(_META_FIELDS, key[3:], strict=True) if isinstance(v, tuple)})
+        size = layout_for(image.size_x, image.size_y, image.pixel_type, same).file_size
+        if len(_SIZES) > 4096:
+            _SIZES.clear()
+        _SIZES[key] = size
+    return size
+
+
+#: plane_file_size's sizes by image shape and _lengths
+_SIZES: dict[tuple[object, ...], int] = {}
+
+
+def _lengths(meta: PlaneMeta) -> tuple[object, ...] | None:
+    """What of ``meta`` the length of a plane's header depends on: numbers
+    other than integers as they are, integers and plain text by the length of
+    how they are written (as ``("i", smallest integer with as many digits)``
+    or ``("s", length)``). An XML attribute or character data is plain
+    printable ASCII written as it is (no escape: omerofs.omexml._attr), so
+    metadata with the same lengths makes a header exactly as long. None if a
+    text is not plain (its escapes change its length)."""
+    out: list[object] = []
+    for name in _META_FIELDS:
+        v = getattr(meta, name)
+        if v is None or isinstance(v, (bool, float)):
+            out.append(v)  # kept as is (calibration: also the resolution tags)
+        elif isinstance(v, int):
+            digits = len(str(abs(v)))
+            out.append(("i", (10 ** (digits - 1) if v else 0) * (1 if v >= 0 else -1)))
+        elif isinstance(v, str) and v.isascii() and v.isprintable() \
+                and _XML_SPECIAL.isdisjoint(v):
+            out.append(("s", len(v)))
+        else:
+            return None
+    return tuple(out)
+
+
+_META_FIELDS = tuple(f.name for f in fields(PlaneMeta))
+
+
+#: characters that XML text or attributes escape (omerofs.omexml._SPECIAL)
+_XML_SPECIAL = frozenset('&<>"\n\r\t')
 
 
 def pixel_type_of(dtype: np.dtype | type | str) -> str:
