@@ -102,8 +102,8 @@ WELL_WITH_SAMPLES = (
 IMAGE_WELL_SAMPLES = "select ws.id, ws.well.id from WellSample ws where ws.image.id = :iid"
 
 #: The FileAnnotations linked to an image (the ones a rewrite moves to the image
-#: that replaces it). params: iid ; columns: annotation id. Same theta join as
-#: IMAGE_FILE_ANNOTATIONS.
+#: that replaces it). params: iid ; columns: annotation id. The theta join of
+#: FILE_ANNOTATIONS' image links.
 IMAGE_FILE_ANNOTATION_IDS = (
     "select a.id from ImageAnnotationLink l, FileAnnotation a "
     "where l.child.id = a.id and l.parent.id = :iid order by a.id"
