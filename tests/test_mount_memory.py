@@ -5,6 +5,7 @@ and writing go on working. Pixels are compared with plain omero-py's."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -59,14 +60,27 @@ def test_freed_nodes_come_back_with_their_inodes_and_still_read_and_write(server
         assert len(inodes_a) == 8 and inodes_a[plane.relative_to(pa)] == first.st_ino
         held = status(mnt)["nodes"]
         assert status(mnt)["listings_dropped"] == 0
+        # open across the drop: the kernel holds this node, so it must stay served
+        kept_open = os.open(pa / "A01" / "A01_s001_z000_c000.tif", os.O_RDONLY)
 
         assert len(list(pb.rglob("*.tif"))) == 8  # over the budget: plate a's listing goes
         assert status(mnt)["listings_dropped"] == 1
         drop_kernel_caches()
         # a's 8 planes and 4 wells (and more) freed once the kernel forgets them
         # a's wells, planes and index freed once the kernel forgets them: the
-        # tree holds one plate's listing, b's, as it held a's before
-        wait_for("a's nodes freed", lambda: status(mnt)["nodes"] <= held)
+        # tree holds one plate's listing, b's, as it held a's before (plus the
+        # open file and its well)
+        wait_for("a's nodes freed", lambda: status(mnt)["nodes"] <= held + 2)
+
+        try:
+            assert os.fstat(kept_open).st_ino == inodes_a[Path("A01/A01_s001_z000_c000.tif")]
+            data = os.pread(kept_open, 1 << 20, 0)
+        finally:
+            os.close(kept_open)
+        (_, px00) = a.images[(0, 0, 0)]
+        with omero_direct.session(server.port) as sf:
+            want00 = omero_direct.plane(sf, px00, 0, 0, 0, pixel_dtype("uint16"), (16, 24))
+        np.testing.assert_array_equal(tifffile.imread(io.BytesIO(data)), want00)
 
         again = {p.relative_to(pa): p.stat().st_ino for p in pa.rglob("*.tif")}
         assert again == inodes_a
