@@ -37,6 +37,8 @@ from .namespace import ROOT_INODE, Kind, Namespace, Node, NotYet
 
 log = logging.getLogger("omerofs.fs")
 
+_XATTR_PREFIX = os.fsencode(xattrs.PREFIX)
+
 T = TypeVar("T")
 
 #: gateway error -> errno (anything else from the gateway: EIO)
@@ -363,6 +365,10 @@ class OmeroFS(pyfuse3.Operations):
 
     @handler
     async def getxattr(self, inode: int, name: bytes, ctx: Any = None) -> bytes:
+        if not name.startswith(_XATTR_PREFIX):
+            # what ls -l asks of every entry (security.selinux, ACLs): none here,
+            # answered without building the entry's attributes
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         value = self.ns.xattrs(inode).get(os.fsdecode(name))
         if value is None:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
