@@ -5,6 +5,7 @@ and writing go on working. Pixels are compared with plain omero-py's."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -89,6 +90,11 @@ def test_freed_nodes_come_back_with_their_inodes_and_still_read_and_write(server
         with omero_direct.session(server.port) as sf:
             want = omero_direct.plane(sf, pixels_id, 0, 1, 0, pixel_dtype("uint16"), (16, 24))
         np.testing.assert_array_equal(tifffile.imread(plane), want)
+        # the ids of a node made again, and other names refused as before (ls -l asks)
+        assert os.getxattr(plane, "user.omero.pixels_id") == str(pixels_id).encode()
+        with pytest.raises(OSError) as e:
+            os.getxattr(plane, "security.selinux")
+        assert e.value.errno == errno.ENODATA
 
         # written after its plate's listing was dropped and loaded again
         assert len(list(pb.rglob("*.tif"))) == 8  # a's listing goes again
