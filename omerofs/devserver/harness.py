@@ -122,5 +122,15 @@ class DevServerProcess:
     def set_faults(self, **faults: Any) -> dict[str, Any]:
         return dict(self._call("POST", "/faults", faults))
 
+    def building_pyramid(self, pixels_id: int, kind: str = "missing", binds: int = -1,
+                         backoff_ms: int | None = None) -> dict[str, Any]:
+        """The next ``binds`` binds of a big image (-1: all until called again
+        with 0) answer MissingPyramidException (``kind="missing"``) or
+        LockTimeout (``"lock"``) with ``backoff_ms``."""
+        body: dict[str, Any] = {"pixels_id": pixels_id, "kind": kind, "binds": binds}
+        if backoff_ms is not None:
+            body["backoff_ms"] = backoff_ms
+        return dict(self._call("POST", "/pyramids", body))
+
     def expire_sessions(self) -> int:
         return int(self._call("POST", "/sessions/expire", {})["expired"])

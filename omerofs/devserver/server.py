@@ -10,6 +10,11 @@ Control endpoint (JSON over HTTP on 127.0.0.1, for tests and benchmarks)::
     POST /stats/reset
     POST /faults            {"latency_ms": 5, "fail_rate": 0.1, "fail_kind": "error", "ops": [...]}
     POST /sessions/expire   every live session times out now
+    POST /pyramids          {"pixels_id": 5, "kind": "missing"|"lock", "binds": 3,
+                             "backoff_ms": 200}: the next 3 binds of pixels 5 (-1: all
+                            of them until changed, 0: ready now) answer
+                            MissingPyramidException / LockTimeout (see stores.py);
+                            only big images (3192x3192, non-float) have pyramids
     POST /shutdown
 """
 
@@ -31,6 +36,7 @@ import omero.rtypes
 from .faults import Control, FaultConfig
 from .services import Context, RouterI, SessionLocator
 from .store import Store
+from .stores import DEFAULT_BACKOFF_MS, Building, requires_pyramid
 
 log = logging.getLogger("omerofs.devserver")
 
@@ -90,7 +96,27 @@ class DevServer:
         out = self.control.snapshot()
         out["open_sessions"] = self.store.open_sessions(self.ctx.session_timeout)
         out["open_stores"] = self.locator.open_stores()
+        out["pyramids"] = self.ctx.pyramids.snapshot()
         return out
+
+    def set_pyramid(self, pixels_id: int, kind: str = "missing", binds: int = -1,
+                    backoff_ms: int | None = None) -> dict[str, Any]:
+        """Pretend the pyramid of ``pixels_id`` is being built (see stores.py).
+        Raises ValueError for pixels that OMERO would never pyramid."""
+        try:
+            pix = self.store.pixels(int(pixels_id))
+        except KeyError:
+            raise ValueError(f"no Pixels {pixels_id}") from None
+        if not requires_pyramid(pix):
+            raise ValueError(f"Pixels {pixels_id} ({pix.size_x}x{pix.size_y} {pix.pixel_type}) "
+                             "is not a big image: OMERO builds no pyramid for it")
+        if kind not in DEFAULT_BACKOFF_MS:
+            raise ValueError(f"kind must be one of {', '.join(DEFAULT_BACKOFF_MS)}")
+        ms = DEFAULT_BACKOFF_MS[kind] if backoff_ms is None else int(backoff_ms)
+        if ms < 0 or int(binds) < -1:
+            raise ValueError("backoff_ms must be >= 0 and binds >= -1")
+        self.ctx.pyramids.set(int(pixels_id), Building(kind, int(binds), ms))
+        return self.ctx.pyramids.snapshot()
 
     def announce(self) -> None:
         """Write the ready file: the server is up (and seeded) from now on."""
@@ -148,6 +174,8 @@ class DevServer:
                     elif self.path == "/faults":
                         server.control.set_faults(FaultConfig(**body))
                         self._reply(200, server.control.snapshot()["faults"])
+                    elif self.path == "/pyramids":
+                        self._reply(200, server.set_pyramid(**body))
                     elif self.path == "/sessions/expire":
                         self._reply(200, {"expired": server.store.expire_all_sessions()})
                     elif self.path == "/shutdown":
