@@ -267,6 +267,8 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     print(f"server     {doc['server']} as {doc['user']} "
           f"({'connected' if doc['connected'] else 'disconnected'})")
+    if doc.get("session_lost"):
+        print(f"session    LOST, remount needed: {doc['session_lost']}")
     c = doc["cache"]
     print(f"cache      {c['bytes_used'] >> 20} / {c['budget_bytes'] >> 20} MiB, "
           f"{c['entries']} planes, {c['hits']} hits, {c['misses']} misses")

@@ -210,7 +210,7 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
         return status_document(info, connected=gateway.connected, cache=ns.cache.stats(),
                                calls=gateway.calls, errors=gateway.errors,
                                fs_counters=fs_counters, pending=ns.pending(),
-                               sites=ns.pending_sites())
+                               sites=ns.pending_sites(), session_lost=gateway.session_lost)
 
     fs = OmeroFS(ns, workers=cfg.workers, call_timeout=cfg.call_timeout, uid=cfg.uid,
                  gid=cfg.gid, status=status)

@@ -56,6 +56,7 @@ class DevServer:
     ):
         self.data_dir = Path(data_dir)
         self.store = Store(self.data_dir)
+        self.forgotten_sessions = self._forget_sessions()
         for name, pw in (users or {}).items():
             self.store.add_user(name, pw)
         self.control = Control(faults)
@@ -91,6 +92,18 @@ class DevServer:
         self._http_thread.start()
         log.info("devserver listening on tcp://%s:%d (control http://%s:%d)",
                  host, self.port, host, self.control_port)
+        if self.forgotten_sessions:
+            log.info("forgot the %d session(s) of the previous run (as OMERO does)",
+                     self.forgotten_sessions)
+
+    def _forget_sessions(self) -> int:
+        """A restart forgets every session, as OMERO 5.6 does: its sessions live
+        in an in-memory map (omero-server v5.6.12 SessionCache.java:40-41), and
+        joining a session looks the key up there only, else checks it as a
+        password and fails (SessionManagerImpl.java:272-292). The rows stay in
+        the database, as OMERO's Session rows do, but no key can be used again."""
+        with self.store.tx() as db:
+            return int(db.execute("update sessions set closed = 1 where closed = 0").rowcount)
 
     def stats(self) -> dict[str, Any]:
         out = self.control.snapshot()
