@@ -78,7 +78,8 @@ _METAVARS = {"int": "N", "float": "S", "Path": "FILE", "str": "NAME", "user": "U
 
 
 KEYS: dict[str, Key] = {k.name: k for k in (
-    Key("server", str, None, "tcp://host:port, ssl://host:port or host[:port]"),
+    Key("server", str, None, "tcp://host:port, ssl://host:port, ws(s)://host:port/path or "
+        "host[:port]"),
     Key("mountpoint", Path, None, "where to mount (the MOUNTPOINT argument)"),
     Key("user", str, None, "OMERO user", default_text="$OMERO_USER",
         doc=(

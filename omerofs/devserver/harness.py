@@ -29,6 +29,8 @@ class DevServerProcess:
         self.data_dir = Path(data_dir)
         self.port = port
         self.control_port = 0
+        #: transport -> port of the running server ("tcp", and "ws", "ssl", "wss" if asked)
+        self.ports: dict[str, int] = {}
         self.session_timeout = session_timeout
         self.log_path = Path(log_path) if log_path else self.data_dir / "devserver.log"
         self.extra_args = list(extra_args or [])
@@ -57,6 +59,7 @@ class DevServerProcess:
                 continue
             if info.get("pid") == self.proc.pid:
                 self.port, self.control_port = info["port"], info["control_port"]
+                self.ports = dict(info.get("ports") or {"tcp": self.port})
                 return self
             time.sleep(0.05)
         self.kill()

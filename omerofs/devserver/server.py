@@ -4,6 +4,13 @@
 listening it writes ``DIR/devserver.json`` (ports and pid), which is how
 tests and ``make demo`` know it is ready.
 
+Transports: plain TCP always; Ice's WebSocket transport (``ws``), SSL and
+secure WebSocket (``wss``) on request (:class:`Transports`), all on one
+object adapter, as Glacier2 serves them in OMERO 5.6 (omero.client.icetransports).
+Ice 3.6 has ws/wss built into its core and IceSSL as a plugin. The ws
+endpoints accept any resource path (Ice's server side does not check it);
+clients use ``/omero-ws`` as behind OMERO.web's nginx.
+
 Control endpoint (JSON over HTTP on 127.0.0.1, for tests and benchmarks)::
 
     GET  /stats             {"calls": {"IQuery.projection": 3, ...}, "open_sessions": 1, ...}
@@ -24,6 +31,7 @@ import json
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -43,6 +51,41 @@ log = logging.getLogger("omerofs.devserver")
 READY_FILE = "devserver.json"
 
 
+@dataclass(frozen=True)
+class Transports:
+    """Ports of the optional transports (None: off, 0: any free port). SSL and
+    wss need a PEM certificate and its unencrypted key."""
+
+    ws: int | None = None
+    ssl: int | None = None
+    wss: int | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.ssl is not None or self.wss is not None) and not (self.cert and self.key):
+            raise ValueError("SSL and wss endpoints need --ssl-cert and --ssl-key")
+
+    def endpoints(self, host: str) -> str:
+        """The extra endpoints, ``:``-joined after the tcp one."""
+        out = ""
+        for name, port in (("ws", self.ws), ("ssl", self.ssl), ("wss", self.wss)):
+            if port is not None:
+                out += f":{name} -h {host} -p {port}"
+        return out
+
+    def configure(self, props: Any) -> None:
+        """IceSSL for the ssl/wss endpoints: the plugin, the certificate, and
+        no client certificate asked (omero-py presents none)."""
+        if self.cert is None or self.key is None:
+            return
+        set_ = props.setProperty
+        set_("Ice.Plugin.IceSSL", "IceSSL:createIceSSL")
+        set_("IceSSL.CertFile", str(Path(self.cert).absolute()))
+        set_("IceSSL.KeyFile", str(Path(self.key).absolute()))
+        set_("IceSSL.VerifyPeer", "0")
+
+
 class DevServer:
     def __init__(
         self,
@@ -53,6 +96,7 @@ class DevServer:
         session_timeout: float = 600.0,
         faults: FaultConfig | None = None,
         users: dict[str, str] | None = None,
+        transports: Transports | None = None,
     ):
         self.data_dir = Path(data_dir)
         self.store = Store(self.data_dir)
@@ -71,7 +115,10 @@ class DevServer:
         # Never close idle client connections: a mount may sit idle for hours.
         props.setProperty("Ice.ACM.Server.Close", "0")
         props.setProperty("Ice.ACM.Server.Heartbeat", "0")
-        props.setProperty("DevServer.Endpoints", f"tcp -h {host} -p {port}")
+        self.transports = transports or Transports()
+        self.transports.configure(props)
+        props.setProperty("DevServer.Endpoints",
+                          f"tcp -h {host} -p {port}" + self.transports.endpoints(host))
         self.ic = Ice.initialize(init)
         omero.ObjectFactoryRegistrar.registerObjectFactory(self.ic, None)
         for factory in omero.rtypes.ObjectFactories.values():
@@ -83,6 +130,11 @@ class DevServer:
                          Ice.stringToIdentity("OMERO.Glacier2/router"))
         self.adapter.activate()
         self.port = int(self.adapter.getEndpoints()[0].getInfo().port)
+        #: transport name -> port, of every endpoint (tcp first)
+        self.ports: dict[str, int] = {}
+        for endpoint in self.adapter.getEndpoints():
+            proto = str(endpoint).split(" ", 1)[0]
+            self.ports.setdefault(proto, int(endpoint.getInfo().port))
         self.host = host
         self._http = ThreadingHTTPServer((host, control_port), self._handler())
         self._http.daemon_threads = True
@@ -104,6 +156,11 @@ class DevServer:
         the database, as OMERO's Session rows do, but no key can be used again."""
         with self.store.tx() as db:
             return int(db.execute("update sessions set closed = 1 where closed = 0").rowcount)
+
+    def urls(self) -> list[str]:
+        """The server as a client names it, one URL per transport (tcp first)."""
+        return [f"{proto}://{self.host}:{port}" + ("/omero-ws" if proto.startswith("ws") else "")
+                for proto, port in self.ports.items()]
 
     def stats(self) -> dict[str, Any]:
         out = self.control.snapshot()
@@ -134,7 +191,7 @@ class DevServer:
     def announce(self) -> None:
         """Write the ready file: the server is up (and seeded) from now on."""
         ready = {"host": self.host, "port": self.port, "control_port": self.control_port,
-                 "pid": os.getpid()}
+                 "pid": os.getpid(), "ports": self.ports}
         tmp = self.data_dir / (READY_FILE + ".tmp")
         tmp.write_text(json.dumps(ready))
         tmp.replace(self.data_dir / READY_FILE)

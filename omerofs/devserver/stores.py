@@ -119,6 +119,7 @@ class Pyramids:
                 if b.binds == 0:
                     del self._building[pixels_id]
             self.refused[pixels_id] = self.refused.get(pixels_id, 0) + 1
+        e: Any
         if b.kind == "missing":
             e = _err(omero.MissingPyramidException,
                      f"Missing pyramid:/OMERO/Pixels/{pixels_id}_pyramid")

@@ -187,7 +187,9 @@ class OmeroGateway(DerivedPlateWrites):
     def _new_client(self) -> Any:
         c = self.config
         props = {
-            "omero.host": c.host if c.secure else f"tcp://{c.host}",
+            # the whole URL: omero-py builds the router endpoint of any
+            # transport from it (tcp, ssl, ws, wss; see ConnectionConfig.url)
+            "omero.host": c.url,
             "omero.port": str(c.port),
             "Ice.Default.InvocationTimeout": str(int(c.timeout * 1000)),
             "Ice.Override.ConnectTimeout": str(int(min(c.timeout, 10.0) * 1000)),
