@@ -151,7 +151,8 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "Default: ``$OMEROFS_CACHE/spool/<host>_<port>_<user>``, i.e. "
         "``~/.cache/omerofs/spool/<host>_<port>_<user>``: one spool per server and user, "
         "so the next mount of the same server as the same user finds what a previous one "
-        "left.")),
+        "left. A spool serves one live mount at a time: a second mount given a spool in "
+        "use stops with an error (give it its own ``--spool-dir``).")),
     Key("max_file_mb", int, 256, "largest text file accepted (EFBIG above)", minimum=1,
         doc=(
         "Largest text file accepted; a write past it fails with EFBIG and the file's "

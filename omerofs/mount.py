@@ -34,7 +34,7 @@ import trio
 from . import notify
 from .gateway import ConnectionConfig, GatewayError
 from .namespace import Namespace, Timeouts
-from .spool import Spool, spool_dir
+from .spool import Spool, SpoolBusy, spool_dir
 from .status import MountInfo, status_document
 from .tasks import FinalUploadTask, RetryTask
 
@@ -199,6 +199,12 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
     spool = Spool(cfg.spool_dir or spool_dir(Path(os.environ.get("OMEROFS_CACHE")
                                                   or Path.home() / ".cache" / "omerofs")
                                              / "spool", c.host, c.port, c.user))
+    try:
+        spool.claim()
+    except SpoolBusy as e:
+        gateway.close()
+        report(str(e))
+        return 1
     ns = Namespace(gateway, cfg.cache_bytes, timeouts=cfg.timeouts,
                    prefetch_depth=cfg.prefetch, prefetch_workers=min(cfg.prefetch, 8),
                    spool=spool, max_file_bytes=cfg.max_file_bytes, on_removed=forget_name,
