@@ -223,6 +223,12 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
     def waiting(left: int) -> None:
         notify.status(f"mounted {where}" + (f", {left} upload(s) pending" if left else ""))
 
+    def session_lost(reason: str) -> None:
+        # systemctl status shows it too: only a remount brings this mount back
+        notify.status(f"session lost, remount needed: {reason}")
+
+    gateway.on_session_lost = session_lost
+
     retry = RetryTask(ns, cfg.retry_interval, cfg.site_idle, waiting)
     try:
         pyfuse3.init(fs, str(cfg.mountpoint), fuse_options(cfg))

@@ -8,9 +8,11 @@ and says so: ENOTCONN at once, a log line and ``omerofs status``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
+import socket
 
 import Glacier2
 import numpy as np
@@ -107,10 +109,14 @@ def test_session_key_mount_after_restart_fails_at_once_with_enotconn(lasting_ser
     other = srv.seed(PlateSpec(name="never-listed", rows=1, columns=1, fields=1))
     want = server_plane(srv, seeded, (0, 0), 0)
     owner = OmeroGateway(srv.config())  # holds the session the mount joins
+    systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # as systemd's NOTIFY_SOCKET
+    systemd.bind(str(tmp_path / "notify.sock"))
+    systemd.setblocking(False)
     try:
         key = owner.session_key()
         m = Mount(srv.port, tmp_path / "mnt", "--prefetch", "0", "--timeout", "10",
-                  env={"OMERO_SESSION_KEY": key}).start()
+                  env={"OMERO_SESSION_KEY": key,
+                       "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}).start()
         try:
             m.expect_errors(r"omerofs.gateway ERROR session lost: OMERO no longer knows "
                             r"session \w{8}\.\.\. .* unmount and mount with a new session key")
@@ -142,9 +148,17 @@ def test_session_key_mount_after_restart_fails_at_once_with_enotconn(lasting_ser
             assert shown.returncode == 0, shown.stderr
             assert "session    LOST, remount needed: OMERO no longer knows session" \
                 in shown.stdout
+            # sent before the first ENOTCONN was answered: already queued
+            sent = []
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    sent.append(systemd.recv(65536).decode())
+            assert any(s.startswith("STATUS=session lost, remount needed: OMERO no longer "
+                                    "knows session") for s in sent), sent
         finally:
             assert m.stop() == 0
     finally:
+        systemd.close()
         owner.close()
 
 

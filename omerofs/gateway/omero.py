@@ -134,6 +134,8 @@ class OmeroGateway(DerivedPlateWrites):
         #: why the session is gone for good (a session-key mount whose key the
         #: server refused): every call fails at once with SessionLost
         self.session_lost: str | None = None
+        #: told the reason once, when the session is lost (the mount tells systemd)
+        self.on_session_lost: Callable[[str], None] | None = None
         self._local = threading.local()
         self._stores: list[Any] = []  # every RawPixelsStore, to close them all
         self._services: dict[str, Any] = {}  # stateless service proxies of this session
@@ -240,6 +242,8 @@ class OmeroGateway(DerivedPlateWrites):
                 "the server restarted or expired it, and a session-key mount cannot log in "
                 "again: unmount and mount with a new session key")
             log.error("session lost: %s", self.session_lost)
+            if self.on_session_lost is not None:
+                self.on_session_lost(self.session_lost)
             raise SessionLost(self.session_lost)
         who = c.user or "session key"
         raise AuthenticationFailed(f"OMERO refused the login of {who}: {reason}")
