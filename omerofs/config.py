@@ -127,7 +127,9 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         doc=(
         "Seconds before one server call is abandoned (Ice invocation timeout; connection "
         "attempts use ``min(S, 10)``). A filesystem request that waits for the server "
-        "gets a deadline of ``max(2 x S, 30)`` seconds, then EIO.")),
+        "gets a deadline of ``max(2 x S, 30)`` seconds, then EIO. Also how long a read "
+        "of a big image whose pyramid the server is still building keeps asking again, "
+        "then EAGAIN.")),
     Key("allow_other", bool, False, "let other users see the mount",
         doc=(
         "Let other users (and root) use the mount: FUSE ``allow_other``. For a non-root "
