@@ -78,7 +78,8 @@ _METAVARS = {"int": "N", "float": "S", "Path": "FILE", "str": "NAME", "user": "U
 
 
 KEYS: dict[str, Key] = {k.name: k for k in (
-    Key("server", str, None, "tcp://host:port, ssl://host:port or host[:port]"),
+    Key("server", str, None, "tcp://host:port, ssl://host:port, ws(s)://host:port/path or "
+        "host[:port]"),
     Key("mountpoint", Path, None, "where to mount (the MOUNTPOINT argument)"),
     Key("user", str, None, "OMERO user", default_text="$OMERO_USER",
         doc=(
@@ -132,7 +133,9 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         doc=(
         "Seconds before one server call is abandoned (Ice invocation timeout; connection "
         "attempts use ``min(S, 10)``). A filesystem request that waits for the server "
-        "gets a deadline of ``max(2 x S, 30)`` seconds, then EIO.")),
+        "gets a deadline of ``max(2 x S, 30)`` seconds, then EIO. Also how long a read "
+        "of a big image whose pyramid the server is still building keeps asking again, "
+        "then EAGAIN.")),
     Key("allow_other", bool, False, "let other users see the mount",
         doc=(
         "Let other users (and root) use the mount: FUSE ``allow_other``. For a non-root "

@@ -218,12 +218,18 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
         return status_document(info, connected=gateway.connected, cache=ns.cache.stats(),
                                calls=gateway.calls, errors=gateway.errors,
                                fs_counters=fs_counters, pending=ns.pending(),
-                               sites=ns.pending_sites())
+                               sites=ns.pending_sites(), session_lost=gateway.session_lost)
 
     fs = OmeroFS(ns, workers=cfg.workers, call_timeout=cfg.call_timeout, uid=cfg.uid,
                  gid=cfg.gid, status=status)
     def waiting(left: int) -> None:
         notify.status(f"mounted {where}" + (f", {left} upload(s) pending" if left else ""))
+
+    def session_lost(reason: str) -> None:
+        # systemctl status shows it too: only a remount brings this mount back
+        notify.status(f"session lost, remount needed: {reason}")
+
+    gateway.on_session_lost = session_lost
 
     retry = RetryTask(ns, cfg.retry_interval, cfg.site_idle, waiting)
     try:
