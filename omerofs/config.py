@@ -114,7 +114,7 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "entry/attribute lifetime of the root, wells and planes.")),
     Key("max_listed", int, 120_000, "files and directories of plate listings kept in memory",
         minimum=1, doc=(
-        "Files and directories of plate listings kept in memory (about 0.5 KB each). "
+        "Files and directories of plate listings kept in memory (about 0.6 KB each). "
         "Past it the listings of the plates used least recently are dropped, and loaded "
         "again from the server when next used; the plate used last is always kept. "
         "What the kernel still holds stays until it lets go (see :doc:`performance`).")),

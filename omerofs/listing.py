@@ -51,7 +51,7 @@ class Timeouts:
 
 
 #: nodes of plate listings kept in memory (see the module docstring); about
-#: 0.5 KB each, so some 60 MB: many plates of a few thousand files, or the
+#: 0.6 KB each (tracemalloc), so some 70 MB: many plates of a few thousand files, or the
 #: biggest plate (1536 wells x 9 fields x 4 channels) alone
 MAX_LISTED = 120_000
 
