@@ -457,17 +457,18 @@ def plane_file_size(image: ImageInfo, z: int, c: int, t: int) -> int:
     lengths (see :func:`_lengths`), which the planes of a plate share (a
     plate's listing builds a handful of layouts, not one per plane)."""
     meta = plane_meta(image, z, c, t)
+    ptype = served_pixel_type(image.pixel_type)  # as plane_layout: "bit" is uint8
     key = _lengths(meta)
     if key is None:  # text that needs escapes: this plane's own layout
-        return layout_for(image.size_x, image.size_y, image.pixel_type, meta).file_size
-    key = (image.size_x, image.size_y, image.pixel_type, *key)
+        return layout_for(image.size_x, image.size_y, ptype, meta).file_size
+    key = (image.size_x, image.size_y, ptype, *key)
     size = _SIZES.get(key)
     if size is None:
         values: dict[str, Any] = {
             name: _like(v) for name, v in zip(_META_FIELDS, key[3:], strict=True)
             if isinstance(v, tuple)}
         same = replace(meta, **values)
-        size = layout_for(image.size_x, image.size_y, image.pixel_type, same).file_size
+        size = layout_for(image.size_x, image.size_y, ptype, same).file_size
         if len(_SIZES) > 4096:
             _SIZES.clear()
         _SIZES[key] = size
