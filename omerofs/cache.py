@@ -24,6 +24,10 @@ Contract
   queued takes the fetch over on its own thread (it never waits behind the
   queue). Prefetch errors are logged at debug level on ``omerofs.cache`` and
   only reach a ``get`` that joined that flight.
+* **Lanes.** Each prefetch worker has its own FIFO queue; ``lane(key)`` (default:
+  the key's hash) picks the queue. Keys that share a lane are fetched in order on
+  one thread, so a fetch that keeps per-thread state (a RawPixelsStore pointed at
+  one image) finds it ready for the next key of the same group.
 * **Fast path.** ``peek(key)`` takes the lock once, never waits for a fetch,
   never logs: safe to call on the event loop thread.
 * **Threads.** One lock guards all state. ``fetch`` and ``size_hint`` are
@@ -121,7 +125,8 @@ class PlaneCache(Generic[K]):
     ``prefetch_workers`` threads (0 disables prefetch) serve ``prefetch()``;
     ``prefetch_budget`` (default ``budget_bytes // 2``) bounds prefetched,
     not-yet-read bytes; ``size_hint(key)``, when given, predicts ``len(fetch(key))``
-    so a prefetch that would not fit is skipped before anything is fetched.
+    so a prefetch that would not fit is skipped before anything is fetched;
+    ``lane(key)``, when given, groups keys onto one prefetch thread (see Lanes).
     """
 
     def __init__(
@@ -132,6 +137,7 @@ class PlaneCache(Generic[K]):
         prefetch_workers: int = 4,
         prefetch_budget: int | None = None,
         size_hint: Callable[[K], int] | None = None,
+        lane: Callable[[K], int] | None = None,
     ):
         if budget_bytes < 0:
             raise ValueError(f"budget_bytes must be >= 0, got {budget_bytes}")
@@ -148,12 +154,13 @@ class PlaneCache(Generic[K]):
         self._budget = budget_bytes
         self._prefetch_budget = prefetch_budget
         self._size_hint = size_hint
-        self._max_pending = prefetch_workers * 2
-        self._executor = (
-            ThreadPoolExecutor(max_workers=prefetch_workers, thread_name_prefix="omerofs-prefetch")
-            if prefetch_workers
-            else None
-        )
+        self._max_pending = prefetch_workers * 4
+        self._lane = lane or hash
+        # one single-thread executor per lane: FIFO per group of keys, threads
+        # started only when a lane gets its first task
+        self._lanes = [ThreadPoolExecutor(max_workers=1,
+                                          thread_name_prefix=f"omerofs-prefetch-{i}")
+                       for i in range(prefetch_workers)]
 
         self._lock = threading.Lock()
         self._entries: OrderedDict[K, _Entry] = OrderedDict()  # LRU first
@@ -232,8 +239,7 @@ class PlaneCache(Generic[K]):
         the prefetch budget; stops at the queue bound, when the budget is full,
         or after ``close()``. Never raises for a fetch or size_hint failure.
         """
-        executor = self._executor
-        if executor is None:
+        if not self._lanes:
             return 0
         scheduled = 0
         for key in keys:
@@ -272,6 +278,7 @@ class PlaneCache(Generic[K]):
                 self._reserved += flight.reserved
                 self._pending += 1
             try:
+                executor = self._lanes[self._lane(key) % len(self._lanes)]
                 future = executor.submit(self._run_prefetch, key, flight)
             except RuntimeError:  # close() shut the executor down meanwhile
                 with self._lock:
@@ -316,8 +323,8 @@ class PlaneCache(Generic[K]):
             # Set first: a worker that dequeues a task from now on skips it
             # even if the executor has not cancelled it yet.
             self._closed = True
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+        for executor in self._lanes:
+            executor.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             # Tasks cancelled by shutdown never ran: withdraw their flights
             # (QUEUED flights have no waiters) and their reservations.

@@ -17,7 +17,16 @@ from .gateway import FileAnnotationInfo, Gateway, ImageInfo, PlaneIndex
 from .tree import Kind, Node, PlaneState, Tree, file_key
 
 #: bytes of planes a sequential reader should find fetched ahead of it
-PREFETCH_BYTES = 8 << 20
+PREFETCH_BYTES = 32 << 20
+
+
+def _image_lane(key: Hashable) -> int:
+    """Prefetches of one image's planes run on one thread, in order: the gateway
+    keeps a RawPixelsStore per thread and image, so the image's first plane pays
+    the ``setPixelsId`` and the others reuse it (spread over every prefetch
+    thread, nearly every plane paid one: 125 per 128 planes, benchmarks/per_file.py)."""
+    assert isinstance(key, tuple)
+    return hash(key[1]) if key[0] == "file" else hash(key[0])
 
 
 class PlaneReader:
@@ -31,7 +40,7 @@ class PlaneReader:
         self.prefetch_depth = prefetch_depth
         self.cache: PlaneCache[Hashable] = PlaneCache(
             self._fetch, cache_budget, prefetch_workers=prefetch_workers if prefetch_depth else 0,
-            size_hint=self._size_hint)
+            size_hint=self._size_hint, lane=_image_lane)
         #: what the cache fetches, by key: the image of a plane key
         self._images: dict[int, ImageInfo] = {}
         #: planes read to their end through keep_cache: the kernel holds them (it
@@ -123,7 +132,7 @@ class PlaneReader:
         make PREFETCH_BYTES for small planes (a 512 KiB plane is over before
         one 5 ms round trip of the next fetch), at most 4x the depth."""
         by_bytes = -(-PREFETCH_BYTES // max(state.image.plane_bytes, 1))
-        return min(max(self.prefetch_depth, by_bytes), 4 * self.prefetch_depth)
+        return min(max(self.prefetch_depth, by_bytes), 8 * self.prefetch_depth)
 
     def prefetch_after(self, node: Node) -> int:
         """Non-blocking: start fetching the planes a sequential reader of this

@@ -1,0 +1,103 @@
+"""Per-file work of a whole-plate read, counted rather than timed.
+
+What the kernel and the mount save per file shows in counters: the FUSE
+requests the mount received (the ``fs`` section of ``.omerofs-status``) and
+the server calls the devserver counted. Bytes are compared with plain
+omero-py (tests/omero_direct.py).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from omerofs.devserver.seed import PlateSpec
+
+from . import omero_direct
+
+pytestmark = pytest.mark.needs_fuse
+
+# 256x256 uint16: a 128 KiB plane, its TIFF just over 128 KiB (two requests at the
+# kernel's default readahead, one at ours)
+SPEC = PlateSpec(name="per-file", rows=1, columns=4, fields=2, size_x=256, size_y=512,
+                 size_z=2, size_c=2, pixel_type="uint16")
+
+
+@pytest.fixture(scope="module")
+def plate(server):
+    return server.seed(SPEC)
+
+
+def status(mnt: Path) -> dict:
+    return json.loads((mnt / ".omerofs-status").read_bytes())
+
+
+def plane_files(mnt: Path, plate_id: int) -> list[Path]:
+    top = mnt / f"plate_{plate_id}"
+    return [top / w / f for w in sorted(os.listdir(top)) if (top / w).is_dir()
+            for f in sorted(os.listdir(top / w)) if f.endswith(".tif")]
+
+
+def read_whole(path: Path) -> bytes:
+    with open(path, "rb", buffering=0) as f:
+        out = b""
+        while chunk := f.read(1 << 20):
+            out += chunk
+        return out
+
+
+def test_readahead_makes_one_request_per_small_file(mount, plate):
+    """A 256 KiB plane file read with 1 MiB read(2) calls reaches the mount as one
+    read request (the kernel's default readahead of 128 KiB would make three)."""
+    m = mount()
+    dev = os.stat(m.mountpoint).st_dev
+    ra = Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb")
+    assert ra.read_text().strip() == "1024", m.log
+    files = plane_files(m.mountpoint, plate.plate_id)
+    before = status(m.mountpoint)["fs"]
+    sizes = [len(read_whole(p)) for p in files]
+    after = status(m.mountpoint)["fs"]
+    assert all(s > 256 * 1024 for s in sizes)
+    assert after["reads"] - before["reads"] == len(files)
+    assert "kernel readahead 1024 KiB" in m.log
+
+
+def test_readahead_zero_keeps_the_kernel_default(mount, plate):
+    m = mount("--readahead-kb", "0")
+    files = plane_files(m.mountpoint, plate.plate_id)[:4]
+    before = status(m.mountpoint)["fs"]
+    for p in files:
+        read_whole(p)
+    after = status(m.mountpoint)["fs"]
+    assert after["reads"] - before["reads"] == 3 * len(files)  # 128 KiB + 128 KiB + header
+
+
+def test_whole_plate_read_costs_one_setpixelsid_per_image(server, mount, plate):
+    """Prefetched planes of one image are fetched on one thread: the image's
+    RawPixelsStore is pointed at it once, not once per plane. The bytes are
+    the server's."""
+    m = mount("--prefetch", "8")
+    files = plane_files(m.mountpoint, plate.plate_id)  # lists (loads) the plate
+    server.reset_stats()
+    data = {p: read_whole(p) for p in files}
+    calls = server.calls()
+    images = SPEC.rows * SPEC.columns * SPEC.fields
+    planes = images * SPEC.size_z * SPEC.size_c
+    assert calls.get("RawPixelsStore.getPlane") == planes
+    # one per image, plus at most one for each image whose first plane a reader
+    # thread fetched itself before its prefetch lane got to it
+    assert calls.get("RawPixelsStore.setPixelsId", 0) <= images + 2, calls
+    # the pixels are the server's (every 4th file: the first plane of each image)
+    with omero_direct.session(server.port) as sf:
+        for p in files[:: SPEC.size_z * SPEC.size_c]:
+            pixels_id = int(os.getxattr(p, "user.omero.pixels_id"))
+            z, c = int(os.getxattr(p, "user.omero.z")), int(os.getxattr(p, "user.omero.c"))
+            want = omero_direct.plane(sf, pixels_id, z, c, 0, np.dtype(">u2"),
+                                      (SPEC.size_y, SPEC.size_x))
+            assert np.array_equal(tifffile.imread(io.BytesIO(data[p])), want)
