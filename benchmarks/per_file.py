@@ -34,7 +34,6 @@ from read import Bench, Plate, mbps, read_files, say, walk  # noqa: E402
 
 #: (added latency in ms, target ratio naive time / mount time)
 TARGETS = ((0, 1.0), (1, 2.0), (5, 5.0))
-RA = None
 #: FUSE request kinds printed per file
 KINDS = ("lookups", "getattrs", "opens", "reads", "flushes", "releases")
 
@@ -44,10 +43,6 @@ def mount_run(b: Bench, plate: Plate, *args: str) -> tuple[float, float, int, di
     """A fresh mount, listed and read whole on the clock. Returns (seconds, of which
     listing, bytes, server calls during the run, the mount's FUSE counters)."""
     with b.mount(*args) as m:
-        if RA:
-            import os
-            dev = os.stat(m.mountpoint).st_dev
-            Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb").write_text(str(RA))
         b.srv.reset_stats()
         t0 = time.perf_counter()
         files = walk(m.mountpoint / plate.dirname)

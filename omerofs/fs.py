@@ -14,9 +14,11 @@ Rules every handler follows:
   (an exception escaping a pyfuse3 handler would end the mount).
 
 Kernel cache lifetimes (seconds): plane files and well directories keep
-their attributes and names for ``plate_ttl`` (their content never changes;
-their listing changes only if the plate does); plate directories at the root
-for ``root_ttl``, the interval at which new plates show up.
+their names for ``plate_ttl`` (their listing changes only if the plate
+does); the attributes of acquired planes and stacks, which never change, for
+:data:`IMMUTABLE_ATTR_TTL`, those of wells for ``plate_ttl``; plate
+directories at the root for ``root_ttl``, the interval at which new plates
+show up.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ ERRNO: dict[type[Exception], int] = {
     gwerr.InvalidRequest: errno.EINVAL,
     gwerr.ServerUnavailable: errno.EIO,
 }
+
+#: seconds the kernel keeps the attributes of files whose attributes never
+#: change (planes of acquired plates, per-site stacks): a day, refreshed by
+#: any lookup of the name meanwhile
+IMMUTABLE_ATTR_TTL = 86400.0
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -181,6 +188,11 @@ class OmeroFS(pyfuse3.Operations):
         ns_time = int(node.mtime * 1e9)
         a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = ns_time
         a.entry_timeout = a.attr_timeout = self._ttl(node)
+        if immutable and node.kind in (Kind.PLANE, Kind.STACK):
+            # an acquired plane's size, mode and times never change (OMERO pixels
+            # are write-once): the kernel need not ask again while it holds the
+            # inode. Its *name* keeps plate_ttl: a reload may drop the image.
+            a.attr_timeout = IMMUTABLE_ATTR_TTL
         if immutable:
             self._attrs[node.ino] = a
         return a

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,33 @@ def test_whole_plate_read_costs_one_setpixelsid_per_image(server, mount, plate):
             want = omero_direct.plane(sf, pixels_id, z, c, 0, np.dtype(">u2"),
                                       (SPEC.size_y, SPEC.size_x))
             assert np.array_equal(tifffile.imread(io.BytesIO(data[p])), want)
+
+
+def test_plane_attributes_outlive_the_plate_ttl(mount, plate):
+    """An open plane file keeps being read and stat'ed past --plate-ttl without a
+    GETATTR: an acquired plane's attributes never change. (The kernel asks again
+    for the attributes of an inode whose lifetime ran out before each read.)"""
+    m = mount("--plate-ttl", "0.2")
+    path = plane_files(m.mountpoint, plate.plate_id)[0]
+    with open(path, "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        before = status(m.mountpoint)["fs"]["getattrs"]
+        # waits out the lifetime the kernel would otherwise give the attributes
+        time.sleep(0.5)
+        assert os.fstat(f.fileno()).st_size == size
+        assert len(f.read(1 << 20)) == size
+        after = status(m.mountpoint)["fs"]["getattrs"]
+    # reading the status file stats nothing of the plane: every GETATTR would be its
+    assert after == before
+
+
+def test_text_files_still_get_fresh_attributes(mount, plate):
+    """A text file's attributes keep their one-second lifetime: its size after
+    another write through the mount is seen (the kernel asks again)."""
+    m = mount()
+    path = m.mountpoint / f"plate_{plate.plate_id}" / "notes.txt"
+    path.write_text("one\n")
+    assert path.stat().st_size == 4
+    with open(path, "a") as f:
+        f.write("two two\n")
+    assert path.stat().st_size == 12
