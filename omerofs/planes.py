@@ -46,6 +46,10 @@ class PlaneReader:
         #: planes read to their end through keep_cache: the kernel holds them (it
         #: may drop them under memory pressure; a read then simply fetches again)
         self._in_page_cache: set[Hashable] = set()
+        #: per plate (inode): the well of the last plane opened, and whether the
+        #: reader came to it from the well before (see _whole_plate_reader)
+        self._last_well: dict[int, int] = {}
+        self._in_order: dict[int, bool] = {}
 
     def close(self) -> None:
         self.cache.close()
@@ -134,9 +138,31 @@ class PlaneReader:
         by_bytes = -(-PREFETCH_BYTES // max(state.image.plane_bytes, 1))
         return min(max(self.prefetch_depth, by_bytes), 8 * self.prefetch_depth)
 
+    def _whole_plate_reader(self, plate: Node, well: Node, wells: list[tuple[str, int]]
+                            ) -> bool:
+        """Does this plate's reader go through the wells in order? True once a
+        plane of a well was opened right after planes of the well before it, until
+        an open elsewhere. A reader given some wells of a plate (one node of a
+        cluster, partitioned by well) never crosses into a well it will not read,
+        where prefetching would fetch planes nobody reads here (tree lock held)."""
+        last = self._last_well.get(plate.ino)
+        if last == well.ino:
+            return self._in_order.get(plate.ino, False)
+        self._last_well[plate.ino] = well.ino
+        previous = None
+        for _, ino in wells:
+            if ino == well.ino:
+                break
+            if self.tree.node(ino).kind is Kind.WELL:
+                previous = ino
+        in_order = last is not None and previous == last
+        self._in_order[plate.ino] = in_order
+        return in_order
+
     def prefetch_after(self, node: Node) -> int:
         """Non-blocking: start fetching the planes a sequential reader of this
-        plate will open next (the following files in name order, across wells).
+        plate will open next: the following files of the well in name order, and
+        across wells once the reader went from one well to the next.
         Returns how many fetches were started."""
         if not self.prefetch_depth or node.kind is not Kind.PLANE:
             return 0
@@ -151,8 +177,9 @@ class PlaneReader:
             if pos is None:
                 return 0
             following = [i for _, i in names[pos + 1:pos + 1 + depth]]
-            if len(following) < depth:  # continue into the next wells
-                wells = plate.dir.listing()
+            wells = plate.dir.listing()
+            if self._whole_plate_reader(plate, well, wells) and len(following) < depth:
+                # continue into the next wells
                 wpos = next((i for i, (n, _) in enumerate(wells) if n == well.name), len(wells))
                 for _, wino in wells[wpos + 1:]:
                     nxt = tree.node(wino)

@@ -132,3 +132,19 @@ def test_text_files_still_get_fresh_attributes(mount, plate):
     with open(path, "a") as f:
         f.write("two two\n")
     assert path.stat().st_size == 12
+
+
+def test_a_reader_of_some_wells_fetches_only_those(server, mount, plate):
+    """A node of a cluster given wells A01 and A03 of the plate: prefetching stays
+    within the wells it opens (it never went from one well to the next), so the
+    server sends exactly their planes. A reader going through the wells in order
+    gets the next wells prefetched (test_whole_plate_read_costs_one_setpixelsid...)."""
+    m = mount("--prefetch", "8")
+    top = m.mountpoint / f"plate_{plate.plate_id}"
+    mine = ["A01", "A03"]
+    files = [top / w / f for w in mine for f in sorted(os.listdir(top / w))]
+    server.reset_stats()
+    for p in files:
+        read_whole(p)
+    assert m.stop() == 0  # waits for every prefetch already running
+    assert server.calls().get("RawPixelsStore.getPlane") == len(files)
