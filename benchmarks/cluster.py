@@ -170,6 +170,18 @@ def bench_n(b: Bench) -> None:
             tb = statistics.median(base)
             say(f"    latency {latency} ms: download-then-process (1 process) {tb:6.2f} s "
                 f"({mbps(tb, nbytes):5.1f} MB/s), {sum(base_calls.values())} server calls")
+            # the same pipeline on one mount in this process, no cluster: what the
+            # cluster's scheduling and worker processes add, side by side
+            local = []
+            for _ in range(b.args.reps):
+                r = pipeline.on_mount(b, plate)
+                problem = check_once(results_on_server(b, plate), expected)
+                assert not problem, problem
+                local.append(r.seconds)
+                pipeline.delete_csvs(b, plate)
+            tl = statistics.median(local)
+            say(f"      no cluster, one mount, this process: {tl:6.2f} s "
+                f"({mbps(tl, nbytes):5.1f} MB/s)  vs download-then-process {tb / tl:4.2f}x")
             for n_workers in counts:
                 times: list[float] = []
                 calls: dict[str, int] = {}
