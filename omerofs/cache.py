@@ -18,9 +18,9 @@ Contract
   cached nor in flight, on ``prefetch_workers`` threads. Prefetched bytes that
   no demand read has used yet (including the size hints of queued and running
   prefetches) never exceed ``prefetch_budget``, so prefetch cannot push out
-  more than that share of what demand reads keep. At most
-  ``prefetch_workers * 2`` prefetches are outstanding. A ``get`` of a key whose
-  prefetch is running joins it; a ``get`` of a key whose prefetch is still
+  more than that share of what demand reads keep. At most ``max_pending``
+  (default ``prefetch_workers * 2``) prefetches are outstanding. A ``get`` of a
+  key whose prefetch is running joins it; a ``get`` of a key whose prefetch is still
   queued takes the fetch over on its own thread (it never waits behind the
   queue). Prefetch errors are logged at debug level on ``omerofs.cache`` and
   only reach a ``get`` that joined that flight.
@@ -51,6 +51,7 @@ counts entries pushed out by the byte budget (not discards).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import OrderedDict
@@ -126,7 +127,8 @@ class PlaneCache(Generic[K]):
     ``prefetch_budget`` (default ``budget_bytes // 2``) bounds prefetched,
     not-yet-read bytes; ``size_hint(key)``, when given, predicts ``len(fetch(key))``
     so a prefetch that would not fit is skipped before anything is fetched;
-    ``lane(key)``, when given, groups keys onto one prefetch thread (see Lanes).
+    ``lane(key)``, when given, groups keys onto one prefetch thread (see Lanes);
+    ``max_pending`` bounds the prefetches queued or running.
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class PlaneCache(Generic[K]):
         prefetch_budget: int | None = None,
         size_hint: Callable[[K], int] | None = None,
         lane: Callable[[K], int] | None = None,
+        max_pending: int | None = None,
     ):
         if budget_bytes < 0:
             raise ValueError(f"budget_bytes must be >= 0, got {budget_bytes}")
@@ -154,7 +157,7 @@ class PlaneCache(Generic[K]):
         self._budget = budget_bytes
         self._prefetch_budget = prefetch_budget
         self._size_hint = size_hint
-        self._max_pending = prefetch_workers * 4
+        self._max_pending = prefetch_workers * 2 if max_pending is None else max_pending
         self._lane = lane or hash
         # one single-thread executor per lane: FIFO per group of keys, threads
         # started only when a lane gets its first task
@@ -290,6 +293,16 @@ class PlaneCache(Generic[K]):
             future.add_done_callback(self._prefetch_done)
             scheduled += 1
         return scheduled
+
+    def wait_prefetches(self) -> None:
+        """Block until every prefetch queued so far has finished (each lane runs
+        its tasks in order: a no-op queued behind them ends after them)."""
+        waits = []
+        for executor in self._lanes:
+            with contextlib.suppress(RuntimeError):  # shut down: nothing queued
+                waits.append(executor.submit(lambda: None))
+        for future in waits:
+            future.result()
 
     # -- invalidation and lifecycle -------------------------------------------
 

@@ -40,7 +40,10 @@ class PlaneReader:
         self.prefetch_depth = prefetch_depth
         self.cache: PlaneCache[Hashable] = PlaneCache(
             self._fetch, cache_budget, prefetch_workers=prefetch_workers if prefetch_depth else 0,
-            size_hint=self._size_hint, lane=_image_lane)
+            size_hint=self._size_hint, lane=_image_lane,
+            # four per lane: with one image per lane, a lane holds its image's next
+            # planes while the others work (benchmarks/per_file.py at 5 ms)
+            max_pending=4 * prefetch_workers)
         #: what the cache fetches, by key: the image of a plane key
         self._images: dict[int, ImageInfo] = {}
         #: planes read to their end through keep_cache: the kernel holds them (it
