@@ -79,8 +79,14 @@ def on_cluster(b: Bench, plate: Plate, n: int, wells: list[str]
                ) -> tuple[float, dict[str, int], dict[int, list[str]]]:
     """The pipeline on an n-worker LocalCluster, one mount per worker. Returns (wall
     seconds, server calls during the run, wells each worker processed)."""
+    import dask
     from distributed import Client, LocalCluster
 
+    # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which makes glibc
+    # map and unmap every multi-MiB numpy temporary: the per-plane analysis ran 2x slower
+    # in a worker than in this process (measured here). Unset, as docs/deployment.rst
+    # advises for such pipelines, so that the figures compare the data paths.
+    dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
     with mounts(b, n) as ms, \
             LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                          dashboard_address=None, host="127.0.0.1",
