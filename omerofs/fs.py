@@ -43,6 +43,8 @@ T = TypeVar("T")
 
 #: gateway error -> errno (anything else from the gateway: EIO)
 ERRNO: dict[type[Exception], int] = {
+    gwerr.TryLater: errno.EAGAIN,  # a big image's pyramid is still being built
+    gwerr.SessionLost: errno.ENOTCONN,  # a session-key mount after a server restart
     gwerr.NotFound: errno.ENOENT,
     gwerr.PermissionDenied: errno.EACCES,
     gwerr.AuthenticationFailed: errno.EACCES,

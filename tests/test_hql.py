@@ -50,6 +50,7 @@ PARAMS: dict[str, tuple[str, str]] = {
     "wid": ("long", "11"),  # well A1 of plate 1, two samples
     "fid": ("long", "500"),  # results.csv
     "value": ("string", "uint16"),
+    "desc": ("string", "omerofs:5f0c"),  # image img-derived
 }
 
 # ------------------------------------------------------------------------- seed
@@ -121,7 +122,7 @@ SEED: list[str] = [
     _insert("well", id=20, plate=2, row=0, column=0),
     _insert("image", id=100, name="img-a"),
     _insert("image", id=101, name="img-b"),
-    _insert("image", id=102, name="img-derived"),
+    _insert("image", id=102, name="img-derived", description="omerofs:5f0c"),
     _insert(
         "pixels", id=200, image=100, image_index=0, pixelsType=3, dimensionOrder=1, sha1="x",
         sizeX=4, sizeY=3, sizeZ=1, sizeC=2, sizeT=1,
@@ -234,6 +235,9 @@ EXPECTED: dict[str, Expect] = {
         ["Well"], [[{"$type$": "Well", "column": 0, "id": 11, "row": 0, "wellSamples": [31, 30]}]]
     ),
     "IMAGE_WELL_SAMPLES": Expect(["long", "long"], [[30, 11]]),
+    # the seeded FileAnnotation 602 hangs on image 100 (the iid seeded above)
+    "IMAGE_FILE_ANNOTATION_IDS": Expect(["long"], [[602]]),
+    "IMAGE_BY_DESCRIPTION": Expect(["long"], [[102]]),
 }
 
 

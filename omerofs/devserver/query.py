@@ -120,6 +120,18 @@ class QueryI(Servant, omero.api.IQuery):
             return [[rlong(a), rlong(b)] for (a, b) in s.query(
                 "select id, well_id from well_samples where image_id = ? order by id", (iid,))
                 if self._can("WellSample", a, group)]
+        if query == Q.IMAGE_FILE_ANNOTATION_IDS:
+            iid = int(p["iid"])
+            if not self._can("Image", iid, group):
+                return []
+            return [[rlong(a)] for (a, owner, gid) in s.query(
+                "select ann_id, owner, group_id from links"
+                " where parent_type = 'Image' and parent_id = ? order by ann_id", (iid,))
+                if self.sec.can_read(owner, gid, group)]
+        if query == Q.IMAGE_BY_DESCRIPTION:
+            return [[rlong(i)] for (i,) in s.query(
+                "select id from images where description = ? order by id", (str(p["desc"]),))
+                if self._can("Image", i, group)]
         raise _err(omero.QueryException, f"devserver: unsupported query: {query}")
 
     def findByQuery(self, query: str, params: Any, current: Any = None) -> Any:

@@ -90,6 +90,19 @@ WELL_WITH_SAMPLES = (
 #: The fields showing an image. params: iid ; columns: wellsample id, well id
 IMAGE_WELL_SAMPLES = "select ws.id, ws.well.id from WellSample ws where ws.image.id = :iid"
 
+#: The FileAnnotations linked to an image (the ones a rewrite moves to the image
+#: that replaces it). params: iid ; columns: annotation id. Same theta join as
+#: IMAGE_FILE_ANNOTATIONS.
+IMAGE_FILE_ANNOTATION_IDS = (
+    "select a.id from ImageAnnotationLink l, FileAnnotation a "
+    "where l.child.id = a.id and l.parent.id = :iid order by a.id"
+)
+
+#: The image a createImage call made, found by the one-off description the
+#: call gave it (when its reply was lost). params: desc ; columns: image id.
+#: Image.description is a plain string property (omero-model core.ome.xml).
+IMAGE_BY_DESCRIPTION = "select i.id from Image i where i.description = :desc order by i.id"
+
 ALL = frozenset(
     {
         LIST_PLATES,
@@ -102,5 +115,7 @@ ALL = frozenset(
         IMAGE_PIXELS,
         WELL_WITH_SAMPLES,
         IMAGE_WELL_SAMPLES,
+        IMAGE_FILE_ANNOTATION_IDS,
+        IMAGE_BY_DESCRIPTION,
     }
 )
