@@ -137,7 +137,7 @@ class PlaneReader:
     def _prefetch_planes(self, state: PlaneState) -> int:
         """How many planes to fetch ahead: ``prefetch_depth``, or as many as
         make PREFETCH_BYTES for small planes (a 512 KiB plane is over before
-        one 5 ms round trip of the next fetch), at most 4x the depth."""
+        one 5 ms round trip of the next fetch), at most 8x the depth."""
         by_bytes = -(-PREFETCH_BYTES // max(state.image.plane_bytes, 1))
         return min(max(self.prefetch_depth, by_bytes), 8 * self.prefetch_depth)
 
