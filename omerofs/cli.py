@@ -94,7 +94,7 @@ def _mount_config(s: dict[str, Any]) -> Any:
                        debug=s["debug"], log_file=s.get("log_file"),
                        spool_dir=s.get("spool_dir"), max_file_bytes=s["max_file_mb"] << 20,
                        retry_interval=s["retry_interval"], site_idle=s["site_idle"],
-                       stacks=s["stacks"])
+                       stacks=s["stacks"], max_listed=s["max_listed"])
 
 
 # --- omerofs mount ----------------------------------------------------------------------

@@ -112,6 +112,12 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         doc=(
         "Seconds a plate's layout is kept before it is reloaded, and the kernel's "
         "entry/attribute lifetime of the root, wells and planes.")),
+    Key("max_listed", int, 120_000, "files and directories of plate listings kept in memory",
+        minimum=1, doc=(
+        "Files and directories of plate listings kept in memory (about 0.6 KB each). "
+        "Past it the listings of the plates used least recently are dropped, and loaded "
+        "again from the server when next used; the plate used last is always kept. "
+        "What the kernel still holds stays until it lets go (see :doc:`performance`).")),
     # 8: measured in benchmarks/read.py (b), 4 in flight leaves a 5 ms-latency
     # server idle between planes; 8 keeps a 2-core machine busy
     Key("prefetch", int, 8, "planes fetched ahead of a sequential reader (0: off)", minimum=0,

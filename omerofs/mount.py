@@ -70,6 +70,8 @@ class MountConfig:
     stacks: bool = False
     #: kernel readahead of the mount in KiB (0: the kernel's default)
     readahead_kb: int = 1024
+    #: nodes of plate listings kept in memory (omerofs.listing.MAX_LISTED)
+    max_listed: int = 120_000
 
 
 class MountError(Exception):
@@ -239,7 +241,7 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
     ns = Namespace(gateway, cfg.cache_bytes, timeouts=cfg.timeouts,
                    prefetch_depth=cfg.prefetch, prefetch_workers=min(cfg.prefetch, 8),
                    spool=spool, max_file_bytes=cfg.max_file_bytes, on_removed=forget_name,
-                   stacks=cfg.stacks)
+                   stacks=cfg.stacks, max_listed=cfg.max_listed)
     info = MountInfo(server=cfg.connection.url, user=cfg.connection.user,
                      mountpoint=str(cfg.mountpoint), spool=str(spool.root))
 

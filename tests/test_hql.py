@@ -157,11 +157,14 @@ SEED: list[str] = [
     ),
     _insert("originalfile", id=502, name="img.txt", path="img.txt", size=0),
     _insert("originalfile", id=503, name="other.csv", path="plate_2/", size=1),
+    _insert("originalfile", id=504, name="both.tsv", path="plate_1/", size=3),
     _insert("annotation", id=600, discriminator="/type/OriginalFile/", file=500, ns="omerofs"),
     _insert("annotation", id=601, discriminator="/type/OriginalFile/", file=501),
     _insert("annotation", id=602, discriminator="/type/OriginalFile/", file=502, ns="x"),
     _insert("annotation", id=603, discriminator="/basic/text/comment/", textValue="not a file"),
     _insert("annotation", id=604, discriminator="/type/OriginalFile/", file=503),
+    # linked twice in plate 1 (to the plate and a well), and to another plate
+    _insert("annotation", id=605, discriminator="/type/OriginalFile/", file=504),
     _insert("plateannotationlink", id=700, parent=1, child=600),
     _insert("plateannotationlink", id=701, parent=1, child=603),  # a comment: not listed
     _insert("plateannotationlink", id=702, parent=2, child=604),  # another plate
@@ -169,6 +172,10 @@ SEED: list[str] = [
     _insert("wellannotationlink", id=711, parent=20, child=604),  # another plate's well
     _insert("imageannotationlink", id=720, parent=100, child=602),
     _insert("imageannotationlink", id=721, parent=102, child=604),  # another plate's image
+    _insert("plateannotationlink", id=703, parent=1, child=605),
+    _insert("wellannotationlink", id=712, parent=11, child=605),
+    _insert("plateannotationlink", id=704, parent=2, child=605),
+    _insert("imageannotationlink", id=722, parent=101, child=602),  # 602 on two images
 ]
 
 # ----------------------------------------------------------- expected results
@@ -187,7 +194,7 @@ _CALIBRATION = [0.65, "MICROMETER", 0.65, "MICROMETER", 2.0, "MICROMETER"]
 _LAYOUT_TYPES = ["long", "integer", "integer", "long", "integer", "long", "text", "long"]
 _LAYOUT_TYPES += ["integer"] * 5 + ["string"]
 _LAYOUT_TYPES += ["double", "string"] * 3 + ["integer", "text"]
-_ANN_TYPES = ["long", "long", "long", "text", "text", "long", "string", "text"]
+_ANN_TYPES = ["long", "long", "text", "text", "long", "string", "text", "long", "long", "long"]
 
 #: queries.NAME -> Expect, on the seed above with PARAMS
 EXPECTED: dict[str, Expect] = {
@@ -216,14 +223,18 @@ EXPECTED: dict[str, Expect] = {
             [10, 0, 1, *_NO_SAMPLE],
         ],
     ),
-    "PLATE_FILE_ANNOTATIONS": Expect(
-        _ANN_TYPES, [[1, 600, 500, "results.csv", "plate_1/", 12, "text/csv", "omerofs"]]
-    ),
-    "WELL_FILE_ANNOTATIONS": Expect(
-        _ANN_TYPES, [[11, 601, 501, "well.json", "plate_1/A01/", 2, "application/json", None]]
-    ),
-    "IMAGE_FILE_ANNOTATIONS": Expect(
-        _ANN_TYPES, [[100, 602, 502, "img.txt", "img.txt", 0, None, "x"]]
+    # one row per annotation of plate 1, its wells, their images (not 603, a
+    # comment; not 604, another plate's): where it is linked in the last three
+    # columns (605: the plate and well 11; 602: images 100 and 101, the lower)
+    "FILE_ANNOTATIONS": Expect(
+        _ANN_TYPES,
+        [
+            [600, 500, "results.csv", "plate_1/", 12, "text/csv", "omerofs", 1, None, None],
+            [601, 501, "well.json", "plate_1/A01/", 2, "application/json", None, None, 11,
+             None],
+            [602, 502, "img.txt", "img.txt", 0, None, "x", None, None, 100],
+            [605, 504, "both.tsv", "plate_1/", 3, None, None, 1, 11, None],
+        ],
     ),
     # an entity: HqlCheck prints its scalar fields ($type$ is the entity name)
     "PIXELS_TYPE": Expect(

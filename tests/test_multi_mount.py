@@ -113,8 +113,11 @@ def test_a_second_live_mount_cannot_take_the_spool_of_the_first(server, tmp_path
     # sharing a spool with a live mount would upload the other's open files
     with Mount(server.port, tmp_path / "m1") as m1:
         second = Mount(server.port, tmp_path / "m2", "--spool-dir", str(m1.spool))
-        with pytest.raises(RuntimeError) as exc:
-            second.start()
+        try:
+            with pytest.raises(RuntimeError) as exc:
+                second.start()
+        finally:
+            second.stop()  # a mount that started by mistake must not outlive the test
         assert f"spool {m1.spool} is in use by a live mount (pid {m1.proc.pid})" in str(exc.value)
         assert not os.path.ismount(second.mountpoint)
     # the first is gone: the spool is free again

@@ -528,15 +528,15 @@ class OmeroGateway(DerivedPlateWrites):
     # --- file annotations -----------------------------------------------------------------
     def list_file_annotations(self, plate_id: int) -> list[FileAnnotationInfo]:
         out: list[FileAnnotationInfo] = []
-        for kind, query in ((TargetKind.PLATE, Q.PLATE_FILE_ANNOTATIONS),
-                            (TargetKind.WELL, Q.WELL_FILE_ANNOTATIONS),
-                            (TargetKind.IMAGE, Q.IMAGE_FILE_ANNOTATIONS)):
-            for parent, aid, fid, name, path, size, mimetype, ns in \
-                    self._projection(query, pid=plate_id):
-                out.append(FileAnnotationInfo(id=aid, file_id=fid, name=name or "",
-                                              path=path or "", size=size or 0,
-                                              mimetype=mimetype, ns=ns,
-                                              target=Target(kind, parent)))
+        # one call (queries.FILE_ANNOTATIONS): where each is listed, by its links
+        for aid, fid, name, path, size, mimetype, ns, plate, well, image in \
+                self._projection(Q.FILE_ANNOTATIONS, pid=plate_id):
+            target = Target(TargetKind.PLATE, plate) if plate is not None else \
+                Target(TargetKind.WELL, well) if well is not None else \
+                Target(TargetKind.IMAGE, image)
+            out.append(FileAnnotationInfo(id=aid, file_id=fid, name=name or "",
+                                          path=path or "", size=size or 0,
+                                          mimetype=mimetype, ns=ns, target=target))
         return out
 
     def read_file(self, file_id: int) -> bytes:
