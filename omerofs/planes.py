@@ -156,7 +156,8 @@ class PlaneReader:
         for _, ino in wells:
             if ino == well.ino:
                 break
-            if self.tree.node(ino).kind is Kind.WELL:
+            entry = self.tree.get(ino)
+            if entry is not None and entry.kind is Kind.WELL:
                 previous = ino
         in_order = last is not None and previous == last
         self._in_order[plate.ino] = in_order
