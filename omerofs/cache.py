@@ -18,12 +18,16 @@ Contract
   cached nor in flight, on ``prefetch_workers`` threads. Prefetched bytes that
   no demand read has used yet (including the size hints of queued and running
   prefetches) never exceed ``prefetch_budget``, so prefetch cannot push out
-  more than that share of what demand reads keep. At most
-  ``prefetch_workers * 2`` prefetches are outstanding. A ``get`` of a key whose
-  prefetch is running joins it; a ``get`` of a key whose prefetch is still
+  more than that share of what demand reads keep. At most ``max_pending``
+  (default ``prefetch_workers * 2``) prefetches are outstanding. A ``get`` of a
+  key whose prefetch is running joins it; a ``get`` of a key whose prefetch is still
   queued takes the fetch over on its own thread (it never waits behind the
   queue). Prefetch errors are logged at debug level on ``omerofs.cache`` and
   only reach a ``get`` that joined that flight.
+* **Lanes.** Each prefetch worker has its own FIFO queue; ``lane(key)`` (default:
+  the key's hash) picks the queue. Keys that share a lane are fetched in order on
+  one thread, so a fetch that keeps per-thread state (a RawPixelsStore pointed at
+  one image) finds it ready for the next key of the same group.
 * **Fast path.** ``peek(key)`` takes the lock once, never waits for a fetch,
   never logs: safe to call on the event loop thread.
 * **Threads.** One lock guards all state. ``fetch`` and ``size_hint`` are
@@ -47,6 +51,7 @@ counts entries pushed out by the byte budget (not discards).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import OrderedDict
@@ -121,7 +126,9 @@ class PlaneCache(Generic[K]):
     ``prefetch_workers`` threads (0 disables prefetch) serve ``prefetch()``;
     ``prefetch_budget`` (default ``budget_bytes // 2``) bounds prefetched,
     not-yet-read bytes; ``size_hint(key)``, when given, predicts ``len(fetch(key))``
-    so a prefetch that would not fit is skipped before anything is fetched.
+    so a prefetch that would not fit is skipped before anything is fetched;
+    ``lane(key)``, when given, groups keys onto one prefetch thread (see Lanes);
+    ``max_pending`` bounds the prefetches queued or running.
     """
 
     def __init__(
@@ -132,6 +139,8 @@ class PlaneCache(Generic[K]):
         prefetch_workers: int = 4,
         prefetch_budget: int | None = None,
         size_hint: Callable[[K], int] | None = None,
+        lane: Callable[[K], int] | None = None,
+        max_pending: int | None = None,
     ):
         if budget_bytes < 0:
             raise ValueError(f"budget_bytes must be >= 0, got {budget_bytes}")
@@ -148,12 +157,13 @@ class PlaneCache(Generic[K]):
         self._budget = budget_bytes
         self._prefetch_budget = prefetch_budget
         self._size_hint = size_hint
-        self._max_pending = prefetch_workers * 2
-        self._executor = (
-            ThreadPoolExecutor(max_workers=prefetch_workers, thread_name_prefix="omerofs-prefetch")
-            if prefetch_workers
-            else None
-        )
+        self._max_pending = prefetch_workers * 2 if max_pending is None else max_pending
+        self._lane = lane or hash
+        # one single-thread executor per lane: FIFO per group of keys, threads
+        # started only when a lane gets its first task
+        self._lanes = [ThreadPoolExecutor(max_workers=1,
+                                          thread_name_prefix=f"omerofs-prefetch-{i}")
+                       for i in range(prefetch_workers)]
 
         self._lock = threading.Lock()
         self._entries: OrderedDict[K, _Entry] = OrderedDict()  # LRU first
@@ -232,8 +242,7 @@ class PlaneCache(Generic[K]):
         the prefetch budget; stops at the queue bound, when the budget is full,
         or after ``close()``. Never raises for a fetch or size_hint failure.
         """
-        executor = self._executor
-        if executor is None:
+        if not self._lanes:
             return 0
         scheduled = 0
         for key in keys:
@@ -272,6 +281,7 @@ class PlaneCache(Generic[K]):
                 self._reserved += flight.reserved
                 self._pending += 1
             try:
+                executor = self._lanes[self._lane(key) % len(self._lanes)]
                 future = executor.submit(self._run_prefetch, key, flight)
             except RuntimeError:  # close() shut the executor down meanwhile
                 with self._lock:
@@ -283,6 +293,16 @@ class PlaneCache(Generic[K]):
             future.add_done_callback(self._prefetch_done)
             scheduled += 1
         return scheduled
+
+    def wait_prefetches(self) -> None:
+        """Block until every prefetch queued so far has finished (each lane runs
+        its tasks in order: a no-op queued behind them ends after them)."""
+        waits = []
+        for executor in self._lanes:
+            with contextlib.suppress(RuntimeError):  # shut down: nothing queued
+                waits.append(executor.submit(lambda: None))
+        for future in waits:
+            future.result()
 
     # -- invalidation and lifecycle -------------------------------------------
 
@@ -316,8 +336,8 @@ class PlaneCache(Generic[K]):
             # Set first: a worker that dequeues a task from now on skips it
             # even if the executor has not cancelled it yet.
             self._closed = True
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+        for executor in self._lanes:
+            executor.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             # Tasks cancelled by shutdown never ran: withdraw their flights
             # (QUEUED flights have no waiters) and their reservations.

@@ -88,6 +88,7 @@ def _mount_config(s: dict[str, Any]) -> Any:
                        cache_bytes=s["cache_mb"] << 20,
                        timeouts=Timeouts(root_ttl=s["root_ttl"], plate_ttl=s["plate_ttl"]),
                        prefetch=s["prefetch"], workers=s["workers"],
+                       readahead_kb=s["readahead_kb"],
                        call_timeout=max(2 * s["timeout"], 30.0),
                        allow_other=s["allow_other"], uid=s.get("uid"), gid=s.get("gid"),
                        debug=s["debug"], log_file=s.get("log_file"),

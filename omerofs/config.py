@@ -124,6 +124,15 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         doc=(
         "Planes fetched ahead of a reader that opens a plane file (0: off). Prefetching "
         "uses ``min(N, 8)`` threads.")),
+    # 1024: one FUSE read per 1 MiB read(2) instead of eight of 128 KiB (benchmarks/
+    # per_file.py counts them); the kernel caps a request at 1 MiB anyway
+    Key("readahead_kb", int, 1024, "kernel readahead of the mount in KiB (0: kernel default)",
+        minimum=0,
+        doc=(
+        "Kernel readahead of the mount, in KiB, set in ``/sys/class/bdi`` when the mount "
+        "starts (0: leave the kernel's default, 128 KiB). Larger readahead means fewer, "
+        "larger read requests per file. Needs write access to sysfs (root); otherwise "
+        "the mount logs that it keeps the default and goes on.")),
     Key("workers", int, 16, "concurrent server calls", minimum=1,
         doc=(
         "At most this many filesystem requests wait on the server at once (a "

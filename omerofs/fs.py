@@ -14,9 +14,11 @@ Rules every handler follows:
   (an exception escaping a pyfuse3 handler would end the mount).
 
 Kernel cache lifetimes (seconds): plane files and well directories keep
-their attributes and names for ``plate_ttl`` (their content never changes;
-their listing changes only if the plate does); plate directories at the root
-for ``root_ttl``, the interval at which new plates show up.
+their names for ``plate_ttl`` (their listing changes only if the plate
+does); the attributes of acquired planes and stacks, which never change, for
+:data:`IMMUTABLE_ATTR_TTL`, those of wells for ``plate_ttl``; plate
+directories at the root for ``root_ttl``, the interval at which new plates
+show up.
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ ERRNO: dict[type[Exception], int] = {
     gwerr.InvalidRequest: errno.EINVAL,
     gwerr.ServerUnavailable: errno.EIO,
 }
+
+#: seconds the kernel keeps the attributes of files whose attributes never
+#: change (planes of acquired plates, per-site stacks): a day, refreshed by
+#: any lookup of the name meanwhile
+IMMUTABLE_ATTR_TTL = 86400.0
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -142,7 +149,11 @@ class OmeroFS(pyfuse3.Operations):
         self._files: dict[int, tuple[int, bool]] = {}  # fh -> (inode, opened for writing)
         self._snapshots: dict[int, bytes] = {}  # fh -> status document
         self._next_fh = 1
-        self.counters: dict[str, int] = {"reads": 0, "read_bytes": 0, "cache_fast_reads": 0}
+        #: requests the kernel sent, by kind, and read figures (the status document's
+        #: ``fs``): how much per-file work the kernel's caches save shows here
+        self.counters: dict[str, int] = {"reads": 0, "read_bytes": 0, "cache_fast_reads": 0,
+                                         "lookups": 0, "getattrs": 0, "opens": 0,
+                                         "flushes": 0, "releases": 0, "opendirs": 0}
 
     # --- helpers ----------------------------------------------------------------------------
     async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
@@ -181,6 +192,11 @@ class OmeroFS(pyfuse3.Operations):
         ns_time = int(node.mtime * 1e9)
         a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = ns_time
         a.entry_timeout = a.attr_timeout = self._ttl(node)
+        if immutable and node.kind in (Kind.PLANE, Kind.STACK):
+            # an acquired plane's size, mode and times never change (OMERO pixels
+            # are write-once): the kernel need not ask again while it holds the
+            # inode. Its *name* keeps plate_ttl: a reload may drop the image.
+            a.attr_timeout = IMMUTABLE_ATTR_TTL
         if immutable:
             self._attrs[node.ino] = a
         return a
@@ -189,6 +205,7 @@ class OmeroFS(pyfuse3.Operations):
     @handler
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None
                      ) -> pyfuse3.EntryAttributes:
+        self.counters["lookups"] += 1
         text = _name(name, "lookup")
         if text == ".":
             node = self.ns.node(parent_inode)
@@ -219,10 +236,12 @@ class OmeroFS(pyfuse3.Operations):
 
     @handler
     async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        self.counters["getattrs"] += 1
         return self._attr(self.ns.node(inode))
 
     @handler
     async def opendir(self, inode: int, ctx: Any = None) -> int:
+        self.counters["opendirs"] += 1
         node = self.ns.node(inode)
         if not node.is_dir:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
@@ -279,6 +298,7 @@ class OmeroFS(pyfuse3.Operations):
 
     @handler
     async def open(self, inode: int, flags: int, ctx: Any = None) -> pyfuse3.FileInfo:
+        self.counters["opens"] += 1
         writable = flags & os.O_ACCMODE != os.O_RDONLY
         truncate = bool(flags & os.O_TRUNC)
         node = self.ns.check_open(inode, writable, truncate)
@@ -332,6 +352,7 @@ class OmeroFS(pyfuse3.Operations):
 
     @handler
     async def flush(self, fh: int) -> None:
+        self.counters["flushes"] += 1
         ino, writable = self._files[fh]
         if writable:  # close(): the upload's result is close()'s result
             await self._blocking(self.ns.flush, ino)
@@ -344,6 +365,7 @@ class OmeroFS(pyfuse3.Operations):
 
     @handler
     async def release(self, fh: int) -> None:
+        self.counters["releases"] += 1
         ino, writable = self._files.pop(fh)
         self._snapshots.pop(fh, None)
         if writable:

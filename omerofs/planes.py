@@ -17,7 +17,16 @@ from .gateway import FileAnnotationInfo, Gateway, ImageInfo, PlaneIndex
 from .tree import Kind, Node, PlaneState, Tree, file_key
 
 #: bytes of planes a sequential reader should find fetched ahead of it
-PREFETCH_BYTES = 8 << 20
+PREFETCH_BYTES = 32 << 20
+
+
+def _image_lane(key: Hashable) -> int:
+    """Prefetches of one image's planes run on one thread, in order: the gateway
+    keeps a RawPixelsStore per thread and image, so the image's first plane pays
+    the ``setPixelsId`` and the others reuse it (spread over every prefetch
+    thread, nearly every plane paid one: 125 per 128 planes, benchmarks/per_file.py)."""
+    assert isinstance(key, tuple)
+    return hash(key[1]) if key[0] == "file" else hash(key[0])
 
 
 class PlaneReader:
@@ -31,12 +40,19 @@ class PlaneReader:
         self.prefetch_depth = prefetch_depth
         self.cache: PlaneCache[Hashable] = PlaneCache(
             self._fetch, cache_budget, prefetch_workers=prefetch_workers if prefetch_depth else 0,
-            size_hint=self._size_hint)
+            size_hint=self._size_hint, lane=_image_lane,
+            # four per lane: with one image per lane, a lane holds its image's next
+            # planes while the others work (benchmarks/per_file.py at 5 ms)
+            max_pending=4 * prefetch_workers)
         #: what the cache fetches, by key: the image of a plane key
         self._images: dict[int, ImageInfo] = {}
         #: planes read to their end through keep_cache: the kernel holds them (it
         #: may drop them under memory pressure; a read then simply fetches again)
         self._in_page_cache: set[Hashable] = set()
+        #: per plate (inode): the well of the last plane opened, and whether the
+        #: reader came to it from the well before (see _whole_plate_reader)
+        self._last_well: dict[int, int] = {}
+        self._in_order: dict[int, bool] = {}
 
     def close(self) -> None:
         self.cache.close()
@@ -121,13 +137,36 @@ class PlaneReader:
     def _prefetch_planes(self, state: PlaneState) -> int:
         """How many planes to fetch ahead: ``prefetch_depth``, or as many as
         make PREFETCH_BYTES for small planes (a 512 KiB plane is over before
-        one 5 ms round trip of the next fetch), at most 4x the depth."""
+        one 5 ms round trip of the next fetch), at most 8x the depth."""
         by_bytes = -(-PREFETCH_BYTES // max(state.image.plane_bytes, 1))
-        return min(max(self.prefetch_depth, by_bytes), 4 * self.prefetch_depth)
+        return min(max(self.prefetch_depth, by_bytes), 8 * self.prefetch_depth)
+
+    def _whole_plate_reader(self, plate: Node, well: Node, wells: list[tuple[str, int]]
+                            ) -> bool:
+        """Does this plate's reader go through the wells in order? True once a
+        plane of a well was opened right after planes of the well before it, until
+        an open elsewhere. A reader given some wells of a plate (one node of a
+        cluster, partitioned by well) never crosses into a well it will not read,
+        where prefetching would fetch planes nobody reads here (tree lock held)."""
+        last = self._last_well.get(plate.ino)
+        if last == well.ino:
+            return self._in_order.get(plate.ino, False)
+        self._last_well[plate.ino] = well.ino
+        previous = None
+        for _, ino in wells:
+            if ino == well.ino:
+                break
+            entry = self.tree.get(ino)
+            if entry is not None and entry.kind is Kind.WELL:
+                previous = ino
+        in_order = last is not None and previous == last
+        self._in_order[plate.ino] = in_order
+        return in_order
 
     def prefetch_after(self, node: Node) -> int:
         """Non-blocking: start fetching the planes a sequential reader of this
-        plate will open next (the following files in name order, across wells).
+        plate will open next: the following files of the well in name order, and
+        across wells once the reader went from one well to the next.
         Returns how many fetches were started."""
         if not self.prefetch_depth or node.kind is not Kind.PLANE:
             return 0
@@ -142,8 +181,9 @@ class PlaneReader:
             if pos is None:
                 return 0
             following = [i for _, i in names[pos + 1:pos + 1 + depth]]
-            if len(following) < depth:  # continue into the next wells
-                wells = plate.dir.listing()
+            wells = plate.dir.listing()
+            if self._whole_plate_reader(plate, well, wells) and len(following) < depth:
+                # continue into the next wells
                 wpos = next((i for i, (n, _) in enumerate(wells) if n == well.name), len(wells))
                 for _, wino in wells[wpos + 1:]:
                     nxt = tree.node(wino)

@@ -680,3 +680,28 @@ def test_concurrent_stress_invariants() -> None:
     cached = [v for v in (cache.peek(k) for k in range(70)) if v is not None]
     assert sum(map(len, cached)) == s.bytes_used
     assert len(cached) == s.entries
+
+
+def test_prefetch_lanes_fetch_a_group_on_one_thread_in_order() -> None:
+    """Keys of one lane run on one prefetch thread, in the order given, so a fetch
+    keeping per-thread state for a group (a RawPixelsStore set to one image) keeps
+    it for the whole group; different lanes run on different threads."""
+    lock = threading.Lock()
+    threads: dict[int, set[int]] = {}
+    order: list[tuple[int, int]] = []
+
+    def fetch(key: tuple[int, int]) -> bytes:
+        with lock:
+            threads.setdefault(key[0], set()).add(threading.get_ident())
+            order.append(key)
+        return b"x"
+
+    keys = [(group, i) for i in range(5) for group in range(3)]  # groups interleaved
+    with PlaneCache(fetch, 1 << 20, prefetch_workers=3, lane=lambda k: k[0],
+                    max_pending=len(keys)) as cache:
+        assert cache.prefetch(keys) == len(keys)
+        wait_until(lambda: cache.stats().entries == len(keys))
+    assert all(len(t) == 1 for t in threads.values()), threads
+    assert len(set().union(*threads.values())) == 3
+    for group in range(3):
+        assert [i for g, i in order if g == group] == list(range(5))

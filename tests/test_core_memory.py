@@ -336,24 +336,28 @@ def test_rename_into_a_user_directory_moves_the_annotation_path(gw, tmp_path):
 
 
 def test_prefetch_crosses_into_the_next_well_past_plate_files(gw, tmp_path):
-    """A plate-level file sorting between two wells (A1.csv between A01 and
-    B01) is no well to prefetch from (the soak found the crash)."""
+    """A plate-level file sorting between two wells (B1.csv between B01 and
+    C01) is no well to prefetch from (the soak found the crash), nor to come
+    from: a reader of A01 then B01 goes through the wells in order."""
     plate = gw.create_plate("p1")
     planes = {PlaneIndex(0, 0, 0): np.zeros((2, 3), ">u2").tobytes()}
-    for row in (0, 1):
+    for row in (0, 1, 2):
         well_id = gw.create_well(plate.id, row, 0)
-        gw.create_image(well_id, f"{'AB'[row]}01_s001", 3, 2, 1, 1, 1, "uint16", planes)
+        gw.create_image(well_id, f"{'ABC'[row]}01_s001", 3, 2, 1, 1, 1, "uint16", planes)
     ns = Namespace(gw, 16 << 20, timeouts=Timeouts(), spool=Spool(tmp_path / "spool"),
                    clock=Clock(), prefetch_depth=4)
     try:
         p = plate_dir(ns, "p1")
         write_file(ns, p.ino, "A1.csv", b"x")
-        ns.mkdir(p.ino, "A2notes")
+        write_file(ns, p.ino, "B1.csv", b"x")
+        ns.mkdir(p.ino, "B2notes")
         a01 = ns.lookup(p.ino, "A01")
-        last = ns.lookup(a01.ino, "A01_s001_z000_c000.tif")
-        assert [n for n, _ in ns.listing(p.ino)] == [".omerofs", "A01", "A1.csv", "A2notes",
-                                                    "B01"]
-        assert ns.prefetch_after(last.ino) == 1  # the plane of B01
+        b01 = ns.lookup(p.ino, "B01")
+        assert [n for n, _ in ns.listing(p.ino)] == [".omerofs", "A01", "A1.csv", "B01",
+                                                    "B1.csv", "B2notes", "C01"]
+        assert ns.prefetch_after(ns.lookup(a01.ino, "A01_s001_z000_c000.tif").ino) == 0
+        last = ns.lookup(b01.ino, "B01_s001_z000_c000.tif")
+        assert ns.prefetch_after(last.ino) == 1  # the plane of C01
     finally:
         ns.close()
 

@@ -152,19 +152,26 @@ def test_inodes_are_stable_across_reloads(server, gw):
 
 
 def test_prefetch_follows_name_order_across_wells(server, gw):
-    seeded = server.seed(PlateSpec(name="pf", rows=1, columns=2, fields=1, size_c=2))
+    """Once the reader went from one well to the next (A01 then A02), prefetch
+    continues into the following well (A03); before that it stays in the well."""
+    seeded = server.seed(PlateSpec(name="pf", rows=1, columns=3, fields=1, size_c=2))
     ns = make_ns(gw, prefetch_depth=3)
     try:
         plate = plate_node(ns, seeded.plate_id)
         ns.load(plate.ino)
         a01 = ns.lookup(plate.ino, "A01")
-        last = ns.lookup(a01.ino, "A01_s001_z000_c001.tif")
-        assert ns.prefetch_after(last.ino) == 2  # both planes of A02
-        ns.cache.close()  # waits for running prefetches
+        a02 = ns.lookup(plate.ino, "A02")
+        assert ns.prefetch_after(ns.lookup(a01.ino, "A01_s001_z000_c001.tif").ino) == 0
+        last = ns.lookup(a02.ino, "A02_s001_z000_c001.tif")
+        assert ns.prefetch_after(last.ino) == 2  # both planes of A03
+        # one image: its planes are fetched one after the other on one prefetch
+        # thread, and close() would cancel the one still queued
+        ns.cache.wait_prefetches()
+        ns.cache.close()
         stats = ns.cache.stats()
         assert stats.prefetches == 2 and stats.entries == 2
-        a02 = ns.lookup(plate.ino, "A02")
-        for name, ino in ns.listing(a02.ino):
+        a03 = ns.lookup(plate.ino, "A03")
+        for name, ino in ns.listing(a03.ino):
             off = ns.node(ino).plane.tiff.data_offset
             assert ns.read_cached(ino, off, 2) is not None, name
     finally:
