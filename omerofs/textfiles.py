@@ -458,6 +458,10 @@ class TextFiles:
     def _upload_leftover(self, entry: Entry) -> bool:
         """An entry no node holds (a previous mount's): upload and remove it."""
         spool = self.tree.require_spool()
+        if entry.upload.annotation_id is None and not entry.ambiguous:
+            # the mount that left it may have died during its upload, after the
+            # server stored it: look for that copy first rather than make a second
+            entry = spool.update(entry, ambiguous=True)
         try:
             ann = upload(self.gateway, spool, entry)
         except GatewayError as e:

@@ -81,6 +81,18 @@ class Mount:
         self.proc = None
         return code
 
+    def crash(self) -> None:
+        """Kill the mount process hard (SIGKILL: no unmount, no final uploads,
+        nothing flushed), as a crash would, and clear the dead kernel mount the
+        way an admin would (``fusermount3 -uz``), so that :meth:`start` can
+        mount again. What the dead mount left in its spool stays there."""
+        assert self.proc is not None, "not running"
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+        subprocess.run(["fusermount3", "-uz", str(self.mountpoint)], check=True,
+                       capture_output=True)
+
     def expect_errors(self, *patterns: str) -> Mount:
         """Declare ERROR lines this test provokes on purpose (regular expressions)."""
         self.expected_errors.extend(patterns)

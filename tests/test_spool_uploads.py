@@ -188,6 +188,35 @@ def test_an_ambiguous_create_adopts_the_copy_the_server_kept(gw, tmp_path, caplo
                                         ("r.csv", "", b"payload")]
 
 
+def test_a_file_changed_after_an_ambiguous_create_replaces_the_kept_copy(gw, tmp_path):
+    """Found by the shadow model: the server kept a failed create's bytes, the
+    file was written again before the retry; the retry must rewrite that copy,
+    not make a second annotation beside it."""
+    p = gw.create_plate("p")
+    spool = Spool(tmp_path / "s")
+    e = spool.create(plan(p.id), PENDING, b"first")
+    gw.fail_after("create_file_annotation")
+    with pytest.raises(ServerUnavailable):
+        upload(gw, spool, e)
+    again = spool.get(e.id)
+    assert again is not None and again.ambiguous and len(again.tried) == 1
+    spool.truncate(e.id, 0)
+    spool.write(e.id, 0, b"second, longer")
+    kept = gw.list_file_annotations(p.id)[0]
+    ann = upload(gw, spool, again)
+    assert ann.id == kept.id
+    assert stored(gw, p.id) == [("r.csv", "", b"second, longer")]
+    # the record of the attempts ends with the upload
+    done = after_upload(spool, again, ann, keep=True)
+    assert done is not None and done.tried == [] and not done.ambiguous
+    # a same-named copy with bytes no attempt sent is someone else's: left alone
+    e2 = spool.create(plan(p.id, name="q.csv"), PENDING, b"mine")
+    gw.create_file_annotation(Target(TargetKind.PLATE, p.id), "q.csv", b"other")
+    upload(gw, spool, spool.update(e2, ambiguous=True, tried=["0" * 64]))
+    assert sorted(stored(gw, p.id)) == [("q.csv", "", b"mine"), ("q.csv", "", b"other"),
+                                        ("r.csv", "", b"second, longer")]
+
+
 def test_a_move_deletes_the_old_annotation_only_once_the_new_one_exists(gw, tmp_path, caplog):
     p = gw.create_plate("p")
     old = gw.create_file_annotation(Target(TargetKind.PLATE, p.id), "a.csv", b"x")
