@@ -426,6 +426,19 @@ class Listings:
             for ann in sorted(placed.get(dino, []), key=lambda a: a.id):
                 self._place(plate, dino, ann)
 
+    def _left_by_failed_upload(self, ino: int, ann: FileAnnotationInfo) -> bool:
+        """Is ``ann`` what an ambiguous (possibly stored) upload of the local
+        file ``ino`` left on the server? Then it is that file, not a second one
+        to list beside it under a disambiguated name."""
+        node = self.tree.get(ino)
+        f = node.fstate if node is not None else None
+        e = f.entry if f is not None else None
+        if f is None or e is None or f.ann is not None or not e.ambiguous:
+            return False
+        u = e.upload
+        return (u.name, u.path, u.target_kind, u.target_id) == (
+            ann.name, ann.path, ann.target.kind.value, ann.target.id)
+
     def _place(self, plate: Node, dino: int, ann: FileAnnotationInfo) -> None:
         d = self.tree.node(dino).dir
         known = self.tree.known_inode(("ann", ann.id))
@@ -437,6 +450,8 @@ class Listings:
         name = ann.name
         taken = d.children or {}
         if name in taken and taken[name] != known:
+            if self._left_by_failed_upload(taken[name], ann):
+                return  # that file's own copy: its retry adopts it (uploads.py)
             name = layout.disambiguated(ann.name, ann.id)
         # first seen from the server: a stable mtime (the plate's), so that
         # tools comparing times (rsync, make) see the same value on every reload

@@ -343,28 +343,28 @@ class WritableArea(RuleBasedStateMachine):
             if s.made is None and s.complete():
                 s.made, s.listed = s.grid(), set()
 
-    @precondition(lambda self: hasattr(self, "mnt") and not self.fds)
-    @rule()
-    def remount(self) -> None:
-        # the unmount makes the complete sites (and logs the others) and uploads
-        # what is pending; the next mount puts leftover planes back into sites
-        if any(s.planes and s.made is None and not s.complete() for s in self.sites.values()):
-            self.mnt.expect_errors(SITE_GAP[0])
-        assert self.mnt.stop() == 0
-        self._restarted()
-        self._count("remount")
-
     @precondition(lambda self: hasattr(self, "mnt"))
-    @rule()
-    def crash(self) -> None:
-        """SIGKILL, descriptors open or not: nothing of the dead mount's is
-        lost or duplicated once the next mount has synced."""
-        self.mnt.crash()
-        for fd in self.fds:
-            os.close(fd)  # a descriptor of the dead mount: only closing is left
-        self.fds.clear()  # their bytes were written through: they are in the spool
+    @rule(crash=st.booleans())
+    def restart(self, crash: bool) -> None:
+        """A clean remount, or a crash (SIGKILL) then a mount: nothing the
+        mount accepted is lost or duplicated once the next mount has synced.
+        A clean unmount needs no descriptor open: with one, it is a crash."""
+        crashed = crash or bool(self.fds)
+        if crashed:
+            self.mnt.crash()
+            for fd in self.fds:
+                os.close(fd)  # a descriptor of the dead mount: only closing is left
+            # what was written through them is in the spool: the next mount uploads it
+            self.fds.clear()
+        else:
+            # the unmount makes the complete sites (and logs the others) and
+            # uploads what is pending; the next mount puts leftover planes back
+            if any(s.planes and s.made is None and not s.complete()
+                   for s in self.sites.values()):
+                self.mnt.expect_errors(SITE_GAP[0])
+            assert self.mnt.stop() == 0
         self._restarted()
-        self._count("crash")
+        self._count("crash" if crashed else "remount")
 
     def _restarted(self) -> None:
         self.mnt.start()

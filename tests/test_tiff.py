@@ -47,6 +47,19 @@ SHAPES = [(1, 1), (7, 3), (1, 9), (13, 1), (33, 17), (64, 48)]
 PILLOW_TYPES = ["uint8", "int16", "uint16", "int32", "float"]
 NOT_PILLOW_TYPES = sorted(set(PIXEL_TYPES) - set(PILLOW_TYPES))
 
+#: Written out by hand from the TIFF 6.0 specification and docs/tiff.rst, not
+#: taken from omerofs.tiff: BitsPerSample (tag 258) and SampleFormat (tag 339:
+#: 1 unsigned integer, 2 two's complement signed integer, 3 IEEE floating point,
+#: TIFF 6.0 section 19) of each OMERO pixel type.
+SPEC_BITS_AND_FORMAT = {
+    "int8": (8, 2), "uint8": (8, 1), "int16": (16, 2), "uint16": (16, 1),
+    "int32": (32, 2), "uint32": (32, 1), "float": (32, 3), "double": (64, 3),
+}
+#: field types (TIFF 6.0 section 2; LONG8 from the BigTIFF design)
+SHORT, LONG, RATIONAL, LONG8 = 3, 4, 5, 16
+#: where the pixels start in every served file (docs/tiff.rst: one 256-byte header)
+HEADER_BYTES = 256
+
 TIFFINFO = shutil.which("tiffinfo")
 needs_tiffinfo = pytest.mark.skipif(TIFFINFO is None, reason="libtiff-tools not installed")
 
@@ -126,8 +139,8 @@ def parse_ifd(header: bytes) -> tuple[bool, list[tuple[int, int, int, int]], int
 @pytest.mark.parametrize(("width", "height"), SHAPES)
 def test_sizes(pixel_type: str, width: int, height: int) -> None:
     layout, plane, data = tiff_bytes(pixel_type, width, height)
-    itemsize = PIXEL_TYPES[pixel_type].itemsize
-    assert layout.data_offset == DATA_OFFSET == len(layout.header)
+    itemsize = SPEC_BITS_AND_FORMAT[pixel_type][0] // 8
+    assert layout.data_offset == DATA_OFFSET == HEADER_BYTES == len(layout.header)
     assert layout.data_size == width * height * itemsize == plane.nbytes
     assert layout.file_size == len(data) == DATA_OFFSET + layout.data_size
     assert not layout.is_bigtiff
@@ -136,27 +149,52 @@ def test_sizes(pixel_type: str, width: int, height: int) -> None:
 @pytest.mark.parametrize("pixel_type", sorted(PIXEL_TYPES))
 def test_header_tags(pixel_type: str) -> None:
     width, height = 33, 17
-    dtype = PIXEL_TYPES[pixel_type]
+    bits, sample_format = SPEC_BITS_AND_FORMAT[pixel_type]
     bigtiff, entries, next_ifd = parse_ifd(layout_for(width, height, pixel_type).header)
     assert not bigtiff
     assert next_ifd == 0
-    tags = [e[0] for e in entries]
-    assert tags == sorted(tags) and len(set(tags)) == len(tags)
-    values = {tag: value for tag, _typ, _n, value in entries}
-    assert all(n == 1 for _tag, _typ, n, _value in entries)
-    assert values == {
-        256: width,
-        257: height,
-        258: dtype.itemsize * 8,
-        259: 1,
-        262: 1,
-        273: DATA_OFFSET,
-        277: 1,
-        278: height,
-        279: width * height * dtype.itemsize,
-        284: 1,
-        339: {"u": 1, "i": 2, "f": 3}[dtype.kind],
-    }
+    # (tag, field type, count, value), in ascending tag order as TIFF 6.0 requires
+    assert entries == [
+        (256, LONG, 1, width),  # ImageWidth
+        (257, LONG, 1, height),  # ImageLength
+        (258, SHORT, 1, bits),  # BitsPerSample
+        (259, SHORT, 1, 1),  # Compression: none
+        (262, SHORT, 1, 1),  # PhotometricInterpretation: BlackIsZero
+        (273, LONG, 1, 256),  # StripOffsets: right after the 256-byte header
+        (277, SHORT, 1, 1),  # SamplesPerPixel
+        (278, LONG, 1, height),  # RowsPerStrip: one strip
+        (279, LONG, 1, width * height * bits // 8),  # StripByteCounts
+        (284, SHORT, 1, 1),  # PlanarConfiguration: chunky
+        (339, SHORT, 1, sample_format),  # SampleFormat
+    ]
+
+
+def test_bigtiff_header_tags() -> None:
+    # past 4 GiB the offsets and byte counts no longer fit a LONG: LONG8
+    width, height = 2**32 - 256, 1
+    bigtiff, entries, next_ifd = parse_ifd(layout_for(width, height, "uint8").header)
+    assert bigtiff and next_ifd == 0
+    assert entries == [
+        (256, LONG, 1, width), (257, LONG, 1, 1), (258, SHORT, 1, 8), (259, SHORT, 1, 1),
+        (262, SHORT, 1, 1), (273, LONG8, 1, 256), (277, SHORT, 1, 1), (278, LONG, 1, 1),
+        (279, LONG8, 1, width), (284, SHORT, 1, 1), (339, SHORT, 1, 1),
+    ]
+
+
+def test_calibrated_header_tags_in_tifffile(tmp_path: Path) -> None:
+    """The tags calibration adds, as an independent reader sees them."""
+    _layout, _plane, path = calibrated("uint16", 7, 3, META, tmp_path)
+    with tifffile.TiffFile(path) as tif:
+        tags = {t.code: (t.dtype, t.count, t.value) for t in tif.pages[0].tags.values()}
+    assert tags[270][0] == 2 and tags[270][2].startswith("<?xml")  # ImageDescription ASCII
+    assert tags[282][:2] == (RATIONAL, 1) and tags[283][:2] == (RATIONAL, 1)
+    # pixels per centimetre (ResolutionUnit 3): 0.65 um -> 10000 / 0.65 per cm
+    x_num, x_den = tags[282][2]
+    y_num, y_den = tags[283][2]
+    assert x_num / x_den == pytest.approx(10000 / 0.65, rel=1e-9)
+    assert y_num / y_den == pytest.approx(10000 / 0.325, rel=1e-9)
+    assert tags[296] == (SHORT, 1, 3)  # ResolutionUnit: centimetre
+    assert tags[258] == (SHORT, 1, 16) and tags[339] == (SHORT, 1, 1)
 
 
 def test_header_golden_bytes() -> None:
