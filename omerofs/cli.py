@@ -336,6 +336,9 @@ def _refresh(args: argparse.Namespace) -> int:
             print(f"omerofs: {args.path} is not inside {mnt}", file=sys.stderr)
             return 2
     path = "" if path == "." else path
+    if not (mnt / ".omerofs-status").is_file():  # elsewhere the attribute would be kept
+        print(f"omerofs: {mnt} is not an omerofs mount", file=sys.stderr)
+        return 1
     try:
         os.setxattr(mnt, REFRESH, path.encode())
     except OSError as e:

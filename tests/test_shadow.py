@@ -545,3 +545,49 @@ def test_writable_area_matches_its_shadow_model(server, tmp_path):
     print(f"shadow model: {EXAMPLES} examples, {STATS['steps']} effective steps, "
           f"{len(STATS['states'])} distinct states, up to {STATS['max_files']} files; "
           f"steps by rule: {dict(sorted(STATS['rules'].items()))}")
+
+
+def test_refresh_shows_another_clients_changes_at_once(server, tmp_path, run_cli):
+    """``omerofs refresh``: another client's new and deleted files are seen by
+    the very next call, with listing TTLs far longer than the test."""
+    seeded = server.seed(PlateSpec(name="fresh", rows=1, columns=1, fields=1, size_x=4,
+                                   size_y=4))
+    pid = seeded.plate_id
+    with omero_direct.session(server.port) as sf:
+        (well_id,) = {r[0] for r in omero_direct.projection(sf, Q.PLATE_LAYOUT, pid=pid)}
+    g = OmeroGateway(server.config())
+    try:
+        old = g.create_file_annotation(Target(TargetKind.PLATE, pid), "old.csv", b"1")
+        well = g.create_file_annotation(Target(TargetKind.WELL, well_id),
+                                        "w.txt", b"w")
+        with Mount(server.port, tmp_path / "m", "--plate-ttl", "3600",
+                   "--root-ttl", "3600") as m:
+            plate = m.mountpoint / f"plate_{pid}"
+            assert (plate / "old.csv").read_bytes() == b"1"  # listed and in the kernel's cache
+            assert (plate / "A01" / "w.txt").read_bytes() == b"w"
+            g.delete_file_annotation(old.id)
+            g.delete_file_annotation(well.id)
+            g.create_file_annotation(Target(TargetKind.PLATE, pid), "new.csv", b"22")
+            assert "new.csv" not in os.listdir(plate)  # the TTL holds the old listing
+            r = run_cli("refresh", str(m.mountpoint), str(plate / "A01"))
+            assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+            assert sorted(n for n in os.listdir(plate) if n.endswith(".csv")) == ["new.csv"]
+            assert (plate / "new.csv").read_bytes() == b"22"
+            for gone in (plate / "old.csv", plate / "A01" / "w.txt"):
+                with pytest.raises(FileNotFoundError):
+                    gone.stat()  # the kernel's cached entries were dropped too
+            # everything at once, and the errors
+            assert run_cli("refresh", str(m.mountpoint)).returncode == 0
+            r = run_cli("refresh", str(m.mountpoint), "plate_999999")
+            assert r.returncode == 1
+            assert r.stderr == (f"omerofs: refresh of {m.mountpoint}/plate_999999: "
+                                f"no plate 'plate_999999' in {m.mountpoint}\n")
+            r = run_cli("refresh", str(m.mountpoint), str(tmp_path))
+            assert r.returncode == 2 and "is not inside" in r.stderr
+            with pytest.raises(OSError) as e:
+                os.setxattr(m.mountpoint, "user.other", b"x")
+            assert e.value.errno == errno.ENOTSUP
+        r = run_cli("refresh", str(tmp_path))
+        assert r.returncode == 1 and "is not an omerofs mount" in r.stderr
+    finally:
+        g.close()
