@@ -114,6 +114,8 @@ class WritableArea(RuleBasedStateMachine):
         self.pending: set[str] = set()
         self.sites: dict[int, Site] = {}  # the derived plate's sites
         self.steps = 0
+        #: restarts cost seconds: a few steps in between, so that a run does more
+        self.restarted_at = 0
 
     @initialize()
     def start(self) -> None:
@@ -128,14 +130,19 @@ class WritableArea(RuleBasedStateMachine):
         self.derived = self.mnt.mountpoint / f"derived{self.seeded.plate_id}"
         self.derived.mkdir()
         (self.derived / "A01").mkdir()
-        with omero_direct.session(srv.port) as sf:
-            (self.derived_id,) = [r[0] for r in omero_direct.projection(sf, Q.LIST_PLATES)
-                                  if r[1] == self.derived.name]
+        # one omero-py session per example for the checks (a new one per step
+        # would cost more than the step); the server outlives every remount
+        self._session = omero_direct.session(srv.port)
+        self.sf = self._session.__enter__()
+        (self.derived_id,) = [r[0] for r in omero_direct.projection(self.sf, Q.LIST_PLATES)
+                              if r[1] == self.derived.name]
 
     def teardown(self) -> None:
         for fd in self.fds:
             os.close(fd)
         STATS["max_files"] = max(STATS["max_files"], len(self.files))
+        if hasattr(self, "sf"):
+            self._session.__exit__(None, None, None)
         if hasattr(self, "mnt"):
             bad = [x for x in self.mnt.log.splitlines() if "Traceback" in x]
             self.mnt.stop()
@@ -312,7 +319,8 @@ class WritableArea(RuleBasedStateMachine):
         self.pending.add(p)
         self._count("upload_fails")
 
-    @precondition(lambda self: hasattr(self, "mnt"))
+    @precondition(lambda self: bool(self.pending) or any(
+        s.planes and s.made is None for s in self.sites.values()))
     @rule()
     def sync(self) -> None:
         """``omerofs sync``: fsync of the root uploads every pending file and
@@ -343,7 +351,7 @@ class WritableArea(RuleBasedStateMachine):
             if s.made is None and s.complete():
                 s.made, s.listed = s.grid(), set()
 
-    @precondition(lambda self: hasattr(self, "mnt"))
+    @precondition(lambda self: hasattr(self, "mnt") and self.steps - self.restarted_at >= 4)
     @rule(crash=st.booleans())
     def restart(self, crash: bool) -> None:
         """A clean remount, or a crash (SIGKILL) then a mount: nothing the
@@ -365,6 +373,7 @@ class WritableArea(RuleBasedStateMachine):
             assert self.mnt.stop() == 0
         self._restarted()
         self._count("crash" if crashed else "remount")
+        self.restarted_at = self.steps
 
     def _restarted(self) -> None:
         self.mnt.start()
@@ -428,22 +437,22 @@ class WritableArea(RuleBasedStateMachine):
         assert sorted(os.listdir(well)) == sorted(want)
         for name, arr in want.items():
             np.testing.assert_array_equal(tifffile.imread(well / name), arr, err_msg=name)
-        with omero_direct.session(type(self).server.port) as sf:
-            rows = omero_direct.projection(sf, Q.PLATE_LAYOUT, pid=self.derived_id)
-            images = {r[5]: (r[6], r[7], tuple(r[8:13]), r[13]) for r in rows
-                      if r[5] is not None}
-            made = {n: s for n, s in self.sites.items() if s.made is not None}
-            assert sorted(i[0] for i in images.values()) == sorted(
-                f"A01_s{n:03d}" for n in made)  # one image per made site, no other
-            for name, pixels, size, ptype in images.values():
-                s = made[int(name[-3:])]
-                assert s.made is not None
-                assert (size, ptype) == ((PLANE_SHAPE[1], PLANE_SHAPE[0], *s.made, 1),
-                                         "uint16")
-                for (z, c), arr in s.planes.items():
-                    got = omero_direct.plane(sf, pixels, z, c, 0, np.dtype(">u2"),
-                                             PLANE_SHAPE)
-                    np.testing.assert_array_equal(got, arr, err_msg=f"{name} z{z} c{c}")
+        sf = self.sf
+        rows = omero_direct.projection(sf, Q.PLATE_LAYOUT, pid=self.derived_id)
+        images = {r[5]: (r[6], r[7], tuple(r[8:13]), r[13]) for r in rows
+                  if r[5] is not None}
+        made = {n: s for n, s in self.sites.items() if s.made is not None}
+        assert sorted(i[0] for i in images.values()) == sorted(
+            f"A01_s{n:03d}" for n in made)  # one image per made site, no other
+        for name, pixels, size, ptype in images.values():
+            s = made[int(name[-3:])]
+            assert s.made is not None
+            assert (size, ptype) == ((PLANE_SHAPE[1], PLANE_SHAPE[0], *s.made, 1),
+                                     "uint16")
+            for (z, c), arr in s.planes.items():
+                got = omero_direct.plane(sf, pixels, z, c, 0, np.dtype(">u2"),
+                                         PLANE_SHAPE)
+                np.testing.assert_array_equal(got, arr, err_msg=f"{name} z{z} c{c}")
 
     # --- changes made by another client, directly on the server ----------------------------
     @precondition(lambda self: not {"x.csv", "y.txt"} <= set(self.files))
@@ -466,9 +475,8 @@ class WritableArea(RuleBasedStateMachine):
     def other_client_deletes(self, data: st.DataObject) -> None:
         name = data.draw(st.sampled_from(sorted({"x.csv", "y.txt"} & set(self._closed_files())
                                                 - self.pending)))
-        with omero_direct.session(type(self).server.port) as sf:
-            ann = [a for a in omero_direct.annotations(sf, self.seeded.plate_id)
-                   if a["name"] == name and a["kind"] == "Plate" and a["path"] == ""]
+        ann = [a for a in omero_direct.annotations(self.sf, self.seeded.plate_id)
+               if a["name"] == name and a["kind"] == "Plate" and a["path"] == ""]
         g = OmeroGateway(type(self).server.config())
         try:
             for a in ann:
@@ -509,8 +517,7 @@ class WritableArea(RuleBasedStateMachine):
     def server_matches_model(self) -> None:
         if not hasattr(self, "mnt"):
             return
-        with omero_direct.session(type(self).server.port) as sf:
-            anns = omero_direct.annotations(sf, self.seeded.plate_id)
+        anns = omero_direct.annotations(self.sf, self.seeded.plate_id)
         server = {}
         for a in anns:
             d = "A01" if a["kind"] == "Well" else a["path"]

@@ -29,8 +29,13 @@ from omerofs.tiff import (
     PlaneMeta,
     TiffLayout,
     _build_header,
+    channel_file_sizes,
+    decode_plane,
+    encode_ifd,
+    ifd_length,
     layout_for,
     pixel_type_of,
+    plane_layout,
     plane_meta,
     plane_to_bytes,
     resolution_rational,
@@ -62,6 +67,15 @@ HEADER_BYTES = 256
 
 TIFFINFO = shutil.which("tiffinfo")
 needs_tiffinfo = pytest.mark.skipif(TIFFINFO is None, reason="libtiff-tools not installed")
+
+
+@pytest.fixture(autouse=True)
+def _cold_caches() -> None:
+    """Every test builds the layouts it checks: one cached by an earlier test
+    (or by mutmut's stats run, which every mutant's process inherits) would
+    be served instead of running the code under test."""
+    layout_for.cache_clear()
+    resolution_rational.cache_clear()
 
 
 def make_plane(pixel_type: str, width: int, height: int) -> np.ndarray:
@@ -740,3 +754,100 @@ def test_plane_meta_of_image() -> None:
     bare = ImageInfo(id=5, name="", pixels_id=6, size_x=4, size_y=3, size_z=1, size_c=1,
                      size_t=1, pixel_type="uint8")
     assert plane_meta(bare, 0, 0, 0) == PlaneMeta(image_id=5, pixels_id=6, z=0, c=0, t=0)
+
+
+# --------------------------------------------------------------------------- IFD encoding
+
+ASCII = 2
+
+
+@pytest.mark.parametrize("bigtiff", [False, True])
+def test_encode_ifd_by_hand(bigtiff: bool) -> None:
+    """Entries given out of order, an odd-length ASCII value and a RATIONAL
+    that do not fit the value field: the bytes a reader of TIFF 6.0 (and the
+    BigTIFF design) expects, spelled out."""
+    entries = [(283, RATIONAL, (3_000_000_000, 7)), (256, LONG, 5), (270, ASCII, b"abcd"),
+               (258, SHORT, 16)]
+    out = encode_ifd(entries, bigtiff=bigtiff, offset=100, next_ifd=0)
+    assert len(out) == ifd_length(entries, bigtiff=bigtiff)
+    if bigtiff:
+        ifd = struct.pack(">Q", 4)
+        ifd += struct.pack(">HHQ", 256, LONG, 1) + struct.pack(">I", 5) + bytes(4)
+        ifd += struct.pack(">HHQ", 258, SHORT, 1) + struct.pack(">H", 16) + bytes(6)
+        ifd += struct.pack(">HHQ", 270, ASCII, 5) + b"abcd\0" + bytes(3)  # fits 8 bytes
+        ifd += struct.pack(">HHQ", 283, RATIONAL, 1) + struct.pack(">II", 3_000_000_000, 7)
+        ifd += struct.pack(">Q", 0)
+        assert out == ifd
+    else:
+        # IFD: 2 + 4 * 12 + 4 = 54 bytes at 100; values after it: the ASCII
+        # at 154 (5 bytes, padded to 6 so the next value starts even), then
+        # the RATIONAL at 160
+        ifd = struct.pack(">H", 4)
+        ifd += struct.pack(">HHI", 256, LONG, 1) + struct.pack(">I", 5)
+        ifd += struct.pack(">HHI", 258, SHORT, 1) + struct.pack(">H", 16) + bytes(2)
+        ifd += struct.pack(">HHI", 270, ASCII, 5) + struct.pack(">I", 154)
+        ifd += struct.pack(">HHI", 283, RATIONAL, 1) + struct.pack(">I", 160)
+        ifd += struct.pack(">I", 0)
+        assert out == ifd + b"abcd\0\0" + struct.pack(">II", 3_000_000_000, 7)
+        assert len(out) % 2 == 0
+
+
+@pytest.mark.parametrize("bigtiff", [False, True])
+@pytest.mark.parametrize("text", [b"", b"a", b"abc", b"abcd", b"abcdefg", b"abcdefgh",
+                                  b"x" * 21])
+def test_ifd_length_is_what_encode_ifd_writes(bigtiff: bool, text: bytes) -> None:
+    for entries in ([(270, ASCII, text)], [(270, ASCII, text), (282, RATIONAL, (1, 2))],
+                    [(282, RATIONAL, (1, 2)), (270, ASCII, text), (273, LONG8 if bigtiff
+                                                                    else LONG, 7)]):
+        out = encode_ifd(entries, bigtiff=bigtiff, offset=8, next_ifd=12345)
+        assert len(out) == ifd_length(entries, bigtiff=bigtiff), entries
+        # the next-IFD offset ends the IFD proper: 8 (BigTIFF) or 4 bytes
+        end = (8 + 20 * len(entries)) if bigtiff else (2 + 12 * len(entries))
+        fmt = ">Q" if bigtiff else ">I"
+        assert struct.unpack_from(fmt, out, end) == (12345,)
+
+
+def test_ifd_value_offsets_fit_the_classic_header_layout() -> None:
+    # where the first IFD starts (8, classic; 16, BigTIFF) decides the data offset:
+    # a header whose IFD and values need more than 256 bytes takes 512
+    desc = b"d" * 190  # 8 + 2 + 11 * 12 + 4 = 146 bytes of IFD, + 191 -> 337 > 256
+    assert DATA_OFFSET == 256
+    meta = PlaneMeta(image_name="n" * 300, image_id=1, pixels_id=2, z=0, c=0, t=0)
+    layout = layout_for(7, 3, "uint8", meta)
+    assert layout.data_offset % 256 == 0 and layout.data_offset > 256
+    assert len(layout.header) == layout.data_offset
+    assert layout.file_size == layout.data_offset + 21
+    assert len(desc) == 190
+
+
+def test_decode_plane_says_why() -> None:
+    two = io.BytesIO()
+    with tifffile.TiffWriter(two) as w:
+        w.write(np.zeros((3, 4), np.uint16))
+        w.write(np.ones((3, 4), np.uint16))
+    with pytest.raises(ValueError, match=r"^holds 2 planes, expected one$"):
+        decode_plane(two.getvalue())
+    with pytest.raises(ValueError, match=r"^not a TIFF file"):  # tifffile's, a ValueError
+        decode_plane(b"this is not a TIFF")
+    rgb = io.BytesIO()
+    tifffile.imwrite(rgb, np.zeros((3, 4, 3), np.uint8), photometric="rgb")
+    with pytest.raises(ValueError, match=r"^holds an array of shape \(3, 4, 3\), expected one"):
+        decode_plane(rgb.getvalue())
+    one = io.BytesIO()
+    tifffile.imwrite(one, np.arange(12, dtype=">i2").reshape(3, 4))
+    got = decode_plane(one.getvalue())
+    assert got.shape == (3, 4) and got.dtype == np.int16
+    np.testing.assert_array_equal(got, np.arange(12).reshape(3, 4))
+
+
+def test_channel_file_sizes_by_hand() -> None:
+    # every plane of a channel has one size while z and t keep their digits;
+    # the sizes are those of the planes' own layouts, per channel
+    image = ImageInfo(id=1, name="", pixels_id=2, size_x=4, size_y=3, size_z=2, size_c=2,
+                      size_t=3, pixel_type="uint16", channel_names=("DAPI", "GFP-long"))
+    sizes = channel_file_sizes(image)
+    assert sizes is not None and len(sizes) == 2
+    for c in range(2):
+        for z in range(2):
+            for t in range(3):
+                assert plane_layout(image, z, c, t).file_size == sizes[c], (z, c, t)
