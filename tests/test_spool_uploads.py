@@ -93,6 +93,9 @@ def test_broken_entries_are_logged_and_left_alone(tmp_path, caplog):
     assert not (tmp_path / "s" / f"{orphan.id}.json").exists()
     text = caplog.text
     assert "unreadable spool entry" in text and "has no data file" in text
+    # each line names what it is about
+    assert f"unreadable spool entry {tmp_path / 's' / 'junk.json'} (left in place): " in text
+    assert f"spool entry {orphan.id} has no data file; removing its metadata" in text
 
 
 def test_spool_dir_is_one_per_server_and_user(tmp_path):
@@ -258,3 +261,55 @@ def test_after_upload_removes_or_turns_the_entry_into_a_rewrite(gw, tmp_path):
 
 def test_states_are_the_documented_ones():
     assert (OPEN, PENDING, SCRATCH, PLANE) == ("open", "pending", "scratch", "plane")
+
+
+def test_spool_directory_files_and_removal_details(tmp_path):
+    # a spool below directories that do not exist yet (~/.cache/omerofs/spool/...)
+    spool = Spool(tmp_path / "a" / "b" / "c")
+    e = spool.create(plan(1), PENDING, b"x")
+    # the metadata is private too (it names files and plates)
+    assert stat.S_IMODE(os.stat(tmp_path / "a" / "b" / "c" / f"{e.id}.json").st_mode) == 0o600
+    spool.update(e, attempts=3)
+    assert stat.S_IMODE(os.stat(tmp_path / "a" / "b" / "c" / f"{e.id}.json").st_mode) == 0o600
+    # removing twice, or an id the spool never had, is harmless
+    spool.remove(e.id)
+    spool.remove(e.id)
+    spool.remove("0" * 32)
+    assert spool.entries() == [] and list((tmp_path / "a" / "b" / "c").iterdir()) == []
+    st_ = os.statvfs(tmp_path)
+    assert spool.free_bytes() == st_.f_bavail * st_.f_frsize
+
+
+def test_refusals_are_not_recorded_as_tried(gw, tmp_path):
+    p = gw.create_plate("p")
+    spool = Spool(tmp_path / "s")
+    e = spool.create(plan(p.id), PENDING, b"x")
+    gw.fail("create_file_annotation", error=PermissionDenied("no"))
+    with pytest.raises(PermissionDenied):
+        upload(gw, spool, e)
+    got = spool.get(e.id)
+    assert got is not None and got.tried == [] and not got.ambiguous
+
+
+def test_a_leftover_marked_ambiguous_adopts_a_copy_of_its_bytes(gw, tmp_path):
+    # what a crashed mount leaves: ambiguous, no attempt recorded (textfiles marks it)
+    p = gw.create_plate("p")
+    kept = gw.create_file_annotation(Target(TargetKind.PLATE, p.id), "r.csv", b"same",
+                                     ns=NAMESPACE)
+    spool = Spool(tmp_path / "s")
+    e = spool.create(plan(p.id), PENDING, b"same")
+    ann = upload(gw, spool, spool.update(e, ambiguous=True))
+    assert ann.id == kept.id and stored(gw, p.id) == [("r.csv", "", b"same")]
+
+
+def test_a_new_annotation_carries_the_namespace_and_the_kept_plan_its_place(gw, tmp_path):
+    p = gw.create_plate("p")
+    spool = Spool(tmp_path / "s")
+    e = spool.create(plan(p.id, name="n.csv", path="d/e"), PENDING, b"1")
+    ann = upload(gw, spool, e)
+    assert (ann.ns, ann.mimetype, ann.path) == (NAMESPACE, "text/csv", "d/e")
+    kept = after_upload(spool, e, ann, keep=True)
+    assert kept is not None
+    assert kept.upload == Upload(plate_id=p.id, target_kind="Plate", target_id=p.id,
+                                 name="n.csv", path="d/e", mimetype="text/csv",
+                                 annotation_id=ann.id, file_id=ann.file_id)
