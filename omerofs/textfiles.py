@@ -37,7 +37,7 @@ from .tree import (
     check_name,
     refuse,
 )
-from .uploads import after_upload, upload
+from .uploads import after_upload, kept_copy, upload
 
 log = logging.getLogger("omerofs.textfiles")
 
@@ -297,9 +297,31 @@ class TextFiles:
                 self.tree.drop_entry(node)
 
     # --- deleting and moving --------------------------------------------------------------
+    def _settle(self, node: Node) -> None:
+        """A pending file whose failed create may have been stored: find that
+        copy now and make it the file's annotation, before a rename, replace
+        or delete that would otherwise leave it behind on the server."""
+        f = node.file
+        entry = f.entry
+        if f.ann is not None or entry is None or not entry.ambiguous:
+            return
+        spool = self.tree.require_spool()
+        ann = kept_copy(self.gateway, spool, entry)
+        if ann is None:
+            return
+        log.info("%s: found the copy an earlier attempt left (annotation %d)", node.name,
+                 ann.id)
+        plan = dataclasses.replace(entry.upload, annotation_id=ann.id, file_id=ann.file_id)
+        fresh = spool.update(spool.get(entry.id) or entry, upload=plan, ambiguous=False,
+                             tried=[])
+        with self.tree.locked():
+            f.ann = ann
+            self.tree.bind_entry(node, fresh)
+
     def unlink(self, directory: Node, node: Node) -> None:
         """Delete a file: its annotation on the server, its spool entry."""
         f = node.file
+        self._settle(node)
         if f.ann is not None:
             with contextlib.suppress(NotFound):  # already gone: the goal is reached
                 self.gateway.delete_file_annotation(f.ann.id)
@@ -316,6 +338,10 @@ class TextFiles:
         is there now, if anything: replaced). See docs/semantics."""
         f = src.file
         text = layout.is_text_name(new)
+        if text:
+            self._settle(src)
+            if dst is not None and dst.kind is Kind.TEXT:
+                self._settle(dst)
         if not text and not layout.is_scratch_name(new):
             raise refuse(errno.EPERM, f"rename to {new}: only .json .csv .txt .tsv files are "
                                       "stored in OMERO")

@@ -64,6 +64,17 @@ def _adoptable(gateway: Gateway, u: Upload, data: bytes, tried: list[str]
     return None
 
 
+def kept_copy(gateway: Gateway, spool: Spool, entry: Entry) -> FileAnnotationInfo | None:
+    """The annotation an ambiguous attempt of ``entry`` left on the server, if
+    any (None when no attempt was ambiguous). A file renamed, replaced or
+    deleted before its retry must take that copy along, or it stays behind
+    as a second file (see docs/semantics, "No duplicates")."""
+    if not entry.ambiguous or entry.upload.annotation_id is not None:
+        return None
+    found = _adoptable(gateway, entry.upload, spool.read_all(entry.id), entry.tried)
+    return found[0] if found is not None else None
+
+
 def upload(gateway: Gateway, spool: Spool, entry: Entry) -> FileAnnotationInfo:
     """Upload ``entry`` and return the annotation now holding its bytes.
 
