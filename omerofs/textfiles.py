@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import errno
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -27,7 +28,7 @@ from . import layout
 from .gateway import FileAnnotationInfo, Gateway, GatewayError, NotFound, TargetKind
 from .listing import Listings
 from .planes import PlaneReader
-from .spool import OPEN, PENDING, PLANE, SCRATCH, Entry, Upload
+from .spool import OPEN, PENDING, PLANE, SCRATCH, Entry, Spool, Upload
 from .tree import (
     FileState,
     Kind,
@@ -53,6 +54,9 @@ class TextFiles:
         self.planes = planes
         self.max_file_bytes = max_file_bytes
         self.clock = clock
+        #: leftovers have no node (whose upload_lock serialises its uploads): the
+        #: retry task and a root fsync (omerofs sync) must not both create one
+        self._leftover_lock = threading.Lock()
 
     # --- where a file goes --------------------------------------------------------------------
     def upload_spec(self, directory: Node, name: str, old: FileAnnotationInfo | None
@@ -484,6 +488,13 @@ class TextFiles:
     def _upload_leftover(self, entry: Entry) -> bool:
         """An entry no node holds (a previous mount's): upload and remove it."""
         spool = self.tree.require_spool()
+        with self._leftover_lock:
+            current = spool.get(entry.id)
+            if current is None:
+                return True  # uploaded by the other caller meanwhile
+            return self._upload_leftover_locked(spool, current)
+
+    def _upload_leftover_locked(self, spool: Spool, entry: Entry) -> bool:
         if entry.upload.annotation_id is None and not entry.ambiguous:
             # the mount that left it may have died during its upload, after the
             # server stored it: look for that copy first rather than make a second

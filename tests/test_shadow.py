@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from hypothesis import HealthCheck, Verbosity, settings
+from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -151,11 +151,14 @@ class WritableArea(RuleBasedStateMachine):
             self.mnt.stop()
             assert not bad, bad
 
-    def _count(self, rule: str) -> None:
+    def _count(self, rule: str, detail: object = "") -> None:
         """One effective step of ``rule``; the abstract state it led to is
         recorded (which files, directories, open files, pending uploads and
         derived sites exist: not the bytes), to count distinct states."""
         self.steps += 1
+        if TRACE:
+            print(f"  {rule} {detail}: files {sorted(self.files)} pending {sorted(self.pending)} "
+                  f"open {sorted(self.fds.values())}", flush=True)
         STATS["steps"] += 1
         STATS["rules"][rule] += 1
         STATS["states"].add((
@@ -198,7 +201,7 @@ class WritableArea(RuleBasedStateMachine):
         p = self._path(self._a_dir(data), name)
         (self.root / p).write_bytes(content)
         self._set(p, content)
-        self._count("write")
+        self._count("write", p)
 
     def _set(self, p: str, content: bytes) -> None:
         self.files[p] = content
@@ -210,7 +213,7 @@ class WritableArea(RuleBasedStateMachine):
         with open(self.root / p, "ab") as f:
             f.write(content)
         self._set(p, self.files[p] + content)
-        self._count("append")
+        self._count("append", p)
 
     @precondition(_has_files)
     @rule(size=st.integers(0, 400), i=st.integers(0, 50))
@@ -218,7 +221,7 @@ class WritableArea(RuleBasedStateMachine):
         p = sorted(self.files)[i % len(self.files)]
         os.truncate(self.root / p, size)
         self._set(p, self.files[p][:size].ljust(size, b"\0"))
-        self._count("truncate")
+        self._count("truncate", p)
 
     @precondition(_has_closed_files)
     @rule(i=st.integers(0, 50), data=st.data(), name=st.sampled_from(NAMES))
@@ -234,7 +237,7 @@ class WritableArea(RuleBasedStateMachine):
             if src in self.pending or dst in self.pending:  # settled by the next sync
                 self.pending.discard(src)
                 self.pending.add(dst)
-        self._count("rename")
+        self._count("rename", (src, dst))
 
     @precondition(_has_closed_files)
     @rule(i=st.integers(0, 50))
@@ -244,7 +247,7 @@ class WritableArea(RuleBasedStateMachine):
         os.unlink(self.root / p)
         del self.files[p]
         self.pending.discard(p)
-        self._count("unlink")
+        self._count("unlink", p)
 
     # --- descriptors held open across steps --------------------------------------------------
     @precondition(lambda self: bool(self.files) and len(self.fds) < 3)
@@ -253,7 +256,7 @@ class WritableArea(RuleBasedStateMachine):
         p = sorted(self.files)[i % len(self.files)]
         fd = os.open(self.root / p, os.O_RDWR)
         self.fds[fd] = p
-        self._count("open_descriptor")
+        self._count("open_descriptor", p)
 
     @precondition(lambda self: bool(self.fds))
     @rule(i=st.integers(0, 10), offset=st.integers(0, 400), content=st.binary(min_size=1,
@@ -264,7 +267,7 @@ class WritableArea(RuleBasedStateMachine):
         assert os.pwrite(fd, content, offset) == len(content)
         old = self.files[p].ljust(offset, b"\0")
         self._set(p, old[:offset] + content + old[offset + len(content):])
-        self._count("write_through_descriptor")
+        self._count("write_through_descriptor", p)
 
     @precondition(lambda self: bool(self.fds))
     @rule(i=st.integers(0, 10))
@@ -325,7 +328,7 @@ class WritableArea(RuleBasedStateMachine):
         assert e.value.errno == errno.EIO
         self._set(p, content)
         self.pending.add(p)
-        self._count("upload_fails")
+        self._count("upload_fails", (kind, p))
 
     @precondition(lambda self: bool(self.pending) or any(
         s.planes and s.made is None for s in self.sites.values()))
@@ -543,6 +546,8 @@ class WritableArea(RuleBasedStateMachine):
 
 
 #: what the run covered: effective steps, steps per rule, distinct abstract states
+#: OMEROFS_SHADOW_VERBOSE=1 (with -s): every step and the model after it, as it runs
+TRACE = bool(os.environ.get("OMEROFS_SHADOW_VERBOSE"))
 STATS: dict = {"steps": 0, "max_files": 0, "rules": Counter(), "states": set()}
 #: make test runs 12 examples; OMEROFS_SHADOW_EXAMPLES=200 hunts longer (and
 #: gets the time it needs: pytest-timeout's 300 s default would end the hunt)
@@ -559,7 +564,11 @@ def test_writable_area_matches_its_shadow_model(server, tmp_path):
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         # OMEROFS_SHADOW_VERBOSE=1 (with -s): every step printed as it runs
         verbosity=Verbosity.verbose if os.environ.get("OMEROFS_SHADOW_VERBOSE") else
-        Verbosity.normal)
+        Verbosity.normal,
+        # OMEROFS_SHADOW_NO_SHRINK=1: report the first failing sequence as found
+        # (shrinking one through real mounts can take minutes; mutation checks)
+        phases=[p for p in Phase if p is not Phase.shrink or
+                not os.environ.get("OMEROFS_SHADOW_NO_SHRINK")])
     WritableArea.TestCase().runTest()
     # the run did something: files were made and changed, not just looked at
     assert STATS["steps"] > 0 and STATS["max_files"] >= 2, STATS
