@@ -370,10 +370,12 @@ class WritableArea(RuleBasedStateMachine):
         crashed = crash or bool(self.fds)
         if crashed:
             self.mnt.crash()
-            for fd in self.fds:
-                os.close(fd)  # a descriptor of the dead mount: only closing is left
+            while self.fds:  # descriptors of the dead mount: only closing them is left
+                fd, _ = self.fds.popitem()
+                with pytest.raises(OSError) as e:
+                    os.close(fd)  # the descriptor is gone all the same
+                assert e.value.errno == errno.ENOTCONN  # its flush found no mount
             # what was written through them is in the spool: the next mount uploads it
-            self.fds.clear()
         else:
             # the unmount makes the complete sites (and logs the others) and
             # uploads what is pending; the next mount puts leftover planes back
