@@ -22,7 +22,7 @@ from omerofs.gateway import (
 )
 from omerofs.gateway.memory import MemoryGateway
 from omerofs.spool import OPEN, PENDING, PLANE, SCRATCH, Spool, Upload, spool_dir
-from omerofs.uploads import NAMESPACE, after_upload, target_of, upload
+from omerofs.uploads import NAMESPACE, after_upload, kept_copy, target_of, upload
 
 
 def plan(plate_id: int, **kw) -> Upload:
@@ -313,3 +313,22 @@ def test_a_new_annotation_carries_the_namespace_and_the_kept_plan_its_place(gw, 
     assert kept.upload == Upload(plate_id=p.id, target_kind="Plate", target_id=p.id,
                                  name="n.csv", path="d/e", mimetype="text/csv",
                                  annotation_id=ann.id, file_id=ann.file_id)
+
+
+def test_kept_copy_finds_what_an_ambiguous_attempt_left(gw, tmp_path):
+    p = gw.create_plate("p")
+    spool = Spool(tmp_path / "s")
+    e = spool.create(plan(p.id), PENDING, b"v1")
+    assert kept_copy(gw, spool, e) is None  # no attempt yet: nothing to look for
+    gw.fail_after("create_file_annotation")
+    with pytest.raises(ServerUnavailable):
+        upload(gw, spool, e)
+    again = spool.get(e.id)
+    assert again is not None
+    spool.write(e.id, 0, b"v2")  # changed since: found by the attempt's bytes
+    found = kept_copy(gw, spool, again)
+    assert found is not None and found.id == gw.list_file_annotations(p.id)[0].id
+    # an entry that replaces a known annotation has no copy to look for
+    known = spool.create(plan(p.id, annotation_id=found.id, file_id=found.file_id), PENDING,
+                         b"v3")
+    assert kept_copy(gw, spool, spool.update(known, ambiguous=True)) is None
