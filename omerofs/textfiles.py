@@ -325,17 +325,20 @@ class TextFiles:
     def unlink(self, directory: Node, node: Node) -> None:
         """Delete a file: its annotation on the server, its spool entry."""
         f = node.file
-        self._settle(node)
-        if f.ann is not None:
-            with contextlib.suppress(NotFound):  # already gone: the goal is reached
-                self.gateway.delete_file_annotation(f.ann.id)
-            self.listings.forget_annotation(f.ann.id)
-        with self.tree.locked():
-            self.tree.drop_entry(node)
+        # an upload under way (the retry task) finishes first: its annotation
+        # is then deleted here, rather than made after the delete, for good
+        with f.upload_lock:
+            self._settle(node)
             if f.ann is not None:
-                self.planes.discard_file(f.ann.file_id)
-            f.ann = None
-            directory.dir.remove_child(node.name)
+                with contextlib.suppress(NotFound):  # already gone: the goal is reached
+                    self.gateway.delete_file_annotation(f.ann.id)
+                self.listings.forget_annotation(f.ann.id)
+            with self.tree.locked():
+                self.tree.drop_entry(node)
+                if f.ann is not None:
+                    self.planes.discard_file(f.ann.file_id)
+                f.ann = None
+                directory.dir.remove_child(node.name)
 
     def rename(self, src: Node, directory: Node, new: str, dst: Node | None) -> None:
         """Move a text or scratch file to ``directory/new`` (``dst`` is what

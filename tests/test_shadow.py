@@ -239,6 +239,31 @@ class WritableArea(RuleBasedStateMachine):
                 self.pending.add(dst)
         self._count("rename", (src, dst))
 
+    def _movable(self) -> list[str]:
+        return [p for p in self._closed_files() if not p.startswith("A01/")]
+
+    @precondition(lambda self: bool(self._movable()))
+    @rule(i=st.integers(0, 50), j=st.integers(0, 1), name=st.sampled_from(NAMES))
+    def move_within_the_plate(self, i: int, j: int, name: str) -> None:
+        """A move between the plate directory and user directories: the same
+        Plate annotation, its OriginalFile's path changed on the server."""
+        movable = self._movable()
+        src = movable[i % len(movable)]
+        here = src.rpartition("/")[0]
+        d = [x for x in ["", *SUBDIRS] if x != here][j]
+        if d and d not in self.dirs:
+            (self.root / d).mkdir()
+            self.dirs.add(d)
+        # replacing a file someone has open is not modelled: the next free name
+        names = NAMES[NAMES.index(name):] + NAMES[:NAMES.index(name)]
+        dst = next(q for n in names if (q := self._path(d, n)) not in self.fds.values())
+        os.replace(self.root / src, self.root / dst)
+        self._set(dst, self.files.pop(src))
+        if src in self.pending or dst in self.pending:
+            self.pending.discard(src)
+            self.pending.add(dst)
+        self._count("move_within_the_plate", (src, dst))
+
     @precondition(_has_closed_files)
     @rule(i=st.integers(0, 50))
     def unlink(self, i: int) -> None:
