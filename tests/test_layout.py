@@ -534,3 +534,9 @@ def test_site_numbers():
     assert _layout.site_numbers("B02", [(0, "B02_s01")]) == [1]  # not canonical: index
     # missing or clashing indices still give distinct sites
     assert _layout.site_numbers("A01", [(-1, "a"), (0, "b"), (0, "c")]) == [2, 1, 3]
+
+
+def test_stack_name_spelled_out():
+    # docs/namespace: one multi-page OME-TIFF per site next to its planes (--stacks)
+    assert _layout.stack_name("A01", 2) == "A01_s002.ome.tif"
+    assert _layout.stack_name("P24", 1000) == "P24_s1000.ome.tif"
