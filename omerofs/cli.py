@@ -79,9 +79,10 @@ def _mount_config(s: dict[str, Any]) -> Any:
         raise ConfigError("no server: give SERVER or set server in the config file")
     if not s.get("mountpoint"):
         raise ConfigError("no mount point: give MOUNTPOINT or set mountpoint in the config file")
-    host, port, secure = parse_server(s["server"])
-    creds = resolve(host, s.get("user"), s.get("password_file"), s["session_store"])
-    conn = ConnectionConfig(host=host, port=port, secure=secure, user=creds.user,
+    addr = parse_server(s["server"])
+    creds = resolve(addr.host, s.get("user"), s.get("password_file"), s["session_store"])
+    conn = ConnectionConfig(host=addr.host, port=addr.port, secure=addr.secure,
+                            websocket=addr.websocket, path=addr.path, user=creds.user,
                             password=creds.password, session_key=creds.session_key,
                             group=s["group"], timeout=s["timeout"])
     return MountConfig(connection=conn, mountpoint=Path(s["mountpoint"]).absolute(),
@@ -93,15 +94,16 @@ def _mount_config(s: dict[str, Any]) -> Any:
                        debug=s["debug"], log_file=s.get("log_file"),
                        spool_dir=s.get("spool_dir"), max_file_bytes=s["max_file_mb"] << 20,
                        retry_interval=s["retry_interval"], site_idle=s["site_idle"],
-                       stacks=s["stacks"])
+                       stacks=s["stacks"], max_listed=s["max_listed"])
 
 
 # --- omerofs mount ----------------------------------------------------------------------
 
 def _mount_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("targets", nargs="*", metavar="[SERVER] MOUNTPOINT",
-                   help="tcp://host:port, ssl://host:port or host[:port], and an existing "
-                        "directory; either may come from the config file instead")
+                   help="tcp://host:port, ssl://host:port, ws(s)://host:port/path or "
+                        "host[:port], and an existing directory; either may come from the "
+                        "config file instead")
     p.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground")
     _config_option(p)
     _setting_options(p)
@@ -209,9 +211,10 @@ def _server_connection(args: argparse.Namespace, timeout: float) -> Any:
     from .gateway import ConnectionConfig, parse_server
 
     s = _settings(args, server=args.server)
-    host, port, secure = parse_server(s.get("server") or "tcp://localhost:4063")
-    creds = resolve(host, s.get("user"), s.get("password_file"), s["session_store"])
-    return ConnectionConfig(host=host, port=port, secure=secure, user=creds.user,
+    addr = parse_server(s.get("server") or "tcp://localhost:4063")
+    creds = resolve(addr.host, s.get("user"), s.get("password_file"), s["session_store"])
+    return ConnectionConfig(host=addr.host, port=addr.port, secure=addr.secure,
+                            websocket=addr.websocket, path=addr.path, user=creds.user,
                             password=creds.password, session_key=creds.session_key,
                             group=s["group"], timeout=timeout, keep_alive=0)
 
@@ -268,6 +271,8 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     print(f"server     {doc['server']} as {doc['user']} "
           f"({'connected' if doc['connected'] else 'disconnected'})")
+    if doc.get("session_lost"):
+        print(f"session    LOST, remount needed: {doc['session_lost']}")
     c = doc["cache"]
     print(f"cache      {c['bytes_used'] >> 20} / {c['budget_bytes'] >> 20} MiB, "
           f"{c['entries']} planes, {c['hits']} hits, {c['misses']} misses")

@@ -78,7 +78,8 @@ _METAVARS = {"int": "N", "float": "S", "Path": "FILE", "str": "NAME", "user": "U
 
 
 KEYS: dict[str, Key] = {k.name: k for k in (
-    Key("server", str, None, "tcp://host:port, ssl://host:port or host[:port]"),
+    Key("server", str, None, "tcp://host:port, ssl://host:port, ws(s)://host:port/path or "
+        "host[:port]"),
     Key("mountpoint", Path, None, "where to mount (the MOUNTPOINT argument)"),
     Key("user", str, None, "OMERO user", default_text="$OMERO_USER",
         doc=(
@@ -111,6 +112,12 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         doc=(
         "Seconds a plate's layout is kept before it is reloaded, and the kernel's "
         "entry/attribute lifetime of the root, wells and planes.")),
+    Key("max_listed", int, 120_000, "files and directories of plate listings kept in memory",
+        minimum=1, doc=(
+        "Files and directories of plate listings kept in memory (about 0.6 KB each). "
+        "Past it the listings of the plates used least recently are dropped, and loaded "
+        "again from the server when next used; the plate used last is always kept. "
+        "What the kernel still holds stays until it lets go (see :doc:`performance`).")),
     # 8: measured in benchmarks/read.py (b), 4 in flight leaves a 5 ms-latency
     # server idle between planes; 8 keeps a 2-core machine busy
     Key("prefetch", int, 8, "planes fetched ahead of a sequential reader (0: off)", minimum=0,
@@ -126,7 +133,9 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         doc=(
         "Seconds before one server call is abandoned (Ice invocation timeout; connection "
         "attempts use ``min(S, 10)``). A filesystem request that waits for the server "
-        "gets a deadline of ``max(2 x S, 30)`` seconds, then EIO.")),
+        "gets a deadline of ``max(2 x S, 30)`` seconds, then EIO. Also how long a read "
+        "of a big image whose pyramid the server is still building keeps asking again, "
+        "then EAGAIN.")),
     Key("allow_other", bool, False, "let other users see the mount",
         doc=(
         "Let other users (and root) use the mount: FUSE ``allow_other``. For a non-root "
@@ -150,7 +159,8 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "Default: ``$OMEROFS_CACHE/spool/<host>_<port>_<user>``, i.e. "
         "``~/.cache/omerofs/spool/<host>_<port>_<user>``: one spool per server and user, "
         "so the next mount of the same server as the same user finds what a previous one "
-        "left.")),
+        "left. A spool serves one live mount at a time: a second mount given a spool in "
+        "use stops with an error (give it its own ``--spool-dir``).")),
     Key("max_file_mb", int, 256, "largest text file accepted (EFBIG above)", minimum=1,
         doc=(
         "Largest text file accepted; a write past it fails with EFBIG and the file's "

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import layout
 from .gateway import Gateway, GatewayError, ImageInfo, PlaneIndex
+from .gateway.types import whole_plane_writable
 from .listing import Listings, plate_name_ok
 from .planes import PlaneReader
 from .spool import PLANE, Entry, Upload
@@ -66,6 +67,12 @@ class SiteBuffer:
 
     def check(self, plane: PlaneIndex, shape: tuple[int, int], pixel_type: str) -> None:
         """ValueError if a plane of this shape and type does not fit the site."""
+        if not whole_plane_writable(shape[1], shape[0], pixel_type):
+            # refused at the plane's close, where the writer hears of it, not
+            # later when the site's image is made (OMERO would need a pyramid)
+            raise ValueError(f"is {shape[1]}x{shape[0]} {pixel_type}, over OMERO's 3192x3192 "
+                             "limit for planes written whole (larger images need a tiled "
+                             "pyramid)")
         if self.shape is not None and (shape != self.shape or pixel_type != self.pixel_type):
             raise ValueError(f"is {shape[1]}x{shape[0]} {pixel_type}, but the site's other "
                              f"planes are {self.shape[1]}x{self.shape[0]} {self.pixel_type}")

@@ -25,7 +25,7 @@ import errno
 import functools
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import pyfuse3
@@ -37,10 +37,14 @@ from .namespace import ROOT_INODE, Kind, Namespace, Node, NotYet
 
 log = logging.getLogger("omerofs.fs")
 
+_XATTR_PREFIX = os.fsencode(xattrs.PREFIX)
+
 T = TypeVar("T")
 
 #: gateway error -> errno (anything else from the gateway: EIO)
 ERRNO: dict[type[Exception], int] = {
+    gwerr.TryLater: errno.EAGAIN,  # a big image's pyramid is still being built
+    gwerr.SessionLost: errno.ENOTCONN,  # a session-key mount after a server restart
     gwerr.NotFound: errno.ENOENT,
     gwerr.PermissionDenied: errno.EACCES,
     gwerr.AuthenticationFailed: errno.EACCES,
@@ -198,7 +202,20 @@ class OmeroFS(pyfuse3.Operations):
             if found is None:
                 raise pyfuse3.FUSEError(errno.ENOENT)
             node = found
-        return self._attr(node)
+        attr = self._attr(node)
+        self.ns.looked_up(node)
+        return attr
+
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        """The kernel let go of inodes: nodes no listing shows are freed (the
+        namespace's rule), and the attributes kept for them go. Never raises
+        (pyfuse3 ignores what forget returns, and it has no errno)."""
+        for ino, n in inode_list:
+            try:
+                if self.ns.forget(ino, n):
+                    self._attrs.pop(ino, None)
+            except Exception:
+                log.exception("forget(%d, %d) failed", ino, n)
 
     @handler
     async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
@@ -209,11 +226,16 @@ class OmeroFS(pyfuse3.Operations):
         node = self.ns.node(inode)
         if not node.is_dir:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
-        await self._ensure_loaded(inode)
+        while True:
+            await self._ensure_loaded(inode)
+            # pinned: a plate's listing is not dropped while a handle pages through it
+            listing = self.ns.open_listing(inode)
+            if listing is not None:
+                break  # (else dropped by another plate's load since: load again)
         fh = self._next_fh
         self._next_fh += 1
         # a snapshot: paging through a big directory stays consistent
-        self._dir_handles[fh] = [(os.fsencode(n), i) for n, i in self.ns.listing(inode)]
+        self._dir_handles[fh] = [(os.fsencode(n), i) for n, i in listing]
         self._dir_inodes[fh] = inode
         return fh
 
@@ -226,11 +248,14 @@ class OmeroFS(pyfuse3.Operations):
             node = nodes.node(ino)
             if not pyfuse3.readdir_reply(token, name, self._attr(node), i + 1):
                 return
+            nodes.looked_up(node)  # readdirplus: the kernel holds the entry now
 
     @handler
     async def releasedir(self, fh: int) -> None:
         self._dir_handles.pop(fh, None)
-        self._dir_inodes.pop(fh, None)
+        ino = self._dir_inodes.pop(fh, None)
+        if ino is not None:
+            self.ns.close_listing(ino)
 
     @handler
     async def statfs(self, ctx: Any = None) -> pyfuse3.StatvfsData:
@@ -260,7 +285,9 @@ class OmeroFS(pyfuse3.Operations):
         if node.kind is Kind.STATUS:
             fh = self._new_fh(inode, False)
             # one snapshot per open: reads at several offsets see one document
-            self._snapshots[fh] = self._status(dict(self.counters))
+            self._snapshots[fh] = self._status(
+                {**self.counters, "nodes": self.ns.inode_count(),
+                 "listings_dropped": self.ns.listings.evictions})
             return pyfuse3.FileInfo(fh=fh, direct_io=True)
         if writable or truncate:
             await self._blocking(self.ns.open_write, inode, truncate)
@@ -279,6 +306,7 @@ class OmeroFS(pyfuse3.Operations):
         text = _name(name, "create")
         await self._ensure_loaded(parent_inode)
         node = await self._blocking(self.ns.create, parent_inode, text)
+        self.ns.looked_up(node)
         return pyfuse3.FileInfo(fh=self._new_fh(node.ino, True)), self._attr(node)
 
     @handler
@@ -339,6 +367,10 @@ class OmeroFS(pyfuse3.Operations):
 
     @handler
     async def getxattr(self, inode: int, name: bytes, ctx: Any = None) -> bytes:
+        if not name.startswith(_XATTR_PREFIX):
+            # what ls -l asks of every entry (security.selinux, ACLs): none here,
+            # answered without building the entry's attributes
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         value = self.ns.xattrs(inode).get(os.fsdecode(name))
         if value is None:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
@@ -371,6 +403,7 @@ class OmeroFS(pyfuse3.Operations):
         text = _name(name, "mkdir")
         await self._ensure_loaded(parent_inode)
         node = await self._blocking(self.ns.mkdir, parent_inode, text)
+        self.ns.looked_up(node)
         return self._attr(node)
 
     @handler

@@ -10,12 +10,18 @@ Local changes win against listings that may predate them: what exists only
 here stays in each directory's ``local`` overlay, a file changed after a
 reload's queries started keeps its local state, and annotations deleted
 through this mount never come back (ids are never reused).
+
+Memory: the listings of plates used last are kept up to ``max_listed`` nodes
+in all; past that the least recently used plates' listings are dropped
+(:meth:`~omerofs.tree.Tree.evict_plate`) and load again (two server calls)
+when next used. The plate loaded last is always kept, whatever its size.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,6 +50,12 @@ class Timeouts:
     retry_after: float = 2.0
 
 
+#: nodes of plate listings kept in memory (see the module docstring); about
+#: 0.6 KB each (tracemalloc), so some 70 MB: many plates of a few thousand files, or the
+#: biggest plate (1536 wells x 9 fields x 4 channels) alone
+MAX_LISTED = 120_000
+
+
 def plate_name_ok(name: str) -> bool:
     """Can a derived plate be listed (and made) under ``name``?"""
     return (layout.valid_entry_name(name) and not name.startswith(".")
@@ -54,8 +66,14 @@ class Listings:
     """Loads directories from the server into the :class:`~omerofs.tree.Tree`."""
 
     def __init__(self, tree: Tree, gateway: Gateway, timeouts: Timeouts,
-                 clock: Callable[[], float], stacks: bool = False):
+                 clock: Callable[[], float], stacks: bool = False,
+                 max_listed: int = MAX_LISTED):
         self.tree = tree
+        self.max_listed = max_listed
+        #: loaded plate listings, least recently used first: plate inode -> nodes
+        self._live: OrderedDict[int, int] = OrderedDict()
+        self._live_nodes = 0
+        self.evictions = 0
         self.stacks = stacks  # list a multi-page OME-TIFF per site too
         self.gateway = gateway
         self.timeouts = timeouts
@@ -66,6 +84,7 @@ class Listings:
         #: started before must not bring them back (ids are never reused)
         self._deleted: set[int] = set()
         self._index: dict[int, bytes] = {}  # generated index file inode -> its bytes
+        tree.on_freed = self._freed
 
     # --- freshness ----------------------------------------------------------------------
     def _ttl(self, node: Node) -> float:
@@ -76,8 +95,33 @@ class Listings:
         node = self.tree.node(ino)
         if not node.is_dir:
             return False
-        owner = self.tree.owner(node).dir
+        plate = self.tree.owner(node)
+        owner = plate.dir
+        if plate.ino in self._live:
+            with self.tree.locked():
+                if plate.ino in self._live:  # used: the last to be dropped
+                    self._live.move_to_end(plate.ino)
         return owner.children is None or self.clock() - owner.loaded_at > self._ttl(node)
+
+    def _freed(self, node: Node) -> None:
+        """A node left the tree (under the tree lock): what is kept for it goes."""
+        self._index.pop(node.ino, None)
+
+    def _keep(self, plate: Node, nodes: int) -> None:
+        """Account a plate's new listing of ``nodes`` nodes; drop the least
+        recently used others' past ``max_listed`` (under the tree lock)."""
+        self._live_nodes += nodes - self._live.pop(plate.ino, 0)
+        self._live[plate.ino] = nodes
+        for ino in list(self._live)[:-1]:  # oldest first, never this one
+            if self._live_nodes <= self.max_listed:
+                break
+            old = self.tree.get(ino)
+            freed = self.tree.evict_plate(old) if old is not None else 0
+            if freed is None:
+                continue  # something local below, or a handle open: kept, as it must be
+            self._live_nodes -= self._live.pop(ino)
+            self.evictions += 1
+            log.debug("listing of plate inode %d dropped (%d nodes freed now)", ino, freed)
 
     def invalidate_plate(self, plate_id: int) -> None:
         """Reload this plate at its next listing (it changed through us)."""
@@ -168,7 +212,9 @@ class Listings:
                     if not wells:  # empty, or deleted meanwhile: only the plate row tells
                         self.gateway.get_plate(node.plate_id)
                     anns = self.gateway.list_file_annotations(node.plate_id)
-                    self._apply_plate(node, wells, anns, started)
+                    nodes = self._apply_plate(node, wells, anns, started)
+                    with self.tree.locked():
+                        self._keep(node, nodes)
             except NotFound:
                 self.tree.remove(node)
                 raise
@@ -249,13 +295,16 @@ class Listings:
 
     # --- a plate ----------------------------------------------------------------------------
     def _apply_plate(self, plate: Node, wells: tuple[WellInfo, ...],
-                     anns: list[FileAnnotationInfo], started: float) -> None:
+                     anns: list[FileAnnotationInfo], started: float) -> int:
+        """Make the plate's listing from the server's answer; returns its
+        number of nodes."""
         assert plate.plate_id is not None
         n_columns = max([w.column + 1 for w in wells] + [1])
         width = layout.column_width(n_columns)
         with_t = any(s.image.size_t > 1 for w in wells for s in w.samples)
         mtime = plate.mtime
         derived = plate.dir.derived
+        count = 0
         with self.tree.locked():
             plate_children: dict[str, int] = {}
             well_of_image: dict[int, Node] = {}
@@ -301,6 +350,7 @@ class Listings:
                 wdir.set_children(files)
                 wdir.loaded_at = self.clock()
                 plate_children[wname] = well.ino
+                count += 1 + len(files)
             plate_children[index.INDEX_DIR] = self._index_dir(plate).ino
             plate.dir.set_children(plate_children)
             # subdirectories made by hand stay; their server content is re-placed below
@@ -309,6 +359,7 @@ class Listings:
             self._place_annotations(plate, [a for a in anns if a.id not in self._deleted],
                                     well_by_id, well_of_image, started)
             plate.dir.loaded_at, plate.dir.error = self.clock(), None
+        return count + len(anns) + 3
 
     # --- the generated index ----------------------------------------------------------------
     def _index_dir(self, plate: Node) -> Node:

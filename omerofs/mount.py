@@ -34,7 +34,7 @@ import trio
 from . import notify
 from .gateway import ConnectionConfig, GatewayError
 from .namespace import Namespace, Timeouts
-from .spool import Spool, spool_dir
+from .spool import Spool, SpoolBusy, spool_dir
 from .status import MountInfo, status_document
 from .tasks import FinalUploadTask, RetryTask
 
@@ -68,6 +68,8 @@ class MountConfig:
     site_idle: float = 10.0
     #: serve a multi-page OME-TIFF per site next to the plane files
     stacks: bool = False
+    #: nodes of plate listings kept in memory (omerofs.listing.MAX_LISTED)
+    max_listed: int = 120_000
 
 
 class MountError(Exception):
@@ -199,10 +201,16 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
     spool = Spool(cfg.spool_dir or spool_dir(Path(os.environ.get("OMEROFS_CACHE")
                                                   or Path.home() / ".cache" / "omerofs")
                                              / "spool", c.host, c.port, c.user))
+    try:
+        spool.claim()
+    except SpoolBusy as e:
+        gateway.close()
+        report(str(e))
+        return 1
     ns = Namespace(gateway, cfg.cache_bytes, timeouts=cfg.timeouts,
                    prefetch_depth=cfg.prefetch, prefetch_workers=min(cfg.prefetch, 8),
                    spool=spool, max_file_bytes=cfg.max_file_bytes, on_removed=forget_name,
-                   stacks=cfg.stacks)
+                   stacks=cfg.stacks, max_listed=cfg.max_listed)
     info = MountInfo(server=cfg.connection.url, user=cfg.connection.user,
                      mountpoint=str(cfg.mountpoint), spool=str(spool.root))
 
@@ -210,12 +218,18 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
         return status_document(info, connected=gateway.connected, cache=ns.cache.stats(),
                                calls=gateway.calls, errors=gateway.errors,
                                fs_counters=fs_counters, pending=ns.pending(),
-                               sites=ns.pending_sites())
+                               sites=ns.pending_sites(), session_lost=gateway.session_lost)
 
     fs = OmeroFS(ns, workers=cfg.workers, call_timeout=cfg.call_timeout, uid=cfg.uid,
                  gid=cfg.gid, status=status)
     def waiting(left: int) -> None:
         notify.status(f"mounted {where}" + (f", {left} upload(s) pending" if left else ""))
+
+    def session_lost(reason: str) -> None:
+        # systemctl status shows it too: only a remount brings this mount back
+        notify.status(f"session lost, remount needed: {reason}")
+
+    gateway.on_session_lost = session_lost
 
     retry = RetryTask(ns, cfg.retry_interval, cfg.site_idle, waiting)
     try:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from . import layout, xattrs
 from .derived import DerivedPlates
 from .gateway import Gateway
-from .listing import Listings, Timeouts
+from .listing import MAX_LISTED, Listings, Timeouts
 from .planes import PlaneReader
 from .spool import PLANE, SCRATCH, Entry, Spool
 from .textfiles import TextFiles
@@ -60,14 +60,15 @@ class Namespace:
                  prefetch_depth: int = 4, prefetch_workers: int = 4,
                  spool: Spool | None = None, max_file_bytes: int = 256 << 20,
                  clock: Callable[[], float] = time.monotonic,
-                 on_removed: Callable[[int, str], None] | None = None, stacks: bool = False):
+                 on_removed: Callable[[int, str], None] | None = None, stacks: bool = False,
+                 max_listed: int = MAX_LISTED):
         self.gateway = gateway
         self.timeouts = timeouts or Timeouts()
         self.spool = spool
         self.clock = clock
         self.mounted_at = time.time()
         self.tree = Tree(self.mounted_at, spool, on_removed)
-        self.listings = Listings(self.tree, gateway, self.timeouts, clock, stacks)
+        self.listings = Listings(self.tree, gateway, self.timeouts, clock, stacks, max_listed)
         self.planes = PlaneReader(self.tree, gateway, cache_budget, prefetch_depth=prefetch_depth,
                                   prefetch_workers=prefetch_workers)
         self.text = TextFiles(self.tree, gateway, self.listings, self.planes,
@@ -93,6 +94,40 @@ class Namespace:
 
     def inode_count(self) -> int:
         return self.tree.count()
+
+    # --- node lifetime (non-blocking) -------------------------------------------------------
+    def looked_up(self, node: Node) -> None:
+        """The kernel now holds one more lookup of ``node`` (lookup, create,
+        mkdir, each entry of readdirplus)."""
+        self.tree.looked_up(node)
+
+    def forget(self, ino: int, n: int) -> bool:
+        """The kernel dropped ``n`` lookups of ``ino``; True once it holds none
+        (the node is freed then unless a loaded listing shows it)."""
+        return self.tree.forget(ino, n)
+
+    def open_listing(self, ino: int) -> list[tuple[str, int]] | None:
+        """A directory handle is opened on ``ino``: its listing (name, inode),
+        sorted, with its plate's listing pinned (not dropped) until
+        :meth:`close_listing`; None if the listing was dropped since it was
+        loaded (load again, then ask again)."""
+        with self.tree.locked():
+            node = self.tree.node(ino)
+            owner = self.tree.owner(node)
+            if owner.dir.children is None:
+                return None
+            if owner.kind is Kind.PLATE:
+                owner.dir.pins += 1
+            return self.tree.listing(ino)
+
+    def close_listing(self, ino: int) -> None:
+        """The directory handle opened by :meth:`open_listing` was released."""
+        with self.tree.locked():
+            node = self.tree.get(ino)
+            if node is not None:
+                owner = self.tree.owner(node)
+                if owner.kind is Kind.PLATE:
+                    owner.dir.pins = max(0, owner.dir.pins - 1)
 
     def lookup(self, parent: int, name: str) -> Node | None:
         """Non-blocking: the child called ``name``, or None (after :meth:`load`)."""

@@ -19,6 +19,7 @@ Plain file I/O, no FUSE and no server: tested directly.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -65,6 +66,10 @@ class Entry:
     last_error: str | None = None
 
 
+class SpoolBusy(OSError):
+    """Another live process holds the spool directory (see :meth:`Spool.claim`)."""
+
+
 class Spool:
     """One spool directory (one per server and user: see :func:`spool_dir`)."""
 
@@ -73,6 +78,7 @@ class Spool:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
         self._lock = threading.Lock()
+        self._claim_fd: int | None = None
         #: every entry, as last saved: read once from disk here, then kept in step
         #: by this object (one mount process owns a spool directory), so listing
         #: the entries never touches the disk and never races a removal
@@ -80,6 +86,28 @@ class Spool:
         #: entries an earlier mount left: only these can be nobody's (an entry
         #: made now belongs to a file from the moment it is created)
         self._inherited = frozenset(self._entries)
+
+    def claim(self) -> None:
+        """Take the spool for this process, or raise :class:`SpoolBusy`.
+
+        A mount takes every entry it did not make for a dead mount's leftover
+        and uploads it (:meth:`inherited`), so two live mounts sharing one
+        spool would upload each other's open files. The claim is an exclusive
+        ``flock`` on ``<spool>/.lock``, held until the process ends: the kernel
+        drops it when a mount dies, however it dies, so a crashed mount never
+        blocks the next one (S3QL locks its cache directory the same way).
+        """
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise SpoolBusy(f"spool {self.root} is in use by a live mount (pid {holder}); "
+                            "give this mount its own --spool-dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._claim_fd = fd  # kept open: closing it would release the lock
 
     def inherited(self, entry_id: str) -> bool:
         """Was this entry left by an earlier mount (found when the spool opened)?"""

@@ -28,13 +28,16 @@ class MountInfo:
 def status_document(info: MountInfo, *, connected: bool, cache: CacheStats,
                     calls: Mapping[str, int], errors: Mapping[str, int],
                     fs_counters: Mapping[str, int], pending: Sequence[Entry],
-                    sites: Sequence[tuple[str, int, int, str | None]] = ()) -> bytes:
-    """The JSON document, UTF-8, ending with a newline."""
+                    sites: Sequence[tuple[str, int, int, str | None]] = (),
+                    session_lost: str | None = None) -> bytes:
+    """The JSON document, UTF-8, ending with a newline. ``session_lost`` is why
+    the mount's session is gone for good (it must be remounted), else None."""
     doc = {
         "server": info.server,
         "user": info.user,
         "mountpoint": info.mountpoint,
         "connected": connected,
+        "session_lost": session_lost,
         "cache": {"budget_bytes": cache.budget_bytes, "bytes_used": cache.bytes_used,
                   "entries": cache.entries, "hits": cache.hits, "misses": cache.misses,
                   "prefetches": cache.prefetches, "prefetch_hits": cache.prefetch_hits},

@@ -37,11 +37,12 @@ what) the IFD also has:
 from __future__ import annotations
 
 import functools
+import operator
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -442,11 +443,79 @@ def channel_file_sizes(image: ImageInfo) -> list[int] | None:
     last_z, last_t = image.size_z - 1, image.size_t - 1
     sizes = []
     for c in range(image.size_c):
-        first = plane_layout(image, 0, c, 0).file_size
-        if plane_layout(image, last_z, c, last_t).file_size != first:
+        first = plane_file_size(image, 0, c, 0)
+        if (last_z or last_t) and plane_file_size(image, last_z, c, last_t) != first:
             return None
         sizes.append(first)
     return sizes
+
+
+def plane_file_size(image: ImageInfo, z: int, c: int, t: int) -> int:
+    """``plane_layout(image, z, c, t).file_size``, without building that
+    plane's header: the size of a layout whose metadata has the same text
+    lengths (see :func:`_lengths`), which the planes of a plate share (a
+    plate's listing builds a handful of layouts, not one per plane)."""
+    meta = plane_meta(image, z, c, t)
+    key = _lengths(meta)
+    if key is None:  # text that needs escapes: this plane's own layout
+        return layout_for(image.size_x, image.size_y, image.pixel_type, meta).file_size
+    key = (image.size_x, image.size_y, image.pixel_type, *key)
+    size = _SIZES.get(key)
+    if size is None:
+        values: dict[str, Any] = {
+            name: _like(v) for name, v in zip(_META_FIELDS, key[3:], strict=True)
+            if isinstance(v, tuple)}
+        same = replace(meta, **values)
+        size = layout_for(image.size_x, image.size_y, image.pixel_type, same).file_size
+        if len(_SIZES) > 4096:
+            _SIZES.clear()
+        _SIZES[key] = size
+    return size
+
+
+#: plane_file_size's sizes by image shape and _lengths
+_SIZES: dict[tuple[object, ...], int] = {}
+
+
+def _lengths(meta: PlaneMeta) -> tuple[object, ...] | None:
+    """What of ``meta`` the length of a plane's header depends on: numbers
+    other than integers as they are; integers as ``(1, characters,
+    negative)`` and plain text as ``(2, length)``. An XML attribute or
+    character data that is plain printable ASCII is written as it is (no
+    escape: omerofs.omexml._attr), so metadata with the same lengths makes a
+    header exactly as long. None if a text is not plain (its escapes change
+    its length) or a field is of another type."""
+    out: list[object] = []
+    for v in _meta_values(meta):
+        t = type(v)
+        if t is int:
+            out.append((1, len(str(v)), v < 0))
+        elif t is str:
+            if not (v.isascii() and v.isprintable() and _XML_SPECIAL.isdisjoint(v)):
+                return None
+            out.append((2, len(v)))
+        elif v is None or t is float or t is bool:
+            out.append(v)  # as it is (calibration: also the resolution tags)
+        else:
+            return None
+    return tuple(out)
+
+
+def _like(length: tuple[int, ...]) -> object:
+    """A value written with the length :func:`_lengths` gave: ``x`` repeated,
+    or the smallest integer of as many characters."""
+    if length[0] == 2:
+        return "x" * length[1]
+    _, n, negative = length
+    return -(10 ** (n - 2)) if negative else 10 ** (n - 1)
+
+
+_META_FIELDS = tuple(f.name for f in fields(PlaneMeta))
+_meta_values = operator.attrgetter(*_META_FIELDS)
+
+
+#: characters that XML text or attributes escape (omerofs.omexml._SPECIAL)
+_XML_SPECIAL = frozenset('&<>"\n\r\t')
 
 
 def pixel_type_of(dtype: np.dtype | type | str) -> str:

@@ -19,6 +19,15 @@ Lock order (outermost first); every module of the core follows it:
    and directory map, is held for memory work only (never across a server
    call or disk I/O of the spool's data), and tells the FUSE layer about
    names that went away by themselves only once it is released.
+
+Node lifetime (bounded memory): the tree counts the kernel's lookups of each
+node (:meth:`Tree.looked_up`, :meth:`Tree.forget`). A node of a server
+listing (well, plane, stack, index, clean text file) is freed when the kernel
+holds no lookup of it and no loaded listing shows it: when the kernel forgets
+it after its plate's listing was dropped (:meth:`Tree.evict_plate`), or at
+that drop if the kernel never held it. Freed nodes come back with the same
+inode: the inodes of wells, planes and stacks are computed from their
+identity (:func:`computed_inode`), the few others are kept in a table.
 """
 
 from __future__ import annotations
@@ -97,7 +106,7 @@ class NotYet(OSError):
     the final verdict, at release, is logged as a warning."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class DirState:
     """A directory. ``children`` is None until its listing was loaded."""
 
@@ -110,6 +119,9 @@ class DirState:
     sites: dict[int, int] = field(default_factory=dict)  # well: site -> image id
     path: str = ""  # user directory: its path below the plate ("a/b")
     derived: bool = False  # plate made by mkdir: listed by name, takes planes
+    #: open directory handles on this plate or below: its listing is not dropped
+    #: while one pages through a snapshot of it
+    pins: int = 0
     _sorted: list[tuple[str, int]] | None = field(default=None, repr=False)
 
     def listing(self) -> list[tuple[str, int]]:
@@ -118,7 +130,7 @@ class DirState:
             self._sorted = sorted((self.children or {}).items())
         return self._sorted
 
-    def set_children(self, children: dict[str, int]) -> None:
+    def set_children(self, children: dict[str, int] | None) -> None:
         self.children, self._sorted = children, None
 
     def add_child(self, name: str, ino: int, local: bool = True) -> None:
@@ -136,7 +148,7 @@ class DirState:
         self._sorted = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlaneState:
     """One plane of an image, served as a synthesized, calibrated TIFF."""
 
@@ -204,9 +216,11 @@ class FileState:
             self.status = WriteStatus.CLEAN
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Node:
-    """One file or directory: an inode and the state of its kind."""
+    """One file or directory: an inode and the state of its kind.
+
+    Slotted: a big mount holds one per listed file."""
 
     ino: int
     kind: Kind
@@ -220,6 +234,8 @@ class Node:
     fstate: FileState | None = None
     #: a stack's layout (its image, its IFDs and OME-XML)
     stack: StackLayout | None = None
+    #: lookups the kernel holds (lookup, readdirplus, create, mkdir less forget)
+    nlookup: int = 0
 
     @property
     def is_dir(self) -> bool:
@@ -270,6 +286,43 @@ class Node:
         self.kind, self.fstate, self.size = Kind.PLANE, None, self.pstate.tiff.file_size
 
 
+# Computed inode ranges (64-bit, below 2**63): counted inodes stay far below
+# the first one. A key whose parts do not fit its range is counted instead.
+_WELL_BASE, _STACK_BASE, _PLANE_BASE = 1 << 60, 1 << 61, 1 << 62
+
+
+def computed_inode(key: Hashable) -> int | None:
+    """The inode of a well, plane or stack, from its identity alone (so a
+    freed node comes back with its number without a table entry); None for
+    other keys or parts out of range.
+
+    * ``("well", plate id, row, column)``: plate < 2**36, row, column < 4096;
+    * ``("stack", pixels id)``: pixels < 2**31;
+    * ``("plane", pixels id, z, c, t)``: pixels < 2**31, z < 2**11,
+      c < 2**6, t < 2**14.
+    """
+    if not isinstance(key, tuple) or not key:
+        return None
+    kind = key[0]
+    if kind == "plane" and len(key) == 5:
+        _, pix, z, c, t = key
+        if 0 <= pix < 1 << 31 and 0 <= z < 1 << 11 and 0 <= c < 1 << 6 and 0 <= t < 1 << 14:
+            return _PLANE_BASE | pix << 31 | t << 17 | c << 11 | z
+    elif kind == "well" and len(key) == 4:
+        _, plate, row, column = key
+        if isinstance(plate, int) and 0 <= plate < 1 << 36 and 0 <= row < 1 << 12 \
+                and 0 <= column < 1 << 12:
+            return _WELL_BASE | plate << 24 | row << 12 | column
+    elif kind == "stack" and len(key) == 2 and 0 <= key[1] < 1 << 31:
+        return _STACK_BASE | key[1]
+    return None
+
+
+#: kinds of nodes that a server listing makes again: freed when neither the
+#: kernel nor a loaded listing holds them
+_LISTED_KINDS = (Kind.WELL, Kind.PLANE, Kind.STACK, Kind.INDEX_DIR, Kind.INDEX, Kind.TEXT)
+
+
 def check_name(name: str, what: str) -> None:
     """Refuse a name the server cannot hold: too long (ENAMETOOLONG), not
     UTF-8 or otherwise not a single path component (EINVAL)."""
@@ -297,6 +350,8 @@ class Tree:
         self.mounted_at = mounted_at
         self.spool = spool
         self._on_removed = on_removed or (lambda parent, name: None)
+        #: told (under the lock) of each freed node: caches keyed by inode let go
+        self.on_freed: Callable[[Node], None] | None = None
         self._lock = threading.RLock()
         self._depth = 0
         self._removed: list[tuple[int, str]] = []
@@ -331,11 +386,14 @@ class Tree:
 
     # --- inodes --------------------------------------------------------------------------
     def inode(self, key: Hashable) -> int:
-        """The inode of an object identity, given once and kept for the mount."""
+        """The inode of an object identity, given once and kept for the mount:
+        bound (:meth:`bind_key`), else computed, else counted."""
         ino = self._inodes.get(key)
         if ino is None:
-            ino = self._inodes[key] = self._next_ino
-            self._next_ino += 1
+            ino = computed_inode(key)
+            if ino is None:
+                ino = self._inodes[key] = self._next_ino
+                self._next_ino += 1
         return ino
 
     def known_inode(self, key: Hashable) -> int | None:
@@ -363,6 +421,86 @@ class Tree:
 
     def count(self) -> int:
         return len(self._nodes)
+
+    # --- node lifetime -------------------------------------------------------------------
+    def looked_up(self, node: Node, n: int = 1) -> None:
+        """The kernel took ``n`` more lookups of ``node`` (non-blocking)."""
+        with self._lock:
+            node.nlookup += n
+
+    def forget(self, ino: int, n: int) -> bool:
+        """The kernel dropped ``n`` lookups of ``ino``. Returns True once it
+        holds none; the node is then freed if no loaded listing shows it."""
+        with self.locked():
+            node = self._nodes.get(ino)
+            if node is None:
+                return True
+            node.nlookup = max(0, node.nlookup - n)
+            if node.nlookup:
+                return False
+            if not self._listed(node):
+                self._free(node)
+            return True
+
+    def _listed(self, node: Node) -> bool:
+        """Does a loaded listing show ``node`` under its name?"""
+        parent = self._nodes.get(node.parent)
+        if parent is None or parent.dstate is None or parent.dstate.children is None:
+            return False
+        return parent.dstate.children.get(node.name) == node.ino
+
+    def freeable(self, node: Node) -> bool:
+        """Could a listing make ``node`` again as it is? (Nothing local in it.)"""
+        if node.kind not in _LISTED_KINDS or node.writable_plane:
+            return False
+        d = node.dstate
+        if d is not None and (d.local or d.pins or d.derived):
+            return False
+        f = node.fstate
+        return f is None or (f.entry is None and f.writers == 0
+                             and f.status is WriteStatus.CLEAN and f.ann is not None)
+
+    def _free(self, node: Node) -> None:
+        if self.freeable(node):
+            del self._nodes[node.ino]
+            if self.on_freed is not None:
+                self.on_freed(node)
+
+    def evict_plate(self, plate: Node) -> int | None:
+        """Drop a plate's listing: its nodes the kernel does not hold are freed
+        now, the others when it forgets them; the kernel is told to forget the
+        plate's name (so it lets go of what it cached below). The next access
+        loads the plate again. Returns how many nodes were freed; None and
+        nothing done if something local lives below (see :meth:`freeable`) or
+        a directory handle is open on it."""
+        with self.locked():
+            d = plate.dir
+            if d.children is None or d.pins or d.derived or d.local:
+                return None
+            below: list[Node] = []
+            stack = [plate]
+            while stack:
+                for _, ino in stack.pop().dir.listing():
+                    node = self._nodes.get(ino)
+                    if node is None:
+                        continue
+                    if not self.freeable(node):
+                        return None
+                    below.append(node)
+                    if node.dstate is not None and node.dstate.children:
+                        stack.append(node)
+            freed = 0
+            for node in below:
+                if node.dstate is not None:
+                    node.dstate.set_children(None)
+                    node.dstate.loaded_at = float("-inf")
+                if node.nlookup == 0:
+                    self._free(node)
+                    freed += 1
+            d.set_children(None)
+            d.loaded_at = float("-inf")
+            self._removed.append((plate.parent, plate.name))
+            return freed
 
     @property
     def root(self) -> Node:

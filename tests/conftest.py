@@ -97,9 +97,9 @@ def own_server(tmp_path: Path) -> Iterator[Server]:
 
 @pytest.fixture
 def lasting_server(tmp_path: Path) -> Iterator[Server]:
-    """A devserver of the test's own whose sessions outlive a slow restart
-    (a restart on a busy machine can take own_server's 3 s: a test of
-    rejoining the same session must not depend on it)."""
+    """A devserver of the test's own whose sessions stay alive for 600 s idle
+    (own_server's 3 s can pass during a slow step on a busy machine; a
+    restart forgets every session either way, as OMERO does)."""
     yield from _server_of_its_own(tmp_path, 600.0)
 
 

@@ -129,6 +129,18 @@ class GatewayContract:
         assert gateway.read_plane(current, PlaneIndex(0, 1, 0)) == new
         assert gateway.read_plane(current, PlaneIndex(0, 0, 0)) == planes[PlaneIndex(0, 0, 0)]
 
+    def test_write_plane_keeps_the_files_attached_to_the_image(self, gateway: Gateway,
+                                                               plate) -> None:
+        well_id = gateway.create_well(plate.id, 0, 2)
+        image = gateway.create_image(well_id, "A03_s001", 2, 2, 1, 1, 1, "uint8",
+                                     _planes(2, 2, 1, 1, 1, "uint8"))
+        ann = gateway.create_file_annotation(Target(TargetKind.IMAGE, image.id),
+                                             "A03_s001.csv", b"x\n1\n")
+        made = gateway.write_plane(image, PlaneIndex(0, 0, 0), bytes([7, 7, 7, 7]))
+        (got,) = [a for a in gateway.list_file_annotations(plate.id) if a.name == "A03_s001.csv"]
+        assert (got.id, got.target) == (ann.id, Target(TargetKind.IMAGE, made.id))
+        assert gateway.read_file(got.file_id) == b"x\n1\n"
+
     def test_file_annotations_round_trip(self, gateway: Gateway, plate) -> None:
         well_id = gateway.create_well(plate.id, 0, 1)
         image = gateway.create_image(well_id, "A02_s001", 2, 2, 1, 1, 1, "uint8",

@@ -25,8 +25,11 @@ class Mount:
     """``omerofs mount -f`` as a child process; ``log`` holds what it printed."""
 
     def __init__(self, port: int, mountpoint: Path, *args: str, user: str = "root",
-                 password: str = "omero", env: dict[str, str] | None = None):
+                 password: str = "omero", env: dict[str, str] | None = None,
+                 server: str | None = None):
         self.port = port
+        #: the SERVER argument; default tcp://127.0.0.1:<port>
+        self.server = server or f"tcp://127.0.0.1:{port}"
         self.mountpoint = Path(mountpoint)
         self.args = list(args)
         self.log_path = self.mountpoint.parent / f"{self.mountpoint.name}.log"
@@ -41,7 +44,7 @@ class Mount:
     def start(self, timeout: float = 30.0) -> Mount:
         self.mountpoint.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "omerofs", "mount", "-f", f"tcp://127.0.0.1:{self.port}",
+            [sys.executable, "-m", "omerofs", "mount", "-f", self.server,
              str(self.mountpoint), "--log-file", str(self.log_path),
              "--spool-dir", str(self.spool), *self.args],
             env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -62,13 +62,13 @@ def annotations(sf: Any, plate_id: int, allow_duplicates: bool = False
     from omerofs.gateway import queries as Q
 
     out = []
-    for kind, query in (("Plate", Q.PLATE_FILE_ANNOTATIONS), ("Well", Q.WELL_FILE_ANNOTATIONS),
-                        ("Image", Q.IMAGE_FILE_ANNOTATIONS)):
-        for parent, aid, fid, name, path, size, mimetype, ns in projection(sf, query,
-                                                                           pid=plate_id):
-            out.append({"kind": kind, "parent": parent, "id": aid, "file_id": fid,
-                        "name": name, "path": path, "size": size, "mimetype": mimetype,
-                        "ns": ns, "bytes": file_bytes(sf, fid)})
+    for aid, fid, name, path, size, mimetype, ns, plate, well, image in projection(
+            sf, Q.FILE_ANNOTATIONS, pid=plate_id):
+        kind, parent = ("Plate", plate) if plate is not None else \
+            ("Well", well) if well is not None else ("Image", image)
+        out.append({"kind": kind, "parent": parent, "id": aid, "file_id": fid,
+                    "name": name, "path": path, "size": size, "mimetype": mimetype,
+                    "ns": ns, "bytes": file_bytes(sf, fid)})
     if not allow_duplicates:
         places = [(a["kind"], a["parent"], a["path"], a["name"]) for a in out]
         twice = sorted({p for p in places if places.count(p) > 1})

@@ -5,10 +5,13 @@ exactly once: the oracle (omero_direct.annotations) fails on duplicates."""
 
 from __future__ import annotations
 
+import sqlite3
+
+import numpy as np
 import pytest
 
 from omerofs.devserver.seed import PlateSpec
-from omerofs.gateway import GatewayError, NotFound, Target, TargetKind
+from omerofs.gateway import GatewayError, NotFound, PlaneIndex, Target, TargetKind
 from omerofs.gateway import queries as Q
 from omerofs.gateway.omero import OmeroGateway
 from omerofs.spool import PENDING, Spool, Upload
@@ -103,3 +106,47 @@ def test_a_well_made_twice_is_one_well(own_server, gateway, kind):
     with omero_direct.session(own_server.port) as sf:
         rows = omero_direct.projection(sf, Q.PLATE_LAYOUT, pid=plate.id)
     assert sorted({(r[0], r[1], r[2]) for r in rows}) == [(well_id, 1, 2)]
+
+
+def images_named(server, name: str) -> list[int]:
+    """Every Image called ``name`` on the server, in a well or not (read from the
+    devserver's own tables: no query a client may send lists orphans)."""
+    db = sqlite3.connect(f"file:{server.data_dir / 'omero.sqlite'}?mode=ro", uri=True)
+    try:
+        return [i for (i,) in db.execute("select id from images where name = ? order by id",
+                                          (name,))]
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_image_made_while_its_reply_is_lost_is_made_once(own_server, gateway, kind):
+    plate = gateway.create_plate("after-images")
+    well_id = gateway.create_well(plate.id, 0, 0)
+    planes = {PlaneIndex(z, 0, 0): bytes([z + 1] * 6) for z in range(2)}
+    own_server.set_faults(fail_rate=1.0, fail_kind=kind, ops=["IPixels.createImage"])
+    try:
+        image = gateway.create_image(well_id, "A01_s001", 3, 2, 2, 1, 1, "uint8", planes)
+    finally:
+        own_server.set_faults()
+    assert images_named(own_server, "A01_s001") == [image.id]
+    with omero_direct.session(own_server.port) as sf:
+        (row,) = omero_direct.projection(sf, Q.PLATE_LAYOUT, pid=plate.id)
+        assert (row[0], row[5]) == (well_id, image.id)
+        for z in range(2):
+            got = omero_direct.plane(sf, row[7], z, 0, 0, np.dtype("u1"), (2, 3))
+            assert got.tobytes() == planes[PlaneIndex(z, 0, 0)]
+
+
+def test_an_image_whose_call_failed_before_it_ran_is_not_made(own_server, gateway):
+    # the search by description finds nothing: the error reaches the caller
+    plate = gateway.create_plate("refused-images")
+    well_id = gateway.create_well(plate.id, 0, 0)
+    own_server.set_faults(fail_rate=1.0, fail_kind="error", ops=["IPixels.createImage"])
+    try:
+        with pytest.raises(GatewayError):
+            gateway.create_image(well_id, "A01_s001", 3, 2, 1, 1, 1, "uint8",
+                                 {PlaneIndex(0, 0, 0): bytes(6)})
+    finally:
+        own_server.set_faults()
+    assert images_named(own_server, "A01_s001") == []

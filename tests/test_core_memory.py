@@ -356,3 +356,29 @@ def test_prefetch_crosses_into_the_next_well_past_plate_files(gw, tmp_path):
         assert ns.prefetch_after(last.ino) == 1  # the plane of B01
     finally:
         ns.close()
+
+
+def test_a_plane_over_the_pyramid_limit_is_refused_at_its_close(gw, tmp_path):
+    """OMERO stores planes over 3192 x 3192 (but float/double) only as pyramid
+    tiles: the writer hears it at close (EINVAL), nothing is spooled for the
+    site, and a plane at the limit is still taken."""
+    ns = make_ns(gw, tmp_path / "spool")
+    plate = ns.mkdir(ROOT_INODE, "big")
+    well = ns.mkdir(plate.ino, "A01")
+    f = ns.create(well.ino, "A01_s001_z000_c000.tif")
+    ns.write(f.ino, 0, tiff_bytes(np.zeros((3192, 3193), dtype=np.uint8)))
+    with pytest.raises(OSError) as exc:
+        ns.flush(f.ino)
+    assert exc.value.errno == errno.EINVAL
+    assert exc.value.strerror == ("A01_s001_z000_c000.tif is 3193x3192 uint8, over OMERO's "
+                              "3192x3192 limit for planes written whole (larger images need "
+                              "a tiled pyramid); not stored")
+    ns.release(f.ino)
+    assert ns.pending_sites() == []
+    g = ns.create(well.ino, "A01_s002_z000_c000.tif")
+    ns.write(g.ino, 0, tiff_bytes(np.ones((3192, 3192), dtype=np.uint8)))
+    ns.flush(g.ino)
+    ns.release(g.ino)
+    assert ns.flush_sites(well.ino) == []
+    [w] = gw.load_plate(plate.plate_id or 0).wells
+    assert [(s.image.size_x, s.image.size_y) for s in w.samples] == [(3192, 3192)]

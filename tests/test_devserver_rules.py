@@ -382,8 +382,8 @@ def test_links_across_groups_are_mixed_group(server, lab):
         link = annotate(sf, "Plate", pid, ctx(gid))
         p = omero.sys.ParametersI()
         p.add("pid", rlong(pid))
-        rows = sf.getQueryService().projection(Q.PLATE_FILE_ANNOTATIONS, p, ctx(gid))
-        assert [unwrap(r[1]) for r in rows] == [link.child.id.val]
+        rows = sf.getQueryService().projection(Q.FILE_ANNOTATIONS, p, ctx(gid))
+        assert [unwrap(r[0]) for r in rows] == [link.child.id.val]
         # under -1 a new object takes the group of what it links to
         wid = new_well(sf, pid, 5, 5, ALL)
         assert sf.getQueryService().get("Well", wid, ALL).details.group.id.val == gid

@@ -280,6 +280,48 @@ def test_file_annotations_round_trip(server, gw):
                                                             "application/json", 9)
 
 
+def test_a_plate_load_costs_two_calls_and_a_reload_keeps_its_nodes(server, gw):
+    """Layout and every file annotation (plate, wells, images): two projections
+    (issue 13); a reload of the unchanged plate keeps every node and inode."""
+    from omerofs.namespace import ROOT_INODE, Namespace, Timeouts
+
+    seeded = server.seed(PlateSpec(name="calls", rows=1, columns=2, fields=2))
+    st = gw.load_plate(seeded.plate_id)
+    well, image = st.wells[1], st.wells[0].samples[1].image
+    for target, name in ((Target(TargetKind.PLATE, st.plate.id), "p.json"),
+                         (Target(TargetKind.WELL, well.id), "w.csv"),
+                         (Target(TargetKind.IMAGE, image.id), "i.txt")):
+        gw.create_file_annotation(target, name, name.encode())
+    now = [1000.0]
+    ns = Namespace(gw, 16 << 20, timeouts=Timeouts(plate_ttl=60), clock=lambda: now[0])
+    ns.load(ROOT_INODE)
+    plate = ns.lookup(ROOT_INODE, f"plate_{seeded.plate_id}")
+    assert plate is not None
+    server.reset_stats()
+    ns.load(plate.ino)
+    assert server.calls() == {"IQuery.projection": 2}
+
+    def tree() -> dict[str, tuple[int, object]]:
+        out = {}
+        for wname, wino in ns.listing(plate.ino):
+            out[wname] = (wino, ns.node(wino))
+            if ns.node(wino).is_dir:
+                for fname, fino in ns.listing(wino):
+                    out[f"{wname}/{fname}"] = (fino, ns.node(fino))
+        return out
+
+    before = tree()
+    assert {"p.json", "A02/w.csv", "A01/i.txt", "A01/A01_s002_z000_c000.tif"} <= set(before)
+    now[0] += 61
+    server.reset_stats()
+    ns.load(plate.ino)
+    assert server.calls() == {"IQuery.projection": 2}
+    after = tree()
+    assert after.keys() == before.keys()
+    for name, (ino, node) in before.items():
+        assert after[name][0] == ino and after[name][1] is node, name
+
+
 def test_replace_and_delete_file_annotation(server, gw):
     seeded = server.seed(PlateSpec(name="ann2", rows=1, columns=1, fields=1))
     target = Target(TargetKind.PLATE, seeded.plate_id)
@@ -394,7 +436,9 @@ def test_join_existing_session_key(server, gw):
         joined.close()
 
 
-def test_reconnects_after_server_restart(lasting_server):
+def test_logs_in_again_after_server_restart(lasting_server):
+    """A restart forgets every session (as OMERO's in-memory session cache does):
+    a gateway with a password logs in again, unseen by its caller."""
     own_server = lasting_server
     seeded = own_server.seed(PlateSpec(name="restart", rows=1, columns=1, fields=1))
     g = OmeroGateway(own_server.config(timeout=10))
@@ -403,9 +447,9 @@ def test_reconnects_after_server_restart(lasting_server):
         assert g.read_plane(image, PlaneIndex(0, 0, 0)) == expected(image, 0, 0, 0)
         key = g.session_key()
         own_server.restart()
-        # same bytes after the restart, through a new connection to the same session
+        # same bytes after the restart, through a new session
         assert g.read_plane(image, PlaneIndex(0, 1, 0)) == expected(image, 0, 1, 0)
-        assert g.session_key() == key
+        assert g.session_key() != key
         assert g.errors["RawPixelsStore.getPlane"] >= 1
     finally:
         g.close()

@@ -50,6 +50,7 @@ PARAMS: dict[str, tuple[str, str]] = {
     "wid": ("long", "11"),  # well A1 of plate 1, two samples
     "fid": ("long", "500"),  # results.csv
     "value": ("string", "uint16"),
+    "desc": ("string", "omerofs:5f0c"),  # image img-derived
 }
 
 # ------------------------------------------------------------------------- seed
@@ -121,7 +122,7 @@ SEED: list[str] = [
     _insert("well", id=20, plate=2, row=0, column=0),
     _insert("image", id=100, name="img-a"),
     _insert("image", id=101, name="img-b"),
-    _insert("image", id=102, name="img-derived"),
+    _insert("image", id=102, name="img-derived", description="omerofs:5f0c"),
     _insert(
         "pixels", id=200, image=100, image_index=0, pixelsType=3, dimensionOrder=1, sha1="x",
         sizeX=4, sizeY=3, sizeZ=1, sizeC=2, sizeT=1,
@@ -156,11 +157,14 @@ SEED: list[str] = [
     ),
     _insert("originalfile", id=502, name="img.txt", path="img.txt", size=0),
     _insert("originalfile", id=503, name="other.csv", path="plate_2/", size=1),
+    _insert("originalfile", id=504, name="both.tsv", path="plate_1/", size=3),
     _insert("annotation", id=600, discriminator="/type/OriginalFile/", file=500, ns="omerofs"),
     _insert("annotation", id=601, discriminator="/type/OriginalFile/", file=501),
     _insert("annotation", id=602, discriminator="/type/OriginalFile/", file=502, ns="x"),
     _insert("annotation", id=603, discriminator="/basic/text/comment/", textValue="not a file"),
     _insert("annotation", id=604, discriminator="/type/OriginalFile/", file=503),
+    # linked twice in plate 1 (to the plate and a well), and to another plate
+    _insert("annotation", id=605, discriminator="/type/OriginalFile/", file=504),
     _insert("plateannotationlink", id=700, parent=1, child=600),
     _insert("plateannotationlink", id=701, parent=1, child=603),  # a comment: not listed
     _insert("plateannotationlink", id=702, parent=2, child=604),  # another plate
@@ -168,6 +172,10 @@ SEED: list[str] = [
     _insert("wellannotationlink", id=711, parent=20, child=604),  # another plate's well
     _insert("imageannotationlink", id=720, parent=100, child=602),
     _insert("imageannotationlink", id=721, parent=102, child=604),  # another plate's image
+    _insert("plateannotationlink", id=703, parent=1, child=605),
+    _insert("wellannotationlink", id=712, parent=11, child=605),
+    _insert("plateannotationlink", id=704, parent=2, child=605),
+    _insert("imageannotationlink", id=722, parent=101, child=602),  # 602 on two images
 ]
 
 # ----------------------------------------------------------- expected results
@@ -186,7 +194,7 @@ _CALIBRATION = [0.65, "MICROMETER", 0.65, "MICROMETER", 2.0, "MICROMETER"]
 _LAYOUT_TYPES = ["long", "integer", "integer", "long", "integer", "long", "text", "long"]
 _LAYOUT_TYPES += ["integer"] * 5 + ["string"]
 _LAYOUT_TYPES += ["double", "string"] * 3 + ["integer", "text"]
-_ANN_TYPES = ["long", "long", "long", "text", "text", "long", "string", "text"]
+_ANN_TYPES = ["long", "long", "text", "text", "long", "string", "text", "long", "long", "long"]
 
 #: queries.NAME -> Expect, on the seed above with PARAMS
 EXPECTED: dict[str, Expect] = {
@@ -215,14 +223,18 @@ EXPECTED: dict[str, Expect] = {
             [10, 0, 1, *_NO_SAMPLE],
         ],
     ),
-    "PLATE_FILE_ANNOTATIONS": Expect(
-        _ANN_TYPES, [[1, 600, 500, "results.csv", "plate_1/", 12, "text/csv", "omerofs"]]
-    ),
-    "WELL_FILE_ANNOTATIONS": Expect(
-        _ANN_TYPES, [[11, 601, 501, "well.json", "plate_1/A01/", 2, "application/json", None]]
-    ),
-    "IMAGE_FILE_ANNOTATIONS": Expect(
-        _ANN_TYPES, [[100, 602, 502, "img.txt", "img.txt", 0, None, "x"]]
+    # one row per annotation of plate 1, its wells, their images (not 603, a
+    # comment; not 604, another plate's): where it is linked in the last three
+    # columns (605: the plate and well 11; 602: images 100 and 101, the lower)
+    "FILE_ANNOTATIONS": Expect(
+        _ANN_TYPES,
+        [
+            [600, 500, "results.csv", "plate_1/", 12, "text/csv", "omerofs", 1, None, None],
+            [601, 501, "well.json", "plate_1/A01/", 2, "application/json", None, None, 11,
+             None],
+            [602, 502, "img.txt", "img.txt", 0, None, "x", None, None, 100],
+            [605, 504, "both.tsv", "plate_1/", 3, None, None, 1, 11, None],
+        ],
     ),
     # an entity: HqlCheck prints its scalar fields ($type$ is the entity name)
     "PIXELS_TYPE": Expect(
@@ -234,6 +246,9 @@ EXPECTED: dict[str, Expect] = {
         ["Well"], [[{"$type$": "Well", "column": 0, "id": 11, "row": 0, "wellSamples": [31, 30]}]]
     ),
     "IMAGE_WELL_SAMPLES": Expect(["long", "long"], [[30, 11]]),
+    # the seeded FileAnnotation 602 hangs on image 100 (the iid seeded above)
+    "IMAGE_FILE_ANNOTATION_IDS": Expect(["long"], [[602]]),
+    "IMAGE_BY_DESCRIPTION": Expect(["long"], [[102]]),
 }
 
 

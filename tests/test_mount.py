@@ -260,7 +260,7 @@ def test_bad_password_fails_the_mount_at_once(server, tmp_path, foreground):
 def test_cli_refuses_bad_input_in_one_line(server, tmp_path):
     env = dict(os.environ, OMERO_USER="root", OMERO_PASSWORD="omero")
     cases = [
-        (["mount", "tcp://127.0.0.1:notaport", str(tmp_path)], "cannot parse server"),
+        (["mount", "tcp://127.0.0.1:notaport", str(tmp_path)], "bad port 'notaport'"),
         (["mount", f"127.0.0.1:{server.port}", str(tmp_path / "missing")], "No such file"),
         (["umount", str(tmp_path)], "is not mounted"),
     ]

@@ -21,7 +21,7 @@ from omerofs.gateway import queries as Q
 from . import omero_direct
 from .mounting import Mount
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
+pytestmark = pytest.mark.needs_fuse
 
 SHAPE = (5, 7)
 WELLS = ["A01", "B02", "C03"]
@@ -106,3 +106,20 @@ def test_two_mounts_write_one_derived_plate(server, tmp_path):
     assert files == {"notes_0.txt": b"from mount 0\n", "notes_1.txt": b"from mount 1\n"}
     # each well was created by both mounts: one won, the other adopted its well
     assert adopted == 3
+
+
+def test_a_second_live_mount_cannot_take_the_spool_of_the_first(server, tmp_path):
+    # each mount uploads the entries it did not make as a dead mount's leftovers:
+    # sharing a spool with a live mount would upload the other's open files
+    with Mount(server.port, tmp_path / "m1") as m1:
+        second = Mount(server.port, tmp_path / "m2", "--spool-dir", str(m1.spool))
+        try:
+            with pytest.raises(RuntimeError) as exc:
+                second.start()
+        finally:
+            second.stop()  # a mount that started by mistake must not outlive the test
+        assert f"spool {m1.spool} is in use by a live mount (pid {m1.proc.pid})" in str(exc.value)
+        assert not os.path.ismount(second.mountpoint)
+    # the first is gone: the spool is free again
+    with Mount(server.port, tmp_path / "m2", "--spool-dir", str(m1.spool)) as m2:
+        assert os.path.ismount(m2.mountpoint)

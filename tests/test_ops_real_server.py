@@ -47,9 +47,10 @@ real = pytest.mark.skipif(not HOST, reason="no real OMERO.server: set OMERO_HOST
 
 def real_connection(group: int = -1) -> ConnectionConfig:
     assert HOST
-    host, port, secure = parse_server(HOST)
-    return ConnectionConfig(host=host, port=int(os.environ.get("OMERO_PORT") or port),
-                            secure=secure, user=os.environ.get("OMERO_USER"),
+    addr = parse_server(HOST)
+    return ConnectionConfig(host=addr.host, port=int(os.environ.get("OMERO_PORT") or addr.port),
+                            secure=addr.secure, websocket=addr.websocket, path=addr.path,
+                            user=os.environ.get("OMERO_USER"),
                             password=os.environ.get("OMERO_PASSWORD"), timeout=30.0,
                             group=group)
 

@@ -34,7 +34,8 @@ class PixelsI(Servant, omero.api.IPixels):
         group = self.sec.new_object_group(call_group(current), [])
         try:
             iid, _ = self.store.create_image(name, self.user, size_x, size_y, size_z,
-                                             len(channels), size_t, value, group=group)
+                                             len(channels), size_t, value, group=group,
+                                             description=description)
         except ValueError as e:
             raise validation(str(e)) from None
         return rlong(iid)

@@ -37,6 +37,10 @@ class Context:
         self.control = control
         self.session_timeout = session_timeout
         self.locator: Any = None  # the SessionLocator, set by the locator itself
+        from .stores import Pyramids  # stores imports this module
+
+        #: big images whose pyramid is "being built" (set through the control endpoint)
+        self.pyramids = Pyramids()
 
     def forget(self, ident: Any) -> None:
         """Drop a stateful servant (closed store, closed handle)."""

@@ -28,6 +28,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="put a user in a group (':default' makes it the user's default)")
     p.add_argument("--seed", action="append", default=[], metavar="demo|JSON|@FILE",
                    help="before serving, add a plate: 'demo', a JSON plate spec, or @file.json")
+    p.add_argument("--ws-port", type=int, default=None, metavar="PORT",
+                   help="also serve Ice's WebSocket transport (ws://HOST:PORT/omero-ws; 0: any)")
+    p.add_argument("--ssl-port", type=int, default=None, metavar="PORT",
+                   help="also serve SSL (ssl://HOST:PORT; needs --ssl-cert and --ssl-key)")
+    p.add_argument("--wss-port", type=int, default=None, metavar="PORT",
+                   help="also serve secure WebSocket (wss://HOST:PORT/omero-ws; needs the cert)")
+    p.add_argument("--ssl-cert", type=Path, default=None, metavar="PEM",
+                   help="server certificate for --ssl-port/--wss-port (e.g. self-signed)")
+    p.add_argument("--ssl-key", type=Path, default=None, metavar="PEM",
+                   help="its private key, unencrypted")
     p.add_argument("--latency-ms", type=float, default=0.0, help="added to every call")
     p.add_argument("--fail-rate", type=float, default=0.0, help="fraction of calls that fail")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -73,13 +83,19 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from .faults import FaultConfig
     from .seed import seed_plate
-    from .server import DevServer
+    from .server import DevServer, Transports
 
     try:
         server = DevServer(args.data, port=args.port, control_port=args.control_port,
                            host=args.host, session_timeout=args.session_timeout, users=users,
                            faults=FaultConfig(latency_ms=args.latency_ms,
-                                              fail_rate=args.fail_rate))
+                                              fail_rate=args.fail_rate),
+                           transports=Transports(ws=args.ws_port, ssl=args.ssl_port,
+                                                 wss=args.wss_port, cert=args.ssl_cert,
+                                                 key=args.ssl_key))
+    except ValueError as e:
+        print(f"omerofs devserver: {e}", file=sys.stderr)
+        return 2
     except Exception as e:  # Ice.SocketException and friends: port in use, bad host
         print(f"omerofs devserver: cannot start: {e}", file=sys.stderr)
         return 1
@@ -96,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
     for spec in specs:
         seeded = seed_plate(server.store, spec)
         print(f"seeded plate {seeded.plate_id} {spec.name!r}", flush=True)
-    print(f"devserver ready on tcp://{server.host}:{server.port} "
+    extra = "".join(f", {url}" for url in server.urls()[1:])
+    print(f"devserver ready on tcp://{server.host}:{server.port}{extra} "
           f"(control http://{server.host}:{server.control_port})", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
     signal.signal(signal.SIGINT, lambda *_: server.shutdown())

@@ -29,6 +29,8 @@ class DevServerProcess:
         self.data_dir = Path(data_dir)
         self.port = port
         self.control_port = 0
+        #: transport -> port of the running server ("tcp", and "ws", "ssl", "wss" if asked)
+        self.ports: dict[str, int] = {}
         self.session_timeout = session_timeout
         self.log_path = Path(log_path) if log_path else self.data_dir / "devserver.log"
         self.extra_args = list(extra_args or [])
@@ -57,6 +59,7 @@ class DevServerProcess:
                 continue
             if info.get("pid") == self.proc.pid:
                 self.port, self.control_port = info["port"], info["control_port"]
+                self.ports = dict(info.get("ports") or {"tcp": self.port})
                 return self
             time.sleep(0.05)
         self.kill()
@@ -121,6 +124,16 @@ class DevServerProcess:
 
     def set_faults(self, **faults: Any) -> dict[str, Any]:
         return dict(self._call("POST", "/faults", faults))
+
+    def building_pyramid(self, pixels_id: int, kind: str = "missing", binds: int = -1,
+                         backoff_ms: int | None = None) -> dict[str, Any]:
+        """The next ``binds`` binds of a big image (-1: all until called again
+        with 0) answer MissingPyramidException (``kind="missing"``) or
+        LockTimeout (``"lock"``) with ``backoff_ms``."""
+        body: dict[str, Any] = {"pixels_id": pixels_id, "kind": kind, "binds": binds}
+        if backoff_ms is not None:
+            body["backoff_ms"] = backoff_ms
+        return dict(self._call("POST", "/pyramids", body))
 
     def expire_sessions(self) -> int:
         return int(self._call("POST", "/sessions/expire", {})["expired"])

@@ -89,26 +89,8 @@ class QueryI(Servant, omero.api.IQuery):
                 for c, name in per_channel:
                     out.append([*head, _r(c, rint), _r(name, rstring)])
             return out
-        ann_sql = {
-            Q.PLATE_FILE_ANNOTATIONS: "l.parent_type = 'Plate' and l.parent_id = ?",
-            Q.WELL_FILE_ANNOTATIONS: "l.parent_type = 'Well' and l.parent_id in"
-                                     " (select id from wells where plate_id = ?)",
-            Q.IMAGE_FILE_ANNOTATIONS: "l.parent_type = 'Image' and l.parent_id in"
-                                      " (select ws.image_id from well_samples ws join wells w"
-                                      " on w.id = ws.well_id where w.plate_id = ?)",
-        }.get(query)
-        if ann_sql is not None:
-            if not self._can("Plate", int(p["pid"]), group):
-                return []
-            rows = s.query(
-                "select l.parent_id, a.id, f.id, f.name, f.path, f.size, f.mimetype, a.ns,"
-                " l.owner, l.group_id"
-                " from links l join annotations a on a.id = l.ann_id"
-                " join files f on f.id = a.file_id where " + ann_sql + " order by a.id",
-                (int(p["pid"]),))
-            ann_wraps = (rlong, rlong, rlong, rstring, rstring, rlong, rstring, rstring)
-            return [[_r(v, w) for v, w in zip(row[:8], ann_wraps, strict=True)]
-                    for row in rows if self.sec.can_read(row[8], row[9], group)]
+        if query == Q.FILE_ANNOTATIONS:
+            return self._file_annotations(int(p["pid"]), group)
         if query == Q.IMAGE_PIXELS:
             iid = int(p["iid"])
             if not self._can("Image", iid, group):
@@ -120,7 +102,60 @@ class QueryI(Servant, omero.api.IQuery):
             return [[rlong(a), rlong(b)] for (a, b) in s.query(
                 "select id, well_id from well_samples where image_id = ? order by id", (iid,))
                 if self._can("WellSample", a, group)]
+        if query == Q.IMAGE_FILE_ANNOTATION_IDS:
+            iid = int(p["iid"])
+            if not self._can("Image", iid, group):
+                return []
+            return [[rlong(a)] for (a, owner, gid) in s.query(
+                "select ann_id, owner, group_id from links"
+                " where parent_type = 'Image' and parent_id = ? order by ann_id", (iid,))
+                if self.sec.can_read(owner, gid, group)]
+        if query == Q.IMAGE_BY_DESCRIPTION:
+            return [[rlong(i)] for (i,) in s.query(
+                "select id from images where description = ? order by id", (str(p["desc"]),))
+                if self._can("Image", i, group)]
         raise _err(omero.QueryException, f"devserver: unsupported query: {query}")
+
+    def _file_annotations(self, pid: int, group: int | None) -> list[list[Any]]:
+        """Q.FILE_ANNOTATIONS: one row per annotation linked (by a link the
+        caller may read) to the plate, its wells or its wells' images; the
+        select subqueries' max/min of the linked parents in the last columns,
+        null where none (SQL aggregates of no rows)."""
+        if not self._can("Plate", pid, group):
+            return []
+        s = self.store
+        where = {
+            "Plate": "l.parent_type = 'Plate' and l.parent_id = ?",
+            "Well": "l.parent_type = 'Well' and l.parent_id in"
+                    " (select id from wells where plate_id = ?)",
+            "Image": "l.parent_type = 'Image' and l.parent_id in"
+                     " (select ws.image_id from well_samples ws join wells w"
+                     " on w.id = ws.well_id where w.plate_id = ?)",
+        }
+        parents: dict[int, dict[str, list[int]]] = {}
+        for kind, cond in where.items():
+            for ann_id, parent, owner, gid in s.query(
+                    "select l.ann_id, l.parent_id, l.owner, l.group_id from links l"
+                    " where " + cond, (pid,)):
+                if self.sec.can_read(owner, gid, group):
+                    parents.setdefault(ann_id, {}).setdefault(kind, []).append(parent)
+        if not parents:
+            return []
+        marks = ",".join("?" * len(parents))
+        rows = s.query(
+            "select a.id, f.id, f.name, f.path, f.size, f.mimetype, a.ns from annotations a"
+            " join files f on f.id = a.file_id where a.id in (" + marks + ") order by a.id",
+            tuple(parents))
+        wraps = (rlong, rlong, rstring, rstring, rlong, rstring, rstring)
+        out = []
+        for row in rows:
+            linked = parents[row[0]]
+            plate = max(linked["Plate"]) if "Plate" in linked else None
+            well = min(linked["Well"]) if "Well" in linked else None
+            image = min(linked["Image"]) if "Image" in linked else None
+            out.append([*(_r(v, w) for v, w in zip(row, wraps, strict=True)),
+                        _r(plate, rlong), _r(well, rlong), _r(image, rlong)])
+        return out
 
     def findByQuery(self, query: str, params: Any, current: Any = None) -> Any:
         if query == Q.PIXELS_TYPE:  # an enumeration: a system type, readable by all

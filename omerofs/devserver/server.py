@@ -4,12 +4,24 @@
 listening it writes ``DIR/devserver.json`` (ports and pid), which is how
 tests and ``make demo`` know it is ready.
 
+Transports: plain TCP always; Ice's WebSocket transport (``ws``), SSL and
+secure WebSocket (``wss``) on request (:class:`Transports`), all on one
+object adapter, as Glacier2 serves them in OMERO 5.6 (omero.client.icetransports).
+Ice 3.6 has ws/wss built into its core and IceSSL as a plugin. The ws
+endpoints accept any resource path (Ice's server side does not check it);
+clients use ``/omero-ws`` as behind OMERO.web's nginx.
+
 Control endpoint (JSON over HTTP on 127.0.0.1, for tests and benchmarks)::
 
     GET  /stats             {"calls": {"IQuery.projection": 3, ...}, "open_sessions": 1, ...}
     POST /stats/reset
     POST /faults            {"latency_ms": 5, "fail_rate": 0.1, "fail_kind": "error", "ops": [...]}
     POST /sessions/expire   every live session times out now
+    POST /pyramids          {"pixels_id": 5, "kind": "missing"|"lock", "binds": 3,
+                             "backoff_ms": 200}: the next 3 binds of pixels 5 (-1: all
+                            of them until changed, 0: ready now) answer
+                            MissingPyramidException / LockTimeout (see stores.py);
+                            only big images (3192x3192, non-float) have pyramids
     POST /shutdown
 """
 
@@ -19,6 +31,7 @@ import json
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -31,10 +44,46 @@ import omero.rtypes
 from .faults import Control, FaultConfig
 from .services import Context, RouterI, SessionLocator
 from .store import Store
+from .stores import DEFAULT_BACKOFF_MS, Building, requires_pyramid
 
 log = logging.getLogger("omerofs.devserver")
 
 READY_FILE = "devserver.json"
+
+
+@dataclass(frozen=True)
+class Transports:
+    """Ports of the optional transports (None: off, 0: any free port). SSL and
+    wss need a PEM certificate and its unencrypted key."""
+
+    ws: int | None = None
+    ssl: int | None = None
+    wss: int | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.ssl is not None or self.wss is not None) and not (self.cert and self.key):
+            raise ValueError("SSL and wss endpoints need --ssl-cert and --ssl-key")
+
+    def endpoints(self, host: str) -> str:
+        """The extra endpoints, ``:``-joined after the tcp one."""
+        out = ""
+        for name, port in (("ws", self.ws), ("ssl", self.ssl), ("wss", self.wss)):
+            if port is not None:
+                out += f":{name} -h {host} -p {port}"
+        return out
+
+    def configure(self, props: Any) -> None:
+        """IceSSL for the ssl/wss endpoints: the plugin, the certificate, and
+        no client certificate asked (omero-py presents none)."""
+        if self.cert is None or self.key is None:
+            return
+        set_ = props.setProperty
+        set_("Ice.Plugin.IceSSL", "IceSSL:createIceSSL")
+        set_("IceSSL.CertFile", str(Path(self.cert).absolute()))
+        set_("IceSSL.KeyFile", str(Path(self.key).absolute()))
+        set_("IceSSL.VerifyPeer", "0")
 
 
 class DevServer:
@@ -47,9 +96,11 @@ class DevServer:
         session_timeout: float = 600.0,
         faults: FaultConfig | None = None,
         users: dict[str, str] | None = None,
+        transports: Transports | None = None,
     ):
         self.data_dir = Path(data_dir)
         self.store = Store(self.data_dir)
+        self.forgotten_sessions = self._forget_sessions()
         for name, pw in (users or {}).items():
             self.store.add_user(name, pw)
         self.control = Control(faults)
@@ -64,7 +115,10 @@ class DevServer:
         # Never close idle client connections: a mount may sit idle for hours.
         props.setProperty("Ice.ACM.Server.Close", "0")
         props.setProperty("Ice.ACM.Server.Heartbeat", "0")
-        props.setProperty("DevServer.Endpoints", f"tcp -h {host} -p {port}")
+        self.transports = transports or Transports()
+        self.transports.configure(props)
+        props.setProperty("DevServer.Endpoints",
+                          f"tcp -h {host} -p {port}" + self.transports.endpoints(host))
         self.ic = Ice.initialize(init)
         omero.ObjectFactoryRegistrar.registerObjectFactory(self.ic, None)
         for factory in omero.rtypes.ObjectFactories.values():
@@ -76,6 +130,11 @@ class DevServer:
                          Ice.stringToIdentity("OMERO.Glacier2/router"))
         self.adapter.activate()
         self.port = int(self.adapter.getEndpoints()[0].getInfo().port)
+        #: transport name -> port, of every endpoint (tcp first)
+        self.ports: dict[str, int] = {}
+        for endpoint in self.adapter.getEndpoints():
+            proto = str(endpoint).split(" ", 1)[0]
+            self.ports.setdefault(proto, int(endpoint.getInfo().port))
         self.host = host
         self._http = ThreadingHTTPServer((host, control_port), self._handler())
         self._http.daemon_threads = True
@@ -85,17 +144,54 @@ class DevServer:
         self._http_thread.start()
         log.info("devserver listening on tcp://%s:%d (control http://%s:%d)",
                  host, self.port, host, self.control_port)
+        if self.forgotten_sessions:
+            log.info("forgot the %d session(s) of the previous run (as OMERO does)",
+                     self.forgotten_sessions)
+
+    def _forget_sessions(self) -> int:
+        """A restart forgets every session, as OMERO 5.6 does: its sessions live
+        in an in-memory map (omero-server v5.6.12 SessionCache.java:40-41), and
+        joining a session looks the key up there only, else checks it as a
+        password and fails (SessionManagerImpl.java:272-292). The rows stay in
+        the database, as OMERO's Session rows do, but no key can be used again."""
+        with self.store.tx() as db:
+            return int(db.execute("update sessions set closed = 1 where closed = 0").rowcount)
+
+    def urls(self) -> list[str]:
+        """The server as a client names it, one URL per transport (tcp first)."""
+        return [f"{proto}://{self.host}:{port}" + ("/omero-ws" if proto.startswith("ws") else "")
+                for proto, port in self.ports.items()]
 
     def stats(self) -> dict[str, Any]:
         out = self.control.snapshot()
         out["open_sessions"] = self.store.open_sessions(self.ctx.session_timeout)
         out["open_stores"] = self.locator.open_stores()
+        out["pyramids"] = self.ctx.pyramids.snapshot()
         return out
+
+    def set_pyramid(self, pixels_id: int, kind: str = "missing", binds: int = -1,
+                    backoff_ms: int | None = None) -> dict[str, Any]:
+        """Pretend the pyramid of ``pixels_id`` is being built (see stores.py).
+        Raises ValueError for pixels that OMERO would never pyramid."""
+        try:
+            pix = self.store.pixels(int(pixels_id))
+        except KeyError:
+            raise ValueError(f"no Pixels {pixels_id}") from None
+        if not requires_pyramid(pix):
+            raise ValueError(f"Pixels {pixels_id} ({pix.size_x}x{pix.size_y} {pix.pixel_type}) "
+                             "is not a big image: OMERO builds no pyramid for it")
+        if kind not in DEFAULT_BACKOFF_MS:
+            raise ValueError(f"kind must be one of {', '.join(DEFAULT_BACKOFF_MS)}")
+        ms = DEFAULT_BACKOFF_MS[kind] if backoff_ms is None else int(backoff_ms)
+        if ms < 0 or int(binds) < -1:
+            raise ValueError("backoff_ms must be >= 0 and binds >= -1")
+        self.ctx.pyramids.set(int(pixels_id), Building(kind, int(binds), ms))
+        return self.ctx.pyramids.snapshot()
 
     def announce(self) -> None:
         """Write the ready file: the server is up (and seeded) from now on."""
         ready = {"host": self.host, "port": self.port, "control_port": self.control_port,
-                 "pid": os.getpid()}
+                 "pid": os.getpid(), "ports": self.ports}
         tmp = self.data_dir / (READY_FILE + ".tmp")
         tmp.write_text(json.dumps(ready))
         tmp.replace(self.data_dir / READY_FILE)
@@ -148,6 +244,8 @@ class DevServer:
                     elif self.path == "/faults":
                         server.control.set_faults(FaultConfig(**body))
                         self._reply(200, server.control.snapshot()["faults"])
+                    elif self.path == "/pyramids":
+                        self._reply(200, server.set_pyramid(**body))
                     elif self.path == "/sessions/expire":
                         self._reply(200, {"expired": server.store.expire_all_sessions()})
                     elif self.path == "/shutdown":

@@ -49,7 +49,7 @@ create table if not exists wells (
     col integer not null, owner text not null, group_id integer);
 create table if not exists images (
     id integer primary key, name text not null, owner text not null, created real not null,
-    group_id integer);
+    group_id integer, description text);
 create table if not exists pixels (
     id integer primary key, image_id integer not null, size_x integer not null,
     size_y integer not null, size_z integer not null, size_c integer not null,
@@ -101,6 +101,7 @@ LATER_COLUMNS = (
     ("wells", "group_id", "integer"), ("images", "group_id", "integer"),
     ("well_samples", "owner", "text"), ("well_samples", "group_id", "integer"),
     ("files", "group_id", "integer"), ("files", "hasher", "text"), ("files", "hash", "text"),
+    ("images", "description", "text"),
     ("annotations", "group_id", "integer"), ("links", "group_id", "integer"),
 )
 
@@ -402,7 +403,8 @@ class Store:
 
     def create_image(self, name: str, owner: str, size_x: int, size_y: int, size_z: int,
                      size_c: int, size_t: int, pixel_type: str, synthetic: bool = False,
-                     group: int | None = None) -> tuple[int, int]:
+                     group: int | None = None, description: str | None = None
+                     ) -> tuple[int, int]:
         """A new Image and its Pixels; returns (image id, pixels id)."""
         pixel_dtype(pixel_type)
         if min(size_x, size_y, size_z, size_c, size_t) < 1:
@@ -410,10 +412,10 @@ class Store:
         with self.tx() as db:
             iid = self.new_id(db)
             pid = self.new_id(db)
-            db.execute("insert into images (id, name, owner, created, group_id)"
-                       " values (?, ?, ?, ?, ?)",
+            db.execute("insert into images (id, name, owner, created, group_id, description)"
+                       " values (?, ?, ?, ?, ?, ?)",
                        (iid, name, owner, time.time(),
-                        self.default_group(owner) if group is None else group))
+                        self.default_group(owner) if group is None else group, description))
             db.execute("insert into pixels values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (pid, iid, size_x, size_y, size_z, size_c, size_t, pixel_type,
                         int(synthetic)))

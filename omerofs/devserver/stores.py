@@ -19,12 +19,29 @@ Pixels rules (omero-romio v5.7.7, the version OMERO 5.6 runs):
   (src/main/java/ome/io/bioformats/BfPyramidPixelBuffer.java:1107); a plain
   Java exception reaches the client as InternalException.
 
+* Pyramids being built: a big image (``requires_pyramid``) whose pyramid is
+  not there yet cannot be bound. ``setPixelsId`` (the only call that opens
+  the pixel buffer: omero-server v5.6.12 RawPixelsBean.java:288-297, which
+  also leaves the store unbound so the next call tries again) raises what
+  PixelsService.getPixelBuffer raises: MissingPyramidException with a
+  ``backOff`` in ms and the ``pixelsID`` (omero-romio v5.7.7
+  PixelsService.java:599-613 and :798-811, SimpleBackOff.java:92-94: 1000 ms
+  when the sizes are absurd, else proportional to the tile count), or
+  LockTimeout while another process holds the pyramid's lock
+  (BfPyramidPixelBuffer.java:336-348: backOff 15000 ms, seconds 0). Blitz
+  copies both fields to the Ice exception (omero-blitz v5.5.12
+  IceMapper.java:1372-1387). The devserver has no pyramid builder: a test
+  declares an image's pyramid "building" for its next N binds through the
+  control endpoint (:class:`Pyramids`).
+
 Files: RawFileStore.save and close record the size, and the checksum when the
 OriginalFile has a hasher (omero-server v5.6.12 RawFileBean.java:240-247).
 """
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from typing import Any
 
 import omero
@@ -32,7 +49,17 @@ import omero.all
 import omero.api
 from omero.rtypes import rlong
 
-from .base import VOID, Servant, amd, api_usage, call_group, internal, security, validation
+from .base import (
+    VOID,
+    Servant,
+    _err,
+    amd,
+    api_usage,
+    call_group,
+    internal,
+    security,
+    validation,
+)
 from .model import original_file_obj
 from .store import PixelsRow
 
@@ -46,6 +73,70 @@ def requires_pyramid(pix: PixelsRow) -> bool:
     if pix.pixel_type in FLOAT_TYPES:
         return False
     return pix.size_x * pix.size_y > MAX_PLANE_WIDTH * MAX_PLANE_HEIGHT
+
+
+#: backOff (ms) of each not-ready answer when the control call names none
+#: (SimpleBackOff.java:45-47 default value; BfPyramidPixelBuffer.java:342)
+DEFAULT_BACKOFF_MS = {"missing": 1000, "lock": 15000}
+
+
+@dataclass
+class Building:
+    """A pyramid being built: the next ``binds`` binds (-1: every bind until
+    told otherwise) answer ``kind`` ("missing" or "lock") with ``backoff_ms``."""
+
+    kind: str
+    binds: int
+    backoff_ms: int
+
+
+class Pyramids:
+    """The pixels whose pyramid the devserver pretends to be building (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._building: dict[int, Building] = {}
+        #: not-ready answers given, per pixels id
+        self.refused: dict[int, int] = {}
+
+    def set(self, pixels_id: int, building: Building | None) -> None:
+        if building is not None and building.kind not in DEFAULT_BACKOFF_MS:
+            raise ValueError(f"kind must be one of {', '.join(DEFAULT_BACKOFF_MS)}")
+        with self._lock:
+            if building is None or building.binds == 0:
+                self._building.pop(pixels_id, None)
+            else:
+                self._building[pixels_id] = building
+
+    def check(self, pixels_id: int) -> None:
+        """Raise the not-ready answer of one bind, if the pyramid is building."""
+        with self._lock:
+            b = self._building.get(pixels_id)
+            if b is None:
+                return
+            if b.binds > 0:
+                b.binds -= 1
+                if b.binds == 0:
+                    del self._building[pixels_id]
+            self.refused[pixels_id] = self.refused.get(pixels_id, 0) + 1
+        e: Any
+        if b.kind == "missing":
+            e = _err(omero.MissingPyramidException,
+                     f"Missing pyramid:/OMERO/Pixels/{pixels_id}_pyramid")
+            e.pixelsID = pixels_id
+        else:
+            e = _err(omero.LockTimeout,
+                     f"Already locked! /OMERO/Pixels/.{pixels_id}_pyramid.pyr_lock")
+            e.seconds = 0
+        e.backOff = b.backoff_ms
+        raise e
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"building": {str(k): {"kind": v.kind, "binds": v.binds,
+                                          "backoff_ms": v.backoff_ms}
+                                 for k, v in self._building.items()},
+                    "refused": {str(k): v for k, v in self.refused.items()}}
 
 
 @amd(omero.api.RawFileStore)
@@ -137,6 +228,9 @@ class RawPixelsStoreI(Servant, omero.api.RawPixelsStore):
                 f"No row with the given identifier exists: Pixels {pixels_id}") from None
         if not self.sec.readable("Image", pix.image_id, call_group(current)):
             raise security(f"Cannot read Pixels:Id_{pixels_id}")
+        # a failed bind leaves the store unbound (RawPixelsBean.java:288-297)
+        self.pix = None
+        self.ctx.pyramids.check(pixels_id)
         self.pix = pix
         self.writable = not pix.synthetic and not self.store.has_pixel_file(pix.id)
         return VOID

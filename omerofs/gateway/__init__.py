@@ -17,6 +17,8 @@ from .errors import (
     NotFound,
     PermissionDenied,
     ServerUnavailable,
+    SessionLost,
+    TryLater,
 )
 from .protocol import Gateway
 from .types import (
@@ -45,8 +47,10 @@ __all__ = [
     "PlateStructure",
     "PlateSummary",
     "ServerUnavailable",
+    "SessionLost",
     "Target",
     "TargetKind",
+    "TryLater",
     "WellInfo",
     "WellSampleInfo",
     "parse_server",

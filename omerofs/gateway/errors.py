@@ -29,3 +29,15 @@ class ServerUnavailable(GatewayError):
 
 class InvalidRequest(GatewayError):
     """The request is malformed for the server (EINVAL): e.g. a bad plane index."""
+
+
+class TryLater(GatewayError):
+    """The server is still preparing the data (a big image's pyramid is being
+    built) and did not finish within the call's time budget (EAGAIN). Nothing
+    is wrong with the request: the same read later succeeds."""
+
+
+class SessionLost(GatewayError):
+    """The session is gone (the server restarted or expired it) and the mount
+    has no password to log in again: only a remount with a fresh session key
+    helps (ENOTCONN, at once, without asking the server again)."""

@@ -311,6 +311,11 @@ class MemoryGateway:
             well.images[well.images.index(image.id)] = new.id
             self.images[new.id] = new
             del self.images[image.id]
+            # the files attached to the old image now hang on the new one
+            # (the real gateway links them before it deletes the old image)
+            for aid, ann in list(self.annotations.items()):
+                if ann.target == Target(TargetKind.IMAGE, image.id):
+                    self.annotations[aid] = replace(ann, target=Target(TargetKind.IMAGE, new.id))
             return new
 
         return self._call("write_plane", run)

@@ -3,10 +3,21 @@
 Design points (DESIGN.md sections 3 and 5):
 
 * One ``omero.client`` per gateway, created lazily and replaced when the
-  session expires or the server restarts; a replacement first rejoins the
-  old session (its key survives a server restart) and logs in again only
+  session expires or the connection breaks; a replacement first rejoins the
+  old session (its key survives a broken connection, not a server restart:
+  OMERO keeps sessions in memory, omero-server v5.6.12
+  SessionManagerImpl.java:218, :272-292) and logs in again with the password
   when that fails. A *generation* number tells threads that a connection
-  they hold has been replaced.
+  they hold has been replaced. Without a password (a session-key mount) a
+  refused key is final: :class:`SessionLost` from then on, at once, with no
+  further call to the server.
+* Big images: while OMERO builds a pyramid, binding a RawPixelsStore raises
+  MissingPyramidException or LockTimeout carrying a ``backOff`` in ms
+  (omero-romio v5.7.7 PixelsService.java:599-613, :640-656, SimpleBackOff.java:92-94;
+  BfPyramidPixelBuffer.java:336-348; mapped by omero-blitz v5.5.12
+  IceMapper.java:1372-1387). Such a read is asked again after ``backOff``
+  until the call's time budget (``timeout``) would be exceeded, then
+  :class:`TryLater` (EAGAIN).
 * RawPixelsStores are stateful and not safe to share: each thread keeps its
   own, reused across planes (``setPixelsId`` only when the image changes).
 * Errors leave this module only as :mod:`omerofs.gateway.errors`. Calls that
@@ -54,6 +65,8 @@ from .errors import (
     NotFound,
     PermissionDenied,
     ServerUnavailable,
+    SessionLost,
+    TryLater,
 )
 from .omero_writes import DerivedPlateWrites, _quiet_close
 from .types import (
@@ -92,6 +105,13 @@ _TRANSPORT = (Ice.ConnectionLostException, Ice.SocketException, Ice.TimeoutExcep
 _SERVER_FAILURE = (omero.InternalException, omero.DatabaseBusyException,
                    omero.TryAgain, Ice.UnknownException, Ice.UnknownLocalException)
 
+#: the server is preparing the data and says when to ask again (``backOff``, ms):
+#: a big image's pyramid being built (see the module doc)
+_NOT_READY = (omero.MissingPyramidException, omero.LockTimeout)
+#: bounds of the wait between two asks of a not-ready image (seconds): a
+#: backOff of 0 must not spin; a long one is cut to what the budget leaves
+MIN_BACKOFF = 0.1
+
 CHUNK = 4 * 1024 * 1024  # file transfer block: well under one Ice message
 #: the checksum OMERO.web and omero-py give uploaded files
 HASHER = "SHA1-160"
@@ -111,6 +131,11 @@ class OmeroGateway(DerivedPlateWrites):
         self._sf: Any = None
         self._generation = 0
         self._session_key: str | None = config.session_key
+        #: why the session is gone for good (a session-key mount whose key the
+        #: server refused): every call fails at once with SessionLost
+        self.session_lost: str | None = None
+        #: told the reason once, when the session is lost (the mount tells systemd)
+        self.on_session_lost: Callable[[str], None] | None = None
         self._local = threading.local()
         self._stores: list[Any] = []  # every RawPixelsStore, to close them all
         self._services: dict[str, Any] = {}  # stateless service proxies of this session
@@ -164,7 +189,9 @@ class OmeroGateway(DerivedPlateWrites):
     def _new_client(self) -> Any:
         c = self.config
         props = {
-            "omero.host": c.host if c.secure else f"tcp://{c.host}",
+            # the whole URL: omero-py builds the router endpoint of any
+            # transport from it (tcp, ssl, ws, wss; see ConnectionConfig.url)
+            "omero.host": c.url,
             "omero.port": str(c.port),
             "Ice.Default.InvocationTimeout": str(int(c.timeout * 1000)),
             "Ice.Override.ConnectTimeout": str(int(min(c.timeout, 10.0) * 1000)),
@@ -184,6 +211,7 @@ class OmeroGateway(DerivedPlateWrites):
         if not attempts:
             client.__del__()
             raise AuthenticationFailed("no password and no session key to log in with")
+        rejoin_only = not (c.user and c.password)
         last: Exception | None = None
         for user, secret in attempts:
             try:
@@ -204,11 +232,26 @@ class OmeroGateway(DerivedPlateWrites):
                 raise self._translate(e, "login") from None
         client.__del__()
         reason = getattr(last, "reason", "") or "login refused"
+        if rejoin_only and self._generation > 0:
+            # we had a session and the server no longer knows it (restart,
+            # expiry): keys never come back, and there is no password to log
+            # in with. A key refused at the very first login stays
+            # AuthenticationFailed (a typo, a key from another server).
+            self.session_lost = (
+                f"OMERO no longer knows session {self._session_key:.8s}... ({reason}); "
+                "the server restarted or expired it, and a session-key mount cannot log in "
+                "again: unmount and mount with a new session key")
+            log.error("session lost: %s", self.session_lost)
+            if self.on_session_lost is not None:
+                self.on_session_lost(self.session_lost)
+            raise SessionLost(self.session_lost)
         who = c.user or "session key"
         raise AuthenticationFailed(f"OMERO refused the login of {who}: {reason}")
 
     def _session(self) -> tuple[int, Any]:
         with self._lock:
+            if self.session_lost is not None:
+                raise SessionLost(self.session_lost)
             if self._sf is None:
                 self._client, self._sf = self._login()
                 self._services = {}
@@ -242,12 +285,20 @@ class OmeroGateway(DerivedPlateWrites):
     def _call(self, op: str, fn: Callable[[Any], T], idempotent: bool = True) -> T:
         """Run ``fn(service_factory)`` with reconnects and retries (see module doc)."""
         attempt = 0
+        started = time.monotonic()
+        waits = 0  # asks answered "not ready yet" (not counted against ``retries``)
         while True:
             generation, sf = self._session()
             with self._stats_lock:
                 self.calls[op] += 1
             try:
-                return fn(sf)
+                result = fn(sf)
+            except _NOT_READY as e:
+                with self._stats_lock:
+                    self.errors[op] += 1
+                waits += 1
+                self._wait_until_ready(op, e, started, waits)
+                continue
             except _NOT_EXECUTED as e:
                 err: Exception = e
                 self._reset(generation)
@@ -263,6 +314,11 @@ class OmeroGateway(DerivedPlateWrites):
                 with self._stats_lock:
                     self.errors[op] += 1
                 raise self._translate(e, op) from None
+            else:
+                if waits:
+                    log.info("%s: ready after %d not-ready answer(s), %.1f s", op, waits,
+                             time.monotonic() - started)
+                return result
             with self._stats_lock:
                 self.errors[op] += 1
             attempt += 1
@@ -271,6 +327,24 @@ class OmeroGateway(DerivedPlateWrites):
             log.warning("%s failed (%s), retry %d of %d", op, _describe(err), attempt,
                         self.retries)
             time.sleep(min(0.05 * 2 ** attempt, 1.0))
+
+    def _wait_until_ready(self, op: str, e: Exception, started: float, waits: int) -> None:
+        """Sleep the server's ``backOff`` before asking again, or raise TryLater
+        when that would take the call past its budget (``config.timeout``)."""
+        backoff = max(MIN_BACKOFF, (getattr(e, "backOff", 0) or 0) / 1000.0)
+        what = _not_ready(e)
+        elapsed = time.monotonic() - started
+        if elapsed + backoff > self.config.timeout:
+            log.warning("%s: %s; not ready after %.1f s and %d attempt(s), the server asks "
+                        "for %.1f s more, past the %g s budget: try again later (EAGAIN)",
+                        op, what, elapsed, waits, backoff, self.config.timeout)
+            raise TryLater(f"{op}: {what}: not ready within {self.config.timeout:g} s")
+        if waits == 1:
+            log.warning("%s: %s; asking again every %.1f s for up to %g s", op, what,
+                        backoff, self.config.timeout)
+        else:
+            log.debug("%s: %s; attempt %d, next in %.1f s", op, what, waits, backoff)
+        time.sleep(backoff)
 
     def _translate(self, e: Exception, op: str) -> GatewayError:
         what = f"{op}: {_describe(e)}"
@@ -376,19 +450,28 @@ class OmeroGateway(DerivedPlateWrites):
         per image, least recently used one re-pointed when a new image comes)."""
         local = self._local
         if getattr(local, "generation", None) != generation:
-            local.generation, local.stores = generation, OrderedDict()
+            local.generation, local.stores, local.spare = generation, OrderedDict(), None
         stores: OrderedDict[int, Any] = local.stores
         store = stores.get(pixels_id)
         if store is not None:
             stores.move_to_end(pixels_id)
             return store
-        if len(stores) >= STORES_PER_THREAD:
+        if local.spare is not None:
+            store, local.spare = local.spare, None
+        elif len(stores) >= STORES_PER_THREAD:
             _, store = stores.popitem(last=False)
         else:
             store = sf.createRawPixelsStore()
             with self._lock:
                 self._stores.append(store)
-        store.setPixelsId(pixels_id, True, {"omero.group": str(self.config.group)})
+        try:
+            store.setPixelsId(pixels_id, True, {"omero.group": str(self.config.group)})
+        except _NOT_READY:
+            # the store is unbound but sound (RawPixelsBean.setPixelsId resets
+            # its id to let the next call try again, omero-server v5.6.12
+            # RawPixelsBean.java:288-297): kept for the next ask, not leaked
+            local.spare = store
+            raise
         stores[pixels_id] = store
         return store
 
@@ -445,15 +528,15 @@ class OmeroGateway(DerivedPlateWrites):
     # --- file annotations -----------------------------------------------------------------
     def list_file_annotations(self, plate_id: int) -> list[FileAnnotationInfo]:
         out: list[FileAnnotationInfo] = []
-        for kind, query in ((TargetKind.PLATE, Q.PLATE_FILE_ANNOTATIONS),
-                            (TargetKind.WELL, Q.WELL_FILE_ANNOTATIONS),
-                            (TargetKind.IMAGE, Q.IMAGE_FILE_ANNOTATIONS)):
-            for parent, aid, fid, name, path, size, mimetype, ns in \
-                    self._projection(query, pid=plate_id):
-                out.append(FileAnnotationInfo(id=aid, file_id=fid, name=name or "",
-                                              path=path or "", size=size or 0,
-                                              mimetype=mimetype, ns=ns,
-                                              target=Target(kind, parent)))
+        # one call (queries.FILE_ANNOTATIONS): where each is listed, by its links
+        for aid, fid, name, path, size, mimetype, ns, plate, well, image in \
+                self._projection(Q.FILE_ANNOTATIONS, pid=plate_id):
+            target = Target(TargetKind.PLATE, plate) if plate is not None else \
+                Target(TargetKind.WELL, well) if well is not None else \
+                Target(TargetKind.IMAGE, image)
+            out.append(FileAnnotationInfo(id=aid, file_id=fid, name=name or "",
+                                          path=path or "", size=size or 0,
+                                          mimetype=mimetype, ns=ns, target=target))
         return out
 
     def read_file(self, file_id: int) -> bytes:
@@ -582,6 +665,13 @@ def _describe(e: BaseException) -> str:
     lines = [x.strip() for x in str(msg).strip().splitlines()
              if x.strip() and x.strip().rstrip(":") not in (name, type(e).__name__)]
     return f"{name}: {lines[0]}" if lines else name
+
+
+def _not_ready(e: Exception) -> str:
+    """A not-ready answer for a log line: which exception, which pixels."""
+    pixels = getattr(e, "pixelsID", None)
+    where = f" (pixels {pixels})" if pixels else ""
+    return f"{_describe(e)}{where}"
 
 
 def _with_channels(image: ImageInfo, names: Mapping[int, str]) -> ImageInfo:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,16 +36,19 @@ from omero.rtypes import rint, rlong, rstring, unwrap
 from . import queries as Q
 from .config import ConnectionConfig
 from .errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, ServerUnavailable
-from .types import ImageInfo, PlaneIndex, PlateSummary, check_image_planes, pixel_dtype
+from .types import (
+    ImageInfo,
+    PlaneIndex,
+    PlateSummary,
+    check_image_planes,
+    pixel_dtype,
+    whole_plane_writable,
+)
 
 log = logging.getLogger("omerofs.gateway")
 
 T = TypeVar("T")
 
-#: OMERO writes planes above this many pixels only as tiles of a pyramid
-#: (omero-romio PixelsService.requiresPixelsPyramid, 3192 x 3192 by default),
-#: except float and double images
-PYRAMID_PIXELS = 3192 * 3192
 #: attempts to add a WellSample when other writers keep changing the well
 WELL_SAMPLE_ATTEMPTS = 5
 
@@ -130,13 +134,16 @@ class DerivedPlateWrites:
         dtype = pixel_dtype(pixel_type)
         plane_bytes = check_image_planes(size_x, size_y, size_z, size_c, size_t, pixel_type,
                                          planes)
-        if pixel_type not in ("float", "double") and size_x * size_y > PYRAMID_PIXELS:
+        if not whole_plane_writable(size_x, size_y, pixel_type):
             raise InvalidRequest(
                 f"{size_x}x{size_y} {pixel_type} planes are over OMERO's 3192x3192 limit "
                 "for whole-plane writes (larger images need a tiled pyramid)")
         if plane_bytes > self.config.max_message_bytes:
             raise InvalidRequest("writing planes larger than one server message is not supported")
         ctx = self._ctx(group)
+        # a description no other image has: if the reply is lost, the image
+        # the call made (if it made one) is found by it and used, not left over
+        token = f"omerofs:{uuid.uuid4().hex}"
 
         def create(sf: Any) -> int:
             p = omero.sys.ParametersI()
@@ -145,10 +152,20 @@ class DerivedPlateWrites:
             if pt is None:
                 raise InvalidRequest(f"server has no pixels type {pixel_type!r}")
             iid = self._service(sf, "Pixels").createImage(
-                size_x, size_y, size_z, size_t, list(range(size_c)), pt, name, "omerofs", ctx)
+                size_x, size_y, size_z, size_t, list(range(size_c)), pt, name, token, ctx)
             return int(unwrap(iid))
 
-        image_id = self._call("IPixels.createImage", create, idempotent=False)
+        try:
+            image_id = self._call("IPixels.createImage", create, idempotent=False)
+        except (InvalidRequest, PermissionDenied, NotFound):
+            raise  # refused: nothing was made
+        except GatewayError as e:
+            made = self._projection(Q.IMAGE_BY_DESCRIPTION, desc=token)
+            if not made:
+                raise
+            image_id = int(made[0][0])
+            log.info("createImage %r failed (%s) after making image %d: using it",
+                     name, e, image_id)
         self._groups[("Image", image_id)] = group
         try:
             rows = self._projection(Q.IMAGE_PIXELS, iid=image_id)
@@ -244,10 +261,14 @@ class DerivedPlateWrites:
         new = self._make_image(group, image.name, image.size_x, image.size_y, image.size_z,
                                image.size_c, image.size_t, image.pixel_type, planes)
         try:
+            # first the files attached to the old image: Delete2 deletes an
+            # image's own FileAnnotations unless they are linked elsewhere
+            # (omero-blitz blitz-delete-rules.xml:210-216 and :234-237)
+            self._link_file_annotations(group, image.id, new.id)
             for wsid, wid in samples:
                 self._swap_image(int(wid), int(wsid), new.id)
         except Exception:
-            self._remove_unfinished(new.id)
+            self._remove_unfinished(new.id)  # its links go, the old image keeps its own
             raise
         try:
             self.delete("Image", [image.id])
@@ -255,6 +276,22 @@ class DerivedPlateWrites:
             log.warning("replaced image %d by %d but could not delete it: %s",
                         image.id, new.id, e)
         return new
+
+    def _link_file_annotations(self, group: int, old_image: int, new_image: int) -> None:
+        """Link every FileAnnotation of ``old_image`` to ``new_image`` too (one call)."""
+        ids = [int(r[0]) for r in self._projection(Q.IMAGE_FILE_ANNOTATION_IDS, iid=old_image)]
+        if not ids:
+            return
+        links = []
+        for aid in ids:
+            link = omero.model.ImageAnnotationLinkI()
+            link.setParent(omero.model.ImageI(new_image, False))
+            link.setChild(omero.model.FileAnnotationI(aid, False))
+            links.append(link)
+        ctx = self._ctx(group)
+        self._call("IUpdate.saveAndReturnArray",
+                   lambda sf: self._service(sf, "Update").saveAndReturnArray(links, ctx),
+                   idempotent=False)
 
     def _load_well(self, sf: Any, well_id: int, ctx: Any) -> Any:
         """The Well with its ordered WellSamples (the list a writer changes and

@@ -52,22 +52,33 @@ PLATE_LAYOUT = (
     "where w.plate.id = :pid order by w.row, w.column, index(ws), index(ch)"
 )
 
-# FileAnnotations of a plate, its wells and its wells' images, one query each.
-# columns: parent id, annotation id, file id, file name, file path, file size,
-# mimetype, annotation ns. params: pid
-_ANN_COLUMNS = "l.parent.id, a.id, f.id, f.name, f.path, f.size, f.mimetype, a.ns"
-PLATE_FILE_ANNOTATIONS = (
-    f"select {_ANN_COLUMNS} from PlateAnnotationLink l, FileAnnotation a join a.file f "
-    "where l.child.id = a.id and l.parent.id = :pid order by a.id"
-)
-WELL_FILE_ANNOTATIONS = (
-    f"select {_ANN_COLUMNS} from WellAnnotationLink l, FileAnnotation a join a.file f "
-    "where l.child.id = a.id and l.parent.plate.id = :pid order by a.id"
-)
-IMAGE_FILE_ANNOTATIONS = (
-    f"select {_ANN_COLUMNS} from ImageAnnotationLink l, FileAnnotation a join a.file f, "
-    "WellSample ws where l.child.id = a.id and ws.image.id = l.parent.id "
-    "and ws.well.plate.id = :pid order by a.id"
+#: The FileAnnotations of a plate, of its wells and of its wells' images, in
+#: one query (a plate load is this and PLATE_LAYOUT: two server calls).
+#: params: pid. One row per annotation, by id; columns: annotation id, file
+#: id, file name, file path, file size, mimetype, annotation ns, then where it
+#: is linked in this plate: the plate id (null if not linked to it), the lowest
+#: id of a well of the plate linked to it, the lowest id of an image in a well
+#: of the plate linked to it (nulls where none). An annotation is listed in
+#: one place: its plate, else that well, else that image (docs/semantics).
+#: HQL has no union: the three link kinds are subqueries (where and select
+#: clauses, Hibernate 3.6 reference 16.13; OMERO's own HQL uses both, e.g.
+#: omero-server ome/logic/QueryImpl and omero-web webclient tree.py
+#: ``select ... (select count(...) ...)``); OMERO's read filters apply to the
+#: links inside them as to any entity of the query.
+_PLATE_LINKS = "from PlateAnnotationLink pl where pl.parent.id = :pid"
+_WELL_LINKS = "from WellAnnotationLink wl where wl.parent.plate.id = :pid"
+_IMAGE_LINKS = ("from ImageAnnotationLink il, WellSample ws where ws.image.id = il.parent.id "
+                "and ws.well.plate.id = :pid")
+FILE_ANNOTATIONS = (
+    "select a.id, f.id, f.name, f.path, f.size, f.mimetype, a.ns, "
+    f"(select max(pl.parent.id) {_PLATE_LINKS} and pl.child.id = a.id), "
+    f"(select min(wl.parent.id) {_WELL_LINKS} and wl.child.id = a.id), "
+    f"(select min(il.parent.id) {_IMAGE_LINKS} and il.child.id = a.id) "
+    "from FileAnnotation a join a.file f "
+    f"where a.id in (select pl.child.id {_PLATE_LINKS}) "
+    f"or a.id in (select wl.child.id {_WELL_LINKS}) "
+    f"or a.id in (select il.child.id {_IMAGE_LINKS}) "
+    "order by a.id"
 )
 
 #: The PixelsType object for a value such as 'uint16'. params: value
@@ -90,17 +101,30 @@ WELL_WITH_SAMPLES = (
 #: The fields showing an image. params: iid ; columns: wellsample id, well id
 IMAGE_WELL_SAMPLES = "select ws.id, ws.well.id from WellSample ws where ws.image.id = :iid"
 
+#: The FileAnnotations linked to an image (the ones a rewrite moves to the image
+#: that replaces it). params: iid ; columns: annotation id. The theta join of
+#: FILE_ANNOTATIONS' image links.
+IMAGE_FILE_ANNOTATION_IDS = (
+    "select a.id from ImageAnnotationLink l, FileAnnotation a "
+    "where l.child.id = a.id and l.parent.id = :iid order by a.id"
+)
+
+#: The image a createImage call made, found by the one-off description the
+#: call gave it (when its reply was lost). params: desc ; columns: image id.
+#: Image.description is a plain string property (omero-model core.ome.xml).
+IMAGE_BY_DESCRIPTION = "select i.id from Image i where i.description = :desc order by i.id"
+
 ALL = frozenset(
     {
         LIST_PLATES,
         GET_PLATE,
         PLATE_LAYOUT,
-        PLATE_FILE_ANNOTATIONS,
-        WELL_FILE_ANNOTATIONS,
-        IMAGE_FILE_ANNOTATIONS,
+        FILE_ANNOTATIONS,
         PIXELS_TYPE,
         IMAGE_PIXELS,
         WELL_WITH_SAMPLES,
         IMAGE_WELL_SAMPLES,
+        IMAGE_FILE_ANNOTATION_IDS,
+        IMAGE_BY_DESCRIPTION,
     }
 )

@@ -42,6 +42,18 @@ def check_image_planes(size_x: int, size_y: int, size_z: int, size_c: int, size_
     return plane_bytes
 
 
+#: OMERO stores planes of more pixels than this only as the tiles of a pyramid
+#: (omero-romio PixelsService.requiresPixelsPyramid: 3192 x 3192 by default,
+#: ``omero.pixeldata.max_plane_width/height``), except float and double
+#: images; omerofs writes whole planes, so it cannot make such images
+PYRAMID_PIXELS = 3192 * 3192
+
+
+def whole_plane_writable(size_x: int, size_y: int, pixel_type: str) -> bool:
+    """Can an image of these planes be written plane by plane (no pyramid)?"""
+    return pixel_type in ("float", "double") or size_x * size_y <= PYRAMID_PIXELS
+
+
 def pixel_dtype(pixel_type: str) -> np.dtype:
     """Big-endian dtype of an OMERO pixel type; ValueError for types numpy cannot map
     (bit, complex, double-complex)."""

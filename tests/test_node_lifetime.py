@@ -1,0 +1,203 @@
+"""Node lifetime without FUSE: plate listings dropped past the node budget,
+nodes freed when the kernel forgets them, inodes that come back unchanged
+(issue 13 item 1). A Namespace over the in-memory gateway, driven call by
+call; the kernel's lookups and forgets are the calls the FUSE layer makes."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import tifffile
+
+from omerofs import layout
+from omerofs.gateway import PlaneIndex
+from omerofs.gateway.memory import MemoryGateway
+from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
+from omerofs.spool import Spool
+from omerofs.tree import computed_inode
+
+#: per plate below: 2 wells x 1 field x 2 z x 1 channel -> 2 wells + 4 planes
+#: + the index directory: a budget of 10 nodes holds one plate, not two
+BUDGET = 10
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def add_plate(gw: MemoryGateway, name: str, value: int) -> int:
+    plate = gw.add_acquired_plate(name)
+    for column in range(2):
+        well = gw.create_well(plate.id, 0, column)
+        # big-endian, as RawPixelsStore.getPlane gives them
+        planes = {PlaneIndex(z, 0, 0): np.full((3, 4), value + 10 * column + z,
+                                               dtype=">u2").tobytes() for z in range(2)}
+        gw.create_image(well, f"{name}-{column}", 4, 3, 2, 1, 1, "uint16", planes)
+    return plate.id
+
+
+@pytest.fixture
+def gw() -> MemoryGateway:
+    return MemoryGateway()
+
+
+def make_ns(gw: MemoryGateway, tmp_path, removed: list[tuple[int, str]] | None = None,
+            budget: int = BUDGET) -> Namespace:
+    def on_removed(parent: int, name: str) -> None:
+        if removed is not None:
+            removed.append((parent, name))
+
+    return Namespace(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60),
+                     spool=Spool(tmp_path / "spool"), clock=Clock(), max_listed=budget,
+                     on_removed=on_removed)
+
+
+def load_plate(ns: Namespace, plate_id: int):
+    ns.load(ROOT_INODE)
+    plate = ns.lookup(ROOT_INODE, layout.plate_dir_name(plate_id))
+    assert plate is not None
+    ns.load(plate.ino)
+    return plate
+
+
+def files_of(ns: Namespace, plate) -> dict[str, int]:
+    """well/file -> inode of every file below a loaded plate's wells."""
+    out = {}
+    for wname, wino in ns.listing(plate.ino):
+        if ns.node(wino).kind is Kind.WELL:
+            ns.load(wino)
+            out[wname] = wino
+            for fname, fino in ns.listing(wino):
+                out[f"{wname}/{fname}"] = fino
+    return out
+
+
+def pixels(ns: Namespace, ino: int) -> np.ndarray:
+    data = ns.read(ino, 0, ns.node(ino).size)
+    return tifffile.imread(io.BytesIO(data)).ravel()
+
+
+def test_listings_past_the_budget_are_dropped_and_come_back_with_their_inodes(gw, tmp_path):
+    removed: list[tuple[int, str]] = []
+    first, second = add_plate(gw, "one", 100), add_plate(gw, "two", 200)
+    ns = make_ns(gw, tmp_path, removed)
+    p1 = load_plate(ns, first)
+    before = files_of(ns, p1)
+    count_one = ns.inode_count()
+    load_plate(ns, second)  # over the budget: the first plate's listing goes
+    assert p1.dir.children is None and ns.needs_load(p1.ino)
+    assert removed == [(ROOT_INODE, p1.name)]  # the kernel is told to forget the name
+    for ino in before.values():  # nothing held them: freed
+        with pytest.raises(KeyError):
+            ns.node(ino)
+    assert ns.inode_count() <= count_one
+    calls = gw.calls["load_plate"]
+    ns.load(p1.ino)  # used again: loaded again, same inodes, same bytes
+    assert gw.calls["load_plate"] == calls + 1
+    assert files_of(ns, p1) == before
+    plane = before["A01/A01_s001_z001_c000.tif"]
+    assert pixels(ns, plane).tolist() == [101] * 12
+
+
+def test_a_node_the_kernel_holds_outlives_its_listing_until_forgotten(gw, tmp_path):
+    first, second = add_plate(gw, "one", 100), add_plate(gw, "two", 200)
+    ns = make_ns(gw, tmp_path)
+    p1 = load_plate(ns, first)
+    before = files_of(ns, p1)
+    held = ns.node(before["A02/A02_s001_z000_c000.tif"])
+    well = ns.node(before["A02"])
+    ns.looked_up(well)
+    ns.looked_up(held)
+    ns.looked_up(held)
+    load_plate(ns, second)
+    assert p1.dir.children is None
+    assert ns.node(held.ino) is held  # still served: reads work without the listing
+    assert pixels(ns, held.ino).tolist() == [110] * 12
+    assert ns.forget(held.ino, 1) is False  # one lookup left
+    assert ns.node(held.ino) is held
+    assert ns.forget(held.ino, 1) is True
+    with pytest.raises(KeyError):
+        ns.node(held.ino)
+    assert ns.node(well.ino) is well  # the well is still held
+    ns.load(p1.ino)
+    assert files_of(ns, p1) == before  # the well node again, a new plane node, same inode
+    assert ns.node(well.ino) is well
+    assert ns.forget(well.ino, 1) is True
+    assert ns.node(well.ino) is well  # listed: kept
+
+
+def test_forgotten_nodes_of_a_loaded_listing_stay(gw, tmp_path):
+    ns = make_ns(gw, tmp_path)
+    p1 = load_plate(ns, add_plate(gw, "one", 100))
+    ino = files_of(ns, p1)["A01/A01_s001_z000_c000.tif"]
+    node = ns.node(ino)
+    ns.looked_up(node)
+    assert ns.forget(ino, 1) is True
+    assert ns.node(ino) is node
+
+
+def test_a_plate_with_a_file_being_written_is_kept(gw, tmp_path):
+    first, second = add_plate(gw, "one", 100), add_plate(gw, "two", 200)
+    ns = make_ns(gw, tmp_path)
+    p1 = load_plate(ns, first)
+    before = files_of(ns, p1)
+    f = ns.create(before["A01"], "notes.txt")
+    ns.write(f.ino, 0, b"kept")
+    load_plate(ns, second)
+    assert p1.dir.children is not None and files_of(ns, p1).items() >= before.items()
+    ns.flush(f.ino)
+    ns.release(f.ino)
+    assert ns.read(f.ino, 0, 10) == b"kept"
+    assert [a.name for a in gw.list_file_annotations(first)] == ["notes.txt"]
+
+
+def test_an_open_directory_handle_pins_its_plate(gw, tmp_path):
+    first, second, third = (add_plate(gw, n, v) for n, v in (("a", 1), ("b", 2), ("c", 3)))
+    ns = make_ns(gw, tmp_path)
+    p1 = load_plate(ns, first)
+    well = files_of(ns, p1)["A01"]
+    ns.looked_up(ns.node(well))  # a directory opened is one the kernel holds
+    listing = ns.open_listing(well)
+    assert listing is not None and len(listing) == 2
+    load_plate(ns, second)
+    assert p1.dir.children is not None  # pinned: kept
+    for _, ino in listing:
+        assert ns.node(ino).kind is Kind.PLANE
+    ns.close_listing(well)
+    load_plate(ns, third)
+    assert p1.dir.children is None
+    assert ns.open_listing(well) is None  # dropped: the FUSE layer loads again
+
+
+def test_computed_inodes_are_distinct_and_fall_back_to_counted_ones(gw, tmp_path):
+    keys = [("plane", 5, z, c, t) for z in (0, 2047) for c in (0, 63) for t in (0, 16383)]
+    keys += [("plane", (1 << 31) - 1, 0, 0, 0), ("stack", 5), ("stack", (1 << 31) - 1),
+             ("well", 5, 0, 0), ("well", 5, 4095, 4095), ("well", (1 << 36) - 1, 1, 1)]
+    inos = [computed_inode(k) for k in keys]
+    assert None not in inos and len(set(inos)) == len(keys)
+    assert all(2 < i < 1 << 63 for i in inos if i is not None)
+    for big in (("plane", 5, 2048, 0, 0), ("plane", 1 << 31, 0, 0, 0), ("well", 5, 4096, 0),
+                ("stack", 1 << 31)):
+        assert computed_inode(big) is None
+    ns = make_ns(gw, tmp_path)
+    first = ns.tree.inode(("plane", 5, 5000, 0, 0))  # out of range: counted, kept
+    assert first < 1 << 60 and ns.tree.inode(("plane", 5, 5000, 0, 0)) == first
+
+
+def test_a_freed_inode_is_unknown_never_another_node(gw, tmp_path):
+    """A freed inode is a KeyError (the FUSE layer's ENOENT), never another node."""
+    first, second = add_plate(gw, "one", 100), add_plate(gw, "two", 200)
+    ns = make_ns(gw, tmp_path)
+    p1 = load_plate(ns, first)
+    ino = files_of(ns, p1)["A01/A01_s001_z000_c000.tif"]
+    load_plate(ns, second)
+    with pytest.raises(KeyError):
+        ns.node(ino)
+    with pytest.raises(KeyError):
+        ns.read(ino, 0, 1)
