@@ -339,8 +339,9 @@ class WritableArea(RuleBasedStateMachine):
     def upload_fails(self, data: st.DataObject, name: str, content: bytes, kind: str) -> None:
         """The server fails the upload at ``close``, before it stored anything
         (``error``) or after (``after``): EIO, the file stays pending."""
-        free = [p for d in ["", "A01", *sorted(self.dirs)]
-                if (p := self._path(d, name)) not in self.fds.values()]
+        names = NAMES[NAMES.index(name):] + NAMES[:NAMES.index(name)]
+        free = [p for n in names for d in ["", "A01", *sorted(self.dirs)]
+                if (p := self._path(d, n)) not in self.fds.values()]  # never empty
         p = data.draw(st.sampled_from(free), label="path")  # an open file's close is its own
         self.mnt.expect_errors(UPLOAD_FAILED)
         srv = type(self).server
