@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from omerofs import tiff as _tiff
 from omerofs.gateway.types import ImageInfo
 from omerofs.tiff import (
     DATA_OFFSET,
@@ -76,6 +77,7 @@ def _cold_caches() -> None:
     be served instead of running the code under test."""
     layout_for.cache_clear()
     resolution_rational.cache_clear()
+    _tiff._SIZES.clear()  # plane_file_size's sizes by length pattern
 
 
 def make_plane(pixel_type: str, width: int, height: int) -> np.ndarray:
@@ -851,3 +853,21 @@ def test_channel_file_sizes_by_hand() -> None:
         for z in range(2):
             for t in range(3):
                 assert plane_layout(image, z, c, t).file_size == sizes[c], (z, c, t)
+
+
+@pytest.mark.parametrize(("name", "channel", "size", "z", "t"), [
+    ("", None, None, 0, 0), ("plate 1 r0 c0 f0", "DAPI", 0.65, 3, 1),
+    ("x" * 300, "GFP & <RFP>", 123.456, 12, 105), ("a", "", 1e-5, 9, 10),
+])
+def test_plane_file_size_is_the_layouts_size(name, channel, size, z, t) -> None:
+    """Computed from cold caches (the fixture): the size the plane's own layout has."""
+    image = ImageInfo(id=7, name=name, pixels_id=8, size_x=33, size_y=17, size_z=z + 1,
+                      size_c=2, size_t=t + 1, pixel_type="int16", physical_size_x=size,
+                      physical_size_y=size, physical_size_z=size,
+                      channel_names=(channel or "", "c2"))
+    for c in (0, 1):
+        want = TiffLayout(33, 17, "int16", plane_meta(image, z, c, t)).file_size
+        assert _tiff.plane_file_size(image, z, c, t) == want
+        assert _tiff.plane_file_size(image, z, c, t) == want  # and from its cache
+    assert _tiff.plane_file_size(image, 0, 0, 0) == TiffLayout(
+        33, 17, "int16", plane_meta(image, 0, 0, 0)).file_size
