@@ -11,6 +11,7 @@ mount that failed.
 from __future__ import annotations
 
 import argparse
+import errno
 import getopt
 import os
 import sys
@@ -328,6 +329,34 @@ def _sync(args: argparse.Namespace) -> int:
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
+def _refresh(args: argparse.Namespace) -> int:
+    """Make a mount reload a plate (or everything) from the server now."""
+    from .xattrs import REFRESH
+
+    mnt = args.mountpoint.absolute()
+    path = args.path or ""
+    if path.startswith("/"):  # a path inside the mount, as a shell completes it
+        try:
+            path = str(Path(path).relative_to(mnt))
+        except ValueError:
+            print(f"omerofs: {args.path} is not inside {mnt}", file=sys.stderr)
+            return 2
+    path = "" if path == "." else path
+    if not (mnt / ".omerofs-status").is_file():  # elsewhere the attribute would be kept
+        print(f"omerofs: {mnt} is not an omerofs mount", file=sys.stderr)
+        return 1
+    try:
+        os.setxattr(mnt, REFRESH, path.encode())
+    except OSError as e:
+        what = {errno.ENOENT: f"no plate {path!r} in {mnt}",
+                errno.ENOTSUP: f"{mnt} is not an omerofs mount",
+                errno.EIO: "the server could not be reached (see the mount's log)"}
+        print(f"omerofs: refresh of {mnt}/{path}: "
+              f"{what.get(e.errno or 0, e.strerror)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _umount(args: argparse.Namespace) -> int:
     from .mount import unmount
 
@@ -378,6 +407,13 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
                     help="give up after S seconds, listing what is pending (default 300)")
     sy.set_defaults(run=_sync)
 
+    r = sub.add_parser("refresh", help="reload a plate (or everything) from the server now")
+    r.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path)
+    r.add_argument("path", metavar="PATH", nargs="?",
+                   help="a plate (plate_5, a derived plate's name) or any path in it, "
+                        "relative to MOUNTPOINT or absolute; default: everything")
+    r.set_defaults(run=_refresh)
+
     u = sub.add_parser("umount", help="unmount")
     u.add_argument("mountpoint", metavar="MOUNTPOINT", type=Path, nargs="?",
                    help="default: mountpoint of --config")
@@ -403,7 +439,8 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p, m = _parser()
-    commands = {"devserver", "mount", "mount-helper", "status", "sync", "umount", "server"}
+    commands = {"devserver", "mount", "mount-helper", "status", "sync", "refresh", "umount",
+                "server"}
     if (len(argv) >= 3 and argv[0] not in commands and not argv[0].startswith("-")
             and any(a.startswith("-o") for a in argv[2:])):
         return mount_helper(argv)  # mount.fuse3 runs "omerofs SOURCE MOUNTPOINT -o OPTS"

@@ -474,7 +474,34 @@ class OmeroFS(pyfuse3.Operations):
 
     @handler
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any = None) -> None:
+        if inode == ROOT_INODE and os.fsdecode(name) == xattrs.REFRESH:
+            await self._refresh(os.fsdecode(value))
+            return
         self._refuse_xattr("setxattr", inode, name)
+
+    async def _refresh(self, path: str) -> None:
+        """``omerofs refresh``: reload a plate (or everything) now and make the
+        kernel drop the entries it still caches that the reload took away, so
+        the very next lookup sees the server's state (tests need no sleeps,
+        admins no waiting out the TTLs)."""
+        gone = await self._blocking(self.ns.refresh, path)
+        log.info("refresh %s: reloaded, %d entr%s gone", path or "/", len(gone),
+                 "y" if len(gone) == 1 else "ies")
+        for parent, name in gone:
+            if parent == ROOT_INODE:
+                # the kernel holds the root's lock for this setxattr: the
+                # synchronous call would wait for it forever (pyfuse3 docs)
+                forget_name(parent, name)
+            else:  # synchronous: done before the setxattr returns
+                await trio.to_thread.run_sync(self._invalidate, parent, name)
+
+    @staticmethod
+    def _invalidate(parent: int, name: str) -> None:
+        try:
+            pyfuse3.invalidate_entry(parent, os.fsencode(name))
+        except OSError as e:  # ENOENT: the kernel had not cached it
+            if e.errno != errno.ENOENT:
+                raise
 
     @handler
     async def removexattr(self, inode: int, name: bytes, ctx: Any = None) -> None:

@@ -137,6 +137,61 @@ class Listings:
                 if node.kind is Kind.PLATE and node.plate_id == plate_id:
                     node.dir.loaded_at = float("-inf")
 
+    def refresh(self, path: str) -> list[tuple[int, str]]:
+        """Blocking: forget what is known of the plate ``path`` starts with
+        (``plate_5``, ``plate_5/A01``, a derived plate's name), or of the root
+        and every listed plate (``""``), and reload it now.
+
+        Returns the (parent inode, name) entries the reload took away or gave
+        another inode, which the kernel may still hold (its entry cache):
+        the caller tells it to drop them. NotFound when ``path`` names no
+        plate; GatewayError when the server cannot be reached (the old
+        listing stays, as with any failed reload)."""
+        first = path.strip("/").split("/", 1)[0]
+        if first:
+            self.load(ROOT_INODE)
+            node = self.tree.lookup(ROOT_INODE, first) or self.plate_by_name(first)
+            if node is None or node.kind is not Kind.PLATE:
+                raise NotFound(f"no plate called {first!r} in the mount")
+            owners = [node]
+        else:
+            owners = [self.tree.root] + [
+                self.tree.node(ino) for _, ino in self.tree.root.dir.listing()
+                if self.tree.node(ino).kind is Kind.PLATE]
+        before = {}
+        for owner in owners:
+            if owner.dir.children is None:
+                continue  # never listed: its next listing loads it anyway
+            before.update(self._entries_below(owner))
+            with self.tree.locked():
+                owner.dir.loaded_at = float("-inf")
+        after: dict[tuple[int, str], int] = {}
+        for owner in owners:  # the root first: a plate gone from it is not asked for
+            if owner.dir.children is None or (
+                    owner.kind is Kind.PLATE and self.tree.lookup(ROOT_INODE, owner.name)
+                    is not owner):
+                continue
+            try:
+                self.load(owner.ino)
+            except NotFound:
+                continue  # deleted on the server: every name in it is gone
+            after.update(self._entries_below(owner))
+        return sorted(k for k, ino in before.items() if after.get(k) != ino)
+
+    def _entries_below(self, directory: Node) -> dict[tuple[int, str], int]:
+        """(parent inode, name) -> inode of every entry in ``directory`` and in
+        the wells and user directories below it (the root: its plates only)."""
+        out: dict[tuple[int, str], int] = {}
+        todo = [directory]
+        while todo:
+            d = todo.pop()
+            for name, ino in self.tree.listing(d.ino):
+                out[(d.ino, name)] = ino
+                child = self.tree.node(ino)
+                if child.kind in (Kind.WELL, Kind.SUBDIR):
+                    todo.append(child)
+        return out
+
     def forget_annotation(self, annotation_id: int) -> None:
         self._deleted.add(annotation_id)
 
@@ -507,6 +562,19 @@ class Listings:
             for ann in sorted(placed.get(dino, []), key=lambda a: a.id):
                 self._place(plate, dino, ann)
 
+    def _left_by_failed_upload(self, ino: int, ann: FileAnnotationInfo) -> bool:
+        """Is ``ann`` what an ambiguous (possibly stored) upload of the local
+        file ``ino`` left on the server? Then it is that file, not a second one
+        to list beside it under a disambiguated name."""
+        node = self.tree.get(ino)
+        f = node.fstate if node is not None else None
+        e = f.entry if f is not None else None
+        if f is None or e is None or f.ann is not None or not e.ambiguous:
+            return False
+        u = e.upload
+        return (u.name, u.path, u.target_kind, u.target_id) == (
+            ann.name, ann.path, ann.target.kind.value, ann.target.id)
+
     def _place(self, plate: Node, dino: int, ann: FileAnnotationInfo) -> None:
         d = self.tree.node(dino).dir
         # keyed by plate too: a file on an image shown in wells of two plates
@@ -520,6 +588,8 @@ class Listings:
         name = ann.name
         taken = d.children or {}
         if name in taken and taken[name] != known:
+            if self._left_by_failed_upload(taken[name], ann):
+                return  # that file's own copy: its retry adopts it (uploads.py)
             name = layout.disambiguated(ann.name, ann.id)
         # first seen from the server: a stable mtime (the plate's), so that
         # tools comparing times (rsync, make) see the same value on every reload

@@ -145,6 +145,13 @@ class Namespace:
         """Blocking: (re)load a directory from the server if it needs it."""
         self.listings.load(ino)
 
+    def refresh(self, path: str) -> list[tuple[int, str]]:
+        """Blocking: reload the plate ``path`` is in (``""``: the root and
+        every plate) now, whatever its age; returns the (parent inode, name)
+        entries that went away or changed inode (the kernel must drop them).
+        See :meth:`Listings.refresh`."""
+        return self.listings.refresh(path)
+
     def plate_by_name(self, name: str) -> Node | None:
         """Blocking: a plate created since the root was listed (one call)."""
         return self.listings.plate_by_name(name)
@@ -378,6 +385,8 @@ class Namespace:
         """Blocking: ``fsync`` of a directory. Makes the images of its buffered
         sites; at the root also uploads every pending file now. Returns the
         problems (what is still pending and why)."""
+        if ino == ROOT_INODE:  # planes a crashed mount left: made by this sync too
+            self.derived.restore_leftovers()
         problems = self.flush_sites(ino)
         if ino == ROOT_INODE:
             self.retry_pending()

@@ -60,6 +60,9 @@ class Entry:
     attempts: int = 0
     #: an earlier attempt failed in a way that may have reached the server
     ambiguous: bool = False
+    #: sha256 (hex) of the bytes each ambiguous attempt sent: the file may have
+    #: changed since, and a copy the server kept is still recognised by them
+    tried: list[str] = field(default_factory=list)
     last_error: str | None = None
 
 

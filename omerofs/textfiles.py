@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import errno
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -27,7 +28,7 @@ from . import layout
 from .gateway import FileAnnotationInfo, Gateway, GatewayError, NotFound, TargetKind
 from .listing import Listings
 from .planes import PlaneReader
-from .spool import OPEN, PENDING, PLANE, SCRATCH, Entry, Upload
+from .spool import OPEN, PENDING, PLANE, SCRATCH, Entry, Spool, Upload
 from .tree import (
     FileState,
     Kind,
@@ -37,7 +38,7 @@ from .tree import (
     check_name,
     refuse,
 )
-from .uploads import after_upload, upload
+from .uploads import after_upload, kept_copy, upload
 
 log = logging.getLogger("omerofs.textfiles")
 
@@ -53,6 +54,9 @@ class TextFiles:
         self.planes = planes
         self.max_file_bytes = max_file_bytes
         self.clock = clock
+        #: leftovers have no node (whose upload_lock serialises its uploads): the
+        #: retry task and a root fsync (omerofs sync) must not both create one
+        self._leftover_lock = threading.Lock()
 
     # --- where a file goes --------------------------------------------------------------------
     def upload_spec(self, directory: Node, name: str, old: FileAnnotationInfo | None
@@ -312,25 +316,54 @@ class TextFiles:
                 self.tree.drop_entry(node)
 
     # --- deleting and moving --------------------------------------------------------------
+    def _settle(self, node: Node) -> None:
+        """A pending file whose failed create may have been stored: find that
+        copy now and make it the file's annotation, before a rename, replace
+        or delete that would otherwise leave it behind on the server."""
+        f = node.file
+        entry = f.entry
+        if f.ann is not None or entry is None or not entry.ambiguous:
+            return
+        spool = self.tree.require_spool()
+        ann = kept_copy(self.gateway, spool, entry)
+        if ann is None:
+            return
+        log.info("%s: found the copy an earlier attempt left (annotation %d)", node.name,
+                 ann.id)
+        plan = dataclasses.replace(entry.upload, annotation_id=ann.id, file_id=ann.file_id)
+        fresh = spool.update(spool.get(entry.id) or entry, upload=plan, ambiguous=False,
+                             tried=[])
+        with self.tree.locked():
+            f.ann = ann
+            self.tree.bind_entry(node, fresh)
+
     def unlink(self, directory: Node, node: Node) -> None:
         """Delete a file: its annotation on the server, its spool entry."""
         f = node.file
-        if f.ann is not None:
-            with contextlib.suppress(NotFound):  # already gone: the goal is reached
-                self.gateway.delete_file_annotation(f.ann.id)
-            self.listings.forget_annotation(f.ann.id)
-        with self.tree.locked():
-            self.tree.drop_entry(node)
+        # an upload under way (the retry task) finishes first: its annotation
+        # is then deleted here, rather than made after the delete, for good
+        with f.upload_lock:
+            self._settle(node)
             if f.ann is not None:
-                self.planes.discard_file(f.ann.file_id)
-            f.ann = None
-            directory.dir.remove_child(node.name)
+                with contextlib.suppress(NotFound):  # already gone: the goal is reached
+                    self.gateway.delete_file_annotation(f.ann.id)
+                self.listings.forget_annotation(f.ann.id)
+            with self.tree.locked():
+                self.tree.drop_entry(node)
+                if f.ann is not None:
+                    self.planes.discard_file(f.ann.file_id)
+                f.ann = None
+                directory.dir.remove_child(node.name)
 
     def rename(self, src: Node, directory: Node, new: str, dst: Node | None) -> None:
         """Move a text or scratch file to ``directory/new`` (``dst`` is what
         is there now, if anything: replaced). See docs/semantics."""
         f = src.file
         text = layout.is_text_name(new)
+        if text:
+            self._settle(src)
+            if dst is not None and dst.kind is Kind.TEXT:
+                self._settle(dst)
         if not text and not layout.is_scratch_name(new):
             raise refuse(errno.EPERM, f"rename to {new}: only .json .csv .txt .tsv files are "
                                       "stored in OMERO")
@@ -474,6 +507,17 @@ class TextFiles:
     def _upload_leftover(self, entry: Entry) -> bool:
         """An entry no node holds (a previous mount's): upload and remove it."""
         spool = self.tree.require_spool()
+        with self._leftover_lock:
+            current = spool.get(entry.id)
+            if current is None:
+                return True  # uploaded by the other caller meanwhile
+            return self._upload_leftover_locked(spool, current)
+
+    def _upload_leftover_locked(self, spool: Spool, entry: Entry) -> bool:
+        if entry.upload.annotation_id is None and not entry.ambiguous:
+            # the mount that left it may have died during its upload, after the
+            # server stored it: look for that copy first rather than make a second
+            entry = spool.update(entry, ambiguous=True)
         try:
             ann = upload(self.gateway, spool, entry)
         except GatewayError as e:

@@ -17,6 +17,7 @@ The entry is removed from the spool only after the server confirmed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from .gateway import (
@@ -45,13 +46,33 @@ def target_of(u: Upload) -> Target:
     return Target(TargetKind(u.target_kind), u.target_id)
 
 
-def _adoptable(gateway: Gateway, u: Upload, data: bytes) -> FileAnnotationInfo | None:
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _adoptable(gateway: Gateway, u: Upload, data: bytes, tried: list[str]
+               ) -> tuple[FileAnnotationInfo, bool] | None:
+    """A copy an ambiguous attempt left: same target, name and path, holding
+    the bytes now to upload (True) or those of an earlier attempt (False:
+    the file was written again since that attempt, ``tried``)."""
     target = target_of(u)
     for ann in gateway.list_file_annotations(u.plate_id):
-        if (ann.target == target and ann.name == u.name and ann.path == u.path
-                and ann.size == len(data) and gateway.read_file(ann.file_id) == data):
-            return ann
+        if ann.target == target and ann.name == u.name and ann.path == u.path:
+            stored = gateway.read_file(ann.file_id)
+            if stored == data or _digest(stored) in tried:
+                return ann, stored == data
     return None
+
+
+def kept_copy(gateway: Gateway, spool: Spool, entry: Entry) -> FileAnnotationInfo | None:
+    """The annotation an ambiguous attempt of ``entry`` left on the server, if
+    any (None when no attempt was ambiguous). A file renamed, replaced or
+    deleted before its retry must take that copy along, or it stays behind
+    as a second file (see docs/semantics, "No duplicates")."""
+    if not entry.ambiguous or entry.upload.annotation_id is not None:
+        return None
+    found = _adoptable(gateway, entry.upload, spool.read_all(entry.id), entry.tried)
+    return found[0] if found is not None else None
 
 
 def upload(gateway: Gateway, spool: Spool, entry: Entry) -> FileAnnotationInfo:
@@ -69,11 +90,13 @@ def upload(gateway: Gateway, spool: Spool, entry: Entry) -> FileAnnotationInfo:
                                      target=target_of(u))
             ann = gateway.replace_file(old, data)
         else:
-            adopted = _adoptable(gateway, u, data) if entry.ambiguous else None
+            adopted = _adoptable(gateway, u, data, entry.tried) if entry.ambiguous else None
             if adopted is not None:
+                ann, current = adopted
                 log.info("adopted %s (annotation %d) left by an earlier attempt", u.name,
-                         adopted.id)
-                ann = adopted
+                         ann.id)
+                if not current:  # an earlier attempt's bytes: the file changed since
+                    ann = gateway.replace_file(ann, data)
             else:
                 ann = gateway.create_file_annotation(target_of(u), u.name, data, path=u.path,
                                                      mimetype=u.mimetype, ns=NAMESPACE)
@@ -82,10 +105,10 @@ def upload(gateway: Gateway, spool: Spool, entry: Entry) -> FileAnnotationInfo:
         # after the server stored it, or the server stored it and then failed
         # the reply. Only a refusal is sure to have stored nothing; otherwise
         # the retry first looks for the copy (adoption) instead of making another.
-        ambiguous = entry.ambiguous or (u.annotation_id is None
-                                        and not isinstance(e, _REFUSALS))
-        spool.update(entry, attempts=entry.attempts + 1, ambiguous=ambiguous,
-                     last_error=str(e))
+        lost = u.annotation_id is None and not isinstance(e, _REFUSALS)
+        tried = [*entry.tried, _digest(data)] if lost else entry.tried
+        spool.update(entry, attempts=entry.attempts + 1, ambiguous=entry.ambiguous or lost,
+                     last_error=str(e), tried=tried)
         raise
     delete_after = u.delete_after
     if delete_after is not None and delete_after != ann.id:
@@ -111,4 +134,4 @@ def after_upload(spool: Spool, entry: Entry, ann: FileAnnotationInfo, keep: bool
     plan = Upload(plate_id=u.plate_id, target_kind=ann.target.kind.value,
                   target_id=ann.target.id, name=ann.name, path=ann.path, mimetype=u.mimetype,
                   annotation_id=ann.id, file_id=ann.file_id)
-    return spool.update(entry, upload=plan, ambiguous=False, last_error=None)
+    return spool.update(entry, upload=plan, ambiguous=False, last_error=None, tried=[])

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from .gateway.types import ImageInfo
 
-__all__ = ["PREFIX", "annotation_xattrs", "plane_xattrs", "plate_xattrs", "stack_xattrs",
+__all__ = ["PREFIX", "REFRESH", "annotation_xattrs", "plane_xattrs", "plate_xattrs", "stack_xattrs",
            "well_xattrs"]
 
 PREFIX = "user.omero."
+#: not an attribute but a control: setting it on the mount's root (``omerofs
+#: refresh``) reloads the plate its value names, or everything for an empty value
+REFRESH = "user.omerofs.refresh"
 _UNIT = b"um"
 
 

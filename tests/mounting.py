@@ -14,8 +14,9 @@ BAD_LOG_MARKERS = ("Traceback", "failed unexpectedly", "mount loop failed")
 #: the level of lines that say something was lost or refused (see docs/architecture)
 ERROR_MARKER = " ERROR "
 #: ERROR lines that lose nothing: libfuse cannot answer the release of a file
-#: closed while the mount goes away (its data was flushed at close already)
-BENIGN = (r"pyfuse3 ERROR fuse_release\(\): fuse_reply_\* failed with No such file",)
+#: (or directory handle) closed while the mount goes away (a file's data was
+#: flushed at close already; a directory handle holds nothing)
+BENIGN = (r"pyfuse3 ERROR fuse_release(dir)?\(\): fuse_reply_\* failed with No such file",)
 
 #: every Mount made during the current test (conftest checks their logs after it)
 started: list[Mount] = []
@@ -83,6 +84,18 @@ class Mount:
                            capture_output=True)
         self.proc = None
         return code
+
+    def crash(self) -> None:
+        """Kill the mount process hard (SIGKILL: no unmount, no final uploads,
+        nothing flushed), as a crash would, and clear the dead kernel mount the
+        way an admin would (``fusermount3 -uz``), so that :meth:`start` can
+        mount again. What the dead mount left in its spool stays there."""
+        assert self.proc is not None, "not running"
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+        subprocess.run(["fusermount3", "-uz", str(self.mountpoint)], check=True,
+                       capture_output=True)
 
     def expect_errors(self, *patterns: str) -> Mount:
         """Declare ERROR lines this test provokes on purpose (regular expressions)."""

@@ -649,3 +649,9 @@ def test_path_is_a_directory_only_for_omerofs_files() -> None:
     assert _layout.is_read_only_annotation("openmicroscopy.org/omero/import/companionFile")
     assert not _layout.is_read_only_annotation("omerofs")
     assert not _layout.is_read_only_annotation(None)
+
+
+def test_stack_name_spelled_out():
+    # docs/namespace: one multi-page OME-TIFF per site next to its planes (--stacks)
+    assert _layout.stack_name("A01", 2) == "A01_s002.ome.tif"
+    assert _layout.stack_name("P24", 1000) == "P24_s1000.ome.tif"

@@ -22,7 +22,7 @@ from omerofs.gateway import (
 )
 from omerofs.gateway.memory import MemoryGateway
 from omerofs.spool import OPEN, PENDING, PLANE, SCRATCH, Spool, Upload, spool_dir
-from omerofs.uploads import NAMESPACE, after_upload, target_of, upload
+from omerofs.uploads import NAMESPACE, after_upload, kept_copy, target_of, upload
 
 
 def plan(plate_id: int, **kw) -> Upload:
@@ -93,6 +93,9 @@ def test_broken_entries_are_logged_and_left_alone(tmp_path, caplog):
     assert not (tmp_path / "s" / f"{orphan.id}.json").exists()
     text = caplog.text
     assert "unreadable spool entry" in text and "has no data file" in text
+    # each line names what it is about
+    assert f"unreadable spool entry {tmp_path / 's' / 'junk.json'} (left in place): " in text
+    assert f"spool entry {orphan.id} has no data file; removing its metadata" in text
 
 
 def test_spool_dir_is_one_per_server_and_user(tmp_path):
@@ -188,6 +191,35 @@ def test_an_ambiguous_create_adopts_the_copy_the_server_kept(gw, tmp_path, caplo
                                         ("r.csv", "", b"payload")]
 
 
+def test_a_file_changed_after_an_ambiguous_create_replaces_the_kept_copy(gw, tmp_path):
+    """Found by the shadow model: the server kept a failed create's bytes, the
+    file was written again before the retry; the retry must rewrite that copy,
+    not make a second annotation beside it."""
+    p = gw.create_plate("p")
+    spool = Spool(tmp_path / "s")
+    e = spool.create(plan(p.id), PENDING, b"first")
+    gw.fail_after("create_file_annotation")
+    with pytest.raises(ServerUnavailable):
+        upload(gw, spool, e)
+    again = spool.get(e.id)
+    assert again is not None and again.ambiguous and len(again.tried) == 1
+    spool.truncate(e.id, 0)
+    spool.write(e.id, 0, b"second, longer")
+    kept = gw.list_file_annotations(p.id)[0]
+    ann = upload(gw, spool, again)
+    assert ann.id == kept.id
+    assert stored(gw, p.id) == [("r.csv", "", b"second, longer")]
+    # the record of the attempts ends with the upload
+    done = after_upload(spool, again, ann, keep=True)
+    assert done is not None and done.tried == [] and not done.ambiguous
+    # a same-named copy with bytes no attempt sent is someone else's: left alone
+    e2 = spool.create(plan(p.id, name="q.csv"), PENDING, b"mine")
+    gw.create_file_annotation(Target(TargetKind.PLATE, p.id), "q.csv", b"other")
+    upload(gw, spool, spool.update(e2, ambiguous=True, tried=["0" * 64]))
+    assert sorted(stored(gw, p.id)) == [("q.csv", "", b"mine"), ("q.csv", "", b"other"),
+                                        ("r.csv", "", b"second, longer")]
+
+
 def test_a_move_deletes_the_old_annotation_only_once_the_new_one_exists(gw, tmp_path, caplog):
     p = gw.create_plate("p")
     old = gw.create_file_annotation(Target(TargetKind.PLATE, p.id), "a.csv", b"x")
@@ -229,3 +261,74 @@ def test_after_upload_removes_or_turns_the_entry_into_a_rewrite(gw, tmp_path):
 
 def test_states_are_the_documented_ones():
     assert (OPEN, PENDING, SCRATCH, PLANE) == ("open", "pending", "scratch", "plane")
+
+
+def test_spool_directory_files_and_removal_details(tmp_path):
+    # a spool below directories that do not exist yet (~/.cache/omerofs/spool/...)
+    spool = Spool(tmp_path / "a" / "b" / "c")
+    e = spool.create(plan(1), PENDING, b"x")
+    # the metadata is private too (it names files and plates)
+    assert stat.S_IMODE(os.stat(tmp_path / "a" / "b" / "c" / f"{e.id}.json").st_mode) == 0o600
+    spool.update(e, attempts=3)
+    assert stat.S_IMODE(os.stat(tmp_path / "a" / "b" / "c" / f"{e.id}.json").st_mode) == 0o600
+    # removing twice, or an id the spool never had, is harmless
+    spool.remove(e.id)
+    spool.remove(e.id)
+    spool.remove("0" * 32)
+    assert spool.entries() == [] and list((tmp_path / "a" / "b" / "c").iterdir()) == []
+    st_ = os.statvfs(tmp_path)
+    assert spool.free_bytes() == st_.f_bavail * st_.f_frsize
+
+
+def test_refusals_are_not_recorded_as_tried(gw, tmp_path):
+    p = gw.create_plate("p")
+    spool = Spool(tmp_path / "s")
+    e = spool.create(plan(p.id), PENDING, b"x")
+    gw.fail("create_file_annotation", error=PermissionDenied("no"))
+    with pytest.raises(PermissionDenied):
+        upload(gw, spool, e)
+    got = spool.get(e.id)
+    assert got is not None and got.tried == [] and not got.ambiguous
+
+
+def test_a_leftover_marked_ambiguous_adopts_a_copy_of_its_bytes(gw, tmp_path):
+    # what a crashed mount leaves: ambiguous, no attempt recorded (textfiles marks it)
+    p = gw.create_plate("p")
+    kept = gw.create_file_annotation(Target(TargetKind.PLATE, p.id), "r.csv", b"same",
+                                     ns=NAMESPACE)
+    spool = Spool(tmp_path / "s")
+    e = spool.create(plan(p.id), PENDING, b"same")
+    ann = upload(gw, spool, spool.update(e, ambiguous=True))
+    assert ann.id == kept.id and stored(gw, p.id) == [("r.csv", "", b"same")]
+
+
+def test_a_new_annotation_carries_the_namespace_and_the_kept_plan_its_place(gw, tmp_path):
+    p = gw.create_plate("p")
+    spool = Spool(tmp_path / "s")
+    e = spool.create(plan(p.id, name="n.csv", path="d/e"), PENDING, b"1")
+    ann = upload(gw, spool, e)
+    assert (ann.ns, ann.mimetype, ann.path) == (NAMESPACE, "text/csv", "d/e")
+    kept = after_upload(spool, e, ann, keep=True)
+    assert kept is not None
+    assert kept.upload == Upload(plate_id=p.id, target_kind="Plate", target_id=p.id,
+                                 name="n.csv", path="d/e", mimetype="text/csv",
+                                 annotation_id=ann.id, file_id=ann.file_id)
+
+
+def test_kept_copy_finds_what_an_ambiguous_attempt_left(gw, tmp_path):
+    p = gw.create_plate("p")
+    spool = Spool(tmp_path / "s")
+    e = spool.create(plan(p.id), PENDING, b"v1")
+    assert kept_copy(gw, spool, e) is None  # no attempt yet: nothing to look for
+    gw.fail_after("create_file_annotation")
+    with pytest.raises(ServerUnavailable):
+        upload(gw, spool, e)
+    again = spool.get(e.id)
+    assert again is not None
+    spool.write(e.id, 0, b"v2")  # changed since: found by the attempt's bytes
+    found = kept_copy(gw, spool, again)
+    assert found is not None and found.id == gw.list_file_annotations(p.id)[0].id
+    # an entry that replaces a known annotation has no copy to look for
+    known = spool.create(plan(p.id, annotation_id=found.id, file_id=found.file_id), PENDING,
+                         b"v3")
+    assert kept_copy(gw, spool, spool.update(known, ambiguous=True)) is None

@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from omerofs import tiff as _tiff
 from omerofs.gateway.types import ImageInfo
 from omerofs.tiff import (
     DATA_OFFSET,
@@ -29,8 +30,13 @@ from omerofs.tiff import (
     PlaneMeta,
     TiffLayout,
     _build_header,
+    channel_file_sizes,
+    decode_plane,
+    encode_ifd,
+    ifd_length,
     layout_for,
     pixel_type_of,
+    plane_layout,
     plane_meta,
     plane_to_bytes,
     resolution_rational,
@@ -47,8 +53,31 @@ SHAPES = [(1, 1), (7, 3), (1, 9), (13, 1), (33, 17), (64, 48)]
 PILLOW_TYPES = ["uint8", "int16", "uint16", "int32", "float"]
 NOT_PILLOW_TYPES = sorted(set(PIXEL_TYPES) - set(PILLOW_TYPES))
 
+#: Written out by hand from the TIFF 6.0 specification and docs/tiff.rst, not
+#: taken from omerofs.tiff: BitsPerSample (tag 258) and SampleFormat (tag 339:
+#: 1 unsigned integer, 2 two's complement signed integer, 3 IEEE floating point,
+#: TIFF 6.0 section 19) of each OMERO pixel type.
+SPEC_BITS_AND_FORMAT = {
+    "int8": (8, 2), "uint8": (8, 1), "int16": (16, 2), "uint16": (16, 1),
+    "int32": (32, 2), "uint32": (32, 1), "float": (32, 3), "double": (64, 3),
+}
+#: field types (TIFF 6.0 section 2; LONG8 from the BigTIFF design)
+SHORT, LONG, RATIONAL, LONG8 = 3, 4, 5, 16
+#: where the pixels start in every served file (docs/tiff.rst: one 256-byte header)
+HEADER_BYTES = 256
+
 TIFFINFO = shutil.which("tiffinfo")
 needs_tiffinfo = pytest.mark.skipif(TIFFINFO is None, reason="libtiff-tools not installed")
+
+
+@pytest.fixture(autouse=True)
+def _cold_caches() -> None:
+    """Every test builds the layouts it checks: one cached by an earlier test
+    (or by mutmut's stats run, which every mutant's process inherits) would
+    be served instead of running the code under test."""
+    layout_for.cache_clear()
+    resolution_rational.cache_clear()
+    _tiff._SIZES.clear()  # plane_file_size's sizes by length pattern
 
 
 def make_plane(pixel_type: str, width: int, height: int) -> np.ndarray:
@@ -126,8 +155,8 @@ def parse_ifd(header: bytes) -> tuple[bool, list[tuple[int, int, int, int]], int
 @pytest.mark.parametrize(("width", "height"), SHAPES)
 def test_sizes(pixel_type: str, width: int, height: int) -> None:
     layout, plane, data = tiff_bytes(pixel_type, width, height)
-    itemsize = PIXEL_TYPES[pixel_type].itemsize
-    assert layout.data_offset == DATA_OFFSET == len(layout.header)
+    itemsize = SPEC_BITS_AND_FORMAT[pixel_type][0] // 8
+    assert layout.data_offset == DATA_OFFSET == HEADER_BYTES == len(layout.header)
     assert layout.data_size == width * height * itemsize == plane.nbytes
     assert layout.file_size == len(data) == DATA_OFFSET + layout.data_size
     assert not layout.is_bigtiff
@@ -136,27 +165,52 @@ def test_sizes(pixel_type: str, width: int, height: int) -> None:
 @pytest.mark.parametrize("pixel_type", sorted(PIXEL_TYPES))
 def test_header_tags(pixel_type: str) -> None:
     width, height = 33, 17
-    dtype = PIXEL_TYPES[pixel_type]
+    bits, sample_format = SPEC_BITS_AND_FORMAT[pixel_type]
     bigtiff, entries, next_ifd = parse_ifd(layout_for(width, height, pixel_type).header)
     assert not bigtiff
     assert next_ifd == 0
-    tags = [e[0] for e in entries]
-    assert tags == sorted(tags) and len(set(tags)) == len(tags)
-    values = {tag: value for tag, _typ, _n, value in entries}
-    assert all(n == 1 for _tag, _typ, n, _value in entries)
-    assert values == {
-        256: width,
-        257: height,
-        258: dtype.itemsize * 8,
-        259: 1,
-        262: 1,
-        273: DATA_OFFSET,
-        277: 1,
-        278: height,
-        279: width * height * dtype.itemsize,
-        284: 1,
-        339: {"u": 1, "i": 2, "f": 3}[dtype.kind],
-    }
+    # (tag, field type, count, value), in ascending tag order as TIFF 6.0 requires
+    assert entries == [
+        (256, LONG, 1, width),  # ImageWidth
+        (257, LONG, 1, height),  # ImageLength
+        (258, SHORT, 1, bits),  # BitsPerSample
+        (259, SHORT, 1, 1),  # Compression: none
+        (262, SHORT, 1, 1),  # PhotometricInterpretation: BlackIsZero
+        (273, LONG, 1, 256),  # StripOffsets: right after the 256-byte header
+        (277, SHORT, 1, 1),  # SamplesPerPixel
+        (278, LONG, 1, height),  # RowsPerStrip: one strip
+        (279, LONG, 1, width * height * bits // 8),  # StripByteCounts
+        (284, SHORT, 1, 1),  # PlanarConfiguration: chunky
+        (339, SHORT, 1, sample_format),  # SampleFormat
+    ]
+
+
+def test_bigtiff_header_tags() -> None:
+    # past 4 GiB the offsets and byte counts no longer fit a LONG: LONG8
+    width, height = 2**32 - 256, 1
+    bigtiff, entries, next_ifd = parse_ifd(layout_for(width, height, "uint8").header)
+    assert bigtiff and next_ifd == 0
+    assert entries == [
+        (256, LONG, 1, width), (257, LONG, 1, 1), (258, SHORT, 1, 8), (259, SHORT, 1, 1),
+        (262, SHORT, 1, 1), (273, LONG8, 1, 256), (277, SHORT, 1, 1), (278, LONG, 1, 1),
+        (279, LONG8, 1, width), (284, SHORT, 1, 1), (339, SHORT, 1, 1),
+    ]
+
+
+def test_calibrated_header_tags_in_tifffile(tmp_path: Path) -> None:
+    """The tags calibration adds, as an independent reader sees them."""
+    _layout, _plane, path = calibrated("uint16", 7, 3, META, tmp_path)
+    with tifffile.TiffFile(path) as tif:
+        tags = {t.code: (t.dtype, t.count, t.value) for t in tif.pages[0].tags.values()}
+    assert tags[270][0] == 2 and tags[270][2].startswith("<?xml")  # ImageDescription ASCII
+    assert tags[282][:2] == (RATIONAL, 1) and tags[283][:2] == (RATIONAL, 1)
+    # pixels per centimetre (ResolutionUnit 3): 0.65 um -> 10000 / 0.65 per cm
+    x_num, x_den = tags[282][2]
+    y_num, y_den = tags[283][2]
+    assert x_num / x_den == pytest.approx(10000 / 0.65, rel=1e-9)
+    assert y_num / y_den == pytest.approx(10000 / 0.325, rel=1e-9)
+    assert tags[296] == (SHORT, 1, 3)  # ResolutionUnit: centimetre
+    assert tags[258] == (SHORT, 1, 16) and tags[339] == (SHORT, 1, 1)
 
 
 def test_header_golden_bytes() -> None:
@@ -702,3 +756,118 @@ def test_plane_meta_of_image() -> None:
     bare = ImageInfo(id=5, name="", pixels_id=6, size_x=4, size_y=3, size_z=1, size_c=1,
                      size_t=1, pixel_type="uint8")
     assert plane_meta(bare, 0, 0, 0) == PlaneMeta(image_id=5, pixels_id=6, z=0, c=0, t=0)
+
+
+# --------------------------------------------------------------------------- IFD encoding
+
+ASCII = 2
+
+
+@pytest.mark.parametrize("bigtiff", [False, True])
+def test_encode_ifd_by_hand(bigtiff: bool) -> None:
+    """Entries given out of order, an odd-length ASCII value and a RATIONAL
+    that do not fit the value field: the bytes a reader of TIFF 6.0 (and the
+    BigTIFF design) expects, spelled out."""
+    entries = [(283, RATIONAL, (3_000_000_000, 7)), (256, LONG, 5), (270, ASCII, b"abcd"),
+               (258, SHORT, 16)]
+    out = encode_ifd(entries, bigtiff=bigtiff, offset=100, next_ifd=0)
+    assert len(out) == ifd_length(entries, bigtiff=bigtiff)
+    if bigtiff:
+        ifd = struct.pack(">Q", 4)
+        ifd += struct.pack(">HHQ", 256, LONG, 1) + struct.pack(">I", 5) + bytes(4)
+        ifd += struct.pack(">HHQ", 258, SHORT, 1) + struct.pack(">H", 16) + bytes(6)
+        ifd += struct.pack(">HHQ", 270, ASCII, 5) + b"abcd\0" + bytes(3)  # fits 8 bytes
+        ifd += struct.pack(">HHQ", 283, RATIONAL, 1) + struct.pack(">II", 3_000_000_000, 7)
+        ifd += struct.pack(">Q", 0)
+        assert out == ifd
+    else:
+        # IFD: 2 + 4 * 12 + 4 = 54 bytes at 100; values after it: the ASCII
+        # at 154 (5 bytes, padded to 6 so the next value starts even), then
+        # the RATIONAL at 160
+        ifd = struct.pack(">H", 4)
+        ifd += struct.pack(">HHI", 256, LONG, 1) + struct.pack(">I", 5)
+        ifd += struct.pack(">HHI", 258, SHORT, 1) + struct.pack(">H", 16) + bytes(2)
+        ifd += struct.pack(">HHI", 270, ASCII, 5) + struct.pack(">I", 154)
+        ifd += struct.pack(">HHI", 283, RATIONAL, 1) + struct.pack(">I", 160)
+        ifd += struct.pack(">I", 0)
+        assert out == ifd + b"abcd\0\0" + struct.pack(">II", 3_000_000_000, 7)
+        assert len(out) % 2 == 0
+
+
+@pytest.mark.parametrize("bigtiff", [False, True])
+@pytest.mark.parametrize("text", [b"", b"a", b"abc", b"abcd", b"abcdefg", b"abcdefgh",
+                                  b"x" * 21])
+def test_ifd_length_is_what_encode_ifd_writes(bigtiff: bool, text: bytes) -> None:
+    for entries in ([(270, ASCII, text)], [(270, ASCII, text), (282, RATIONAL, (1, 2))],
+                    [(282, RATIONAL, (1, 2)), (270, ASCII, text), (273, LONG8 if bigtiff
+                                                                    else LONG, 7)]):
+        out = encode_ifd(entries, bigtiff=bigtiff, offset=8, next_ifd=12345)
+        assert len(out) == ifd_length(entries, bigtiff=bigtiff), entries
+        # the next-IFD offset ends the IFD proper: 8 (BigTIFF) or 4 bytes
+        end = (8 + 20 * len(entries)) if bigtiff else (2 + 12 * len(entries))
+        fmt = ">Q" if bigtiff else ">I"
+        assert struct.unpack_from(fmt, out, end) == (12345,)
+
+
+def test_ifd_value_offsets_fit_the_classic_header_layout() -> None:
+    # where the first IFD starts (8, classic; 16, BigTIFF) decides the data offset:
+    # a header whose IFD and values need more than 256 bytes takes 512
+    desc = b"d" * 190  # 8 + 2 + 11 * 12 + 4 = 146 bytes of IFD, + 191 -> 337 > 256
+    assert DATA_OFFSET == 256
+    meta = PlaneMeta(image_name="n" * 300, image_id=1, pixels_id=2, z=0, c=0, t=0)
+    layout = layout_for(7, 3, "uint8", meta)
+    assert layout.data_offset % 256 == 0 and layout.data_offset > 256
+    assert len(layout.header) == layout.data_offset
+    assert layout.file_size == layout.data_offset + 21
+    assert len(desc) == 190
+
+
+def test_decode_plane_says_why() -> None:
+    two = io.BytesIO()
+    with tifffile.TiffWriter(two) as w:
+        w.write(np.zeros((3, 4), np.uint16))
+        w.write(np.ones((3, 4), np.uint16))
+    with pytest.raises(ValueError, match=r"^holds 2 planes, expected one$"):
+        decode_plane(two.getvalue())
+    with pytest.raises(ValueError, match=r"^not a TIFF file"):  # tifffile's, a ValueError
+        decode_plane(b"this is not a TIFF")
+    rgb = io.BytesIO()
+    tifffile.imwrite(rgb, np.zeros((3, 4, 3), np.uint8), photometric="rgb")
+    with pytest.raises(ValueError, match=r"^holds an array of shape \(3, 4, 3\), expected one"):
+        decode_plane(rgb.getvalue())
+    one = io.BytesIO()
+    tifffile.imwrite(one, np.arange(12, dtype=">i2").reshape(3, 4))
+    got = decode_plane(one.getvalue())
+    assert got.shape == (3, 4) and got.dtype == np.int16
+    np.testing.assert_array_equal(got, np.arange(12).reshape(3, 4))
+
+
+def test_channel_file_sizes_by_hand() -> None:
+    # every plane of a channel has one size while z and t keep their digits;
+    # the sizes are those of the planes' own layouts, per channel
+    image = ImageInfo(id=1, name="", pixels_id=2, size_x=4, size_y=3, size_z=2, size_c=2,
+                      size_t=3, pixel_type="uint16", channel_names=("DAPI", "GFP-long"))
+    sizes = channel_file_sizes(image)
+    assert sizes is not None and len(sizes) == 2
+    for c in range(2):
+        for z in range(2):
+            for t in range(3):
+                assert plane_layout(image, z, c, t).file_size == sizes[c], (z, c, t)
+
+
+@pytest.mark.parametrize(("name", "channel", "size", "z", "t"), [
+    ("", None, None, 0, 0), ("plate 1 r0 c0 f0", "DAPI", 0.65, 3, 1),
+    ("x" * 300, "GFP & <RFP>", 123.456, 12, 105), ("a", "", 1e-5, 9, 10),
+])
+def test_plane_file_size_is_the_layouts_size(name, channel, size, z, t) -> None:
+    """Computed from cold caches (the fixture): the size the plane's own layout has."""
+    image = ImageInfo(id=7, name=name, pixels_id=8, size_x=33, size_y=17, size_z=z + 1,
+                      size_c=2, size_t=t + 1, pixel_type="int16", physical_size_x=size,
+                      physical_size_y=size, physical_size_z=size,
+                      channel_names=(channel or "", "c2"))
+    for c in (0, 1):
+        want = TiffLayout(33, 17, "int16", plane_meta(image, z, c, t)).file_size
+        assert _tiff.plane_file_size(image, z, c, t) == want
+        assert _tiff.plane_file_size(image, z, c, t) == want  # and from its cache
+    assert _tiff.plane_file_size(image, 0, 0, 0) == TiffLayout(
+        33, 17, "int16", plane_meta(image, 0, 0, 0)).file_size
