@@ -871,3 +871,39 @@ def test_plane_file_size_is_the_layouts_size(name, channel, size, z, t) -> None:
         assert _tiff.plane_file_size(image, z, c, t) == want  # and from its cache
     assert _tiff.plane_file_size(image, 0, 0, 0) == TiffLayout(
         33, 17, "int16", plane_meta(image, 0, 0, 0)).file_size
+
+
+# ------------------------------------------------- the text lengths plane sizes are keyed by
+# plane_file_size builds one header per distinct "shape" of metadata text; these
+# pin what that shape is (written out by hand) and that a stand-in value has it
+
+
+def test_lengths_of_each_kind_of_metadata_value():
+    meta = _tiff.PlaneMeta(physical_size_x=0.5, physical_size_y=None, physical_size_z=2.0,
+                           channel_name="DAPI", image_name="A01_s001", image_id=1234,
+                           pixels_id=-56, z=0, c=10, t=None)
+    assert _tiff._lengths(meta) == (0.5, None, 2.0, (2, 4), (2, 8), (1, 4, False),
+                                    (1, 3, True), (1, 1, False), (1, 2, False), None)
+
+
+def test_lengths_give_up_on_text_with_escapes_and_on_other_types():
+    assert _tiff._lengths(_tiff.PlaneMeta(channel_name="a&b")) is None
+    assert _tiff._lengths(_tiff.PlaneMeta(image_name="tab\there")) is None
+    assert _tiff._lengths(_tiff.PlaneMeta(image_name="ümlaut")) is None
+    # a numpy integer is written like an int but is not one: its own layout is built
+    assert _tiff._lengths(_tiff.PlaneMeta(image_id=np.int64(3))) is None  # type: ignore[arg-type]
+
+
+def test_like_makes_a_value_of_the_given_length():
+    assert _tiff._like((2, 3)) == "xxx"
+    assert _tiff._like((2, 0)) == ""
+    assert [_tiff._like((1, n, False)) for n in (1, 2, 4)] == [1, 10, 1000]
+    assert [_tiff._like((1, n, True)) for n in (2, 3, 4)] == [-1, -10, -100]
+
+
+@given(st.integers(min_value=-(10 ** 12), max_value=10 ** 12))
+def test_like_an_integer_is_written_as_long_and_signed_alike(v):
+    (length,) = [x for x in _tiff._lengths(_tiff.PlaneMeta(z=v)) or () if isinstance(x, tuple)]
+    stand_in = _tiff._like(length)
+    assert isinstance(stand_in, int)
+    assert (len(str(stand_in)), stand_in < 0) == (len(str(v)), v < 0)
