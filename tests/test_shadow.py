@@ -365,12 +365,12 @@ class WritableArea(RuleBasedStateMachine):
         self._sync_root()
         self._count("sync")
 
-    def _sync_root(self) -> None:
-        # a file open for writing counts as pending too (omerofs sync waits for it)
-        gaps = self._gaps() or bool(self.fds)
-        fd = os.open(self.mnt.mountpoint, os.O_RDONLY | os.O_DIRECTORY)
+    def _fsync_dir(self, path: Path, fails: bool) -> None:
+        """fsync a directory: EIO (with the site-gap ERROR lines declared) when
+        ``fails``, success otherwise."""
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            if gaps:
+            if fails:
                 self.mnt.expect_errors(*SITE_GAP)
                 with pytest.raises(OSError) as e:
                     os.fsync(fd)
@@ -379,6 +379,10 @@ class WritableArea(RuleBasedStateMachine):
                 os.fsync(fd)
         finally:
             os.close(fd)
+
+    def _sync_root(self) -> None:
+        # a file open for writing counts as pending too (omerofs sync waits for it)
+        self._fsync_dir(self.mnt.mountpoint, fails=self._gaps() or bool(self.fds))
         self.pending &= set(self.fds.values())  # the others are uploaded now
         self._sites_made()
         self._refresh()  # leftovers uploaded by this mount: show them now
@@ -452,17 +456,7 @@ class WritableArea(RuleBasedStateMachine):
     @rule()
     def make_sites(self) -> None:
         """fsync of the well: complete sites become images; a gap is EIO."""
-        fd = os.open(self.derived / "A01", os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            if self._gaps():
-                self.mnt.expect_errors(*SITE_GAP)
-                with pytest.raises(OSError) as e:
-                    os.fsync(fd)
-                assert e.value.errno == errno.EIO
-            else:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+        self._fsync_dir(self.derived / "A01", fails=self._gaps())
         self._sites_made()
         self._count("make_sites")
         self._check_derived()

@@ -147,6 +147,7 @@ def test_failures_are_recorded_and_only_a_lost_create_is_ambiguous(gw, tmp_path)
         upload(gw, spool, e)
     got = spool.get(e.id)
     assert got is not None and (got.attempts, got.ambiguous, got.last_error) == (1, False, "no")
+    assert got.tried == []  # a refusal stored nothing: no attempt to recognise later
     gw.fail("create_file_annotation", error=ServerUnavailable("cut"))
     with pytest.raises(ServerUnavailable):
         upload(gw, spool, got)
@@ -278,17 +279,6 @@ def test_spool_directory_files_and_removal_details(tmp_path):
     assert spool.entries() == [] and list((tmp_path / "a" / "b" / "c").iterdir()) == []
     st_ = os.statvfs(tmp_path)
     assert spool.free_bytes() == st_.f_bavail * st_.f_frsize
-
-
-def test_refusals_are_not_recorded_as_tried(gw, tmp_path):
-    p = gw.create_plate("p")
-    spool = Spool(tmp_path / "s")
-    e = spool.create(plan(p.id), PENDING, b"x")
-    gw.fail("create_file_annotation", error=PermissionDenied("no"))
-    with pytest.raises(PermissionDenied):
-        upload(gw, spool, e)
-    got = spool.get(e.id)
-    assert got is not None and got.tried == [] and not got.ambiguous
 
 
 def test_a_leftover_marked_ambiguous_adopts_a_copy_of_its_bytes(gw, tmp_path):
