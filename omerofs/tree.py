@@ -27,7 +27,7 @@ holds no lookup of it and no loaded listing shows it: when the kernel forgets
 it after its plate's listing was dropped (:meth:`Tree.evict_plate`), or at
 that drop if the kernel never held it. Freed nodes come back with the same
 inode: the inodes of wells, planes and stacks are computed from their
-identity (:func:`computed_inode`), the few others are kept in a table.
+identity (:mod:`omerofs.inodes`), the few others are kept in a table.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from typing import Any
 
 from . import layout
 from .gateway import FileAnnotationInfo, ImageInfo, PlaneIndex
+from .inodes import Inodes
 from .spool import SCRATCH, Entry, Spool
 from .stack import StackLayout
 from .tiff import TiffLayout, plane_layout
@@ -297,38 +298,6 @@ class Node:
         self.kind, self.fstate, self.size = Kind.PLANE, None, self.pstate.tiff.file_size
 
 
-# Computed inode ranges (64-bit, below 2**63): counted inodes stay far below
-# the first one. A key whose parts do not fit its range is counted instead.
-_WELL_BASE, _STACK_BASE, _PLANE_BASE = 1 << 60, 1 << 61, 1 << 62
-
-
-def computed_inode(key: Hashable) -> int | None:
-    """The inode of a well, plane or stack, from its identity alone (so a
-    freed node comes back with its number without a table entry); None for
-    other keys or parts out of range.
-
-    * ``("well", plate id, row, column)``: plate < 2**36, row, column < 4096;
-    * ``("stack", pixels id)``: pixels < 2**31;
-    * ``("plane", pixels id, z, c, t)``: pixels < 2**31, z < 2**11,
-      c < 2**6, t < 2**14.
-    """
-    if not isinstance(key, tuple) or not key:
-        return None
-    kind = key[0]
-    if kind == "plane" and len(key) == 5:
-        _, pix, z, c, t = key
-        if 0 <= pix < 1 << 31 and 0 <= z < 1 << 11 and 0 <= c < 1 << 6 and 0 <= t < 1 << 14:
-            return _PLANE_BASE | pix << 31 | t << 17 | c << 11 | z
-    elif kind == "well" and len(key) == 4:
-        _, plate, row, column = key
-        if isinstance(plate, int) and 0 <= plate < 1 << 36 and 0 <= row < 1 << 12 \
-                and 0 <= column < 1 << 12:
-            return _WELL_BASE | plate << 24 | row << 12 | column
-    elif kind == "stack" and len(key) == 2 and 0 <= key[1] < 1 << 31:
-        return _STACK_BASE | key[1]
-    return None
-
-
 #: kinds of nodes that a server listing makes again: freed when neither the
 #: kernel nor a loaded listing holds them
 _LISTED_KINDS = (Kind.WELL, Kind.PLANE, Kind.STACK, Kind.INDEX_DIR, Kind.INDEX, Kind.TEXT)
@@ -367,9 +336,8 @@ class Tree:
         self._depth = 0
         self._removed: list[tuple[int, str]] = []
         self._nodes: dict[int, Node] = {}
-        self._inodes: dict[Hashable, int] = {}
+        self._inodes = Inodes(ROOT_INODE + 1)
         self._by_entry: dict[str, int] = {}  # spool entry id -> inode
-        self._next_ino = ROOT_INODE + 1
         self._nodes[ROOT_INODE] = Node(ROOT_INODE, Kind.ROOT, "", ROOT_INODE, mounted_at,
                                        dstate=DirState())
         self.status = self.new_node(("status",), Kind.STATUS, STATUS_NAME, ROOT_INODE,
@@ -397,22 +365,16 @@ class Tree:
 
     # --- inodes --------------------------------------------------------------------------
     def inode(self, key: Hashable) -> int:
-        """The inode of an object identity, given once and kept for the mount:
-        bound (:meth:`bind_key`), else computed, else counted."""
-        ino = self._inodes.get(key)
-        if ino is None:
-            ino = computed_inode(key)
-            if ino is None:
-                ino = self._inodes[key] = self._next_ino
-                self._next_ino += 1
-        return ino
+        """The inode of an object identity, given once and kept for the mount
+        (:class:`omerofs.inodes.Inodes`: bound, else computed, else counted)."""
+        return self._inodes.of(key)
 
     def known_inode(self, key: Hashable) -> int | None:
-        return self._inodes.get(key)
+        return self._inodes.known(key)
 
     def bind_key(self, key: Hashable, ino: int) -> None:
         """From now on ``key`` (e.g. an annotation made by an upload) is ``ino``."""
-        self._inodes[key] = ino
+        self._inodes.bind(key, ino)
 
     def new_node(self, key: Hashable, kind: Kind, name: str, parent: int, mtime: float,
                  **kw: Any) -> Node:

@@ -14,9 +14,9 @@ import tifffile
 from omerofs import layout
 from omerofs.gateway import PlaneIndex
 from omerofs.gateway.memory import MemoryGateway
+from omerofs.inodes import computed_inode
 from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
 from omerofs.spool import Spool
-from omerofs.tree import computed_inode
 
 #: per plate below: 2 wells x 1 field x 2 z x 1 channel -> 2 wells + 4 planes
 #: + the index directory: a budget of 10 nodes holds one plate, not two
@@ -188,6 +188,27 @@ def test_computed_inodes_are_distinct_and_fall_back_to_counted_ones(gw, tmp_path
     ns = make_ns(gw, tmp_path)
     first = ns.tree.inode(("plane", 5, 5000, 0, 0))  # out of range: counted, kept
     assert first < 1 << 60 and ns.tree.inode(("plane", 5, 5000, 0, 0)) == first
+
+
+def test_listed_planes_get_computed_inodes_distinct_per_well_and_plate(gw, tmp_path):
+    """No table entry per plane (the memory bound): every listed plane's inode
+    is in the computed range, also for an image shown in wells of two plates,
+    where each well directory's file has its own inode."""
+    first = add_plate(gw, "one", 100)
+    second = gw.add_acquired_plate("two")
+    shared = gw.load_plate(first).wells[0].samples[0].image
+    gw.wells[gw.create_well(second.id, 0, 0)].images.append(shared.id)
+    ns = make_ns(gw, tmp_path, budget=1000)
+    files = {**files_of(ns, load_plate(ns, first)),
+             **{f"two/{k}": v for k, v in files_of(ns, load_plate(ns, second.id)).items()}}
+    planes = {k: v for k, v in files.items() if k.endswith(".tif")}
+    assert sorted(planes) == ["A01/A01_s001_z000_c000.tif", "A01/A01_s001_z001_c000.tif",
+                              "A02/A02_s001_z000_c000.tif", "A02/A02_s001_z001_c000.tif",
+                              "two/A01/A01_s001_z000_c000.tif", "two/A01/A01_s001_z001_c000.tif"]
+    assert all(ino >= 1 << 62 for ino in planes.values()), planes
+    assert len(set(planes.values())) == len(planes)
+    np.testing.assert_array_equal(pixels(ns, planes["two/A01/A01_s001_z001_c000.tif"]),
+                                  np.full(12, 101))
 
 
 def test_a_freed_inode_is_unknown_never_another_node(gw, tmp_path):
