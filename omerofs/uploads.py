@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from . import layout
 from .gateway import (
     AuthenticationFailed,
     FileAnnotationInfo,
@@ -34,9 +35,6 @@ from .gateway import (
 from .spool import Entry, Spool, Upload
 
 log = logging.getLogger("omerofs.uploads")
-
-NAMESPACE = "omerofs"
-
 
 #: errors that mean the server stored nothing
 _REFUSALS = (PermissionDenied, InvalidRequest, AuthenticationFailed)
@@ -86,7 +84,7 @@ def upload(gateway: Gateway, spool: Spool, entry: Entry) -> FileAnnotationInfo:
     try:
         if u.annotation_id is not None and u.file_id is not None:
             old = FileAnnotationInfo(id=u.annotation_id, file_id=u.file_id, name=u.name,
-                                     path=u.path, size=0, mimetype=u.mimetype, ns=NAMESPACE,
+                                     path=u.path, size=0, mimetype=u.mimetype, ns=layout.OMEROFS_NS,
                                      target=target_of(u))
             ann = gateway.replace_file(old, data)
         else:
@@ -99,7 +97,7 @@ def upload(gateway: Gateway, spool: Spool, entry: Entry) -> FileAnnotationInfo:
                     ann = gateway.replace_file(ann, data)
             else:
                 ann = gateway.create_file_annotation(target_of(u), u.name, data, path=u.path,
-                                                     mimetype=u.mimetype, ns=NAMESPACE)
+                                                     mimetype=u.mimetype, ns=layout.OMEROFS_NS)
     except GatewayError as e:
         # A create that failed may still have been saved: the connection broke
         # after the server stored it, or the server stored it and then failed

@@ -22,7 +22,7 @@ from omerofs.gateway import (
 )
 from omerofs.gateway.memory import MemoryGateway
 from omerofs.spool import OPEN, PENDING, PLANE, SCRATCH, Spool, Upload, spool_dir
-from omerofs.uploads import NAMESPACE, after_upload, kept_copy, target_of, upload
+from omerofs.uploads import after_upload, kept_copy, target_of, upload
 
 
 def plan(plate_id: int, **kw) -> Upload:
@@ -122,7 +122,7 @@ def test_a_new_file_becomes_an_annotation_on_its_target(gw, tmp_path):
     e = spool.create(plan(p.id, path="sub"), PENDING, b"a,b")
     ann = upload(gw, spool, e)
     assert gw.calls["list_file_annotations"] == 0  # no search for a copy: nothing failed
-    assert (ann.name, ann.path, ann.ns, ann.mimetype) == ("r.csv", "sub", NAMESPACE, "text/csv")
+    assert (ann.name, ann.path, ann.ns, ann.mimetype) == ("r.csv", "sub", "omerofs", "text/csv")
     assert ann.target == Target(TargetKind.PLATE, p.id) == target_of(e.upload)
     assert stored(gw, p.id) == [("r.csv", "sub", b"a,b")]
     assert spool.get(e.id) is not None  # the caller removes it (after_upload)
@@ -285,7 +285,7 @@ def test_a_leftover_marked_ambiguous_adopts_a_copy_of_its_bytes(gw, tmp_path):
     # what a crashed mount leaves: ambiguous, no attempt recorded (textfiles marks it)
     p = gw.create_plate("p")
     kept = gw.create_file_annotation(Target(TargetKind.PLATE, p.id), "r.csv", b"same",
-                                     ns=NAMESPACE)
+                                     ns="omerofs")
     spool = Spool(tmp_path / "s")
     e = spool.create(plan(p.id), PENDING, b"same")
     ann = upload(gw, spool, spool.update(e, ambiguous=True))
@@ -297,7 +297,7 @@ def test_a_new_annotation_carries_the_namespace_and_the_kept_plan_its_place(gw, 
     spool = Spool(tmp_path / "s")
     e = spool.create(plan(p.id, name="n.csv", path="d/e"), PENDING, b"1")
     ann = upload(gw, spool, e)
-    assert (ann.ns, ann.mimetype, ann.path) == (NAMESPACE, "text/csv", "d/e")
+    assert (ann.ns, ann.mimetype, ann.path) == ("omerofs", "text/csv", "d/e")
     kept = after_upload(spool, e, ann, keep=True)
     assert kept is not None
     assert kept.upload == Upload(plate_id=p.id, target_kind="Plate", target_id=p.id,
