@@ -68,15 +68,13 @@ from .errors import (
     SessionLost,
     TryLater,
 )
+from .omero_files import FileAnnotations
 from .omero_writes import DerivedPlateWrites, _quiet_close
 from .types import (
-    FileAnnotationInfo,
     ImageInfo,
     PlaneIndex,
     PlateStructure,
     PlateSummary,
-    Target,
-    TargetKind,
     WellInfo,
     WellSampleInfo,
     pixel_dtype,
@@ -112,15 +110,12 @@ _NOT_READY = (omero.MissingPyramidException, omero.LockTimeout)
 #: backOff of 0 must not spin; a long one is cut to what the budget leaves
 MIN_BACKOFF = 0.1
 
-CHUNK = 4 * 1024 * 1024  # file transfer block: well under one Ice message
-#: the checksum OMERO.web and omero-py give uploaded files
-HASHER = "SHA1-160"
 #: RawPixelsStores each thread keeps, one per image: a reader alternating
 #: between a few images does not pay a setPixelsId per plane
 STORES_PER_THREAD = 4
 
 
-class OmeroGateway(DerivedPlateWrites):
+class OmeroGateway(FileAnnotations, DerivedPlateWrites):
     """:class:`omerofs.gateway.protocol.Gateway` over omero-py (thread-safe)."""
 
     def __init__(self, config: ConnectionConfig, retries: int = 3):
@@ -529,123 +524,6 @@ class OmeroGateway(DerivedPlateWrites):
                 and 0 <= plane.t < image.size_t):
             raise ValueError(f"plane {plane} outside image {image.id} "
                              f"({image.size_z}x{image.size_c}x{image.size_t})")
-
-    # --- file annotations -----------------------------------------------------------------
-    def list_file_annotations(self, plate_id: int) -> list[FileAnnotationInfo]:
-        out: list[FileAnnotationInfo] = []
-        # one call (queries.FILE_ANNOTATIONS): where each is listed, by its links
-        for aid, fid, name, path, size, mimetype, ns, plate, well, image in \
-                self._projection(Q.FILE_ANNOTATIONS, pid=plate_id):
-            target = Target(TargetKind.PLATE, plate) if plate is not None else \
-                Target(TargetKind.WELL, well) if well is not None else \
-                Target(TargetKind.IMAGE, image)
-            out.append(FileAnnotationInfo(id=aid, file_id=fid, name=name or "",
-                                          path=path or "", size=size or 0,
-                                          mimetype=mimetype, ns=ns, target=target))
-        return out
-
-    def read_file(self, file_id: int) -> bytes:
-        def run(sf: Any) -> bytes:
-            store = sf.createRawFileStore()
-            try:
-                store.setFileId(file_id, {"omero.group": str(self.config.group)})
-                size = store.size()
-                out = bytearray()
-                while len(out) < size:
-                    out += store.read(len(out), min(CHUNK, size - len(out)))
-                return bytes(out)
-            finally:
-                _quiet_close(store)
-        return self._call("RawFileStore.read", run)
-
-    def _write_file(self, sf: Any, file_id: int, data: bytes, group: int) -> Any:
-        store = sf.createRawFileStore()
-        try:
-            store.setFileId(file_id, self._ctx(group))
-            view = memoryview(data)
-            for pos in range(0, len(data), CHUNK):
-                chunk = bytes(view[pos:pos + CHUNK])
-                store.write(chunk, pos, len(chunk))
-            store.truncate(len(data))
-            return store.save()
-        finally:
-            _quiet_close(store)
-
-    def create_file_annotation(self, target: Target, name: str, data: bytes, *, path: str = "",
-                               mimetype: str | None = None, ns: str = "omerofs"
-                               ) -> FileAnnotationInfo:
-        if not name or "/" in name:
-            raise ValueError(f"bad file name {name!r}")
-        kind = TargetKind(target.kind)
-        group = self._group_of(kind.value, target.id)
-        ctx = self._ctx(group)
-
-        def save_file(sf: Any) -> int:
-            f = omero.model.OriginalFileI()
-            f.name, f.path, f.size = rstring(name), rstring(path), rlong(len(data))
-            if mimetype:
-                f.mimetype = rstring(mimetype)
-            f.hasher = omero.model.ChecksumAlgorithmI()
-            f.hasher.value = rstring(HASHER)
-            return int(self._service(sf, "Update").saveAndReturnObject(f, ctx).id.val)
-
-        file_id = self._call("IUpdate.saveAndReturnObject", save_file, idempotent=False)
-        self._groups[("OriginalFile", file_id)] = group
-        try:
-            self._call("RawFileStore.write",
-                       lambda sf: self._write_file(sf, file_id, data, group),
-                       idempotent=True)  # rewriting the same bytes is harmless
-
-            def save_link(sf: Any) -> Any:
-                ann = omero.model.FileAnnotationI()
-                ann.file = omero.model.OriginalFileI(file_id, False)
-                ann.ns = rstring(ns)
-                link = getattr(omero.model, f"{kind.value}AnnotationLinkI")()
-                link.parent = getattr(omero.model, f"{kind.value}I")(target.id, False)
-                link.child = ann
-                return self._service(sf, "Update").saveAndReturnObject(link, ctx)
-
-            link = self._call("IUpdate.saveAndReturnObject", save_link, idempotent=False)
-        except Exception:
-            # nothing links the file yet: remove it rather than leave an orphan
-            try:
-                self.delete("OriginalFile", [file_id])
-            except GatewayError as e:
-                log.warning("could not remove orphan OriginalFile %d: %s", file_id, e)
-            raise
-        return FileAnnotationInfo(id=int(link.child.id.val), file_id=file_id, name=name,
-                                  path=path, size=len(data), mimetype=mimetype, ns=ns,
-                                  target=Target(kind, target.id))
-
-    def replace_file(self, annotation: FileAnnotationInfo, data: bytes) -> FileAnnotationInfo:
-        group = self._group_of("OriginalFile", annotation.file_id)
-        self._call("RawFileStore.write",
-                   lambda sf: self._write_file(sf, annotation.file_id, data, group))
-        return FileAnnotationInfo(id=annotation.id, file_id=annotation.file_id,
-                                  name=annotation.name, path=annotation.path, size=len(data),
-                                  mimetype=annotation.mimetype, ns=annotation.ns,
-                                  target=annotation.target)
-
-    def rename_file(self, annotation: FileAnnotationInfo, name: str, path: str
-                    ) -> FileAnnotationInfo:
-        if not name or "/" in name:
-            raise ValueError(f"bad file name {name!r}")
-
-        def run(sf: Any) -> None:
-            # load first: saving a half-filled object would null its other fields
-            f = self._service(sf, "Query").get("OriginalFile", annotation.file_id,
-                                               {"omero.group": "-1"})
-            f.name, f.path = rstring(name), rstring(path)
-            group = int(f.getDetails().getGroup().getId().getValue())
-            self._service(sf, "Update").saveAndReturnObject(f, self._ctx(group))
-
-        self._call("IUpdate.saveAndReturnObject", run)  # same values twice: harmless
-        return FileAnnotationInfo(id=annotation.id, file_id=annotation.file_id, name=name,
-                                  path=path, size=annotation.size, mimetype=annotation.mimetype,
-                                  ns=annotation.ns, target=annotation.target)
-
-    def delete_file_annotation(self, annotation_id: int) -> None:
-        self.delete("FileAnnotation", [annotation_id])
 
 #: rtypes whose value is their ``val``: unwrapped without omero.rtypes.unwrap's
 #: generic walk (a plate layout has hundreds of thousands of them)
