@@ -162,7 +162,7 @@ class Listings:
         for owner in owners:
             if owner.dir.children is None:
                 continue  # never listed: its next listing loads it anyway
-            before.update(self._entries_below(owner))
+            before.update(self.tree.entries_below(owner))
             with self.tree.locked():
                 owner.dir.loaded_at = float("-inf")
         after: dict[tuple[int, str], int] = {}
@@ -175,22 +175,8 @@ class Listings:
                 self.load(owner.ino)
             except NotFound:
                 continue  # deleted on the server: every name in it is gone
-            after.update(self._entries_below(owner))
+            after.update(self.tree.entries_below(owner))
         return sorted(k for k, ino in before.items() if after.get(k) != ino)
-
-    def _entries_below(self, directory: Node) -> dict[tuple[int, str], int]:
-        """(parent inode, name) -> inode of every entry in ``directory`` and in
-        the wells and user directories below it (the root: its plates only)."""
-        out: dict[tuple[int, str], int] = {}
-        todo = [directory]
-        while todo:
-            d = todo.pop()
-            for name, ino in self.tree.listing(d.ino):
-                out[(d.ino, name)] = ino
-                child = self.tree.node(ino)
-                if child.kind in (Kind.WELL, Kind.SUBDIR):
-                    todo.append(child)
-        return out
 
     def forget_annotation(self, annotation_id: int) -> None:
         self._deleted.add(annotation_id)

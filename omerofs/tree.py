@@ -475,6 +475,20 @@ class Tree:
             self._removed.append((plate.parent, plate.name))
             return freed
 
+    def entries_below(self, directory: Node) -> dict[tuple[int, str], int]:
+        """(parent inode, name) -> inode of every entry in ``directory`` and in
+        the wells and user directories below it (the root: its plates only)."""
+        out: dict[tuple[int, str], int] = {}
+        todo = [directory]
+        while todo:
+            d = todo.pop()
+            for name, ino in self.listing(d.ino):
+                out[(d.ino, name)] = ino
+                child = self.node(ino)
+                if child.kind in (Kind.WELL, Kind.SUBDIR):
+                    todo.append(child)
+        return out
+
     @property
     def root(self) -> Node:
         return self._nodes[ROOT_INODE]
