@@ -477,7 +477,8 @@ class Tree:
 
     def entries_below(self, directory: Node) -> dict[tuple[int, str], int]:
         """(parent inode, name) -> inode of every entry in ``directory`` and in
-        the wells and user directories below it (the root: its plates only)."""
+        the run directories, wells and user directories below it (the root:
+        its plates only)."""
         out: dict[tuple[int, str], int] = {}
         todo = [directory]
         while todo:
@@ -485,7 +486,7 @@ class Tree:
             for name, ino in self.listing(d.ino):
                 out[(d.ino, name)] = ino
                 child = self.node(ino)
-                if child.kind in (Kind.WELL, Kind.SUBDIR):
+                if child.kind in (Kind.RUN, Kind.WELL, Kind.SUBDIR):
                     todo.append(child)
         return out
 

@@ -222,3 +222,27 @@ def test_a_freed_inode_is_unknown_never_another_node(gw, tmp_path):
         ns.node(ino)
     with pytest.raises(KeyError):
         ns.read(ino, 0, 1)
+
+
+def test_refresh_names_the_planes_gone_from_a_run_directory(gw, tmp_path):
+    """A refresh returns every entry the reload took away, for the kernel to
+    drop: also those in the wells of a multi-run plate's run directories."""
+    pid = add_plate(gw, "runs", 100)
+    wells = sorted((w for w in gw.wells.values() if w.plate_id == pid), key=lambda w: w.column)
+    extra = gw.create_image(wells[1].id, "runs-extra", 4, 3, 1, 1, 1, "uint16",
+                            {PlaneIndex(0, 0, 0): bytes(24)})
+    for run, w in enumerate(wells):
+        for image_id in w.images:  # A01's field in run 1, both of A02's in run 2
+            w.runs[image_id] = (10 + run, float(run))
+    ns = make_ns(gw, tmp_path, budget=1000)
+    plate = load_plate(ns, pid)
+    run2 = ns.lookup(plate.ino, "run_2")
+    assert run2 is not None
+    ns.load(run2.ino)
+    a02 = ns.lookup(run2.ino, "A02")
+    assert a02 is not None
+    ns.load(a02.ino)
+    assert [n for n, _ in ns.listing(a02.ino)] == [
+        "A02_s001_z000_c000.tif", "A02_s001_z001_c000.tif", "A02_s002_z000_c000.tif"]
+    gw.delete("Image", [extra.id])
+    assert ns.refresh(layout.plate_dir_name(pid)) == [(a02.ino, "A02_s002_z000_c000.tif")]
