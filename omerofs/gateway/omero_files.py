@@ -11,8 +11,8 @@ and a new OriginalFile gets the SHA1 hasher OMERO.web and omero-py use.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import omero
 import omero.all
@@ -20,32 +20,21 @@ import omero.model
 from omero.rtypes import rlong, rstring
 
 from . import queries as Q
-from .config import ConnectionConfig
 from .errors import GatewayError
-from .omero_writes import _quiet_close
+from .omero_writes import GatewayPlumbing, _quiet_close
 from .types import FileAnnotationInfo, Target, TargetKind
 
 log = logging.getLogger("omerofs.gateway")
-
-T = TypeVar("T")
 
 CHUNK = 4 * 1024 * 1024  # file transfer block: well under one Ice message
 #: the checksum OMERO.web and omero-py give uploaded files
 HASHER = "SHA1-160"
 
 
-class FileAnnotations:
+class FileAnnotations(GatewayPlumbing):
     """The FileAnnotation operations of the Gateway protocol (a mixin)."""
 
-    config: ConnectionConfig
-    _groups: dict[tuple[str, int], int]
-
-    if TYPE_CHECKING:  # provided by OmeroGateway
-        def _call(self, op: str, fn: Callable[[Any], T], idempotent: bool = True) -> T: ...
-        def _service(self, sf: Any, name: str) -> Any: ...
-        def _projection(self, query: str, **params: Any) -> list[list[Any]]: ...
-        def _group_of(self, kind: str, obj_id: int) -> int: ...
-        def _ctx(self, group: int) -> dict[str, str]: ...
+    if TYPE_CHECKING:  # provided by DerivedPlateWrites
         def delete(self, kind: str, ids: Sequence[int]) -> None: ...
 
     def list_file_annotations(self, plate_id: int) -> list[FileAnnotationInfo]:

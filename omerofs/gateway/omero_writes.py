@@ -53,8 +53,9 @@ T = TypeVar("T")
 WELL_SAMPLE_ATTEMPTS = 5
 
 
-class DerivedPlateWrites:
-    """The derived-plate operations of the Gateway protocol (a mixin)."""
+class GatewayPlumbing:
+    """What the mixins of :class:`~omerofs.gateway.omero.OmeroGateway` use of
+    it (its session, calls and groups): declared for the type checker only."""
 
     config: ConnectionConfig
     _groups: dict[tuple[str, int], int]
@@ -68,6 +69,10 @@ class DerivedPlateWrites:
         def _new_object_ctx(self) -> dict[str, str]: ...
         def _check_plane(self, image: ImageInfo, plane: PlaneIndex) -> None: ...
         def read_plane(self, image: ImageInfo, plane: PlaneIndex) -> bytes: ...
+
+
+class DerivedPlateWrites(GatewayPlumbing):
+    """The derived-plate operations of the Gateway protocol (a mixin)."""
 
     def create_plate(self, name: str, rows: int | None = None, columns: int | None = None
                      ) -> PlateSummary:
