@@ -28,6 +28,16 @@ Contract
   the key's hash) picks the queue. Keys that share a lane are fetched in order on
   one thread, so a fetch that keeps per-thread state (a RawPixelsStore pointed at
   one image) finds it ready for the next key of the same group.
+* **Group fetch.** When ``siblings(key)`` names keys that the server sends in
+  the same call as ``key`` (the other planes of its timepoint), a prefetch of
+  ``key``, a ``get(key, group=True)``, or a ``get(key)`` while the prefetch of
+  a sibling is queued (reads of the siblings are predicted in each case),
+  takes over the siblings' queued prefetches, starts a flight for every other
+  sibling neither cached nor in flight, and gets them all with one
+  ``fetch_many([key, *taken])``. Each flight gets its own bytes, as if fetched
+  alone; the siblings' bytes are kept as prefetched (unread, within the
+  prefetch budget). Otherwise ``key`` is fetched alone.
+  ``siblings`` and ``fetch_many`` are called without the lock, like ``fetch``.
 * **Fast path.** ``peek(key)`` takes the lock once, never waits for a fetch,
   never logs: safe to call on the event loop thread.
 * **Threads.** One lock guards all state. ``fetch`` and ``size_hint`` are
@@ -43,8 +53,9 @@ Contract
 Statistics (``stats()``): ``hits`` counts gets/peeks served by a cached entry;
 ``misses`` counts gets that were not (joining a flight is a miss; a peek miss is
 not counted, because the caller follows it with a ``get``); ``fetches`` counts
-``fetch`` calls (demand and prefetch); ``prefetches`` counts those made by
-prefetch workers; ``prefetch_hits`` counts prefetched entries or running
+``fetch`` and ``fetch_many`` calls (demand and prefetch); ``prefetches`` counts
+those made by prefetch workers; ``grouped`` counts the keys fetched as
+siblings of another (in its ``fetch_many``); ``prefetch_hits`` counts prefetched entries or running
 prefetch flights first used by a demand get/peek (once each); ``evictions``
 counts entries pushed out by the byte budget (not discards).
 """
@@ -55,7 +66,7 @@ import contextlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
@@ -89,6 +100,7 @@ class CacheStats:
     bytes_used: int
     entries: int
     budget_bytes: int
+    grouped: int = 0
 
 
 class _Entry:
@@ -128,7 +140,9 @@ class PlaneCache(Generic[K]):
     not-yet-read bytes; ``size_hint(key)``, when given, predicts ``len(fetch(key))``
     so a prefetch that would not fit is skipped before anything is fetched;
     ``lane(key)``, when given, groups keys onto one prefetch thread (see Lanes);
-    ``max_pending`` bounds the prefetches queued or running.
+    ``max_pending`` bounds the prefetches queued or running; ``siblings(key)``
+    and ``fetch_many(keys) -> list of bytes`` enable group fetches (see Group
+    fetch).
     """
 
     def __init__(
@@ -141,6 +155,8 @@ class PlaneCache(Generic[K]):
         size_hint: Callable[[K], int] | None = None,
         lane: Callable[[K], int] | None = None,
         max_pending: int | None = None,
+        siblings: Callable[[K], Sequence[K]] | None = None,
+        fetch_many: Callable[[Sequence[K]], Sequence[bytes]] | None = None,
     ):
         if budget_bytes < 0:
             raise ValueError(f"budget_bytes must be >= 0, got {budget_bytes}")
@@ -153,7 +169,11 @@ class PlaneCache(Generic[K]):
                 f"prefetch_budget must be in [0, budget_bytes={budget_bytes}], "
                 f"got {prefetch_budget}"
             )
+        if (siblings is None) != (fetch_many is None):
+            raise ValueError("siblings and fetch_many go together")
         self._fetch = fetch
+        self._siblings = siblings
+        self._fetch_many = fetch_many
         self._budget = budget_bytes
         self._prefetch_budget = prefetch_budget
         self._size_hint = size_hint
@@ -181,6 +201,7 @@ class PlaneCache(Generic[K]):
         self._evictions = 0
         self._prefetches = 0
         self._prefetch_hits = 0
+        self._grouped = 0
 
     # -- demand reads ---------------------------------------------------------
 
@@ -195,8 +216,9 @@ class PlaneCache(Generic[K]):
                 return None
             return self._hit_locked(key, entry)
 
-    def get(self, key: K) -> bytes:
-        """The bytes of ``key``: cached, from a fetch in flight, or fetched now.
+    def get(self, key: K, group: bool = False) -> bytes:
+        """The bytes of ``key``: cached, from a fetch in flight, or fetched now
+        (with its siblings when ``group``: see Group fetch).
 
         Raises whatever the flight's ``fetch(key)`` raised.
         """
@@ -226,7 +248,7 @@ class PlaneCache(Generic[K]):
             if owner:
                 self._fetches += 1
         if owner:
-            return self._run(key, flight)
+            return self._run(key, flight, self._take_siblings(key, group))
         flight.done.wait()
         if flight.error is not None:
             raise flight.error
@@ -293,6 +315,12 @@ class PlaneCache(Generic[K]):
             future.add_done_callback(self._prefetch_done)
             scheduled += 1
         return scheduled
+
+    @property
+    def prefetch_full(self) -> bool:
+        """True when ``prefetch`` would queue nothing now (queue bound reached,
+        closed, or no prefetch workers): a caller may skip building its keys."""
+        return not self._lanes or self._closed or self._pending >= self._max_pending
 
     def wait_prefetches(self) -> None:
         """Block until every prefetch queued so far has finished (each lane runs
@@ -373,6 +401,7 @@ class PlaneCache(Generic[K]):
                 bytes_used=self._bytes,
                 entries=len(self._entries),
                 budget_bytes=self._budget,
+                grouped=self._grouped,
             )
 
     # -- internals ------------------------------------------------------------
@@ -385,15 +414,67 @@ class PlaneCache(Generic[K]):
             raise TypeError(f"fetch({key!r}) returned {type(value).__name__}, not bytes")
         return value
 
-    def _run(self, key: K, flight: _Flight) -> bytes:
-        """Demand owner of ``flight``: fetch, publish, return or raise."""
+    def _take_siblings(self, key: K, predicted: bool = False) -> list[tuple[K, _Flight]]:
+        """Claim the flights of ``key``'s siblings (see Group fetch): queued
+        prefetches become RUNNING under this fetch (their lane tasks, when they
+        come, find them so and skip them), and siblings with no flight get one,
+        so that neither a prefetch nor a demand read fetches them again while
+        this fetch brings them."""
+        if self._siblings is None:
+            return []
         try:
-            value = self._call_fetch(key)
+            # called without the lock (it may consult other structures)
+            candidates = [k for k in self._siblings(key) if k != key]
+        except Exception:  # the fetch of ``key`` alone still answers its waiters
+            log.debug("siblings(%r) failed; fetching it alone", key, exc_info=True)
+            return []
+        taken: list[tuple[K, _Flight]] = []
+        with self._lock:
+            queued = [k for k in candidates
+                      if (f := self._flights.get(k)) is not None and f.state == _QUEUED]
+            if not queued and not predicted:
+                return []
+            for k in candidates:
+                f = self._flights.get(k)
+                if f is None and k not in self._entries:
+                    f = self._flights[k] = _Flight(prefetch=True, state=_RUNNING)
+                elif f is not None and f.state == _QUEUED:
+                    f.state = _RUNNING
+                else:
+                    continue  # cached, or another fetch brings it
+                taken.append((k, f))
+            self._grouped += len(taken)
+        return taken
+
+    def _call_many(self, keys: list[K]) -> list[bytes]:
+        assert self._fetch_many is not None
+        values = list(self._fetch_many(keys))
+        if len(values) != len(keys) or not all(isinstance(v, bytes) for v in values):
+            raise TypeError(f"fetch_many of {len(keys)} keys returned "
+                            f"{[type(v).__name__ for v in values]}")
+        return values
+
+    def _run(self, key: K, flight: _Flight, taken: list[tuple[K, _Flight]]) -> bytes:
+        """Owner of ``flight`` (and of the sibling flights ``taken``): fetch,
+        publish every flight's outcome, return ``key``'s bytes or raise."""
+        return self._run_flights(key, flight, taken)[0]
+
+    def _run_flights(self, key: K, flight: _Flight, taken: list[tuple[K, _Flight]]
+                     ) -> tuple[bytes, bool]:
+        """:meth:`_run`, also telling whether ``key``'s bytes were kept."""
+        try:
+            if taken:
+                values = self._call_many([key] + [k for k, _ in taken])
+            else:
+                values = [self._call_fetch(key)]
         except BaseException as exc:
+            for k, f in taken:
+                self._finish(k, f, None, exc)
             self._finish(key, flight, None, exc)
             raise
-        self._finish(key, flight, value, None)
-        return value
+        for (k, f), v in zip(taken, values[1:], strict=True):
+            self._finish(k, f, v, None)
+        return values[0], self._finish(key, flight, values[0], None)
 
     def _run_prefetch(self, key: K, flight: _Flight) -> None:
         """Executor task: claim ``flight`` unless taken over, discarded or closed."""
@@ -407,12 +488,11 @@ class PlaneCache(Generic[K]):
             self._fetches += 1
             self._prefetches += 1
         try:
-            value = self._call_fetch(key)
-        except BaseException as exc:
-            self._finish(key, flight, None, exc)
+            value, kept = self._run_flights(key, flight, self._take_siblings(key, True))
+        except BaseException:
             log.debug("prefetch of %r failed", key, exc_info=True)
             return
-        if not self._finish(key, flight, value, None):
+        if not kept:
             log.debug("prefetch of %r (%d bytes) over prefetch budget; dropped", key, len(value))
 
     def _prefetch_done(self, _future: Future[None]) -> None:

@@ -6,18 +6,30 @@ sequential reader will open are prefetched. A plane read to its end sits in the
 kernel's page cache (the FUSE layer sets ``keep_cache``), so the cache lets go
 of its copy at once and prefetch leaves it alone. Planes above a quarter of the
 budget are read row band by row band, uncached.
+
+Planes of one timepoint that a sequential reader will open are fetched
+together: when the gateway can (:class:`~omerofs.gateway.batches.TimepointReader`)
+and the timepoint is at most TIMEPOINT_BYTES, the fetch of one plane takes the
+queued prefetches of its siblings along (the cache's group fetch), and one
+``getTimepoint`` brings them all: one round trip per image instead of one per
+plane (benchmarks/per_file.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 
 from .cache import PlaneCache
 from .gateway import FileAnnotationInfo, Gateway, ImageInfo, PlaneIndex
+from .gateway.batches import TimepointReader
 from .tree import Kind, Node, PlaneState, Tree, file_key
 
 #: bytes of planes a sequential reader should find fetched ahead of it
 PREFETCH_BYTES = 32 << 20
+#: the largest timepoint fetched in one call: the first plane of a timepoint
+#: waits for all of it, which past a few MiB costs more time on a LAN than the
+#: round trips it saves
+TIMEPOINT_BYTES = 16 << 20
 
 
 def _image_lane(key: Hashable) -> int:
@@ -38,12 +50,16 @@ class PlaneReader:
         self.gateway = gateway
         self.cache_budget = cache_budget
         self.prefetch_depth = prefetch_depth
+        self._timepoints = gateway if isinstance(gateway, TimepointReader) else None
+        batches = self._timepoints is not None
         self.cache: PlaneCache[Hashable] = PlaneCache(
             self._fetch, cache_budget, prefetch_workers=prefetch_workers if prefetch_depth else 0,
             size_hint=self._size_hint, lane=_image_lane,
             # four per lane: with one image per lane, a lane holds its image's next
             # planes while the others work (benchmarks/per_file.py at 5 ms)
-            max_pending=4 * prefetch_workers)
+            max_pending=4 * prefetch_workers,
+            siblings=self._siblings if batches else None,
+            fetch_many=self._fetch_many if batches else None)
         #: what the cache fetches, by key: the image of a plane key
         self._images: dict[int, ImageInfo] = {}
         #: planes read to their end through keep_cache: the kernel holds them (it
@@ -70,6 +86,38 @@ class PlaneReader:
             return self.gateway.read_file(key[1])
         pixels_id, z, c, t = key
         return self.gateway.read_plane(self._images[pixels_id], PlaneIndex(z, c, t))
+
+    def _timepoint_bytes(self, image: ImageInfo) -> int:
+        """Bytes of one of the image's timepoints when fetched whole, else 0."""
+        if self._timepoints is None or image.size_z * image.size_c < 2:
+            return 0
+        size = self._timepoints.timepoint_bytes(image)
+        return size if 0 < size <= min(TIMEPOINT_BYTES, self.cache_budget // 4) else 0
+
+    def _siblings(self, key: Hashable) -> Sequence[Hashable]:
+        """The planes one server call brings with a plane: those of its
+        timepoint, but for those read to their end (the page cache has them)."""
+        assert isinstance(key, tuple)
+        if key[0] == "file":
+            return ()
+        pixels_id, _, _, t = key
+        image = self._images.get(pixels_id)
+        if image is None or not self._timepoint_bytes(image):
+            return ()
+        keys = ((pixels_id, z, c, t) for c in range(image.size_c) for z in range(image.size_z))
+        return [k for k in keys if k not in self._in_page_cache]
+
+    def _fetch_many(self, keys: Sequence[Hashable]) -> list[bytes]:
+        """Planes of one timepoint (``_siblings``): with one ``getTimepoint`` when
+        they are at least half of it, else plane by plane."""
+        assert self._timepoints is not None
+        planes_of: list[tuple[int, int, int, int]] = [k for k in keys]  # type: ignore[misc]
+        pixels_id, _, _, t = planes_of[0]
+        image = self._images[pixels_id]
+        if 2 * len(keys) < image.size_z * image.size_c:
+            return [self._fetch(k) for k in keys]
+        planes = self._timepoints.read_timepoint(image, t)
+        return [planes[z + image.size_z * c] for _, z, c, _ in planes_of]
 
     def _key(self, state: PlaneState) -> Hashable:
         self._images.setdefault(state.image.pixels_id, state.image)
@@ -106,7 +154,9 @@ class PlaneReader:
         if state.image.plane_bytes > self.cache_budget // 4:
             return self._read_rows(state, offset, size)
         key = self._key(state)
-        plane = self.cache.get(key)
+        # a reader that prefetch follows reads the files in name order: the
+        # other planes of this timepoint come next, so they come in this call
+        plane = self.cache.get(key, group=self.prefetch_depth > 0)
         self._done_with(state, key, offset, size)
         return tiff.read(offset, size, plane)
 
@@ -180,9 +230,14 @@ class PlaneReader:
             pos = next((i for i, (n, _) in enumerate(names) if n == node.name), None)
             if pos is None:
                 return 0
-            following = [i for _, i in names[pos + 1:pos + 1 + depth]]
             wells = plate.dir.listing()
-            if self._whole_plate_reader(plate, well, wells) and len(following) < depth:
+            whole_plate = self._whole_plate_reader(plate, well, wells)
+            if self.cache.prefetch_full:
+                # every lane has its queue: the opens to come, as lanes finish,
+                # queue what is next (the keys would all be skipped now)
+                return 0
+            following = [i for _, i in names[pos + 1:pos + 1 + depth]]
+            if whole_plate and len(following) < depth:
                 # continue into the next wells
                 wpos = next((i for i, (n, _) in enumerate(wells) if n == well.name), len(wells))
                 for _, wino in wells[wpos + 1:]:
@@ -223,7 +278,8 @@ class PlaneReader:
             elif image.plane_bytes > self.cache_budget // 4:
                 data = self.gateway.read_plane(image, p)
             else:
-                data = self.cache.get(key)
+                # a stack holds several planes of the image: fetched together
+                data = self.cache.get(key, group=True)
             out[p] = data
         return out
 

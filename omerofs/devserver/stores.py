@@ -251,6 +251,25 @@ class RawPixelsStoreI(Servant, omero.api.RawPixelsStore):
     def getPlane(self, z: int, c: int, t: int, current: Any = None) -> bytes:
         return self._plane(z, c, t)
 
+    def getTimepoint(self, t: int, current: Any = None) -> bytes:
+        """Every plane of timepoint ``t``, z fastest then c: the region of the
+        pixels file at ``getTimepointOffset(t)`` = t x timepointSize, of
+        timepointSize = planeSize x sizeZ x sizeC bytes (omero-romio v5.8.4
+        RomioPixelBuffer.java:254-257, :325-330, :602-625; BfPixelBuffer.java:357-367
+        builds the same order plane by plane, BfPixelsWrapper.java:317-331), through
+        omero-server v5.7.5 RawPixelsBean.java:541-555. ``t`` outside the image is
+        an ApiUsageException, as for getPlane (RomioPixelBuffer.java:159-162
+        checkBounds, mapped by RawPixelsBean.java:863-865)."""
+        pix = self._pix()
+        if not 0 <= t < pix.size_t:
+            raise api_usage(f"timepoint t={t} outside sizeT={pix.size_t}")
+        return b"".join(self._plane(z, c, t) for c in range(pix.size_c)
+                        for z in range(pix.size_z))
+
+    def getTimepointSize(self, current: Any = None) -> int:
+        pix = self._pix()
+        return pix.plane_bytes * pix.size_z * pix.size_c
+
     def getTile(self, z: int, c: int, t: int, x: int, y: int, w: int, h: int,
                 current: Any = None) -> bytes:
         pix = self._pix()

@@ -110,9 +110,12 @@ _NOT_READY = (omero.MissingPyramidException, omero.LockTimeout)
 #: backOff of 0 must not spin; a long one is cut to what the budget leaves
 MIN_BACKOFF = 0.1
 
-#: RawPixelsStores each thread keeps, one per image: a reader alternating
+#: RawPixelsStores a thread keeps at most, one per image: a reader alternating
 #: between a few images does not pay a setPixelsId per plane
 STORES_PER_THREAD = 4
+#: images a thread remembers having asked for: one of them asked for again
+#: means the thread alternates, and earns a store of its own
+RECENT_IMAGES = 8
 
 
 class OmeroGateway(FileAnnotations, DerivedPlateWrites):
@@ -446,19 +449,37 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
 
     # --- pixels ---------------------------------------------------------------------------
     def _pixels_store(self, sf: Any, generation: int, pixels_id: int) -> Any:
-        """This thread's RawPixelsStore for ``pixels_id`` (a few per thread, one
-        per image, least recently used one re-pointed when a new image comes)."""
+        """This thread's RawPixelsStore for ``pixels_id``.
+
+        A thread that goes from image to image (a prefetch lane: one image's
+        planes, then the next image's) keeps one store and re-points it: one
+        ``setPixelsId`` per image, no ``createRawPixelsStore`` after its first.
+        A thread that comes back to an image it asked for recently (a reader
+        alternating between images) gets a store per image, up to
+        STORES_PER_THREAD, so that going back costs nothing; past that the
+        least recently used store is re-pointed."""
         local = self._local
         if getattr(local, "generation", None) != generation:
             local.generation, local.stores, local.spare = generation, OrderedDict(), None
+            local.recent = OrderedDict()
         stores: OrderedDict[int, Any] = local.stores
+        recent: OrderedDict[int, None] = local.recent
         store = stores.get(pixels_id)
         if store is not None:
             stores.move_to_end(pixels_id)
+            recent.move_to_end(pixels_id)
             return store
+        # a new store costs a round trip (createRawPixelsStore) on top of the
+        # setPixelsId every new image pays: only worth it for an image the
+        # thread is likely to come back to, i.e. one it has come back to
+        returning = pixels_id in recent
+        recent[pixels_id] = None
+        recent.move_to_end(pixels_id)
+        while len(recent) > RECENT_IMAGES:
+            recent.popitem(last=False)
         if local.spare is not None:
             store, local.spare = local.spare, None
-        elif len(stores) >= STORES_PER_THREAD:
+        elif stores and (not returning or len(stores) >= STORES_PER_THREAD):
             _, store = stores.popitem(last=False)
         else:
             store = sf.createRawPixelsStore()
@@ -506,6 +527,37 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
                                f"expected {size}")
         return data
 
+    def timepoint_bytes(self, image: ImageInfo) -> int:
+        """See :class:`omerofs.gateway.batches.TimepointReader`: one message's
+        worth at most. (An image that needs a pyramid, whose buffer refuses
+        getTimepoint, omero-romio v5.8.4 BfPyramidPixelBuffer.java:1044-1048,
+        has planes of more than 3192 x 3192 pixels, far over any cacheable size
+        the callers ask this for; it is excluded here all the same.)"""
+        size = image.plane_bytes * image.size_z * image.size_c
+        if size > self.config.max_message_bytes or _needs_pyramid(image):
+            return 0
+        return size
+
+    def read_timepoint(self, image: ImageInfo, t: int) -> list[bytes]:
+        """All planes of timepoint ``t`` with one ``getTimepoint``: the region of
+        the pixels at ``t x timepointSize``, planes z fastest then c (omero-romio
+        v5.8.4 RomioPixelBuffer.java:254-257, :602-625; BfPixelBuffer.java:357-367
+        swaps to the byte order of getPlane, BfPixelsWrapper.java:317-331 keeps
+        the same plane order)."""
+        size = self.timepoint_bytes(image)
+        if not size:
+            raise ValueError(f"image {image.id}: a timepoint of {image.size_z * image.size_c} "
+                             f"planes of {image.plane_bytes} bytes is not read whole")
+        if not 0 <= t < image.size_t:
+            raise ValueError(f"timepoint {t} outside image {image.id} (sizeT {image.size_t})")
+        data: bytes = self._with_store("RawPixelsStore.getTimepoint", image.pixels_id,
+                                       lambda s: s.getTimepoint(t))
+        if len(data) != size:
+            raise GatewayError(f"timepoint {t} of pixels {image.pixels_id} has {len(data)} "
+                               f"bytes, expected {size}")
+        n = image.plane_bytes
+        return [data[i:i + n] for i in range(0, size, n)]
+
     def read_tile(self, image: ImageInfo, plane: PlaneIndex, x: int, y: int, width: int,
                   height: int) -> bytes:
         self._check_plane(image, plane)
@@ -538,6 +590,13 @@ def _plain(value: Any) -> Any:
         return value.val
     return unwrap(value)
 
+
+
+def _needs_pyramid(image: ImageInfo) -> bool:
+    """OMERO keeps such an image's pixels in a pyramid (omero-romio v5.8.4
+    PixelsService.java:678-688 requiresPixelsPyramid: non-float planes of more than
+    omero.pixeldata.max_plane_width x max_plane_height, 3192 x 3192 by default)."""
+    return image.pixel_type not in ("float", "double") and image.size_x * image.size_y > 3192 * 3192
 
 
 def _describe(e: BaseException) -> str:
