@@ -79,29 +79,55 @@ def test_readahead_zero_keeps_the_kernel_default(mount, plate):
     assert after["reads"] - before["reads"] == 3 * len(files)  # 128 KiB + 128 KiB + header
 
 
-def test_whole_plate_read_costs_one_setpixelsid_per_image(server, mount, plate):
-    """Prefetched planes of one image are fetched on one thread: the image's
-    RawPixelsStore is pointed at it once, not once per plane. The bytes are
-    the server's."""
-    m = mount("--prefetch", "8")
+def planes_sent(calls: dict[str, int]) -> int:
+    """Planes the server sent: one per getPlane, a timepoint's per getTimepoint."""
+    return calls.get("RawPixelsStore.getPlane", 0) \
+        + SPEC.size_z * SPEC.size_c * calls.get("RawPixelsStore.getTimepoint", 0)
+
+
+def test_whole_plate_read_costs_two_calls_per_image_on_reused_stores(server, mount, plate):
+    """A sequential reader of the whole plate: each image's planes come in one
+    getTimepoint, on a store pointed at the image once (setPixelsId), and the
+    prefetch lanes keep one store each instead of one per image. The bytes are
+    the server's, for every file."""
+    lanes = 2
+    m = mount("--prefetch", str(lanes))  # two lanes for eight images
     files = plane_files(m.mountpoint, plate.plate_id)  # lists (loads) the plate
     server.reset_stats()
     data = {p: read_whole(p) for p in files}
     calls = server.calls()
     images = SPEC.rows * SPEC.columns * SPEC.fields
-    planes = images * SPEC.size_z * SPEC.size_c
-    assert calls.get("RawPixelsStore.getPlane") == planes
-    # one per image, plus at most one for each image whose first plane a reader
-    # thread fetched itself before its prefetch lane got to it
-    assert calls.get("RawPixelsStore.setPixelsId", 0) <= images + 2, calls
-    # the pixels are the server's (every 4th file: the first plane of each image)
+    assert len(files) == images * SPEC.size_z * SPEC.size_c
+    assert calls.get("RawPixelsStore.getTimepoint") == images, calls
+    assert calls.get("RawPixelsStore.getPlane", 0) == 0, calls
+    assert calls.get("RawPixelsStore.setPixelsId") == images, calls
+    # one store per lane, and one for each reader thread that fetched a first
+    # plane itself (the first file; a lane that fell behind): with one store per
+    # image and thread it would be at least ``images``
+    assert calls.get("ServiceFactory.createRawPixelsStore", 0) <= lanes + 2, calls
+    assert calls.get("ServiceFactory.createRawPixelsStore", 0) < images, calls
     with omero_direct.session(server.port) as sf:
-        for p in files[:: SPEC.size_z * SPEC.size_c]:
+        for p in files:
             pixels_id = int(os.getxattr(p, "user.omero.pixels_id"))
             z, c = int(os.getxattr(p, "user.omero.z")), int(os.getxattr(p, "user.omero.c"))
             want = omero_direct.plane(sf, pixels_id, z, c, 0, np.dtype(">u2"),
                                       (SPEC.size_y, SPEC.size_x))
-            assert np.array_equal(tifffile.imread(io.BytesIO(data[p])), want)
+            assert np.array_equal(tifffile.imread(io.BytesIO(data[p])), want), p
+
+
+def test_without_prefetch_a_reader_fetches_plane_by_plane(server, mount, plate):
+    """--prefetch 0 predicts nothing: each plane read is one getPlane, no other
+    plane of the timepoint comes with it (a reader of one channel pays for no
+    other), on one store re-pointed per image."""
+    m = mount("--prefetch", "0")
+    top = m.mountpoint / f"plate_{plate.plate_id}" / "A02"
+    files = [top / f for f in sorted(os.listdir(top)) if "_c000" in f]
+    server.reset_stats()
+    for p in files:
+        read_whole(p)
+    calls = server.calls()
+    assert calls.get("RawPixelsStore.getPlane") == len(files), calls
+    assert "RawPixelsStore.getTimepoint" not in calls
 
 
 def test_plane_attributes_outlive_the_plate_ttl(mount, plate):
@@ -147,4 +173,4 @@ def test_a_reader_of_some_wells_fetches_only_those(server, mount, plate):
     for p in files:
         read_whole(p)
     assert m.stop() == 0  # waits for every prefetch already running
-    assert server.calls().get("RawPixelsStore.getPlane") == len(files)
+    assert planes_sent(server.calls()) == len(files)
