@@ -163,13 +163,13 @@ def test_prefetch_follows_name_order_across_wells(server, gw):
         a02 = ns.lookup(plate.ino, "A02")
         assert ns.prefetch_after(ns.lookup(a01.ino, "A01_s001_z000_c001.tif").ino) == 0
         last = ns.lookup(a02.ino, "A02_s001_z000_c001.tif")
-        assert ns.prefetch_after(last.ino) == 2  # both planes of A03
-        # one image: its planes are fetched one after the other on one prefetch
-        # thread, and close() would cancel the one still queued
+        # both planes of A03: the second is queued too, unless the prefetch of
+        # the first started already and took it along (one timepoint, one call)
+        assert ns.prefetch_after(last.ino) in (1, 2)
         ns.cache.wait_prefetches()
         ns.cache.close()
         stats = ns.cache.stats()
-        assert stats.prefetches == 2 and stats.entries == 2
+        assert stats.prefetches == 1 and stats.grouped == 1 and stats.entries == 2
         a03 = ns.lookup(plate.ino, "A03")
         for name, ino in ns.listing(a03.ino):
             off = ns.node(ino).plane.tiff.data_offset
