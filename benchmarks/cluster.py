@@ -44,6 +44,13 @@ from tests.mounting import Mount  # noqa: E402
 
 
 # --- what a task does on its node ---------------------------------------------------------
+def planes_sent(calls: dict[str, int], plate: Plate) -> int:
+    """Planes the server sent: one per getPlane, every plane of a timepoint per
+    getTimepoint (the mount's prefetch asks for an image's planes together)."""
+    return calls.get("RawPixelsStore.getPlane", 0) \
+        + plate.size_z * plate.size_c * calls.get("RawPixelsStore.getTimepoint", 0)
+
+
 def process_well(mountpoint: str, plate_dir: str, well: str) -> tuple[str, int]:
     """On a worker: the pipeline over one well of this node's mount; the CSV is written
     into the mount (close() uploads it). Returns (well, pixel bytes processed)."""
@@ -206,7 +213,9 @@ def bench_n(b: Bench) -> None:
                 say(f"      {n_workers} worker(s), a mount each: {tm:6.2f} s {spread} "
                     f"({mbps(tm, nbytes):5.1f} MB/s)  vs download-then-process {tb / tm:4.2f}x; "
                     f"{sum(calls.values())} server calls "
-                    f"({calls.get('RawPixelsStore.getPlane', 0)} getPlane); "
+                    f"({planes_sent(calls, plate)} planes sent: "
+                    f"{calls.get('RawPixelsStore.getPlane', 0)} getPlane, "
+                    f"{calls.get('RawPixelsStore.getTimepoint', 0)} getTimepoint); "
                     f"wells per worker {[len(v) for _, v in sorted(per_worker.items())]}; "
                     f"{ok} ({len(expected)} CSVs)")
                 b.row(f"(n) {n_workers} worker(s) x mount, {latency} ms",

@@ -36,5 +36,5 @@ def test_cluster_benchmark_tiny_run_every_csv_arrives_once():
     assert "every result file arrived exactly once (3 CSVs)" in two, two
     assert re.search(r"wells per worker \[2, 1\]", two), two
     # each node's mount fetched only its own wells' planes: 3 wells x 2 fields x 2 c
-    assert "(12 getPlane)" in two, two
+    assert "(12 planes sent: " in two, two
     assert "RESULT FILES WRONG" not in out
