@@ -34,9 +34,11 @@ TIMEPOINT_BYTES = 16 << 20
 
 def _image_lane(key: Hashable) -> int:
     """Prefetches of one image's planes run on one thread, in order: the gateway
-    keeps a RawPixelsStore per thread and image, so the image's first plane pays
-    the ``setPixelsId`` and the others reuse it (spread over every prefetch
-    thread, nearly every plane paid one: 125 per 128 planes, benchmarks/per_file.py)."""
+    keeps a RawPixelsStore per thread, pointed at one image at a time, so the
+    image's first fetch pays the ``setPixelsId`` and the others reuse it (spread
+    over every prefetch thread, nearly every plane paid one: 125 per 128 planes,
+    benchmarks/per_file.py); and the first prefetch of the image takes the
+    others queued behind it along (one ``getTimepoint``)."""
     assert isinstance(key, tuple)
     return hash(key[1]) if key[0] == "file" else hash(key[0])
 
