@@ -264,9 +264,18 @@ class PlaneCache(Generic[K]):
         the prefetch budget; stops at the queue bound, when the budget is full,
         or after ``close()``. Never raises for a fetch or size_hint failure.
         """
+        return self.prefetch_counted(keys)[0]
+
+    def prefetch_counted(self, keys: Iterable[K]) -> tuple[int, int]:
+        """:meth:`prefetch`, returning (queued, settled): ``settled`` is the length
+        of the leading run of ``keys`` that need nothing more (queued now, cached,
+        in flight, or never prefetchable), so a caller can start its next call
+        after them."""
         if not self._lanes:
-            return 0
+            return 0, 0
         scheduled = 0
+        settled = 0
+        whole = True  # every key so far settled
         for key in keys:
             hint: int | None = None
             if self._size_hint is not None:
@@ -274,19 +283,23 @@ class PlaneCache(Generic[K]):
                     if self._closed or self._pending >= self._max_pending:
                         break
                     if key in self._entries or key in self._flights:
+                        settled += whole
                         continue
                 # Called without the lock: it may consult other caches.
                 try:
                     hint = int(self._size_hint(key))
                 except Exception:
                     log.debug("size_hint(%r) failed; not prefetching it", key, exc_info=True)
+                    settled += whole
                     continue
                 if hint < 0:
+                    settled += whole
                     continue
             with self._lock:
                 if self._closed or self._pending >= self._max_pending:
                     break
                 if key in self._entries or key in self._flights:
+                    settled += whole
                     continue
                 room = self._prefetch_budget - self._reserved - self._unread
                 if hint is None:
@@ -297,6 +310,7 @@ class PlaneCache(Generic[K]):
                 elif hint > room or hint > self._budget:
                     if room <= 0:
                         break
+                    whole = False  # may fit later
                     continue
                 flight = _Flight(prefetch=True, state=_QUEUED, reserved=hint or 0)
                 self._flights[key] = flight
@@ -314,7 +328,8 @@ class PlaneCache(Generic[K]):
             # so the queue bound counts exactly the unfinished tasks.
             future.add_done_callback(self._prefetch_done)
             scheduled += 1
-        return scheduled
+            settled += whole
+        return scheduled, settled
 
     @property
     def prefetch_full(self) -> bool:

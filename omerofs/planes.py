@@ -71,6 +71,10 @@ class PlaneReader:
         #: reader came to it from the well before (see _whole_plate_reader)
         self._last_well: dict[int, int] = {}
         self._in_order: dict[int, bool] = {}
+        #: per plate (inode): the last file of the run ahead of the reader whose
+        #: prefetch is settled (queued, cached or in flight): the next open
+        #: starts after it instead of going over the same keys again
+        self._horizon: dict[int, int] = {}
 
     def close(self) -> None:
         self.cache.close()
@@ -250,7 +254,10 @@ class PlaneReader:
                     following += [i for _, i in more[:depth - len(following)]]
                     if len(following) >= depth:
                         break
-            for fino in following:
+            horizon = self._horizon.get(plate.ino)
+            start = following.index(horizon) + 1 if horizon in following else 0
+            inos: list[int] = []  # the file of each key
+            for fino in following[start:]:
                 f = tree.get(fino)
                 # huge planes are read row by row, never whole: nothing to prefetch;
                 # planes read to their end sit in the kernel's page cache already
@@ -258,7 +265,14 @@ class PlaneReader:
                         and f.plane.image.plane_bytes <= self.cache_budget // 4 \
                         and (key := self._key(f.plane)) not in self._in_page_cache:
                     keys.append(key)
-        return self.cache.prefetch(keys)
+                    inos.append(fino)
+        queued, settled = self.cache.prefetch_counted(keys)
+        # the files before the first unsettled key need nothing more (those
+        # without a key never will)
+        end = following.index(inos[settled]) if settled < len(keys) else len(following)
+        if end > start:
+            self._horizon[plate.ino] = following[end - 1]
+        return queued
 
     # --- per-site stacks ---------------------------------------------------------------------
     def _stack_pages(self, node: Node, offset: int, size: int, fetch: bool

@@ -199,3 +199,19 @@ def test_siblings_that_fail_leave_the_key_fetched_alone():
 def test_siblings_and_fetch_many_go_together():
     with pytest.raises(ValueError):
         PlaneCache(payload, 100, siblings=siblings)
+
+
+def test_prefetch_counted_tells_how_far_the_keys_are_settled():
+    """(queued, settled): settled counts the leading keys needing nothing more
+    (queued, cached or in flight); a key that does not fit the prefetch budget
+    now ends the run, though later keys that fit are queued."""
+    srv = Server()
+    size = len(payload((1, 0)))
+    with PlaneCache(srv.fetch, 1 << 20, prefetch_workers=1, max_pending=8,
+                    prefetch_budget=3 * size,
+                    size_hint=lambda k: 9 * size if k[1] == 9 else size) as cache:
+        cache.get((0, 1))  # cached
+        assert cache.prefetch_counted([(5, 1), (0, 1), (5, 9), (5, 2)]) == (2, 2)
+        cache.wait_prefetches()
+        assert cache.prefetch_counted([(5, 1), (0, 1), (5, 2)]) == (0, 3)
+    assert srv.single == Counter({(0, 1): 1, (5, 1): 1, (5, 2): 1})

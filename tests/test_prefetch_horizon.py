@@ -1,0 +1,49 @@
+"""Prefetch of a sequential reader goes over each file ahead of it once: an
+open starts after the files the opens before it settled (the horizon), instead
+of handing the cache the same keys again (they cost the event loop thread a
+lock and a lookup each, on every open)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from omerofs.devserver.seed import PlateSpec
+
+from .test_namespace import make_ns, plate_node
+
+
+def test_sequential_opens_offer_each_key_to_the_cache_once(server, gw):
+    seeded = server.seed(PlateSpec(name="horizon", rows=1, columns=2, fields=3, size_x=16,
+                                   size_y=8, size_z=2, size_c=2))
+    # four lanes: a queue bound of 16, so that the opens rarely find it reached
+    # (keys it stops at are not settled, and are offered again by the next open)
+    ns = make_ns(gw, prefetch_depth=4, prefetch_workers=4)
+    offered: Counter = Counter()
+    real = ns.planes.cache.prefetch_counted
+
+    def spy(keys):
+        keys = list(keys)
+        offered.update(keys)
+        return real(keys)
+
+    ns.planes.cache.prefetch_counted = spy  # type: ignore[method-assign]
+    try:
+        plate = plate_node(ns, seeded.plate_id)
+        ns.load(plate.ino)
+        files = []
+        for _, wino in ns.listing(plate.ino):
+            if ns.node(wino).kind.name == "WELL":
+                files += [ino for _, ino in ns.listing(wino)]
+        assert len(files) == 2 * 3 * 4
+        for ino in files:
+            ns.prefetch_after(ino)
+            node = ns.node(ino)
+            ns.read(ino, 0, node.plane.tiff.file_size)
+        ns.cache.wait_prefetches()
+        # every file but the first of each well was offered (no prefetch into
+        # A02 before the reader opened a file there), about once each: going
+        # over the next four files at every open would offer them ~4 times
+        assert len(offered) == len(files) - 2, offered
+        assert sum(offered.values()) < 2 * len(offered), offered
+    finally:
+        ns.close()
