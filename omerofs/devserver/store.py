@@ -539,7 +539,8 @@ class Store:
 
     # --- pixels --------------------------------------------------------------------
     def pixels(self, pixels_id: int) -> PixelsRow:
-        row = self.one("select * from pixels where id = ?", (pixels_id,))
+        row = self.one("select id, image_id, size_x, size_y, size_z, size_c, size_t, pixel_type,"
+                       " synthetic from pixels where id = ?", (pixels_id,))
         if row is None:
             raise KeyError(f"no Pixels {pixels_id}")
         pid, iid, sx, sy, sz, sc, st, ptype, synthetic = row
