@@ -412,7 +412,10 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
             raise NotFound(f"no Plate {plate_id}")
         row = rows[0]
         n = len(Q.LAYOUT_FINGERPRINT_COLUMNS)
-        return PlateFingerprint(plate=self._plate(row[:9]), layout=tuple(row[9:9 + n]),
+        layout = tuple(row[9:9 + n])
+        # no wells (a null sum of wells): unknown, as load_plate says without rows
+        return PlateFingerprint(plate=self._plate(row[:9]),
+                                layout=layout if layout[0] is not None else None,
                                 files=tuple(row[9 + n:]))
 
     def list_plates(self) -> list[PlateSummary]:
