@@ -206,3 +206,124 @@ def test_a_mount_reloads_an_unchanged_plate_with_one_call(server, tmp_path):
         assert listed.keys() == before.keys() | {"other.csv"}
         assert all(listed[n] == ino for n, ino in before.items())
         assert (pdir / "A01" / "other.csv").read_bytes() == b"1,2\n"
+
+
+# --------------------------------------------------- the reload policy, call by call
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def memory():
+    """A Namespace over the in-memory gateway: a plate of two wells with a
+    field each and a file, listed once; the clock is the test's."""
+    from omerofs.gateway import PlaneIndex
+    from omerofs.gateway.memory import MemoryGateway
+    from omerofs.namespace import ROOT_INODE, Namespace, Timeouts
+
+    gw = MemoryGateway()
+    plate = gw.add_acquired_plate("p")
+    for column in (0, 1):
+        wid = gw.add_acquired_well(plate.id, 0, column)
+        gw.create_image(wid, "f", 2, 2, 1, 1, 1, "uint8", {PlaneIndex(0, 0, 0): b"abcd"})
+    gw.create_file_annotation(Target(TargetKind.PLATE, plate.id), "a.csv", b"1\n")
+    clock = Clock()
+    ns = Namespace(gw, 16 << 20, timeouts=Timeouts(root_ttl=3600, plate_ttl=60,
+                                                   retry_after=2), clock=clock)
+    ns.load(ROOT_INODE)
+    node = ns.lookup(ROOT_INODE, f"plate_{plate.id}")
+    assert node is not None
+    ns.load(node.ino)
+    return gw, ns, node, clock
+
+
+def _tree(ns, ino: int) -> dict[str, tuple[int, object]]:
+    """path -> (inode, node object) of everything below a directory."""
+    out: dict[str, tuple[int, object]] = {}
+    for name, child in ns.listing(ino):
+        out[name] = (child, ns.node(child))
+        if ns.node(child).is_dir:
+            out.update({f"{name}/{k}": v for k, v in _tree(ns, child).items()})
+    return out
+
+
+def _calls(gw, before: dict[str, int]) -> dict[str, int]:
+    return {k: v - before.get(k, 0) for k, v in gw.calls.items() if v != before.get(k, 0)}
+
+
+def test_an_unchanged_plate_keeps_its_nodes_and_counts_as_loaded(memory):
+    gw, ns, plate, clock = memory
+    before, calls = _tree(ns, plate.ino), dict(gw.calls)
+    clock.now += 61
+    assert ns.needs_load(plate.ino)
+    ns.load(plate.ino)
+    assert _calls(gw, calls) == {"plate_fingerprint": 1}
+    after = _tree(ns, plate.ino)
+    assert after.keys() == before.keys()
+    assert all(after[k][0] == ino and after[k][1] is node for k, (ino, node) in before.items())
+    assert not ns.needs_load(plate.ino)  # loaded now: the TTL starts again
+    clock.now += 59
+    assert not ns.needs_load(plate.ino)
+
+
+def test_a_change_is_listed_after_the_ttl_and_the_rest_keeps_its_inodes(memory):
+    gw, ns, plate, clock = memory
+    before, calls = _tree(ns, plate.ino), dict(gw.calls)
+    gw.create_file_annotation(Target(TargetKind.PLATE, plate.plate_id), "b.csv", b"2\n")
+    ns.load(plate.ino)
+    assert "b.csv" not in _tree(ns, plate.ino)  # within the TTL: no call at all
+    assert _calls(gw, calls) == {"create_file_annotation": 1}
+    clock.now += 61
+    ns.load(plate.ino)
+    assert _calls(gw, calls) == {"create_file_annotation": 1, "plate_fingerprint": 1,
+                                 "load_plate": 1, "plate_files": 1}
+    after = _tree(ns, plate.ino)
+    assert after.keys() == before.keys() | {"b.csv"}
+    assert all(after[k][0] == ino for k, (ino, _) in before.items())
+
+
+def test_refresh_loads_the_plate_whatever_its_fingerprint(memory):
+    gw, ns, plate, _ = memory
+    calls = dict(gw.calls)
+    ns.refresh(plate.name)
+    got = _calls(gw, calls)
+    assert "plate_fingerprint" not in got
+    assert got["load_plate"] == 1 and got["plate_files"] == 1
+
+
+def test_a_failed_fingerprint_call_serves_the_cached_listing_and_retries(memory, caplog):
+
+    gw, ns, plate, clock = memory
+    before = _tree(ns, plate.ino)
+    clock.now += 61
+    gw.fail("plate_fingerprint")
+    with caplog.at_level("WARNING", logger="omerofs.listing"):
+        ns.load(plate.ino)  # no raise: the old listing stays
+    assert "reload of plate_" in caplog.text and "serving the cached listing" in caplog.text
+    assert _tree(ns, plate.ino).keys() == before.keys()
+    assert plate.dir.error is not None
+    assert not ns.needs_load(plate.ino)
+    clock.now += 2.5  # past retry_after
+    assert ns.needs_load(plate.ino)
+    calls = dict(gw.calls)
+    ns.load(plate.ino)
+    assert _calls(gw, calls) == {"plate_fingerprint": 1}
+    assert plate.dir.error is None
+
+
+def test_a_plate_deleted_on_the_server_goes_at_its_fingerprint_call(memory):
+    from omerofs.gateway import NotFound
+    from omerofs.namespace import ROOT_INODE
+
+    gw, ns, plate, clock = memory
+    gw.delete("Plate", [plate.plate_id])
+    clock.now += 61
+    with pytest.raises(NotFound):
+        ns.load(plate.ino)
+    assert ns.lookup(ROOT_INODE, plate.name) is None
