@@ -327,3 +327,32 @@ def test_a_plate_deleted_on_the_server_goes_at_its_fingerprint_call(memory):
     with pytest.raises(NotFound):
         ns.load(plate.ino)
     assert ns.lookup(ROOT_INODE, plate.name) is None
+
+
+def test_a_load_that_kept_a_newer_local_file_is_not_trusted(memory, tmp_path):
+    """A file written here and uploaded in the same instant as a full load's
+    queries stays local in that load (the answer may predate it): the next
+    reload loads in full, and the server copy takes over."""
+    from omerofs.namespace import ROOT_INODE, Namespace, Timeouts
+    from omerofs.spool import Spool
+
+    gw, _, plate, clock = memory
+    ns = Namespace(gw, 16 << 20, timeouts=Timeouts(root_ttl=3600, plate_ttl=60),
+                   spool=Spool(tmp_path / "spool"), clock=clock)
+    ns.load(ROOT_INODE)
+    node = ns.lookup(ROOT_INODE, plate.name)
+    assert node is not None
+    ns.load(node.ino)
+    f = ns.create(node.ino, "mine.csv")
+    ns.write(f.ino, 0, b"1,2\n")
+    ns.flush(f.ino)
+    ns.release(f.ino)
+    assert "mine.csv" in {a.name for a in gw.list_file_annotations(plate.plate_id)}
+    ns.refresh(node.name)  # a full load at the instant of the upload
+    assert "mine.csv" in node.dir.local
+    clock.now += 61
+    calls = dict(gw.calls)
+    ns.load(node.ino)
+    assert _calls(gw, calls).get("load_plate") == 1
+    assert "mine.csv" not in node.dir.local
+    assert ns.lookup(node.ino, "mine.csv") is not None
