@@ -257,8 +257,10 @@ class Listings:
             with self.tree.locked():
                 self._summaries[node.plate_id] = named_by
         files = self.gateway.plate_files(node.plate_id)
-        nodes, fresh_local = self._apply_plate(node, structure.wells, list(files.annotations),
-                                               started)
+        # named by the very row whose version the key records (not a newer
+        # or older one a root reload may have put in _summaries meanwhile)
+        nodes, fresh_local = self._apply_plate(node, named_by, structure.wells,
+                                               list(files.annotations), started)
         key = PlateFingerprint(named_by or summary, structure.fingerprint,
                                files.fingerprint).key()
         with self.tree.locked():
@@ -338,12 +340,14 @@ class Listings:
             return node
 
     # --- a plate ----------------------------------------------------------------------------
-    def _apply_plate(self, plate: Node, wells: tuple[WellInfo, ...],
+    def _apply_plate(self, plate: Node, summary: PlateSummary | None,
+                     wells: tuple[WellInfo, ...],
                      anns: list[FileAnnotationInfo], started: float) -> tuple[int, bool]:
         """Lay out a plate's listing (under the lock): its wells, or with two
         or more runs one directory per run holding the wells (docs/namespace),
-        then its files. Returns its number of nodes, and whether a local
-        entry changed after ``started`` was kept."""
+        then its files; wells named by ``summary``'s conventions. Returns its
+        number of nodes, and whether a local entry changed after ``started``
+        was kept."""
         assert plate.plate_id is not None
         placed = [w for w in wells if w.row is not None and w.column is not None]
         unplaced = tuple(sorted(w.id for w in wells if w.row is None or w.column is None))
@@ -352,7 +356,6 @@ class Listings:
             log.warning("plate %d: %d well(s) without a row or column not listed (ids %s)",
                         plate.plate_id, len(unplaced), ", ".join(map(str, unplaced)))
         self._unplaced[plate.plate_id] = unplaced
-        summary = self._summaries.get(plate.plate_id)
         naming = layout.WellNaming.for_plate(
             summary.row_naming if summary else None, summary.column_naming if summary else None,
             max([w.row + 1 for w in placed if w.row is not None] + [1]),
@@ -429,6 +432,7 @@ class Listings:
         wname = naming.name(w.row, w.column)
         well = self.tree.new_node(key, Kind.WELL, wname, parent.ino, mtime,
                                   plate_id=plate.plate_id, dstate=DirState(well_id=w.id))
+        well.name = wname  # the plate's naming conventions may have changed since
         files: dict[str, int] = {}
         if parent is plate:
             indexes = [s.index for s in samples]

@@ -356,3 +356,22 @@ def test_a_load_that_kept_a_newer_local_file_is_not_trusted(memory, tmp_path):
     assert _calls(gw, calls).get("load_plate") == 1
     assert "mine.csv" not in node.dir.local
     assert ns.lookup(node.ino, "mine.csv") is not None
+
+
+def test_a_renamed_naming_convention_renames_the_wells_at_the_next_reload(memory):
+    """The plate's row changes alone (another client sets its row naming
+    convention): the fingerprint call brings the new row, and the reload names
+    the wells by it (the root listing, not reloaded here, still has the old)."""
+    from dataclasses import replace
+
+    gw, ns, plate, clock = memory
+    assert {"A01", "A02"} <= {name for name, _ in ns.listing(plate.ino)}
+    gw.plates[plate.plate_id] = replace(gw.plates[plate.plate_id], row_naming="number")
+    clock.now += 61
+    ns.load(plate.ino)
+    names = {name for name, _ in ns.listing(plate.ino)}
+    assert "A01" not in names and len(names - {".omerofs", "a.csv"}) == 2, names
+    clock.now += 61
+    calls = dict(gw.calls)
+    ns.load(plate.ino)
+    assert _calls(gw, calls) == {"plate_fingerprint": 1}  # and now it is unchanged
