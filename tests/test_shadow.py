@@ -115,6 +115,9 @@ class WritableArea(RuleBasedStateMachine):
         self.sites: dict[int, Site] = {}  # the derived plate's sites
         self.rejected: set[str] = set()  # planes refused at close, maybe not released yet
         self.steps = 0
+        #: the steps of this example, printed with a failed check: a failure
+        #: that does not replay (a race) still says how it was reached
+        self.history: list[str] = []
         #: restarts cost seconds: a few steps in between, so that a run does more
         self.restarted_at = 0
 
@@ -156,9 +159,11 @@ class WritableArea(RuleBasedStateMachine):
         recorded (which files, directories, open files, pending uploads and
         derived sites exist: not the bytes), to count distinct states."""
         self.steps += 1
+        line = (f"  {rule} {detail}: files {sorted(self.files)} pending {sorted(self.pending)} "
+                f"open {sorted(self.fds.values())}")
+        self.history.append(line)
         if TRACE:
-            print(f"  {rule} {detail}: files {sorted(self.files)} pending {sorted(self.pending)} "
-                  f"open {sorted(self.fds.values())}", flush=True)
+            print(line, flush=True)
         STATS["steps"] += 1
         STATS["rules"][rule] += 1
         STATS["states"].add((
@@ -547,8 +552,11 @@ class WritableArea(RuleBasedStateMachine):
         if not hasattr(self, "mnt"):
             return
         files, dirs = self._mount_view()
-        assert files == self.files
-        assert dirs == self.dirs
+        assert files == self.files, self._story()
+        assert dirs == self.dirs, self._story()
+
+    def _story(self) -> str:
+        return "steps of this example:\n" + "\n".join(self.history)
 
     @invariant()
     def server_matches_model(self) -> None:
@@ -559,13 +567,13 @@ class WritableArea(RuleBasedStateMachine):
         for a in anns:
             d = "A01" if a["kind"] == "Well" else a["path"]
             key = self._path(d, a["name"])
-            assert key not in server, f"two annotations for {key}"
+            assert key not in server, f"two annotations for {key}; {self._story()}"
             server[key] = a["bytes"]
         # a file open for writing reaches the server at its close; a pending one
         # at a retry (any time) or the next sync, remount or crash (then checked)
         unsettled = set(self.fds.values()) | self.pending
         assert {k: v for k, v in server.items() if k not in unsettled} == \
-            {k: v for k, v in self.files.items() if k not in unsettled}
+            {k: v for k, v in self.files.items() if k not in unsettled}, self._story()
 
 
 #: what the run covered: effective steps, steps per rule, distinct abstract states

@@ -555,7 +555,10 @@ def _plain(value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, _SCALAR_RTYPES):
-        return value.val
+        # ``_val`` is what ``val`` returns (omero/rtypes.py: ``__getattr__``
+        # answers "val" with ``getValue()``, which returns ``self._val``),
+        # without the two Python calls per value
+        return value._val
     return unwrap(value)
 
 
