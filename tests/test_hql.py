@@ -203,7 +203,7 @@ _PLATE_TYPES = ["long", "text", "integer", "integer", "timestamp", "text", "stri
 # The fingerprints of plate 1, worked out by hand: each row adds its id plus
 # K times its update event (1, or 2 where the seed says "since"); fields add
 # (index + 1) * id and (well id mod P) * (id mod P) too; channels (index + 1) * id.
-K = 1048576
+K = 256
 #: wells 11 and 10 (updated by event 2)
 FP_WELLS = (11 + K) + (10 + 2 * K)
 #: sample 31 (index 0, well 11, run 5) and 30 (index 1, well 11, no run)

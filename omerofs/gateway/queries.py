@@ -61,7 +61,14 @@ GET_PLATE = f"{_PLATE_ROW} from Plate p where p.id = :pid"
 # loading queries carry the fingerprint of exactly the snapshot they read, and
 # PLATE_FINGERPRINT computes the same expressions alone. Hibernate types each
 # sum as long (tests/test_hql.py).
-_K = 1048576  # 2**20: update event ids weigh more than ids; no overflow below 2**43 events
+# _K: update event ids weigh more than ids. Kept small so that no sum leaves
+# a signed 64-bit long, which is what Hibernate reads it as (PostgreSQL sums
+# bigints as numeric; a value past 2**63 fails the whole query, and a plate
+# whose load fails cannot be listed): with ids below 2**36 and events below
+# 2**33 a channel row adds under 2**44, so a plate of up to 2**19 rows
+# (fields x channels) stays below 2**63 (2**20 here overflowed from about
+# 2**27 events at 17,000 rows: an IDR-sized plate on a busy server).
+_K = 256
 _P = 1000003  # a prime: the products of the position terms stay far below 2**63
 _LAYOUT_FINGERPRINT = (
     # wells: added, removed, row or column changed
