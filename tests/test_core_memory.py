@@ -18,13 +18,7 @@ from omerofs.gateway.memory import MemoryGateway
 from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
 from omerofs.spool import OPEN, Spool, Upload
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from .clocks import Clock
 
 
 @pytest.fixture
@@ -59,6 +53,21 @@ def write_file(ns: Namespace, parent: int, name: str, data: bytes) -> int:
     ns.flush(node.ino)
     ns.release(node.ino)
     return node.ino
+
+
+def pending_file(ns: Namespace, gw: MemoryGateway, parent: int, name: str, data: bytes,
+                 fail=MemoryGateway.fail):
+    """A new file whose upload at close failed (``fail``: the gateway's
+    ``fail``, nothing stored, or ``fail_after``, stored but the reply lost):
+    closed with EIO, pending for the retry loop. Returns its node."""
+    node = ns.create(parent, name)
+    ns.write(node.ino, 0, data)
+    fail(gw, "create_file_annotation")
+    with pytest.raises(OSError) as e:
+        ns.flush(node.ino)
+    assert e.value.errno == errno.EIO
+    ns.release(node.ino)
+    return node
 
 
 def test_text_file_becomes_one_annotation_with_its_bytes(gw, tmp_path):
@@ -149,12 +158,7 @@ def test_ambiguous_upload_is_adopted_not_duplicated(gw, tmp_path):
     plate = gw.create_plate("p1")
     ns = make_ns(gw, tmp_path / "spool")
     p = plate_dir(ns, "p1")
-    node = ns.create(p.ino, "r.csv")
-    ns.write(node.ino, 0, b"once")
-    gw.fail_after("create_file_annotation")
-    with pytest.raises(OSError):
-        ns.flush(node.ino)
-    ns.release(node.ino)
+    pending_file(ns, gw, p.ino, "r.csv", b"once", MemoryGateway.fail_after)
     assert ns.retry_pending() == (1, 0)
     assert server_files(gw, plate.id) == {"r.csv": [b"once"]}
 
@@ -455,13 +459,7 @@ def test_a_pending_file_moved_during_its_retry_keeps_its_bytes_once(tmp_path, re
     sub = ns.mkdir(p.ino, "s2")
     if replacing:
         write_file(ns, sub.ino, "a.csv", b"old")
-    node = ns.create(p.ino, "b.csv")
-    ns.write(node.ino, 0, b"\xf8C")
-    gw.fail("create_file_annotation")
-    with pytest.raises(OSError) as e:
-        ns.flush(node.ino)
-    assert e.value.errno == errno.EIO
-    ns.release(node.ino)
+    node = pending_file(ns, gw, p.ino, "b.csv", b"\xf8C")
     lock = SignallingLock()
     node.file.upload_lock = lock  # type: ignore[assignment]
     errors: list[BaseException] = []
@@ -516,12 +514,7 @@ def test_a_pending_file_truncated_during_its_retry_keeps_the_truncation(tmp_path
     ns = Namespace(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60), spool=spool,
                    clock=Clock())
     p = plate_dir(ns, "p1")
-    node = ns.create(p.ino, "b.csv")
-    ns.write(node.ino, 0, b"12345")
-    gw.fail("create_file_annotation")
-    with pytest.raises(OSError):
-        ns.flush(node.ino)
-    ns.release(node.ino)
+    node = pending_file(ns, gw, p.ino, "b.csv", b"12345")
     errors: list[BaseException] = []
 
     def cut() -> None:

@@ -24,6 +24,7 @@ from omerofs.gateway import Target, TargetKind
 from omerofs.gateway.omero import OmeroGateway
 
 from . import omero_direct
+from .clocks import Clock
 from .mounting import Mount
 
 
@@ -209,14 +210,6 @@ def test_a_mount_reloads_an_unchanged_plate_with_one_call(server, tmp_path):
 
 
 # --------------------------------------------------- the reload policy, call by call
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
