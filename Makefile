@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install hql test lint typecheck demo docs bench soak mutate clean
+.PHONY: install hql test lint typecheck demo docs bench soak hunt mutate clean
 .PHONY: test-pythons
 
 install:
@@ -33,6 +33,14 @@ docs: install
 # opt-in: minutes of load (OMEROFS_SOAK_SECONDS, default 120)
 soak: install
 	$(PY) -m pytest -m soak -s tests/test_soak.py
+
+# opt-in: the shadow model with new random sequences (make test runs a fixed
+# set); HUNT_EXAMPLES (default 200) examples of HUNT_STEPS (default 15) steps
+HUNT_EXAMPLES ?= 200
+HUNT_STEPS ?= 15
+hunt: install
+	OMEROFS_SHADOW_EXAMPLES=$(HUNT_EXAMPLES) OMEROFS_SHADOW_STEPS=$(HUNT_STEPS) \
+	    $(PY) -m pytest -s -p no:cacheprovider tests/test_shadow.py -k shadow_model
 
 bench: install
 	$(PY) benchmarks/run_all.py

@@ -307,7 +307,10 @@ class OmeroFS(pyfuse3.Operations):
             # one snapshot per open: reads at several offsets see one document
             self._snapshots[fh] = self._status(
                 {**self.counters, "nodes": self.ns.inode_count(),
-                 "listings_dropped": self.ns.listings.evictions})
+                 "listings_dropped": self.ns.listings.evictions,
+                 # handles the kernel has not released: a file closed a moment
+                 # ago still counts until its release arrives (after close returns)
+                 "open_for_writing": sum(w for _, w in self._files.values())})
             return pyfuse3.FileInfo(fh=fh, direct_io=True)
         if writable or truncate:
             await self._blocking(self.ns.open_write, inode, truncate)

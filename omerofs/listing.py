@@ -2,9 +2,13 @@
 
 Freshness: the root listing is reloaded when older than ``root_ttl`` and a
 plate (its layout and file annotations) when older than ``plate_ttl``, by
-the injected clock. A reload that fails keeps the old listing (stale but
-usable while the server is away) and is retried after ``retry_after``
-seconds; only a directory that never loaded fails.
+the injected clock. A plate's reload first asks for its fingerprint (one
+server call, :meth:`~omerofs.gateway.Gateway.plate_fingerprint`): when it
+equals the fingerprint of the loaded listing, the listing is kept as it is
+(nodes, inodes) and counts as loaded now; otherwise the plate loads again
+(two more calls). ``refresh`` always loads again. A reload that fails keeps
+the old listing (stale but usable while the server is away) and is retried
+after ``retry_after`` seconds; only a directory that never loaded fails.
 
 Local changes win against listings that may predate them: what exists only
 here stays in each directory's ``local`` overlay, a file changed after a
@@ -32,6 +36,7 @@ from .gateway import (
     GatewayError,
     NotFound,
     PlaneIndex,
+    PlateFingerprint,
     PlateSummary,
     TargetKind,
 )
@@ -90,6 +95,12 @@ class Listings:
         self._guests: dict[int, set[int]] = {}
         #: plate id -> ids of its wells without a row or column (logged once)
         self._unplaced: dict[int, tuple[int, ...]] = {}
+        #: plate inode -> the fingerprint of its listing (PlateFingerprint.key),
+        #: absent when unknown or not to be trusted: the next reload loads
+        self._fingerprints: dict[int, tuple[object, ...]] = {}
+        #: plate reloads that kept the listing (fingerprint unchanged), and the others
+        self.reloads_kept = 0
+        self.reloads_full = 0
         tree.on_freed = self._freed
 
     # --- freshness ----------------------------------------------------------------------
@@ -112,6 +123,7 @@ class Listings:
     def _freed(self, node: Node) -> None:
         """A node left the tree (under the tree lock): what is kept for it goes."""
         self._index.pop(node.ino, None)
+        self._fingerprints.pop(node.ino, None)
 
     def _keep(self, plate: Node, nodes: int) -> None:
         """Account a plate's new listing of ``nodes`` nodes; drop the least
@@ -136,6 +148,7 @@ class Listings:
                 node = self.tree.node(ino)
                 if node.kind is Kind.PLATE and node.plate_id == plate_id:
                     node.dir.loaded_at = float("-inf")
+                    self._fingerprints.pop(ino, None)
 
     def refresh(self, path: str) -> list[tuple[int, str]]:
         """Blocking: forget what is known of the plate ``path`` starts with
@@ -165,6 +178,7 @@ class Listings:
             before.update(self.tree.entries_below(owner))
             with self.tree.locked():
                 owner.dir.loaded_at = float("-inf")
+                self._fingerprints.pop(owner.ino, None)  # a refresh always loads
         after: dict[tuple[int, str], int] = {}
         for owner in owners:  # the root first: a plate gone from it is not asked for
             if owner.dir.children is None or (
@@ -196,17 +210,8 @@ class Listings:
             try:
                 if node.kind is Kind.ROOT:
                     self._apply_plates(self.gateway.list_plates())
-                else:
-                    assert node.plate_id is not None
-                    summary = PlateSummary(id=node.plate_id, name=node.name,
-                                           created=node.mtime, derived=node.dir.derived)
-                    wells = self.gateway.load_plate(node.plate_id, summary).wells
-                    if not wells:  # empty, or deleted meanwhile: only the plate row tells
-                        self.gateway.get_plate(node.plate_id)
-                    anns = self.gateway.list_file_annotations(node.plate_id)
-                    nodes = self._apply_plate(node, wells, anns, started)
-                    with self.tree.locked():
-                        self._keep(node, nodes)
+                elif not self._unchanged(node):
+                    self._load_plate(node, started)
             except NotFound:
                 self.tree.remove(node)
                 raise
@@ -219,6 +224,54 @@ class Listings:
                     d.error = str(e)
                 log.warning("reload of %s failed, serving the cached listing: %s",
                             node.name or "/", e)
+
+    def _unchanged(self, node: Node) -> bool:
+        """Blocking: is the plate's loaded listing still what the server
+        would list? One call (its fingerprint); if so it counts as loaded now."""
+        assert node.plate_id is not None
+        known = self._fingerprints.get(node.ino)
+        if known is None or node.dir.children is None:
+            return False
+        now = self.gateway.plate_fingerprint(node.plate_id)
+        if now.key() != known:
+            with self.tree.locked():
+                # the row comes with it: its naming conventions for the reload
+                self._summaries[node.plate_id] = now.plate
+            return False
+        with self.tree.locked():
+            node.dir.loaded_at, node.dir.error = self.clock(), None
+            self.reloads_kept += 1
+        return True
+
+    def _load_plate(self, node: Node, started: float) -> None:
+        """Blocking: load the plate's listing (two calls; three for a plate
+        without wells) and keep the fingerprint of what was read."""
+        assert node.plate_id is not None
+        summary = PlateSummary(id=node.plate_id, name=node.name,
+                               created=node.mtime, derived=node.dir.derived)
+        # the row the wells are named by (its naming conventions) and its version
+        named_by = self._summaries.get(node.plate_id)
+        structure = self.gateway.load_plate(node.plate_id, summary)
+        if not structure.wells:  # empty, or deleted meanwhile: only the plate row tells
+            named_by = self.gateway.get_plate(node.plate_id)
+            with self.tree.locked():
+                self._summaries[node.plate_id] = named_by
+        files = self.gateway.plate_files(node.plate_id)
+        # named by the very row whose version the key records (not a newer
+        # or older one a root reload may have put in _summaries meanwhile)
+        nodes, fresh_local = self._apply_plate(node, named_by, structure.wells,
+                                               list(files.annotations), started)
+        key = PlateFingerprint(named_by or summary, structure.fingerprint,
+                               files.fingerprint).key()
+        with self.tree.locked():
+            self._keep(node, nodes)
+            self.reloads_full += 1
+            # A listing that kept local entries newer than the queries (they
+            # may predate an upload) is not trusted: the next reload loads.
+            if key is None or fresh_local:
+                self._fingerprints.pop(node.ino, None)
+            else:
+                self._fingerprints[node.ino] = key
 
     # --- the root -------------------------------------------------------------------------
     def _plate_node(self, p: PlateSummary, name: str) -> Node:
@@ -287,11 +340,14 @@ class Listings:
             return node
 
     # --- a plate ----------------------------------------------------------------------------
-    def _apply_plate(self, plate: Node, wells: tuple[WellInfo, ...],
-                     anns: list[FileAnnotationInfo], started: float) -> int:
+    def _apply_plate(self, plate: Node, summary: PlateSummary | None,
+                     wells: tuple[WellInfo, ...],
+                     anns: list[FileAnnotationInfo], started: float) -> tuple[int, bool]:
         """Lay out a plate's listing (under the lock): its wells, or with two
         or more runs one directory per run holding the wells (docs/namespace),
-        then its files. Returns its number of nodes."""
+        then its files; wells named by ``summary``'s conventions. Returns its
+        number of nodes, and whether a local entry changed after ``started``
+        was kept."""
         assert plate.plate_id is not None
         placed = [w for w in wells if w.row is not None and w.column is not None]
         unplaced = tuple(sorted(w.id for w in wells if w.row is None or w.column is None))
@@ -300,7 +356,6 @@ class Listings:
             log.warning("plate %d: %d well(s) without a row or column not listed (ids %s)",
                         plate.plate_id, len(unplaced), ", ".join(map(str, unplaced)))
         self._unplaced[plate.plate_id] = unplaced
-        summary = self._summaries.get(plate.plate_id)
         naming = layout.WellNaming.for_plate(
             summary.row_naming if summary else None, summary.column_naming if summary else None,
             max([w.row + 1 for w in placed if w.row is not None] + [1]),
@@ -355,10 +410,11 @@ class Listings:
             # subdirectories made by hand stay; their server content is re-placed below
             for ino in self._subdirs_of(plate):
                 self.tree.node(ino).dir.set_children({})
-            self._place_annotations(plate, [a for a in anns if a.id not in self._deleted],
-                                    well_by_id, well_of_image, started)
+            fresh_local = self._place_annotations(
+                plate, [a for a in anns if a.id not in self._deleted], well_by_id,
+                well_of_image, started)
             plate.dir.loaded_at, plate.dir.error = self.clock(), None
-        return count + len(anns) + 3
+        return count + len(anns) + 3, fresh_local
 
     def takes_well_files(self, well: Node) -> bool:
         """Can a file attached to the Well itself be made in this well
@@ -376,6 +432,7 @@ class Listings:
         wname = naming.name(w.row, w.column)
         well = self.tree.new_node(key, Kind.WELL, wname, parent.ino, mtime,
                                   plate_id=plate.plate_id, dstate=DirState(well_id=w.id))
+        well.name = wname  # the plate's naming conventions may have changed since
         files: dict[str, int] = {}
         if parent is plate:
             indexes = [s.index for s in samples]
@@ -520,10 +577,11 @@ class Listings:
 
     def _place_annotations(self, plate: Node, anns: list[FileAnnotationInfo],
                            well_by_id: dict[int, Node], well_of_image: dict[int, Node],
-                           started: float) -> None:
+                           started: float) -> bool:
         """Put each text annotation in its directory (under the lock). Local
         entries changed after ``started`` (when the server was asked) stay as
-        they are: the answer may predate them."""
+        they are: the answer may predate them. Returns whether there was one."""
+        fresh_local = False
         placed: dict[int, list[FileAnnotationInfo]] = {}
         for ann in anns:
             directory = self._directory_of(plate, ann, well_by_id, well_of_image)
@@ -544,9 +602,12 @@ class Listings:
                         and f.entry is None and f.writers == 0 and f.changed_at < started:
                     d.local.pop(name, None)  # uploaded: the server copy takes over
                     continue
+                if f is not None and f.changed_at >= started:
+                    fresh_local = True
                 d.add_child(name, ino, local=True)
             for ann in sorted(placed.get(dino, []), key=lambda a: a.id):
                 self._place(plate, dino, ann)
+        return fresh_local
 
     def _left_by_failed_upload(self, ino: int, ann: FileAnnotationInfo) -> bool:
         """Is ``ann`` what an ambiguous (possibly stored) upload of the local

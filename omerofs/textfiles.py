@@ -190,19 +190,30 @@ class TextFiles:
         return n
 
     def truncate(self, node: Node, size: int) -> None:
-        """Set a written file's size in its spooled copy (the caller uploads)."""
+        """Set a written file's size in its spooled copy (the caller uploads).
+
+        The truncate counts as a writer while it runs: the retry loop may be
+        uploading the file (a ``truncate`` by path, nobody has it open), and
+        after an upload it drops the spooled copy of a file nobody writes;
+        this one must stay, so the new size is set on the current copy."""
         if size > self.max_file_bytes:
             raise refuse(errno.EFBIG, f"truncate {node.name}: above the file size limit")
         f = node.file
-        entry = f.entry
-        if entry is None:
-            current = self.read(node, 0, node.size) if node.size else b""
-            self._start_entry(node, (current + bytes(max(0, size - len(current))))[:size])
-        else:
-            self.tree.require_spool().truncate(entry.id, size)
         with self.tree.locked():
-            node.size, node.mtime = size, time.time()
-            f.changed()
+            f.writers += 1
+        try:
+            entry = f.entry
+            if entry is None:
+                current = self.read(node, 0, node.size) if node.size else b""
+                self._start_entry(node, (current + bytes(max(0, size - len(current))))[:size])
+            else:
+                self.tree.require_spool().truncate(entry.id, size)
+            with self.tree.locked():
+                node.size, node.mtime = size, time.time()
+                f.changed()
+        finally:
+            with self.tree.locked():
+                f.writers -= 1
 
     def set_mtime(self, node: Node, mtime: float) -> None:
         """``utimes``: kept for the life of the mount (OMERO stores no file
@@ -354,16 +365,35 @@ class TextFiles:
                     self.planes.discard_file(f.ann.file_id)
                 f.ann = None
                 directory.dir.remove_child(node.name)
+                self._keep_directory(directory)
 
     def rename(self, src: Node, directory: Node, new: str, dst: Node | None) -> None:
         """Move a text or scratch file to ``directory/new`` (``dst`` is what
-        is there now, if anything: replaced). See docs/semantics."""
-        f = src.file
-        text = layout.is_text_name(new)
-        if text:
+        is there now, if anything: replaced). See docs/semantics.
+
+        To a text name, the move holds the upload locks of ``src`` and of a
+        replaced ``dst`` (in inode order) from start to end: the retry loop
+        may be uploading either, and the plan (what annotation the file
+        replaces, whether its bytes are in the spool) must be read after
+        that upload, not before it (the shadow model's pending file moved
+        during its retry came out empty, and its copy stayed behind)."""
+        if not layout.is_text_name(new):
+            self._rename(src, directory, new, dst)
+            return
+        locked = sorted({n.ino: n for n in (src, dst) if n is not None and n.kind is Kind.TEXT
+                         }.values(), key=lambda n: n.ino)
+        with contextlib.ExitStack() as stack:
+            for n in locked:
+                stack.enter_context(n.file.upload_lock)
             self._settle(src)
             if dst is not None and dst.kind is Kind.TEXT:
                 self._settle(dst)
+            self._rename(src, directory, new, dst)
+
+    def _rename(self, src: Node, directory: Node, new: str, dst: Node | None) -> None:
+        """The move itself (to a text name: with the upload locks held)."""
+        f = src.file
+        text = layout.is_text_name(new)
         if not text and not layout.is_scratch_name(new):
             raise refuse(errno.EPERM, f"rename to {new}: only .json .csv .txt .tsv files are "
                                       "stored in OMERO")
@@ -395,32 +425,30 @@ class TextFiles:
         # the bytes move with the file (from the spool, or fetched once from the
         # server) and reach the server before rename returns, as at close: an
         # atomic writer's temp-then-rename is durable when it returns
-        content = self.read(src, 0, src.size) if f.entry is None else None
         spool = self.tree.require_spool()
-        with f.upload_lock:
-            before, status = f.entry, f.status
-            if before is None:
-                entry = spool.create(spec, PENDING, content or b"")
-            else:
-                entry = spool.update(before, upload=spec, state=PENDING)
-            self.tree.bind_entry(src, entry)
-            with self.tree.locked():
-                f.changed()
-                version = f.version
-            try:
-                spool.fsync(entry.id)
-                ann = upload(self.gateway, spool, entry)
-            except GatewayError as e:
-                self._undo_plan(src, entry, before, status)
-                log.error("rename of %s to %s failed, the file stays as it was: %s",
-                          src.name, new, e)
-                raise refuse(errno.EIO, f"rename {src.name} to {new}: {e}") from None
-            with self.tree.locked():
-                if dst is not None:
-                    self._drop_replaced(dst)
-                self._move(src, directory, new)
-                f.ann = replaced
-            self._uploaded(src, entry, ann, version)
+        before, status = f.entry, f.status
+        if before is None:
+            entry = spool.create(spec, PENDING, self.read(src, 0, src.size))
+        else:
+            entry = spool.update(before, upload=spec, state=PENDING)
+        self.tree.bind_entry(src, entry)
+        with self.tree.locked():
+            f.changed()
+            version = f.version
+        try:
+            spool.fsync(entry.id)
+            ann = upload(self.gateway, spool, entry)
+        except GatewayError as e:
+            self._undo_plan(src, entry, before, status)
+            log.error("rename of %s to %s failed, the file stays as it was: %s",
+                      src.name, new, e)
+            raise refuse(errno.EIO, f"rename {src.name} to {new}: {e}") from None
+        with self.tree.locked():
+            if dst is not None:
+                self._drop_replaced(dst)
+            self._move(src, directory, new)
+            f.ann = replaced
+        self._uploaded(src, entry, ann, version)
 
     def _undo_plan(self, node: Node, entry: Entry, before: Entry | None,
                    status: WriteStatus) -> None:
@@ -438,7 +466,20 @@ class TextFiles:
 
     def _move(self, node: Node, directory: Node, new: str) -> None:
         node.file.changed_at = self.clock()
+        self._keep_directory(self.tree.node(node.parent))
         self.tree.move(node, directory, new)
+
+    def _keep_directory(self, directory: Node) -> None:
+        """A user directory a file leaves (and the user directories above it)
+        stays, empty or not, until ``rmdir`` or unmount, as on a local disk:
+        the server knows a directory only by the paths of the files in it, so
+        it is kept like one made here by ``mkdir`` (in its parent's local
+        overlay). Under the tree lock."""
+        d = directory
+        while d.kind is Kind.SUBDIR:
+            parent = self.tree.node(d.parent)
+            parent.dir.local.setdefault(d.name, d.ino)
+            d = parent
 
     def _drop_replaced(self, node: Node) -> None:
         """Forget a file replaced by a rename (its spool entry goes with it)."""

@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 
 from omerofs.gateway import (
+    FileAnnotationInfo,
     Gateway,
     NotFound,
     PlaneIndex,
+    PlateFingerprint,
     Target,
     TargetKind,
 )
@@ -182,6 +184,73 @@ class GatewayContract:
         with pytest.raises(NotFound):
             gateway.get_plate(plate.id)
         assert plate.id not in {p.id for p in gateway.list_plates()}
+        with pytest.raises(NotFound):
+            gateway.plate_fingerprint(plate.id)
+
+    # --- fingerprints (issue 13) ------------------------------------------------------------
+    def test_fingerprint_changes_with_every_change_and_only_then(self, gateway: Gateway,
+                                                                plate) -> None:
+        """plate_fingerprint is what a load records (the plate row, the
+        layout's and the files' fingerprints read with them); it stays equal
+        without a change, reads included, and changes with each change made
+        through the protocol (tests/test_fingerprint.py: other clients' changes)."""
+
+        def key() -> tuple[object, ...] | None:
+            fp = gateway.plate_fingerprint(plate.id)
+            assert fp.plate.id == plate.id
+            return fp.key()
+
+        def loaded() -> tuple[object, ...] | None:
+            st = gateway.load_plate(plate.id)
+            return PlateFingerprint(gateway.get_plate(plate.id), st.fingerprint,
+                                    gateway.plate_files(plate.id).fingerprint).key()
+
+        # a plate without wells: no layout fingerprint (loads every time)
+        assert gateway.load_plate(plate.id).fingerprint is None
+        assert gateway.plate_fingerprint(plate.id).key() is None
+        wid = gateway.create_well(plate.id, 0, 0)
+        planes = _planes(4, 3, 1, 2, 1, "uint16")
+        image = gateway.create_image(wid, "img", 4, 3, 1, 2, 1, "uint16", planes)
+        k = key()
+        assert k is not None and k == key() == loaded()
+        state: dict[str, object] = {"image": image}
+
+        def add_file() -> None:
+            state["ann"] = gateway.create_file_annotation(Target(TargetKind.WELL, wid),
+                                                          "a.csv", b"abc")
+
+        def ann() -> FileAnnotationInfo:
+            a = state["ann"]
+            assert isinstance(a, FileAnnotationInfo)
+            return a
+
+        def rewrite_plane() -> None:
+            old = state["image"]
+            assert isinstance(old, ImageInfo)
+            state["image"] = gateway.write_plane(old, PlaneIndex(0, 0, 0), planes[
+                PlaneIndex(0, 1, 0)])
+
+        changes = [
+            ("well added", lambda: gateway.create_well(plate.id, 1, 0)),
+            ("field added", lambda: gateway.create_image(wid, "img2", 4, 3, 1, 2, 1, "uint16",
+                                                         planes)),
+            ("file added", add_file),
+            ("file content rewritten, same size", lambda: gateway.replace_file(ann(), b"xyz")),
+            ("file renamed", lambda: gateway.rename_file(ann(), "b.csv", "")),
+            ("plane rewritten (a new image)", rewrite_plane),
+            ("file deleted", lambda: gateway.delete_file_annotation(ann().id)),
+        ]
+        for what, change in changes:
+            change()
+            now = key()
+            assert now is not None and now != k, f"{what}: fingerprint unchanged"
+            image_now = state["image"]
+            assert isinstance(image_now, ImageInfo)
+            gateway.read_plane(image_now, PlaneIndex(0, 0, 0))  # reads change nothing
+            if "ann" in state and what != "file deleted":
+                gateway.read_file(ann().file_id)
+            assert key() == now == loaded(), what
+            k = now
 
 
 # --------------------------------------------------------------------- shapes (issue 12)

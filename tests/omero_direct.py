@@ -62,7 +62,7 @@ def annotations(sf: Any, plate_id: int, allow_duplicates: bool = False
     from omerofs.gateway import queries as Q
 
     out = []
-    for aid, fid, name, path, size, mimetype, ns, plate, well, image in projection(
+    for aid, fid, name, path, size, mimetype, ns, plate, well, image, *_ in projection(
             sf, Q.FILE_ANNOTATIONS, pid=plate_id):
         kind, parent = ("Plate", plate) if plate is not None else \
             ("Well", well) if well is not None else ("Image", image)

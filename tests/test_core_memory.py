@@ -13,18 +13,12 @@ import pytest
 import tifffile
 
 from omerofs import layout
-from omerofs.gateway import PlaneIndex, ServerUnavailable
+from omerofs.gateway import PlaneIndex, ServerUnavailable, Target, TargetKind
 from omerofs.gateway.memory import MemoryGateway
 from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
 from omerofs.spool import OPEN, Spool, Upload
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from .clocks import Clock
 
 
 @pytest.fixture
@@ -59,6 +53,21 @@ def write_file(ns: Namespace, parent: int, name: str, data: bytes) -> int:
     ns.flush(node.ino)
     ns.release(node.ino)
     return node.ino
+
+
+def pending_file(ns: Namespace, gw: MemoryGateway, parent: int, name: str, data: bytes,
+                 fail=MemoryGateway.fail):
+    """A new file whose upload at close failed (``fail``: the gateway's
+    ``fail``, nothing stored, or ``fail_after``, stored but the reply lost):
+    closed with EIO, pending for the retry loop. Returns its node."""
+    node = ns.create(parent, name)
+    ns.write(node.ino, 0, data)
+    fail(gw, "create_file_annotation")
+    with pytest.raises(OSError) as e:
+        ns.flush(node.ino)
+    assert e.value.errno == errno.EIO
+    ns.release(node.ino)
+    return node
 
 
 def test_text_file_becomes_one_annotation_with_its_bytes(gw, tmp_path):
@@ -149,12 +158,7 @@ def test_ambiguous_upload_is_adopted_not_duplicated(gw, tmp_path):
     plate = gw.create_plate("p1")
     ns = make_ns(gw, tmp_path / "spool")
     p = plate_dir(ns, "p1")
-    node = ns.create(p.ino, "r.csv")
-    ns.write(node.ino, 0, b"once")
-    gw.fail_after("create_file_annotation")
-    with pytest.raises(OSError):
-        ns.flush(node.ino)
-    ns.release(node.ino)
+    pending_file(ns, gw, p.ino, "r.csv", b"once", MemoryGateway.fail_after)
     assert ns.retry_pending() == (1, 0)
     assert server_files(gw, plate.id) == {"r.csv": [b"once"]}
 
@@ -409,3 +413,163 @@ def test_a_plane_over_the_pyramid_limit_is_refused_at_its_close(gw, tmp_path):
     assert ns.flush_sites(well.ino) == []
     [w] = gw.load_plate(plate.plate_id or 0).wells
     assert [(s.image.size_x, s.image.size_y) for s in w.samples] == [(3192, 3192)]
+
+
+class SignallingLock:
+    """A file's upload lock that says when a second thread starts waiting for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.contended = threading.Event()
+
+    def __enter__(self) -> SignallingLock:
+        if not self._lock.acquire(blocking=False):
+            self.contended.set()
+            self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+class CreateDuringUpload(MemoryGateway):
+    """Runs ``during`` once, in the middle of the next create of an annotation."""
+
+    during = None
+
+    def create_file_annotation(self, target, name, data, **kw):
+        hook, self.during = self.during, None
+        if hook is not None:
+            hook()
+        return super().create_file_annotation(target, name, data, **kw)
+
+
+@pytest.mark.parametrize("replacing", [False, True])
+def test_a_pending_file_moved_during_its_retry_keeps_its_bytes_once(tmp_path, replacing):
+    """The retry loop uploads a pending file while another thread moves it
+    into a user directory (over a file there, or not): the move waits for
+    that upload, then moves the annotation it made, so the file keeps its
+    bytes and the server holds them once, at the new place (found by the
+    shadow model in CI: the moved file came out empty and its first copy
+    stayed behind at the old name)."""
+    gw = CreateDuringUpload()
+    plate = gw.create_plate("p1")
+    ns = make_ns(gw, tmp_path / "spool")
+    p = plate_dir(ns, "p1")
+    sub = ns.mkdir(p.ino, "s2")
+    if replacing:
+        write_file(ns, sub.ino, "a.csv", b"old")
+    node = pending_file(ns, gw, p.ino, "b.csv", b"\xf8C")
+    lock = SignallingLock()
+    node.file.upload_lock = lock  # type: ignore[assignment]
+    errors: list[BaseException] = []
+
+    def move() -> None:
+        try:
+            ns.rename(p.ino, "b.csv", sub.ino, "a.csv")
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    mover = threading.Thread(target=move)
+
+    def during() -> None:  # the retry is uploading b.csv: the move starts now
+        mover.start()
+        assert lock.contended.wait(30), "the move did not wait for the upload"
+
+    gw.during = during
+    assert ns.retry_pending() == (1, 0)
+    mover.join(30)
+    assert not mover.is_alive() and errors == []
+    moved = ns.lookup(sub.ino, "a.csv")
+    assert moved is not None and ns.lookup(p.ino, "b.csv") is None
+    assert ns.read(moved.ino, 0, 100) == b"\xf8C"
+    assert [(a.name, a.path, gw.read_file(a.file_id))
+            for a in gw.list_file_annotations(plate.id)] == [("a.csv", "s2", b"\xf8C")]
+    assert ns.pending() == []
+
+
+class PausingSpool(Spool):
+    """Its next ``truncate`` of a spooled copy first waits for ``go``."""
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.reached = threading.Event()
+        self.go = threading.Event()
+
+    def truncate(self, entry_id: str, size: int) -> None:
+        self.reached.set()
+        assert self.go.wait(30)
+        super().truncate(entry_id, size)
+
+
+def test_a_pending_file_truncated_during_its_retry_keeps_the_truncation(tmp_path):
+    """``truncate`` by path of a pending file (nobody has it open) while the
+    retry loop uploads it: the upload ends while the truncate is half done
+    (it has found the spooled copy, not yet cut it); the retry, which drops
+    the copy of a file nobody writes, must keep it, so the cut applies and
+    the server gets the truncated bytes (before: FileNotFoundError)."""
+    gw = CreateDuringUpload()
+    plate = gw.create_plate("p1")
+    spool = PausingSpool(tmp_path / "spool")
+    ns = Namespace(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60), spool=spool,
+                   clock=Clock())
+    p = plate_dir(ns, "p1")
+    node = pending_file(ns, gw, p.ino, "b.csv", b"12345")
+    errors: list[BaseException] = []
+
+    def cut() -> None:
+        try:
+            ns.truncate(node.ino, 2)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    cutter = threading.Thread(target=cut)
+
+    def during() -> None:  # the retry is uploading: the truncate starts now
+        cutter.start()
+        assert spool.reached.wait(30)  # held at spool.truncate of the copy
+
+    gw.during = during
+    assert ns.retry_pending() == (1, 0)
+    spool.go.set()
+    cutter.join(30)
+    assert not cutter.is_alive() and errors == []
+    assert ns.read(node.ino, 0, 100) == b"12"
+    assert [gw.read_file(a.file_id) for a in gw.list_file_annotations(plate.id)] == [b"12"]
+    assert ns.pending() == []
+
+
+@pytest.mark.parametrize("how", ["move", "unlink"])
+def test_a_user_directory_known_from_the_server_stays_when_its_last_file_leaves(
+        gw, tmp_path, how):
+    """A directory a mount knows only from its files' paths (made by an earlier
+    mount) stays when its last file is moved out or deleted, until rmdir, as
+    one made by mkdir does and as on a local disk (found by the shadow model
+    after a remount: ``s2`` vanished at the next reload)."""
+    plate = gw.create_plate("p1")
+    gw.create_file_annotation(Target(TargetKind.PLATE, plate.id), "a.csv", b"1", path="s2/day1",
+                              ns=layout.OMEROFS_NS)
+    clock = Clock()
+    ns = make_ns(gw, tmp_path / "spool", clock)
+    p = plate_dir(ns, "p1")
+    s2 = ns.lookup(p.ino, "s2")
+    assert s2 is not None
+    day1 = ns.lookup(s2.ino, "day1")
+    assert day1 is not None
+    ns.load(day1.ino)
+    if how == "move":
+        ns.rename(day1.ino, "a.csv", p.ino, "a.csv")
+    else:
+        ns.unlink(day1.ino, "a.csv")
+    clock.now += 61  # past --plate-ttl: reloaded from the server
+    ns.load(p.ino)
+    assert [n for n, _ in ns.listing(p.ino) if n.startswith("s")] == ["s2"]
+    assert ns.lookup(s2.ino, "day1") is day1
+    assert [n for n, _ in ns.listing(day1.ino)] == []
+    ns.rmdir(s2.ino, "day1")
+    ns.rmdir(p.ino, "s2")
+    clock.now += 61
+    ns.load(p.ino)
+    assert ns.lookup(p.ino, "s2") is None
+    assert [(a.name, a.path) for a in gw.list_file_annotations(plate.id)] == (
+        [("a.csv", "")] if how == "move" else [])

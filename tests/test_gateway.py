@@ -106,7 +106,7 @@ def test_load_plate_calibration_and_channel_names(server, gw):
     with omero_direct.session(server.port) as sf:
         rows = omero_direct.projection(sf, Q.PLATE_LAYOUT, pid=seeded.plate_id)
     assert len(rows) == 2 * 2 * 3
-    assert [r[14:] for r in rows[:3]] == [
+    assert [r[14:24] for r in rows[:3]] == [
         [650.0, "NANOMETER", 325.0, "NANOMETER", 2500.0, "NANOMETER", c, name, None, None]
         for c, name in ((0, "DAPI"), (1, "GFP"), (2, None))]  # no run: null run columns
 
@@ -281,8 +281,9 @@ def test_file_annotations_round_trip(server, gw):
 
 
 def test_a_plate_load_costs_two_calls_and_a_reload_keeps_its_nodes(server, gw):
-    """Layout and every file annotation (plate, wells, images): two projections
-    (issue 13); a reload of the unchanged plate keeps every node and inode."""
+    """Layout and every file annotation (plate, wells, images): two projections;
+    a reload of the unchanged plate costs one (its fingerprint) and keeps
+    every node and inode (issue 13)."""
     from omerofs.namespace import ROOT_INODE, Namespace, Timeouts
 
     seeded = server.seed(PlateSpec(name="calls", rows=1, columns=2, fields=2))
@@ -315,7 +316,7 @@ def test_a_plate_load_costs_two_calls_and_a_reload_keeps_its_nodes(server, gw):
     now[0] += 61
     server.reset_stats()
     ns.load(plate.ino)
-    assert server.calls() == {"IQuery.projection": 2}
+    assert server.calls() == {"IQuery.projection": 1}
     after = tree()
     assert after.keys() == before.keys()
     for name, (ino, node) in before.items():

@@ -118,7 +118,7 @@ SEED: list[str] = [
     _insert("plateacquisition", id=5, plate=1, name="run 1", startTime=EVENT1, endTime=EVENT2),
     # well ids run against (row, column) order so that "order by" shows
     _insert("well", id=11, plate=1, row=0, column=0),
-    _insert("well", id=10, plate=1, row=0, column=1),
+    _insert("well", id=10, plate=1, row=0, column=1, update_id=2),  # updated since
     _insert("well", id=20, plate=2, row=0, column=0),
     _insert("image", id=100, name="img-a"),
     _insert("image", id=101, name="img-b"),
@@ -139,7 +139,7 @@ SEED: list[str] = [
         sizeX=8, sizeY=8, sizeZ=3, sizeC=1, sizeT=1,
     ),
     _insert("logicalchannel", id=400, name="DAPI"),
-    _insert("logicalchannel", id=401, name="GFP"),
+    _insert("logicalchannel", id=401, name="GFP", update_id=2),  # renamed since
     # channel ids run against their index too
     _insert("channel", id=301, pixels=200, pixels_index=0, logicalChannel=400),
     _insert("channel", id=300, pixels=200, pixels_index=1, logicalChannel=401),
@@ -157,7 +157,7 @@ SEED: list[str] = [
     ),
     _insert("originalfile", id=502, name="img.txt", path="img.txt", size=0),
     _insert("originalfile", id=503, name="other.csv", path="plate_2/", size=1),
-    _insert("originalfile", id=504, name="both.tsv", path="plate_1/", size=3),
+    _insert("originalfile", id=504, name="both.tsv", path="plate_1/", size=3, update_id=2),
     _insert("annotation", id=600, discriminator="/type/OriginalFile/", file=500, ns="omerofs"),
     _insert("annotation", id=601, discriminator="/type/OriginalFile/", file=501),
     _insert("annotation", id=602, discriminator="/type/OriginalFile/", file=502, ns="x"),
@@ -194,20 +194,49 @@ _CALIBRATION = [0.65, "MICROMETER", 0.65, "MICROMETER", 2.0, "MICROMETER"]
 _LAYOUT_TYPES = ["long", "integer", "integer", "long", "integer", "long", "text", "long"]
 _LAYOUT_TYPES += ["integer"] * 5 + ["string"]
 _LAYOUT_TYPES += ["double", "string"] * 3 + ["integer", "text", "long", "timestamp"]
+_LAYOUT_TYPES += ["long"] * 3  # the layout's fingerprint
 _ANN_TYPES = ["long", "long", "text", "text", "long", "string", "text", "long", "long", "long"]
+_ANN_TYPES += ["long"] * 4  # the files' fingerprint
+_PLATE_TYPES = ["long", "text", "integer", "integer", "timestamp", "text", "string", "string",
+                "long"]
+
+# The fingerprints of plate 1, worked out by hand: each row adds its id plus
+# K times its update event (1, or 2 where the seed says "since"); fields add
+# (index + 1) * id and (well id mod P) * (id mod P) too; channels (index + 1) * id.
+K = 256
+#: wells 11 and 10 (updated by event 2)
+FP_WELLS = (11 + K) + (10 + 2 * K)
+#: sample 31 (index 0, well 11, run 5) and 30 (index 1, well 11, no run)
+FP_SAMPLES = (31 + K + 1 * 31 + 11 * 31 + 5 + K) + (30 + K + 2 * 30 + 11 * 30)
+#: 31: image 101, pixels 201, no channel; 30: image 100, pixels 200, channels
+#: 301 (index 0, logical channel 400) and 300 (index 1, logical channel 401,
+#: renamed by event 2): one sum term per channel row
+FP_IMAGES = ((101 + K + 201 + K)
+             + (100 + K + 200 + K + 301 + 1 * 301 + K + 400 + K)
+             + (100 + K + 200 + K + 300 + 2 * 300 + K + 401 + 2 * K))
+FP_LAYOUT = [FP_WELLS, FP_SAMPLES, FP_IMAGES]
+#: links to file annotations: plate 700 and 703 (not 701: a comment), well
+#: 710 and 712, image 720 and 722; then annotations 600, 601, 602 and 605 with
+#: their files 500, 501, 502 and 504 (updated by event 2)
+FP_FILES = [700 + 703 + 2 * K, 710 + 712 + 2 * K, 720 + 722 + 2 * K,
+            600 + 601 + 602 + 605 + 500 + 501 + 502 + 504 + 8 * K + K]
 
 #: queries.NAME -> Expect, on the seed above with PARAMS
 EXPECTED: dict[str, Expect] = {
     "LIST_PLATES": Expect(
-        ["long", "text", "integer", "integer", "timestamp", "text", "string", "string"],
+        _PLATE_TYPES,
         [
-            [1, "plate one", 2, 3, EVENT1_MS, None, "letter", "number"],
-            [2, "derived", None, None, EVENT2_MS, queries.DERIVED_STATUS, None, None],
+            [1, "plate one", 2, 3, EVENT1_MS, None, "letter", "number", 1],
+            [2, "derived", None, None, EVENT2_MS, queries.DERIVED_STATUS, None, None, 1],
         ],
     ),
     "GET_PLATE": Expect(
-        ["long", "text", "integer", "integer", "timestamp", "text", "string", "string"],
-        [[1, "plate one", 2, 3, EVENT1_MS, None, "letter", "number"]],
+        _PLATE_TYPES, [[1, "plate one", 2, 3, EVENT1_MS, None, "letter", "number", 1]],
+    ),
+    "PLATE_FINGERPRINT": Expect(
+        _PLATE_TYPES + ["long"] * 7,
+        [[1, "plate one", 2, 3, EVENT1_MS, None, "letter", "number", 1, *FP_LAYOUT,
+          *FP_FILES]],
     ),
     # well A1 (id 11) first, its samples in index order (31 then 30), then
     # the empty well A2 (id 10) with nulls from the wellsample id on
@@ -217,12 +246,12 @@ EXPECTED: dict[str, Expect] = {
         [
             # sample 31 is in run 5 (its start time with it), 30 in none
             [11, 0, 0, 31, 0, 101, "img-b", 201, 5, 6, 1, 1, 1, "uint8", *_NO_CALIBRATION,
-             5, EVENT1_MS],
+             5, EVENT1_MS, *FP_LAYOUT],
             [11, 0, 0, 30, 1, 100, "img-a", 200, 4, 3, 1, 2, 1, "uint16", *_CALIBRATION,
-             0, "DAPI", None, None],
+             0, "DAPI", None, None, *FP_LAYOUT],
             [11, 0, 0, 30, 1, 100, "img-a", 200, 4, 3, 1, 2, 1, "uint16", *_CALIBRATION,
-             1, "GFP", None, None],
-            [10, 0, 1, *_NO_SAMPLE],
+             1, "GFP", None, None, *FP_LAYOUT],
+            [10, 0, 1, *_NO_SAMPLE, *FP_LAYOUT],
         ],
     ),
     # one row per annotation of plate 1, its wells, their images (not 603, a
@@ -231,11 +260,12 @@ EXPECTED: dict[str, Expect] = {
     "FILE_ANNOTATIONS": Expect(
         _ANN_TYPES,
         [
-            [600, 500, "results.csv", "plate_1/", 12, "text/csv", "omerofs", 1, None, None],
+            [600, 500, "results.csv", "plate_1/", 12, "text/csv", "omerofs", 1, None, None,
+             *FP_FILES],
             [601, 501, "well.json", "plate_1/A01/", 2, "application/json", None, None, 11,
-             None],
-            [602, 502, "img.txt", "img.txt", 0, None, "x", None, None, 100],
-            [605, 504, "both.tsv", "plate_1/", 3, None, None, 1, 11, None],
+             None, *FP_FILES],
+            [602, 502, "img.txt", "img.txt", 0, None, "x", None, None, 100, *FP_FILES],
+            [605, 504, "both.tsv", "plate_1/", 3, None, None, 1, 11, None, *FP_FILES],
         ],
     ),
     # an entity: HqlCheck prints its scalar fields ($type$ is the entity name)

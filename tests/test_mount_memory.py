@@ -106,3 +106,20 @@ def test_freed_nodes_come_back_with_their_inodes_and_still_read_and_write(server
             files = {ann["name"]: ann["bytes"] for ann in omero_direct.annotations(sf, a.plate_id)}
         assert files == {"notes.csv": b"well,count\nA01,3\n"}
         assert {p.relative_to(pa): p.stat().st_ino for p in pa.rglob("*.tif")} == inodes_a
+
+
+def test_status_counts_handles_open_for_writing_until_their_release(server, tmp_path):
+    """``fs.open_for_writing``: handles the kernel has not released, writers
+    only (the status file's own handle and readers are not counted)."""
+    seeded = server.seed(PlateSpec(name="mem-w", **SPEC))
+    with Mount(server.port, tmp_path / "mnt") as mnt:
+        plate = mnt.mountpoint / f"plate_{seeded.plate_id}"
+        assert status(mnt)["open_for_writing"] == 0
+        fd = os.open(plate / "w.csv", os.O_RDWR | os.O_CREAT)
+        with open(plate / "B02" / "B02_s001_z000_c000.tif", "rb"):
+            assert status(mnt)["open_for_writing"] == 1
+        fd2 = os.open(plate / "w.csv", os.O_WRONLY)
+        assert status(mnt)["open_for_writing"] == 2
+        os.close(fd2)
+        os.close(fd)
+        wait_for("both releases", lambda: status(mnt)["open_for_writing"] == 0)

@@ -10,13 +10,7 @@ from omerofs.gateway import NotFound, ServerUnavailable
 from omerofs.gateway.omero import OmeroGateway
 from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from .clocks import Clock
 
 
 def make_ns(gw, clock=None, budget=64 << 20, **kw):

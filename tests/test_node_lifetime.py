@@ -18,17 +18,11 @@ from omerofs.inodes import computed_inode
 from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
 from omerofs.spool import Spool
 
+from .clocks import Clock
+
 #: per plate below: 2 wells x 1 field x 2 z x 1 channel -> 2 wells + 4 planes
 #: + the index directory: a budget of 10 nodes holds one plate, not two
 BUDGET = 10
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def add_plate(gw: MemoryGateway, name: str, value: int) -> int:

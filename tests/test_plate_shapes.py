@@ -333,7 +333,9 @@ def test_wells_without_a_position_are_logged_once_per_plate_not_per_reload(serve
     pdir = _pdir(m, seeded)
     status = m.mountpoint / ".omerofs-status"
     before = json.loads(status.read_text())["calls"].get("IQuery.projection", 0)
-    for _ in range(3):  # a plate TTL of 0: each listing reloads the plate
+    for _ in range(3):  # each refresh loads the plate in full (unchanged, a TTL reload
+        # would only ask its fingerprint: test_fingerprint)
+        os.setxattr(m.mountpoint, "user.omerofs.refresh", pdir.name.encode())
         assert sorted(os.listdir(pdir)) == [".omerofs", "A01"]
     after = json.loads(status.read_text())["calls"]["IQuery.projection"]
     assert after - before >= 3 * 2  # reloaded each time (layout and files, at least)

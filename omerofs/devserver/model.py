@@ -160,12 +160,15 @@ def get_object(store: Store, klass: str, obj_id: int) -> Any | None:
             return None
         return pixels_obj(pix)
     if klass == "WellSample":
-        row = store.one("select id, well_id, image_id from well_samples where id = ?", (obj_id,))
+        row = store.one("select id, well_id, image_id, run_id from well_samples where id = ?",
+                        (obj_id,))
         if row is None:
             return None
         ws = omero.model.WellSampleI(row[0], True)
         ws.well = omero.model.WellI(row[1], False)
         ws.image = omero.model.ImageI(row[2], False)
+        if row[3] is not None:
+            ws.plateAcquisition = omero.model.PlateAcquisitionI(row[3], False)
         return with_details(ws, store, "WellSample")
     raise api_usage(f"devserver: IQuery.get of {klass} is not implemented")
 

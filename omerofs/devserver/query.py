@@ -14,6 +14,7 @@ import omero.api
 from omero.rtypes import rdouble, rint, rlong, rstring, rtime, unwrap
 
 from ..gateway import queries as Q
+from . import fingerprint
 from .base import Servant, _err, amd, call_group, security, validation
 from .model import (
     DETAILS_KIND,
@@ -42,19 +43,25 @@ class QueryI(Servant, omero.api.IQuery):
         p = self._params(params)
         s = self.store
         group = call_group(current)
-        if query in (Q.LIST_PLATES, Q.GET_PLATE):
+        if query in (Q.LIST_PLATES, Q.GET_PLATE, Q.PLATE_FINGERPRINT):
             sql = ("select id, name, rows, columns, created, status, owner, group_id,"
-                   " row_naming, column_naming from plates")
+                   " row_naming, column_naming, update_id from plates")
             args: tuple[Any, ...] = ()
-            if query == Q.GET_PLATE:
+            if query != Q.LIST_PLATES:
                 sql += " where id = ?"
                 args = (int(p["pid"]),)
-            return [
+            plates = [
                 [rlong(i), rstring(n), _r(r, rint), _r(c, rint), rtime(int(t * 1000)),
-                 _r(st, rstring), _r(rn, rstring), _r(cn, rstring)]
-                for (i, n, r, c, t, st, owner, gid, rn, cn) in s.query(sql + " order by id", args)
+                 _r(st, rstring), _r(rn, rstring), _r(cn, rstring), rlong(upd or 0)]
+                for (i, n, r, c, t, st, owner, gid, rn, cn, upd) in s.query(
+                    sql + " order by id", args)
                 if self.sec.can_read(owner, gid, group)
             ]
+            if query == Q.PLATE_FINGERPRINT and plates:
+                pid = int(p["pid"])
+                plates[0] += [_r(v, rlong) for v in (
+                    *fingerprint.layout(s, pid), *self._files_fingerprint(pid, group))]
+            return plates
         if query == Q.PLATE_LAYOUT:
             if not self._can("Plate", int(p["pid"]), group):
                 return []
@@ -77,6 +84,8 @@ class QueryI(Servant, omero.api.IQuery):
                 " join wells w on w.id = ws.well_id where w.plate_id = ?", (pid,))}
             wraps = (rlong, rint, rint, rlong, rint, rlong, rstring, rlong, rint, rint, rint,
                      rint, rint, rstring, rdouble, rstring, rdouble, rstring, rdouble, rstring)
+            # the same instances on every row (marshalled once)
+            layout_fp = [_r(v, rlong) for v in fingerprint.layout(s, pid)]
             run_wraps = (rlong, lambda t: rtime(int(t * 1000)))
             out = []
             for row in rows:
@@ -92,7 +101,7 @@ class QueryI(Servant, omero.api.IQuery):
                 head = [_r(v, w) for v, w in zip(row[:20], wraps, strict=True)]
                 run = [_r(v, w) for v, w in zip(row[20:], run_wraps, strict=True)]
                 for c, name in per_channel:
-                    out.append([*head, _r(c, rint), _r(name, rstring), *run])
+                    out.append([*head, _r(c, rint), _r(name, rstring), *run, *layout_fp])
             return out
         if query == Q.FILE_ANNOTATIONS:
             return self._file_annotations(int(p["pid"]), group)
@@ -152,6 +161,7 @@ class QueryI(Servant, omero.api.IQuery):
             " join files f on f.id = a.file_id where a.id in (" + marks + ") order by a.id",
             tuple(parents))
         wraps = (rlong, rlong, rstring, rstring, rlong, rstring, rstring)
+        files_fp = [_r(v, rlong) for v in self._files_fingerprint(pid, group)]
         out = []
         for row in rows:
             linked = parents[row[0]]
@@ -159,8 +169,13 @@ class QueryI(Servant, omero.api.IQuery):
             well = min(linked["Well"]) if "Well" in linked else None
             image = min(linked["Image"]) if "Image" in linked else None
             out.append([*(_r(v, w) for v, w in zip(row, wraps, strict=True)),
-                        _r(plate, rlong), _r(well, rlong), _r(image, rlong)])
+                        _r(plate, rlong), _r(well, rlong), _r(image, rlong), *files_fp])
         return out
+
+    def _files_fingerprint(self, pid: int, group: int | None) -> tuple[int | None, ...]:
+        """queries._FILES_FINGERPRINT, over the links the caller may read."""
+        return fingerprint.files(self.store, pid,
+                                 lambda owner, gid: self.sec.can_read(owner, gid, group))
 
     def findByQuery(self, query: str, params: Any, current: Any = None) -> Any:
         if query == Q.PIXELS_TYPE:  # an enumeration: a system type, readable by all

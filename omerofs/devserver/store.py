@@ -32,6 +32,7 @@ from ..gateway.types import pixel_dtype
 
 SCHEMA = """
 create table if not exists ids (next integer not null);
+create table if not exists event_ids (next integer not null);
 create table if not exists users (name text primary key, password text not null);
 create table if not exists groups (
     id integer primary key, name text not null unique, perms text not null);
@@ -108,6 +109,9 @@ LATER_COLUMNS = (
     ("annotations", "group_id", "integer"), ("links", "group_id", "integer"),
     ("plates", "row_naming", "text"), ("plates", "column_naming", "text"),
     ("well_samples", "run_id", "integer"),
+    *((table, "update_id", "integer") for table in (
+        "plates", "wells", "plate_acquisitions", "images", "pixels", "well_samples", "files",
+        "annotations", "links", "channels")),
 )
 
 #: OMERO's four group permission levels (omero-model Permissions strings)
@@ -204,6 +208,7 @@ class Store:
         (self.root / "files").mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._depth = 0
+        self._event: int | None = None  # the Event of the open transaction, once asked for
         self._db = sqlite3.connect(
             self.root / "omero.sqlite", check_same_thread=False, isolation_level=None, timeout=30
         )
@@ -217,6 +222,8 @@ class Store:
                     db.execute(f"alter table {table} add column {column} {kind}")
             if db.execute("select count(*) from ids").fetchone()[0] == 0:
                 db.execute("insert into ids values (1)")
+            if db.execute("select count(*) from event_ids").fetchone()[0] == 0:
+                db.execute("insert into event_ids values (1)")
             db.execute("insert or ignore into groups values (?, ?, ?)",
                        (DEFAULT_GROUP_ID, *DEFAULT_GROUP))
             for user, pw in DEFAULT_USERS.items():
@@ -239,6 +246,7 @@ class Store:
             outer = self._depth == 0
             if outer:
                 self._db.execute("begin immediate")
+                self._event = None
             self._depth += 1
             try:
                 yield self._db
@@ -259,6 +267,21 @@ class Store:
     def one(self, sql: str, args: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
         rows = self.query(sql, args)
         return rows[0] if rows else None
+
+    def event(self, db: sqlite3.Connection) -> int:
+        """The Event of the open transaction (inside ``tx``): one per
+        transaction, as OMERO makes one Event per service call that writes
+        (omero-server ome/security/basic/EventHandler.java:143-146 and
+        BasicSecuritySystem.java:555 ``cd.newEvent``), from a counter of its
+        own (Events have their own id sequence). Every row inserted or
+        updated in the transaction stores it as its ``update_id``: OMERO sets
+        details.updateEvent on insert (CurrentDetails.java:430-435) and on
+        any update that changes a column (UpdateEventListener.java:52-65)."""
+        if self._event is None:
+            (n,) = db.execute("select next from event_ids").fetchone()
+            db.execute("update event_ids set next = ?", (n + 1,))
+            self._event = int(n)
+        return self._event
 
     def new_id(self, db: sqlite3.Connection) -> int:
         """A fresh id, unique across all object types (inside ``tx``)."""
@@ -395,10 +418,10 @@ class Store:
         with self.tx() as db:
             pid = self.new_id(db)
             db.execute("insert into plates (id, name, rows, columns, owner, created, status,"
-                       " group_id, row_naming, column_naming)"
-                       " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       " group_id, row_naming, column_naming, update_id)"
+                       " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (pid, name, rows, columns, owner, time.time(), status, gid,
-                        row_naming, column_naming))
+                        row_naming, column_naming, self.event(db)))
             return pid
 
     def create_run(self, plate_id: int, name: str | None, start_time: float | None,
@@ -411,8 +434,8 @@ class Store:
                 raise KeyError(f"no Plate {plate_id}")
             rid = self.new_id(db)
             db.execute("insert into plate_acquisitions (id, plate_id, name, start_time, owner,"
-                       " group_id) values (?, ?, ?, ?, ?, ?)",
-                       (rid, plate_id, name, start_time, owner, prow[0]))
+                       " group_id, update_id) values (?, ?, ?, ?, ?, ?, ?)",
+                       (rid, plate_id, name, start_time, owner, prow[0], self.event(db)))
             return rid
 
     def create_well(self, plate_id: int, row: int | None, col: int | None, owner: str,
@@ -427,8 +450,9 @@ class Store:
                 raise KeyError(f"no Plate {plate_id}")
             gid = prow[0] if group is None else group
             wid = self.new_id(db)
-            db.execute("insert into wells (id, plate_id, row, col, owner, group_id)"
-                       " values (?, ?, ?, ?, ?, ?)", (wid, plate_id, row, col, owner, gid))
+            db.execute("insert into wells (id, plate_id, row, col, owner, group_id, update_id)"
+                       " values (?, ?, ?, ?, ?, ?, ?)",
+                       (wid, plate_id, row, col, owner, gid, self.event(db)))
             return wid
 
     def create_image(self, name: str, owner: str, size_x: int, size_y: int, size_z: int,
@@ -442,13 +466,20 @@ class Store:
         with self.tx() as db:
             iid = self.new_id(db)
             pid = self.new_id(db)
-            db.execute("insert into images (id, name, owner, created, group_id, description)"
-                       " values (?, ?, ?, ?, ?, ?)",
+            db.execute("insert into images (id, name, owner, created, group_id, description,"
+                       " update_id) values (?, ?, ?, ?, ?, ?, ?)",
                        (iid, name, owner, time.time(),
-                        self.default_group(owner) if group is None else group, description))
-            db.execute("insert into pixels values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        self.default_group(owner) if group is None else group, description,
+                        self.event(db)))
+            db.execute("insert into pixels (id, image_id, size_x, size_y, size_z, size_c,"
+                       " size_t, pixel_type, synthetic, update_id)"
+                       " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (pid, iid, size_x, size_y, size_z, size_c, size_t, pixel_type,
-                        int(synthetic)))
+                        int(synthetic), self.event(db)))
+            # every Pixels has sizeC Channels, made with it (PixelsImpl.java:393-395)
+            db.executemany("insert into channels (pixels_id, idx, name, update_id)"
+                           " values (?, ?, NULL, ?)",
+                           [(pid, c, self.event(db)) for c in range(size_c)])
             return iid, pid
 
     def add_well_sample(self, well_id: int, image_id: int, index: int | None = None,
@@ -467,8 +498,9 @@ class Store:
                 index = 0 if mx is None else mx + 1
             wsid = self.new_id(db)
             db.execute("insert into well_samples (id, well_id, idx, image_id, owner, group_id,"
-                       " run_id) values (?, ?, ?, ?, ?, ?, ?)",
-                       (wsid, well_id, index, image_id, owner or wrow[0], wrow[1], run_id))
+                       " run_id, update_id) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (wsid, well_id, index, image_id, owner or wrow[0], wrow[1], run_id,
+                        self.event(db)))
             return wsid
 
     def well_samples(self, well_id: int) -> list[tuple[int, int, int]]:
@@ -488,17 +520,27 @@ class Store:
             db.execute("insert or replace into pixels_physical values (?, ?, ?, ?, ?, ?, ?)",
                        (pixels_id, x, None if x is None else unit, y,
                         None if y is None else unit, z, None if z is None else unit))
+            # columns of the Pixels row on OMERO (acquisition.ome.xml:71-73): an update of it
+            db.execute("update pixels set update_id = ? where id = ?",
+                       (self.event(db), pixels_id))
 
     def set_channel_names(self, pixels_id: int, names: tuple[str | None, ...]) -> None:
-        """LogicalChannel.name of channels 0.. (None: unnamed)."""
+        """LogicalChannel.name of channels 0.. (None: unnamed). A channel
+        whose name changes is an update of its LogicalChannel (a new update
+        event); the others keep theirs."""
         with self.tx() as db:
+            old = {int(c): (n, u) for c, n, u in db.execute(
+                "select idx, name, update_id from channels where pixels_id = ?", (pixels_id,))}
             db.execute("delete from channels where pixels_id = ?", (pixels_id,))
-            db.executemany("insert into channels values (?, ?, ?)",
-                           [(pixels_id, c, n) for c, n in enumerate(names)])
+            db.executemany("insert into channels (pixels_id, idx, name, update_id)"
+                           " values (?, ?, ?, ?)",
+                           [(pixels_id, c, n, old[c][1] if c in old and old[c][0] == n
+                             else self.event(db)) for c, n in enumerate(names)])
 
     # --- pixels --------------------------------------------------------------------
     def pixels(self, pixels_id: int) -> PixelsRow:
-        row = self.one("select * from pixels where id = ?", (pixels_id,))
+        row = self.one("select id, image_id, size_x, size_y, size_z, size_c, size_t, pixel_type,"
+                       " synthetic from pixels where id = ?", (pixels_id,))
         if row is None:
             raise KeyError(f"no Pixels {pixels_id}")
         pid, iid, sx, sy, sz, sc, st, ptype, synthetic = row
@@ -560,9 +602,10 @@ class Store:
         with self.tx() as db:
             fid = self.new_id(db)
             db.execute("insert into files (id, name, path, size, mimetype, owner, created,"
-                       " group_id, hasher) values (?, ?, ?, 0, ?, ?, ?, ?, ?)",
+                       " group_id, hasher, update_id) values (?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
                        (fid, name, path, mimetype, owner, time.time(),
-                        self.default_group(owner) if group is None else group, hasher))
+                        self.default_group(owner) if group is None else group, hasher,
+                        self.event(db)))
         self.file_path(fid).touch()
         return fid
 
@@ -576,37 +619,50 @@ class Store:
     def update_file(self, file_id: int, name: str | None = None, path: str | None = None,
                     mimetype: str | None = None) -> None:
         with self.tx() as db:
+            before = db.execute("select name, path, mimetype from files where id = ?",
+                                (file_id,)).fetchone()
             if name is not None:
                 db.execute("update files set name = ? where id = ?", (name, file_id))
             if path is not None:
                 db.execute("update files set path = ? where id = ?", (path, file_id))
             if mimetype is not None:
                 db.execute("update files set mimetype = ? where id = ?", (mimetype, file_id))
+            after = db.execute("select name, path, mimetype from files where id = ?",
+                               (file_id,)).fetchone()
+            if after != before:  # only a changed column makes an update (see event())
+                db.execute("update files set update_id = ? where id = ?",
+                           (self.event(db), file_id))
 
-    def sync_file_size(self, file_id: int) -> int:
+    def sync_file_size(self, file_id: int, written: bool = True) -> int:
         """Record the file's size, and its checksum when it has a hasher.
 
         As omero-server v5.6.12 src/main/java/ome/services/RawFileBean.java:240-247
-        does in save(): the hash is computed only when a hasher is set."""
+        does in save(): the hash is computed only when a hasher is set. save()
+        also sets the file's mtime (:249), so a store that ``written`` bytes
+        updates the row (a new update event); one that only read changes
+        nothing unless the size or hash differed (Hibernate updates dirty rows
+        only, UpdateEventListener.java:52-65)."""
         path = self.file_path(file_id)
         size = path.stat().st_size
         with self.tx() as db:
-            row = db.execute("select hasher from files where id = ?", (file_id,)).fetchone()
+            row = db.execute("select hasher, size, hash from files where id = ?",
+                             (file_id,)).fetchone()
             digest = None
             if row is not None and row[0] is not None:
                 digest = file_checksum(path, row[0])
-            db.execute("update files set size = ?, hash = ? where id = ?",
-                       (size, digest, file_id))
+            if written or row is None or (row[1], row[2]) != (size, digest):
+                db.execute("update files set size = ?, hash = ?, update_id = ? where id = ?",
+                           (size, digest, self.event(db), file_id))
         return size
 
     def create_annotation(self, file_id: int, ns: str | None, owner: str,
                           group: int | None = None) -> int:
         with self.tx() as db:
             aid = self.new_id(db)
-            db.execute("insert into annotations (id, file_id, ns, owner, group_id)"
-                       " values (?, ?, ?, ?, ?)",
+            db.execute("insert into annotations (id, file_id, ns, owner, group_id, update_id)"
+                       " values (?, ?, ?, ?, ?, ?)",
                        (aid, file_id, ns, owner,
-                        self.default_group(owner) if group is None else group))
+                        self.default_group(owner) if group is None else group, self.event(db)))
             return aid
 
     def link(self, parent_type: str, parent_id: int, ann_id: int, owner: str,
@@ -619,10 +675,10 @@ class Store:
             if db.execute("select 1 from annotations where id = ?", (ann_id,)).fetchone() is None:
                 raise KeyError(f"no Annotation {ann_id}")
             lid = self.new_id(db)
-            db.execute("insert into links (id, parent_type, parent_id, ann_id, owner, group_id)"
-                       " values (?, ?, ?, ?, ?, ?)",
+            db.execute("insert into links (id, parent_type, parent_id, ann_id, owner, group_id,"
+                       " update_id) values (?, ?, ?, ?, ?, ?, ?)",
                        (lid, parent_type, parent_id, ann_id, owner,
-                        self.default_group(owner) if group is None else group))
+                        self.default_group(owner) if group is None else group, self.event(db)))
             return lid
 
     # --- object details -------------------------------------------------------------

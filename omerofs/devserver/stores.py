@@ -143,6 +143,8 @@ class Pyramids:
 class RawFileStoreI(Servant, omero.api.RawFileStore):
     NAME = "RawFileStore"
     file_id: int | None = None
+    #: bytes written since the last save (RawFileBean's ``modified``, :196-210)
+    written = False
 
     def _path(self) -> Any:
         if self.file_id is None:
@@ -178,6 +180,7 @@ class RawFileStoreI(Servant, omero.api.RawFileStore):
         with open(path, "r+b") as f:
             f.seek(position)
             f.write(buf[:length])
+        self.written = True
         return VOID
 
     def truncate(self, length: int, current: Any = None) -> bool:
@@ -188,6 +191,7 @@ class RawFileStoreI(Servant, omero.api.RawFileStore):
             return False
         with open(path, "r+b") as f:
             f.truncate(length)
+        self.written = True
         return True
 
     def size(self, current: Any = None) -> int:
@@ -198,12 +202,13 @@ class RawFileStoreI(Servant, omero.api.RawFileStore):
 
     def save(self, current: Any = None) -> Any:
         self._path()
-        self.store.sync_file_size(self.file_id or 0)
+        self.store.sync_file_size(self.file_id or 0, self.written)
+        self.written = False
         return original_file_obj(self.store, self.file_id or 0)
 
     def close(self, current: Any = None) -> Any:
         if self.file_id is not None and self._path().exists():
-            self.store.sync_file_size(self.file_id)
+            self.store.sync_file_size(self.file_id, self.written)
         self.ctx.forget(current.id)
         return VOID
 

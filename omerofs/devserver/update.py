@@ -19,6 +19,12 @@ Hibernate flush). Rules, with the OMERO source each follows:
   SemanticTypeProcessor.java:212): a duplicate is a DataIntegrityViolation,
   a ValidationException (ServiceHandler.java:233-237).
 * Groups and rights: see :mod:`omerofs.devserver.security`.
+* Update events: a row inserted, or updated with a changed column, takes
+  the Event of the call (:meth:`Store.event`; omero-server
+  CurrentDetails.java:430-435, UpdateEventListener.java:52-65). A list
+  position written by Well.wellSamples is not a column of the WellSample
+  entity (Hibernate's collection persister writes it, and OMERO entities
+  are unversioned: omero-model templates/object.vm:452-453): it takes none.
 """
 
 from __future__ import annotations
@@ -88,7 +94,7 @@ class UpdateI(Servant, omero.api.IUpdate):
             return original_file_obj(s, fid)
         if isinstance(obj, omero.model.Plate):
             if _id(obj) is not None:
-                raise api_usage("devserver: updating a Plate is not implemented")
+                return self._update_plate(obj, group)
             return get_object(s, "Plate", s.create_plate(
                 _val(obj.name) or "", user, _val(obj.rows), _val(obj.columns),
                 _val(obj.status), group=sec.new_object_group(group, [])))
@@ -104,11 +110,25 @@ class UpdateI(Servant, omero.api.IUpdate):
                 raise validation("not-null property references a null or transient value: "
                                  "ome.model.screen.WellSample.image")
             sec.check_link("WellSample", gid, "Image", iid, WRITE)
-            s.query("update well_samples set image_id = ? where id = ?", (iid, wsid))
+            # WellSample.plateAcquisition (screen.ome.xml:81): null when not sent
+            run = _id(obj.plateAcquisition)
+            if run is not None and s.one("select 1 from plate_acquisitions where id = ?",
+                                         (run,)) is None:
+                raise validation(f"No row with the given identifier exists: "
+                                 f"PlateAcquisition {run}")
+            self._update("well_samples", wsid, {"image_id": iid, "run_id": run})
             return get_object(s, "WellSample", wsid)
+        if isinstance(obj, omero.model.Image) and _id(obj) is not None:
+            iid = _id(obj) or 0
+            sec.check_modify("Image", iid, group)
+            self._update("images", iid, {"name": _val(obj.name) or ""})
+            return get_object(s, "Image", iid)
         if isinstance(obj, omero.model.FileAnnotation):
             aid = _id(obj)
-            if aid is None:
+            if aid is not None:  # FileAnnotation.ns (annotations.ome.xml): null when unset
+                sec.check_modify("FileAnnotation", aid, group)
+                self._update("annotations", aid, {"ns": _val(obj.ns)})
+            else:
                 fid = _id(obj.file)
                 if fid is None:
                     raise validation("FileAnnotation needs a saved OriginalFile")
@@ -120,6 +140,29 @@ class UpdateI(Servant, omero.api.IUpdate):
             if isinstance(obj, getattr(omero.model, f"{kind}AnnotationLink")):
                 return self._save_link(kind, obj, group)
         raise api_usage(f"devserver: saving {type(obj).__name__} is not implemented")
+
+    def _update(self, table: str, row_id: int, values: dict[str, Any]) -> None:
+        """Set columns of one row (inside the save's transaction); a row whose
+        values change takes the call's update event (module docstring)."""
+        cols = ", ".join(values)
+        before = self.store.one(f"select {cols} from {table} where id = ?", (row_id,))
+        if before is None or tuple(before) == tuple(values.values()):
+            return
+        sets = ", ".join(f"{c} = ?" for c in values)
+        with self.store.tx() as db:
+            db.execute(f"update {table} set {sets}, update_id = ? where id = ?",
+                       (*values.values(), self.store.event(db), row_id))
+
+    def _update_plate(self, obj: Any, group: int | None) -> Any:
+        """A loaded Plate saved back: its name, size, status and naming
+        conventions as sent (screen.ome.xml:34-52; unset fields are nulls)."""
+        pid = _id(obj) or 0
+        self.sec.check_modify("Plate", pid, group)
+        self._update("plates", pid, {
+            "name": _val(obj.name) or "", "rows": _val(obj.rows), "columns": _val(obj.columns),
+            "status": _val(obj.status), "row_naming": _val(obj.rowNamingConvention),
+            "column_naming": _val(obj.columnNamingConvention)})
+        return get_object(self.store, "Plate", pid)
 
     def _save_link(self, kind: str, obj: Any, group: int | None) -> Any:
         s, sec = self.store, self.sec
@@ -154,6 +197,8 @@ class UpdateI(Servant, omero.api.IUpdate):
             wid = s.create_well(pid, _val(obj.row), _val(obj.column), self.user, group=gid)
         else:
             _, gid = sec.check_modify("Well", wid, group)
+            if _val(obj.row) is not None and _val(obj.column) is not None:
+                self._update("wells", wid, {"row": _val(obj.row), "col": _val(obj.column)})
         if obj.isWellSamplesLoaded():
             self._save_samples(wid, gid, obj.copyWellSamples())
         return well_obj(s, wid, samples=obj.isWellSamplesLoaded())
@@ -185,8 +230,9 @@ class UpdateI(Servant, omero.api.IUpdate):
             if wsid is None:
                 s.add_well_sample(wid, iid, position, owner=self.user)
             else:
-                s.query("update well_samples set idx = ?, image_id = ? where id = ?",
-                        (position, iid, wsid))
+                # the position is the list's (no update event), the image the sample's
+                s.query("update well_samples set idx = ? where id = ?", (position, wsid))
+                self._update("well_samples", wsid, {"image_id": iid})
 
     def saveAndReturnObject(self, obj: Any, current: Any = None) -> Any:
         return self._save(obj, current)

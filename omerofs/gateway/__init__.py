@@ -23,8 +23,11 @@ from .errors import (
 from .protocol import Gateway
 from .types import (
     FileAnnotationInfo,
+    Fingerprint,
     ImageInfo,
     PlaneIndex,
+    PlateFiles,
+    PlateFingerprint,
     PlateStructure,
     PlateSummary,
     Target,
@@ -37,6 +40,7 @@ __all__ = [
     "AuthenticationFailed",
     "ConnectionConfig",
     "FileAnnotationInfo",
+    "Fingerprint",
     "Gateway",
     "GatewayError",
     "ImageInfo",
@@ -44,6 +48,8 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "PlaneIndex",
+    "PlateFiles",
+    "PlateFingerprint",
     "PlateStructure",
     "PlateSummary",
     "ServerUnavailable",

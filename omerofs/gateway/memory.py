@@ -6,6 +6,10 @@ It keeps the same contract as the omero-py gateway; ``tests/gateway_contract.py`
 runs one suite against both (and against a real server when one is
 configured), so a behaviour the core relies on cannot differ between them.
 
+Fingerprints (:meth:`MemoryGateway.plate_fingerprint`) are digests of the
+content a listing shows, computed on each call, so that any change, also one
+a test makes by editing these dictionaries directly, changes them.
+
 Faults: :meth:`MemoryGateway.fail` makes the next calls of an operation raise
 before they run; :meth:`MemoryGateway.fail_after` makes them run, keep their
 effect, and then raise as if the reply had been lost (the case that makes an
@@ -14,6 +18,7 @@ upload ambiguous).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -23,8 +28,11 @@ from typing import TypeVar
 from .errors import GatewayError, InvalidRequest, NotFound, ServerUnavailable
 from .types import (
     FileAnnotationInfo,
+    Fingerprint,
     ImageInfo,
     PlaneIndex,
+    PlateFiles,
+    PlateFingerprint,
     PlateStructure,
     PlateSummary,
     Target,
@@ -36,6 +44,12 @@ from .types import (
 )
 
 T = TypeVar("T")
+
+
+def _digest(*parts: object) -> int:
+    """A 63-bit digest of values' reprs (dataclasses, tuples, bytes)."""
+    return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=8).digest(),
+                          "big") >> 1
 
 
 @dataclass
@@ -116,34 +130,54 @@ class MemoryGateway:
         return self._errors
 
     # --- plates and pixels ---------------------------------------------------------------
+    def _summary(self, plate_id: int) -> PlateSummary:
+        """A plate's row, its version the digest of the rest of it."""
+        p = replace(self.plates[plate_id], version=None)
+        return replace(p, version=_digest(p))
+
     def list_plates(self) -> list[PlateSummary]:
-        return self._call("list_plates", lambda: [self.plates[i] for i in sorted(self.plates)])
+        return self._call("list_plates", lambda: [self._summary(i) for i in sorted(self.plates)])
 
     def get_plate(self, plate_id: int) -> PlateSummary:
         def run() -> PlateSummary:
             if plate_id not in self.plates:
                 raise NotFound(f"no plate {plate_id}")
-            return self.plates[plate_id]
+            return self._summary(plate_id)
 
         return self._call("get_plate", run)
 
+    def _wells(self, plate_id: int) -> tuple[tuple[WellInfo, ...], Fingerprint | None]:
+        # nulls last, as PostgreSQL orders them
+        wells = sorted((w for w in self.wells.values() if w.plate_id == plate_id),
+                       key=lambda w: (w.row is None, w.row or 0, w.column is None,
+                                      w.column or 0))
+        infos = tuple(
+            WellInfo(w.id, w.row, w.column, tuple(
+                WellSampleInfo(id=image_id, index=i, image=self.images[image_id],
+                               run_id=w.runs.get(image_id, (None, None))[0],
+                               run_start=w.runs.get(image_id, (None, None))[1])
+                for i, image_id in enumerate(w.images))) for w in wells)
+        # as on OMERO, a plate without wells has no layout fingerprint
+        return infos, ((_digest(infos),) if infos else None)
+
     def load_plate(self, plate_id: int, plate: PlateSummary | None = None) -> PlateStructure:
         def run() -> PlateStructure:
-            summary = plate or self.plates.get(plate_id)
-            if summary is None:
+            if plate is None and plate_id not in self.plates:
                 raise NotFound(f"no plate {plate_id}")
-            # nulls last, as PostgreSQL orders them
-            wells = sorted((w for w in self.wells.values() if w.plate_id == plate_id),
-                           key=lambda w: (w.row is None, w.row or 0, w.column is None,
-                                          w.column or 0))
-            return PlateStructure(summary, tuple(
-                WellInfo(w.id, w.row, w.column, tuple(
-                    WellSampleInfo(id=image_id, index=i, image=self.images[image_id],
-                                   run_id=w.runs.get(image_id, (None, None))[0],
-                                   run_start=w.runs.get(image_id, (None, None))[1])
-                    for i, image_id in enumerate(w.images))) for w in wells))
+            summary = plate or self._summary(plate_id)
+            wells, fingerprint = self._wells(plate_id)
+            return PlateStructure(summary, wells, fingerprint=fingerprint)
 
         return self._call("load_plate", run)
+
+    def plate_fingerprint(self, plate_id: int) -> PlateFingerprint:
+        def run() -> PlateFingerprint:
+            if plate_id not in self.plates:
+                raise NotFound(f"no plate {plate_id}")
+            return PlateFingerprint(self._summary(plate_id), self._wells(plate_id)[1],
+                                    self._files(plate_id).fingerprint)
+
+        return self._call("plate_fingerprint", run)
 
     def _plane(self, image: ImageInfo, plane: PlaneIndex) -> bytes:
         if not (0 <= plane.z < image.size_z and 0 <= plane.c < image.size_c
@@ -181,9 +215,17 @@ class MemoryGateway:
         return None
 
     def list_file_annotations(self, plate_id: int) -> list[FileAnnotationInfo]:
-        return self._call("list_file_annotations", lambda: [
-            a for _, a in sorted(self.annotations.items())
-            if self._target_plate(a.target) == plate_id])
+        return self._call("list_file_annotations",
+                          lambda: list(self._files(plate_id).annotations))
+
+    def _files(self, plate_id: int) -> PlateFiles:
+        anns = tuple(a for _, a in sorted(self.annotations.items())
+                     if self._target_plate(a.target) == plate_id)
+        # the content too: a rewrite of the same size is a change
+        return PlateFiles(anns, (_digest(anns, [self.files.get(a.file_id) for a in anns]),))
+
+    def plate_files(self, plate_id: int) -> PlateFiles:
+        return self._call("plate_files", lambda: self._files(plate_id))
 
     def read_file(self, file_id: int) -> bytes:
         def run() -> bytes:

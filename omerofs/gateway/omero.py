@@ -73,6 +73,7 @@ from .omero_writes import DerivedPlateWrites, _quiet_close
 from .types import (
     ImageInfo,
     PlaneIndex,
+    PlateFingerprint,
     PlateStructure,
     PlateSummary,
     WellInfo,
@@ -399,11 +400,26 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
     # --- plates --------------------------------------------------------------------------
     @staticmethod
     def _plate(row: list[Any]) -> PlateSummary:
-        pid, name, rows, cols, created, status, row_naming, column_naming = row
+        pid, name, rows, cols, created, status, row_naming, column_naming, version = row
         return PlateSummary(id=int(pid), name=name or "", rows=rows, columns=cols,
                             created=(created or 0) / 1000.0,
                             derived=status == Q.DERIVED_STATUS,
-                            row_naming=row_naming, column_naming=column_naming)
+                            row_naming=row_naming, column_naming=column_naming,
+                            version=version)
+
+    def plate_fingerprint(self, plate_id: int) -> PlateFingerprint:
+        # one call (queries.PLATE_FINGERPRINT): the plate's row, then the
+        # fingerprints of its layout and of its files
+        rows = self._projection(Q.PLATE_FINGERPRINT, pid=plate_id)
+        if not rows:
+            raise NotFound(f"no Plate {plate_id}")
+        row = rows[0]
+        n = len(Q.LAYOUT_FINGERPRINT_COLUMNS)
+        layout = tuple(row[9:9 + n])
+        # no wells (a null sum of wells): unknown, as load_plate says without rows
+        return PlateFingerprint(plate=self._plate(row[:9]),
+                                layout=layout if layout[0] is not None else None,
+                                files=tuple(row[9 + n:]))
 
     def list_plates(self) -> list[PlateSummary]:
         return [self._plate(r) for r in self._projection(Q.LIST_PLATES)]
@@ -421,9 +437,13 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
         # a sample's rows are consecutive, in channel order.
         wells: dict[int, tuple[int | None, int | None,
                                dict[int, tuple[int, ImageInfo, dict[int, str], Any, Any]]]] = {}
+        rows = self._projection(Q.PLATE_LAYOUT, pid=plate_id)
+        # the same on every row (the layout's fingerprint); unknown without rows
+        n = len(Q.LAYOUT_FINGERPRINT_COLUMNS)
+        fingerprint = tuple(rows[0][-n:]) if rows else None
         for (wid, row, col, wsid, idx, iid, iname, pxid, sx, sy, sz, sc, st, ptype,
-             px, px_unit, py, py_unit, pz, pz_unit, ch_idx, ch_name, run_id, run_start) in \
-                self._projection(Q.PLATE_LAYOUT, pid=plate_id):
+             px, px_unit, py, py_unit, pz, pz_unit, ch_idx, ch_name, run_id, run_start,
+             *_) in rows:
             entry = wells.setdefault(wid, (row, col, {}))
             if wsid is None or pxid is None:
                 continue  # an empty well, or a field without pixels
@@ -445,7 +465,7 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
                                run_start=run_start / 1000.0 if run_start is not None else None)
                 for wsid, (index, image, names, run_id, run_start) in samples.items()))
             for wid, (r, c, samples) in wells.items()
-        ))
+        ), fingerprint=fingerprint)
 
     # --- pixels ---------------------------------------------------------------------------
     def _pixels_store(self, sf: Any, generation: int, pixels_id: int) -> Any:
@@ -587,7 +607,10 @@ def _plain(value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, _SCALAR_RTYPES):
-        return value.val
+        # ``_val`` is what ``val`` returns (omero/rtypes.py: ``__getattr__``
+        # answers "val" with ``getValue()``, which returns ``self._val``),
+        # without the two Python calls per value
+        return value._val
     return unwrap(value)
 
 

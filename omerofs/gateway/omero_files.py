@@ -22,7 +22,7 @@ from omero.rtypes import rlong, rstring
 from . import queries as Q
 from .errors import GatewayError
 from .omero_writes import GatewayPlumbing, _quiet_close
-from .types import FileAnnotationInfo, Target, TargetKind
+from .types import FileAnnotationInfo, PlateFiles, Target, TargetKind
 
 log = logging.getLogger("omerofs.gateway")
 
@@ -38,17 +38,23 @@ class FileAnnotations(GatewayPlumbing):
         def delete(self, kind: str, ids: Sequence[int]) -> None: ...
 
     def list_file_annotations(self, plate_id: int) -> list[FileAnnotationInfo]:
+        return list(self.plate_files(plate_id).annotations)
+
+    def plate_files(self, plate_id: int) -> PlateFiles:
         out: list[FileAnnotationInfo] = []
         # one call (queries.FILE_ANNOTATIONS): where each is listed, by its links
-        for aid, fid, name, path, size, mimetype, ns, plate, well, image in \
-                self._projection(Q.FILE_ANNOTATIONS, pid=plate_id):
+        rows = self._projection(Q.FILE_ANNOTATIONS, pid=plate_id)
+        for aid, fid, name, path, size, mimetype, ns, plate, well, image, *_ in rows:
             target = Target(TargetKind.PLATE, plate) if plate is not None else \
                 Target(TargetKind.WELL, well) if well is not None else \
                 Target(TargetKind.IMAGE, image)
             out.append(FileAnnotationInfo(id=aid, file_id=fid, name=name or "",
                                           path=path or "", size=size or 0,
                                           mimetype=mimetype, ns=ns, target=target))
-        return out
+        # the same on every row; without rows, the value of a plate without files
+        n = len(Q.FILES_FINGERPRINT_NONE)
+        fingerprint = tuple(rows[0][-n:]) if rows else Q.FILES_FINGERPRINT_NONE
+        return PlateFiles(tuple(out), fingerprint)
 
     def read_file(self, file_id: int) -> bytes:
         def run(sf: Any) -> bytes:

@@ -17,7 +17,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from .types import FileAnnotationInfo, ImageInfo, PlaneIndex, PlateStructure, PlateSummary, Target
+from .types import (
+    FileAnnotationInfo,
+    ImageInfo,
+    PlaneIndex,
+    PlateFiles,
+    PlateFingerprint,
+    PlateStructure,
+    PlateSummary,
+    Target,
+)
 
 
 @runtime_checkable
@@ -54,7 +63,15 @@ class Gateway(Protocol):
 
     def load_plate(self, plate_id: int, plate: PlateSummary | None = None) -> PlateStructure:
         """The plate's wells, fields and image sizes, in O(1) server calls: one
-        when the caller passes the plate's summary, two otherwise."""
+        when the caller passes the plate's summary, two otherwise. Its
+        ``fingerprint`` is the layout's, read with the wells (same snapshot)."""
+
+    def plate_fingerprint(self, plate_id: int) -> PlateFingerprint:
+        """One server call: the plate's row and the fingerprints its layout and
+        its files would load with now. Equal fingerprints (``key()``) mean
+        an equal listing: every change a listing shows changes one of them
+        (docs/performance.rst says what each covers). NotFound if the plate
+        does not exist or is not readable."""
 
     def read_plane(self, image: ImageInfo, plane: PlaneIndex) -> bytes:
         """One whole plane, big-endian, exactly ``image.plane_bytes`` long. Planes
@@ -69,6 +86,10 @@ class Gateway(Protocol):
     def list_file_annotations(self, plate_id: int) -> list[FileAnnotationInfo]:
         """FileAnnotations linked to the plate, its wells and its wells' images,
         in O(1) server calls."""
+
+    def plate_files(self, plate_id: int) -> PlateFiles:
+        """The same annotations (one server call) with the fingerprint of the
+        links, annotations and files they were read from (same snapshot)."""
 
     def read_file(self, file_id: int) -> bytes:
         """The whole content of an OriginalFile."""

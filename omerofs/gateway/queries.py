@@ -8,22 +8,90 @@ column order is part of the contract and documented beside each query.
 
 from __future__ import annotations
 
-#: Plates visible to the session (all groups).
-#: columns: id, name, rows, columns, creation time (ms since epoch), status
-#: (omerofs marks the plates it creates with DERIVED_STATUS), rowNamingConvention,
-#: columnNamingConvention (optional strings, omero-model screen.ome.xml:39-40)
-LIST_PLATES = (
+#: The columns of a Plate's row, in LIST_PLATES, GET_PLATE and PLATE_FINGERPRINT:
+#: id, name, rows, columns, creation time (ms since epoch), status (omerofs
+#: marks the plates it creates with DERIVED_STATUS), rowNamingConvention,
+#: columnNamingConvention (optional strings, omero-model screen.ome.xml:39-40),
+#: and the id of its update Event (the plate's part of a fingerprint, below)
+_PLATE_ROW = (
     "select p.id, p.name, p.rows, p.columns, p.details.creationEvent.time, p.status, "
-    "p.rowNamingConvention, p.columnNamingConvention "
-    "from Plate p order by p.id"
+    "p.rowNamingConvention, p.columnNamingConvention, p.details.updateEvent.id"
 )
 
-#: One plate's row (same columns as LIST_PLATES). params: pid
-GET_PLATE = (
-    "select p.id, p.name, p.rows, p.columns, p.details.creationEvent.time, p.status, "
-    "p.rowNamingConvention, p.columnNamingConvention "
-    "from Plate p where p.id = :pid"
+#: Plates visible to the session (all groups); columns: _PLATE_ROW
+LIST_PLATES = f"{_PLATE_ROW} from Plate p order by p.id"
+
+#: One plate's row (columns: _PLATE_ROW). params: pid
+GET_PLATE = f"{_PLATE_ROW} from Plate p where p.id = :pid"
+
+# --- fingerprints -----------------------------------------------------------------------
+# A plate's fingerprint changes whenever something its listing shows changes,
+# so that a reload of an unchanged plate costs one call (PLATE_FINGERPRINT)
+# instead of a full load (docs/performance.rst, "Reloads"). It is made of sums
+# over the rows the listing is built from, each row contributing
+# ``id + updateEvent id * _K``, because OMERO stamps every row it inserts and
+# every row whose columns it updates with the Event of that call:
+#
+# * insert: Details.updateEvent = the call's Event (omero-server
+#   ome/security/basic/CurrentDetails.java:430-435 createDetails, used by
+#   OmeroInterceptor.onSave, OmeroInterceptor.java:176-190 and :700);
+# * update: Hibernate's pre-update listener sets it when a column is dirty
+#   (omero-server ome/security/basic/UpdateEventListener.java:52-65,
+#   registered in EventListenersFactoryBean.java:167-168);
+# * every type read here is mutable, so has the update_id column (omero-model
+#   templates/object.vm:1938-1943; only Event, EventLog, ExternalInfo and
+#   DBPatch are immutable, mappings/meta.ome.xml:96-127);
+# * rewriting an OriginalFile through RawFileStore sets its size, hash and
+#   mtime and flushes (omero-server ome/services/RawFileBean.java:240-249,
+#   :266): an update, so a new updateEvent;
+# * a delete leaves nothing behind: the row's ``id + ...`` leaves the sum;
+#   ids are never reused, so an insert and a delete do not cancel out.
+#
+# What updateEvent does not see are the list positions Hibernate writes for
+# ordered collections (Well.wellSamples, screen.ome.xml:71; Pixels.channels,
+# acquisition.ome.xml:83): the collection persister updates the index column
+# without an entity update, and OMERO's entities are unversioned (@Version is
+# commented out, object.vm:452-453), so no listener runs. The positions enter
+# the sums as terms of their own: ``(index + 1) * id`` (any exchange of two
+# fields or channels changes it) and, for a field's well,
+# ``mod(well id, P) * mod(field id, P)``.
+#
+# Each sum is an uncorrelated select-clause subquery (Hibernate 3.6 reference
+# 16.13; PostgreSQL computes one once per statement, as an InitPlan), so the
+# loading queries carry the fingerprint of exactly the snapshot they read, and
+# PLATE_FINGERPRINT computes the same expressions alone. Hibernate types each
+# sum as long (tests/test_hql.py).
+# _K: update event ids weigh more than ids. Kept small so that no sum leaves
+# a signed 64-bit long, which is what Hibernate reads it as (PostgreSQL sums
+# bigints as numeric; a value past 2**63 fails the whole query, and a plate
+# whose load fails cannot be listed): with ids below 2**36 and events below
+# 2**33 a channel row adds under 2**44, so a plate of up to 2**19 rows
+# (fields x channels) stays below 2**63 (2**20 here overflowed from about
+# 2**27 events at 17,000 rows: an IDR-sized plate on a busy server).
+_K = 256
+_P = 1000003  # a prime: the products of the position terms stay far below 2**63
+_LAYOUT_FINGERPRINT = (
+    # wells: added, removed, row or column changed
+    f"(select sum(fw.id + fw.details.updateEvent.id * {_K}) from Well fw "
+    f"where fw.plate.id = :pid), "
+    # fields: added, removed, image or run changed, moved; their runs (startTime)
+    f"(select sum(fs.id + fs.details.updateEvent.id * {_K} + (index(fs) + 1) * fs.id "
+    f"+ mod(fsw.id, {_P}) * mod(fs.id, {_P}) "
+    f"+ coalesce(fr.id + fr.details.updateEvent.id * {_K}, 0)) "
+    f"from Well fsw join fsw.wellSamples fs left outer join fs.plateAcquisition fr "
+    f"where fsw.plate.id = :pid), "
+    # images (name), pixels (sizes, type, physical sizes), channels (order),
+    # logical channels (name)
+    f"(select sum(fi.id + fi.details.updateEvent.id * {_K} "
+    f"+ coalesce(fp.id + fp.details.updateEvent.id * {_K}, 0) "
+    f"+ coalesce(fc.id + (index(fc) + 1) * fc.id + fc.details.updateEvent.id * {_K}, 0) "
+    f"+ coalesce(fl.id + fl.details.updateEvent.id * {_K}, 0)) "
+    f"from WellSample fis join fis.image fi left outer join fi.pixels fp "
+    f"left outer join fp.channels fc left outer join fc.logicalChannel fl "
+    f"where fis.well.plate.id = :pid)"
 )
+#: what each column of _LAYOUT_FINGERPRINT covers (and their number)
+LAYOUT_FINGERPRINT_COLUMNS = ("wells", "fields and runs", "images, pixels and channels")
 
 #: Plate.status of plates made by ``mkdir`` in a mount: listed by name, writable
 DERIVED_STATUS = "omerofs:derived"
@@ -46,13 +114,15 @@ DERIVED_STATUS = "omerofs:derived"
 #: WellSample.plateAcquisition is optional (screen.ome.xml:81), hence the outer
 #: join: a sample without a run has nulls there; PlateAcquisition.startTime is
 #: an optional timestamp (screen.ome.xml:27), ms since the epoch in the reply.
+#: The last three columns are the same on every row: the layout's fingerprint
+#: (_LAYOUT_FINGERPRINT), of the snapshot the rows come from.
 PLATE_LAYOUT = (
     "select w.id, w.row, w.column, ws.id, index(ws), img.id, img.name, pix.id, "
     "pix.sizeX, pix.sizeY, pix.sizeZ, pix.sizeC, pix.sizeT, pt.value, "
     "pix.physicalSizeX.value, pix.physicalSizeX.unit, "
     "pix.physicalSizeY.value, pix.physicalSizeY.unit, "
     "pix.physicalSizeZ.value, pix.physicalSizeZ.unit, index(ch), lc.name, "
-    "pa.id, pa.startTime "
+    f"pa.id, pa.startTime, {_LAYOUT_FINGERPRINT} "
     "from Well w left outer join w.wellSamples ws left outer join ws.image img "
     "left outer join img.pixels pix left outer join pix.pixelsType pt "
     "left outer join pix.channels ch left outer join ch.logicalChannel lc "
@@ -77,16 +147,51 @@ _PLATE_LINKS = "from PlateAnnotationLink pl where pl.parent.id = :pid"
 _WELL_LINKS = "from WellAnnotationLink wl where wl.parent.plate.id = :pid"
 _IMAGE_LINKS = ("from ImageAnnotationLink il, WellSample ws where ws.image.id = il.parent.id "
                 "and ws.well.plate.id = :pid")
+_LINKED = (f"(fa.id in (select pl.child.id {_PLATE_LINKS}) "
+           f"or fa.id in (select wl.child.id {_WELL_LINKS}) "
+           f"or fa.id in (select il.child.id {_IMAGE_LINKS}))")
+#: The fingerprint of a plate's files (see _LAYOUT_FINGERPRINT): its three
+#: kinds of links to FileAnnotations (added, removed, moved), then the listed
+#: annotations (ns) with their OriginalFiles (name, path, size, content).
+#: Each sum runs over the rows FILE_ANNOTATIONS reads; all four are null when
+#: the plate has no file (SQL sums of no rows): FILES_FINGERPRINT_NONE.
+_FILES_FINGERPRINT = (
+    f"(select sum(fpl.id + fpl.details.updateEvent.id * {_K}) "
+    "from PlateAnnotationLink fpl, FileAnnotation fpa "
+    "where fpl.child.id = fpa.id and fpl.parent.id = :pid), "
+    f"(select sum(fwl.id + fwl.details.updateEvent.id * {_K}) "
+    "from WellAnnotationLink fwl, FileAnnotation fwa "
+    "where fwl.child.id = fwa.id and fwl.parent.plate.id = :pid), "
+    f"(select sum(fil.id + fil.details.updateEvent.id * {_K}) "
+    "from ImageAnnotationLink fil, WellSample fiws, FileAnnotation fia "
+    "where fil.child.id = fia.id and fiws.image.id = fil.parent.id "
+    "and fiws.well.plate.id = :pid), "
+    f"(select sum(fa.id + ff.id + (fa.details.updateEvent.id + ff.details.updateEvent.id) * {_K}) "
+    f"from FileAnnotation fa join fa.file ff where {_LINKED})"
+)
+#: the files fingerprint of a plate without files (and its length)
+FILES_FINGERPRINT_NONE: tuple[None, ...] = (None, None, None, None)
+#: ... then the files' fingerprint (_FILES_FINGERPRINT), the same on every row.
 FILE_ANNOTATIONS = (
     "select a.id, f.id, f.name, f.path, f.size, f.mimetype, a.ns, "
     f"(select max(pl.parent.id) {_PLATE_LINKS} and pl.child.id = a.id), "
     f"(select min(wl.parent.id) {_WELL_LINKS} and wl.child.id = a.id), "
-    f"(select min(il.parent.id) {_IMAGE_LINKS} and il.child.id = a.id) "
+    f"(select min(il.parent.id) {_IMAGE_LINKS} and il.child.id = a.id), "
+    f"{_FILES_FINGERPRINT} "
     "from FileAnnotation a join a.file f "
     f"where a.id in (select pl.child.id {_PLATE_LINKS}) "
     f"or a.id in (select wl.child.id {_WELL_LINKS}) "
     f"or a.id in (select il.child.id {_IMAGE_LINKS}) "
     "order by a.id"
+)
+
+#: One call telling whether a plate's listing changed: the plate's row
+#: (_PLATE_ROW, its updateEvent last), the layout's fingerprint (as the last
+#: three columns of PLATE_LAYOUT), the files' (as the last four of
+#: FILE_ANNOTATIONS). No row: the plate is gone or unreadable. params: pid
+PLATE_FINGERPRINT = (
+    f"{_PLATE_ROW}, {_LAYOUT_FINGERPRINT}, {_FILES_FINGERPRINT} "
+    "from Plate p where p.id = :pid"
 )
 
 #: The PixelsType object for a value such as 'uint16'. params: value
@@ -128,6 +233,7 @@ ALL = frozenset(
         GET_PLATE,
         PLATE_LAYOUT,
         FILE_ANNOTATIONS,
+        PLATE_FINGERPRINT,
         PIXELS_TYPE,
         IMAGE_PIXELS,
         WELL_WITH_SAMPLES,

@@ -153,6 +153,14 @@ class PlateSummary:
     #: getRowLabels/getColumnLabels, omero-py gateway/__init__.py:6727-6751)
     row_naming: str | None = None
     column_naming: str | None = None
+    #: what changes with every change of the plate's row (on OMERO: the id of
+    #: its update Event); None when unknown. Part of :class:`PlateFingerprint`.
+    version: int | None = None
+
+
+#: A fingerprint: opaque values compared only for equality. Equal
+#: fingerprints of a plate mean an equal listing (docs/performance.rst).
+Fingerprint = tuple[int | None, ...]
 
 
 @dataclass(frozen=True)
@@ -226,6 +234,9 @@ class PlateStructure:
 
     plate: PlateSummary
     wells: tuple[WellInfo, ...] = field(default_factory=tuple)
+    #: the fingerprint of the wells, fields, images and runs these come from
+    #: (None: unknown, e.g. a plate without wells)
+    fingerprint: Fingerprint | None = None
 
     @property
     def n_columns(self) -> int:
@@ -250,6 +261,32 @@ class FileAnnotationInfo:
     mimetype: str | None
     ns: str | None
     target: Target
+
+
+@dataclass(frozen=True)
+class PlateFiles:
+    """The FileAnnotations of a plate (as ``list_file_annotations``) and the
+    fingerprint of the links, annotations and files they come from."""
+
+    annotations: tuple[FileAnnotationInfo, ...]
+    fingerprint: Fingerprint | None
+
+
+@dataclass(frozen=True)
+class PlateFingerprint:
+    """What one call says about a plate (``Gateway.plate_fingerprint``): its
+    row, and the fingerprints that :attr:`PlateStructure.fingerprint` and
+    :attr:`PlateFiles.fingerprint` would have if it were loaded now."""
+
+    plate: PlateSummary
+    layout: Fingerprint | None
+    files: Fingerprint | None
+
+    def key(self) -> tuple[object, ...] | None:
+        """The whole fingerprint, None if any part is unknown (then it matches nothing)."""
+        if self.plate.version is None or self.layout is None or self.files is None:
+            return None
+        return (self.plate.version, self.layout, self.files)
 
 
 @dataclass(frozen=True)
