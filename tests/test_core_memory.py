@@ -359,9 +359,10 @@ def test_prefetch_crosses_into_the_next_well_past_plate_files(gw, tmp_path):
         b01 = ns.lookup(p.ino, "B01")
         assert [n for n, _ in ns.listing(p.ino)] == [".omerofs", "A01", "A1.csv", "B01",
                                                     "B1.csv", "B2notes", "C01"]
-        assert ns.prefetch_after(ns.lookup(a01.ino, "A01_s001_z000_c000.tif").ino) == 0
+        # the opened file's own plane only: no well crossed yet
+        assert ns.prefetch_after(ns.lookup(a01.ino, "A01_s001_z000_c000.tif").ino) == 1
         last = ns.lookup(b01.ino, "B01_s001_z000_c000.tif")
-        assert ns.prefetch_after(last.ino) == 1  # the plane of C01
+        assert ns.prefetch_after(last.ino) == 2  # its own plane and the plane of C01
     finally:
         ns.close()
 
