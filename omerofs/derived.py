@@ -29,7 +29,7 @@ from .gateway import Gateway, GatewayError, ImageInfo, PlaneIndex
 from .gateway.types import whole_plane_writable
 from .listing import Listings, plate_name_ok
 from .planes import PlaneReader
-from .spool import PLANE, Entry, Upload
+from .spool import PLANE, Entry, Spool, Upload
 from .tiff import decode_plane, pixel_type_of
 from .tree import (
     FileState,
@@ -205,11 +205,34 @@ class DerivedPlates:
         f = node.file
         with self.tree.locked():
             f.writers += 1
-        if truncate and f.entry is not None:
+            # a plane refused at its close is dropped at its release, which
+            # the kernel sends after close returns: an open of the same name
+            # right after (its lookup came first) finds it dropped, and
+            # starts it again, empty, as a create would (before: its writes
+            # failed with EBADF; found by a shadow-model hunt)
+            dropped = f.entry is None
+        if dropped:
+            self._start_again(node, spool)
+        elif truncate and f.entry is not None:
             spool.truncate(f.entry.id, 0)
             with self.tree.locked():
                 node.size = 0
                 f.changed()
+
+    def _start_again(self, node: Node, spool: Spool) -> None:
+        """A new, empty spooled copy for a written plane that was dropped; its
+        name comes back unless another file took it meanwhile."""
+        well = self.tree.node(node.parent)
+        assert well.dir.well_id is not None and node.plate_id is not None
+        entry = spool.create(Upload(plate_id=node.plate_id, target_kind="Well",
+                                    target_id=well.dir.well_id, name=node.name), PLANE)
+        with self.tree.locked():
+            f = node.file
+            f.status, f.reason = WriteStatus.DIRTY, None
+            node.size = 0
+            self.tree.bind_entry(node, entry)
+            if self.tree.lookup(well.ino, node.name) is None:
+                well.dir.add_child(node.name, node.ino)
 
     def _site(self, well: Node, site: int) -> SiteBuffer:
         d = well.dir

@@ -574,3 +574,34 @@ def test_a_user_directory_known_from_the_server_stays_when_its_last_file_leaves(
     assert ns.lookup(p.ino, "s2") is None
     assert [(a.name, a.path) for a in gw.list_file_annotations(plate.id)] == (
         [("a.csv", "")] if how == "move" else [])
+
+
+def test_a_plane_refused_then_opened_again_before_its_release_takes_new_bytes(gw, tmp_path):
+    """A plane refused at its close is dropped at its release; the kernel
+    sends that release after close returns, so a writer may open the same
+    name again (its lookup done) just after the drop. That open starts the
+    plane again, empty: its writes work and its close judges the new bytes
+    (before: EBADF on the first write)."""
+    ns = make_ns(gw, tmp_path / "spool")
+    plate = ns.mkdir(ROOT_INODE, "derived")
+    wnode = ns.mkdir(plate.ino, "A01")
+    name = layout.plane_name("A01", layout.PlaneKey(1, 0, 0), False)
+    f = ns.create(wnode.ino, name)  # the kernel's inode for the name from here on
+    ns.write(f.ino, 0, b"not a tiff")
+    with pytest.raises(OSError) as e:
+        ns.flush(f.ino)
+    assert e.value.errno == errno.EINVAL
+    ns.release(f.ino)  # dropped: no longer listed
+    assert ns.lookup(wnode.ino, name) is None
+    arr = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    ns.open_write(f.ino, truncate=True)  # the same inode, opened again
+    ns.write(f.ino, 0, tiff_bytes(arr))
+    ns.flush(f.ino)
+    ns.release(f.ino)
+    assert ns.lookup(wnode.ino, name) is f
+    assert ns.flush_sites() == []
+    [w] = gw.load_plate(plate.plate_id or 0).wells
+    [sample] = w.samples
+    got = np.frombuffer(gw.read_plane(sample.image, PlaneIndex(0, 0, 0)), dtype=">u2")
+    np.testing.assert_array_equal(got.reshape(3, 4), arr)
+    assert ns.pending() == []
