@@ -8,8 +8,11 @@ memory as the nodes themselves, so most numbers are computed instead:
 
 * a well's, from its plate, row and column;
 * a plane's and a stack's, from the *showing* of its image (an image in one
-  well directory: a small counted number, one table entry per image shown,
-  not per file) and, for a plane, its z, c and t.
+  well directory) and, for a plane, its z, c and t. A listed showing is
+  numbered by its WellSample id, which OMERO gives each image in each well
+  once (below 2**30; nothing kept: a walk over any number of plates keeps
+  no table entry per image); other showings get a counted number from
+  2**30 up, one table entry each.
 
 Every other identity (plates, text files, run directories, keys whose parts
 do not fit the computed ranges) is counted and kept in a table. Not
@@ -27,6 +30,8 @@ _WELL_BASE, _STACK_BASE, _PLANE_BASE = 1 << 60, 1 << 61, 1 << 62
 #: kinds of keys that name an image's showing: (kind, well directory inode,
 #: pixels id, ...) -> length of the whole key
 _SHOWING_KEYS = {"plane": 6, "stack": 3}
+#: showings numbered by their WellSample id are below this; counted ones from it
+_COUNTED_SHOWINGS = 1 << 30
 
 
 def computed_inode(key: Hashable) -> int | None:
@@ -64,15 +69,27 @@ class Inodes:
         self._showings: dict[tuple[object, object], int] = {}
         self._next = first
 
-    def of(self, key: Hashable) -> int:
-        """The inode of ``key``, given once and kept for the mount."""
+    def of(self, key: Hashable, sample: int | None = None) -> int:
+        """The inode of ``key``, given once and kept for the mount. ``sample``:
+        the WellSample id of a plane's or stack's showing (the caller gives
+        it for a key every time, or never), which numbers the showing
+        without a table entry."""
         ino = self._table.get(key)
         if ino is None:
-            ino = computed_inode(self._by_showing(key))
+            if sample is not None and 0 <= sample < _COUNTED_SHOWINGS and \
+                    isinstance(key, tuple) and key and _SHOWING_KEYS.get(key[0]) == len(key):
+                ino = computed_inode((key[0], sample, *key[3:]))
+            else:
+                ino = computed_inode(self._by_showing(key))
             if ino is None:
                 ino = self._table[key] = self._next
                 self._next += 1
         return ino
+
+    def kept(self) -> int:
+        """How many identities the table keeps (bound, counted and counted
+        showings): what grows with what a mount has listed."""
+        return len(self._table) + len(self._showings)
 
     def known(self, key: Hashable) -> int | None:
         """The inode bound or counted for ``key``, if any (not computed ones)."""
@@ -91,5 +108,5 @@ class Inodes:
         showing = (key[1], key[2])
         n = self._showings.get(showing)
         if n is None:
-            n = self._showings[showing] = len(self._showings)
+            n = self._showings[showing] = _COUNTED_SHOWINGS + len(self._showings)
         return (key[0], n, *key[3:])

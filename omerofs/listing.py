@@ -460,13 +460,18 @@ class Listings:
                 # two plates is two files
                 f = self.tree.new_node(("plane", well.ino, image.pixels_id, z, c, t),
                                        Kind.PLANE, fname, well.ino, mtime, size=size,
-                                       plate_id=plate.plate_id, pstate=state)
-                f.name = fname  # a written plane's node keeps its inode, takes the name
+                                       plate_id=plate.plate_id, pstate=state,
+                                       sample=sample.id)
+                # a written plane's node keeps its inode, takes the name; a
+                # field moved into a run's directory keeps its inode too
+                f.name, f.parent = fname, well.ino
                 files[fname] = f.ino
             if self.stacks and not derived:
                 sname = layout.stack_name(wname, site)
                 st = self.tree.new_node(("stack", well.ino, image.pixels_id), Kind.STACK,
-                                        sname, well.ino, mtime, plate_id=plate.plate_id)
+                                        sname, well.ino, mtime, plate_id=plate.plate_id,
+                                        sample=sample.id)
+                st.parent = well.ino
                 if st.stack is None:
                     st.stack = stack_for(image, (("omero.well", wname),
                                                  ("omero.site", str(site))))

@@ -364,10 +364,15 @@ class Tree:
         self._on_removed = lambda parent, name: None
 
     # --- inodes --------------------------------------------------------------------------
-    def inode(self, key: Hashable) -> int:
+    def inode(self, key: Hashable, sample: int | None = None) -> int:
         """The inode of an object identity, given once and kept for the mount
-        (:class:`omerofs.inodes.Inodes`: bound, else computed, else counted)."""
-        return self._inodes.of(key)
+        (:class:`omerofs.inodes.Inodes`: bound, else computed, else counted;
+        ``sample``: a plane's or stack's WellSample id, see there)."""
+        return self._inodes.of(key, sample)
+
+    def inodes_kept(self) -> int:
+        """Identities whose inode is kept in a table (see :meth:`Inodes.kept`)."""
+        return self._inodes.kept()
 
     def known_inode(self, key: Hashable) -> int | None:
         return self._inodes.known(key)
@@ -377,9 +382,9 @@ class Tree:
         self._inodes.bind(key, ino)
 
     def new_node(self, key: Hashable, kind: Kind, name: str, parent: int, mtime: float,
-                 **kw: Any) -> Node:
+                 sample: int | None = None, **kw: Any) -> Node:
         """The node of ``key``: made on first sight, else the existing one as is."""
-        ino = self.inode(key)
+        ino = self.inode(key, sample)
         node = self._nodes.get(ino)
         if node is None:
             node = self._nodes[ino] = Node(ino, kind, name, parent, mtime, **kw)

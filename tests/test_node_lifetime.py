@@ -240,3 +240,25 @@ def test_refresh_names_the_planes_gone_from_a_run_directory(gw, tmp_path):
         "A02_s001_z000_c000.tif", "A02_s001_z001_c000.tif", "A02_s002_z000_c000.tif"]
     gw.delete("Image", [extra.id])
     assert ns.refresh(layout.plate_dir_name(pid)) == [(a02.ino, "A02_s002_z000_c000.tif")]
+
+
+def test_walking_more_plates_keeps_no_inode_entry_per_image(gw, tmp_path):
+    """Planes and stacks are numbered by their field's WellSample id: listing
+    (and dropping) more plates keeps the inode table as it was but for the
+    plates' own entries, whatever their images (a table entry per image shown
+    grew a 1,000-plate walk by ~200 KB a plate); a plate loaded again gives
+    every file the inode it had."""
+    ids = [add_plate(gw, f"p{i}", 100 * i) for i in range(6)]
+    for pid in ids:  # more images per plate: 2 wells x 3 fields
+        for w in [w for w in gw.wells.values() if w.plate_id == pid]:
+            for extra in range(2):
+                gw.create_image(w.id, f"x{extra}", 4, 3, 1, 1, 1, "uint16",
+                                {PlaneIndex(0, 0, 0): bytes(24)})
+    ns = make_ns(gw, tmp_path, budget=40)
+    first = files_of(ns, load_plate(ns, ids[0]))
+    kept = ns.tree.inodes_kept()
+    for pid in ids[1:]:
+        files_of(ns, load_plate(ns, pid))
+    per_plate = (ns.tree.inodes_kept() - kept) / (len(ids) - 1)
+    assert per_plate <= 3, per_plate  # the plate, its index directory and files
+    assert files_of(ns, load_plate(ns, ids[0])) == first

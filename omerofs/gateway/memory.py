@@ -69,6 +69,7 @@ class MemoryGateway:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._next_id = 1
+        self._sample_ids: dict[tuple[int, int], int] = {}
         self._connected = False
         self.plates: dict[int, PlateSummary] = {}
         self.wells: dict[int, _Well] = {}
@@ -105,6 +106,15 @@ class MemoryGateway:
     def _new_id(self) -> int:
         self._next_id += 1
         return self._next_id
+
+    def _sample_id(self, well_id: int, image_id: int) -> int:
+        """The WellSample id of an image in a well: unique, as on OMERO (an
+        image shown in two wells is two samples), given on first sight."""
+        key = (well_id, image_id)
+        sid = self._sample_ids.get(key)
+        if sid is None:
+            sid = self._sample_ids[key] = self._new_id()
+        return sid
 
     # --- session -----------------------------------------------------------------------
     def connect(self) -> None:
@@ -153,7 +163,8 @@ class MemoryGateway:
                                       w.column or 0))
         infos = tuple(
             WellInfo(w.id, w.row, w.column, tuple(
-                WellSampleInfo(id=image_id, index=i, image=self.images[image_id],
+                WellSampleInfo(id=self._sample_id(w.id, image_id), index=i,
+                               image=self.images[image_id],
                                run_id=w.runs.get(image_id, (None, None))[0],
                                run_start=w.runs.get(image_id, (None, None))[1])
                 for i, image_id in enumerate(w.images))) for w in wells)
