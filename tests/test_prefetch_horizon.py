@@ -6,10 +6,24 @@ lock and a lookup each, on every open)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from omerofs.devserver.seed import PlateSpec
 
 from .test_namespace import make_ns, plate_node
+
+
+def spy_on_offers(ns, record: Callable[[list], object]) -> None:
+    """Every list of keys ``ns`` offers its plane cache to prefetch goes to
+    ``record`` first."""
+    real = ns.planes.cache.prefetch_counted
+
+    def spy(keys):
+        keys = list(keys)
+        record(keys)
+        return real(keys)
+
+    ns.planes.cache.prefetch_counted = spy
 
 
 def test_sequential_opens_offer_each_key_to_the_cache_once(server, gw):
@@ -19,14 +33,7 @@ def test_sequential_opens_offer_each_key_to_the_cache_once(server, gw):
     # (keys it stops at are not settled, and are offered again by the next open)
     ns = make_ns(gw, prefetch_depth=4, prefetch_workers=4)
     offered: Counter = Counter()
-    real = ns.planes.cache.prefetch_counted
-
-    def spy(keys):
-        keys = list(keys)
-        offered.update(keys)
-        return real(keys)
-
-    ns.planes.cache.prefetch_counted = spy  # type: ignore[method-assign]
+    spy_on_offers(ns, offered.update)
     try:
         plate = plate_node(ns, seeded.plate_id)
         ns.load(plate.ino)
@@ -58,14 +65,7 @@ def test_an_open_fetches_the_opened_plane_first(server, gw):
                                    size_y=8, size_z=1, size_c=1))
     ns = make_ns(gw, prefetch_depth=4, prefetch_workers=4)
     offered: list = []
-    real = ns.planes.cache.prefetch_counted
-
-    def spy(keys):
-        keys = list(keys)
-        offered.append(keys)
-        return real(keys)
-
-    ns.planes.cache.prefetch_counted = spy  # type: ignore[method-assign]
+    spy_on_offers(ns, offered.append)
     try:
         plate = plate_node(ns, seeded.plate_id)
         ns.load(plate.ino)
