@@ -130,7 +130,9 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         minimum=0,
         doc=(
         "Kernel readahead of the mount, in KiB, set in ``/sys/class/bdi`` when the mount "
-        "starts (0: leave the kernel's default, 128 KiB). Larger readahead means fewer, "
+        "starts, just after the mount point is live (the kernel's INIT must be answered "
+        "first; reads in that first instant use the default; the log says when it is "
+        "set). 0: leave the kernel's default, 128 KiB. Larger readahead means fewer, "
         "larger read requests per file. Needs write access to sysfs (root); otherwise "
         "the mount logs that it keeps the default and goes on.")),
     Key("workers", int, 16, "concurrent server calls", minimum=1,

@@ -57,6 +57,14 @@ def test_readahead_makes_one_request_per_small_file(mount, plate):
     """A 256 KiB plane file read with 1 MiB read(2) calls reaches the mount as one
     read request (the kernel's default readahead of 128 KiB would make three)."""
     m = mount()
+    # the mount raises the window just after it is live (the kernel's INIT must
+    # be answered first), and the test's mount helper returns as soon as the
+    # mount point is live: wait for the mount to say it is done (a fresh clone's
+    # CI run read 128 here)
+    deadline = time.monotonic() + 30
+    while "kernel readahead" not in m.log:
+        assert time.monotonic() < deadline, m.log
+        time.sleep(0.05)
     dev = os.stat(m.mountpoint).st_dev
     ra = Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb")
     assert ra.read_text().strip() == "1024", m.log
