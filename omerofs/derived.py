@@ -173,9 +173,8 @@ class DerivedPlates:
             raise refuse(errno.EINVAL, f"create {name}: not a plane name of well {well.name} "
                                        f"({well.name}_s001_z000_c000[_t000].tif)")
         spool = self.tree.require_spool()
-        assert well.dir.well_id is not None and plate.plate_id is not None
-        entry = spool.create(Upload(plate_id=plate.plate_id, target_kind="Well",
-                                    target_id=well.dir.well_id, name=name), PLANE)
+        assert plate.plate_id is not None
+        entry = self._plane_entry(spool, well, plate.plate_id, name)
         with self.tree.locked():
             existing = self.tree.lookup(well.ino, name)
             if existing is not None and existing.kind is not Kind.PLANE:
@@ -194,10 +193,9 @@ class DerivedPlates:
         gains a writer."""
         spool = self.tree.require_spool()
         if node.kind is Kind.PLANE:
-            well = self.tree.node(node.parent)
-            assert well.dir.well_id is not None and node.plate_id is not None
-            entry = spool.create(Upload(plate_id=node.plate_id, target_kind="Well",
-                                        target_id=well.dir.well_id, name=node.name), PLANE)
+            assert node.plate_id is not None
+            entry = self._plane_entry(spool, self.tree.node(node.parent), node.plate_id,
+                                      node.name)
             with self.tree.locked():
                 node.become_incoming(FileState(writers=1, status=WriteStatus.DIRTY))
                 self.tree.bind_entry(node, entry)
@@ -219,13 +217,19 @@ class DerivedPlates:
                 node.size = 0
                 f.changed()
 
+    @staticmethod
+    def _plane_entry(spool: Spool, well: Node, plate_id: int, name: str) -> Entry:
+        """A new, empty spool entry for plane file ``name`` written into ``well``."""
+        assert well.dir.well_id is not None
+        return spool.create(Upload(plate_id=plate_id, target_kind="Well",
+                                   target_id=well.dir.well_id, name=name), PLANE)
+
     def _start_again(self, node: Node, spool: Spool) -> None:
         """A new, empty spooled copy for a written plane that was dropped; its
         name comes back unless another file took it meanwhile."""
         well = self.tree.node(node.parent)
-        assert well.dir.well_id is not None and node.plate_id is not None
-        entry = spool.create(Upload(plate_id=node.plate_id, target_kind="Well",
-                                    target_id=well.dir.well_id, name=node.name), PLANE)
+        assert node.plate_id is not None
+        entry = self._plane_entry(spool, well, node.plate_id, node.name)
         with self.tree.locked():
             f = node.file
             f.status, f.reason = WriteStatus.DIRTY, None
