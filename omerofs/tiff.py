@@ -477,7 +477,7 @@ def _image_lengths(image: ImageInfo) -> tuple[object, ...] | None:
         v = image.channel_name(c)
         if v is None:
             names.append(None)
-        elif v.isascii() and v.isprintable() and _XML_SPECIAL.isdisjoint(v):
+        elif _plain(v):
             names.append(len(v))
         else:
             return None
@@ -538,7 +538,7 @@ def _lengths(meta: PlaneMeta) -> tuple[object, ...] | None:
         if t is int:
             out.append((1, len(str(v)), v < 0))
         elif t is str:
-            if not (v.isascii() and v.isprintable() and _XML_SPECIAL.isdisjoint(v)):
+            if not _plain(v):
                 return None
             out.append((2, len(v)))
         elif v is None or t is float or t is bool:
@@ -563,6 +563,12 @@ _meta_values = operator.attrgetter(*_META_FIELDS)
 
 #: characters that XML text or attributes escape (omerofs.omexml._SPECIAL)
 _XML_SPECIAL = frozenset('&<>"\n\r\t')
+
+
+def _plain(text: str) -> bool:
+    """Is ``text`` written into the OME-XML as it is (printable ASCII that
+    XML does not escape), so that its length alone sets the header's?"""
+    return text.isascii() and text.isprintable() and _XML_SPECIAL.isdisjoint(text)
 
 
 def pixel_type_of(dtype: np.dtype | type | str) -> str:
