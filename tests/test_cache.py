@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 
@@ -21,15 +20,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from omerofs.cache import CacheStats, PlaneCache
 
+from .waiting import wait_for
+
 TIMEOUT = 10.0
 
 
 def wait_until(pred: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.001)
+    wait_for("condition", pred, timeout, interval=0.001)
 
 
 def settle(cache: PlaneCache[int], fetch: Recorder, n: int) -> None:

@@ -9,7 +9,6 @@ import errno
 import io
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from omerofs.gateway.types import pixel_dtype
 
 from . import omero_direct
 from .mounting import Mount
+from .waiting import wait_for
 
 pytestmark = pytest.mark.needs_fuse
 
@@ -35,18 +35,6 @@ def status(mnt: Mount) -> dict:
 def drop_kernel_caches() -> None:
     """Make the kernel drop unused dentries and inodes (it sends FORGET)."""
     Path("/proc/sys/vm/drop_caches").write_text("2\n")
-
-
-def wait_for(what: str, cond, timeout: float = 30.0):
-    """Poll a condition the mount reaches by itself (forgets are asynchronous)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.05)
 
 
 def test_freed_nodes_come_back_with_their_inodes_and_still_read_and_write(server, tmp_path):

@@ -21,6 +21,7 @@ import tifffile
 from omerofs.devserver.seed import PlateSpec
 
 from . import omero_direct
+from .waiting import wait_for
 
 pytestmark = pytest.mark.needs_fuse
 
@@ -61,10 +62,7 @@ def test_readahead_makes_one_request_per_small_file(mount, plate):
     # be answered first), and the test's mount helper returns as soon as the
     # mount point is live: wait for the mount to say it is done (a fresh clone's
     # CI run read 128 here)
-    deadline = time.monotonic() + 30
-    while "kernel readahead" not in m.log:
-        assert time.monotonic() < deadline, m.log
-        time.sleep(0.05)
+    wait_for("the mount's 'kernel readahead' log line", lambda: "kernel readahead" in m.log)
     dev = os.stat(m.mountpoint).st_dev
     ra = Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb")
     assert ra.read_text().strip() == "1024", m.log

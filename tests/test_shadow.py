@@ -34,7 +34,6 @@ import errno
 import io
 import json
 import os
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +59,7 @@ from omerofs.xattrs import REFRESH
 
 from . import omero_direct
 from .mounting import Mount
+from .waiting import wait_for
 
 pytestmark = pytest.mark.needs_fuse
 
@@ -369,10 +369,9 @@ class WritableArea(RuleBasedStateMachine):
         file counts as open for writing (a sync at once fails with EIO for it,
         as documented; found by a hunt). Polls the status file, whose open is
         not a writer."""
-        deadline = time.monotonic() + 30
-        while json.loads((self.mnt.mountpoint / ".omerofs-status").read_bytes()
-                         )["fs"]["open_for_writing"] > len(self.fds):
-            assert time.monotonic() < deadline, "the release of a closed file never came"
+        status = self.mnt.mountpoint / ".omerofs-status"
+        wait_for("the releases of the closed files", lambda: json.loads(
+            status.read_bytes())["fs"]["open_for_writing"] <= len(self.fds), interval=0.01)
 
     @precondition(lambda self: bool(self.pending) or any(
         s.planes and s.made is None for s in self.sites.values()))
