@@ -45,7 +45,7 @@ hunt: install
 bench: install
 	$(PY) benchmarks/run_all.py
 
-# mutation testing of spool, uploads, layout and tiff
+# mutation testing of spool, uploads, layout, tiff and plane_sizes
 # with the FUSE-free tests (pyproject [tool.mutmut]); scores: mutants/ and `mutmut results`
 mutate: install
 	$(PY) -m pip install -q --disable-pip-version-check "mutmut==3.8.1"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 
 from omerofs.gateway.types import ImageInfo
-from omerofs.tiff import TiffLayout, channel_file_sizes, plane_layout
+from omerofs.plane_sizes import channel_file_sizes
+from omerofs.tiff import TiffLayout, plane_layout
 
 TARGET_S = 100e-6  # one plain header, uncached
 

@@ -41,8 +41,8 @@ from .gateway import (
     TargetKind,
 )
 from .gateway.types import WellInfo, WellSampleInfo
+from .plane_sizes import channel_file_sizes
 from .stack import stack_for
-from .tiff import channel_file_sizes
 from .tree import ROOT_INODE, DirState, FileState, Kind, Node, PlaneState, Tree
 
 log = logging.getLogger("omerofs.listing")

@@ -50,14 +50,17 @@ _SPECIAL = frozenset('&<>"\n\r\t')
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-def _printable(value: str) -> bool:
+def written_as_is(value: str) -> bool:
+    """Is ``value`` written into the XML unchanged (printable ASCII that needs
+    no escape)? Then its length alone sets how long the document is
+    (:mod:`omerofs.plane_sizes` relies on it)."""
     return value.isascii() and value.isprintable() and _SPECIAL.isdisjoint(value)
 
 
 def _attr(value: str) -> str:
     """``value`` as a quoted XML attribute (fast path for plain ASCII: most are);
     characters XML cannot hold become U+FFFD."""
-    if _printable(value):
+    if written_as_is(value):
         return f'"{value}"'
     value = _NOT_XML.sub("\ufffd", value)
     return _ascii(quoteattr(value, {"\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}))
@@ -65,7 +68,7 @@ def _attr(value: str) -> str:
 
 def _text(value: str) -> str:
     """``value`` as XML character data (as :func:`_attr`)."""
-    if _printable(value):
+    if written_as_is(value):
         return value
     return _ascii(escape(_NOT_XML.sub("\ufffd", value)))
 

@@ -1,5 +1,5 @@
 """Plane file sizes of a listing without a layout per plane (issue 13 item 2):
-:func:`omerofs.tiff.plane_file_size` equals the size of the plane's own
+:func:`omerofs.plane_sizes.plane_file_size` equals the size of the plane's own
 layout (its header, OME-XML and all) for names, ids, indexes and calibrations
 of every length and for text that XML must escape."""
 
@@ -10,7 +10,8 @@ import random
 import pytest
 
 from omerofs.gateway.types import ImageInfo
-from omerofs.tiff import TiffLayout, channel_file_sizes, plane_file_size, plane_meta
+from omerofs.plane_sizes import channel_file_sizes, plane_file_size
+from omerofs.tiff import TiffLayout, plane_meta
 
 NAMES = ["", "a", "plate 1 r0 c0 f0", "x" * 300, "caf\u00e9", "a&b", "<tag>", 'say "hi"',
          "tab\there", "line\nbreak", "\x01ctl", "\u00b5m \U0001f52c"]

@@ -22,15 +22,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from omerofs import plane_sizes as _sizes
 from omerofs import tiff as _tiff
 from omerofs.gateway.types import ImageInfo
+from omerofs.plane_sizes import channel_file_sizes
 from omerofs.tiff import (
     DATA_OFFSET,
     PIXEL_TYPES,
     PlaneMeta,
     TiffLayout,
     _build_header,
-    channel_file_sizes,
     decode_plane,
     encode_ifd,
     ifd_length,
@@ -77,7 +78,7 @@ def _cold_caches() -> None:
     be served instead of running the code under test."""
     layout_for.cache_clear()
     resolution_rational.cache_clear()
-    _tiff._SIZES.clear()  # plane_file_size's sizes by length pattern
+    _sizes._SIZES.clear()  # plane_file_size's sizes by length pattern
 
 
 def make_plane(pixel_type: str, width: int, height: int) -> np.ndarray:
@@ -867,9 +868,9 @@ def test_plane_file_size_is_the_layouts_size(name, channel, size, z, t) -> None:
                       channel_names=(channel or "", "c2"))
     for c in (0, 1):
         want = TiffLayout(33, 17, "int16", plane_meta(image, z, c, t)).file_size
-        assert _tiff.plane_file_size(image, z, c, t) == want
-        assert _tiff.plane_file_size(image, z, c, t) == want  # and from its cache
-    assert _tiff.plane_file_size(image, 0, 0, 0) == TiffLayout(
+        assert _sizes.plane_file_size(image, z, c, t) == want
+        assert _sizes.plane_file_size(image, z, c, t) == want  # and from its cache
+    assert _sizes.plane_file_size(image, 0, 0, 0) == TiffLayout(
         33, 17, "int16", plane_meta(image, 0, 0, 0)).file_size
 
 
@@ -882,28 +883,28 @@ def test_lengths_of_each_kind_of_metadata_value():
     meta = _tiff.PlaneMeta(physical_size_x=0.5, physical_size_y=None, physical_size_z=2.0,
                            channel_name="DAPI", image_name="A01_s001", image_id=1234,
                            pixels_id=-56, z=0, c=10, t=None)
-    assert _tiff._lengths(meta) == (0.5, None, 2.0, (2, 4), (2, 8), (1, 4, False),
+    assert _sizes._lengths(meta) == (0.5, None, 2.0, (2, 4), (2, 8), (1, 4, False),
                                     (1, 3, True), (1, 1, False), (1, 2, False), None)
 
 
 def test_lengths_give_up_on_text_with_escapes_and_on_other_types():
-    assert _tiff._lengths(_tiff.PlaneMeta(channel_name="a&b")) is None
-    assert _tiff._lengths(_tiff.PlaneMeta(image_name="tab\there")) is None
-    assert _tiff._lengths(_tiff.PlaneMeta(image_name="ümlaut")) is None
+    assert _sizes._lengths(_tiff.PlaneMeta(channel_name="a&b")) is None
+    assert _sizes._lengths(_tiff.PlaneMeta(image_name="tab\there")) is None
+    assert _sizes._lengths(_tiff.PlaneMeta(image_name="ümlaut")) is None
     # a numpy integer is written like an int but is not one: its own layout is built
-    assert _tiff._lengths(_tiff.PlaneMeta(image_id=np.int64(3))) is None  # type: ignore[arg-type]
+    assert _sizes._lengths(_tiff.PlaneMeta(image_id=np.int64(3))) is None  # type: ignore[arg-type]
 
 
 def test_like_makes_a_value_of_the_given_length():
-    assert _tiff._like((2, 3)) == "xxx"
-    assert _tiff._like((2, 0)) == ""
-    assert [_tiff._like((1, n, False)) for n in (1, 2, 4)] == [1, 10, 1000]
-    assert [_tiff._like((1, n, True)) for n in (2, 3, 4)] == [-1, -10, -100]
+    assert _sizes._like((2, 3)) == "xxx"
+    assert _sizes._like((2, 0)) == ""
+    assert [_sizes._like((1, n, False)) for n in (1, 2, 4)] == [1, 10, 1000]
+    assert [_sizes._like((1, n, True)) for n in (2, 3, 4)] == [-1, -10, -100]
 
 
 @given(st.integers(min_value=-(10 ** 12), max_value=10 ** 12))
 def test_like_an_integer_is_written_as_long_and_signed_alike(v):
-    (length,) = [x for x in _tiff._lengths(_tiff.PlaneMeta(z=v)) or () if isinstance(x, tuple)]
-    stand_in = _tiff._like(length)
+    (length,) = [x for x in _sizes._lengths(_tiff.PlaneMeta(z=v)) or () if isinstance(x, tuple)]
+    stand_in = _sizes._like(length)
     assert isinstance(stand_in, int)
     assert (len(str(stand_in)), stand_in < 0) == (len(str(v)), v < 0)
