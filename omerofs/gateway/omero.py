@@ -3,7 +3,7 @@
 Design points (DESIGN.md sections 3 and 5):
 
 * One ``omero.client`` per gateway, created lazily and replaced when the
-  session expires or the connection breaks; a replacement first rejoins the
+  connection breaks or the session expires; a replacement first rejoins the
   old session (its key survives a broken connection, not a server restart:
   OMERO keeps sessions in memory, omero-server v5.6.12
   SessionManagerImpl.java:218, :272-292) and logs in again with the password
@@ -11,6 +11,22 @@ Design points (DESIGN.md sections 3 and 5):
   they hold has been replaced. Without a password (a session-key mount) a
   refused key is final: :class:`SessionLost` from then on, at once, with no
   further call to the server.
+* Sessions outlive connections: every login and join calls
+  ``detachOnDestroy``, so a connection that drops (Glacier2 then destroys
+  that connection's session object, omero-blitz v5.5.12
+  omero/cmd/SessionI.java:248-318) only releases this mount's reference and
+  the key can be joined again. Without it a join of the key that ``omero
+  login`` or OMERO.web handed over would *end the user's session* at the
+  first dropped connection or at unmount (its last reference gone,
+  SessionManagerImpl.java:687-720). :meth:`close` ends only a session this
+  gateway created itself (with the password): ``closeOnDestroy`` first.
+* A call that gets no answer within ``timeout`` (``Ice.InvocationTimeout``)
+  is not a broken connection: the session and the connection stay, the
+  call is not repeated (the server may still be running it: OMERO lets a
+  query run ``omero.query.timeout``, 1000 s), and the caller gets
+  :class:`CallTimedOut` (EAGAIN). Identical read queries share one server
+  call while it runs (:class:`_InFlight`): a caller that timed out and asks
+  again waits for the same answer instead of starting a second query.
 * Big images: while OMERO builds a pyramid, binding a RawPixelsStore raises
   MissingPyramidException or LockTimeout carrying a ``backOff`` in ms
   (omero-romio v5.7.7 PixelsService.java:599-613, :640-656, SimpleBackOff.java:92-94;
@@ -130,6 +146,9 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
         self._sf: Any = None
         self._generation = 0
         self._session_key: str | None = config.session_key
+        #: the session is one this gateway made with the password (closed at
+        #: :meth:`close`), not a key another client handed over (never closed)
+        self._own_session = False
         #: why the session is gone for good (a session-key mount whose key the
         #: server refused): every call fails at once with SessionLost
         self.session_lost: str | None = None
@@ -166,17 +185,26 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
         return self._sf is not None
 
     def close(self) -> None:
+        """Let go of the connection. A session this gateway created with the
+        password ends with it; a joined session key stays valid for the
+        client that handed it over (this connection detached from it)."""
         with self._lock:
-            client, self._client, self._sf = self._client, None, None
+            client, sf, self._client, self._sf = self._client, self._sf, None, None
             self._generation += 1
             stores, self._stores = self._stores, []
         for s in stores:
             _quiet_close(s)
-        if client is not None:
-            try:
-                client.closeSession()
+        if client is None:
+            return
+        if self._own_session and sf is not None:
+            try:  # undo detachOnDestroy: destroying this connection's hold ends it
+                sf.closeOnDestroy()
             except Exception as e:  # the server may be gone already
-                log.debug("closing session: %r", e)
+                log.debug("closeOnDestroy: %r", e)
+        try:
+            client.closeSession()
+        except Exception as e:  # the server may be gone already
+            log.debug("closing session: %r", e)
 
     def __enter__(self) -> OmeroGateway:
         self.connect()
@@ -215,7 +243,15 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
         for user, secret in attempts:
             try:
                 sf = client.createSession(user, secret)
-                self._session_key = client.getSessionId()
+                # this connection holds a reference, nothing more: when it
+                # drops, or at unmount, the session stays for a rejoin and for
+                # the client that handed the key over (see the module doc)
+                sf.detachOnDestroy()
+                new_key = client.getSessionId()
+                if new_key != self._session_key:
+                    # a password login made a new session: ours to close
+                    self._own_session = user != secret
+                self._session_key = new_key
                 return client, sf
             except Glacier2.PermissionDeniedException as e:
                 last = e
@@ -268,7 +304,9 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
             self._generation += 1
             self._stores = []
         with contextlib.suppress(Exception):
-            client.__del__()  # destroys the communicator without talking to the server
+            # releases this connection's hold (detached: the session stays for
+            # the rejoin) and destroys the communicator
+            client.__del__()
 
     def _service(self, sf: Any, name: str) -> Any:
         """A stateless service (``Query``, ``Update``, ``Pixels``) of this
