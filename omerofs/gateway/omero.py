@@ -76,6 +76,7 @@ from . import queries as Q
 from .config import ConnectionConfig
 from .errors import (
     AuthenticationFailed,
+    CallTimedOut,
     GatewayError,
     InvalidRequest,
     NotFound,
@@ -127,6 +128,13 @@ _NOT_READY = (omero.MissingPyramidException, omero.LockTimeout)
 #: backOff of 0 must not spin; a long one is cut to what the budget leaves
 MIN_BACKOFF = 0.1
 
+#: how long a read query sent by the gateway may run on the server before Ice
+#: gives up on its answer: OMERO's own bound on a query (omero-server v5.6.12
+#: omero-server.properties:150, omero.query.timeout=1000). A caller waits at
+#: most the call timeout; the query goes on, and a caller asking the same
+#: again meanwhile waits for its answer (see :class:`_InFlight`)
+QUERY_BUDGET = 1000.0
+
 #: RawPixelsStores a thread keeps at most, one per image: a reader alternating
 #: between a few images does not pay a setPixelsId per plane
 STORES_PER_THREAD = 4
@@ -160,6 +168,8 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
         #: (kind, id) -> group id: objects never change group under omerofs
         self._groups: dict[tuple[str, int], int] = {}
         self._stats_lock = threading.Lock()
+        #: read queries on their way, by (query, parameters, context): see _InFlight
+        self._in_flight: dict[tuple[Any, ...], _InFlight] = {}
         #: remote calls per operation, and failures: the mount's status shows these
         self.calls: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
@@ -336,6 +346,18 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
                 waits += 1
                 self._wait_until_ready(op, e, started, waits)
                 continue
+            except Ice.InvocationTimeoutException:
+                # slow, not broken: an Ice.TimeoutException, but the
+                # connection answered before and still does (see module doc)
+                with self._stats_lock:
+                    self.errors[op] += 1
+                elapsed = time.monotonic() - started
+                log.warning("%s: no answer within %.1f s (the call timeout is %g s): session "
+                            "and connection kept, the call not repeated (the server may still "
+                            "be running it) -> try again later", op, elapsed,
+                            self.config.timeout)
+                raise CallTimedOut(f"{op}: no answer within {self.config.timeout:g} s "
+                                   "(the server may still be working on it)") from None
             except _NOT_EXECUTED as e:
                 err: Exception = e
                 self._reset(generation)
@@ -409,9 +431,46 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
         for k, v in params.items():
             p.add(k, rlong(v) if isinstance(v, int) else rstring(v))
         ctx = {"omero.group": str(self.config.group)}
-        rows = self._call("IQuery.projection",
-                          lambda sf: self._service(sf, "Query").projection(query, p, ctx))
+        key = (query, tuple(sorted(params.items())), ctx["omero.group"])
+        rows = self._call("IQuery.projection", lambda sf: self._shared_projection(
+            sf, key, lambda svc, call: svc.begin_projection(
+                query, p, _response=call.answered, _ex=call.failed, _ctx=ctx)))
         return [[_plain(v) for v in row] for row in rows]
+
+    def _shared_projection(self, sf: Any, key: tuple[Any, ...],
+                           send: Callable[[Any, _InFlight], Any]) -> Any:
+        """The answer of the read query ``key``: the one on its way over this
+        session if there is one, else a new one (``send``). Waits at most the
+        call timeout, then raises Ice.InvocationTimeoutException (handled by
+        :meth:`_call` as every timeout) and leaves the query on its way."""
+        with self._lock:
+            call = self._in_flight.get(key)
+            if call is not None and not call.serves(sf, self.config.timeout):
+                call = None
+            sending = call is None
+            if call is None:
+                call = self._in_flight[key] = _InFlight(sf)
+        if sending:
+            svc = self._service(sf, "Query").ice_invocationTimeout(int(QUERY_BUDGET * 1000))
+            try:
+                send(svc, call)
+            except Exception:
+                self._forget_in_flight(key, call)
+                raise
+        else:
+            log.info("IQuery.projection: waiting for the same query, sent %.1f s ago",
+                     time.monotonic() - call.sent)
+        if not call.done.wait(self.config.timeout):
+            raise Ice.InvocationTimeoutException()
+        self._forget_in_flight(key, call)
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    def _forget_in_flight(self, key: tuple[Any, ...], call: _InFlight) -> None:
+        with self._lock:
+            if self._in_flight.get(key) is call:
+                del self._in_flight[key]
 
     # --- groups ------------------------------------------------------------------------------
     def _group_of(self, kind: str, obj_id: int) -> int:
@@ -634,6 +693,38 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
                 and 0 <= plane.t < image.size_t):
             raise ValueError(f"plane {plane} outside image {image.id} "
                              f"({image.size_z}x{image.size_c}x{image.size_t})")
+
+class _InFlight:
+    """A read query sent with Ice's asynchronous invocation, that any number
+    of callers wait for, each for at most its own call timeout.
+
+    Why: a caller that gave up on a slow query (a big plate's layout) and asks
+    again must not start a second query beside the first, still running on
+    the server; it waits for the first one's answer instead. The answer, once
+    in, serves the next caller for one call timeout more, then is dropped.
+    A query sent over a connection that has been replaced serves no one."""
+
+    def __init__(self, sf: Any):
+        self.sf = sf
+        self.sent = time.monotonic()
+        self.done = threading.Event()
+        self.finished = 0.0
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def answered(self, result: Any) -> None:
+        self.result, self.finished = result, time.monotonic()
+        self.done.set()
+
+    def failed(self, error: BaseException) -> None:
+        self.error, self.finished = error, time.monotonic()
+        self.done.set()
+
+    def serves(self, sf: Any, timeout: float) -> bool:
+        """May a caller on session ``sf`` take this query's answer?"""
+        return sf is self.sf and not (self.done.is_set()
+                                      and time.monotonic() - self.finished > timeout)
+
 
 #: rtypes whose value is their ``val``: unwrapped without omero.rtypes.unwrap's
 #: generic walk (a plate layout has hundreds of thousands of them)
