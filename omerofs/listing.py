@@ -41,6 +41,7 @@ from .gateway import (
     PlaneIndex,
     PlateFingerprint,
     PlateSummary,
+    ServerUnavailable,
     TargetKind,
     TryLater,
 )
@@ -108,6 +109,7 @@ class Listings:
         self.clock = clock
         #: directory inode -> its load under way (one at a time)
         self._loads: dict[int, _Load] = {}
+        self._closed = False
         self._subdirs: dict[int, set[int]] = {}  # plate id -> user directory inodes
         #: annotations deleted (or moved away) through this mount: a reload that
         #: started before must not bring them back (ids are never reused)
@@ -233,6 +235,8 @@ class Listings:
         with self.tree.locked():
             job = self._loads.get(node.ino)
             if job is None:
+                if self._closed:
+                    raise ServerUnavailable("unmounting: no more loads")
                 if not self.needs_load(node.ino):
                     return  # another thread loaded it meanwhile
                 job = self._loads[node.ino] = _Load(time.monotonic())
@@ -248,6 +252,16 @@ class Listings:
                            f"({waited:.0f} s so far): try again later")
         if job.error is not None:
             raise job.error
+
+    def close(self, wait: float = 2.0) -> None:
+        """No load starts or asks the server again from now on; loads under
+        way get up to ``wait`` seconds to end (before the gateway closes)."""
+        with self.tree.locked():
+            self._closed = True
+            jobs = list(self._loads.values())
+        deadline = time.monotonic() + wait
+        for job in jobs:
+            job.done.wait(max(0.0, deadline - time.monotonic()))
 
     def _run_load(self, node: Node, job: _Load) -> None:
         try:
@@ -269,7 +283,7 @@ class Listings:
             try:
                 return fn(*args)
             except CallTimedOut:
-                if time.monotonic() - started > self.timeouts.load_patience:
+                if self._closed or time.monotonic() - started > self.timeouts.load_patience:
                     raise
                 log.info("%s: still waiting for the server after %.0f s",
                          getattr(fn, "__name__", fn), time.monotonic() - started)

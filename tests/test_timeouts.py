@@ -20,6 +20,7 @@ import pytest
 from omerofs.devserver.seed import PlateSpec
 from omerofs.gateway import CallTimedOut
 from omerofs.gateway.omero import OmeroGateway
+from omerofs.gateway.types import PlaneIndex
 
 from .mounting import Mount
 from .waiting import wait_for
@@ -76,9 +77,7 @@ def test_a_timeout_is_not_a_transport_failure_for_a_plane_read(lasting_server):
         image = g.load_plate(seeded.plate_id).wells[0].samples[0].image
         srv.reset_stats()
         srv.set_faults(slow={"RawPixelsStore.setPixelsId": 2.0})
-        from omerofs.gateway.types import PlaneIndex
-
-        with pytest.raises(CallTimedOut, match="RawPixelsStore.getPlane"):
+        with pytest.raises(CallTimedOut, match=r"RawPixelsStore\.getPlane"):
             g.read_plane(image, PlaneIndex(0, 0, 0))
         assert g.connected and "Router.createSession" not in srv.calls()
         srv.set_faults()
@@ -108,11 +107,7 @@ def test_a_slow_plate_load_answers_eagain_and_never_piles_up(lasting_server, tmp
                 answers.append(err.errno)
                 return None
 
-        try:
-            names = wait_for("the plate listed", listed, timeout=60)
-        except AssertionError:
-            print(m.log[-6000:])
-            raise
+        names = wait_for("the plate listed", listed, timeout=60)
         assert "A01" in names and "A02" in names
         assert set(answers) <= {errno.EAGAIN}, answers
         stats = srv.stats()

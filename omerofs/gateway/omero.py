@@ -157,6 +157,9 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
         #: the session is one this gateway made with the password (closed at
         #: :meth:`close`), not a key another client handed over (never closed)
         self._own_session = False
+        #: closed by :meth:`close`: no call reconnects until :meth:`connect`
+        #: (a thread still running at unmount must not open a new session)
+        self._closed = False
         #: why the session is gone for good (a session-key mount whose key the
         #: server refused): every call fails at once with SessionLost
         self.session_lost: str | None = None
@@ -183,6 +186,7 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
 
     # --- session ------------------------------------------------------------------------
     def connect(self) -> None:
+        self._closed = False
         self._session()
 
     def session_key(self) -> str:
@@ -199,6 +203,7 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
         password ends with it; a joined session key stays valid for the
         client that handed it over (this connection detached from it)."""
         with self._lock:
+            self._closed = True
             client, sf, self._client, self._sf = self._client, self._sf, None, None
             self._generation += 1
             stores, self._stores = self._stores, []
@@ -297,6 +302,8 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
         with self._lock:
             if self.session_lost is not None:
                 raise SessionLost(self.session_lost)
+            if self._closed:
+                raise ServerUnavailable("the gateway is closed (unmounting)")
             if self._sf is None:
                 self._client, self._sf = self._login()
                 self._services = {}
