@@ -87,7 +87,8 @@ def _mount_config(s: dict[str, Any]) -> Any:
                             group=s["group"], timeout=s["timeout"])
     return MountConfig(connection=conn, mountpoint=Path(s["mountpoint"]).absolute(),
                        cache_bytes=s["cache_mb"] << 20,
-                       timeouts=Timeouts(root_ttl=s["root_ttl"], plate_ttl=s["plate_ttl"]),
+                       timeouts=Timeouts(root_ttl=s["root_ttl"], plate_ttl=s["plate_ttl"],
+                                         load_wait=s["timeout"]),
                        prefetch=s["prefetch"], workers=s["workers"],
                        readahead_kb=s["readahead_kb"],
                        call_timeout=max(2 * s["timeout"], 30.0),

@@ -142,11 +142,14 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "counted.")),
     Key("timeout", float, 60.0, "seconds per server call", minimum=0, exclusive=True,
         doc=(
-        "Seconds before one server call is abandoned (Ice invocation timeout; connection "
-        "attempts use ``min(S, 10)``). A filesystem request that waits for the server "
-        "gets a deadline of ``max(2 x S, 30)`` seconds, then EIO. Also how long a read "
-        "of a big image whose pyramid the server is still building keeps asking again, "
-        "then EAGAIN.")),
+        "Seconds a request waits for one server call (Ice invocation timeout; connection "
+        "attempts use ``min(S, 10)``). A call with no answer by then gets EAGAIN: the "
+        "session and connection are kept and the call is not sent again (a directory's "
+        "load goes on in the background and the next request waits for it; see "
+        "semantics, *Sessions and timeouts*). A filesystem request that waits for the "
+        "server gets a last-resort deadline of ``max(2 x S, 30)`` seconds, then EIO. Also "
+        "how long a read of a big image whose pyramid the server is still building keeps "
+        "asking again, then EAGAIN.")),
     Key("allow_other", bool, False, "let other users see the mount",
         doc=(
         "Let other users (and root) use the mount: FUSE ``allow_other``. For a non-root "

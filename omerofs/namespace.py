@@ -81,6 +81,7 @@ class Namespace:
         return self.planes.cache
 
     def close(self) -> None:
+        self.listings.close()
         self.planes.close()
 
     def detach(self) -> None:
