@@ -284,8 +284,21 @@ def _status(args: argparse.Namespace) -> int:
     pending = doc["pending_uploads"]
     print(f"pending    {len(pending)} upload(s)" + (f" in {doc['spool']}" if pending else ""))
     for p in pending:
-        print(f"  {p['name']}  {p['state']}  attempts {p['attempts']}  {p['last_error'] or ''}")
+        given_up = "  GIVEN UP (omerofs sync tries again)" if p.get("given_up") else ""
+        print(f"  {p['name']}  {p['state']}  attempts {p['attempts']}  "
+              f"{p['last_error'] or ''}{given_up}")
+    _print_unreadable(doc, sys.stdout)
     return 0
+
+
+def _print_unreadable(doc: dict[str, Any], out: Any) -> None:
+    """The spool entries a mount could not read (moved aside, never uploaded)."""
+    bad = doc.get("unreadable_spool_entries") or []
+    if bad:
+        print(f"unreadable {len(bad)} spool entr{'y' if len(bad) == 1 else 'ies'} set "
+              "aside, not uploaded (look, then remove them):", file=out)
+    for u in bad:
+        print(f"  {u['path']}: {u['reason']}", file=out)
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -314,6 +327,7 @@ def _sync(args: argparse.Namespace) -> int:
         sites = doc.get("pending_sites", [])
         if not files and not sites:
             print(f"omerofs: everything written to {args.mountpoint} is on the server")
+            _print_unreadable(doc, sys.stderr)
             return 0
         if time.monotonic() >= deadline:
             print(f"omerofs: {len(files)} file(s) and {len(sites)} site(s) still pending "

@@ -34,6 +34,7 @@ import trio
 from . import notify
 from .gateway import ConnectionConfig, GatewayError
 from .namespace import Namespace, Timeouts
+from .retry import RetryPolicy
 from .spool import Spool, SpoolBusy, spool_dir
 from .status import MountInfo, status_document
 from .tasks import FinalUploadTask, RetryTask
@@ -231,7 +232,8 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
     c = cfg.connection
     spool = Spool(cfg.spool_dir or spool_dir(Path(os.environ.get("OMEROFS_CACHE")
                                                   or Path.home() / ".cache" / "omerofs")
-                                             / "spool", c.host, c.port, c.user))
+                                             / "spool", c.host, c.port, c.user),
+                  retry=RetryPolicy(first=cfg.retry_interval))
     try:
         spool.claim()
     except SpoolBusy as e:
@@ -249,7 +251,8 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
         return status_document(info, connected=gateway.connected, cache=ns.cache.stats(),
                                calls=gateway.calls, errors=gateway.errors,
                                fs_counters=fs_counters, pending=ns.pending(),
-                               sites=ns.pending_sites(), session_lost=gateway.session_lost)
+                               sites=ns.pending_sites(), session_lost=gateway.session_lost,
+                               gave_up=spool.gave_up, unreadable=spool.unreadable())
 
     fs = OmeroFS(ns, workers=cfg.workers, call_timeout=cfg.call_timeout, uid=cfg.uid,
                  gid=cfg.gid, status=status)

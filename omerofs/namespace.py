@@ -405,9 +405,10 @@ class Namespace:
             return []
         return [e for e in self.spool.entries() if e.state != SCRATCH]
 
-    def retry_pending(self) -> tuple[int, int]:
-        """Blocking: upload what is pending and nobody is writing; put planes an
-        earlier mount left back into their sites. Returns (uploaded, still pending)."""
+    def retry_pending(self, due_only: bool = False) -> tuple[int, int]:
+        """Blocking: upload what is pending and nobody is writing (``due_only``:
+        what the retry policy says is due); put planes an earlier mount left
+        back into their sites. Returns (uploaded, still pending)."""
         left_planes = self.derived.restore_leftovers()
-        done, left = self.text.retry_pending()
+        done, left = self.text.retry_pending(due_only)
         return done, left + left_planes
