@@ -73,7 +73,6 @@ def _mount_config(s: dict[str, Any]) -> Any:
     from .credentials import resolve
     from .gateway import ConnectionConfig, parse_server
     from .mount import MountConfig
-    from .namespace import Timeouts
 
     if not s.get("server"):
         raise ConfigError("no server: give SERVER or set server in the config file")
@@ -85,17 +84,7 @@ def _mount_config(s: dict[str, Any]) -> Any:
                             websocket=addr.websocket, path=addr.path, user=creds.user,
                             password=creds.password, session_key=creds.session_key,
                             group=s["group"], timeout=s["timeout"])
-    return MountConfig(connection=conn, mountpoint=Path(s["mountpoint"]).absolute(),
-                       cache_bytes=s["cache_mb"] << 20,
-                       timeouts=Timeouts(root_ttl=s["root_ttl"], plate_ttl=s["plate_ttl"]),
-                       prefetch=s["prefetch"], workers=s["workers"],
-                       readahead_kb=s["readahead_kb"],
-                       call_timeout=max(2 * s["timeout"], 30.0),
-                       allow_other=s["allow_other"], uid=s.get("uid"), gid=s.get("gid"),
-                       debug=s["debug"], log_file=s.get("log_file"),
-                       spool_dir=s.get("spool_dir"), max_file_bytes=s["max_file_mb"] << 20,
-                       retry_interval=s["retry_interval"], site_idle=s["site_idle"],
-                       stacks=s["stacks"], max_listed=s["max_listed"])
+    return MountConfig.from_settings(conn, s)
 
 
 # --- omerofs mount ----------------------------------------------------------------------

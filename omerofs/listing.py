@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import index, layout
+from .config import default
 from .gateway import (
     FileAnnotationInfo,
     Gateway,
@@ -50,15 +51,14 @@ log = logging.getLogger("omerofs.listing")
 
 @dataclass(frozen=True)
 class Timeouts:
-    root_ttl: float = 10.0
-    plate_ttl: float = 60.0
+    root_ttl: float = default("root_ttl")
+    plate_ttl: float = default("plate_ttl")
     retry_after: float = 2.0
 
 
-#: nodes of plate listings kept in memory (see the module docstring); about
-#: 0.6 KB each (tracemalloc), so some 70 MB: many plates of a few thousand files, or the
-#: biggest plate (1536 wells x 9 fields x 4 channels) alone
-MAX_LISTED = 120_000
+#: nodes of plate listings kept in memory (see the module docstring and the
+#: settings table, omerofs.config, for why this many)
+MAX_LISTED: int = default("max_listed")
 
 
 def plate_name_ok(name: str) -> bool:
