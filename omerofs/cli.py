@@ -273,11 +273,21 @@ def _status(args: argparse.Namespace) -> int:
     pending = doc["pending_uploads"]
     print(f"pending    {len(pending)} upload(s)" + (f" in {doc['spool']}" if pending else ""))
     for p in pending:
-        given_up = "  GIVEN UP (omerofs sync tries again)" if p.get("given_up") else ""
         print(f"  {p['name']}  {p['state']}  attempts {p['attempts']}  "
-              f"{p['last_error'] or ''}{given_up}")
+              f"{p['last_error'] or ''}{_retry_note(p)}")
     _print_unreadable(doc, sys.stdout)
     return 0
+
+
+def _retry_note(p: dict[str, Any]) -> str:
+    """What the retry loop will do with a pending upload of the status document."""
+    import time
+
+    if p.get("given_up"):
+        return "  GIVEN UP: not retried by itself (omerofs sync tries again)"
+    if p.get("next_attempt") is not None:
+        return f"  next try in {max(0.0, p['next_attempt'] - time.time()):.0f} s"
+    return ""
 
 
 def _print_unreadable(doc: dict[str, Any], out: Any) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
+from omerofs import cli
 from omerofs.cache import CacheStats
 from omerofs.gateway import Target, TargetKind
 from omerofs.gateway.memory import MemoryGateway
@@ -159,3 +161,30 @@ def test_the_status_shows_unreadable_entries_and_given_up_uploads(tmp_path):
     [p] = doc["pending_uploads"]
     assert (p["name"], p["state"], p["given_up"], p["next_attempt"]) == (
         "a.txt", "pending", True, None)
+
+
+def test_omerofs_status_prints_retries_given_up_and_unreadable_entries(tmp_path, capsys):
+    """The command's text, from a status document as a mount serves it."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    doc = {"server": "tcp://h:4064", "user": "u", "connected": True, "session_lost": None,
+           "cache": {"bytes_used": 0, "budget_bytes": 1 << 20, "entries": 0, "hits": 0,
+                     "misses": 0},
+           "calls": {}, "errors": {}, "spool": "/sp",
+           "pending_uploads": [
+               {"name": "a.txt", "state": "pending", "attempts": 3, "last_error": "down",
+                "next_attempt": time.time() + 60, "given_up": False},
+               {"name": "b.txt", "state": "pending", "attempts": 9, "last_error": "no",
+                "next_attempt": time.time() + 300, "given_up": True}],
+           "unreadable_spool_entries": [{"path": "/sp/unreadable/x.json",
+                                         "reason": "TypeError: bad"}]}
+    (mnt / ".omerofs-status").write_text(json.dumps(doc))
+    assert cli.main(["status", str(mnt)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    a = next(line for line in out if line.startswith("  a.txt"))
+    assert a.startswith("  a.txt  pending  attempts 3  down  next try in ")
+    assert 58 <= int(a.split("next try in ")[1].split()[0]) <= 60
+    assert "  b.txt  pending  attempts 9  no  GIVEN UP: not retried by itself " \
+           "(omerofs sync tries again)" in out
+    assert out[-2:] == ["unreadable 1 spool entry set aside, not uploaded (look, then "
+                        "remove them):", "  /sp/unreadable/x.json: TypeError: bad"]
