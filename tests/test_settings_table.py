@@ -95,3 +95,9 @@ def test_the_core_s_defaults_are_the_table_s():
                                                                default("plate_ttl"))
     finally:
         ns.close()
+
+
+def test_the_gateway_s_connection_defaults_are_the_table_s():
+    """The gateway sits below config.py (imports flow down to it), so it
+    keeps its own two defaults: this holds them to the table."""
+    assert (CONN.group, CONN.timeout) == (default("group"), default("timeout"))
