@@ -184,8 +184,7 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "Seconds between passes of the retry loop over pending files (also those a "
         "previous mount left in the spool), and the wait after a file's first failed "
         "upload; each further failure doubles the wait, up to ``retry_max_interval``, "
-        "less a random part of up to half of it (see :doc:`architecture`, "
-        "\"Retries\").")),
+        "less a random part of up to half of it (:ref:`retries`).")),
     Key("retry_max_interval", float, 300.0,
         "longest wait between two upload attempts of a file", minimum=0, exclusive=True,
         doc=(
