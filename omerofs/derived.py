@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import layout
-from .gateway import Gateway, GatewayError, ImageInfo, PlaneIndex
+from .gateway import Gateway, GatewayError, ImageInfo, PlaneIndex, TargetKind
 from .gateway.types import whole_plane_writable
 from .listing import Listings, plate_name_ok
 from .planes import PlaneReader
@@ -221,7 +221,7 @@ class DerivedPlates:
     def _plane_entry(spool: Spool, well: Node, plate_id: int, name: str) -> Entry:
         """A new, empty spool entry for plane file ``name`` written into ``well``."""
         assert well.dir.well_id is not None
-        return spool.create(Upload(plate_id=plate_id, target_kind="Well",
+        return spool.create(Upload(plate_id=plate_id, target_kind=TargetKind.WELL,
                                    target_id=well.dir.well_id, name=name), PLANE)
 
     def _start_again(self, node: Node, spool: Spool) -> None:

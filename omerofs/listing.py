@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import index, layout
+from .config import default
 from .gateway import (
     CallTimedOut,
     FileAnnotationInfo,
@@ -57,13 +58,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Timeouts:
-    root_ttl: float = 10.0
-    plate_ttl: float = 60.0
+    root_ttl: float = default("root_ttl")
+    plate_ttl: float = default("plate_ttl")
     retry_after: float = 2.0
     #: seconds a request waits for a directory's load (the call timeout);
     #: past that it gets TryLater (EAGAIN), or the old listing, and the load
     #: goes on (see :meth:`Listings.load`)
-    load_wait: float = 60.0
+    load_wait: float = default("timeout")
     #: seconds a load keeps waiting for a slow server call before it gives
     #: up: OMERO's own bound on a query (omero-server v5.6.12
     #: omero-server.properties:150, omero.query.timeout=1000)
@@ -79,10 +80,9 @@ class _Load:
     error: BaseException | None = None
 
 
-#: nodes of plate listings kept in memory (see the module docstring); about
-#: 0.6 KB each (tracemalloc), so some 70 MB: many plates of a few thousand files, or the
-#: biggest plate (1536 wells x 9 fields x 4 channels) alone
-MAX_LISTED = 120_000
+#: nodes of plate listings kept in memory (see the module docstring and the
+#: settings table, omerofs.config, for why this many)
+MAX_LISTED: int = default("max_listed")
 
 
 def plate_name_ok(name: str) -> bool:
