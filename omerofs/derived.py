@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import layout
-from .gateway import Gateway, GatewayError, ImageInfo, PlaneIndex
+from .gateway import Gateway, GatewayError, ImageInfo, PermissionDenied, PlaneIndex
 from .gateway.types import whole_plane_writable
 from .listing import Listings, plate_name_ok
 from .planes import PlaneReader
@@ -293,6 +293,10 @@ class DerivedPlates:
                 f.status = WriteStatus.INVALID
                 f.reason = NotYet(errno.EINVAL, f"{node.name} {e}; not stored")
             raise f.reason from None
+        except PermissionDenied as e:
+            # a rewrite that would lose what hangs on the image (the gateway
+            # logged what): nothing changed on the server
+            raise refuse(errno.EPERM, f"{node.name}: {e}") from None
         except GatewayError as e:
             raise refuse(errno.EIO, f"{node.name}: {e}") from None
         with self.tree.locked():
