@@ -309,7 +309,14 @@ class DerivedPlates:
         """A plane of a made image written again (with the site's lock held)."""
         old = buf.image
         assert old is not None
-        made = self.gateway.write_plane(old, plane, data)
+        try:
+            made = self.gateway.write_plane(old, plane, data)
+        except PermissionDenied:
+            # refused for good (the server is unchanged): the written bytes are
+            # dropped and the name reads the image's plane again
+            self.tree.drop_entry(node)
+            self._become_plane_of(node, old, plane)
+            raise
         self.planes.discard_plane(old, plane)
         self.tree.drop_entry(node)
         if isinstance(made, ImageInfo) and made != old:
