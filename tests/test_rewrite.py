@@ -190,8 +190,7 @@ def test_a_colleagues_annotations_are_kept_and_their_roi_refuses_the_rewrite(
         data = io.BytesIO()
         tifffile.imwrite(data, BASE + 8)
         with pytest.raises(OSError) as refused:
-            with open(plane, "wb") as f:
-                f.write(data.getvalue())  # refused at close
+            plane.write_bytes(data.getvalue())  # refused at close
         assert refused.value.errno == errno.EPERM
         np.testing.assert_array_equal(tifffile.imread(plane), BASE + 7)
         assert re.search(rf"refused: .*Roi {roi} of user \d+.*RenderingDef \d+", m.log)

@@ -15,6 +15,17 @@
   blitz-delete-rules.xml:469, message built as GraphPolicyRule.java:1274-1289
   does). Deleting a WellSample deletes its image unless another field shows
   it (blitz-delete-rules.xml:461-465).
+* What goes with an Image: its Pixels (:363) and their RenderingDefs,
+  everyone's (:366, ``/n``: regardless of permissions); its ROIs the user
+  may delete, with their shapes (:436, :444, :448), while the others stay
+  with their optional image nulled (roi.ome.xml:16).
+* What goes with an annotated object (Image, Well, Plate): every link to it
+  (:254) and each annotation no longer linked anywhere that the rules
+  consider: a comment always (:206, :243); a map or XML annotation if the
+  user may delete it (:229-232, :241); a file or tag annotation only if the
+  object's owner owns it and the user may delete it (:214-217). One still
+  linked elsewhere stays (:236). TextAnnotation is not a BasicAnnotation
+  (omero-model annotations.ome.xml:24), so :204-205 apply to no kind kept here.
 """
 
 from __future__ import annotations

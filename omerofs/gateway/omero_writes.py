@@ -12,7 +12,9 @@ Every rule followed here is OMERO 5.6's (docs/devserver.rst "Rules"):
 * a WellSample is appended to its loaded Well's list and the Well saved;
 * pixels are write-once and planes over 3192 x 3192 (non-float) need tiles:
   all planes are written by one store session, big ones refused before any
-  call; a plane rewrite builds a new image and swaps it into the well;
+  call; a plane rewrite builds a new image and swaps it into the well,
+  carrying over every annotation link, ROI and rendering setting of the old
+  one (or refusing before any change when it may not);
 * channel min/max are set on every created image;
 * Delete2 failures become NotFound or PermissionDenied.
 """
