@@ -32,7 +32,7 @@ from .image_data import (
     map_annotation,
     text_annotation,
 )
-from .test_devserver_rules import ctx, new_image
+from .test_devserver_rules import add_sample, ctx, delete, load_well, new_image, new_plate, new_well
 
 
 @pytest.fixture
@@ -49,14 +49,7 @@ def lab(server):
 
 
 def delete_image(sf, image_id: int) -> None:
-    handle = sf.submit(omero.cmd.Delete2(targetObjects={"Image": [image_id]}))
-    try:
-        deadline = time.monotonic() + 30
-        while (rsp := handle.getResponse()) is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-    finally:
-        handle.close()
+    rsp = delete(sf, "Image", [image_id])
     assert isinstance(rsp, omero.cmd.Delete2Response), rsp
 
 
@@ -232,5 +225,9 @@ def test_unplaced_images_by_owner_and_name(server):
         p.add("since", rtime(since))
         rows = sf.getQueryService().projection(Q.IMAGES_UNPLACED, p, ALL)
         assert [unwrap(r[0]) for r in rows] == sorted(made, reverse=True)
+        well = new_well(sf, new_plate(sf))
+        add_sample(sf, load_well(sf, well), made[0])  # placed: no longer found
+        rows = sf.getQueryService().projection(Q.IMAGES_UNPLACED, p, ALL)
+        assert [unwrap(r[0]) for r in rows] == [made[1]]
         p.add("since", rtime(int(time.time() * 1000) + 60_000))
         assert sf.getQueryService().projection(Q.IMAGES_UNPLACED, p, ALL) == []
