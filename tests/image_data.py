@@ -4,6 +4,7 @@ settings. Shared by the devserver rule tests and the rewrite tests."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import omero
@@ -15,6 +16,19 @@ from omero.rtypes import rbool, rdouble, rint, rlong, rstring, unwrap
 from omerofs.gateway import queries as Q
 
 ALL = {"omero.group": "-1"}
+
+
+def two_users_group(store: Any, level: str = "read-annotate") -> tuple[int, str, str]:
+    """A new group (unique name) with two new users (password ``pw``) who have
+    it as default group: (group id, first user, second user)."""
+    gid = store.add_group(f"{level}-{uuid.uuid4().hex[:8]}", level)
+    users = []
+    for who in ("first", "second"):
+        name = f"{who}-{uuid.uuid4().hex[:6]}"
+        store.add_user(name, "pw")
+        store.add_member(name, gid, default=True)
+        users.append(name)
+    return gid, users[0], users[1]
 
 
 def _save(sf: Any, obj: Any, ctx: dict[str, str] | None) -> Any:

@@ -31,21 +31,15 @@ from .image_data import (
     held_by,
     map_annotation,
     text_annotation,
+    two_users_group,
 )
 from .test_devserver_rules import add_sample, ctx, delete, load_well, new_image, new_plate, new_well
 
 
 @pytest.fixture
 def lab(server):
-    """A read-annotate group (unique name) of two new users; (gid, owner, other)."""
-    gid = server.store.add_group(f"ra-{uuid.uuid4().hex[:8]}", "read-annotate")
-    users = []
-    for who in ("owner", "other"):
-        name = f"{who}-{uuid.uuid4().hex[:6]}"
-        server.store.add_user(name, "pw")
-        server.store.add_member(name, gid, default=True)
-        users.append(name)
-    return gid, users[0], users[1]
+    """A read-annotate group of two new users; (gid, owner, other)."""
+    return two_users_group(server.store)
 
 
 def delete_image(sf, image_id: int) -> None:

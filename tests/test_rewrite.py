@@ -31,6 +31,7 @@ from .image_data import (
     held_by,
     map_annotation,
     text_annotation,
+    two_users_group,
 )
 from .mounting import Mount
 
@@ -155,14 +156,7 @@ def test_a_rewrite_keeps_annotations_rois_and_rendering_settings(server, tmp_pat
 @pytest.fixture
 def annotating_lab(server):
     """A read-annotate group whose members are a mount user and a colleague."""
-    gid = server.store.add_group(f"ra-{uuid.uuid4().hex[:8]}", "read-annotate")
-    users = []
-    for who in ("writer", "colleague"):
-        name = f"{who}-{uuid.uuid4().hex[:6]}"
-        server.store.add_user(name, "pw")
-        server.store.add_member(name, gid, default=True)
-        users.append(name)
-    return gid, users[0], users[1]
+    return two_users_group(server.store)
 
 
 def test_a_colleagues_annotations_are_kept_and_their_roi_refuses_the_rewrite(
