@@ -19,7 +19,9 @@ import pytest
 import tifffile
 from omero.rtypes import unwrap
 
+from omerofs.gateway import GatewayError, PlaneIndex
 from omerofs.gateway import queries as Q
+from omerofs.gateway.omero import OmeroGateway
 
 from . import omero_direct
 from .image_data import (
@@ -34,6 +36,7 @@ from .image_data import (
     two_users_group,
 )
 from .mounting import Mount
+from .test_after_save import images_named
 
 pytestmark = pytest.mark.needs_fuse
 
@@ -192,3 +195,36 @@ def test_a_colleagues_annotations_are_kept_and_their_roi_refuses_the_rewrite(
         assert site_image(sf, plate)[0] == new and held_by(sf, new) == before
         got = omero_direct.plane(sf, pixels, 0, 0, 0, np.dtype(">u2"), (3, 4))
         np.testing.assert_array_equal(got, BASE + 7)
+
+
+@pytest.mark.parametrize("kind", ["error", "after"])
+def test_a_rewrite_whose_move_fails_is_undone_or_finished(own_server, kind):
+    # the ROIs and settings move in one call after the well swap: if it did
+    # not happen ("error"), the old image goes back into its well and the new
+    # one is removed; if only its reply was lost ("after"), the rewrite ends
+    g = OmeroGateway(own_server.config(timeout=5))
+    try:
+        plate = g.create_plate(f"undo-{kind}")
+        well = g.create_well(plate.id, 0, 0)
+        planes = {PlaneIndex(0, 0, 0): bytes(range(6))}
+        image = g.create_image(well, "A01_s001", 3, 2, 1, 1, 1, "uint8", planes)
+        with omero_direct.session(own_server.port) as sf:
+            add_roi(sf, image.id, 1.0)
+            add_rendering_def(sf, image.pixels_id, 1)
+            before = held_by(sf, image.id)
+        own_server.set_faults(fail_rate=1.0, fail_kind=kind, ops=["IUpdate.saveAndReturnArray"])
+        try:
+            if kind == "error":
+                with pytest.raises(GatewayError):
+                    g.write_plane(image, PlaneIndex(0, 0, 0), bytes(6))
+                kept = image.id
+            else:
+                kept = g.write_plane(image, PlaneIndex(0, 0, 0), bytes(6)).id
+        finally:
+            own_server.set_faults()
+    finally:
+        g.close()
+    with omero_direct.session(own_server.port) as sf:
+        (row,) = omero_direct.projection(sf, Q.PLATE_LAYOUT, pid=plate.id)
+        assert row[5] == kept and held_by(sf, kept) == before
+    assert images_named(own_server, "A01_s001") == [kept]  # nothing left over
