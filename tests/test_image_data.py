@@ -18,6 +18,7 @@ import omero.sys
 import pytest
 from omero.rtypes import rlong, rstring, rtime, unwrap
 
+from omerofs.devserver.seed import PlateSpec
 from omerofs.gateway import queries as Q
 
 from . import omero_direct
@@ -225,3 +226,16 @@ def test_unplaced_images_by_owner_and_name(server):
         assert [unwrap(r[0]) for r in rows] == [made[1]]
         p.add("since", rtime(int(time.time() * 1000) + 60_000))
         assert sf.getQueryService().projection(Q.IMAGES_UNPLACED, p, ALL) == []
+
+
+def test_other_annotations_leave_a_plates_files_fingerprint(server, gw):
+    # FILE_ANNOTATIONS' fingerprint sums links to FileAnnotations only (the
+    # HQL joins FileAnnotation): a tag or a map on an image changes no listing
+    seeded = server.seed(PlateSpec(name="tagged", rows=1, columns=1, fields=1))
+    pid = seeded.plate_id
+    before = gw.plate_fingerprint(pid).key()
+    with omero_direct.session(server.port) as sf:
+        image = omero_direct.projection(sf, Q.PLATE_LAYOUT, pid=pid)[0][5]
+        annotate(sf, image, text_annotation("TagAnnotation", "seen"))
+        annotate(sf, image, map_annotation([("k", "v")]))
+    assert gw.plate_fingerprint(pid).key() == before
