@@ -103,8 +103,8 @@ def find_all(sf: Any, query: str, image_id: int) -> list[Any]:
 
 
 def held_by(sf: Any, image_id: int) -> dict[str, Any]:
-    """What hangs on an image, comparable across images: its annotations
-    (class, id, owner, value), ROIs (id, owner, name, shapes) and rendering
+    """What hangs on an image, comparable across images: the annotations
+    linked to it (class, id, owner, value), ROIs (id, owner, name, shapes) and rendering
     settings (id, owner, name, defaultZ, channels)."""
     q = sf.getQueryService()
     anns = []
@@ -130,7 +130,8 @@ def held_by(sf: Any, image_id: int) -> dict[str, Any]:
                      unwrap(cb.family.value)) for cb in full.copyWaveRendering()]
         rdefs.append((int(rd.id.val), int(rd.details.owner.id.val), unwrap(rd.name),
                       unwrap(rd.defaultZ), unwrap(full.model.value), channels))
-    return {"annotations": sorted(anns), "rois": sorted(rois), "rendering": sorted(rdefs)}
+    # an annotation linked by two users is there once
+    return {"annotations": sorted(set(anns)), "rois": sorted(rois), "rendering": sorted(rdefs)}
 
 
 def exists(sf: Any, klass: str, obj_id: int) -> bool:

@@ -15,6 +15,8 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import omero
+import omero.model
 import pytest
 import tifffile
 from omero.rtypes import unwrap
@@ -173,9 +175,11 @@ def test_a_colleagues_annotations_are_kept_and_their_roi_refuses_the_rewrite(
         with omero_direct.session(server.port, colleague, "pw") as sf:
             old, pixels = site_image(sf, plate)
             annotate(sf, old, map_annotation([("score", "0.9")]), group)
-            annotate(sf, old, text_annotation("TagAnnotation", "colleague's tag"), group)
+            tag = annotate(sf, old, text_annotation("TagAnnotation", "colleague's tag"), group)
             annotate(sf, old, text_annotation("CommentAnnotation", "nice"), group)
             before = held_by(sf, old)
+        with omero_direct.session(server.port, writer, "pw") as sf:  # the same tag, twice
+            annotate(sf, old, omero.model.TagAnnotationI(tag, False), group)
         # ANNOTATE on a colleague's annotations is enough to link them again
         tifffile.imwrite(plane, BASE + 7)
         with omero_direct.session(server.port, colleague, "pw") as sf:

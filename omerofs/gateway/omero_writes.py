@@ -329,7 +329,7 @@ class DerivedPlateWrites(GatewayPlumbing):
                                                                               "canAnnotate")]
         lost += [_described(o) for o in (*held.rois, *held.rdefs) if not _allowed(o, "canEdit")]
         if lost:
-            text = (f"rewriting a plane of image {image_id} would delete what this user may "
+            text = (f"rewriting a plane of image {image_id} would lose what this user may "
                     f"not move to the new image: {', '.join(lost)}")
             log.warning("refused: %s", text)
             raise PermissionDenied(text)
@@ -344,15 +344,17 @@ class DerivedPlateWrites(GatewayPlumbing):
                                lambda sf: self._service(sf, "Query").findAllByQuery(query, p, ctx)))
 
     def _link_annotations(self, group: int, links: Sequence[Any], new_image: int) -> None:
-        """Link every annotation of ``links`` to ``new_image`` too (one call)."""
-        if not links:
+        """Link every annotation of ``links`` to ``new_image`` too (one call,
+        one link per annotation: several users may have linked the same one,
+        and OMERO keeps (parent, child, owner) unique)."""
+        children = {int(old.child.id.val): type(old.child) for old in links}
+        if not children:
             return
         new_links = []
-        for old in links:
+        for aid, cls in children.items():
             link = omero.model.ImageAnnotationLinkI()
             link.setParent(omero.model.ImageI(new_image, False))
-            child = old.child
-            link.setChild(type(child)(child.id.val, False))
+            link.setChild(cls(aid, False))
             new_links.append(link)
         ctx = self._ctx(group)
         self._call("IUpdate.saveAndReturnArray",
