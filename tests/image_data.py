@@ -112,7 +112,7 @@ def held_by(sf: Any, image_id: int) -> dict[str, Any]:
         a = link.child
         value: Any = None
         if isinstance(a, omero.model.MapAnnotation):
-            value = [(nv.name, nv.value) for nv in a.getMapValue()]
+            value = tuple((nv.name, nv.value) for nv in a.getMapValue())
         elif isinstance(a, omero.model.TextAnnotation):
             value = unwrap(a.textValue)
         elif isinstance(a, omero.model.FileAnnotation):

@@ -58,7 +58,7 @@ def test_annotations_rois_and_settings_read_back(server):
         rdef = add_rendering_def(sf, pid, 2, default_z=0)
         got = held_by(sf, iid)
     assert got["annotations"] == sorted([
-        ("MapAnnotationI", map_id, 0, [("gene", "TP53"), ("dose", "1 uM")]),
+        ("MapAnnotationI", map_id, 0, (("gene", "TP53"), ("dose", "1 uM"))),
         ("CommentAnnotationI", comment, 0, "looks odd"),
         ("TagAnnotationI", tag, 0, "hit")])
     assert got["rois"] == [(roi, 0, "roi", [("RectangleI", 7.5, 2.0), ("PointI", 1.5, 2.5)])]
