@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import layout
-from .gateway import Gateway, GatewayError, ImageInfo, PlaneIndex, TargetKind
+from .gateway import (
+    Gateway,
+    GatewayError,
+    ImageInfo,
+    PermissionDenied,
+    PlaneIndex,
+    TargetKind,
+)
 from .gateway.types import whole_plane_writable
 from .listing import Listings, plate_name_ok
 from .planes import PlaneReader
@@ -293,6 +300,10 @@ class DerivedPlates:
                 f.status = WriteStatus.INVALID
                 f.reason = NotYet(errno.EINVAL, f"{node.name} {e}; not stored")
             raise f.reason from None
+        except PermissionDenied as e:
+            # a rewrite that would lose what hangs on the image (the gateway
+            # logged what): nothing changed on the server
+            raise refuse(errno.EPERM, f"{node.name}: {e}") from None
         except GatewayError as e:
             raise refuse(errno.EIO, f"{node.name}: {e}") from None
         with self.tree.locked():
@@ -305,7 +316,14 @@ class DerivedPlates:
         """A plane of a made image written again (with the site's lock held)."""
         old = buf.image
         assert old is not None
-        made = self.gateway.write_plane(old, plane, data)
+        try:
+            made = self.gateway.write_plane(old, plane, data)
+        except PermissionDenied:
+            # refused for good (the server is unchanged): the written bytes are
+            # dropped and the name reads the image's plane again
+            self.tree.drop_entry(node)
+            self._become_plane_of(node, old, plane)
+            raise
         self.planes.discard_plane(old, plane)
         self.tree.drop_entry(node)
         if isinstance(made, ImageInfo) and made != old:

@@ -16,6 +16,7 @@ written: their planes are computed by :func:`synthetic_plane`, so a
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import threading
@@ -80,6 +81,18 @@ create table if not exists pixels_physical (
 create table if not exists channels (
     pixels_id integer not null, idx integer not null, name text,
     primary key (pixels_id, idx));
+create table if not exists rois (
+    id integer primary key, image_id integer, name text, description text,
+    owner text not null, group_id integer, update_id integer);
+create table if not exists shapes (
+    id integer primary key, roi_id integer not null, idx integer not null, kind text not null,
+    data text not null, owner text not null, group_id integer, update_id integer);
+create table if not exists rendering_defs (
+    id integer primary key, pixels_id integer not null, owner text not null,
+    group_id integer, data text not null, update_id integer);
+create index if not exists rois_image on rois (image_id);
+create index if not exists shapes_roi on shapes (roi_id);
+create index if not exists rdefs_pixels on rendering_defs (pixels_id);
 create index if not exists wells_plate on wells (plate_id);
 create index if not exists ws_well on well_samples (well_id);
 create index if not exists ws_image on well_samples (image_id);
@@ -109,6 +122,9 @@ LATER_COLUMNS = (
     ("annotations", "group_id", "integer"), ("links", "group_id", "integer"),
     ("plates", "row_naming", "text"), ("plates", "column_naming", "text"),
     ("well_samples", "run_id", "integer"),
+    # annotations other than files (kind null: a FileAnnotation, as before)
+    ("annotations", "kind", "text"), ("annotations", "text_value", "text"),
+    ("annotations", "map_value", "text"),
     *((table, "update_id", "integer") for table in (
         "plates", "wells", "plate_acquisitions", "images", "pixels", "well_samples", "files",
         "annotations", "links", "channels")),
@@ -196,7 +212,14 @@ def file_checksum(path: Path, hasher: str) -> str:
 #: object kind -> table
 TABLES = {"Plate": "plates", "Well": "wells", "Image": "images", "OriginalFile": "files",
           "FileAnnotation": "annotations", "Annotation": "annotations",
-          "WellSample": "well_samples"}
+          "WellSample": "well_samples", "Roi": "rois", "Shape": "shapes",
+          "RenderingDef": "rendering_defs",
+          **{f"{kind}AnnotationLink": "links" for kind in ("Plate", "Well", "Image")},
+          **{f"{kind}Annotation": "annotations" for kind in ("Comment", "Tag", "Xml", "Map")}}
+
+#: the annotation kinds the devserver stores besides FileAnnotation
+#: (annotations.ome.xml:29-31 TextAnnotations with a textValue, :50-53 MapAnnotation)
+OTHER_ANNOTATIONS = ("CommentAnnotation", "TagAnnotation", "XmlAnnotation", "MapAnnotation")
 
 
 class Store:
@@ -670,6 +693,54 @@ class Store:
                        (aid, file_id, ns, owner,
                         self.default_group(owner) if group is None else group, self.event(db)))
             return aid
+
+    def create_other_annotation(self, kind: str, ns: str | None, owner: str, group: int,
+                                text_value: str | None = None,
+                                map_value: list[tuple[str, str]] | None = None) -> int:
+        """A Comment/Tag/Xml annotation (``text_value``) or a MapAnnotation
+        (``map_value``, its ordered NamedValues); no OriginalFile (file_id 0:
+        ids start at 1)."""
+        if kind not in OTHER_ANNOTATIONS:
+            raise KeyError(f"unknown annotation kind {kind}")
+        with self.tx() as db:
+            aid = self.new_id(db)
+            db.execute("insert into annotations (id, file_id, ns, owner, group_id, update_id,"
+                       " kind, text_value, map_value) values (?, 0, ?, ?, ?, ?, ?, ?, ?)",
+                       (aid, ns, owner, group, self.event(db), kind, text_value,
+                        None if map_value is None else json.dumps(map_value)))
+            return aid
+
+    def annotation_kind(self, ann_id: int) -> str | None:
+        """The class of an annotation ("FileAnnotation", "MapAnnotation", ...), None if gone."""
+        row = self.one("select kind from annotations where id = ?", (ann_id,))
+        return None if row is None else (row[0] or "FileAnnotation")
+
+    def create_roi(self, image_id: int | None, name: str | None, description: str | None,
+                   shapes: list[tuple[str, dict[str, Any]]], owner: str, group: int) -> int:
+        """A Roi on an image with its ordered shapes ((class, fields) each)."""
+        with self.tx() as db:
+            rid = self.new_id(db)
+            ev = self.event(db)
+            db.execute("insert into rois (id, image_id, name, description, owner, group_id,"
+                       " update_id) values (?, ?, ?, ?, ?, ?, ?)",
+                       (rid, image_id, name, description, owner, group, ev))
+            for idx, (kind, fields) in enumerate(shapes):
+                db.execute("insert into shapes (id, roi_id, idx, kind, data, owner, group_id,"
+                           " update_id) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (self.new_id(db), rid, idx, kind, json.dumps(fields), owner, group,
+                            ev))
+            return rid
+
+    def create_rendering_def(self, pixels_id: int, data: dict[str, Any], owner: str,
+                             group: int) -> int:
+        """Rendering settings of one user for a Pixels (``data``: the RenderingDef's
+        fields with its QuantumDef and ChannelBindings, as model.py reads them)."""
+        with self.tx() as db:
+            rid = self.new_id(db)
+            db.execute("insert into rendering_defs (id, pixels_id, owner, group_id, data,"
+                       " update_id) values (?, ?, ?, ?, ?, ?)",
+                       (rid, pixels_id, owner, group, json.dumps(data), self.event(db)))
+            return rid
 
     def link(self, parent_type: str, parent_id: int, ann_id: int, owner: str,
              group: int | None = None) -> int:

@@ -151,7 +151,10 @@ class Gateway(Protocol):
         OMERO's pixels are write-once, so this makes a new image holding every
         plane (the others read back from ``image``), puts it in ``image``'s
         place in its well and deletes ``image``: the returned image has new
-        ids. Raises NotFound if ``image`` is in no well."""
+        ids. What hangs on ``image`` (annotation links, ROIs, rendering
+        settings) is carried to the new image; PermissionDenied, with nothing
+        changed, if the caller may not carry all of it. Raises NotFound if
+        ``image`` is in no well."""
 
     def delete(self, kind: str, ids: Sequence[int]) -> None:
         """Delete objects of an OMERO class (``"Plate"``, ``"Image"``...) and what they own."""
