@@ -80,10 +80,14 @@ class AdminI(Servant, omero.api.IAdmin):
         ec.userId, ec.userName = self.store.user_id(self.user), self.user
         ec.groupId, ec.groupName = gid, name
         ec.groupPermissions = omero.model.PermissionsI(perms)
-        ec.isAdmin = self.user == "root"
+        # as OMERO fills them (omero-server v5.6.12 SessionManagerImpl.java:1425-1431):
+        # memberOfGroups default group first (AdminImpl.java:260-272, index(m)),
+        # leaderOfGroups the owned ones, isAdmin for members of ``system``
+        ec.isAdmin = self.sec.is_admin
         ec.eventType = "User"
         ec.memberOfGroups = self.sec.member_of()
-        ec.leaderOfGroups, ec.adminPrivileges = [], []
+        ec.leaderOfGroups = sorted(self.sec.leader_of)
+        ec.adminPrivileges = []
         return ec
 
 
