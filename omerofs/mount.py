@@ -225,6 +225,7 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
     gateway = OmeroGateway(cfg.connection)
     try:
         gateway.connect()
+        gateway.account()  # logged, and shown by the status from now on
     except GatewayError as e:
         report(str(e))
         return 1
@@ -249,7 +250,8 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
         return status_document(info, connected=gateway.connected, cache=ns.cache.stats(),
                                calls=gateway.calls, errors=gateway.errors,
                                fs_counters=fs_counters, pending=ns.pending(),
-                               sites=ns.pending_sites(), session_lost=gateway.session_lost)
+                               sites=ns.pending_sites(), session_lost=gateway.session_lost,
+                               account=gateway.known_account, group=c.group)
 
     fs = OmeroFS(ns, workers=cfg.workers, call_timeout=cfg.call_timeout, uid=cfg.uid,
                  gid=cfg.gid, status=status)

@@ -557,10 +557,10 @@ def test_cli_makes_groups_and_members(tmp_path):
         with omero_direct.session(port, "bob", "builder") as sf:
             ec = sf.getAdminService().getEventContext()
             assert (ec.groupName, str(ec.groupPermissions)) == ("lab", "rwr---")
-            names = [r[1] for r in omero_direct.projection(sf, Q.LIST_PLATES)]
+            names = [r[1] for r in omero_direct.projection(sf, Q.LIST_PLATES, {})]
         assert names == ["in lab"]
         with omero_direct.session(port) as sf:  # root: default group system
-            assert omero_direct.projection(sf, Q.LIST_PLATES) == []
+            assert omero_direct.projection(sf, Q.LIST_PLATES, {}) == []
         with omero_direct.session(port, "pi", "pw") as sf:
             ec = sf.getAdminService().getEventContext()
             assert not ec.isAdmin and len(ec.leaderOfGroups) == 1

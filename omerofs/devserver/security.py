@@ -140,11 +140,11 @@ class Security:
             # graph critical: an admin's or owner's link in a private group
             # (CurrentDetails.java:227-241); the new object is the caller's,
             # never the linked object's owner's (OmeroInterceptor.java:601-620)
-            raise read_only_group_security((
+            raise read_only_group_security(
                 f"Cannot link to {kind}:Id_{obj_id}\n"
                 f"Current user ({self.user}) is an admin or the owner of\n"
                 f"the private group ({self.store.group_row(other)[0]}={perms}). "
-                "It is not allowed to\nlink to users' data."))
+                "It is not allowed to\nlink to users' data.")
         if supervisor:
             return  # OmeroInterceptor.java:627-629: no permission check
         if self.user not in self._members(other) or not group_grants(perms, right):

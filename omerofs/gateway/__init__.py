@@ -22,6 +22,7 @@ from .errors import (
 )
 from .protocol import Gateway
 from .types import (
+    AccountInfo,
     FileAnnotationInfo,
     Fingerprint,
     ImageInfo,
@@ -37,6 +38,7 @@ from .types import (
 )
 
 __all__ = [
+    "AccountInfo",
     "AuthenticationFailed",
     "ConnectionConfig",
     "FileAnnotationInfo",
