@@ -166,7 +166,7 @@ def test_refusal_carries_omeros_whole_reason(server, caplog):
     assert "It is not allowed to link to users' data." in caplog.text
 
 
-# --- a mount as root --------------------------------------------------------------------------------
+# --- a mount as root ---------------------------------------------------------------------------
 
 
 @pytest.mark.needs_fuse

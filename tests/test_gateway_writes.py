@@ -101,8 +101,8 @@ def test_rewriting_a_plane_makes_a_new_image(server, gw):
                                      np.dtype(">u2"), (3, 4))
             assert got.tobytes() == data, idx
         assert sf.getQueryService().find("Image", old.id) is None
-        stats = [ch.statsInfo.globalMax.val for ch in
-                 sf.getPixelsService().retrievePixDescription(new.pixels_id, omero_direct.ALL).copyChannels()]
+        pixels = sf.getPixelsService().retrievePixDescription(new.pixels_id, omero_direct.ALL)
+        stats = [ch.statsInfo.globalMax.val for ch in pixels.copyChannels()]
     assert stats == [1.0, 11.0]
 
 
