@@ -61,11 +61,19 @@ class Security:
         self.store = store
         self.user = user
         self.session = session
-        self.is_admin = store.is_admin(user)
-        #: groups this user owns (leaderOfGroups), asked once per call
-        self.leader_of = set(store.leader_of(user))
 
     # --- groups ----------------------------------------------------------------
+    # asked of the store each time, as member_of: a servant lives as long as
+    # its session, and tests change memberships while sessions are open
+    @property
+    def is_admin(self) -> bool:
+        return self.store.is_admin(self.user)
+
+    @property
+    def leader_of(self) -> set[int]:
+        """The groups this user owns (leaderOfGroups)."""
+        return set(self.store.leader_of(self.user))
+
     def session_group(self) -> int:
         return self.store.session_group(self.session)
 
@@ -92,7 +100,7 @@ class Security:
     def can_read(self, owner: str, gid: int, ctx_group: int | None) -> bool:
         if gid not in self.read_groups(ctx_group):
             return False
-        if self.is_admin or owner == self.user or gid in self.leader_of:
+        if owner == self.user or self.is_admin or gid in self.leader_of:
             return True
         _, perms = self.store.group_row(gid)
         return group_grants(perms, READ)
