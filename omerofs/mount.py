@@ -227,6 +227,7 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
         gateway.connect()
         gateway.account()  # logged, and shown by the status from now on
     except GatewayError as e:
+        gateway.close()  # idempotent: also when the login itself failed
         report(str(e))
         return 1
     c = cfg.connection
