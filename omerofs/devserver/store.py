@@ -40,6 +40,8 @@ create table if not exists groups (
 create table if not exists members (
     user text not null, group_id integer not null, is_default integer not null default 0,
     primary key (user, group_id));
+create table if not exists group_owners (
+    user text not null, group_id integer not null, primary key (user, group_id));
 create table if not exists sessions (
     uuid text primary key, user text not null, created real not null,
     last_used real not null, closed integer not null default 0, group_id integer);
@@ -138,6 +140,16 @@ DEFAULT_GROUP_ID = 3
 DEFAULT_GROUP = ("omerofs", PERMISSION_LEVELS["read-annotate"])
 
 DEFAULT_USERS = {"root": "omero"}
+
+#: the groups every OMERO server has, with their ids, names and permissions
+#: (omero-model v5.6.15 src/main/resources/templates/psql-footer.vm:690-702:
+#: ``system`` id 0 private (-120), ``user`` id 1 world-readable (-52), ``guest``
+#: id 2 private): members of ``system`` are administrators (omero-server
+#: v5.6.12 SessionManagerImpl.java:1429), every user is in ``user``
+#: (AdminImpl.java:631-638, createUser), nothing of a user's data belongs in them
+SYSTEM_GROUP_ID, USER_GROUP_ID, GUEST_GROUP_ID = 0, 1, 2
+SYSTEM_GROUPS = {SYSTEM_GROUP_ID: ("system", "rw----"), USER_GROUP_ID: ("user", "rwr-r-"),
+                 GUEST_GROUP_ID: ("guest", "rw----")}
 
 
 @dataclass(frozen=True)
@@ -249,6 +261,9 @@ class Store:
                 db.execute("insert into event_ids values (1)")
             db.execute("insert or ignore into groups values (?, ?, ?)",
                        (DEFAULT_GROUP_ID, *DEFAULT_GROUP))
+            for gid, (name, perms) in SYSTEM_GROUPS.items():
+                db.execute("insert or ignore into groups values (?, ?, ?)", (gid, name, perms))
+            self._root_roles(db)
             for user, pw in DEFAULT_USERS.items():
                 db.execute("insert or ignore into users values (?, ?)", (user, pw))
                 self._join_default(db, user)
@@ -314,9 +329,29 @@ class Store:
 
     # --- users and sessions --------------------------------------------------
     def add_user(self, name: str, password: str) -> None:
+        """A user in the default group, or in the groups already given with
+        :meth:`add_member`, and in ``user`` as every OMERO user is."""
         with self.tx() as db:
             db.execute("insert or replace into users values (?, ?)", (name, password))
             self._join_default(db, name)
+            db.execute("insert or ignore into members values (?, ?, 0)", (name, USER_GROUP_ID))
+
+    @staticmethod
+    def _root_roles(db: sqlite3.Connection) -> None:
+        """root as a new OMERO has it: default group ``system``, whose owner it
+        is, and a member of ``user`` (psql-footer.vm:705-715, child_index 0 is
+        the default group). The devserver also makes root a (not default)
+        member of its lab group ``omerofs``, as an administrator who set up the
+        lab would be, so that a demo mount as root can make derived plates."""
+        if db.execute("select 1 from members where user = 'root' and group_id = ?",
+                      (SYSTEM_GROUP_ID,)).fetchone() is not None:
+            return
+        # a data directory of an older devserver had root's default in omerofs
+        db.execute("update members set is_default = 0 where user = 'root'")
+        db.execute("insert into members values ('root', ?, 1)", (SYSTEM_GROUP_ID,))
+        db.execute("insert or ignore into members values ('root', ?, 0)", (USER_GROUP_ID,))
+        db.execute("insert or ignore into members values ('root', ?, 0)", (DEFAULT_GROUP_ID,))
+        db.execute("insert or ignore into group_owners values ('root', ?)", (SYSTEM_GROUP_ID,))
 
     @staticmethod
     def _join_default(db: sqlite3.Connection, user: str) -> None:
@@ -343,14 +378,29 @@ class Store:
             db.execute("insert into groups values (?, ?, ?)", (gid, name, perms))
             return gid
 
-    def add_member(self, user: str, group: int | str, default: bool = False) -> None:
-        """Put ``user`` in a group; ``default`` makes it the user's default group."""
+    def add_member(self, user: str, group: int | str, default: bool = False,
+                   owner: bool = False) -> None:
+        """Put ``user`` in a group; ``default`` makes it the user's default group,
+        ``owner`` an owner (a PI) of the group (GroupExperimenterMap.owner,
+        omero-model meta.ome.xml)."""
         gid = self.group_id(group)
         with self.tx() as db:
             if default:
                 db.execute("update members set is_default = 0 where user = ?", (user,))
             db.execute("insert or replace into members values (?, ?, ?)",
                        (user, gid, int(default)))
+            if owner:
+                db.execute("insert or ignore into group_owners values (?, ?)", (user, gid))
+
+    def leader_of(self, user: str) -> list[int]:
+        """The groups ``user`` owns, by id (IAdmin's leaderOfGroups)."""
+        return [int(r[0]) for r in self.query(
+            "select group_id from group_owners where user = ? order by group_id", (user,))]
+
+    def is_admin(self, user: str) -> bool:
+        """Members of ``system`` are administrators (SessionManagerImpl.java:1429)."""
+        return self.one("select 1 from members where user = ? and group_id = ?",
+                        (user, SYSTEM_GROUP_ID)) is not None
 
     def group_id(self, group: int | str) -> int:
         if isinstance(group, int):

@@ -5,8 +5,10 @@ keep each module small; :class:`DerivedPlateWrites` is a mixin of
 :class:`~omerofs.gateway.omero.OmeroGateway` and uses its session plumbing.
 Every rule followed here is OMERO 5.6's (docs/devserver.rst "Rules"):
 
-* a new Plate goes to the configured group (else the default group); every
-  other write carries ``omero.group`` = the group of what it links to;
+* a new Plate goes to the configured group, else to a group of users the
+  session is in, never to one of OMERO's system groups
+  (:mod:`~omerofs.gateway.omero_account`); every other write carries
+  ``omero.group`` = the group of what it links to;
 * a Well is unique per (plate, row, column): losing a race to another
   session means adopting its well;
 * a WellSample is appended to its loaded Well's list and the Well saved;
@@ -81,6 +83,8 @@ class DerivedPlateWrites(GatewayPlumbing):
 
     def create_plate(self, name: str, rows: int | None = None, columns: int | None = None
                      ) -> PlateSummary:
+        ctx = self._new_object_ctx()  # may ask the server who the session is
+
         def run(sf: Any) -> Any:
             p = omero.model.PlateI()
             p.name = rstring(name)
@@ -89,7 +93,7 @@ class DerivedPlateWrites(GatewayPlumbing):
                 p.rows = rint(rows)
             if columns is not None:
                 p.columns = rint(columns)
-            return self._service(sf, "Update").saveAndReturnObject(p, self._new_object_ctx())
+            return self._service(sf, "Update").saveAndReturnObject(p, ctx)
 
         plate = self._call("IUpdate.saveAndReturnObject", run, idempotent=False)
         return PlateSummary(id=int(plate.id.val), name=name, rows=rows, columns=columns,

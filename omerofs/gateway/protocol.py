@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from .types import (
+    AccountInfo,
     FileAnnotationInfo,
     ImageInfo,
     PlaneIndex,
@@ -45,6 +46,14 @@ class Gateway(Protocol):
     @property
     def connected(self) -> bool:
         """True while a session is held (no server call to find out)."""
+
+    def account(self) -> AccountInfo:
+        """Who the session is: its user, whether an administrator (who lists
+        every group's plates), its groups. Asks the server once per session."""
+
+    @property
+    def known_account(self) -> AccountInfo | None:
+        """:meth:`account` if it was asked for already, else None (no server call)."""
 
     @property
     def calls(self) -> Mapping[str, int]:
@@ -122,7 +131,9 @@ class Gateway(Protocol):
     def create_plate(
         self, name: str, rows: int | None = None, columns: int | None = None
     ) -> PlateSummary:
-        """A new, empty Plate, marked as made by omerofs (``derived``)."""
+        """A new, empty Plate, marked as made by omerofs (``derived``), in the
+        group :meth:`AccountInfo.new_plate_group` chooses; PermissionDenied
+        when there is none (docs/semantics.rst)."""
 
     def create_well(self, plate_id: int, row: int, column: int) -> int:
         """A new Well on a plate; returns its id."""
