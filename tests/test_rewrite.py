@@ -141,11 +141,15 @@ def test_a_rewrite_keeps_annotations_rois_and_rendering_settings(server, tmp_pat
         plane = made_image(m, plate)
         with omero_direct.session(server.port) as sf:
             old, pixels = site_image(sf, plate)
-            annotate(sf, old, map_annotation([("compound", "DMSO")]))
-            annotate(sf, old, text_annotation("TagAnnotation", "control"))
-            annotate(sf, old, text_annotation("CommentAnnotation", "out of focus"))
-            add_roi(sf, old, 2.0)
-            add_rendering_def(sf, pixels, 1, default_z=1)
+            # in the image's group, as omero-py's BlitzGateway links (root's own
+            # session group is system, where OMERO would refuse a MIXED GROUP link)
+            image_group = sf.getQueryService().get("Image", old, ALL).details.group.id.val
+            group = {"omero.group": str(image_group)}
+            annotate(sf, old, map_annotation([("compound", "DMSO")]), group)
+            annotate(sf, old, text_annotation("TagAnnotation", "control"), group)
+            annotate(sf, old, text_annotation("CommentAnnotation", "out of focus"), group)
+            add_roi(sf, old, 2.0, ctx=group)
+            add_rendering_def(sf, pixels, 1, default_z=1, ctx=group)
             before = held_by(sf, old)
         tifffile.imwrite(plane, BASE + 50)  # a new image
         np.testing.assert_array_equal(tifffile.imread(plane), BASE + 50)
