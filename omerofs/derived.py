@@ -27,6 +27,7 @@ import numpy as np
 from . import layout
 from .gateway import Gateway, GatewayError, ImageInfo, PlaneIndex
 from .gateway.types import whole_plane_writable
+from .keys import LocalKey, PlaneKey
 from .listing import Listings, plate_name_ok
 from .planes import PlaneReader
 from .spool import PLANE, Entry, Spool, Upload
@@ -180,7 +181,7 @@ class DerivedPlates:
             if existing is not None and existing.kind is not Kind.PLANE:
                 spool.remove(entry.id)
                 raise refuse(errno.EEXIST, f"create {name}: exists")
-            node = self.tree.new_node(("local", entry.id), Kind.INCOMING, name, well.ino,
+            node = self.tree.new_node(LocalKey(entry.id), Kind.INCOMING, name, well.ino,
                                       time.time(), plate_id=plate.plate_id,
                                       fstate=FileState(writers=1, status=WriteStatus.DIRTY))
             self.tree.bind_entry(node, entry)
@@ -334,7 +335,7 @@ class DerivedPlates:
         with self.tree.locked():
             node.pstate = PlaneState(image, plane, writable=True)
             node.become_plane()
-            self.tree.bind_key(("plane", node.parent, image.pixels_id, plane.z, plane.c,
+            self.tree.bind_key(PlaneKey(node.parent, image.pixels_id, plane.z, plane.c,
                                 plane.t), node.ino)  # the listing's key (listing.py)
 
     def drop(self, node: Node) -> None:

@@ -41,6 +41,20 @@ from .gateway import (
     TargetKind,
 )
 from .gateway.types import WellInfo, WellSampleInfo
+from .keys import (
+    AnnKey,
+    IndexDirKey,
+    IndexKey,
+    Ino,
+    PlaneKey,
+    PlateId,
+    PlateKey,
+    RunKey,
+    RunWellKey,
+    StackKey,
+    SubdirKey,
+    WellKey,
+)
 from .plane_sizes import channel_file_sizes
 from .stack import stack_for
 from .tree import ROOT_INODE, DirState, FileState, Kind, Node, PlaneState, Tree
@@ -76,28 +90,28 @@ class Listings:
         self.tree = tree
         self.max_listed = max_listed
         #: loaded plate listings, least recently used first: plate inode -> nodes
-        self._live: OrderedDict[int, int] = OrderedDict()
+        self._live: OrderedDict[Ino, int] = OrderedDict()
         self._live_nodes = 0
         self.evictions = 0
         self.stacks = stacks  # list a multi-page OME-TIFF per site too
         self.gateway = gateway
         self.timeouts = timeouts
         self.clock = clock
-        self._gates: dict[int, threading.Lock] = {}
-        self._subdirs: dict[int, set[int]] = {}  # plate id -> user directory inodes
+        self._gates: dict[Ino, threading.Lock] = {}
+        self._subdirs: dict[PlateId, set[Ino]] = {}  # user directory inodes
         #: annotations deleted (or moved away) through this mount: a reload that
         #: started before must not bring them back (ids are never reused)
         self._deleted: set[int] = set()
-        self._index: dict[int, bytes] = {}  # generated index file inode -> its bytes
+        self._index: dict[Ino, bytes] = {}  # generated index file -> its bytes
         #: the plates' rows as last listed (naming conventions for their wells)
-        self._summaries: dict[int, PlateSummary] = {}
+        self._summaries: dict[PlateId, PlateSummary] = {}
         #: plate id -> well directories of runs after the first (no Well files)
-        self._guests: dict[int, set[int]] = {}
+        self._guests: dict[PlateId, set[Ino]] = {}
         #: plate id -> ids of its wells without a row or column (logged once)
-        self._unplaced: dict[int, tuple[int, ...]] = {}
+        self._unplaced: dict[PlateId, tuple[int, ...]] = {}
         #: plate inode -> the fingerprint of its listing (PlateFingerprint.key),
         #: absent when unknown or not to be trusted: the next reload loads
-        self._fingerprints: dict[int, tuple[object, ...]] = {}
+        self._fingerprints: dict[Ino, tuple[object, ...]] = {}
         #: plate reloads that kept the listing (fingerprint unchanged), and the others
         self.reloads_kept = 0
         self.reloads_full = 0
@@ -179,7 +193,7 @@ class Listings:
             with self.tree.locked():
                 owner.dir.loaded_at = float("-inf")
                 self._fingerprints.pop(owner.ino, None)  # a refresh always loads
-        after: dict[tuple[int, str], int] = {}
+        after: dict[tuple[Ino, str], Ino] = {}
         for owner in owners:  # the root first: a plate gone from it is not asked for
             if owner.dir.children is None or (
                     owner.kind is Kind.PLATE and self.tree.lookup(ROOT_INODE, owner.name)
@@ -275,15 +289,16 @@ class Listings:
 
     # --- the root -------------------------------------------------------------------------
     def _plate_node(self, p: PlateSummary, name: str) -> Node:
-        self._summaries[p.id] = p
-        return self.tree.new_node(("plate", p.id), Kind.PLATE, name, ROOT_INODE,
-                                  p.created or self.tree.mounted_at, plate_id=p.id,
+        plate_id = PlateId(p.id)
+        self._summaries[plate_id] = p
+        return self.tree.new_node(PlateKey(plate_id), Kind.PLATE, name, ROOT_INODE,
+                                  p.created or self.tree.mounted_at, plate_id=plate_id,
                                   dstate=DirState(derived=p.derived))
 
     def _apply_plates(self, plates: list[PlateSummary]) -> None:
         root = self.tree.root.dir
         with self.tree.locked():
-            children: dict[str, int] = {}
+            children: dict[str, Ino] = {}
             for p in plates:
                 name = layout.plate_dir_name(p.id)
                 if p.derived and plate_name_ok(p.name) and p.name not in children:
@@ -321,8 +336,8 @@ class Listings:
     def add_plate(self, plate: PlateSummary, mtime: float) -> Node:
         """A plate made here (``mkdir``): listed at once under its name."""
         with self.tree.locked():
-            node = self.tree.new_node(("plate", plate.id), Kind.PLATE, plate.name, ROOT_INODE,
-                                      mtime, plate_id=plate.id,
+            node = self.tree.new_node(PlateKey(PlateId(plate.id)), Kind.PLATE, plate.name,
+                                      ROOT_INODE, mtime, plate_id=PlateId(plate.id),
                                       dstate=DirState(children={}, derived=True))
             node.dir.set_children({index.INDEX_DIR: self._index_dir(node).ino})
             node.dir.loaded_at = self.clock()
@@ -333,7 +348,7 @@ class Listings:
                  mtime: float) -> Node:
         """A well made here in a derived plate: listed at once."""
         with self.tree.locked():
-            node = self.tree.new_node(("well", plate.plate_id, row, column), Kind.WELL, name,
+            node = self.tree.new_node(WellKey(plate.known_plate_id, row, column), Kind.WELL, name,
                                       plate.ino, mtime, plate_id=plate.plate_id,
                                       dstate=DirState(children={}, well_id=well_id))
             plate.dir.add_child(name, node.ino, local=False)
@@ -366,34 +381,32 @@ class Listings:
         runs: list[int | None] = list(layout.run_order(starts))
         count = 0
         with self.tree.locked():
-            plate_children: dict[str, int] = {}
+            plate_children: dict[str, Ino] = {}
             well_of_image: dict[int, Node] = {}
             well_by_id: dict[int, Node] = {}
             self._guests.pop(plate.plate_id, None)
             if len(runs) < 2:  # no run, or one: every field in its well, as always
                 for w in placed:
                     well = self._well_dir(plate, plate, w, list(w.samples), naming, with_t,
-                                          ("well", plate.plate_id, w.row, w.column),
-                                          well_of_image)
+                                          None, well_of_image)
                     well_by_id[w.id] = well
                     plate_children[well.name] = well.ino
                     count += 1 + len(well.dir.children or {})
             else:
                 if any(s.run_id is None for w in placed for s in w.samples):
                     runs.append(None)
-                guests: set[int] = set()
+                guests: set[Ino] = set()
                 for k, run_id in enumerate(runs, start=1):
                     rname = layout.run_dir_name(k) if run_id is not None else layout.NO_RUN_DIR
-                    rdir = self.tree.new_node(("run", plate.plate_id, run_id), Kind.RUN, rname,
+                    rdir = self.tree.new_node(RunKey(plate.known_plate_id, run_id), Kind.RUN, rname,
                                               plate.ino, plate.mtime, plate_id=plate.plate_id,
                                               dstate=DirState())
                     rdir.name = rname  # a run started earlier than the others moves up
-                    run_children: dict[str, int] = {}
+                    run_children: dict[str, Ino] = {}
                     for w in placed:
                         samples = [s for s in w.samples if s.run_id == run_id]
                         well = self._well_dir(plate, rdir, w, samples, naming, with_t,
-                                              ("well", plate.plate_id, w.row, w.column, run_id),
-                                              well_of_image)
+                                              run_id, well_of_image)
                         if k == 1:
                             well_by_id[w.id] = well  # the Well's own files live in run_1
                         else:
@@ -420,20 +433,24 @@ class Listings:
         """Can a file attached to the Well itself be made in this well
         directory? Not in the wells of a multi-run plate's second and later
         runs: the Well's files are listed in its ``run_1`` directory."""
-        return well.ino not in self._guests.get(well.plate_id or 0, ())
+        return well.ino not in self._guests.get(well.known_plate_id, ())
 
     def _well_dir(self, plate: Node, parent: Node, w: WellInfo, samples: list[WellSampleInfo],
-                  naming: layout.WellNaming, with_t: bool, key: tuple[object, ...],
+                  naming: layout.WellNaming, with_t: bool, run_id: int | None,
                   well_of_image: dict[int, Node]) -> Node:
-        """One well directory holding ``samples`` (under the lock)."""
-        assert plate.plate_id is not None and w.row is not None and w.column is not None
+        """One well directory holding ``samples`` (under the lock): right in the
+        plate's directory, or in the run directory ``parent`` of run ``run_id``."""
+        assert w.row is not None and w.column is not None
+        key: WellKey | RunWellKey = (
+            WellKey(plate.known_plate_id, w.row, w.column) if parent is plate
+            else RunWellKey(plate.known_plate_id, w.row, w.column, run_id))
         mtime = plate.mtime
         derived = plate.dir.derived
         wname = naming.name(w.row, w.column)
         well = self.tree.new_node(key, Kind.WELL, wname, parent.ino, mtime,
                                   plate_id=plate.plate_id, dstate=DirState(well_id=w.id))
         well.name = wname  # the plate's naming conventions may have changed since
-        files: dict[str, int] = {}
+        files: dict[str, Ino] = {}
         if parent is plate:
             indexes = [s.index for s in samples]
         else:  # sites count within the run, from its lowest index in this well
@@ -458,7 +475,7 @@ class Listings:
                 size = sizes[c] if sizes is not None else state.tiff.file_size
                 # keyed by its well directory too: an image shown in wells of
                 # two plates is two files
-                f = self.tree.new_node(("plane", well.ino, image.pixels_id, z, c, t),
+                f = self.tree.new_node(PlaneKey(well.ino, image.pixels_id, z, c, t),
                                        Kind.PLANE, fname, well.ino, mtime, size=size,
                                        plate_id=plate.plate_id, pstate=state,
                                        sample=sample.id)
@@ -468,7 +485,7 @@ class Listings:
                 files[fname] = f.ino
             if self.stacks and not derived:
                 sname = layout.stack_name(wname, site)
-                st = self.tree.new_node(("stack", well.ino, image.pixels_id), Kind.STACK,
+                st = self.tree.new_node(StackKey(well.ino, image.pixels_id), Kind.STACK,
                                         sname, well.ino, mtime, plate_id=plate.plate_id,
                                         sample=sample.id)
                 st.parent = well.ino
@@ -485,12 +502,12 @@ class Listings:
     def _index_dir(self, plate: Node) -> Node:
         """``plate_N/.omerofs/``: its files are made again from each new listing
         (their content is built when first asked for: :meth:`index_bytes`)."""
-        d = self.tree.new_node(("index_dir", plate.plate_id), Kind.INDEX_DIR, index.INDEX_DIR,
+        d = self.tree.new_node(IndexDirKey(plate.known_plate_id), Kind.INDEX_DIR, index.INDEX_DIR,
                                plate.ino, plate.mtime, plate_id=plate.plate_id,
                                dstate=DirState(children={}))
         children = {}
         for name in (index.PLANE_INDEX_NAME, index.IMAGE_SET_INDEX_NAME):
-            f = self.tree.new_node(("index", plate.plate_id, name), Kind.INDEX, name, d.ino,
+            f = self.tree.new_node(IndexKey(plate.known_plate_id, name), Kind.INDEX, name, d.ino,
                                    plate.mtime, plate_id=plate.plate_id)
             self._index.pop(f.ino, None)  # the listing changed: built again when read
             children[name] = f.ino
@@ -535,8 +552,8 @@ class Listings:
                                             well.dir.well_id))
         return out
 
-    def _subdirs_of(self, plate: Node) -> list[int]:
-        return list(self._subdirs.get(plate.plate_id or 0, ()))
+    def _subdirs_of(self, plate: Node) -> list[Ino]:
+        return list(self._subdirs.get(plate.known_plate_id, ()))
 
     def subdir(self, plate: Node, path: str) -> Node:
         """The user directory at ``path`` below the plate, made if missing."""
@@ -545,10 +562,10 @@ class Listings:
         with self.tree.locked():
             for part in path.split("/"):
                 so_far = f"{so_far}/{part}" if so_far else part
-                node = self.tree.new_node(("dir", plate.plate_id, so_far), Kind.SUBDIR, part,
-                                          parent.ino, plate.mtime, plate_id=plate.plate_id,
+                node = self.tree.new_node(SubdirKey(plate.known_plate_id, so_far), Kind.SUBDIR,
+                                          part, parent.ino, plate.mtime, plate_id=plate.plate_id,
                                           dstate=DirState(children={}, path=so_far))
-                self._subdirs.setdefault(plate.plate_id or 0, set()).add(node.ino)
+                self._subdirs.setdefault(plate.known_plate_id, set()).add(node.ino)
                 d = node.dir
                 if d.children is None:
                     d.children = {}
@@ -587,7 +604,7 @@ class Listings:
         entries changed after ``started`` (when the server was asked) stay as
         they are: the answer may predate them. Returns whether there was one."""
         fresh_local = False
-        placed: dict[int, list[FileAnnotationInfo]] = {}
+        placed: dict[Ino, list[FileAnnotationInfo]] = {}
         for ann in anns:
             directory = self._directory_of(plate, ann, well_by_id, well_of_image)
             if directory is not None:
@@ -627,11 +644,11 @@ class Listings:
         return (u.name, u.path, u.target_kind, u.target_id) == (
             ann.name, ann.path, ann.target.kind.value, ann.target.id)
 
-    def _place(self, plate: Node, dino: int, ann: FileAnnotationInfo) -> None:
+    def _place(self, plate: Node, dino: Ino, ann: FileAnnotationInfo) -> None:
         d = self.tree.node(dino).dir
         # keyed by plate too: a file on an image shown in wells of two plates
         # is listed in both (one node each, one annotation)
-        known = self.tree.known_inode(("ann", plate.plate_id, ann.id))
+        known = self.tree.known_inode(AnnKey(plate.known_plate_id, ann.id))
         node = self.tree.get(known) if known is not None else None
         if node is not None and node.name in self.tree.node(node.parent).dir.local:
             if node.parent == dino:
@@ -645,7 +662,7 @@ class Listings:
             name = layout.disambiguated(ann.name, ann.id)
         # first seen from the server: a stable mtime (the plate's), so that
         # tools comparing times (rsync, make) see the same value on every reload
-        node = self.tree.new_node(("ann", plate.plate_id, ann.id), Kind.TEXT, name, dino,
+        node = self.tree.new_node(AnnKey(plate.known_plate_id, ann.id), Kind.TEXT, name, dino,
                                   plate.mtime,
                                   plate_id=plate.plate_id, fstate=FileState())
         node.name, node.parent = name, dino

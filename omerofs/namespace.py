@@ -29,6 +29,7 @@ from collections.abc import Callable
 from . import layout, xattrs
 from .derived import DerivedPlates
 from .gateway import Gateway
+from .keys import Ino
 from .listing import MAX_LISTED, Listings, Timeouts
 from .planes import PlaneReader
 from .spool import PLANE, SCRATCH, Entry, Spool
@@ -106,7 +107,7 @@ class Namespace:
         (the node is freed then unless a loaded listing shows it)."""
         return self.tree.forget(ino, n)
 
-    def open_listing(self, ino: int) -> list[tuple[str, int]] | None:
+    def open_listing(self, ino: int) -> list[tuple[str, Ino]] | None:
         """A directory handle is opened on ``ino``: its listing (name, inode),
         sorted, with its plate's listing pinned (not dropped) until
         :meth:`close_listing`; None if the listing was dropped since it was
@@ -133,7 +134,7 @@ class Namespace:
         """Non-blocking: the child called ``name``, or None (after :meth:`load`)."""
         return self.tree.lookup(parent, name)
 
-    def listing(self, ino: int) -> list[tuple[str, int]]:
+    def listing(self, ino: int) -> list[tuple[str, Ino]]:
         """Non-blocking: a directory's (name, inode) pairs, sorted."""
         return self.tree.listing(ino)
 

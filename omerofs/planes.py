@@ -17,12 +17,13 @@ plane (benchmarks/per_file.py).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 
 from .cache import PlaneCache
 from .gateway import FileAnnotationInfo, Gateway, ImageInfo, PlaneIndex
 from .gateway.batches import TimepointReader
-from .tree import Kind, Node, PlaneState, Tree, file_key
+from .keys import CacheKey, FileKey, Ino, PixelsKey
+from .tree import Kind, Node, PlaneState, Tree
 
 #: bytes of planes a sequential reader should find fetched ahead of it
 PREFETCH_BYTES = 32 << 20
@@ -32,15 +33,14 @@ PREFETCH_BYTES = 32 << 20
 TIMEPOINT_BYTES = 16 << 20
 
 
-def _image_lane(key: Hashable) -> int:
+def _image_lane(key: CacheKey) -> int:
     """Prefetches of one image's planes run on one thread, in order: the gateway
     keeps a RawPixelsStore per thread, pointed at one image at a time, so the
     image's first fetch pays the ``setPixelsId`` and the others reuse it (spread
     over every prefetch thread, nearly every plane paid one: 125 per 128 planes,
     benchmarks/per_file.py); and the first prefetch of the image takes the
     others queued behind it along (one ``getTimepoint``)."""
-    assert isinstance(key, tuple)
-    return hash(key[1]) if key[0] == "file" else hash(key[0])
+    return hash(key.file_id) if isinstance(key, FileKey) else hash(key.pixels_id)
 
 
 class PlaneReader:
@@ -54,7 +54,7 @@ class PlaneReader:
         self.prefetch_depth = prefetch_depth
         self._timepoints = gateway if isinstance(gateway, TimepointReader) else None
         batches = self._timepoints is not None
-        self.cache: PlaneCache[Hashable] = PlaneCache(
+        self.cache: PlaneCache[CacheKey] = PlaneCache(
             self._fetch, cache_budget, prefetch_workers=prefetch_workers if prefetch_depth else 0,
             size_hint=self._size_hint, lane=_image_lane,
             # four per lane: with one image per lane, a lane holds its image's next
@@ -66,32 +66,31 @@ class PlaneReader:
         self._images: dict[int, ImageInfo] = {}
         #: planes read to their end through keep_cache: the kernel holds them (it
         #: may drop them under memory pressure; a read then simply fetches again)
-        self._in_page_cache: set[Hashable] = set()
+        self._in_page_cache: set[CacheKey] = set()
         #: per plate (inode): the well of the last plane opened, and whether the
         #: reader came to it from the well before (see _whole_plate_reader)
-        self._last_well: dict[int, int] = {}
-        self._in_order: dict[int, bool] = {}
+        self._last_well: dict[Ino, Ino] = {}
+        self._in_order: dict[Ino, bool] = {}
         #: per plate (inode): the last file of the run ahead of the reader whose
         #: prefetch is settled (queued, cached or in flight): the next open
         #: starts after it instead of going over the same keys again
-        self._horizon: dict[int, int] = {}
+        self._horizon: dict[Ino, Ino] = {}
 
     def close(self) -> None:
         self.cache.close()
 
     # --- the cache's side -------------------------------------------------------------------
-    def _size_hint(self, key: Hashable) -> int:
-        if isinstance(key, tuple) and isinstance(key[0], int):
-            image = self._images.get(key[0])
+    def _size_hint(self, key: CacheKey) -> int:
+        if isinstance(key, PixelsKey):
+            image = self._images.get(key.pixels_id)
             return image.plane_bytes if image is not None else 0
         return 0
 
-    def _fetch(self, key: Hashable) -> bytes:
-        assert isinstance(key, tuple)
-        if key[0] == "file":
-            return self.gateway.read_file(key[1])
-        pixels_id, z, c, t = key
-        return self.gateway.read_plane(self._images[pixels_id], PlaneIndex(z, c, t))
+    def _fetch(self, key: CacheKey) -> bytes:
+        if isinstance(key, FileKey):
+            return self.gateway.read_file(key.file_id)
+        return self.gateway.read_plane(self._images[key.pixels_id],
+                                       PlaneIndex(key.z, key.c, key.t))
 
     def _timepoint_bytes(self, image: ImageInfo) -> int:
         """Bytes of one of the image's timepoints when fetched whole, else 0."""
@@ -100,38 +99,37 @@ class PlaneReader:
         size = self._timepoints.timepoint_bytes(image)
         return size if 0 < size <= min(TIMEPOINT_BYTES, self.cache_budget // 4) else 0
 
-    def _siblings(self, key: Hashable) -> Sequence[Hashable]:
+    def _siblings(self, key: CacheKey) -> Sequence[CacheKey]:
         """The planes one server call brings with a plane: those of its
         timepoint, but for those read to their end (the page cache has them)."""
-        assert isinstance(key, tuple)
-        if key[0] == "file":
+        if isinstance(key, FileKey):
             return ()
-        pixels_id, _, _, t = key
-        image = self._images.get(pixels_id)
+        image = self._images.get(key.pixels_id)
         if image is None or not self._timepoint_bytes(image):
             return ()
-        keys = ((pixels_id, z, c, t) for c in range(image.size_c) for z in range(image.size_z))
+        keys = (PixelsKey(key.pixels_id, z, c, key.t)
+                for c in range(image.size_c) for z in range(image.size_z))
         return [k for k in keys if k not in self._in_page_cache]
 
-    def _fetch_many(self, keys: Sequence[Hashable]) -> list[bytes]:
+    def _fetch_many(self, keys: Sequence[CacheKey]) -> list[bytes]:
         """Planes of one timepoint (``_siblings``): with one ``getTimepoint`` when
         they are at least half of it, else plane by plane."""
         assert self._timepoints is not None
-        planes_of: list[tuple[int, int, int, int]] = [k for k in keys]  # type: ignore[misc]
-        pixels_id, _, _, t = planes_of[0]
-        image = self._images[pixels_id]
+        planes_of = [k for k in keys if isinstance(k, PixelsKey)]  # siblings: planes only
+        first = planes_of[0]
+        image = self._images[first.pixels_id]
         if 2 * len(keys) < image.size_z * image.size_c:
             return [self._fetch(k) for k in keys]
-        planes = self._timepoints.read_timepoint(image, t)
-        return [planes[z + image.size_z * c] for _, z, c, _ in planes_of]
+        planes = self._timepoints.read_timepoint(image, first.t)
+        return [planes[k.z + image.size_z * k.c] for k in planes_of]
 
-    def _key(self, state: PlaneState) -> Hashable:
+    def _key(self, state: PlaneState) -> PixelsKey:
         self._images.setdefault(state.image.pixels_id, state.image)
         return state.key
 
     def discard_plane(self, image: ImageInfo, plane: PlaneIndex) -> None:
         """The plane changed on the server: drop what we hold of it."""
-        key = (image.pixels_id, plane.z, plane.c, plane.t)
+        key = PixelsKey(image.pixels_id, plane.z, plane.c, plane.t)
         self.cache.discard(key)
         self._in_page_cache.discard(key)
 
@@ -166,7 +164,7 @@ class PlaneReader:
         self._done_with(state, key, offset, size)
         return tiff.read(offset, size, plane)
 
-    def _done_with(self, state: PlaneState, key: Hashable, offset: int, size: int) -> None:
+    def _done_with(self, state: PlaneState, key: CacheKey, offset: int, size: int) -> None:
         """A read reaching a plane's end: its bytes now sit in the kernel's page
         cache (keep_cache), so the plane cache lets go of its copy at once
         rather than hold every plane twice, and prefetch leaves it alone."""
@@ -197,7 +195,7 @@ class PlaneReader:
         by_bytes = -(-PREFETCH_BYTES // max(state.image.plane_bytes, 1))
         return min(max(self.prefetch_depth, by_bytes), 8 * self.prefetch_depth)
 
-    def _whole_plate_reader(self, plate: Node, well: Node, wells: list[tuple[str, int]]
+    def _whole_plate_reader(self, plate: Node, well: Node, wells: list[tuple[str, Ino]]
                             ) -> bool:
         """Does this plate's reader go through the wells in order? True once a
         plane of a well was opened right after planes of the well before it, until
@@ -227,7 +225,7 @@ class PlaneReader:
         if not self.prefetch_depth or node.kind is not Kind.PLANE:
             return 0
         depth = self._prefetch_planes(node.plane)
-        keys: list[Hashable] = []
+        keys: list[CacheKey] = []
         tree = self.tree
         with tree.locked():
             well = tree.node(node.parent)
@@ -256,7 +254,7 @@ class PlaneReader:
                         break
             horizon = self._horizon.get(plate.ino)
             start = following.index(horizon) + 1 if horizon in following else 0
-            inos: list[int] = []  # the file of each key
+            inos: list[Ino] = []  # the file of each key
             if start == 0 and node.plane.image.plane_bytes <= self.cache_budget // 4 \
                     and (own := self._key(node.plane)) not in self._in_page_cache:
                 # the file being opened is read next: its fetch goes out first,
@@ -298,7 +296,7 @@ class PlaneReader:
         self._images.setdefault(image.pixels_id, image)
         out: dict[PlaneIndex, bytes] = {}
         for p in layout.planes_touched(offset, size):
-            key = (image.pixels_id, p.z, p.c, p.t)
+            key = PixelsKey(image.pixels_id, p.z, p.c, p.t)
             if not fetch:
                 data = self.cache.peek(key)
                 if data is None:
@@ -328,7 +326,7 @@ class PlaneReader:
         """Blocking: bytes of an annotation's file as the server has it."""
         if ann.size == 0:
             return b""
-        return self.cache.get(file_key(ann.file_id))[offset:offset + size]
+        return self.cache.get(FileKey(ann.file_id))[offset:offset + size]
 
     def discard_file(self, file_id: int) -> None:
-        self.cache.discard(file_key(file_id))
+        self.cache.discard(FileKey(file_id))

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from . import layout
 from .gateway import FileAnnotationInfo, Gateway, GatewayError, NotFound, TargetKind
+from .keys import AnnKey, LocalKey
 from .listing import Listings
 from .planes import PlaneReader
 from .spool import OPEN, PENDING, PLANE, SCRATCH, Entry, Spool, Upload
@@ -62,9 +63,8 @@ class TextFiles:
     def upload_spec(self, directory: Node, name: str, old: FileAnnotationInfo | None
                     ) -> Upload:
         """Target, path and replace/move plan of a text file ``name`` in ``directory``."""
-        assert directory.plate_id is not None
         d = directory.dir
-        kind, target_id, path = TargetKind.PLATE, directory.plate_id, d.path
+        kind, target_id, path = TargetKind.PLATE, int(directory.known_plate_id), d.path
         if directory.kind is Kind.WELL:
             assert d.well_id is not None
             kind, target_id, path = TargetKind.WELL, d.well_id, ""
@@ -88,8 +88,8 @@ class TextFiles:
         same_place = (old is not None and old.target.kind is kind
                       and old.target.id == target_id and old.path == path
                       and old.name == server_name)
-        return Upload(plate_id=directory.plate_id, target_kind=kind.value, target_id=target_id,
-                      name=server_name, path=path, mimetype=mimetype,
+        return Upload(plate_id=directory.known_plate_id, target_kind=kind.value,
+                      target_id=target_id, name=server_name, path=path, mimetype=mimetype,
                       annotation_id=old.id if same_place and old else None,
                       file_id=old.file_id if same_place and old else None,
                       delete_after=old.id if old is not None and not same_place else None)
@@ -128,7 +128,7 @@ class TextFiles:
                 raise refuse(errno.EEXIST, f"create {name}: exists")
             state = FileState(writers=1,
                               status=WriteStatus.DIRTY if text else WriteStatus.CLEAN)
-            node = self.tree.new_node(("local", entry.id), Kind.TEXT, name, directory.ino,
+            node = self.tree.new_node(LocalKey(entry.id), Kind.TEXT, name, directory.ino,
                                       time.time(), plate_id=directory.plate_id, fstate=state)
             self.tree.bind_entry(node, entry)
             directory.dir.add_child(name, node.ino)
@@ -279,7 +279,7 @@ class TextFiles:
                 ann = dataclasses.replace(ann, ns=f.ann.ns)
             f.ann = ann
             f.changed_at = self.clock()
-            self.tree.bind_key(("ann", node.plate_id, ann.id), node.ino)  # listing's key
+            self.tree.bind_key(AnnKey(node.known_plate_id, ann.id), node.ino)  # listing's key
             if entry.upload.delete_after is not None and entry.upload.delete_after != ann.id:
                 self.listings.forget_annotation(entry.upload.delete_after)  # moved away
             f.uploaded(version)

@@ -37,18 +37,18 @@ import enum
 import errno
 import stat
 import threading
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import layout
 from .gateway import FileAnnotationInfo, ImageInfo, PlaneIndex
 from .inodes import Inodes
+from .keys import ROOT_INODE, Ino, NodeKey, PixelsKey, PlateId, StatusKey
 from .spool import SCRATCH, Entry, Spool
 from .stack import StackLayout
 from .tiff import TiffLayout, plane_layout
 
-ROOT_INODE = 1
 STATUS_NAME = ".omerofs-status"
 
 
@@ -113,9 +113,9 @@ class NotYet(OSError):
 class DirState:
     """A directory. ``children`` is None until its listing was loaded."""
 
-    children: dict[str, int] | None = None
+    children: dict[str, Ino] | None = None
     #: entries that exist only here (not yet on the server): kept across reloads
-    local: dict[str, int] = field(default_factory=dict)
+    local: dict[str, Ino] = field(default_factory=dict)
     loaded_at: float = float("-inf")
     error: str | None = None  # what a failed reload said, until the next success
     well_id: int | None = None
@@ -125,18 +125,18 @@ class DirState:
     #: open directory handles on this plate or below: its listing is not dropped
     #: while one pages through a snapshot of it
     pins: int = 0
-    _sorted: list[tuple[str, int]] | None = field(default=None, repr=False)
+    _sorted: list[tuple[str, Ino]] | None = field(default=None, repr=False)
 
-    def listing(self) -> list[tuple[str, int]]:
+    def listing(self) -> list[tuple[str, Ino]]:
         """Children as (name, inode), sorted by name; cached until they change."""
         if self._sorted is None:
             self._sorted = sorted((self.children or {}).items())
         return self._sorted
 
-    def set_children(self, children: dict[str, int] | None) -> None:
+    def set_children(self, children: dict[str, Ino] | None) -> None:
         self.children, self._sorted = children, None
 
-    def add_child(self, name: str, ino: int, local: bool = True) -> None:
+    def add_child(self, name: str, ino: Ino, local: bool = True) -> None:
         if self.children is None:
             self.children = {}
         self.children[name] = ino
@@ -167,18 +167,13 @@ class PlaneState:
         return plane_layout(self.image, p.z, p.c, p.t)
 
     @property
-    def key(self) -> Hashable:
+    def key(self) -> PixelsKey:
         """The plane cache's key for this plane's pixels."""
         return plane_key(self.image, self.plane)
 
 
-def plane_key(image: ImageInfo, plane: PlaneIndex) -> Hashable:
-    return (image.pixels_id, plane.z, plane.c, plane.t)
-
-
-def file_key(file_id: int) -> Hashable:
-    """The plane cache's key for the server copy of an OriginalFile."""
-    return ("file", file_id)
+def plane_key(image: ImageInfo, plane: PlaneIndex) -> PixelsKey:
+    return PixelsKey(image.pixels_id, plane.z, plane.c, plane.t)
 
 
 @dataclass(eq=False)
@@ -225,12 +220,12 @@ class Node:
 
     Slotted: a big mount holds one per listed file."""
 
-    ino: int
+    ino: Ino
     kind: Kind
     name: str
-    parent: int
+    parent: Ino
     mtime: float
-    plate_id: int | None = None
+    plate_id: PlateId | None = None
     size: int = 0
     dstate: DirState | None = None
     pstate: PlaneState | None = None
@@ -239,6 +234,14 @@ class Node:
     stack: StackLayout | None = None
     #: lookups the kernel holds (lookup, readdirplus, create, mkdir less forget)
     nlookup: int = 0
+
+    @property
+    def known_plate_id(self) -> PlateId:
+        """The id of the plate this node is in; TypeError for the root and the
+        status file (never a made-up id)."""
+        if self.plate_id is None:
+            raise TypeError(f"{self.name!r} is in no plate")
+        return self.plate_id
 
     @property
     def is_dir(self) -> bool:
@@ -337,10 +340,10 @@ class Tree:
         self._removed: list[tuple[int, str]] = []
         self._nodes: dict[int, Node] = {}
         self._inodes = Inodes(ROOT_INODE + 1)
-        self._by_entry: dict[str, int] = {}  # spool entry id -> inode
+        self._by_entry: dict[str, Ino] = {}  # spool entry id -> inode
         self._nodes[ROOT_INODE] = Node(ROOT_INODE, Kind.ROOT, "", ROOT_INODE, mounted_at,
                                        dstate=DirState())
-        self.status = self.new_node(("status",), Kind.STATUS, STATUS_NAME, ROOT_INODE,
+        self.status = self.new_node(StatusKey(), Kind.STATUS, STATUS_NAME, ROOT_INODE,
                                     mounted_at)
 
     # --- locking -------------------------------------------------------------------------
@@ -364,7 +367,7 @@ class Tree:
         self._on_removed = lambda parent, name: None
 
     # --- inodes --------------------------------------------------------------------------
-    def inode(self, key: Hashable, sample: int | None = None) -> int:
+    def inode(self, key: NodeKey, sample: int | None = None) -> Ino:
         """The inode of an object identity, given once and kept for the mount
         (:class:`omerofs.inodes.Inodes`: bound, else computed, else counted;
         ``sample``: a plane's or stack's WellSample id, see there)."""
@@ -374,14 +377,14 @@ class Tree:
         """Identities whose inode is kept in a table (see :meth:`Inodes.kept`)."""
         return self._inodes.kept()
 
-    def known_inode(self, key: Hashable) -> int | None:
+    def known_inode(self, key: NodeKey) -> Ino | None:
         return self._inodes.known(key)
 
-    def bind_key(self, key: Hashable, ino: int) -> None:
+    def bind_key(self, key: NodeKey, ino: Ino) -> None:
         """From now on ``key`` (e.g. an annotation made by an upload) is ``ino``."""
         self._inodes.bind(key, ino)
 
-    def new_node(self, key: Hashable, kind: Kind, name: str, parent: int, mtime: float,
+    def new_node(self, key: NodeKey, kind: Kind, name: str, parent: Ino, mtime: float,
                  sample: int | None = None, **kw: Any) -> Node:
         """The node of ``key``: made on first sight, else the existing one as is."""
         ino = self.inode(key, sample)
@@ -480,11 +483,11 @@ class Tree:
             self._removed.append((plate.parent, plate.name))
             return freed
 
-    def entries_below(self, directory: Node) -> dict[tuple[int, str], int]:
+    def entries_below(self, directory: Node) -> dict[tuple[Ino, str], Ino]:
         """(parent inode, name) -> inode of every entry in ``directory`` and in
         the run directories, wells and user directories below it (the root:
         its plates only)."""
-        out: dict[tuple[int, str], int] = {}
+        out: dict[tuple[Ino, str], Ino] = {}
         todo = [directory]
         while todo:
             d = todo.pop()
@@ -507,7 +510,7 @@ class Tree:
         ino = ((node.dstate.children if node.dstate else None) or {}).get(name)
         return None if ino is None else self._nodes.get(ino)
 
-    def listing(self, ino: int) -> list[tuple[str, int]]:
+    def listing(self, ino: int) -> list[tuple[str, Ino]]:
         with self.locked():
             return self._nodes[ino].dir.listing()
 
