@@ -35,7 +35,8 @@ import trio
 
 from . import xattrs
 from .gateway import errors as gwerr
-from .namespace import ROOT_INODE, Kind, Namespace, Node, NotYet
+from .kinds import Content, Ttl
+from .namespace import ROOT_INODE, Namespace, Node, NotYet
 
 log = logging.getLogger("omerofs.fs")
 
@@ -166,10 +167,10 @@ class OmeroFS(pyfuse3.Operations):
             await self._blocking(self.ns.load, ino)
 
     def _ttl(self, node: Node) -> float:
-        t = self.ns.timeouts
-        if node.kind in (Kind.TEXT, Kind.INCOMING, Kind.STATUS, Kind.INDEX):
+        t, ttl = self.ns.timeouts, node.spec.ttl
+        if ttl is Ttl.SHORT:
             return 1.0  # written here and by other clients, or generated: look again soon
-        return t.root_ttl if node.kind in (Kind.PLATE, Kind.ROOT) else t.plate_ttl
+        return t.root_ttl if ttl is Ttl.ROOT else t.plate_ttl
 
     def _attr(self, node: Node) -> pyfuse3.EntryAttributes:
         """Attributes of a node; those of immutable nodes are built once
@@ -178,7 +179,7 @@ class OmeroFS(pyfuse3.Operations):
         a = self._attrs.get(node.ino) if immutable else None
         if a is not None:
             return a
-        if node.kind is Kind.INDEX:
+        if node.spec.content is Content.INDEX:
             self.ns.index_bytes(node.ino)  # its exact size: built from memory when first asked
         a = pyfuse3.EntryAttributes()
         a.st_ino = node.ino
@@ -192,7 +193,7 @@ class OmeroFS(pyfuse3.Operations):
         ns_time = int(node.mtime * 1e9)
         a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = ns_time
         a.entry_timeout = a.attr_timeout = self._ttl(node)
-        if immutable and node.kind in (Kind.PLANE, Kind.STACK):
+        if immutable and not node.is_dir:
             # an acquired plane's size, mode and times never change (OMERO pixels
             # are write-once): the kernel need not ask again while it holds the
             # inode. Its *name* keeps plate_ttl: a reload may drop the image.
@@ -302,7 +303,7 @@ class OmeroFS(pyfuse3.Operations):
         writable = flags & os.O_ACCMODE != os.O_RDONLY
         truncate = bool(flags & os.O_TRUNC)
         node = self.ns.check_open(inode, writable, truncate)
-        if node.kind is Kind.STATUS:
+        if node.spec.content is Content.STATUS:
             fh = self._new_fh(inode, False)
             # one snapshot per open: reads at several offsets see one document
             self._snapshots[fh] = self._status(
@@ -315,13 +316,10 @@ class OmeroFS(pyfuse3.Operations):
         if writable or truncate:
             await self._blocking(self.ns.open_write, inode, truncate)
             return pyfuse3.FileInfo(fh=self._new_fh(inode, writable), keep_cache=False)
-        if node.kind is Kind.PLANE:
-            self.ns.prefetch_after(inode)
-            # acquired planes never change: let the page cache keep them across opens
-            return pyfuse3.FileInfo(fh=self._new_fh(inode, False), keep_cache=node.immutable)
-        if node.kind is Kind.STACK:
-            return pyfuse3.FileInfo(fh=self._new_fh(inode, False), keep_cache=True)
-        return pyfuse3.FileInfo(fh=self._new_fh(inode, False), keep_cache=False)
+        self.ns.prefetch_after(inode)  # of a plane only
+        # acquired planes and stacks never change: let the page cache keep
+        # them across opens
+        return pyfuse3.FileInfo(fh=self._new_fh(inode, False), keep_cache=node.keep_cache)
 
     @handler
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,

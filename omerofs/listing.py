@@ -23,6 +23,7 @@ when next used. The plate loaded last is always kept, whatever its size.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import OrderedDict
@@ -34,6 +35,7 @@ from .gateway import (
     FileAnnotationInfo,
     Gateway,
     GatewayError,
+    ImageInfo,
     NotFound,
     PlaneIndex,
     PlateFingerprint,
@@ -55,9 +57,20 @@ from .keys import (
     SubdirKey,
     WellKey,
 )
+from .kinds import (
+    IndexDir,
+    IndexState,
+    PlaneState,
+    PlateDir,
+    RunDir,
+    StackState,
+    SubDir,
+    TextState,
+    WellDir,
+)
 from .plane_sizes import channel_file_sizes
 from .stack import stack_for
-from .tree import ROOT_INODE, DirState, FileState, Kind, Node, PlaneState, Tree
+from .tree import ROOT_INODE, Node, Tree
 
 log = logging.getLogger("omerofs.listing")
 
@@ -79,6 +92,11 @@ def plate_name_ok(name: str) -> bool:
     """Can a derived plate be listed (and made) under ``name``?"""
     return (layout.valid_entry_name(name) and not name.startswith(".")
             and layout.parse_plate_dir_name(name) is None and name != ".omerofs-status")
+
+
+def _stack_state(image: ImageInfo, tags: tuple[tuple[str, str], ...]) -> StackState:
+    """A stack's state, made on its first listing only (its layout costs)."""
+    return StackState(stack_for(image, tags))
 
 
 class Listings:
@@ -119,7 +137,7 @@ class Listings:
 
     # --- freshness ----------------------------------------------------------------------
     def _ttl(self, node: Node) -> float:
-        return self.timeouts.root_ttl if node.kind is Kind.ROOT else self.timeouts.plate_ttl
+        return self.timeouts.root_ttl if node.ino == ROOT_INODE else self.timeouts.plate_ttl
 
     def needs_load(self, ino: int) -> bool:
         """Non-blocking: must :meth:`load` run before this directory is listed?"""
@@ -160,7 +178,7 @@ class Listings:
         with self.tree.locked():
             for _, ino in self.tree.root.dir.listing():
                 node = self.tree.node(ino)
-                if node.kind is Kind.PLATE and node.plate_id == plate_id:
+                if isinstance(node.state, PlateDir) and node.plate_id == plate_id:
                     node.dir.loaded_at = float("-inf")
                     self._fingerprints.pop(ino, None)
 
@@ -178,13 +196,13 @@ class Listings:
         if first:
             self.load(ROOT_INODE)
             node = self.tree.lookup(ROOT_INODE, first) or self.plate_by_name(first)
-            if node is None or node.kind is not Kind.PLATE:
+            if node is None or not isinstance(node.state, PlateDir):
                 raise NotFound(f"no plate called {first!r} in the mount")
             owners = [node]
         else:
             owners = [self.tree.root] + [
                 self.tree.node(ino) for _, ino in self.tree.root.dir.listing()
-                if self.tree.node(ino).kind is Kind.PLATE]
+                if isinstance(self.tree.node(ino).state, PlateDir)]
         before = {}
         for owner in owners:
             if owner.dir.children is None:
@@ -196,7 +214,7 @@ class Listings:
         after: dict[tuple[Ino, str], Ino] = {}
         for owner in owners:  # the root first: a plate gone from it is not asked for
             if owner.dir.children is None or (
-                    owner.kind is Kind.PLATE and self.tree.lookup(ROOT_INODE, owner.name)
+                    isinstance(owner.state, PlateDir) and self.tree.lookup(ROOT_INODE, owner.name)
                     is not owner):
                 continue
             try:
@@ -222,7 +240,7 @@ class Listings:
                 return  # another thread loaded it while we waited
             started = self.clock()
             try:
-                if node.kind is Kind.ROOT:
+                if node.ino == ROOT_INODE:
                     self._apply_plates(self.gateway.list_plates())
                 elif not self._unchanged(node):
                     self._load_plate(node, started)
@@ -262,7 +280,7 @@ class Listings:
         without wells) and keep the fingerprint of what was read."""
         assert node.plate_id is not None
         summary = PlateSummary(id=node.plate_id, name=node.name,
-                               created=node.mtime, derived=node.dir.derived)
+                               created=node.mtime, derived=node.state_of(PlateDir).derived)
         # the row the wells are named by (its naming conventions) and its version
         named_by = self._summaries.get(node.plate_id)
         structure = self.gateway.load_plate(node.plate_id, summary)
@@ -291,9 +309,9 @@ class Listings:
     def _plate_node(self, p: PlateSummary, name: str) -> Node:
         plate_id = PlateId(p.id)
         self._summaries[plate_id] = p
-        return self.tree.new_node(PlateKey(plate_id), Kind.PLATE, name, ROOT_INODE,
-                                  p.created or self.tree.mounted_at, plate_id=plate_id,
-                                  dstate=DirState(derived=p.derived))
+        return self.tree.new_node(PlateKey(plate_id), PlateDir(derived=p.derived), name,
+                                  ROOT_INODE, p.created or self.tree.mounted_at,
+                                  plate_id=plate_id)
 
     def _apply_plates(self, plates: list[PlateSummary]) -> None:
         root = self.tree.root.dir
@@ -336,9 +354,9 @@ class Listings:
     def add_plate(self, plate: PlateSummary, mtime: float) -> Node:
         """A plate made here (``mkdir``): listed at once under its name."""
         with self.tree.locked():
-            node = self.tree.new_node(PlateKey(PlateId(plate.id)), Kind.PLATE, plate.name,
-                                      ROOT_INODE, mtime, plate_id=PlateId(plate.id),
-                                      dstate=DirState(children={}, derived=True))
+            node = self.tree.new_node(PlateKey(PlateId(plate.id)),
+                                      PlateDir(children={}, derived=True), plate.name,
+                                      ROOT_INODE, mtime, plate_id=PlateId(plate.id))
             node.dir.set_children({index.INDEX_DIR: self._index_dir(node).ino})
             node.dir.loaded_at = self.clock()
             self.tree.root.dir.add_child(plate.name, node.ino)
@@ -348,9 +366,9 @@ class Listings:
                  mtime: float) -> Node:
         """A well made here in a derived plate: listed at once."""
         with self.tree.locked():
-            node = self.tree.new_node(WellKey(plate.known_plate_id, row, column), Kind.WELL, name,
-                                      plate.ino, mtime, plate_id=plate.plate_id,
-                                      dstate=DirState(children={}, well_id=well_id))
+            node = self.tree.new_node(WellKey(plate.known_plate_id, row, column),
+                                      WellDir(children={}, well_id=well_id), name,
+                                      plate.ino, mtime, plate_id=plate.plate_id)
             plate.dir.add_child(name, node.ino, local=False)
             return node
 
@@ -398,9 +416,9 @@ class Listings:
                 guests: set[Ino] = set()
                 for k, run_id in enumerate(runs, start=1):
                     rname = layout.run_dir_name(k) if run_id is not None else layout.NO_RUN_DIR
-                    rdir = self.tree.new_node(RunKey(plate.known_plate_id, run_id), Kind.RUN, rname,
-                                              plate.ino, plate.mtime, plate_id=plate.plate_id,
-                                              dstate=DirState())
+                    rdir = self.tree.new_node(RunKey(plate.known_plate_id, run_id), RunDir(),
+                                              rname, plate.ino, plate.mtime,
+                                              plate_id=plate.plate_id)
                     rdir.name = rname  # a run started earlier than the others moves up
                     run_children: dict[str, Ino] = {}
                     for w in placed:
@@ -445,10 +463,10 @@ class Listings:
             WellKey(plate.known_plate_id, w.row, w.column) if parent is plate
             else RunWellKey(plate.known_plate_id, w.row, w.column, run_id))
         mtime = plate.mtime
-        derived = plate.dir.derived
+        derived = plate.state_of(PlateDir).derived
         wname = naming.name(w.row, w.column)
-        well = self.tree.new_node(key, Kind.WELL, wname, parent.ino, mtime,
-                                  plate_id=plate.plate_id, dstate=DirState(well_id=w.id))
+        well = self.tree.new_node(key, WellDir(well_id=w.id), wname, parent.ino, mtime,
+                                  plate_id=plate.plate_id)
         well.name = wname  # the plate's naming conventions may have changed since
         files: dict[str, Ino] = {}
         if parent is plate:
@@ -457,7 +475,7 @@ class Listings:
             indexes = layout.run_site_indexes([s.index for s in samples])
         sites = layout.site_numbers(wname, [(i, s.image.name)
                                             for i, s in zip(indexes, samples, strict=True)])
-        wdir = well.dir
+        wdir = well.well
         wdir.sites = {}
         for sample, site in zip(samples, sites, strict=True):
             image = sample.image
@@ -476,23 +494,21 @@ class Listings:
                 # keyed by its well directory too: an image shown in wells of
                 # two plates is two files
                 f = self.tree.new_node(PlaneKey(well.ino, image.pixels_id, z, c, t),
-                                       Kind.PLANE, fname, well.ino, mtime, size=size,
-                                       plate_id=plate.plate_id, pstate=state,
-                                       sample=sample.id)
+                                       state, fname, well.ino, mtime, size=size,
+                                       plate_id=plate.plate_id, sample=sample.id)
                 # a written plane's node keeps its inode, takes the name; a
                 # field moved into a run's directory keeps its inode too
                 f.name, f.parent = fname, well.ino
                 files[fname] = f.ino
             if self.stacks and not derived:
                 sname = layout.stack_name(wname, site)
-                st = self.tree.new_node(StackKey(well.ino, image.pixels_id), Kind.STACK,
+                tags = (("omero.well", wname), ("omero.site", str(site)))
+                st = self.tree.new_node(StackKey(well.ino, image.pixels_id),
+                                        functools.partial(_stack_state, image, tags),
                                         sname, well.ino, mtime, plate_id=plate.plate_id,
                                         sample=sample.id)
                 st.parent = well.ino
-                if st.stack is None:
-                    st.stack = stack_for(image, (("omero.well", wname),
-                                                 ("omero.site", str(site))))
-                    st.size = st.stack.file_size
+                st.size = st.stack.file_size
                 files[sname] = st.ino
         wdir.set_children(files)
         wdir.loaded_at = self.clock()
@@ -502,13 +518,12 @@ class Listings:
     def _index_dir(self, plate: Node) -> Node:
         """``plate_N/.omerofs/``: its files are made again from each new listing
         (their content is built when first asked for: :meth:`index_bytes`)."""
-        d = self.tree.new_node(IndexDirKey(plate.known_plate_id), Kind.INDEX_DIR, index.INDEX_DIR,
-                               plate.ino, plate.mtime, plate_id=plate.plate_id,
-                               dstate=DirState(children={}))
+        d = self.tree.new_node(IndexDirKey(plate.known_plate_id), IndexDir(children={}),
+                               index.INDEX_DIR, plate.ino, plate.mtime, plate_id=plate.plate_id)
         children = {}
         for name in (index.PLANE_INDEX_NAME, index.IMAGE_SET_INDEX_NAME):
-            f = self.tree.new_node(IndexKey(plate.known_plate_id, name), Kind.INDEX, name, d.ino,
-                                   plate.mtime, plate_id=plate.plate_id)
+            f = self.tree.new_node(IndexKey(plate.known_plate_id, name), IndexState(), name,
+                                   d.ino, plate.mtime, plate_id=plate.plate_id)
             self._index.pop(f.ino, None)  # the listing changed: built again when read
             children[name] = f.ino
         d.dir.set_children(children)
@@ -536,20 +551,20 @@ class Listings:
         wells: list[tuple[str, str, int]] = []  # (path prefix, well name, inode)
         for name, ino in plate.dir.listing():
             node = self.tree.node(ino)
-            if node.kind is Kind.WELL:
+            if isinstance(node.state, WellDir):
                 wells.append(("", name, ino))
-            elif node.kind is Kind.RUN:
+            elif isinstance(node.state, RunDir):
                 wells.extend((f"{name}/", wname, wino) for wname, wino in node.dir.listing())
         for prefix, wname, wino in wells:
             well = self.tree.node(wino)
-            site_of = {image_id: site for site, image_id in well.dir.sites.items()}
+            site_of = {image_id: site for site, image_id in well.well.sites.items()}
             for fname, fino in well.dir.listing():
                 p = self.tree.node(fino).pstate
                 if p is None or p.image.id not in site_of:
                     continue
                 out.append(index.PlaneEntry(f"{prefix}{wname}/{fname}", wname, site_of[p.image.id],
                                             p.plane.z, p.plane.c, p.plane.t, p.image,
-                                            well.dir.well_id))
+                                            well.well.well_id))
         return out
 
     def _subdirs_of(self, plate: Node) -> list[Ino]:
@@ -562,9 +577,9 @@ class Listings:
         with self.tree.locked():
             for part in path.split("/"):
                 so_far = f"{so_far}/{part}" if so_far else part
-                node = self.tree.new_node(SubdirKey(plate.known_plate_id, so_far), Kind.SUBDIR,
-                                          part, parent.ino, plate.mtime, plate_id=plate.plate_id,
-                                          dstate=DirState(children={}, path=so_far))
+                node = self.tree.new_node(SubdirKey(plate.known_plate_id, so_far),
+                                          SubDir(children={}, path=so_far), part, parent.ino,
+                                          plate.mtime, plate_id=plate.plate_id)
                 self._subdirs.setdefault(plate.known_plate_id, set()).add(node.ino)
                 d = node.dir
                 if d.children is None:
@@ -588,7 +603,7 @@ class Listings:
             if any(not layout.valid_entry_name(p) for p in parts):
                 return None
             taken = (plate.dir.children or {}).get(parts[0]) if parts else None
-            if taken is not None and self.tree.node(taken).kind is not Kind.SUBDIR:
+            if taken is not None and not isinstance(self.tree.node(taken).state, SubDir):
                 log.warning("plate %d: annotation %d not listed: its directory %r is a "
                             "well's or a run's", plate.plate_id, ann.id, parts[0])
                 return None
@@ -620,7 +635,7 @@ class Listings:
                     d.local.pop(name, None)
                     continue
                 f = node.fstate
-                if node.kind is Kind.TEXT and f is not None and f.ann is not None \
+                if isinstance(f, TextState) and f.ann is not None \
                         and f.entry is None and f.writers == 0 and f.changed_at < started:
                     d.local.pop(name, None)  # uploaded: the server copy takes over
                     continue
@@ -662,9 +677,8 @@ class Listings:
             name = layout.disambiguated(ann.name, ann.id)
         # first seen from the server: a stable mtime (the plate's), so that
         # tools comparing times (rsync, make) see the same value on every reload
-        node = self.tree.new_node(AnnKey(plate.known_plate_id, ann.id), Kind.TEXT, name, dino,
-                                  plate.mtime,
-                                  plate_id=plate.plate_id, fstate=FileState())
+        node = self.tree.new_node(AnnKey(plate.known_plate_id, ann.id), TextState(), name, dino,
+                                  plate.mtime, plate_id=plate.plate_id)
         node.name, node.parent = name, dino
         f = node.file
         f.ann = ann

@@ -30,22 +30,25 @@ from . import layout, xattrs
 from .derived import DerivedPlates
 from .gateway import Gateway
 from .keys import Ino
+from .kinds import (
+    Content,
+    IncomingState,
+    Kind,
+    PlaneState,
+    PlateDir,
+    RootDir,
+    RunDir,
+    StackState,
+    SubDir,
+    TextState,
+    WellDir,
+    WriteStatus,
+)
 from .listing import MAX_LISTED, Listings, Timeouts
 from .planes import PlaneReader
 from .spool import PLANE, SCRATCH, Entry, Spool
 from .textfiles import TextFiles
-from .tree import (
-    ROOT_INODE,
-    SPOOLED_KINDS,
-    STATUS_NAME,
-    Kind,
-    Node,
-    NotYet,
-    Tree,
-    WriteStatus,
-    check_name,
-    refuse,
-)
+from .tree import ROOT_INODE, STATUS_NAME, Node, NotYet, Tree, check_name, refuse
 
 __all__ = ["ROOT_INODE", "STATUS_NAME", "Kind", "Namespace", "Node", "NotYet", "Timeouts",
            "WriteStatus"]
@@ -117,7 +120,7 @@ class Namespace:
             owner = self.tree.owner(node)
             if owner.dir.children is None:
                 return None
-            if owner.kind is Kind.PLATE:
+            if isinstance(owner.state, PlateDir):
                 owner.dir.pins += 1
             return self.tree.listing(ino)
 
@@ -127,7 +130,7 @@ class Namespace:
             node = self.tree.get(ino)
             if node is not None:
                 owner = self.tree.owner(node)
-                if owner.kind is Kind.PLATE:
+                if isinstance(owner.state, PlateDir):
                     owner.dir.pins = max(0, owner.dir.pins - 1)
 
     def lookup(self, parent: int, name: str) -> Node | None:
@@ -174,15 +177,14 @@ class Namespace:
         node = self.tree.node(ino)
         if size:
             self._check_writable(node, "truncate")
-            if node.kind not in SPOOLED_KINDS:
+            if not node.spec.spooled:
                 raise refuse(errno.EACCES, f"refused truncate of {node.name}: read-only")
-        elif owner and node.kind in (Kind.PLANE, Kind.STATUS):
+        elif owner and node.spec.fixed_mode:
             raise refuse(errno.EACCES, f"refused chmod/chown of {node.name}: read-only")
         return node
 
     def _check_writable(self, node: Node, what: str) -> None:
-        if node.kind in (Kind.STATUS, Kind.INDEX, Kind.STACK) or (node.kind is Kind.PLANE
-                                                       and not node.writable_plane):
+        if not node.is_dir and not node.writable:
             raise refuse(errno.EACCES, f"refused {what} of {node.name}: images of acquired "
                                        "plates and the status file are read-only")
         if node.read_only_file:
@@ -194,7 +196,7 @@ class Namespace:
 
     def _writable_dir(self, parent: int, what: str) -> Node:
         d = self.tree.node(parent)
-        if d.kind not in (Kind.PLATE, Kind.WELL, Kind.SUBDIR):
+        if not d.spec.takes_files:
             raise refuse(errno.EPERM, f"{what}: only plate, well and user directories "
                                       "take files")
         return d
@@ -204,31 +206,32 @@ class Namespace:
         """The read-only ``user.omero.*`` attributes of an entry (see
         :mod:`omerofs.xattrs`): ids and calibration, from memory."""
         node = self.tree.node(ino)
-        plate_id = node.plate_id
-        if node.kind is Kind.PLANE:
-            p = node.plane
-            well_id = self.tree.node(node.parent).dir.well_id
-            return xattrs.plane_xattrs(p.image, p.plane.z, p.plane.c, p.plane.t, well_id,
+        plate_id, s = node.plate_id, node.state
+        if isinstance(s, PlaneState):
+            well_id = self.tree.node(node.parent).well.well_id
+            return xattrs.plane_xattrs(s.image, s.plane.z, s.plane.c, s.plane.t, well_id,
                                        plate_id)
-        if node.kind is Kind.STACK and node.stack is not None:
-            well_id = self.tree.node(node.parent).dir.well_id
-            return xattrs.stack_xattrs(node.stack.image, well_id, plate_id)
-        if node.kind is Kind.WELL and node.dir.well_id is not None and plate_id is not None:
-            return xattrs.well_xattrs(node.dir.well_id, plate_id)
-        if node.kind in (Kind.PLATE, Kind.SUBDIR, Kind.RUN) and plate_id is not None:
+        if isinstance(s, StackState):
+            well_id = self.tree.node(node.parent).well.well_id
+            return xattrs.stack_xattrs(s.layout.image, well_id, plate_id)
+        if isinstance(s, WellDir) and plate_id is not None:
+            return xattrs.well_xattrs(s.well_id, plate_id)
+        if isinstance(s, PlateDir | SubDir | RunDir) and plate_id is not None:
             return xattrs.plate_xattrs(plate_id)
-        if node.kind is Kind.TEXT and node.file.ann is not None:
-            ann = node.file.ann
-            return xattrs.annotation_xattrs(ann.id, ann.file_id)
+        if isinstance(s, TextState) and s.ann is not None:
+            return xattrs.annotation_xattrs(s.ann.id, s.ann.file_id)
         return {}
 
     # --- reading ------------------------------------------------------------------------------
     def read_cached(self, ino: int, offset: int, size: int) -> bytes | None:
         """Non-blocking: the bytes if no server call is needed, else None."""
         node = self.tree.node(ino)
-        if node.kind is Kind.STACK:
+        content = node.spec.content
+        if content is Content.STACK:
             return self.planes.read_stack_cached(node, offset, size)
-        return self.planes.read_cached(node, offset, size)
+        if content is Content.PLANE:
+            return self.planes.read_cached(node, offset, size)
+        return None
 
     def index_bytes(self, ino: int) -> bytes:
         """Non-blocking (memory and CPU only): a generated index file's bytes;
@@ -238,13 +241,14 @@ class Namespace:
     def read(self, ino: int, offset: int, size: int) -> bytes:
         """Blocking: bytes [offset, offset+size) of a file."""
         node = self.tree.node(ino)
-        if node.kind is Kind.INDEX:
+        content = node.spec.content
+        if content is Content.INDEX:
             return self.index_bytes(ino)[offset:offset + size]
-        if node.kind is Kind.STACK:
+        if content is Content.STACK:
             return self.planes.read_stack(node, offset, size)
-        if node.kind in SPOOLED_KINDS:
+        if content is Content.SPOOL:
             return self.text.read(node, offset, size)
-        if node.kind is not Kind.PLANE:
+        if content is not Content.PLANE:
             raise refuse(errno.EINVAL, f"read {node.name}: not a file with content here")
         return self.planes.read(node, offset, size)
 
@@ -265,7 +269,7 @@ class Namespace:
         """Blocking: prepare a file for writing (spool a copy of its content)."""
         node = self.tree.node(ino)
         self._check_writable(node, "write")
-        if node.kind in (Kind.PLANE, Kind.INCOMING):
+        if isinstance(node.state, PlaneState | IncomingState):
             self.derived.open_write(node, truncate)
         else:
             self.text.open_write(node, truncate)
@@ -287,24 +291,24 @@ class Namespace:
     def set_mtime(self, ino: int, mtime: float) -> None:
         """Non-blocking: ``utimes`` on a written file (kept for the mount's life)."""
         node = self.tree.node(ino)
-        if node.kind in SPOOLED_KINDS:
+        if node.spec.spooled:
             self.text.set_mtime(node, mtime)
 
     def flush(self, ino: int) -> None:
         """Blocking: upload a changed text file, or check a written plane (close
         and fsync call this). Errors are close's and fsync's errors."""
         node = self.tree.node(ino)
-        if node.kind is Kind.INCOMING:
+        if isinstance(node.state, IncomingState):
             self.derived.accept(node)
-        elif node.kind is Kind.TEXT:
+        elif isinstance(node.state, TextState):
             self.text.flush(node)
 
     def release(self, ino: int) -> None:
         """Blocking (local disk): a writer closed the file."""
         node = self.tree.node(ino)
-        if node.kind is Kind.INCOMING:
+        if isinstance(node.state, IncomingState):
             self.derived.release(node)
-        elif node.kind is Kind.TEXT:
+        elif isinstance(node.state, TextState):
             self.text.release(node)
 
     def unlink(self, parent: int, name: str) -> None:
@@ -316,9 +320,9 @@ class Namespace:
         if node.read_only_file:
             raise refuse(errno.EACCES, f"refused unlink of {name}: an import companion file, "
                                        "read-only (docs/semantics)")
-        if node.kind is Kind.INCOMING:
+        if isinstance(node.state, IncomingState):
             self.derived.unlink(node)
-        elif node.kind is Kind.TEXT:
+        elif isinstance(node.state, TextState):
             self.text.unlink(self.tree.node(parent), node)
         else:
             raise refuse(errno.EISDIR if node.is_dir else errno.EACCES,
@@ -328,11 +332,11 @@ class Namespace:
         """Blocking: a derived plate (at the root), a well (in a derived plate)
         or a user directory below a plate (kept until unmount while empty)."""
         d = self.tree.node(parent)
-        if d.kind is Kind.ROOT:
+        if isinstance(d.state, RootDir):
             return self.derived.mkdir_plate(name)
-        if d.kind is Kind.PLATE and d.dir.derived and layout.is_well_name(name):
+        if isinstance(d.state, PlateDir) and d.state.derived and layout.is_well_name(name):
             return self.derived.mkdir_well(d, name)
-        if d.kind not in (Kind.PLATE, Kind.SUBDIR):
+        if not d.spec.takes_dirs:
             raise refuse(errno.EPERM, f"mkdir {name}: directories can be made in plate "
                                       "directories only")
         return self.text.mkdir(d, name)
@@ -342,7 +346,7 @@ class Namespace:
         node = self.tree.lookup(parent, name)
         if node is None:
             raise refuse(errno.ENOENT, f"rmdir {name}: no such directory")
-        if node.kind is not Kind.SUBDIR:
+        if not isinstance(node.state, SubDir):
             raise refuse(errno.EACCES if node.is_dir else errno.ENOTDIR,
                          f"rmdir {name}: only user directories can be removed")
         self.text.rmdir(self.tree.node(parent), node)
@@ -354,8 +358,8 @@ class Namespace:
         src = self.tree.lookup(old_parent, old)
         if src is None:
             raise refuse(errno.ENOENT, f"rename {old}: no such file")
-        if src.kind is not Kind.TEXT:
-            raise refuse(errno.EACCES if src.kind is not Kind.SUBDIR else errno.EPERM,
+        if not isinstance(src.state, TextState):
+            raise refuse(errno.EPERM if isinstance(src.state, SubDir) else errno.EACCES,
                          f"rename {old}: only text files can be renamed")
         if src.read_only_file:
             raise refuse(errno.EACCES, f"refused rename of {old}: an import companion file, "
@@ -370,7 +374,7 @@ class Namespace:
         if dst is not None and dst.read_only_file:
             raise refuse(errno.EACCES, f"refused rename to {new}: an import companion file, "
                                        "read-only (docs/semantics)")
-        if dst is not None and dst.kind is not Kind.TEXT:
+        if dst is not None and not isinstance(dst.state, TextState):
             raise refuse(errno.EISDIR if dst.is_dir else errno.EACCES,
                          f"rename to {new}: cannot replace it")
         self.text.rename(src, directory, new, dst)

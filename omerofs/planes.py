@@ -23,7 +23,8 @@ from .cache import PlaneCache
 from .gateway import FileAnnotationInfo, Gateway, ImageInfo, PlaneIndex
 from .gateway.batches import TimepointReader
 from .keys import CacheKey, FileKey, Ino, PixelsKey
-from .tree import Kind, Node, PlaneState, Tree
+from .kinds import PlaneState, WellDir
+from .tree import Node, Tree
 
 #: bytes of planes a sequential reader should find fetched ahead of it
 PREFETCH_BYTES = 32 << 20
@@ -136,9 +137,9 @@ class PlaneReader:
     # --- plane files ------------------------------------------------------------------------
     def read_cached(self, node: Node, offset: int, size: int) -> bytes | None:
         """Non-blocking: the bytes if no server call is needed, else None."""
-        if node.kind is not Kind.PLANE:
+        state = node.state
+        if not isinstance(state, PlaneState):
             return None
-        state = node.plane
         tiff = state.tiff
         if not tiff.needs_plane(offset, size):
             return tiff.read(offset, size, None)
@@ -211,7 +212,7 @@ class PlaneReader:
             if ino == well.ino:
                 break
             entry = self.tree.get(ino)
-            if entry is not None and entry.kind is Kind.WELL:
+            if entry is not None and isinstance(entry.state, WellDir):
                 previous = ino
         in_order = last is not None and previous == last
         self._in_order[plate.ino] = in_order
@@ -222,7 +223,7 @@ class PlaneReader:
         plate will open next: the following files of the well in name order, and
         across wells once the reader went from one well to the next.
         Returns how many fetches were started."""
-        if not self.prefetch_depth or node.kind is not Kind.PLANE:
+        if not self.prefetch_depth or not isinstance(node.state, PlaneState):
             return 0
         depth = self._prefetch_planes(node.plane)
         keys: list[CacheKey] = []
@@ -246,7 +247,7 @@ class PlaneReader:
                 wpos = next((i for i, (n, _) in enumerate(wells) if n == well.name), len(wells))
                 for _, wino in wells[wpos + 1:]:
                     nxt = tree.node(wino)
-                    if nxt.kind is not Kind.WELL:
+                    if not isinstance(nxt.state, WellDir):
                         continue  # a plate's text files, user directories, the index
                     more = nxt.dir.listing()
                     following += [i for _, i in more[:depth - len(following)]]
@@ -267,7 +268,7 @@ class PlaneReader:
                 f = tree.get(fino)
                 # huge planes are read row by row, never whole: nothing to prefetch;
                 # planes read to their end sit in the kernel's page cache already
-                if f is not None and f.kind is Kind.PLANE \
+                if f is not None and isinstance(f.state, PlaneState) \
                         and f.plane.image.plane_bytes <= self.cache_budget // 4 \
                         and (key := self._key(f.plane)) not in self._in_page_cache:
                     keys.append(key)
@@ -291,7 +292,6 @@ class PlaneReader:
         through it, or read whole uncached when too big to cache), else None
         if one is missing."""
         layout = node.stack
-        assert layout is not None
         image = layout.image
         self._images.setdefault(image.pixels_id, image)
         out: dict[PlaneIndex, bytes] = {}
@@ -312,13 +312,12 @@ class PlaneReader:
     def read_stack_cached(self, node: Node, offset: int, size: int) -> bytes | None:
         """Non-blocking: a stack's bytes when no plane must be fetched."""
         pages = self._stack_pages(node, offset, size, fetch=False)
-        assert node.stack is not None
         return None if pages is None else node.stack.read(offset, size, pages.__getitem__)
 
     def read_stack(self, node: Node, offset: int, size: int) -> bytes:
         """Blocking: bytes of a stack; its pages come through the plane cache."""
         pages = self._stack_pages(node, offset, size, fetch=True)
-        assert node.stack is not None and pages is not None
+        assert pages is not None
         return node.stack.read(offset, size, pages.__getitem__)
 
     # --- server copies of text files --------------------------------------------------------

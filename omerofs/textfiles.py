@@ -27,18 +27,11 @@ from collections.abc import Callable
 from . import layout
 from .gateway import FileAnnotationInfo, Gateway, GatewayError, NotFound, TargetKind
 from .keys import AnnKey, LocalKey
+from .kinds import SubDir, TextState, WellDir, WriteStatus
 from .listing import Listings
 from .planes import PlaneReader
 from .spool import OPEN, PENDING, PLANE, SCRATCH, Entry, Spool, Upload
-from .tree import (
-    FileState,
-    Kind,
-    Node,
-    Tree,
-    WriteStatus,
-    check_name,
-    refuse,
-)
+from .tree import Node, Tree, check_name, refuse
 from .uploads import after_upload, kept_copy, upload
 
 log = logging.getLogger("omerofs.textfiles")
@@ -63,10 +56,10 @@ class TextFiles:
     def upload_spec(self, directory: Node, name: str, old: FileAnnotationInfo | None
                     ) -> Upload:
         """Target, path and replace/move plan of a text file ``name`` in ``directory``."""
-        d = directory.dir
-        kind, target_id, path = TargetKind.PLATE, int(directory.known_plate_id), d.path
-        if directory.kind is Kind.WELL:
-            assert d.well_id is not None
+        d = directory.state
+        kind, target_id = TargetKind.PLATE, int(directory.known_plate_id)
+        path = directory.dir.user_path
+        if isinstance(d, WellDir):
             kind, target_id, path = TargetKind.WELL, d.well_id, ""
             site = layout.site_of_annotation(name, directory.name)
             if site is not None and site in d.sites:
@@ -79,7 +72,7 @@ class TextFiles:
         if old is not None and name == layout.disambiguated(old.name, old.id):
             server_name = old.name  # a listed alias keeps its server name
         if (old is not None and not layout.path_is_directory(old.ns)
-                and directory.kind is not Kind.SUBDIR and old.target.kind is kind
+                and not isinstance(d, SubDir) and old.target.kind is kind
                 and old.target.id == target_id):
             # another client's file, staying on its object outside user
             # directories: its path means nothing here and is kept as it is
@@ -126,10 +119,10 @@ class TextFiles:
             if self.tree.lookup(directory.ino, name) is not None:
                 spool.remove(entry.id)
                 raise refuse(errno.EEXIST, f"create {name}: exists")
-            state = FileState(writers=1,
+            state = TextState(writers=1,
                               status=WriteStatus.DIRTY if text else WriteStatus.CLEAN)
-            node = self.tree.new_node(LocalKey(entry.id), Kind.TEXT, name, directory.ino,
-                                      time.time(), plate_id=directory.plate_id, fstate=state)
+            node = self.tree.new_node(LocalKey(entry.id), state, name, directory.ino,
+                                      time.time(), plate_id=directory.plate_id)
             self.tree.bind_entry(node, entry)
             directory.dir.add_child(name, node.ino)
         return node
@@ -237,7 +230,7 @@ class TextFiles:
         # second annotation.
         with f.upload_lock:
             entry = f.entry
-            if node.kind is not Kind.TEXT or entry is None or f.scratch or not f.dirty:
+            if not isinstance(f, TextState) or entry is None or f.scratch or not f.dirty:
                 return
             self._upload(node, entry, raise_errors=True)
 
@@ -380,13 +373,14 @@ class TextFiles:
         if not layout.is_text_name(new):
             self._rename(src, directory, new, dst)
             return
-        locked = sorted({n.ino: n for n in (src, dst) if n is not None and n.kind is Kind.TEXT
-                         }.values(), key=lambda n: n.ino)
+        locked = sorted({n.ino: n for n in (src, dst)
+                         if n is not None and isinstance(n.state, TextState)}.values(),
+                        key=lambda n: n.ino)
         with contextlib.ExitStack() as stack:
             for n in locked:
                 stack.enter_context(n.file.upload_lock)
             self._settle(src)
-            if dst is not None and dst.kind is Kind.TEXT:
+            if dst is not None and isinstance(dst.state, TextState):
                 self._settle(dst)
             self._rename(src, directory, new, dst)
 
@@ -476,7 +470,7 @@ class TextFiles:
         it is kept like one made here by ``mkdir`` (in its parent's local
         overlay). Under the tree lock."""
         d = directory
-        while d.kind is Kind.SUBDIR:
+        while isinstance(d.state, SubDir):
             parent = self.tree.node(d.parent)
             parent.dir.local.setdefault(d.name, d.ino)
             d = parent
@@ -498,7 +492,8 @@ class TextFiles:
             if self.tree.lookup(parent.ino, name) is not None:
                 raise refuse(errno.EEXIST, f"mkdir {name}: exists")
             plate = self.tree.owner(parent)
-            path = f"{parent.dir.path}/{name}" if parent.dir.path else name
+            above = parent.dir.user_path
+            path = f"{above}/{name}" if above else name
             node = self.listings.subdir(plate, path)
             parent.dir.local[name] = node.ino
             return node
