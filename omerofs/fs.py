@@ -36,7 +36,7 @@ import trio
 from . import xattrs
 from .gateway import errors as gwerr
 from .kinds import Content, Ttl
-from .namespace import ROOT_INODE, Namespace, Node, NotYet
+from .namespace import ROOT_INODE, Namespace, Node, NotYet, Unknown
 
 log = logging.getLogger("omerofs.fs")
 
@@ -87,9 +87,10 @@ def handler(fn: F) -> F:
         except trio.TooSlowError:
             log.error("%s: no answer within %.0f s -> EIO", call(), self.call_timeout)
             raise pyfuse3.FUSEError(errno.EIO) from None
-        except KeyError as e:  # an inode or handle we do not know (any more)
+        except Unknown as e:  # an inode or handle we do not know (any more)
             log.warning("%s: unknown %s -> ENOENT", call(), e)
             raise pyfuse3.FUSEError(errno.ENOENT) from None
+        # any other KeyError is a bug of the core: logged at ERROR below
         except Exception:
             log.exception("%s failed unexpectedly -> EIO", call())
             raise pyfuse3.FUSEError(errno.EIO) from None
@@ -104,6 +105,18 @@ def forget_name(parent: int, name: str) -> None:
         pyfuse3.invalidate_entry_async(parent, os.fsencode(name), ignore_enoent=True)
     except Exception as e:  # not mounted (tests of the namespace alone)
         log.debug("invalidate %s: %r", name, e)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _known(table: dict[K, V], fh: K) -> V:
+    """A handle's entry; :class:`Unknown` (ENOENT) for a handle never given."""
+    try:
+        return table[fh]
+    except KeyError:
+        raise Unknown(f"handle {fh}") from None
 
 
 def _name(raw: bytes, what: str) -> str:
@@ -261,7 +274,7 @@ class OmeroFS(pyfuse3.Operations):
 
     @handler
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
-        entries = self._dir_handles[fh]
+        entries = _known(self._dir_handles, fh)
         nodes = self.ns
         for i in range(start_id, len(entries)):
             name, ino = entries[i]
@@ -332,7 +345,7 @@ class OmeroFS(pyfuse3.Operations):
 
     @handler
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        ino = self._files[fh][0]
+        ino = _known(self._files, fh)[0]
         if (snapshot := self._snapshots.get(fh)) is not None:
             return snapshot[off:off + size]
         self.counters["reads"] += 1
@@ -346,7 +359,7 @@ class OmeroFS(pyfuse3.Operations):
 
     @handler
     async def write(self, fh: int, off: int, buf: bytes) -> int:
-        ino, writable = self._files[fh]
+        ino, writable = _known(self._files, fh)
         if not writable:
             raise pyfuse3.FUSEError(errno.EBADF)
         return await self._blocking(self.ns.write, ino, off, buf)
@@ -354,20 +367,21 @@ class OmeroFS(pyfuse3.Operations):
     @handler
     async def flush(self, fh: int) -> None:
         self.counters["flushes"] += 1
-        ino, writable = self._files[fh]
+        ino, writable = _known(self._files, fh)
         if writable:  # close(): the upload's result is close()'s result
             await self._blocking(self.ns.flush, ino)
 
     @handler
     async def fsync(self, fh: int, datasync: bool) -> None:
-        ino, writable = self._files[fh]
+        ino, writable = _known(self._files, fh)
         if writable:
             await self._blocking(self.ns.flush, ino)
 
     @handler
     async def release(self, fh: int) -> None:
         self.counters["releases"] += 1
-        ino, writable = self._files.pop(fh)
+        ino, writable = _known(self._files, fh)
+        del self._files[fh]
         self._snapshots.pop(fh, None)
         if writable:
             await self._blocking(self.ns.release, ino)
@@ -414,7 +428,7 @@ class OmeroFS(pyfuse3.Operations):
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
         """fsync of a derived plate or well directory makes its sites' images;
         of the root, also uploads every pending file now (``omerofs sync``)."""
-        ino = self._dir_inodes[fh]
+        ino = _known(self._dir_inodes, fh)
         problems = await self._blocking(self.ns.sync, ino)
         if problems:
             log.error("fsync of directory: %s", "; ".join(problems))

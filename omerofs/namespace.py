@@ -48,9 +48,10 @@ from .listing import MAX_LISTED, Listings, Timeouts
 from .planes import PlaneReader
 from .spool import PLANE, SCRATCH, Entry, Spool
 from .textfiles import TextFiles
-from .tree import ROOT_INODE, STATUS_NAME, Node, NotYet, Tree, check_name, refuse
+from .tree import ROOT_INODE, STATUS_NAME, Node, NotYet, Tree, Unknown, check_name, refuse
 
 __all__ = ["ROOT_INODE", "STATUS_NAME", "Kind", "Namespace", "Node", "NotYet", "Timeouts",
+           "Unknown",
            "WriteStatus"]
 
 
@@ -93,7 +94,7 @@ class Namespace:
 
     # --- names (non-blocking unless said) ---------------------------------------------------
     def node(self, ino: int) -> Node:
-        """Non-blocking. KeyError for an unknown inode."""
+        """Non-blocking. :class:`~omerofs.tree.Unknown` for an unknown inode."""
         return self.tree.node(ino)
 
     def inode_count(self) -> int:

@@ -82,6 +82,12 @@ class NotYet(OSError):
     the final verdict, at release, is logged as a warning."""
 
 
+class Unknown(KeyError):
+    """An inode (or, in the FUSE layer, a file handle) this mount does not
+    know, or no longer: the kernel's request gets ENOENT. Any other KeyError
+    reaching the FUSE layer is a bug and is logged as one."""
+
+
 S = TypeVar("S")
 
 
@@ -307,8 +313,11 @@ class Tree:
         return node
 
     def node(self, ino: int) -> Node:
-        """KeyError for an unknown inode."""
-        return self._nodes[ino]
+        """:class:`Unknown` (a KeyError) for an unknown inode."""
+        node = self._nodes.get(ino)
+        if node is None:
+            raise Unknown(f"inode {ino}")
+        return node
 
     def get(self, ino: int) -> Node | None:
         return self._nodes.get(ino)
