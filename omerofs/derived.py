@@ -29,11 +29,11 @@ from .gateway import Gateway, GatewayError, ImageInfo, PlaneIndex
 from .gateway.types import whole_plane_writable
 from .keys import LocalKey, PlaneKey
 from .kinds import IncomingState, PlaneState, PlateDir, RootDir, WellDir, WriteStatus
-from .listing import Listings, plate_name_ok
+from .listing import Listings
 from .planes import PlaneReader
 from .spool import PLANE, Entry, Spool, Upload
 from .tiff import decode_plane, pixel_type_of
-from .tree import Node, NotYet, Tree, check_name, refuse
+from .tree import Node, NotYet, Tree, refuse
 
 log = logging.getLogger("omerofs.derived")
 
@@ -131,8 +131,8 @@ class DerivedPlates:
     # --- directories ----------------------------------------------------------------------
     def mkdir_plate(self, name: str) -> Node:
         """``mkdir <mnt>/<name>``: a new Plate on the server, listed by name."""
-        check_name(name, "mkdir")
-        if not plate_name_ok(name):
+        layout.check_name(name, "mkdir")
+        if not layout.plate_name_ok(name):
             raise refuse(errno.EINVAL, f"mkdir {name!r}: not a plate name (and plate_<id> "
                                        "names are the server's)")
         if self.tree.lookup(self.tree.root.ino, name) is not None:

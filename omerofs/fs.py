@@ -33,7 +33,7 @@ from typing import Any, TypeVar, cast
 import pyfuse3
 import trio
 
-from . import xattrs
+from . import layout, xattrs
 from .gateway import errors as gwerr
 from .kinds import Content, Ttl
 from .namespace import ROOT_INODE, Namespace, Node, NotYet, Unknown
@@ -119,11 +119,7 @@ def _known(table: dict[K, V], fh: K) -> V:
         raise Unknown(f"handle {fh}") from None
 
 
-def _name(raw: bytes, what: str) -> str:
-    """A request's name as text; ENAMETOOLONG past 255 bytes, as ext4 says."""
-    if len(raw) > 255:
-        raise OSError(errno.ENAMETOOLONG, f"{what}: names are limited to 255 bytes")
-    return os.fsdecode(raw)
+_name = layout.name_from_bytes
 
 
 def _brief(handler: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -300,7 +296,7 @@ class OmeroFS(pyfuse3.Operations):
         s.f_blocks = s.f_bfree = s.f_bavail = free
         s.f_files = self.ns.inode_count()
         s.f_ffree = s.f_favail = 0
-        s.f_namemax = 255
+        s.f_namemax = layout.NAME_MAX
         return s
 
     # --- files ----------------------------------------------------------------------------

@@ -88,12 +88,6 @@ class Timeouts:
 MAX_LISTED = 120_000
 
 
-def plate_name_ok(name: str) -> bool:
-    """Can a derived plate be listed (and made) under ``name``?"""
-    return (layout.valid_entry_name(name) and not name.startswith(".")
-            and layout.parse_plate_dir_name(name) is None and name != ".omerofs-status")
-
-
 def _stack_state(image: ImageInfo, tags: tuple[tuple[str, str], ...]) -> StackState:
     """A stack's state, made on its first listing only (its layout costs)."""
     return StackState(stack_for(image, tags))
@@ -319,7 +313,7 @@ class Listings:
             children: dict[str, Ino] = {}
             for p in plates:
                 name = layout.plate_dir_name(p.id)
-                if p.derived and plate_name_ok(p.name) and p.name not in children:
+                if p.derived and layout.plate_name_ok(p.name) and p.name not in children:
                     name = p.name  # the older of two same-named plates keeps the name
                 node = self._plate_node(p, name)
                 node.name = name
@@ -357,7 +351,7 @@ class Listings:
             node = self.tree.new_node(PlateKey(PlateId(plate.id)),
                                       PlateDir(children={}, derived=True), plate.name,
                                       ROOT_INODE, mtime, plate_id=PlateId(plate.id))
-            node.dir.set_children({index.INDEX_DIR: self._index_dir(node).ino})
+            node.dir.set_children({layout.INDEX_DIR: self._index_dir(node).ino})
             node.dir.loaded_at = self.clock()
             self.tree.root.dir.add_child(plate.name, node.ino)
             return node
@@ -436,7 +430,7 @@ class Listings:
                     rdir.dir.loaded_at = self.clock()
                     plate_children[rname] = rdir.ino
                 self._guests[plate.plate_id] = guests
-            plate_children[index.INDEX_DIR] = self._index_dir(plate).ino
+            plate_children[layout.INDEX_DIR] = self._index_dir(plate).ino
             plate.dir.set_children(plate_children)
             # subdirectories made by hand stay; their server content is re-placed below
             for ino in self._subdirs_of(plate):
@@ -519,7 +513,7 @@ class Listings:
         """``plate_N/.omerofs/``: its files are made again from each new listing
         (their content is built when first asked for: :meth:`index_bytes`)."""
         d = self.tree.new_node(IndexDirKey(plate.known_plate_id), IndexDir(children={}),
-                               index.INDEX_DIR, plate.ino, plate.mtime, plate_id=plate.plate_id)
+                               layout.INDEX_DIR, plate.ino, plate.mtime, plate_id=plate.plate_id)
         children = {}
         for name in (index.PLANE_INDEX_NAME, index.IMAGE_SET_INDEX_NAME):
             f = self.tree.new_node(IndexKey(plate.known_plate_id, name), IndexState(), name,

@@ -44,11 +44,12 @@ from .kinds import (
     WellDir,
     WriteStatus,
 )
+from .layout import STATUS_NAME, check_name
 from .listing import MAX_LISTED, Listings, Timeouts
 from .planes import PlaneReader
 from .spool import PLANE, SCRATCH, Entry, Spool
 from .textfiles import TextFiles
-from .tree import ROOT_INODE, STATUS_NAME, Node, NotYet, Tree, Unknown, check_name, refuse
+from .tree import ROOT_INODE, Node, NotYet, Tree, Unknown, refuse
 
 __all__ = ["ROOT_INODE", "STATUS_NAME", "Kind", "Namespace", "Node", "NotYet", "Timeouts",
            "Unknown",
@@ -262,7 +263,7 @@ class Namespace:
         """Blocking (local disk): a new, empty, open-for-writing file."""
         directory = self._writable_dir(parent, f"create {name}")
         check_name(name, "create")
-        if name.endswith(".tif"):
+        if layout.is_plane_file_name(name):
             return self.derived.create_plane(directory, name)
         return self.text.create(directory, name)
 

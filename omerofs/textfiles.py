@@ -1,6 +1,6 @@
 """Text files: written locally, uploaded as FileAnnotations, never lost.
 
-Life cycle of a text file (DESIGN.md section 4): ``create`` or ``open_write``
+Life cycle of a text file (docs/semantics.rst, "Writing text files"): ``create`` or ``open_write``
 spools a local copy (:mod:`omerofs.spool`); writes go to it; ``flush`` (close,
 fsync) uploads it (:mod:`omerofs.uploads`) and reports the upload's error; a
 failed upload stays in the spool, ``pending``, for :meth:`TextFiles.retry_pending`.
@@ -31,7 +31,7 @@ from .kinds import SubDir, TextState, WellDir, WriteStatus
 from .listing import Listings
 from .planes import PlaneReader
 from .spool import OPEN, PENDING, PLANE, SCRATCH, Entry, Spool, Upload
-from .tree import Node, Tree, check_name, refuse
+from .tree import Node, Tree, refuse
 from .uploads import after_upload, kept_copy, upload
 
 log = logging.getLogger("omerofs.textfiles")
@@ -483,11 +483,7 @@ class TextFiles:
     # --- user directories -----------------------------------------------------------------
     def mkdir(self, parent: Node, name: str) -> Node:
         """A user directory below a plate (kept until unmount while empty)."""
-        check_name(name, "mkdir")
-        if name.startswith("."):
-            raise refuse(errno.EINVAL, f"mkdir {name!r}: hidden directories are not kept")
-        if layout.is_reserved_well_name(name):
-            raise refuse(errno.EPERM, f"mkdir {name}: names like wells are reserved")
+        layout.check_user_dir_name(name)
         with self.tree.locked():
             if self.tree.lookup(parent.ino, name) is not None:
                 raise refuse(errno.EEXIST, f"mkdir {name}: exists")

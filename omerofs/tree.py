@@ -69,8 +69,6 @@ from .kinds import (
 from .spool import Entry, Spool
 from .stack import StackLayout
 
-STATUS_NAME = ".omerofs-status"
-
 
 def refuse(code: int, message: str) -> OSError:
     return OSError(code, message)
@@ -221,19 +219,6 @@ class Node:
         assert back is not None
         self.state, self.size = back, back.tiff.file_size
 
-def check_name(name: str, what: str) -> None:
-    """Refuse a name the server cannot hold: too long (ENAMETOOLONG), not
-    UTF-8 or otherwise not a single path component (EINVAL)."""
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError:  # surrogate escapes: the bytes were not UTF-8
-        raise refuse(errno.EINVAL, f"{what}: the name is not UTF-8") from None
-    if size > 255:
-        raise refuse(errno.ENAMETOOLONG, f"{what}: names are limited to 255 bytes")
-    if not layout.valid_entry_name(name):
-        raise refuse(errno.EINVAL, f"{what} {name!r}: not a valid name")
-
-
 class Tree:
     """Inode table, directory maps and the spool-entry index of one mount.
 
@@ -257,7 +242,7 @@ class Tree:
         self._inodes = Inodes(ROOT_INODE + 1)
         self._by_entry: dict[str, Ino] = {}  # spool entry id -> inode
         self._nodes[ROOT_INODE] = Node(ROOT_INODE, "", ROOT_INODE, mounted_at, RootDir())
-        self.status = self.new_node(StatusKey(), StatusState(), STATUS_NAME, ROOT_INODE,
+        self.status = self.new_node(StatusKey(), StatusState(), layout.STATUS_NAME, ROOT_INODE,
                                     mounted_at)
 
     # --- locking -------------------------------------------------------------------------
@@ -426,7 +411,7 @@ class Tree:
 
     # --- names ---------------------------------------------------------------------------
     def lookup(self, parent: int, name: str) -> Node | None:
-        if parent == ROOT_INODE and name == STATUS_NAME:
+        if parent == ROOT_INODE and name == layout.STATUS_NAME:
             return self.status
         node = self._nodes[parent]
         ino = ((node.dstate.children if node.dstate else None) or {}).get(name)
