@@ -238,7 +238,7 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
         gateway.close()
         report(str(e))
         return 1
-    ns = Namespace(gateway, cfg.cache_bytes, timeouts=cfg.timeouts,
+    ns = Namespace.build(gateway, cfg.cache_bytes, timeouts=cfg.timeouts,
                    prefetch_depth=cfg.prefetch, prefetch_workers=min(cfg.prefetch, 8),
                    spool=spool, max_file_bytes=cfg.max_file_bytes, on_removed=forget_name,
                    stacks=cfg.stacks, max_listed=cfg.max_listed)

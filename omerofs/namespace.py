@@ -25,8 +25,9 @@ from __future__ import annotations
 import errno
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from . import layout, xattrs
+from . import layout, permissions, xattrs
 from .derived import DerivedPlates
 from .gateway import Gateway
 from .keys import Ino
@@ -37,11 +38,7 @@ from .kinds import (
     PlaneState,
     PlateDir,
     RootDir,
-    RunDir,
-    StackState,
-    SubDir,
     TextState,
-    WellDir,
     WriteStatus,
 )
 from .layout import STATUS_NAME, check_name
@@ -56,31 +53,59 @@ __all__ = ["ROOT_INODE", "STATUS_NAME", "Kind", "Namespace", "Node", "NotYet", "
            "WriteStatus"]
 
 
+@dataclass(frozen=True)
+class Parts:
+    """The collaborators a :class:`Namespace` is made of (S3QL's
+    ``Operations`` style): each built on the one tree, none rebound later."""
+
+    gateway: Gateway
+    tree: Tree
+    listings: Listings
+    planes: PlaneReader
+    text: TextFiles
+    derived: DerivedPlates
+    timeouts: Timeouts
+    clock: Callable[[], float]
+
+
 class Namespace:
-    """Plates, wells, planes and written files of one mount.
+    """Plates, wells, planes and written files of one mount, over its
+    :class:`Parts` (see :meth:`build` for the usual set)."""
 
-    ``on_removed(parent inode, name)`` is told (outside every lock) when a
-    name goes away by itself rather than by a request of the kernel's."""
+    def __init__(self, parts: Parts):
+        self.parts = parts
+        self.gateway = parts.gateway
+        self.tree = parts.tree
+        self.spool = parts.tree.spool
+        self.listings = parts.listings
+        self.planes = parts.planes
+        self.text = parts.text
+        self.derived = parts.derived
+        self.timeouts = parts.timeouts
+        self.clock = parts.clock
+        self.mounted_at = parts.tree.mounted_at
 
-    def __init__(self, gateway: Gateway, cache_budget: int, *, timeouts: Timeouts | None = None,
-                 prefetch_depth: int = 4, prefetch_workers: int = 4,
-                 spool: Spool | None = None, max_file_bytes: int = 256 << 20,
-                 clock: Callable[[], float] = time.monotonic,
-                 on_removed: Callable[[int, str], None] | None = None, stacks: bool = False,
-                 max_listed: int = MAX_LISTED):
-        self.gateway = gateway
-        self.timeouts = timeouts or Timeouts()
-        self.spool = spool
-        self.clock = clock
-        self.mounted_at = time.time()
-        self.tree = Tree(self.mounted_at, spool, on_removed)
-        self.listings = Listings(self.tree, gateway, self.timeouts, clock, stacks, max_listed)
-        self.planes = PlaneReader(self.tree, gateway, cache_budget, prefetch_depth=prefetch_depth,
-                                  prefetch_workers=prefetch_workers)
-        self.text = TextFiles(self.tree, gateway, self.listings, self.planes,
-                              max_file_bytes=max_file_bytes, clock=clock)
-        self.derived = DerivedPlates(self.tree, gateway, self.listings, self.planes, clock)
-        self.text.drop_leftover_scratch()
+    @classmethod
+    def build(cls, gateway: Gateway, cache_budget: int, *, timeouts: Timeouts | None = None,
+              prefetch_depth: int = 4, prefetch_workers: int = 4,
+              spool: Spool | None = None, max_file_bytes: int = 256 << 20,
+              clock: Callable[[], float] = time.monotonic,
+              on_removed: Callable[[int, str], None] | None = None, stacks: bool = False,
+              max_listed: int = MAX_LISTED) -> Namespace:
+        """The parts of a mount, built on one :class:`~omerofs.tree.Tree`;
+        scratch files an earlier mount left in ``spool`` are dropped.
+        ``on_removed(parent inode, name)`` is told (outside every lock) when
+        a name goes away by itself rather than by a request of the kernel's."""
+        timeouts = timeouts or Timeouts()
+        tree = Tree(time.time(), spool, on_removed)
+        listings = Listings(tree, gateway, timeouts, clock, stacks, max_listed)
+        planes = PlaneReader(tree, gateway, cache_budget, prefetch_depth=prefetch_depth,
+                             prefetch_workers=prefetch_workers)
+        text = TextFiles(tree, gateway, listings, planes, max_file_bytes=max_file_bytes,
+                         clock=clock)
+        derived = DerivedPlates(tree, gateway, listings, planes, clock)
+        text.drop_leftover_scratch()
+        return cls(Parts(gateway, tree, listings, planes, text, derived, timeouts, clock))
 
     @property
     def cache(self):
@@ -162,45 +187,23 @@ class Namespace:
         """Blocking: a plate created since the root was listed (one call)."""
         return self.listings.plate_by_name(name)
 
-    # --- permissions (non-blocking) -----------------------------------------------------------
+    # --- permissions (non-blocking): omerofs.permissions ------------------------------------
     def check_open(self, ino: int, write: bool, truncate: bool) -> Node:
         """Refuse an open this file does not allow; returns the node."""
         node = self.tree.node(ino)
-        if node.is_dir:
-            raise refuse(errno.EISDIR, f"open {node.name}: a directory")
-        if write or truncate:
-            self._check_writable(node, "write")
+        permissions.check_open(self.tree, node, write, truncate)
         return node
 
     def check_setattr(self, ino: int, size: bool, owner: bool) -> Node:
         """Refuse a truncate (``size``) or chmod/chown (``owner``) the file
-        does not allow. Modes and owners of anything else are accepted and
-        ignored (see docs/semantics)."""
+        does not allow; returns the node."""
         node = self.tree.node(ino)
-        if size:
-            self._check_writable(node, "truncate")
-            if not node.spec.spooled:
-                raise refuse(errno.EACCES, f"refused truncate of {node.name}: read-only")
-        elif owner and node.spec.fixed_mode:
-            raise refuse(errno.EACCES, f"refused chmod/chown of {node.name}: read-only")
+        permissions.check_setattr(self.tree, node, size, owner)
         return node
-
-    def _check_writable(self, node: Node, what: str) -> None:
-        if not node.is_dir and not node.writable:
-            raise refuse(errno.EACCES, f"refused {what} of {node.name}: images of acquired "
-                                       "plates and the status file are read-only")
-        if node.read_only_file:
-            raise refuse(errno.EACCES, f"refused {what} of {node.name}: an import companion "
-                                       "file, read-only (docs/semantics)")
-        if node.is_dir:
-            raise refuse(errno.EISDIR, f"{what} {node.name}: a directory")
-        self.tree.require_spool()
 
     def _writable_dir(self, parent: int, what: str) -> Node:
         d = self.tree.node(parent)
-        if not d.spec.takes_files:
-            raise refuse(errno.EPERM, f"{what}: only plate, well and user directories "
-                                      "take files")
+        permissions.check_takes_files(d, what)
         return d
 
     # --- extended attributes (non-blocking) -----------------------------------------------------
@@ -208,21 +211,7 @@ class Namespace:
         """The read-only ``user.omero.*`` attributes of an entry (see
         :mod:`omerofs.xattrs`): ids and calibration, from memory."""
         node = self.tree.node(ino)
-        plate_id, s = node.plate_id, node.state
-        if isinstance(s, PlaneState):
-            well_id = self.tree.node(node.parent).well.well_id
-            return xattrs.plane_xattrs(s.image, s.plane.z, s.plane.c, s.plane.t, well_id,
-                                       plate_id)
-        if isinstance(s, StackState):
-            well_id = self.tree.node(node.parent).well.well_id
-            return xattrs.stack_xattrs(s.layout.image, well_id, plate_id)
-        if isinstance(s, WellDir) and plate_id is not None:
-            return xattrs.well_xattrs(s.well_id, plate_id)
-        if isinstance(s, PlateDir | SubDir | RunDir) and plate_id is not None:
-            return xattrs.plate_xattrs(plate_id)
-        if isinstance(s, TextState) and s.ann is not None:
-            return xattrs.annotation_xattrs(s.ann.id, s.ann.file_id)
-        return {}
+        return xattrs.node_xattrs(node, self.tree.node(node.parent))
 
     # --- reading ------------------------------------------------------------------------------
     def read_cached(self, ino: int, offset: int, size: int) -> bytes | None:
@@ -270,7 +259,7 @@ class Namespace:
     def open_write(self, ino: int, truncate: bool) -> None:
         """Blocking: prepare a file for writing (spool a copy of its content)."""
         node = self.tree.node(ino)
-        self._check_writable(node, "write")
+        permissions.check_writable(self.tree, node, "write")
         if isinstance(node.state, PlaneState | IncomingState):
             self.derived.open_write(node, truncate)
         else:
@@ -316,19 +305,11 @@ class Namespace:
     def unlink(self, parent: int, name: str) -> None:
         """Blocking: delete a file (its annotation on the server, its spool entry)."""
         check_name(name, "unlink")
-        node = self.tree.lookup(parent, name)
-        if node is None:
-            raise refuse(errno.ENOENT, f"unlink {name}: no such file")
-        if node.read_only_file:
-            raise refuse(errno.EACCES, f"refused unlink of {name}: an import companion file, "
-                                       "read-only (docs/semantics)")
+        node = permissions.check_unlink(self.tree.lookup(parent, name), name)
         if isinstance(node.state, IncomingState):
             self.derived.unlink(node)
-        elif isinstance(node.state, TextState):
-            self.text.unlink(self.tree.node(parent), node)
         else:
-            raise refuse(errno.EISDIR if node.is_dir else errno.EACCES,
-                         f"unlink {name}: images are read-only")
+            self.text.unlink(self.tree.node(parent), node)
 
     def mkdir(self, parent: int, name: str) -> Node:
         """Blocking: a derived plate (at the root), a well (in a derived plate)
@@ -338,47 +319,25 @@ class Namespace:
             return self.derived.mkdir_plate(name)
         if isinstance(d.state, PlateDir) and d.state.derived and layout.is_well_name(name):
             return self.derived.mkdir_well(d, name)
-        if not d.spec.takes_dirs:
-            raise refuse(errno.EPERM, f"mkdir {name}: directories can be made in plate "
-                                      "directories only")
+        permissions.check_takes_dirs(d, name)
         return self.text.mkdir(d, name)
 
     def rmdir(self, parent: int, name: str) -> None:
         check_name(name, "rmdir")
-        node = self.tree.lookup(parent, name)
-        if node is None:
-            raise refuse(errno.ENOENT, f"rmdir {name}: no such directory")
-        if not isinstance(node.state, SubDir):
-            raise refuse(errno.EACCES if node.is_dir else errno.ENOTDIR,
-                         f"rmdir {name}: only user directories can be removed")
+        node = permissions.check_rmdir(self.tree.lookup(parent, name), name)
         self.text.rmdir(self.tree.node(parent), node)
 
     def rename(self, old_parent: int, old: str, new_parent: int, new: str,
                noreplace: bool = False) -> None:
         """Blocking: move a text or scratch file (see docs/semantics)."""
         check_name(old, "rename")
-        src = self.tree.lookup(old_parent, old)
-        if src is None:
-            raise refuse(errno.ENOENT, f"rename {old}: no such file")
-        if not isinstance(src.state, TextState):
-            raise refuse(errno.EPERM if isinstance(src.state, SubDir) else errno.EACCES,
-                         f"rename {old}: only text files can be renamed")
-        if src.read_only_file:
-            raise refuse(errno.EACCES, f"refused rename of {old}: an import companion file, "
-                                       "read-only (docs/semantics)")
+        src = permissions.check_rename_source(self.tree.lookup(old_parent, old), old)
         directory = self._writable_dir(new_parent, f"rename to {new}")
         check_name(new, "rename")
         dst = self.tree.lookup(new_parent, new)
         if dst is src:
             return
-        if dst is not None and noreplace:
-            raise refuse(errno.EEXIST, f"rename to {new}: exists")
-        if dst is not None and dst.read_only_file:
-            raise refuse(errno.EACCES, f"refused rename to {new}: an import companion file, "
-                                       "read-only (docs/semantics)")
-        if dst is not None and not isinstance(dst.state, TextState):
-            raise refuse(errno.EISDIR if dst.is_dir else errno.EACCES,
-                         f"rename to {new}: cannot replace it")
+        permissions.check_rename_target(dst, new, noreplace)
         self.text.rename(src, directory, new, dst)
 
     # --- background work --------------------------------------------------------------------------

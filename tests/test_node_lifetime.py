@@ -48,7 +48,7 @@ def make_ns(gw: MemoryGateway, tmp_path, removed: list[tuple[int, str]] | None =
         if removed is not None:
             removed.append((parent, name))
 
-    return Namespace(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60),
+    return Namespace.build(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60),
                      spool=Spool(tmp_path / "spool"), clock=Clock(), max_listed=budget,
                      on_removed=on_removed)
 
