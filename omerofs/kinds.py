@@ -22,8 +22,9 @@ from __future__ import annotations
 import enum
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Protocol, runtime_checkable
 
 from .gateway import FileAnnotationInfo, ImageInfo, PlaneIndex
 from .keys import Ino, PixelsKey
@@ -60,7 +61,9 @@ class Content(enum.Enum):
 
     NONE = "none"  # a directory
     PLANE = "plane"  # omerofs.planes: a synthesized TIFF of one plane
-    STACK = "stack"  # omerofs.planes: a multi-page OME-TIFF of one site
+    #: omerofs.planes: bytes made of whole planes of one image, fetched through
+    #: the plane cache (the state is a :class:`PixelFile`: a stack)
+    PIXELS = "pixels"
     INDEX = "index"  # omerofs.listing: built from memory when first read
     SPOOL = "spool"  # omerofs.textfiles: the spool's copy, else the server's
     STATUS = "status"  # omerofs.fs: a snapshot of the mount's status per open
@@ -113,7 +116,7 @@ SPECS: dict[Kind, KindSpec] = {
     Kind.INDEX_DIR: KindSpec(_RO_DIR, Ttl.PLATE, listed=True, in_plate=True),
     Kind.PLANE: KindSpec(_RO_FILE, Ttl.PLATE, Content.PLANE, immutable=True, keep_cache=True,
                          fixed_mode=True, listed=True),
-    Kind.STACK: KindSpec(_RO_FILE, Ttl.PLATE, Content.STACK, immutable=True, keep_cache=True,
+    Kind.STACK: KindSpec(_RO_FILE, Ttl.PLATE, Content.PIXELS, immutable=True, keep_cache=True,
                          listed=True),
     Kind.INDEX: KindSpec(_RO_FILE, Ttl.SHORT, Content.INDEX, listed=True),
     Kind.TEXT: KindSpec(_FILE, Ttl.SHORT, Content.SPOOL, spooled=True, listed=True),
@@ -257,12 +260,38 @@ def plane_key(image: ImageInfo, plane: PlaneIndex) -> PixelsKey:
     return PixelsKey(image.pixels_id, plane.z, plane.c, plane.t)
 
 
+@runtime_checkable
+class PixelFile(Protocol):
+    """The state of a file whose bytes are made of whole planes of one image
+    (:attr:`Content.PIXELS`): :class:`omerofs.planes.PlaneReader` fetches the
+    planes a range touches through its cache and hands them to ``read``."""
+
+    @property
+    def image(self) -> ImageInfo: ...
+
+    def planes_touched(self, offset: int, size: int) -> list[PlaneIndex]: ...
+
+    def read(self, offset: int, size: int,
+             fetch_plane: Callable[[PlaneIndex], bytes] | None) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True)
 class StackState:
     """A site's image as one multi-page OME-TIFF: its IFDs and OME-XML."""
 
     kind: ClassVar[Kind] = Kind.STACK
     layout: StackLayout
+
+    @property
+    def image(self) -> ImageInfo:
+        return self.layout.image
+
+    def planes_touched(self, offset: int, size: int) -> list[PlaneIndex]:
+        return self.layout.planes_touched(offset, size)
+
+    def read(self, offset: int, size: int,
+             fetch_plane: Callable[[PlaneIndex], bytes] | None) -> bytes:
+        return self.layout.read(offset, size, fetch_plane)
 
 
 @dataclass(frozen=True, slots=True)

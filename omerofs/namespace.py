@@ -218,8 +218,8 @@ class Namespace:
         """Non-blocking: the bytes if no server call is needed, else None."""
         node = self.tree.node(ino)
         content = node.spec.content
-        if content is Content.STACK:
-            return self.planes.read_stack_cached(node, offset, size)
+        if content is Content.PIXELS:
+            return self.planes.read_pixels_cached(node, offset, size)
         if content is Content.PLANE:
             return self.planes.read_cached(node, offset, size)
         return None
@@ -235,8 +235,8 @@ class Namespace:
         content = node.spec.content
         if content is Content.INDEX:
             return self.index_bytes(ino)[offset:offset + size]
-        if content is Content.STACK:
-            return self.planes.read_stack(node, offset, size)
+        if content is Content.PIXELS:
+            return self.planes.read_pixels(node, offset, size)
         if content is Content.SPOOL:
             return self.text.read(node, offset, size)
         if content is not Content.PLANE:

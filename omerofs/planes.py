@@ -23,7 +23,7 @@ from .cache import PlaneCache
 from .gateway import FileAnnotationInfo, Gateway, ImageInfo, PlaneIndex
 from .gateway.batches import TimepointReader
 from .keys import CacheKey, FileKey, Ino, PixelsKey
-from .kinds import PlaneState, WellDir
+from .kinds import PixelFile, PlaneState, WellDir
 from .tree import Node, Tree
 
 #: bytes of planes a sequential reader should find fetched ahead of it
@@ -285,13 +285,19 @@ class PlaneReader:
             self._horizon[plate.ino] = following[end - 1]
         return queued
 
-    # --- per-site stacks ---------------------------------------------------------------------
-    def _stack_pages(self, node: Node, offset: int, size: int, fetch: bool
-                     ) -> dict[PlaneIndex, bytes] | None:
-        """The planes a stack range touches: from the cache (``fetch``: fetched
+    # --- files made of whole planes (stacks) ------------------------------------------------
+    @staticmethod
+    def _pixel_file(node: Node) -> PixelFile:
+        state = node.state
+        if not isinstance(state, PixelFile):
+            raise TypeError(f"{node.name!r} is not made of planes")
+        return state
+
+    def _pages(self, layout: PixelFile, offset: int, size: int, fetch: bool
+               ) -> dict[PlaneIndex, bytes] | None:
+        """The planes a range touches: from the cache (``fetch``: fetched
         through it, or read whole uncached when too big to cache), else None
         if one is missing."""
-        layout = node.stack
         image = layout.image
         self._images.setdefault(image.pixels_id, image)
         out: dict[PlaneIndex, bytes] = {}
@@ -309,16 +315,18 @@ class PlaneReader:
             out[p] = data
         return out
 
-    def read_stack_cached(self, node: Node, offset: int, size: int) -> bytes | None:
+    def read_pixels_cached(self, node: Node, offset: int, size: int) -> bytes | None:
         """Non-blocking: a stack's bytes when no plane must be fetched."""
-        pages = self._stack_pages(node, offset, size, fetch=False)
-        return None if pages is None else node.stack.read(offset, size, pages.__getitem__)
+        layout = self._pixel_file(node)
+        pages = self._pages(layout, offset, size, fetch=False)
+        return None if pages is None else layout.read(offset, size, pages.__getitem__)
 
-    def read_stack(self, node: Node, offset: int, size: int) -> bytes:
+    def read_pixels(self, node: Node, offset: int, size: int) -> bytes:
         """Blocking: bytes of a stack; its pages come through the plane cache."""
-        pages = self._stack_pages(node, offset, size, fetch=True)
+        layout = self._pixel_file(node)
+        pages = self._pages(layout, offset, size, fetch=True)
         assert pages is not None
-        return node.stack.read(offset, size, pages.__getitem__)
+        return layout.read(offset, size, pages.__getitem__)
 
     # --- server copies of text files --------------------------------------------------------
     def read_file(self, ann: FileAnnotationInfo, offset: int, size: int) -> bytes:
