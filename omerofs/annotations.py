@@ -11,15 +11,36 @@ are told apart (:func:`omerofs.layout.disambiguated`). No server call.
 
 from __future__ import annotations
 
+import errno
 import logging
 
 from . import layout
 from .gateway import FileAnnotationInfo, TargetKind
 from .keys import AnnKey, Ino, PlateId, SubdirKey
-from .kinds import SubDir, TextState
-from .tree import Node, Tree
+from .kinds import SubDir, TextState, WellDir
+from .tree import Node, Tree, refuse
 
 log = logging.getLogger("omerofs.listing")
+
+
+def target_of(directory: Node, name: str, takes_well_files: bool
+              ) -> tuple[TargetKind, int, str]:
+    """What a text file ``name`` made in ``directory`` attaches to (target
+    kind, id) and its ``OriginalFile.path``: the plate (with the user
+    directory's path), the well, or the site's image its name starts with
+    (docs/namespace.rst, "Text files"). EPERM for a Well's own file in a
+    well directory of a later run (``takes_well_files`` False)."""
+    d = directory.state
+    if not isinstance(d, WellDir):
+        return TargetKind.PLATE, int(directory.known_plate_id), directory.dir.user_path
+    site = layout.site_of_annotation(name, directory.name)
+    if site is not None and site in d.sites:
+        return TargetKind.IMAGE, d.sites[site], ""
+    if not takes_well_files:
+        raise refuse(errno.EPERM, f"{name}: a file of well {directory.name} of a plate "
+                                  "with runs goes in run_1/" + directory.name
+                                  + " (or name it after a site of this run)")
+    return TargetKind.WELL, d.well_id, ""
 
 
 class AnnotationPlacer:

@@ -25,9 +25,10 @@ import time
 from collections.abc import Callable
 
 from . import layout
-from .gateway import FileAnnotationInfo, Gateway, GatewayError, NotFound, TargetKind
+from .annotations import target_of
+from .gateway import FileAnnotationInfo, Gateway, GatewayError, NotFound
 from .keys import AnnKey, LocalKey
-from .kinds import SubDir, TextState, WellDir, WriteStatus
+from .kinds import SubDir, TextState, WriteStatus
 from .listing import Listings
 from .planes import PlaneReader
 from .spool import OPEN, PENDING, PLANE, SCRATCH, Entry, Spool, Upload
@@ -57,17 +58,8 @@ class TextFiles:
                     ) -> Upload:
         """Target, path and replace/move plan of a text file ``name`` in ``directory``."""
         d = directory.state
-        kind, target_id = TargetKind.PLATE, int(directory.known_plate_id)
-        path = directory.dir.user_path
-        if isinstance(d, WellDir):
-            kind, target_id, path = TargetKind.WELL, d.well_id, ""
-            site = layout.site_of_annotation(name, directory.name)
-            if site is not None and site in d.sites:
-                kind, target_id = TargetKind.IMAGE, d.sites[site]
-            elif not self.listings.takes_well_files(directory):
-                raise refuse(errno.EPERM, f"{name}: a file of well {directory.name} of a plate "
-                                          "with runs goes in run_1/" + directory.name
-                                          + " (or name it after a site of this run)")
+        kind, target_id, path = target_of(directory, name,
+                                          self.listings.takes_well_files(directory))
         server_name = name
         if old is not None and name == layout.disambiguated(old.name, old.id):
             server_name = old.name  # a listed alias keeps its server name
