@@ -22,6 +22,13 @@ def _companion(what: str, name: str) -> OSError:
                                 "read-only (docs/semantics)")
 
 
+def _found(node: Node | None, message: str) -> Node:
+    """``node``, or ENOENT with ``message`` when there is none."""
+    if node is None:
+        raise refuse(errno.ENOENT, message)
+    return node
+
+
 def check_open(tree: Tree, node: Node, write: bool, truncate: bool) -> None:
     """Refuse an open this file does not allow."""
     if node.is_dir:
@@ -70,8 +77,7 @@ def check_takes_dirs(directory: Node, name: str) -> None:
 
 def check_unlink(node: Node | None, name: str) -> Node:
     """Refuse an ``rm`` of ``name``; returns its node (a text or written plane)."""
-    if node is None:
-        raise refuse(errno.ENOENT, f"unlink {name}: no such file")
+    node = _found(node, f"unlink {name}: no such file")
     if node.read_only_file:
         raise _companion("unlink", name)
     if not node.spec.spooled:
@@ -82,8 +88,7 @@ def check_unlink(node: Node | None, name: str) -> Node:
 
 def check_rmdir(node: Node | None, name: str) -> Node:
     """Refuse an ``rmdir`` of ``name``; returns its (user directory) node."""
-    if node is None:
-        raise refuse(errno.ENOENT, f"rmdir {name}: no such directory")
+    node = _found(node, f"rmdir {name}: no such directory")
     if not isinstance(node.state, SubDir):
         raise refuse(errno.EACCES if node.is_dir else errno.ENOTDIR,
                      f"rmdir {name}: only user directories can be removed")
@@ -92,8 +97,7 @@ def check_rmdir(node: Node | None, name: str) -> Node:
 
 def check_rename_source(src: Node | None, old: str) -> Node:
     """Refuse a rename of ``old``; returns its (text file) node."""
-    if src is None:
-        raise refuse(errno.ENOENT, f"rename {old}: no such file")
+    src = _found(src, f"rename {old}: no such file")
     if not isinstance(src.state, TextState):
         raise refuse(errno.EPERM if isinstance(src.state, SubDir) else errno.EACCES,
                      f"rename {old}: only text files can be renamed")
