@@ -105,7 +105,7 @@ class TextFiles:
                                       "stored in OMERO")
         spool = self.tree.require_spool()
         spec = self.upload_spec(directory, name, None) if text else Upload(
-            plate_id=directory.plate_id or 0, target_kind="", target_id=0, name=name)
+            plate_id=directory.known_plate_id, target_kind="", target_id=0, name=name)
         entry = spool.create(spec, OPEN if text else SCRATCH)
         with self.tree.locked():
             if self.tree.lookup(directory.ino, name) is not None:
