@@ -40,7 +40,13 @@ def target_of(directory: Node, name: str, takes_well_files: bool
         raise refuse(errno.EPERM, f"{name}: a file of well {directory.name} of a plate "
                                   "with runs goes in run_1/" + directory.name
                                   + " (or name it after a site of this run)")
-    return TargetKind.WELL, d.well_id, ""
+    return *well_target(directory), ""
+
+
+def well_target(well: Node) -> tuple[TargetKind, int]:
+    """A well directory's Well: what a file of the Well itself, and a plane
+    written into the well of a derived plate (its spool entry), is for."""
+    return TargetKind.WELL, well.well.well_id
 
 
 class AnnotationPlacer:
@@ -154,7 +160,7 @@ class AnnotationPlacer:
             return False
         u = e.upload
         return (u.name, u.path, u.target_kind, u.target_id) == (
-            ann.name, ann.path, ann.target.kind.value, ann.target.id)
+            ann.name, ann.path, ann.target.kind, ann.target.id)
 
     def _place(self, plate: Node, dino: Ino, ann: FileAnnotationInfo) -> None:
         d = self.tree.node(dino).dir

@@ -73,7 +73,6 @@ def _mount_config(s: dict[str, Any]) -> Any:
     from .credentials import resolve
     from .gateway import ConnectionConfig, parse_server
     from .mount import MountConfig
-    from .namespace import Timeouts
 
     if not s.get("server"):
         raise ConfigError("no server: give SERVER or set server in the config file")
@@ -85,17 +84,7 @@ def _mount_config(s: dict[str, Any]) -> Any:
                             websocket=addr.websocket, path=addr.path, user=creds.user,
                             password=creds.password, session_key=creds.session_key,
                             group=s["group"], timeout=s["timeout"])
-    return MountConfig(connection=conn, mountpoint=Path(s["mountpoint"]).absolute(),
-                       cache_bytes=s["cache_mb"] << 20,
-                       timeouts=Timeouts(root_ttl=s["root_ttl"], plate_ttl=s["plate_ttl"]),
-                       prefetch=s["prefetch"], workers=s["workers"],
-                       readahead_kb=s["readahead_kb"],
-                       call_timeout=max(2 * s["timeout"], 30.0),
-                       allow_other=s["allow_other"], uid=s.get("uid"), gid=s.get("gid"),
-                       debug=s["debug"], log_file=s.get("log_file"),
-                       spool_dir=s.get("spool_dir"), max_file_bytes=s["max_file_mb"] << 20,
-                       retry_interval=s["retry_interval"], site_idle=s["site_idle"],
-                       stacks=s["stacks"], max_listed=s["max_listed"])
+    return MountConfig.from_settings(conn, s)
 
 
 # --- omerofs mount ----------------------------------------------------------------------
@@ -284,8 +273,31 @@ def _status(args: argparse.Namespace) -> int:
     pending = doc["pending_uploads"]
     print(f"pending    {len(pending)} upload(s)" + (f" in {doc['spool']}" if pending else ""))
     for p in pending:
-        print(f"  {p['name']}  {p['state']}  attempts {p['attempts']}  {p['last_error'] or ''}")
+        print(f"  {p['name']}  {p['state']}  attempts {p['attempts']}  "
+              f"{p['last_error'] or ''}{_retry_note(p)}")
+    _print_unreadable(doc, sys.stdout)
     return 0
+
+
+def _retry_note(p: dict[str, Any]) -> str:
+    """What the retry loop will do with a pending upload of the status document."""
+    import time
+
+    if p.get("given_up"):
+        return "  GIVEN UP: not retried by itself (omerofs sync tries again)"
+    if p.get("next_attempt") is not None:
+        return f"  next try in {max(0.0, p['next_attempt'] - time.time()):.0f} s"
+    return ""
+
+
+def _print_unreadable(doc: dict[str, Any], out: Any) -> None:
+    """The spool entries a mount could not read (moved aside, never uploaded)."""
+    bad = doc.get("unreadable_spool_entries") or []
+    if bad:
+        print(f"unreadable {len(bad)} spool entr{'y' if len(bad) == 1 else 'ies'} set "
+              "aside, not uploaded (look, then remove them):", file=out)
+    for u in bad:
+        print(f"  {u['path']}: {u['reason']}", file=out)
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -314,6 +326,7 @@ def _sync(args: argparse.Namespace) -> int:
         sites = doc.get("pending_sites", [])
         if not files and not sites:
             print(f"omerofs: everything written to {args.mountpoint} is on the server")
+            _print_unreadable(doc, sys.stderr)
             return 0
         if time.monotonic() >= deadline:
             print(f"omerofs: {len(files)} file(s) and {len(sites)} site(s) still pending "

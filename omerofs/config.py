@@ -112,6 +112,8 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         doc=(
         "Seconds a plate's layout is kept before it is reloaded, and the kernel's "
         "entry/attribute lifetime of the root, wells and planes.")),
+    # 120 000: about 0.6 KB each (tracemalloc), so some 70 MB: many plates of a
+    # few thousand files, or the biggest plate (1536 wells x 9 fields x 4 channels) alone
     Key("max_listed", int, 120_000, "files and directories of plate listings kept in memory",
         minimum=1, doc=(
         "Files and directories of plate listings kept in memory (about 0.6 KB each). "
@@ -142,11 +144,14 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "counted.")),
     Key("timeout", float, 60.0, "seconds per server call", minimum=0, exclusive=True,
         doc=(
-        "Seconds before one server call is abandoned (Ice invocation timeout; connection "
-        "attempts use ``min(S, 10)``). A filesystem request that waits for the server "
-        "gets a deadline of ``max(2 x S, 30)`` seconds, then EIO. Also how long a read "
-        "of a big image whose pyramid the server is still building keeps asking again, "
-        "then EAGAIN.")),
+        "Seconds a request waits for one server call (Ice invocation timeout; connection "
+        "attempts use ``min(S, 10)``). A call with no answer by then gets EAGAIN: the "
+        "session and connection are kept and the call is not sent again (a directory's "
+        "load goes on in the background and the next request waits for it; see "
+        "semantics, *Sessions and timeouts*). A filesystem request that waits for the "
+        "server gets a last-resort deadline of ``max(2 x S, 30)`` seconds, then EIO. Also "
+        "how long a read of a big image whose pyramid the server is still building keeps "
+        "asking again, then EAGAIN.")),
     Key("allow_other", bool, False, "let other users see the mount",
         doc=(
         "Let other users (and root) use the mount: FUSE ``allow_other``. For a non-root "
@@ -179,8 +184,23 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("retry_interval", float, 5.0, "seconds between retries of pending uploads",
         minimum=0, exclusive=True,
         doc=(
-        "Seconds between attempts to upload pending files (also those a previous mount "
-        "left in the spool).")),
+        "Seconds between passes of the retry loop over pending files (also those a "
+        "previous mount left in the spool), and the wait after a file's first failed "
+        "upload; each further failure doubles the wait, up to ``retry_max_interval``, "
+        "less a random part of up to half of it (:ref:`retries`).")),
+    Key("retry_max_interval", float, 300.0,
+        "longest wait between two upload attempts of a file", minimum=0, exclusive=True,
+        doc=(
+        "The longest wait, in seconds, between two automatic upload attempts of a pending "
+        "file (the backoff's cap; at least ``retry_interval`` is used). ``omerofs sync`` "
+        "tries every pending file at once, whatever its wait.")),
+    Key("retry_give_up", int, 0,
+        "failed attempts after which a file is not retried by itself (0: never)", minimum=0,
+        doc=(
+        "After this many failed upload attempts of a file the retry loop stops trying it "
+        "by itself (0: never stops). Nothing is dropped: the bytes stay in the spool, the "
+        "log has an ERROR line naming the file, ``omerofs status`` marks it ``GIVEN UP``, "
+        "and ``omerofs sync``, the unmount and the next mount try it again.")),
     Key("site_idle", float, 10.0,
         "seconds without new planes before a derived site's image is made", minimum=0,
         doc=(
@@ -209,6 +229,23 @@ IGNORED_MOUNT_OPTIONS = frozenset({
 })
 #: options with a value that omerofs sets itself or that belong to other tools
 IGNORED_MOUNT_PREFIXES = ("x-", "comment=", "fsname=", "subtype=")
+
+
+def default(name: str) -> Any:
+    """The built-in default of key ``name``: the one place a default is written
+    (``MountConfig``, ``Namespace`` and the listing bound read it from here)."""
+    return KEYS[name].default
+
+
+def request_deadline(timeout: float) -> float:
+    """Seconds a filesystem request may wait for the server, given the
+    per-call ``timeout`` (see the ``timeout`` key)."""
+    return max(2 * timeout, 30.0)
+
+
+def prefetch_threads(prefetch: int) -> int:
+    """Threads that prefetch for a ``prefetch`` setting (see its doc)."""
+    return min(prefetch, 8)
 
 
 def defaults() -> dict[str, Any]:

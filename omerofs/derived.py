@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import layout
+from .annotations import well_target
 from .gateway import Gateway, GatewayError, ImageInfo, PlaneIndex
 from .gateway.types import whole_plane_writable
 from .keys import LocalKey, PlaneKey
@@ -213,8 +214,9 @@ class DerivedPlates:
     @staticmethod
     def _plane_entry(spool: Spool, well: Node, plate_id: int, name: str) -> Entry:
         """A new, empty spool entry for plane file ``name`` written into ``well``."""
-        return spool.create(Upload(plate_id=plate_id, target_kind="Well",
-                                   target_id=well.well.well_id, name=name), PLANE)
+        kind, well_id = well_target(well)
+        return spool.create(Upload(plate_id=plate_id, target_kind=kind, target_id=well_id,
+                                   name=name), PLANE)
 
     def _start_again(self, node: Node, spool: Spool) -> None:
         """A new, empty spooled copy for a written plane that was dropped; its

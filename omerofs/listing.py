@@ -25,19 +25,25 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from . import layout
 from .annotations import AnnotationPlacer
+from .config import default
 from .gateway import (
+    CallTimedOut,
     FileAnnotationInfo,
     Gateway,
     GatewayError,
     NotFound,
     PlateFingerprint,
     PlateSummary,
+    ServerUnavailable,
+    TryLater,
 )
 from .gateway.types import WellInfo
 from .keys import (
@@ -55,18 +61,36 @@ from .tree import ROOT_INODE, Node, Tree
 
 log = logging.getLogger("omerofs.listing")
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Timeouts:
-    root_ttl: float = 10.0
-    plate_ttl: float = 60.0
+    root_ttl: float = default("root_ttl")
+    plate_ttl: float = default("plate_ttl")
     retry_after: float = 2.0
+    #: seconds a request waits for a directory's load (the call timeout);
+    #: past that it gets TryLater (EAGAIN), or the old listing, and the load
+    #: goes on (see :meth:`Listings.load`)
+    load_wait: float = default("timeout")
+    #: seconds a load keeps waiting for a slow server call before it gives
+    #: up: OMERO's own bound on a query (omero-server v5.6.12
+    #: omero-server.properties:150, omero.query.timeout=1000)
+    load_patience: float = 1000.0
 
 
-#: nodes of plate listings kept in memory (see the module docstring); about
-#: 0.6 KB each (tracemalloc), so some 70 MB: many plates of a few thousand files, or the
-#: biggest plate (1536 wells x 9 fields x 4 channels) alone
-MAX_LISTED = 120_000
+@dataclass
+class _Load:
+    """One directory's load, running in a thread of its own."""
+
+    started: float
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+#: nodes of plate listings kept in memory (see the module docstring and the
+#: settings table, omerofs.config, for why this many)
+MAX_LISTED: int = default("max_listed")
 
 
 class Listings:
@@ -88,7 +112,9 @@ class Listings:
         self.gateway = gateway
         self.timeouts = timeouts
         self.clock = clock
-        self._gates: dict[Ino, threading.Lock] = {}
+        #: directory inode -> its load under way (one at a time)
+        self._loads: dict[Ino, _Load] = {}
+        self._closed = False
         #: the plates' rows as last listed (naming conventions for their wells)
         self._summaries: dict[PlateId, PlateSummary] = {}
         #: plate inode -> the fingerprint of its listing (PlateFingerprint.key),
@@ -191,32 +217,89 @@ class Listings:
     def load(self, ino: int) -> None:
         """Blocking: (re)load a directory from the server if it needs it.
 
-        Concurrent callers for one directory share one load. Raises
-        GatewayError only when there is no earlier listing to fall back on."""
+        A directory has one load at a time, in a thread of its own; its
+        callers wait for it up to ``load_wait``. A load that takes longer (a
+        slow server, a big plate's layout query) goes on: a directory with an
+        earlier listing is served from it meanwhile, one without raises
+        TryLater (EAGAIN) and the next caller waits for the same load, so
+        queries never pile up on the server (issue 21). Raises GatewayError
+        only when there is no earlier listing to fall back on."""
         node = self.tree.owner(self.tree.node(ino))
         with self.tree.locked():
-            gate = self._gates.setdefault(node.ino, threading.Lock())
-        with gate:
-            if not self.needs_load(node.ino):
-                return  # another thread loaded it while we waited
-            started = self.clock()
+            job = self._loads.get(node.ino)
+            if job is None:
+                if self._closed:
+                    raise ServerUnavailable("unmounting: no more loads")
+                if not self.needs_load(node.ino):
+                    return  # another thread loaded it meanwhile
+                job = self._loads[node.ino] = _Load(time.monotonic())
+                threading.Thread(target=self._run_load, args=(node, job), daemon=True,
+                                 name=f"load-{node.ino}").start()
+        if not job.done.wait(self.timeouts.load_wait):
+            waited = time.monotonic() - job.started
+            if node.dir.children is not None:
+                log.info("reload of %s still running after %.0f s: serving the cached "
+                         "listing meanwhile", node.name or "/", waited)
+                return
+            raise TryLater(f"{node.name or '/'}: the server is still answering its listing "
+                           f"({waited:.0f} s so far): try again later")
+        if job.error is not None:
+            raise job.error
+
+    def close(self, wait: float = 2.0) -> None:
+        """No load starts or asks the server again from now on; loads under
+        way get up to ``wait`` seconds to end (before the gateway closes)."""
+        with self.tree.locked():
+            self._closed = True
+            jobs = list(self._loads.values())
+        deadline = time.monotonic() + wait
+        for job in jobs:
+            job.done.wait(max(0.0, deadline - time.monotonic()))
+
+    def _run_load(self, node: Node, job: _Load) -> None:
+        try:
+            self._load_now(node)
+        except BaseException as e:
+            job.error = e
+        finally:
+            with self.tree.locked():
+                if self._loads.get(node.ino) is job:
+                    del self._loads[node.ino]
+            job.done.set()
+
+    def _patiently(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` asked again while the server is still answering it
+        (CallTimedOut: the gateway then waits for the same query, it does not
+        send a second one), for up to ``load_patience`` seconds."""
+        started = time.monotonic()
+        while True:
             try:
-                if node.ino == ROOT_INODE:
-                    self._apply_plates(self.gateway.list_plates())
-                elif not self._unchanged(node):
-                    self._load_plate(node, started)
-            except NotFound:
-                self.tree.remove(node)
-                raise
-            except GatewayError as e:
-                d = node.dir
-                if d.children is None:
+                return fn(*args)
+            except CallTimedOut:
+                if self._closed or time.monotonic() - started > self.timeouts.load_patience:
                     raise
-                with self.tree.locked():  # keep serving the old listing; retry later
-                    d.loaded_at = self.clock() - self._ttl(node) + self.timeouts.retry_after
-                    d.error = str(e)
-                log.warning("reload of %s failed, serving the cached listing: %s",
-                            node.name or "/", e)
+                log.info("%s: still waiting for the server after %.0f s",
+                         getattr(fn, "__name__", fn), time.monotonic() - started)
+
+    def _load_now(self, node: Node) -> None:
+        started = self.clock()
+        try:
+            if node.ino == ROOT_INODE:
+                self._apply_plates(self._patiently(self.gateway.list_plates))
+            elif not self._unchanged(node):
+                self._load_plate(node, started)
+        except NotFound:
+            self.tree.remove(node)
+            raise
+        except GatewayError as e:
+            d = node.dir
+            if d.children is None:
+                raise
+            with self.tree.locked():  # keep serving the old listing; retry later
+                d.loaded_at = self.clock() - self._ttl(node) + self.timeouts.retry_after
+                d.error = str(e)
+            log.warning("reload of %s failed, serving the cached listing: %s",
+                        node.name or "/", e)
 
     def _unchanged(self, node: Node) -> bool:
         """Blocking: is the plate's loaded listing still what the server
@@ -225,7 +308,7 @@ class Listings:
         known = self._fingerprints.get(node.ino)
         if known is None or node.dir.children is None:
             return False
-        now = self.gateway.plate_fingerprint(node.plate_id)
+        now = self._patiently(self.gateway.plate_fingerprint, node.plate_id)
         if now.key() != known:
             with self.tree.locked():
                 # the row comes with it: its naming conventions for the reload
@@ -244,12 +327,12 @@ class Listings:
                                created=node.mtime, derived=node.state_of(PlateDir).derived)
         # the row the wells are named by (its naming conventions) and its version
         named_by = self._summaries.get(node.plate_id)
-        structure = self.gateway.load_plate(node.plate_id, summary)
+        structure = self._patiently(self.gateway.load_plate, node.plate_id, summary)
         if not structure.wells:  # empty, or deleted meanwhile: only the plate row tells
-            named_by = self.gateway.get_plate(node.plate_id)
+            named_by = self._patiently(self.gateway.get_plate, node.plate_id)
             with self.tree.locked():
                 self._summaries[node.plate_id] = named_by
-        files = self.gateway.plate_files(node.plate_id)
+        files = self._patiently(self.gateway.plate_files, node.plate_id)
         # named by the very row whose version the key records (not a newer
         # or older one a root reload may have put in _summaries meanwhile)
         nodes, fresh_local = self._apply_plate(node, named_by, structure.wells,

@@ -24,16 +24,19 @@ import subprocess
 import sys
 import threading
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import pyfuse3
 import trio
 
 from . import notify
+from .config import KEYS, default, prefetch_threads, request_deadline
 from .gateway import ConnectionConfig, GatewayError
 from .namespace import Namespace, Timeouts
+from .retry import RetryPolicy
 from .spool import Spool, SpoolBusy, spool_dir
 from .status import MountInfo, status_document
 from .tasks import FinalUploadTask, RetryTask
@@ -45,33 +48,59 @@ Ready = Callable[[str | None], None]  # None: live; a string: why not
 
 @dataclass(frozen=True)
 class MountConfig:
+    """What a mount runs with. Every default is the settings table's
+    (:data:`omerofs.config.KEYS`, through :func:`~omerofs.config.default`);
+    fields named like a key hold that key's value, the others are derived
+    from keys as :meth:`from_settings` says."""
+
     connection: ConnectionConfig
     mountpoint: Path
-    cache_bytes: int = 1024 * 1024 * 1024
+    #: ``cache_mb`` in bytes
+    cache_bytes: int = default("cache_mb") << 20
+    #: ``root_ttl`` and ``plate_ttl``
     timeouts: Timeouts = field(default_factory=Timeouts)
-    prefetch: int = 8
-    workers: int = 16
-    call_timeout: float = 120.0
-    allow_other: bool = False
-    uid: int | None = None
-    gid: int | None = None
-    debug: bool = False
-    log_file: Path | None = None
+    prefetch: int = default("prefetch")
+    workers: int = default("workers")
+    #: a filesystem request's deadline: ``request_deadline(timeout)``
+    call_timeout: float = request_deadline(default("timeout"))
+    allow_other: bool = default("allow_other")
+    uid: int | None = default("uid")
+    gid: int | None = default("gid")
+    debug: bool = default("debug")
+    # (read once, at class creation: an immutable value, as RUF009 wants)
+    log_file: Path | None = default("log_file")  # noqa: RUF009
     #: where written files wait for the server; None: ~/.cache/omerofs/spool/<server_user>
-    spool_dir: Path | None = None
-    max_file_bytes: int = 256 << 20
-    #: seconds between attempts to upload what is pending
-    retry_interval: float = 5.0
-    #: seconds an unmount waits for pending uploads before leaving them to the next mount
+    spool_dir: Path | None = default("spool_dir")  # noqa: RUF009
+    #: ``max_file_mb`` in bytes
+    max_file_bytes: int = default("max_file_mb") << 20
+    retry_interval: float = default("retry_interval")
+    retry_max_interval: float = default("retry_max_interval")
+    retry_give_up: int = default("retry_give_up")
+    #: seconds an unmount waits for pending uploads before leaving them to the next
+    #: mount (not a setting)
     unmount_grace: float = 30.0
-    #: seconds without a new plane after which a derived site's image is made
-    site_idle: float = 10.0
-    #: serve a multi-page OME-TIFF per site next to the plane files
-    stacks: bool = False
-    #: kernel readahead of the mount in KiB (0: the kernel's default)
-    readahead_kb: int = 1024
-    #: nodes of plate listings kept in memory (omerofs.listing.MAX_LISTED)
-    max_listed: int = 120_000
+    site_idle: float = default("site_idle")
+    stacks: bool = default("stacks")
+    readahead_kb: int = default("readahead_kb")
+    max_listed: int = default("max_listed")
+
+    @classmethod
+    def from_settings(cls, connection: ConnectionConfig, s: Mapping[str, Any]) -> MountConfig:
+        """The config of merged settings ``s`` (every key of the table; the
+        connection's keys already resolved into ``connection``)."""
+        same: dict[str, Any] = {f.name: s.get(f.name) for f in fields(cls) if f.name in KEYS
+                and f.name not in ("mountpoint",)}
+        return cls(connection=connection, mountpoint=Path(s["mountpoint"]).absolute(),
+                   cache_bytes=s["cache_mb"] << 20, max_file_bytes=s["max_file_mb"] << 20,
+                   timeouts=Timeouts(root_ttl=s["root_ttl"], plate_ttl=s["plate_ttl"],
+                                     load_wait=s["timeout"]),
+                   call_timeout=request_deadline(s["timeout"]), **same)
+
+    def retry_policy(self) -> RetryPolicy:
+        """When failed uploads are tried again (the spool's policy)."""
+        return RetryPolicy(first=self.retry_interval,
+                           cap=max(self.retry_interval, self.retry_max_interval),
+                           give_up_after=self.retry_give_up or None)
 
 
 class MountError(Exception):
@@ -231,7 +260,8 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
     c = cfg.connection
     spool = Spool(cfg.spool_dir or spool_dir(Path(os.environ.get("OMEROFS_CACHE")
                                                   or Path.home() / ".cache" / "omerofs")
-                                             / "spool", c.host, c.port, c.user))
+                                             / "spool", c.host, c.port, c.user),
+                  retry=cfg.retry_policy())
     try:
         spool.claim()
     except SpoolBusy as e:
@@ -239,9 +269,10 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
         report(str(e))
         return 1
     ns = Namespace.build(gateway, cfg.cache_bytes, timeouts=cfg.timeouts,
-                   prefetch_depth=cfg.prefetch, prefetch_workers=min(cfg.prefetch, 8),
-                   spool=spool, max_file_bytes=cfg.max_file_bytes, on_removed=forget_name,
-                   stacks=cfg.stacks, max_listed=cfg.max_listed)
+                         prefetch_depth=cfg.prefetch,
+                         prefetch_workers=prefetch_threads(cfg.prefetch),
+                         spool=spool, max_file_bytes=cfg.max_file_bytes,
+                         on_removed=forget_name, stacks=cfg.stacks, max_listed=cfg.max_listed)
     info = MountInfo(server=cfg.connection.url, user=cfg.connection.user,
                      mountpoint=str(cfg.mountpoint), spool=str(spool.root))
 
@@ -249,7 +280,8 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
         return status_document(info, connected=gateway.connected, cache=ns.cache.stats(),
                                calls=gateway.calls, errors=gateway.errors,
                                fs_counters=fs_counters, pending=ns.pending(),
-                               sites=ns.pending_sites(), session_lost=gateway.session_lost)
+                               sites=ns.pending_sites(), session_lost=gateway.session_lost,
+                               gave_up=spool.gave_up, unreadable=spool.unreadable())
 
     fs = OmeroFS(ns, workers=cfg.workers, call_timeout=cfg.call_timeout, uid=cfg.uid,
                  gid=cfg.gid, status=status)

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import layout, permissions, xattrs
+from .config import default, prefetch_threads
 from .derived import DerivedPlates
 from .gateway import Gateway
 from .keys import Ino
@@ -87,15 +88,19 @@ class Namespace:
 
     @classmethod
     def build(cls, gateway: Gateway, cache_budget: int, *, timeouts: Timeouts | None = None,
-              prefetch_depth: int = 4, prefetch_workers: int = 4,
-              spool: Spool | None = None, max_file_bytes: int = 256 << 20,
+              prefetch_depth: int = default("prefetch"),
+              prefetch_workers: int = prefetch_threads(default("prefetch")),
+              spool: Spool | None = None, max_file_bytes: int = default("max_file_mb") << 20,
               clock: Callable[[], float] = time.monotonic,
               on_removed: Callable[[int, str], None] | None = None, stacks: bool = False,
               max_listed: int = MAX_LISTED) -> Namespace:
         """The parts of a mount, built on one :class:`~omerofs.tree.Tree`;
         scratch files an earlier mount left in ``spool`` are dropped.
         ``on_removed(parent inode, name)`` is told (outside every lock) when
-        a name goes away by itself rather than by a request of the kernel's."""
+        a name goes away by itself rather than by a request of the kernel's.
+        Defaults are the settings table's (:func:`omerofs.config.default`):
+        ``prefetch_depth`` 8, as every mount has used (this class once said
+        4, which only code building a Namespace directly got)."""
         timeouts = timeouts or Timeouts()
         tree = Tree(time.time(), spool, on_removed)
         listings = Listings(tree, gateway, timeouts, clock, stacks, max_listed)
@@ -112,6 +117,7 @@ class Namespace:
         return self.planes.cache
 
     def close(self) -> None:
+        self.listings.close()
         self.planes.close()
 
     def detach(self) -> None:
@@ -371,9 +377,10 @@ class Namespace:
             return []
         return [e for e in self.spool.entries() if e.state != SCRATCH]
 
-    def retry_pending(self) -> tuple[int, int]:
-        """Blocking: upload what is pending and nobody is writing; put planes an
-        earlier mount left back into their sites. Returns (uploaded, still pending)."""
+    def retry_pending(self, due_only: bool = False) -> tuple[int, int]:
+        """Blocking: upload what is pending and nobody is writing (``due_only``:
+        what the retry policy says is due); put planes an earlier mount left
+        back into their sites. Returns (uploaded, still pending)."""
         left_planes = self.derived.restore_leftovers()
-        done, left = self.text.retry_pending()
+        done, left = self.text.retry_pending(due_only)
         return done, left + left_planes

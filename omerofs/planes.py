@@ -48,7 +48,7 @@ class PlaneReader:
     """Plane and server-file reads of one mount (thread-safe)."""
 
     def __init__(self, tree: Tree, gateway: Gateway, cache_budget: int, *,
-                 prefetch_depth: int = 4, prefetch_workers: int = 4):
+                 prefetch_depth: int, prefetch_workers: int):
         self.tree = tree
         self.gateway = gateway
         self.cache_budget = cache_budget

@@ -8,11 +8,11 @@ never waits for the server or the disk.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .cache import CacheStats
-from .spool import Entry
+from .spool import Entry, Unreadable
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,13 @@ def status_document(info: MountInfo, *, connected: bool, cache: CacheStats,
                     calls: Mapping[str, int], errors: Mapping[str, int],
                     fs_counters: Mapping[str, int], pending: Sequence[Entry],
                     sites: Sequence[tuple[str, int, int, str | None]] = (),
-                    session_lost: str | None = None) -> bytes:
+                    session_lost: str | None = None,
+                    gave_up: Callable[[Entry], bool] = lambda e: False,
+                    unreadable: Sequence[Unreadable] = ()) -> bytes:
     """The JSON document, UTF-8, ending with a newline. ``session_lost`` is why
-    the mount's session is gone for good (it must be remounted), else None."""
+    the mount's session is gone for good (it must be remounted), else None.
+    ``gave_up(entry)``: has the retry policy stopped retrying it by itself;
+    ``unreadable``: spool entries set aside (never uploaded: a human decides)."""
     doc = {
         "server": info.server,
         "user": info.user,
@@ -44,10 +48,13 @@ def status_document(info: MountInfo, *, connected: bool, cache: CacheStats,
         "calls": dict(calls),
         "errors": dict(errors),
         "fs": dict(fs_counters),
-        "pending_uploads": [{"name": e.upload.name, "state": e.state, "attempts": e.attempts,
-                             "last_error": e.last_error} for e in pending],
+        "pending_uploads": [{"name": e.upload.name, "state": e.state.value,
+                             "attempts": e.attempts, "last_error": e.last_error,
+                             "next_attempt": e.next_attempt, "given_up": gave_up(e)}
+                            for e in pending],
         "pending_sites": [{"image": name, "plate_id": plate_id, "planes": planes,
                            "problem": problem} for name, plate_id, planes, problem in sites],
         "spool": info.spool,
+        "unreadable_spool_entries": [{"path": u.path, "reason": u.reason} for u in unreadable],
     }
     return (json.dumps(doc, indent=2) + "\n").encode()

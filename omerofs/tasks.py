@@ -18,8 +18,9 @@ log = logging.getLogger("omerofs.tasks")
 
 
 class RetryTask:
-    """Every ``interval`` seconds: upload what is pending (also what an earlier
-    mount left) and make the images of derived sites idle for ``site_idle``.
+    """Every ``interval`` seconds: upload what is pending and due by the spool's
+    retry policy (also what an earlier mount left) and make the images of
+    derived sites idle for ``site_idle``.
     ``on_waiting(n)`` is told when the number of waiting uploads changes."""
 
     def __init__(self, ns: Namespace, interval: float, site_idle: float,
@@ -33,7 +34,7 @@ class RetryTask:
 
     def run_once(self) -> tuple[int, int]:
         """Blocking: one pass. Returns (uploaded, still waiting)."""
-        done, left = self.ns.retry_pending()
+        done, left = self.ns.retry_pending(due_only=True)  # backoff: omerofs.retry
         self.ns.flush_sites(None, self.site_idle)
         return done, left
 

@@ -73,7 +73,7 @@ class TextFiles:
         same_place = (old is not None and old.target.kind is kind
                       and old.target.id == target_id and old.path == path
                       and old.name == server_name)
-        return Upload(plate_id=directory.known_plate_id, target_kind=kind.value,
+        return Upload(plate_id=directory.known_plate_id, target_kind=kind,
                       target_id=target_id, name=server_name, path=path, mimetype=mimetype,
                       annotation_id=old.id if same_place and old else None,
                       file_id=old.file_id if same_place and old else None,
@@ -105,7 +105,7 @@ class TextFiles:
                                       "stored in OMERO")
         spool = self.tree.require_spool()
         spec = self.upload_spec(directory, name, None) if text else Upload(
-            plate_id=directory.known_plate_id, target_kind="", target_id=0, name=name)
+            plate_id=directory.known_plate_id, target_kind=None, target_id=0, name=name)
         entry = spool.create(spec, OPEN if text else SCRATCH)
         with self.tree.locked():
             if self.tree.lookup(directory.ino, name) is not None:
@@ -400,8 +400,8 @@ class TextFiles:
         same_bytes = f.entry is None and dst is None
         if same_bytes and spec.annotation_id is None and f.ann is not None \
                 and (layout.path_is_directory(f.ann.ns) or spec.path == f.ann.path) \
-                and spec.delete_after == f.ann.id and spec.target_kind == \
-                f.ann.target.kind.value and spec.target_id == f.ann.target.id:
+                and spec.delete_after == f.ann.id and spec.target_kind is \
+                f.ann.target.kind and spec.target_id == f.ann.target.id:
             # same object, new name or path: a rename on the server, no upload
             ann = self.gateway.rename_file(f.ann, spec.name, spec.path)
             with self.tree.locked():
@@ -493,9 +493,11 @@ class TextFiles:
             parent.dir.remove_child(node.name)
 
     # --- pending uploads --------------------------------------------------------------------
-    def retry_pending(self) -> tuple[int, int]:
+    def retry_pending(self, due_only: bool = False) -> tuple[int, int]:
         """Upload what is pending and nobody is writing. Returns (uploaded,
-        still pending). Also takes entries a previous mount left behind."""
+        still pending). Also takes entries a previous mount left behind.
+        ``due_only`` (the retry loop): only entries whose next attempt the
+        spool's retry policy says is due; the others count as pending."""
         spool = self.tree.spool
         if spool is None:
             return 0, 0
@@ -503,6 +505,11 @@ class TextFiles:
         for entry in spool.entries():
             if entry.state in (SCRATCH, PLANE):
                 continue  # scratch: never uploaded; planes: derived.py
+            if due_only and not spool.due(entry):
+                # waiting for its next attempt; an open one (its writer's
+                # upload at fsync failed) is not pending until its release
+                left += entry.state is PENDING or spool.inherited(entry.id)
+                continue
             node = self.tree.node_of_entry(entry.id)
             if node is None:
                 if not spool.inherited(entry.id):

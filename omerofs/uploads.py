@@ -30,7 +30,6 @@ from .gateway import (
     NotFound,
     PermissionDenied,
     Target,
-    TargetKind,
 )
 from .spool import Entry, Spool, Upload
 
@@ -41,7 +40,10 @@ _REFUSALS = (PermissionDenied, InvalidRequest, AuthenticationFailed)
 
 
 def target_of(u: Upload) -> Target:
-    return Target(TargetKind(u.target_kind), u.target_id)
+    """The object ``u`` goes on. ValueError for a scratch file's plan (no target)."""
+    if u.target_kind is None:
+        raise ValueError(f"{u.name}: a temporary file has no target on the server")
+    return Target(u.target_kind, u.target_id)
 
 
 def _digest(data: bytes) -> str:
@@ -105,8 +107,7 @@ def upload(gateway: Gateway, spool: Spool, entry: Entry) -> FileAnnotationInfo:
         # the retry first looks for the copy (adoption) instead of making another.
         lost = u.annotation_id is None and not isinstance(e, _REFUSALS)
         tried = [*entry.tried, _digest(data)] if lost else entry.tried
-        spool.update(entry, attempts=entry.attempts + 1, ambiguous=entry.ambiguous or lost,
-                     last_error=str(e), tried=tried)
+        spool.failed(entry, str(e), ambiguous=entry.ambiguous or lost, tried=tried)
         raise
     delete_after = u.delete_after
     if delete_after is not None and delete_after != ann.id:
@@ -129,7 +130,9 @@ def after_upload(spool: Spool, entry: Entry, ann: FileAnnotationInfo, keep: bool
         spool.remove(entry.id)
         return None
     u = entry.upload
-    plan = Upload(plate_id=u.plate_id, target_kind=ann.target.kind.value,
+    plan = Upload(plate_id=u.plate_id, target_kind=ann.target.kind,
                   target_id=ann.target.id, name=ann.name, path=ann.path, mimetype=u.mimetype,
                   annotation_id=ann.id, file_id=ann.file_id)
-    return spool.update(entry, upload=plan, ambiguous=False, last_error=None, tried=[])
+    # a success starts the retry policy's count (and backoff) afresh
+    return spool.update(entry, upload=plan, ambiguous=False, last_error=None, tried=[],
+                        attempts=0, next_attempt=None)

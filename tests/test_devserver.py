@@ -98,7 +98,8 @@ def test_cli_seeds_and_serves(tmp_path):
     data = tmp_path / "d"
     proc = subprocess.Popen(
         [sys.executable, "-m", "omerofs", "devserver", "--data", str(data), "--port", "0",
-         "--seed", "demo", "--seed", '{"name": "tiny", "rows": 1, "columns": 1}'],
+         "--seed", "demo", "--seed", '{"name": "tiny", "rows": 1, "columns": 1}',
+         "--slow-call", "IQuery.proj*:1.5"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines = []
@@ -110,12 +111,23 @@ def test_cli_seeds_and_serves(tmp_path):
         assert any("seeded plate" in x and "'tiny'" in x for x in lines), lines
         port = int(lines[-1].split("tcp://127.0.0.1:")[1].split()[0])
         with omero_direct.session(port) as sf:
+            started = time.monotonic()
             names = [r[1] for r in omero_direct.projection(sf, Q.LIST_PLATES)]
+            assert time.monotonic() - started >= 1.5  # --slow-call
         assert names == ["demo", "tiny"]
     finally:
         proc.terminate()
         proc.wait(10)
     assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("bad", ["IQuery.projection", "IQuery.projection:-1", ":3",
+                                 "IQuery.projection:soon"])
+def test_cli_rejects_bad_slow_call(tmp_path, bad):
+    r = subprocess.run([sys.executable, "-m", "omerofs", "devserver", "--data",
+                        str(tmp_path), "--slow-call", bad], capture_output=True, text=True)
+    assert r.returncode == 2 and "expected NAME:SECONDS" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_cli_rejects_bad_spec(tmp_path):

@@ -34,6 +34,8 @@ log_file = "/var/log/omerofs.log"
 spool_dir = "~/spool"
 max_file_mb = 64
 retry_interval = 2.5
+retry_max_interval = 120
+retry_give_up = 50
 site_idle = 3
 debug = true
 """
@@ -57,7 +59,8 @@ def test_every_key_loads_with_its_type(tmp_path):
         "allow_other": True, "uid": 1000, "gid": 1000,
         "log_file": Path("/var/log/omerofs.log"),
         "spool_dir": Path.home() / "spool",
-        "max_file_mb": 64, "retry_interval": 2.5, "site_idle": 3.0, "debug": True,
+        "max_file_mb": 64, "retry_interval": 2.5, "retry_max_interval": 120.0,
+        "retry_give_up": 50, "site_idle": 3.0, "debug": True,
     }
     assert isinstance(got["root_ttl"], float)
 
@@ -120,6 +123,7 @@ def test_precedence_command_line_over_file_over_defaults(tmp_path):
     assert (s["server"], s["mountpoint"], s["user"]) == ("tcp://a:1", Path("/m1"), "filer")
     assert (s["cache_mb"], s["allow_other"], s["debug"]) == (100, True, True)
     assert (s["prefetch"], s["workers"], s["plate_ttl"]) == (8, 16, 60.0)
+    assert (s["retry_interval"], s["retry_max_interval"], s["retry_give_up"]) == (5.0, 300.0, 0)
     # the command line wins, including --no-... over a true in the file
     s = settings(["tcp://b:2", "--cache-mb", "200", "/m2", "--config", str(cfg),
                   "--no-allow-other", "-u", "cli"], env_user="envuser")

@@ -27,6 +27,7 @@ from omerofs.gateway.types import PlaneIndex, pixel_dtype
 
 from . import omero_direct
 from .mounting import Mount
+from .waiting import wait_for
 
 SPEC = PlateSpec(name="sessions", rows=1, columns=2, fields=1, size_x=24, size_y=16,
                  size_c=2, pixel_type="uint16")
@@ -180,3 +181,145 @@ def test_password_mount_logs_in_again_after_restart(lasting_server, tmp_path, ru
         shown = run_cli("status", str(m.mountpoint))
         assert "LOST" not in shown.stdout
         m.assert_clean_log()
+
+
+# --- references: joins, detachOnDestroy, dropped connections ------------------------------
+# OMERO counts the references of a session (omero-server SessionManagerImpl); a
+# client connection that is destroyed (destroySession, or Glacier2 dropping it)
+# without having called detachOnDestroy ends the session when it held the last
+# one (omero-blitz omero/cmd/SessionI.java destroy). See devserver/references.py.
+
+def omero_login(port: int, user: str = "root", password: str = "omero") -> str:
+    """What ``omero login`` leaves behind: a session whose client detached and
+    closed (no reference left), for other clients to join by its key."""
+    client = omero.client(host="tcp://127.0.0.1", port=port)
+    try:
+        client.createSession(user, password)
+        key = client.getSessionId()
+        client.getSession().detachOnDestroy()
+    finally:
+        client.closeSession()
+    return key
+
+
+def join(port: int, key: str, detach: bool) -> omero.client:
+    client = omero.client(host="tcp://127.0.0.1", port=port)
+    client.joinSession(key)
+    if detach:
+        client.getSession().detachOnDestroy()
+    return client
+
+
+def usable(port: int, key: str) -> bool:
+    """The key still joins (checked without taking a reference away)."""
+    try:
+        client = join(port, key, detach=True)
+    except Glacier2.PermissionDeniedException:
+        return False
+    client.closeSession()
+    return True
+
+
+def refs(server, key: str) -> int | None:
+    """The session's reference count, None when it is gone."""
+    return next((s["refs"] for s in server.sessions() if s["uuid"] == key), None)
+
+
+def test_a_join_that_closes_without_detaching_ends_the_session(server):
+    key = omero_login(server.port)
+    assert refs(server, key) == 0 and usable(server.port, key)
+    client = join(server.port, key, detach=False)
+    assert refs(server, key) == 1
+    client.closeSession()  # its reference was the last: the session ends for everyone
+    assert not usable(server.port, key) and refs(server, key) is None
+
+
+def test_detach_on_destroy_belongs_to_its_connection(server):
+    key = omero_login(server.port)
+    detached = join(server.port, key, detach=True)
+    attached = join(server.port, key, detach=False)
+    assert refs(server, key) == 2
+    detached.closeSession()  # drops its reference only
+    assert refs(server, key) == 1 and usable(server.port, key)
+    attached.closeSession()  # its own connection never detached: the last reference ends it
+    assert not usable(server.port, key)
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_a_dropped_connection_releases_its_reference_as_glacier2_does(server, detach):
+    key = omero_login(server.port)
+    client = join(server.port, key, detach=detach)
+    try:
+        assert server.close_connections(key) == 1
+        wait_for("the dropped connection released", lambda: refs(server, key) != 1)
+        assert usable(server.port, key) is detach
+    finally:
+        with contextlib.suppress(Exception):
+            client.__del__()
+
+
+def test_close_session_counts_references_down(server):
+    client = omero.client(host="tcp://127.0.0.1", port=server.port)
+    other = None
+    try:
+        sf = client.createSession("root", "omero")
+        key = client.getSessionId()
+        other = join(server.port, key, detach=True)
+        svc = sf.getSessionService()
+        assert svc.getReferenceCount(key) == 2
+        s = omero.model.SessionI()
+        s.uuid = omero.rtypes.rstring(key)
+        assert svc.closeSession(s) == 1  # SessionManagerImpl.close: the count left
+        assert svc.closeSession(s) == -2  # the last reference: removed
+        assert not usable(server.port, key)
+    finally:
+        for c in (other, client):
+            with contextlib.suppress(Exception):
+                c.__del__()
+
+
+@pytest.mark.needs_fuse
+def test_a_key_mount_survives_a_dropped_connection_and_leaves_the_key_usable(server, tmp_path):
+    """The key ``omero login`` (or OMERO.web) hands over is the user's session:
+    the mount's dropped connection and its unmount leave it usable."""
+    seeded = server.seed(SPEC)
+    key = omero_login(server.port)
+    first, second = (server_plane(server, seeded, (0, c), c) for c in (0, 1))
+    with Mount(server.port, tmp_path / "mnt", "--prefetch", "0",
+               env={"OMERO_SESSION_KEY": key}) as m:
+        pdir = m.mountpoint / f"plate_{seeded.plate_id}"
+        np.testing.assert_array_equal(tifffile.imread(pdir / "A01" / "A01_s001_z000_c000.tif"),
+                                      first)
+        assert refs(server, key) == 1  # the mount's connection
+        assert server.close_connections(key) == 1  # the network drops it
+        wait_for("the dropped connection released", lambda: refs(server, key) == 0)
+        server.reset_stats()
+        np.testing.assert_array_equal(tifffile.imread(pdir / "A02" / "A02_s001_z000_c001.tif"),
+                                      second)
+        assert server.calls().get("Router.createSession") == 1  # rejoined the same key
+        assert refs(server, key) == 1
+    assert refs(server, key) == 0 and usable(server.port, key)  # still the user's
+
+
+@pytest.mark.needs_fuse
+def test_a_password_mount_closes_its_own_session_at_unmount(server, tmp_path):
+    seeded = server.seed(SPEC)
+    server.store.add_user("sessions-pw", "pw")
+
+    def own() -> list[dict]:
+        return [s for s in server.sessions() if s["user"] == "sessions-pw"]
+
+    want = server_plane(server, seeded, (0, 1), 0)
+    with Mount(server.port, tmp_path / "mnt", "--prefetch", "0", user="sessions-pw",
+               password="pw") as m:
+        pdir = m.mountpoint / f"plate_{seeded.plate_id}"
+        os.listdir(pdir / "A01")
+        [session] = own()
+        assert session["refs"] == 1
+        server.close_connections(session["uuid"])
+        wait_for("the dropped connection released", lambda: own()[0]["refs"] == 0)
+        np.testing.assert_array_equal(tifffile.imread(pdir / "A02" / "A02_s001_z000_c000.tif"),
+                                      want)
+        assert [s["uuid"] for s in own()] == [session["uuid"]]  # rejoined, not a new login
+    assert own() == []  # the mount made it, the mount ended it
+    assert not usable(server.port, session["uuid"])

@@ -341,6 +341,52 @@ def test_spool_leftovers_are_uploaded_by_the_next_mount(own_server, tmp_path):
     assert not list(m.spool.glob("*.data"))
 
 
+def test_a_spool_of_the_previous_format_is_uploaded_and_a_broken_entry_shown(
+        server, tmp_path):
+    """An upgrade: the spool a mount of the previous release left (format 0,
+    tests/fixtures/spool_v0) is read by the new one, which uploads its file
+    and drops its scratch file; an entry nobody can read is moved aside and
+    ``omerofs status`` (and ``sync``) says so."""
+    seeded = server.seed(PlateSpec(name="upgrade", rows=1, columns=1, fields=1))
+    m = Mount(server.port, tmp_path / "mnt", "--retry-interval", "1")
+    m.expect_errors("unreadable spool entry .*junk.json moved to")
+    fixture = Path(__file__).parent / "fixtures" / "spool_v0"
+    m.spool.mkdir(mode=0o700)
+    kept = {}
+    for meta in fixture.glob("*.json"):
+        doc = json.loads(meta.read_text())
+        name = doc["upload"]["name"]
+        if name not in ("notes.txt", ".notes.txt.swp"):
+            continue  # the others point at plates this server does not have
+        assert "v" not in doc  # still the old format: only the plate ids change
+        doc["upload"].update(plate_id=seeded.plate_id,
+                             target_id=seeded.plate_id if name == "notes.txt" else 0)
+        (m.spool / meta.name).write_text(json.dumps(doc))
+        data = (fixture / f"{meta.stem}.data").read_bytes()
+        (m.spool / f"{meta.stem}.data").write_bytes(data)
+        kept[name] = data
+    (m.spool / "junk.json").write_text('{"id": "junk", "upload": {"renamed": 1}}')
+    with m:
+        deadline = time.monotonic() + 20
+        while not server_files(server, seeded.plate_id):
+            assert time.monotonic() < deadline, f"leftover not uploaded:\n{m.log}"
+            time.sleep(0.3)
+        files = server_files(server, seeded.plate_id)
+        assert [(f["kind"], f["name"], f["bytes"]) for f in files] == [
+            ("Plate", "notes.txt", kept["notes.txt"])]
+        r = subprocess.run([sys.executable, "-m", "omerofs", "status", str(m.mountpoint)],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        aside = m.spool / "unreadable" / "junk.json"
+        assert "unreadable 1 spool entry set aside, not uploaded" in r.stdout
+        assert f"  {aside}: TypeError: " in r.stdout
+        r = subprocess.run([sys.executable, "-m", "omerofs", "sync", str(m.mountpoint)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and f"  {aside}: TypeError: " in r.stderr
+    m.assert_clean_log()
+    assert sorted(p.name for p in m.spool.iterdir()) == [".lock", "unreadable"]  # all done
+
+
 def test_sync_waits_for_pending_uploads(own_server, tmp_path, run_cli):
     """``omerofs sync`` exits 1 listing what waits while the server is away,
     and 0 once everything is on the server (it asks the mount to try now:

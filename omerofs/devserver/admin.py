@@ -112,8 +112,14 @@ class SessionServiceI(Servant, omero.api.ISession):
         return s
 
     def closeSession(self, session: Any, current: Any = None) -> int:
-        self.store.close_session(_val(session.uuid))
-        return 0
+        """One reference less; the last one ends the session (omero-server
+        v5.6.12 SessionBean.java:225-231, SessionManagerImpl.java:699-720)."""
+        uuid = _val(session.uuid)
+        known = self.store.session_user(uuid, self.ctx.session_timeout) is not None
+        return self.ctx.locator.references.close(uuid, known)
 
     def getReferenceCount(self, session_uuid: str, current: Any = None) -> int:
-        return 1
+        """SessionManagerImpl.java:681-684."""
+        if self.store.session_user(session_uuid, self.ctx.session_timeout) is None:
+            raise _err(omero.RemovedSessionException, f"no session {session_uuid}")
+        return self.ctx.locator.references.count(session_uuid)

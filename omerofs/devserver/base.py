@@ -10,6 +10,7 @@ operation is answered with ``omero.ApiUsageException`` at once.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -113,30 +114,48 @@ def _make_async(op: str, impl: Callable[..., Any] | None) -> Callable[..., None]
             return
         if fault == "hang":
             return  # never answered: the client's invocation timeout decides
-        try:
-            result = impl(self, *args, current=current)
-        except (omero.ServerError, Ice.UserException) as e:
-            cb.ice_exception(e)
-        except Exception as e:  # a devserver bug: say so to the client, log the trace
-            log.exception("%s failed", name)
-            cb.ice_exception(_err(omero.InternalException, f"devserver: {name}: {e!r}"))
+        control = self.ctx.control
+        control.started(name)
+        slow = control.slowness(name)
+        if slow > 0:
+            # a slow call (``slow`` faults): it runs and answers later, off the
+            # dispatch thread, whether or not the client is still waiting
+            timer = threading.Timer(slow, _run, (self, impl, name, fault, cb, args, current))
+            timer.daemon = True
+            timer.start()
         else:
-            # after-save faults: the call ran and its effect is stored, but the
-            # client never learns it (a reply lost with the connection, or an error)
-            if fault == "after_drop" and connection is not None:
-                connection.close(True)
-                return
-            if fault == "after":
-                cb.ice_exception(_err(omero.InternalException,
-                                      f"devserver: injected fault after {name} ran"))
-                return
-            if result is VOID:
-                cb.ice_response()
-            else:
-                cb.ice_response(result)
+            _run(self, impl, name, fault, cb, args, current)
 
     answer.__name__ = op + "_async"
     return answer
+
+
+def _run(servant: Servant, impl: Callable[..., Any], name: str, fault: str | None, cb: Any,
+         args: tuple[Any, ...], current: Any) -> None:
+    """Run one call and answer it (or inject an after-save fault)."""
+    connection = current.con if current is not None else None
+    try:
+        result = impl(servant, *args, current=current)
+    except (omero.ServerError, Ice.UserException) as e:
+        cb.ice_exception(e)
+    except Exception as e:  # a devserver bug: say so to the client, log the trace
+        log.exception("%s failed", name)
+        cb.ice_exception(_err(omero.InternalException, f"devserver: {name}: {e!r}"))
+    else:
+        # after-save faults: the call ran and its effect is stored, but the
+        # client never learns it (a reply lost with the connection, or an error)
+        if fault == "after_drop" and connection is not None:
+            connection.close(True)
+        elif fault == "after":
+            cb.ice_exception(_err(omero.InternalException,
+                                  f"devserver: injected fault after {name} ran"))
+        else:
+            try:
+                cb.ice_response() if result is VOID else cb.ice_response(result)
+            except Ice.LocalException as e:  # a slow call's client has gone
+                log.debug("%s: answer not sent: %r", name, e)
+    finally:
+        servant.ctx.control.answered(name)
 
 
 def _id(obj: Any) -> int | None:

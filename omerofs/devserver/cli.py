@@ -40,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="its private key, unencrypted")
     p.add_argument("--latency-ms", type=float, default=0.0, help="added to every call")
     p.add_argument("--fail-rate", type=float, default=0.0, help="fraction of calls that fail")
+    p.add_argument("--slow-call", action="append", default=[], metavar="NAME:SECONDS",
+                   help="calls NAME (Interface.operation, globs allowed) take SECONDS before "
+                        "they answer; repeatable")
     p.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -70,6 +73,18 @@ def _member(text: str) -> tuple[str, str, bool]:
     return parts[0], parts[1], len(parts) == 3
 
 
+def _slow_call(text: str) -> tuple[str, float]:
+    name, _, seconds = text.rpartition(":")
+    try:
+        value = float(seconds)
+    except ValueError:
+        value = -1.0
+    if not name or value < 0:
+        raise ValueError(f"--slow-call {text!r}: expected NAME:SECONDS, e.g. "
+                         "IQuery.projection:5")
+    return name, value
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -78,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         users = dict(u.split(":", 1) for u in args.user)
         groups = [_group(g) for g in args.group]
         members = [_member(m) for m in args.member]
+        slow = dict(_slow_call(s) for s in args.slow_call)
     except (ValueError, OSError) as e:
         print(f"omerofs devserver: {e}", file=sys.stderr)
         return 2
@@ -89,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         server = DevServer(args.data, port=args.port, control_port=args.control_port,
                            host=args.host, session_timeout=args.session_timeout, users=users,
                            faults=FaultConfig(latency_ms=args.latency_ms,
-                                              fail_rate=args.fail_rate),
+                                              fail_rate=args.fail_rate, slow=slow),
                            transports=Transports(ws=args.ws_port, ssl=args.ssl_port,
                                                  wss=args.wss_port, cert=args.ssl_cert,
                                                  key=args.ssl_key))

@@ -31,6 +31,10 @@ class FaultConfig:
     fail_kind: str = "error"
     ops: list[str] = field(default_factory=list)
     seed: int | None = None
+    #: glob pattern over ``Interface.operation`` -> seconds the call takes on
+    #: the server before it answers (a slow query, a slow first bind): the
+    #: server keeps running it after the client gave up, as OMERO does
+    slow: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.fail_kind not in FAIL_KINDS:
@@ -39,6 +43,8 @@ class FaultConfig:
             raise ValueError("fail_rate must be within [0, 1]")
         if self.latency_ms < 0:
             raise ValueError("latency_ms must be >= 0")
+        if not all(isinstance(v, (int, float)) and v >= 0 for v in self.slow.values()):
+            raise ValueError("slow: seconds must be numbers >= 0")
 
 
 class Control:
@@ -48,6 +54,9 @@ class Control:
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
+        #: calls received and not answered yet, and the most there were at once
+        self.running: Counter[str] = Counter()
+        self.peak_running: Counter[str] = Counter()
         self.set_faults(faults or FaultConfig())
 
     def set_faults(self, faults: FaultConfig) -> None:
@@ -63,6 +72,20 @@ class Control:
         ms = self.faults.latency_ms
         if ms > 0:
             time.sleep(ms / 1000.0)
+
+    def slowness(self, op: str) -> float:
+        """Seconds this call takes before it is answered (``slow``)."""
+        return max((s for p, s in self.faults.slow.items() if fnmatch.fnmatchcase(op, p)),
+                   default=0.0)
+
+    def started(self, op: str) -> None:
+        with self._lock:
+            self.running[op] += 1
+            self.peak_running[op] = max(self.peak_running[op], self.running[op])
+
+    def answered(self, op: str) -> None:
+        with self._lock:
+            self.running[op] -= 1
 
     def should_fail(self, op: str) -> str | None:
         """The kind of fault to inject into this call, or None."""
@@ -81,11 +104,14 @@ class Control:
         with self._lock:
             self.calls.clear()
             self.injected.clear()
+            self.peak_running = Counter(+self.running)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
                 "calls": dict(self.calls),
                 "injected": dict(self.injected),
+                "running": dict(+self.running),
+                "peak_running": dict(+self.peak_running),
                 "faults": asdict(self.faults),
             }

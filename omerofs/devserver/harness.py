@@ -137,3 +137,14 @@ class DevServerProcess:
 
     def expire_sessions(self) -> int:
         return int(self._call("POST", "/sessions/expire", {})["expired"])
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """Every live session: ``uuid``, ``user``, ``refs`` (references as
+        OMERO counts them) and ``connections`` (client connections holding it)."""
+        return list(self._call("GET", "/sessions"))
+
+    def close_connections(self, session: str | None = None) -> int:
+        """Cut the client connections (of one session, or all), as a network
+        failure would: each releases its hold on its session as Glacier2 does."""
+        body = {} if session is None else {"session": session}
+        return int(self._call("POST", "/connections/close", body)["closed"])

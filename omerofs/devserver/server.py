@@ -126,8 +126,8 @@ class DevServer:
         self.adapter = self.ic.createObjectAdapter("DevServer")
         self.locator = SessionLocator(self.ctx)
         self.adapter.addServantLocator(self.locator, "")
-        self.adapter.add(RouterI(self.ctx, self.adapter, self.locator),
-                         Ice.stringToIdentity("OMERO.Glacier2/router"))
+        self.router = RouterI(self.ctx, self.adapter, self.locator)
+        self.adapter.add(self.router, Ice.stringToIdentity("OMERO.Glacier2/router"))
         self.adapter.activate()
         self.port = int(self.adapter.getEndpoints()[0].getInfo().port)
         #: transport name -> port, of every endpoint (tcp first)
@@ -168,6 +168,12 @@ class DevServer:
         out["open_stores"] = self.locator.open_stores()
         out["pyramids"] = self.ctx.pyramids.snapshot()
         return out
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """Every live session: uuid, user, references and client connections."""
+        refs = self.locator.references.snapshot()
+        return [{"uuid": uuid, "user": user, **refs.get(uuid, {"refs": 0, "connections": 0})}
+                for uuid, user in self.store.live_sessions(self.ctx.session_timeout)]
 
     def set_pyramid(self, pixels_id: int, kind: str = "missing", binds: int = -1,
                     backoff_ms: int | None = None) -> dict[str, Any]:
@@ -231,6 +237,8 @@ class DevServer:
             def do_GET(self) -> None:
                 if self.path == "/stats":
                     self._reply(200, server.stats())
+                elif self.path == "/sessions":
+                    self._reply(200, server.sessions())
                 else:
                     self._reply(404, {"error": "unknown path"})
 
@@ -246,6 +254,9 @@ class DevServer:
                         self._reply(200, server.control.snapshot()["faults"])
                     elif self.path == "/pyramids":
                         self._reply(200, server.set_pyramid(**body))
+                    elif self.path == "/connections/close":
+                        closed = server.router.close_connections(body.get("session"))
+                        self._reply(200, {"closed": closed})
                     elif self.path == "/sessions/expire":
                         self._reply(200, {"expired": server.store.expire_all_sessions()})
                     elif self.path == "/shutdown":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid as uuidlib
+from collections.abc import Callable
 from typing import Any
 
 import Glacier2
@@ -27,6 +28,7 @@ from .admin import AdminI, ConfigI, PixelsI, SessionServiceI
 from .base import Context, Servant, _err, _id, refuse_missing, security
 from .graph import delete2
 from .query import QueryI
+from .references import References
 from .security import Security
 from .stores import RawFileStoreI, RawPixelsStoreI
 from .update import UpdateI
@@ -125,10 +127,14 @@ class ServiceFactoryI(omero.api.ServiceFactory):
         pass
 
     def detachOnDestroy(self, current: Any = None) -> None:
-        self.locator.detached.add(self.session)
+        # per connection, as omero-blitz v5.5.12 omero/cmd/SessionI.java:534-536
+        # sets doClose on the connection's own session object
+        self.locator.references.set_close_on_destroy(connection_key(current), self.session,
+                                                     False)
 
     def closeOnDestroy(self, current: Any = None) -> None:
-        self.locator.detached.discard(self.session)
+        self.locator.references.set_close_on_destroy(connection_key(current), self.session,
+                                                     True)
 
     def activeServices(self, current: Any = None) -> list[str]:
         return self.locator.stateful_of(self.session)
@@ -150,7 +156,7 @@ class ServiceFactoryI(omero.api.ServiceFactory):
         return omero.model.ExperimenterGroupI(old, False)
 
     def destroy(self, current: Any = None) -> None:
-        self.locator.end_session(self.session)
+        self.locator.references.destroy(connection_key(current))
 
     def submit_async(self, cb: Any, req: Any, current: Any = None) -> None:
         self.ctx.control.count("ServiceFactory.submit")
@@ -213,7 +219,8 @@ class SessionLocator(Ice.ServantLocator):
         ctx.locator = self
         self._lock = threading.Lock()
         self._servants: dict[tuple[str, str], Any] = {}
-        self.detached: set[str] = set()
+        #: who holds each session (logins, joins, connections: see .references)
+        self.references = References(self.end_session)
 
     def register(self, ident: Any, servant: Any) -> None:
         with self._lock:
@@ -232,20 +239,34 @@ class SessionLocator(Ice.ServantLocator):
             return sum(1 for (_, n) in self._servants if n.startswith("Raw"))
 
     def end_session(self, session: str) -> None:
+        """The session is closed for every client (its last reference went)."""
+        self._drop_servants(session)
+        self.ctx.store.close_session(session)
+
+    def _drop_servants(self, session: str) -> None:
         with self._lock:
             for key in [k for k in self._servants if k[0] == session]:
                 del self._servants[key]
-        if session not in self.detached:
-            self.ctx.store.close_session(session)
 
     def locate(self, current: Any) -> Any:
         ident = current.id
         session = ident.category
         user = self.ctx.store.session_user(session, self.ctx.session_timeout)
         if user is None:
-            with self._lock:
-                for key in [k for k in self._servants if k[0] == session]:
-                    del self._servants[key]
+            self._drop_servants(session)
+            self.references.forget(session)
+            return None
+        con = current.con
+        if con is not None and self.references.session_of(connection_key(current)) != session:
+            # Glacier2 forwards a request only over the client connection that
+            # created or joined the session: a new connection (Ice reconnects
+            # by itself after a drop) must log in or join again (zeroc-ice 3.6
+            # cpp/src/Glacier2/SessionRouterI.cpp getRouterImpl: "rejecting
+            # request, no session is associated with the connection", the
+            # connection closed, ObjectNotExistException)
+            log.debug("rejecting %s.%s: no session is associated with the connection",
+                      ident.name, current.operation)
+            con.close(True)
             return None
         self.ctx.control.delay()
         if ident.name == session:
@@ -269,8 +290,25 @@ class RouterI(Glacier2.Router):
 
     def __init__(self, ctx: Context, adapter: Any, locator: SessionLocator):
         self.ctx, self.adapter, self.locator = ctx, adapter, locator
-        self._by_connection: dict[str, str] = {}
         self._lock = threading.Lock()
+        #: live client connections that hold a session, by connection key
+        self._connections: dict[str, Any] = {}
+
+    def close_connections(self, session: str | None = None) -> int:
+        """Cut the client connections (of ``session``, or all) as a network
+        failure would; each releases its session as Glacier2 does."""
+        refs = self.locator.references
+        with self._lock:
+            cut = [con for key, con in self._connections.items()
+                   if session is None or refs.session_of(key) == session]
+        for con in cut:
+            con.close(True)
+        return len(cut)
+
+    def _closed(self, key: str) -> None:
+        with self._lock:
+            self._connections.pop(key, None)
+        self.locator.references.destroy(key)
 
     def getClientProxy(self, current: Any = None) -> Any:
         return None  # the client then talks to the router's own endpoints
@@ -282,28 +320,31 @@ class RouterI(Glacier2.Router):
         return []
 
     def getCategoryForClient(self, current: Any = None) -> str:
-        return "client-" + str(abs(hash(self._conn_key(current))))
-
-    @staticmethod
-    def _conn_key(current: Any) -> str:
-        return current.con.toString() if current is not None and current.con else "local"
+        return "client-" + str(abs(hash(connection_key(current))))
 
     def createSession_async(self, cb: Any, user: str, password: str, current: Any = None) -> None:
         self.ctx.control.delay()
         self.ctx.control.count("Router.createSession")
         store = self.ctx.store
         if store.check_password(user, password):
-            session = str(uuidlib.uuid4())
+            session, new = str(uuidlib.uuid4()), True
             store.create_session(session, user)
         elif user == password and store.session_user(user, self.ctx.session_timeout):
-            session = user  # joinSession: the uuid is sent as user and password
+            session, new = user, False  # joinSession: the uuid is sent as user and password
         else:
             cb.ice_exception(Glacier2.PermissionDeniedException(
                 "Password check failed" if store.one(
                     "select 1 from users where name = ?", (user,)) else "No such user or session"))
             return
-        with self._lock:
-            self._by_connection[self._conn_key(current)] = session
+        key = connection_key(current)
+        self.locator.references.bind(key, session, new)
+        if current is not None and current.con is not None:
+            # Glacier2 destroys the session object of a client connection that
+            # closes: the reference goes, and the session with it unless the
+            # client detached (see .references)
+            with self._lock:
+                self._connections[key] = current.con
+            current.con.setCallback(_ClosedConnection(self._closed, key))
         prx = current.adapter.createProxy(Ice.Identity(session, session))
         cb.ice_response(Glacier2.SessionPrx.uncheckedCast(prx))
 
@@ -314,14 +355,29 @@ class RouterI(Glacier2.Router):
         cb.ice_response()
 
     def destroySession(self, current: Any = None) -> None:
-        with self._lock:
-            session = self._by_connection.pop(self._conn_key(current), None)
-        if session is None:
+        if not self.locator.references.destroy(connection_key(current)):
             raise Glacier2.SessionNotExistException()
-        self.locator.end_session(session)
 
     def getSessionTimeout(self, current: Any = None) -> int:
         return int(self.ctx.session_timeout)
 
     def getACMTimeout(self, current: Any = None) -> int:
         return 0
+
+
+def connection_key(current: Any) -> str:
+    """The client connection a call came over, as a key."""
+    return current.con.toString() if current is not None and current.con else "local"
+
+
+class _ClosedConnection(Ice.ConnectionCallback):
+    """Tells the router that a client connection closed."""
+
+    def __init__(self, closed: Callable[[str], None], key: str):
+        self._closed, self.key = closed, key
+
+    def heartbeat(self, con: Any) -> None:
+        pass
+
+    def closed(self, con: Any) -> None:
+        self._closed(self.key)

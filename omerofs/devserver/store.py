@@ -399,6 +399,12 @@ class Store:
         with self.tx() as db:
             return db.execute("update sessions set last_used = 0 where closed = 0").rowcount
 
+    def live_sessions(self, idle_timeout: float) -> list[tuple[str, str]]:
+        """(uuid, user) of every session that is open and not idle too long."""
+        return [(str(u), str(n)) for u, n in self.query(
+            "select uuid, user from sessions where closed = 0 and last_used > ?",
+            (time.time() - idle_timeout,))]
+
     def open_sessions(self, idle_timeout: float) -> int:
         row = self.one(
             "select count(*) from sessions where closed = 0 and last_used > ?",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from .config import ConnectionConfig, parse_server
 from .errors import (
     AuthenticationFailed,
+    CallTimedOut,
     GatewayError,
     InvalidRequest,
     NotFound,
@@ -38,6 +39,7 @@ from .types import (
 
 __all__ = [
     "AuthenticationFailed",
+    "CallTimedOut",
     "ConnectionConfig",
     "FileAnnotationInfo",
     "Fingerprint",

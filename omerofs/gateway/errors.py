@@ -37,6 +37,14 @@ class TryLater(GatewayError):
     is wrong with the request: the same read later succeeds."""
 
 
+class CallTimedOut(TryLater):
+    """The server did not answer one call within the call timeout (EAGAIN).
+    The connection and the session are fine and are kept; the call was not
+    repeated, since the server may still be running it (a big plate's layout
+    query may run up to OMERO's ``omero.query.timeout``). Asking again later
+    joins the same query while it runs (see omerofs.gateway.omero)."""
+
+
 class SessionLost(GatewayError):
     """The session is gone (the server restarted or expired it) and the mount
     has no password to log in again: only a remount with a fresh session key

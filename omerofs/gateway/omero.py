@@ -3,7 +3,7 @@
 Design points (DESIGN.md sections 3 and 5):
 
 * One ``omero.client`` per gateway, created lazily and replaced when the
-  session expires or the connection breaks; a replacement first rejoins the
+  connection breaks or the session expires; a replacement first rejoins the
   old session (its key survives a broken connection, not a server restart:
   OMERO keeps sessions in memory, omero-server v5.6.12
   SessionManagerImpl.java:218, :272-292) and logs in again with the password
@@ -11,6 +11,22 @@ Design points (DESIGN.md sections 3 and 5):
   they hold has been replaced. Without a password (a session-key mount) a
   refused key is final: :class:`SessionLost` from then on, at once, with no
   further call to the server.
+* Sessions outlive connections: every login and join calls
+  ``detachOnDestroy``, so a connection that drops (Glacier2 then destroys
+  that connection's session object, omero-blitz v5.5.12
+  omero/cmd/SessionI.java:248-318) only releases this mount's reference and
+  the key can be joined again. Without it a join of the key that ``omero
+  login`` or OMERO.web handed over would *end the user's session* at the
+  first dropped connection or at unmount (its last reference gone,
+  SessionManagerImpl.java:687-720). :meth:`close` ends only a session this
+  gateway created itself (with the password): ``closeOnDestroy`` first.
+* A call that gets no answer within ``timeout`` (``Ice.InvocationTimeout``)
+  is not a broken connection: the session and the connection stay, the
+  call is not repeated (the server may still be running it: OMERO lets a
+  query run ``omero.query.timeout``, 1000 s), and the caller gets
+  :class:`CallTimedOut` (EAGAIN). Identical read queries share one server
+  call while it runs (:class:`_InFlight`): a caller that timed out and asks
+  again waits for the same answer instead of starting a second query.
 * Big images: while OMERO builds a pyramid, binding a RawPixelsStore raises
   MissingPyramidException or LockTimeout carrying a ``backOff`` in ms
   (omero-romio v5.7.7 PixelsService.java:599-613, :640-656, SimpleBackOff.java:92-94;
@@ -60,6 +76,7 @@ from . import queries as Q
 from .config import ConnectionConfig
 from .errors import (
     AuthenticationFailed,
+    CallTimedOut,
     GatewayError,
     InvalidRequest,
     NotFound,
@@ -111,6 +128,13 @@ _NOT_READY = (omero.MissingPyramidException, omero.LockTimeout)
 #: backOff of 0 must not spin; a long one is cut to what the budget leaves
 MIN_BACKOFF = 0.1
 
+#: how long a read query sent by the gateway may run on the server before Ice
+#: gives up on its answer: OMERO's own bound on a query (omero-server v5.6.12
+#: omero-server.properties:150, omero.query.timeout=1000). A caller waits at
+#: most the call timeout; the query goes on, and a caller asking the same
+#: again meanwhile waits for its answer (see :class:`_InFlight`)
+QUERY_BUDGET = 1000.0
+
 #: RawPixelsStores a thread keeps at most, one per image: a reader alternating
 #: between a few images does not pay a setPixelsId per plane
 STORES_PER_THREAD = 4
@@ -130,6 +154,12 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
         self._sf: Any = None
         self._generation = 0
         self._session_key: str | None = config.session_key
+        #: the session is one this gateway made with the password (closed at
+        #: :meth:`close`), not a key another client handed over (never closed)
+        self._own_session = False
+        #: closed by :meth:`close`: no call reconnects until :meth:`connect`
+        #: (a thread still running at unmount must not open a new session)
+        self._closed = False
         #: why the session is gone for good (a session-key mount whose key the
         #: server refused): every call fails at once with SessionLost
         self.session_lost: str | None = None
@@ -141,6 +171,8 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
         #: (kind, id) -> group id: objects never change group under omerofs
         self._groups: dict[tuple[str, int], int] = {}
         self._stats_lock = threading.Lock()
+        #: read queries on their way, by (query, parameters, context): see _InFlight
+        self._in_flight: dict[tuple[Any, ...], _InFlight] = {}
         #: remote calls per operation, and failures: the mount's status shows these
         self.calls: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
@@ -154,6 +186,7 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
 
     # --- session ------------------------------------------------------------------------
     def connect(self) -> None:
+        self._closed = False
         self._session()
 
     def session_key(self) -> str:
@@ -166,17 +199,27 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
         return self._sf is not None
 
     def close(self) -> None:
+        """Let go of the connection. A session this gateway created with the
+        password ends with it; a joined session key stays valid for the
+        client that handed it over (this connection detached from it)."""
         with self._lock:
-            client, self._client, self._sf = self._client, None, None
+            self._closed = True
+            client, sf, self._client, self._sf = self._client, self._sf, None, None
             self._generation += 1
             stores, self._stores = self._stores, []
         for s in stores:
             _quiet_close(s)
-        if client is not None:
-            try:
-                client.closeSession()
+        if client is None:
+            return
+        if self._own_session and sf is not None:
+            try:  # undo detachOnDestroy: destroying this connection's hold ends it
+                sf.closeOnDestroy()
             except Exception as e:  # the server may be gone already
-                log.debug("closing session: %r", e)
+                log.debug("closeOnDestroy: %r", e)
+        try:
+            client.closeSession()
+        except Exception as e:  # the server may be gone already
+            log.debug("closing session: %r", e)
 
     def __enter__(self) -> OmeroGateway:
         self.connect()
@@ -215,7 +258,15 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
         for user, secret in attempts:
             try:
                 sf = client.createSession(user, secret)
-                self._session_key = client.getSessionId()
+                # this connection holds a reference, nothing more: when it
+                # drops, or at unmount, the session stays for a rejoin and for
+                # the client that handed the key over (see the module doc)
+                sf.detachOnDestroy()
+                new_key = client.getSessionId()
+                if new_key != self._session_key:
+                    # a password login made a new session: ours to close
+                    self._own_session = user != secret
+                self._session_key = new_key
                 return client, sf
             except Glacier2.PermissionDeniedException as e:
                 last = e
@@ -251,6 +302,8 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
         with self._lock:
             if self.session_lost is not None:
                 raise SessionLost(self.session_lost)
+            if self._closed:
+                raise ServerUnavailable("the gateway is closed (unmounting)")
             if self._sf is None:
                 self._client, self._sf = self._login()
                 self._services = {}
@@ -268,7 +321,9 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
             self._generation += 1
             self._stores = []
         with contextlib.suppress(Exception):
-            client.__del__()  # destroys the communicator without talking to the server
+            # releases this connection's hold (detached: the session stays for
+            # the rejoin) and destroys the communicator
+            client.__del__()
 
     def _service(self, sf: Any, name: str) -> Any:
         """A stateless service (``Query``, ``Update``, ``Pixels``) of this
@@ -298,6 +353,18 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
                 waits += 1
                 self._wait_until_ready(op, e, started, waits)
                 continue
+            except Ice.InvocationTimeoutException:
+                # slow, not broken: an Ice.TimeoutException, but the
+                # connection answered before and still does (see module doc)
+                with self._stats_lock:
+                    self.errors[op] += 1
+                elapsed = time.monotonic() - started
+                log.warning("%s: no answer within %.1f s (the call timeout is %g s): session "
+                            "and connection kept, the call not repeated (the server may still "
+                            "be running it) -> try again later", op, elapsed,
+                            self.config.timeout)
+                raise CallTimedOut(f"{op}: no answer within {self.config.timeout:g} s "
+                                   "(the server may still be working on it)") from None
             except _NOT_EXECUTED as e:
                 err: Exception = e
                 self._reset(generation)
@@ -371,9 +438,46 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
         for k, v in params.items():
             p.add(k, rlong(v) if isinstance(v, int) else rstring(v))
         ctx = {"omero.group": str(self.config.group)}
-        rows = self._call("IQuery.projection",
-                          lambda sf: self._service(sf, "Query").projection(query, p, ctx))
+        key = (query, tuple(sorted(params.items())), ctx["omero.group"])
+        rows = self._call("IQuery.projection", lambda sf: self._shared_projection(
+            sf, key, lambda svc, call: svc.begin_projection(
+                query, p, _response=call.answered, _ex=call.failed, _ctx=ctx)))
         return [[_plain(v) for v in row] for row in rows]
+
+    def _shared_projection(self, sf: Any, key: tuple[Any, ...],
+                           send: Callable[[Any, _InFlight], Any]) -> Any:
+        """The answer of the read query ``key``: the one on its way over this
+        session if there is one, else a new one (``send``). Waits at most the
+        call timeout, then raises Ice.InvocationTimeoutException (handled by
+        :meth:`_call` as every timeout) and leaves the query on its way."""
+        with self._lock:
+            call = self._in_flight.get(key)
+            if call is not None and not call.serves(sf, self.config.timeout):
+                call = None
+            sending = call is None
+            if call is None:
+                call = self._in_flight[key] = _InFlight(sf)
+        if sending:
+            svc = self._service(sf, "Query").ice_invocationTimeout(int(QUERY_BUDGET * 1000))
+            try:
+                send(svc, call)
+            except Exception:
+                self._forget_in_flight(key, call)
+                raise
+        else:
+            log.info("IQuery.projection: waiting for the same query, sent %.1f s ago",
+                     time.monotonic() - call.sent)
+        if not call.done.wait(self.config.timeout):
+            raise Ice.InvocationTimeoutException()
+        self._forget_in_flight(key, call)
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    def _forget_in_flight(self, key: tuple[Any, ...], call: _InFlight) -> None:
+        with self._lock:
+            if self._in_flight.get(key) is call:
+                del self._in_flight[key]
 
     # --- groups ------------------------------------------------------------------------------
     def _group_of(self, kind: str, obj_id: int) -> int:
@@ -596,6 +700,38 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
                 and 0 <= plane.t < image.size_t):
             raise ValueError(f"plane {plane} outside image {image.id} "
                              f"({image.size_z}x{image.size_c}x{image.size_t})")
+
+class _InFlight:
+    """A read query sent with Ice's asynchronous invocation, that any number
+    of callers wait for, each for at most its own call timeout.
+
+    Why: a caller that gave up on a slow query (a big plate's layout) and asks
+    again must not start a second query beside the first, still running on
+    the server; it waits for the first one's answer instead. The answer, once
+    in, serves the next caller for one call timeout more, then is dropped.
+    A query sent over a connection that has been replaced serves no one."""
+
+    def __init__(self, sf: Any):
+        self.sf = sf
+        self.sent = time.monotonic()
+        self.done = threading.Event()
+        self.finished = 0.0
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def answered(self, result: Any) -> None:
+        self.result, self.finished = result, time.monotonic()
+        self.done.set()
+
+    def failed(self, error: BaseException) -> None:
+        self.error, self.finished = error, time.monotonic()
+        self.done.set()
+
+    def serves(self, sf: Any, timeout: float) -> bool:
+        """May a caller on session ``sf`` take this query's answer?"""
+        return sf is self.sf and not (self.done.is_set()
+                                      and time.monotonic() - self.finished > timeout)
+
 
 #: rtypes whose value is their ``val``: unwrapped without omero.rtypes.unwrap's
 #: generic walk (a plate layout has hundreds of thousands of them)
