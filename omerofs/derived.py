@@ -327,7 +327,7 @@ class DerivedPlates:
         with self.tree.locked():
             node.become_plane(PlaneState(image, plane, writable=True))
             self.tree.bind_key(PlaneKey(node.parent, image.pixels_id, plane.z, plane.c,
-                                plane.t), node.ino)  # the listing's key (listing.py)
+                                plane.t), node.ino)  # the listing's key (plate_layout.py)
 
     def drop(self, node: Node) -> None:
         """Forget what was written into ``node`` (and its spool entry): a new
