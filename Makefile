@@ -20,8 +20,16 @@ typecheck: install
 	$(PY) -m mypy
 
 # pytest exits 5 when it collected no test: make fails on it like on any error.
+# Then the gateway tests and a pixel-exact mount on the other Pythons this
+# machine has (OTHER_PYTHONS, each in its own .venv-X.Y; empty: none), so that
+# CI's `make test` covers them too; the first run builds their zeroc-ice wheels.
+OTHER_PYTHONS ?= 3.12 3.13
 test: install hql lint typecheck docs
 	$(PY) -m pytest $(PYTEST_ARGS)
+	@found=$$( [ -z "$(strip $(OTHER_PYTHONS))" ] || \
+	    bash scripts/test_pythons.sh --list $(OTHER_PYTHONS) | cut -d' ' -f1 | xargs); \
+	if [ -n "$$found" ]; then $(MAKE) --no-print-directory test-pythons PYTHONS="$$found"; \
+	else echo "[test] no other Python found (OTHER_PYTHONS=$(OTHER_PYTHONS)): test-pythons skipped" >&2; fi
 
 demo: install
 	@bash scripts/demo.sh

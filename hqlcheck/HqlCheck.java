@@ -272,6 +272,9 @@ public final class HqlCheck {
             case "string":
                 q.setParameter(name, v);
                 break;
+            case "timestamp": // ms since the epoch, as omero-py's rtime sends it
+                q.setParameter(name, new java.sql.Timestamp(Long.valueOf(v)));
+                break;
             case "longlist": {
                 List<Long> ids = new ArrayList<>();
                 for (String part : v.split(",")) {

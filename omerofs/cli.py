@@ -263,6 +263,12 @@ def _status(args: argparse.Namespace) -> int:
           f"({'connected' if doc['connected'] else 'disconnected'})")
     if doc.get("session_lost"):
         print(f"session    LOST, remount needed: {doc['session_lost']}")
+    a = doc.get("account")
+    if a:
+        new = a["new_plates_group"]
+        print(f"account    {a['user']}{', an administrator' if a['admin'] else ''}: "
+              f"lists the plates of {a['lists']}; new plates go to "
+              + (f"group {new}" if new is not None else "no group (mkdir refused)"))
     c = doc["cache"]
     print(f"cache      {c['bytes_used'] >> 20} / {c['budget_bytes'] >> 20} MiB, "
           f"{c['entries']} planes, {c['hits']} hits, {c['misses']} misses")

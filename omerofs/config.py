@@ -97,7 +97,9 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("group", int, -1, "OMERO group id (-1: all)", minimum=-1,
         doc=(
         "OMERO group id sent with every query and store; -1 means all the groups the user "
-        "belongs to.")),
+        "belongs to (every group of the server for an administrator). New plates go to this "
+        "group, or with -1 to one the mount chooses, never to OMERO's system groups "
+        "(:ref:`Where a new plate goes <new-plate-group>`).")),
     Key("cache_mb", int, 1024, "plane cache budget in MiB", minimum=16,
         doc=(
         "Plane cache budget in MiB (at least 16). Planes above a quarter of it are read "

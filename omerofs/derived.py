@@ -26,7 +26,7 @@ import numpy as np
 
 from . import layout
 from .annotations import well_target
-from .gateway import Gateway, GatewayError, ImageInfo, PlaneIndex
+from .gateway import Gateway, GatewayError, ImageInfo, PermissionDenied, PlaneIndex
 from .gateway.types import whole_plane_writable
 from .keys import LocalKey, PlaneKey
 from .kinds import IncomingState, PlaneState, PlateDir, RootDir, WellDir, WriteStatus
@@ -287,6 +287,10 @@ class DerivedPlates:
                 f.status = WriteStatus.INVALID
                 f.reason = NotYet(errno.EINVAL, f"{node.name} {e}; not stored")
             raise f.reason from None
+        except PermissionDenied as e:
+            # a rewrite that would lose what hangs on the image (the gateway
+            # logged what): nothing changed on the server
+            raise refuse(errno.EPERM, f"{node.name}: {e}") from None
         except GatewayError as e:
             raise refuse(errno.EIO, f"{node.name}: {e}") from None
         with self.tree.locked():
@@ -299,7 +303,14 @@ class DerivedPlates:
         """A plane of a made image written again (with the site's lock held)."""
         old = buf.image
         assert old is not None
-        made = self.gateway.write_plane(old, plane, data)
+        try:
+            made = self.gateway.write_plane(old, plane, data)
+        except PermissionDenied:
+            # refused for good (the server is unchanged): the written bytes are
+            # dropped and the name reads the image's plane again
+            self.tree.drop_entry(node)
+            self._become_plane_of(node, old, plane)
+            raise
         self.planes.discard_plane(old, plane)
         self.tree.drop_entry(node)
         if isinstance(made, ImageInfo) and made != old:

@@ -254,7 +254,9 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
     gateway = OmeroGateway(cfg.connection)
     try:
         gateway.connect()
+        gateway.account()  # logged, and shown by the status from now on
     except GatewayError as e:
+        gateway.close()  # idempotent: also when the login itself failed
         report(str(e))
         return 1
     c = cfg.connection
@@ -281,7 +283,8 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
                                calls=gateway.calls, errors=gateway.errors,
                                fs_counters=fs_counters, pending=ns.pending(),
                                sites=ns.pending_sites(), session_lost=gateway.session_lost,
-                               gave_up=spool.gave_up, unreadable=spool.unreadable())
+                               gave_up=spool.gave_up, unreadable=spool.unreadable(),
+                               account=gateway.known_account, group=c.group)
 
     fs = OmeroFS(ns, workers=cfg.workers, call_timeout=cfg.call_timeout, uid=cfg.uid,
                  gid=cfg.gid, status=status)

@@ -68,6 +68,14 @@ class GatewayContract:
         gateway.list_plates()
         assert sum(gateway.calls.values()) > before
 
+    def test_account_is_the_sessions(self, gateway: Gateway) -> None:
+        account = gateway.account()
+        assert account.user and account.group_id in account.member_of
+        assert gateway.known_account == account == gateway.account()
+        # a new plate goes to a group of users, never to one of OMERO's own
+        group = account.new_plate_group(-1)
+        assert group is None or group not in account.system_groups
+
     def test_made_plate_is_listed_and_found(self, gateway: Gateway, plate) -> None:
         assert plate.derived and plate.name.startswith("contract-")
         listed = {p.id: p for p in gateway.list_plates()}

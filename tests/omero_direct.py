@@ -26,17 +26,25 @@ def session(port: int, user: str = "root", password: str = "omero") -> Iterator[
         client.closeSession()
 
 
-def projection(sf: Any, query: str, **params: int) -> list[list[Any]]:
+#: what these helpers read: every group the user may read (root, an
+#: administrator, reads the whole server: its own default group is ``system``)
+ALL = {"omero.group": "-1"}
+
+
+def projection(sf: Any, query: str, call_ctx: dict[str, str] | None = None,
+               **params: int) -> list[list[Any]]:
+    """Rows of ``query`` read with ``call_ctx`` (default :data:`ALL`)."""
     p = omero.sys.ParametersI()
     for k, v in params.items():
         p.add(k, rlong(v))
-    return [[unwrap(x) for x in row] for row in sf.getQueryService().projection(query, p)]
+    rows = sf.getQueryService().projection(query, p, ALL if call_ctx is None else call_ctx)
+    return [[unwrap(x) for x in row] for row in rows]
 
 
 def file_bytes(sf: Any, file_id: int) -> bytes:
     store = sf.createRawFileStore()
     try:
-        store.setFileId(file_id)
+        store.setFileId(file_id, ALL)
         return bytes(store.read(0, store.size()))
     finally:
         store.close()
@@ -46,7 +54,7 @@ def plane(sf: Any, pixels_id: int, z: int, c: int, t: int, dtype: np.dtype,
           shape: tuple[int, int]) -> np.ndarray:
     store = sf.createRawPixelsStore()
     try:
-        store.setPixelsId(pixels_id, True)
+        store.setPixelsId(pixels_id, True, ALL)
         return np.frombuffer(store.getPlane(z, c, t), dtype=dtype).reshape(shape)
     finally:
         store.close()

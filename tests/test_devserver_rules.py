@@ -291,15 +291,29 @@ def test_delete_of_a_missing_object_cannot_read_it(server):
         "cannot read all the specified objects of class ome.model.core.Image"
 
 
+def person(server) -> tuple[str, str]:
+    """A new normal user (default group omerofs, as alice): (name, password)."""
+    name = f"user-{uuid.uuid4().hex[:8]}"
+    server.store.add_user(name, "pw")
+    return name, "pw"
+
+
+def person_in(server, gid: int) -> tuple[str, str]:
+    """A new normal user who is also in group ``gid``."""
+    who = person(server)
+    server.store.add_member(who[0], gid)
+    return who
+
+
 def test_delete_of_others_data_is_not_permitted(server):
-    with omero_direct.session(server.port) as sf:
-        pid = new_plate(sf)
+    with omero_direct.session(server.port, *person(server)) as sf:
+        pid = new_plate(sf)  # in omerofs, which alice shares (read-annotate)
     with omero_direct.session(server.port, "alice", "wonderland") as sf:
         rsp = delete(sf, "Plate", [pid])
     assert isinstance(rsp, omero.cmd.GraphException) and rsp.name == "graph-fail"
     assert rsp.parameters["message"] == f"not permitted to delete ome.model.screen.Plate[{pid}]"
     with omero_direct.session(server.port) as sf:
-        assert sf.getQueryService().find("Plate", pid) is not None
+        assert sf.getQueryService().find("Plate", pid, ALL) is not None
 
 
 def test_image_with_a_well_sample_is_not_deleted(server):
@@ -342,7 +356,9 @@ def plate_ids(sf, call_ctx: dict | None = None) -> set[int]:
 
 def test_group_context_decides_what_is_read(server, lab):
     gid = lab("read-only")
-    with omero_direct.session(server.port) as sf:
+    maker = person(server)  # default group omerofs, as alice's
+    server.store.add_member(maker[0], gid)
+    with omero_direct.session(server.port, *maker) as sf:
         other = new_plate(sf, "lab plate", ctx(gid))
         home = new_plate(sf, "home plate")
     with omero_direct.session(server.port, "alice", "wonderland") as sf:
@@ -421,6 +437,104 @@ def test_changing_others_data_needs_a_read_write_group(server, lab, level, allow
             assert rsp.parameters["message"].startswith("not permitted to delete")
 
 
+# --- administrators and group owners ----------------------------------------------------
+
+
+def test_root_is_an_administrator_in_system_and_user(server):
+    """psql-footer.vm:690-715: root's default group is system (0), it owns it
+    and is in user (1); members of system are admins, and every user is in user."""
+    with omero_direct.session(server.port) as sf:
+        ec = sf.getAdminService().getEventContext()
+        assert (ec.groupId, ec.groupName, str(ec.groupPermissions)) == (0, "system", "rw----")
+        assert ec.isAdmin and ec.userId == 0
+        assert ec.memberOfGroups[:2] == [0, 1] and ec.leaderOfGroups == [0]
+        plate = sf.getQueryService().get("Plate", new_plate(sf, "root's own"), ALL)
+        assert plate.details.group.id.val == 0  # no omero.group: root's default group
+    with omero_direct.session(server.port, "alice", "wonderland") as sf:
+        ec = sf.getAdminService().getEventContext()
+        assert not ec.isAdmin and ec.leaderOfGroups == []
+        assert ec.groupName == "omerofs" and 1 in ec.memberOfGroups and 0 not in ec.memberOfGroups
+
+
+def test_admin_reads_every_group_of_the_server(server, lab):
+    """An administrator reads every group, private ones and those it is not
+    in (AllGroupsSecurityFilter.java:160-162; OneGroupSecurityFilter.java:149-151);
+    a member of system is an administrator (SessionManagerImpl.java:1430)."""
+    gid = server.store.add_group(f"private-{uuid.uuid4().hex[:8]}", "private")
+    maker = person(server)
+    server.store.add_member(maker[0], gid, default=True)
+    with omero_direct.session(server.port, *maker) as sf:
+        pid = new_plate(sf, "hidden")
+    ops = person(server)
+    server.store.add_member(ops[0], "system")
+    for who in (("root", "omero"), ops):
+        with omero_direct.session(server.port, *who) as sf:
+            assert sf.getAdminService().getEventContext().isAdmin
+            assert pid in plate_ids(sf, ALL) and pid in plate_ids(sf, ctx(gid))
+            assert pid not in plate_ids(sf)  # the session's own group only
+    with omero_direct.session(server.port, "alice", "wonderland") as sf:
+        assert pid not in plate_ids(sf, ALL)
+        with pytest.raises(omero.SecurityViolation, match="not a member"):
+            plate_ids(sf, ctx(gid))
+
+
+def test_group_owner_reads_and_changes_members_data(server, lab):
+    """A group's owner reads a private group's data (AllGroupsSecurityFilter.java:171)
+    and may change or delete members' data (BasicACLVoter.java:596-597)."""
+    gid = lab("private")
+    pi = person(server)
+    server.store.add_member(pi[0], gid, owner=True)
+    with omero_direct.session(server.port, "alice", "wonderland") as sf:
+        pid = new_plate(sf, "alice's", ctx(gid))
+        kept = new_plate(sf, "alice's too", ctx(gid))
+    with omero_direct.session(server.port, *pi) as sf:
+        assert sf.getAdminService().getEventContext().leaderOfGroups == [gid]
+        assert {pid, kept} <= plate_ids(sf, ALL) and {pid, kept} <= plate_ids(sf, ctx(gid))
+        assert isinstance(delete(sf, "Plate", [pid]), omero.cmd.Delete2Response)
+    with omero_direct.session(server.port, *person_in(server, gid)) as sf:
+        assert kept not in plate_ids(sf, ctx(gid))  # a plain member does not
+
+
+@pytest.mark.parametrize("level", ["read-only", "read-annotate"])
+def test_admin_and_owner_link_to_members_data_whatever_the_group_allows(server, lab, level):
+    """OmeroInterceptor.java:594-629: an admin or the group's owner is a
+    "supervisor" and skips the group's permission check (a plain member of a
+    read-only group may not annotate, a read-annotate one not add a well:
+    test_annotating_others_data_needs_the_annotate_right and
+    test_changing_others_data_needs_a_read_write_group)."""
+    gid = lab(level)
+    pi = person(server)
+    server.store.add_member(pi[0], gid, owner=True)
+    with omero_direct.session(server.port, "alice", "wonderland") as sf:
+        pid = new_plate(sf, "alice's", ctx(gid))
+    for n, who in enumerate((("root", "omero"), pi)):
+        with omero_direct.session(server.port, *who) as sf:
+            annotate(sf, "Plate", pid, ctx(gid))
+            new_well(sf, pid, n, 0, ctx(gid))
+
+
+def test_admin_and_owner_cannot_link_to_members_data_in_a_private_group(server, lab):
+    """In a private group an admin's or owner's link to a member's object is
+    graph critical: ReadOnlyGroupSecurityViolation (CurrentDetails.java:210-242,
+    OmeroInterceptor.java:601-620); their own objects they still link to."""
+    gid = lab("private")
+    pi = person(server)
+    server.store.add_member(pi[0], gid, owner=True)
+    with omero_direct.session(server.port, "alice", "wonderland") as sf:
+        pid = new_plate(sf, "alice's", ctx(gid))
+    for who in (("root", "omero"), pi):
+        with omero_direct.session(server.port, *who) as sf:
+            for call_ctx in (ctx(gid), ALL):
+                with pytest.raises(omero.ReadOnlyGroupSecurityViolation) as e:
+                    annotate(sf, "Plate", pid, call_ctx)
+                assert e.value.message.startswith(f"Cannot link to Plate:Id_{pid}\n")
+                assert "It is not allowed to\nlink to users' data." in e.value.message
+                with pytest.raises(omero.ReadOnlyGroupSecurityViolation):
+                    new_well(sf, pid, 0, 0, call_ctx)
+            own = new_plate(sf, "own", ctx(gid))
+            annotate(sf, "Plate", own, ctx(gid))
+
+
 def test_cli_makes_groups_and_members(tmp_path):
     import subprocess
     import sys
@@ -428,8 +542,9 @@ def test_cli_makes_groups_and_members(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "omerofs", "devserver", "--data", str(tmp_path / "d"),
          "--port", "0", "--user", "bob:builder", "--group", "lab:read-only",
-         "--member", "bob:lab:default", "--seed", '{"name": "in lab", "group": "lab",'
-         ' "rows": 1, "columns": 1}'],
+         "--member", "bob:lab:default", "--user", "pi:pw", "--member", "pi:lab:owner",
+         "--user", "ops:pw", "--member", "ops:system", "--seed",
+         '{"name": "in lab", "group": "lab", "rows": 1, "columns": 1}'],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout is not None
@@ -442,10 +557,17 @@ def test_cli_makes_groups_and_members(tmp_path):
         with omero_direct.session(port, "bob", "builder") as sf:
             ec = sf.getAdminService().getEventContext()
             assert (ec.groupName, str(ec.groupPermissions)) == ("lab", "rwr---")
-            names = [r[1] for r in omero_direct.projection(sf, Q.LIST_PLATES)]
+            names = [r[1] for r in omero_direct.projection(sf, Q.LIST_PLATES, {})]
         assert names == ["in lab"]
-        with omero_direct.session(port) as sf:  # root: default group omerofs
-            assert omero_direct.projection(sf, Q.LIST_PLATES) == []
+        with omero_direct.session(port) as sf:  # root: default group system
+            assert omero_direct.projection(sf, Q.LIST_PLATES, {}) == []
+        with omero_direct.session(port, "pi", "pw") as sf:
+            ec = sf.getAdminService().getEventContext()
+            assert not ec.isAdmin and len(ec.leaderOfGroups) == 1
+            assert ec.leaderOfGroups[0] in ec.memberOfGroups
+        with omero_direct.session(port, "ops", "pw") as sf:
+            ec = sf.getAdminService().getEventContext()
+            assert ec.isAdmin and ec.leaderOfGroups == [] and 0 in ec.memberOfGroups
     finally:
         proc.terminate()
         proc.wait(10)
@@ -453,3 +575,7 @@ def test_cli_makes_groups_and_members(tmp_path):
                         str(tmp_path / "e"), "--group", "x:secret"], capture_output=True,
                        text=True)
     assert r.returncode == 2 and "LEVEL one of private" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "omerofs", "devserver", "--data",
+                        str(tmp_path / "e"), "--member", "bob:lab:boss"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "then :default and/or :owner" in r.stderr

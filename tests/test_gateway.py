@@ -341,7 +341,8 @@ def test_replace_and_delete_file_annotation(server, gw):
 
 
 def test_other_users_annotation_cannot_be_deleted(server, gw):
-    seeded = server.seed(PlateSpec(name="perm", rows=1, columns=1, fields=1))
+    # root's plate in the group alice is in (root's own default group is system)
+    seeded = server.seed(PlateSpec(name="perm", rows=1, columns=1, fields=1, group="omerofs"))
     a = gw.create_file_annotation(Target(TargetKind.PLATE, seeded.plate_id), "root.txt", b"r")
     alice = OmeroGateway(server.config(user="alice", password="wonderland"))
     try:

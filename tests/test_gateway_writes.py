@@ -63,7 +63,7 @@ def test_channel_min_max_is_set_for_created_images(server, gw):
     planes = planes_of(4, 3, 2, 3, 1, base=7)
     image = gw.create_image(wid, "A01_s001", 4, 3, 2, 3, 1, "uint16", planes)
     with omero_direct.session(server.port) as sf:
-        pixels = sf.getPixelsService().retrievePixDescription(image.pixels_id)
+        pixels = sf.getPixelsService().retrievePixDescription(image.pixels_id, omero_direct.ALL)
         got = [(ch.statsInfo.globalMin.val, ch.statsInfo.globalMax.val)
                for ch in pixels.copyChannels()]
     assert got == [(7 + 10 * c, 7 + 10 * c + 1) for c in range(3)]
@@ -74,11 +74,11 @@ def test_uploaded_files_carry_sha1(server, gw):
     data = b"a,b\n1,2\n" * 1000
     a = gw.create_file_annotation(Target(TargetKind.PLATE, seeded_plate.id), "t.csv", data)
     with omero_direct.session(server.port) as sf:
-        f = sf.getQueryService().get("OriginalFile", a.file_id)
+        f = sf.getQueryService().get("OriginalFile", a.file_id, omero_direct.ALL)
         assert (f.hasher.value.val, f.hash.val) == ("SHA1-160", hashlib.sha1(data).hexdigest())
     gw.replace_file(a, b"new")
     with omero_direct.session(server.port) as sf:
-        f = sf.getQueryService().get("OriginalFile", a.file_id)
+        f = sf.getQueryService().get("OriginalFile", a.file_id, omero_direct.ALL)
         assert f.hash.val == hashlib.sha1(b"new").hexdigest()
 
 
@@ -101,8 +101,8 @@ def test_rewriting_a_plane_makes_a_new_image(server, gw):
                                      np.dtype(">u2"), (3, 4))
             assert got.tobytes() == data, idx
         assert sf.getQueryService().find("Image", old.id) is None
-        stats = [ch.statsInfo.globalMax.val for ch in
-                 sf.getPixelsService().retrievePixDescription(new.pixels_id).copyChannels()]
+        pixels = sf.getPixelsService().retrievePixDescription(new.pixels_id, omero_direct.ALL)
+        stats = [ch.statsInfo.globalMax.val for ch in pixels.copyChannels()]
     assert stats == [1.0, 11.0]
 
 

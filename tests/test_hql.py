@@ -50,7 +50,8 @@ PARAMS: dict[str, tuple[str, str]] = {
     "wid": ("long", "11"),  # well A1 of plate 1, two samples
     "fid": ("long", "500"),  # results.csv
     "value": ("string", "uint16"),
-    "desc": ("string", "omerofs:5f0c"),  # image img-derived
+    "uid": ("long", "2"),  # alice, the owner of every seeded row
+    "name": ("string", "img-orphan"),
 }
 
 # ------------------------------------------------------------------------- seed
@@ -65,6 +66,8 @@ EVENT1 = "2024-01-02 03:04:05"
 EVENT1_MS = _ms(EVENT1)
 EVENT2 = "2024-02-03 04:05:06"
 EVENT2_MS = _ms(EVENT2)
+#: images made at or after event 2 (IMAGES_UNPLACED)
+PARAMS["since"] = ("timestamp", str(EVENT2_MS))
 PERMS = -52  # rwr--- ; any value will do, the column is only NOT NULL
 
 #: column names omero-dsl-plugin quotes (SemanticType.RESTRICTED_COLUMNS);
@@ -122,7 +125,7 @@ SEED: list[str] = [
     _insert("well", id=20, plate=2, row=0, column=0),
     _insert("image", id=100, name="img-a"),
     _insert("image", id=101, name="img-b"),
-    _insert("image", id=102, name="img-derived", description="omerofs:5f0c"),
+    _insert("image", id=102, name="img-derived"),
     _insert(
         "pixels", id=200, image=100, image_index=0, pixelsType=3, dimensionOrder=1, sha1="x",
         sizeX=4, sizeY=3, sizeZ=1, sizeC=2, sizeT=1,
@@ -176,6 +179,24 @@ SEED: list[str] = [
     _insert("wellannotationlink", id=712, parent=11, child=605),
     _insert("plateannotationlink", id=704, parent=2, child=605),
     _insert("imageannotationlink", id=722, parent=101, child=602),  # 602 on two images
+    # what else hangs on image 100: a map annotation and a tag, a ROI,
+    # rendering settings (and the same on image 101, not listed for 100)
+    _insert("annotation", id=606, discriminator="/map/"),
+    _insert("annotation", id=607, discriminator="/basic/text/tag/", textValue="hit"),
+    _insert("imageannotationlink", id=723, parent=100, child=606),
+    _insert("imageannotationlink", id=724, parent=100, child=607),
+    _insert("imageannotationlink", id=725, parent=101, child=607),
+    _insert("roi", id=800, image=100, name="cell"),
+    _insert("roi", id=801, image=101, name="other"),
+    _insert("renderingdef", id=900, pixels=200, defaultZ=0, defaultT=0, name="mine"),
+    _insert("renderingdef", id=901, pixels=201, defaultZ=0, defaultT=0),
+    # images in no well: img-orphan 103 (found), 105 (made before :since),
+    # 106 (another owner); 104 is in a well of plate 2
+    _insert("image", id=103, name="img-orphan", creation_id=2),
+    _insert("image", id=104, name="img-orphan", creation_id=2),
+    _insert("image", id=105, name="img-orphan", creation_id=1),
+    _insert("image", id=106, name="img-orphan", creation_id=2, owner_id=0),
+    _insert("wellsample", id=41, well=20, well_index=1, image=104),
 ]
 
 # ----------------------------------------------------------- expected results
@@ -279,8 +300,18 @@ EXPECTED: dict[str, Expect] = {
     ),
     "IMAGE_WELL_SAMPLES": Expect(["long", "long"], [[30, 11]]),
     # the seeded FileAnnotation 602 hangs on image 100 (the iid seeded above)
-    "IMAGE_FILE_ANNOTATION_IDS": Expect(["long"], [[602]]),
-    "IMAGE_BY_DESCRIPTION": Expect(["long"], [[102]]),
+    "IMAGES_UNPLACED": Expect(["long"], [[103]]),
+    # entities: the links of image 100 (its file 602, map 606 and tag 607; the
+    # annotation is fetched with each, one SQL join), its ROI and its settings
+    "IMAGE_ANNOTATION_LINKS": Expect(
+        ["ImageAnnotationLink"],
+        [[{"$type$": "ImageAnnotationLink", "id": i}] for i in (720, 723, 724)],
+    ),
+    "IMAGE_ROIS": Expect(["Roi"], [[{"$type$": "Roi", "id": 800, "name": "cell"}]]),
+    "IMAGE_RENDERING_DEFS": Expect(
+        ["RenderingDef"],
+        [[{"$type$": "RenderingDef", "defaultT": 0, "defaultZ": 0, "id": 900, "name": "mine"}]],
+    ),
 }
 
 

@@ -261,7 +261,10 @@ def test_refusals_have_errno_and_log_lines(server, plate, tmp_path):
             assert word in log, word
 
 
-def test_others_annotation_cannot_be_deleted(server, plate, tmp_path):
+def test_others_annotation_cannot_be_deleted(server, tmp_path):
+    # root's plate in alice's group (root's own default group, system, is not hers)
+    plate = server.seed(PlateSpec(name="shared", rows=1, columns=1, fields=1, size_x=8,
+                                  size_y=8, group="omerofs"))
     g = OmeroGateway(server.config())
     try:
         g.create_file_annotation(Target(TargetKind.PLATE, plate.plate_id), "roots.txt", b"r")

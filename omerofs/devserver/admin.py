@@ -13,6 +13,7 @@ from omero.rtypes import rlong, rstring
 
 from .base import VOID, Servant, _err, _id, _val, amd, api_usage, call_group, security, validation
 from .model import PIXELS_TYPE_IDS, pixels_description
+from .store import GUEST_GROUP_ID, SYSTEM_GROUP_ID, SYSTEM_GROUPS, USER_GROUP_ID
 from .stores import MAX_PLANE_HEIGHT, MAX_PLANE_WIDTH
 
 
@@ -80,11 +81,24 @@ class AdminI(Servant, omero.api.IAdmin):
         ec.userId, ec.userName = self.store.user_id(self.user), self.user
         ec.groupId, ec.groupName = gid, name
         ec.groupPermissions = omero.model.PermissionsI(perms)
-        ec.isAdmin = self.user == "root"
+        # as OMERO fills them (omero-server v5.6.12 SessionManagerImpl.java:1425-1431):
+        # memberOfGroups default group first (AdminImpl.java:260-272, index(m)),
+        # leaderOfGroups the owned ones, isAdmin for members of ``system``
+        ec.isAdmin = self.sec.is_admin
         ec.eventType = "User"
         ec.memberOfGroups = self.sec.member_of()
-        ec.leaderOfGroups, ec.adminPrivileges = [], []
+        ec.leaderOfGroups = sorted(self.sec.leader_of)
+        ec.adminPrivileges = []
         return ec
+
+    def getSecurityRoles(self, current: Any = None) -> Any:
+        """The ids and names of OMERO's own users and groups (omero-model
+        v5.6.15 psql-footer.vm:675-702: root 0, guest 1; system 0, user 1, guest 2)."""
+        return omero.sys.Roles(
+            rootId=0, rootName="root", systemGroupId=SYSTEM_GROUP_ID,
+            systemGroupName=SYSTEM_GROUPS[SYSTEM_GROUP_ID][0], userGroupId=USER_GROUP_ID,
+            userGroupName=SYSTEM_GROUPS[USER_GROUP_ID][0], guestId=1, guestName="guest",
+            guestGroupId=GUEST_GROUP_ID, guestGroupName=SYSTEM_GROUPS[GUEST_GROUP_ID][0])
 
 
 @amd(omero.api.IConfig)

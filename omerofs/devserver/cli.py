@@ -24,8 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="add a user (root:omero always exists)")
     p.add_argument("--group", action="append", default=[], metavar="NAME:LEVEL",
                    help="add a group (LEVEL: private, read-only, read-annotate, read-write)")
-    p.add_argument("--member", action="append", default=[], metavar="USER:GROUP[:default]",
-                   help="put a user in a group (':default' makes it the user's default)")
+    p.add_argument("--member", action="append", default=[],
+                   metavar="USER:GROUP[:default][:owner]",
+                   help="put a user in a group (':default' makes it the user's default, "
+                        "':owner' an owner of the group; USER:system makes an administrator)")
     p.add_argument("--seed", action="append", default=[], metavar="demo|JSON|@FILE",
                    help="before serving, add a plate: 'demo', a JSON plate spec, or @file.json")
     p.add_argument("--ws-port", type=int, default=None, metavar="PORT",
@@ -66,11 +68,15 @@ def _group(text: str) -> tuple[str, str]:
     return name, level
 
 
-def _member(text: str) -> tuple[str, str, bool]:
+def _member(text: str) -> tuple[str, str, bool, bool]:
+    """USER:GROUP[:default][:owner] -> (user, group, default, owner)."""
     parts = text.split(":")
-    if len(parts) not in (2, 3) or not all(parts[:2]) or parts[2:] not in ([], ["default"]):
-        raise ValueError(f"--member {text!r}: expected USER:GROUP or USER:GROUP:default")
-    return parts[0], parts[1], len(parts) == 3
+    flags = parts[2:]
+    if len(parts) < 2 or not all(parts[:2]) or len(set(flags)) != len(flags) \
+            or not set(flags) <= {"default", "owner"}:
+        raise ValueError(f"--member {text!r}: expected USER:GROUP, then :default "
+                         "and/or :owner")
+    return parts[0], parts[1], "default" in flags, "owner" in flags
 
 
 def _slow_call(text: str) -> tuple[str, float]:
@@ -119,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
         for name, level in groups:
             if not server.store.query("select 1 from groups where name = ?", (name,)):
                 server.store.add_group(name, level)
-        for user, group, default in members:
-            server.store.add_member(user, group, default)
+        for user, group, default, owner in members:
+            server.store.add_member(user, group, default, owner)
     except (KeyError, ValueError) as e:
         print(f"omerofs devserver: {e}", file=sys.stderr)
         server.close()

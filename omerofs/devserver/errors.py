@@ -31,3 +31,7 @@ def internal(message: str) -> Exception:
 
 def group_security(message: str) -> Exception:
     return _err(omero.GroupSecurityViolation, message)
+
+
+def read_only_group_security(message: str) -> Exception:
+    return _err(omero.ReadOnlyGroupSecurityViolation, message)

@@ -66,19 +66,24 @@ def layout(store: Store, pid: int) -> tuple[int | None, int | None, int | None]:
 def files(store: Store, pid: int, readable: Callable[[str, int], bool]
           ) -> tuple[int | None, ...]:
     """(plate links, well links, image links, annotations with their files) of
-    a plate's FileAnnotations; ``readable(owner, group)`` filters the links."""
+    a plate's FileAnnotations; ``readable(owner, group)`` filters the links.
+    Links to other annotation kinds (tags, comments, maps: ``kind`` set)
+    are not summed, as the HQL joins FileAnnotation."""
+    files_only = " and l.ann_id in (select id from annotations where kind is null)"
     plate_links = [(lid, upd, aid) for lid, upd, aid, owner, gid in store.query(
-        "select id, update_id, ann_id, owner, group_id from links"
-        " where parent_type = 'Plate' and parent_id = ?", (pid,)) if readable(owner, gid)]
+        "select id, update_id, ann_id, owner, group_id from links l"
+        " where parent_type = 'Plate' and parent_id = ?" + files_only, (pid,))
+        if readable(owner, gid)]
     well_links = [(lid, upd, aid) for lid, upd, aid, owner, gid in store.query(
         "select l.id, l.update_id, l.ann_id, l.owner, l.group_id from links l"
-        " join wells w on w.id = l.parent_id where l.parent_type = 'Well' and w.plate_id = ?",
-        (pid,)) if readable(owner, gid)]
+        " join wells w on w.id = l.parent_id where l.parent_type = 'Well' and w.plate_id = ?"
+        + files_only, (pid,)) if readable(owner, gid)]
     # one row per (link, field showing its image), as the HQL theta join
     image_links = [(lid, upd, aid) for lid, upd, aid, owner, gid in store.query(
         "select l.id, l.update_id, l.ann_id, l.owner, l.group_id from links l"
         " join well_samples ws on ws.image_id = l.parent_id join wells w on w.id = ws.well_id"
-        " where l.parent_type = 'Image' and w.plate_id = ?", (pid,)) if readable(owner, gid)]
+        " where l.parent_type = 'Image' and w.plate_id = ?" + files_only, (pid,))
+        if readable(owner, gid)]
     linked = sorted({aid for links in (plate_links, well_links, image_links)
                      for _, _, aid in links})
     anns: list[int] = []

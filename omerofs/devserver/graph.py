@@ -15,6 +15,17 @@
   blitz-delete-rules.xml:469, message built as GraphPolicyRule.java:1274-1289
   does). Deleting a WellSample deletes its image unless another field shows
   it (blitz-delete-rules.xml:461-465).
+* What goes with an Image: its Pixels (:363) and their RenderingDefs,
+  everyone's (:366, ``/n``: regardless of permissions); its ROIs the user
+  may delete, with their shapes (:436, :444, :448), while the others stay
+  with their optional image nulled (roi.ome.xml:16).
+* What goes with an annotated object (Image, Well, Plate): every link to it
+  (:254) and each annotation no longer linked anywhere that the rules
+  consider: a comment always (:206, :243); a map or XML annotation if the
+  user may delete it (:229-232, :241); a file or tag annotation only if the
+  object's owner owns it and the user may delete it (:214-217). One still
+  linked elsewhere stays (:236). TextAnnotation is not a BasicAnnotation
+  (omero-model annotations.ome.xml:24), so :204-205 apply to no kind kept here.
 """
 
 from __future__ import annotations
@@ -26,14 +37,16 @@ import omero.all
 import omero.cmd
 
 from .security import Security
-from .store import Store
+from .store import DEFAULT_GROUP_ID, OTHER_ANNOTATIONS, Store
 
 #: short class name -> OMERO's full class name
 CLASSES = {"Plate": "ome.model.screen.Plate", "Well": "ome.model.screen.Well",
            "WellSample": "ome.model.screen.WellSample", "Image": "ome.model.core.Image",
            "OriginalFile": "ome.model.core.OriginalFile",
            "FileAnnotation": "ome.model.annotations.FileAnnotation",
-           "Annotation": "ome.model.annotations.Annotation"}
+           "Annotation": "ome.model.annotations.Annotation",
+           **{k: f"ome.model.annotations.{k}" for k in OTHER_ANNOTATIONS},
+           "Roi": "ome.model.roi.Roi"}
 
 
 class GraphFail(Exception):
@@ -85,16 +98,18 @@ def delete2(store: Store, sec: Security, targets: dict[str, list[int]]) -> Any:
             check(store, sec, targets)
             deleted: dict[str, list[int]] = {}
             for kind, ids in targets.items():
-                for k, v in cascade(store, kind, list(ids)).items():
+                for k, v in cascade(store, kind, list(ids), sec).items():
                     deleted.setdefault(k, []).extend(v)
     except GraphFail as e:
         return graph_fail(str(e))
     return omero.cmd.Delete2Response(deletedObjects=deleted)
 
 
-def cascade(store: Store, kind: str, ids: list[int]) -> dict[str, list[int]]:
+def cascade(store: Store, kind: str, ids: list[int], sec: Security | None = None
+            ) -> dict[str, list[int]]:
     """Delete objects and what they own; returns {"ome.model...Class": [ids]}.
-    No checks: :func:`delete2` checks first."""
+    No checks: :func:`delete2` checks first. ``sec``: the user whose rights
+    decide what goes with an object (None: every right)."""
     out: dict[str, list[int]] = {}
 
     def note(cls: str, i: int) -> None:
@@ -102,7 +117,8 @@ def cascade(store: Store, kind: str, ids: list[int]) -> dict[str, list[int]]:
 
     with store.tx() as db:
         def ann(aid: int) -> None:
-            row = db.execute("select file_id from annotations where id = ?", (aid,)).fetchone()
+            row = db.execute("select file_id, kind from annotations where id = ?",
+                             (aid,)).fetchone()
             if row is None:
                 return
             for (lid, ptype) in db.execute(
@@ -110,35 +126,92 @@ def cascade(store: Store, kind: str, ids: list[int]) -> dict[str, list[int]]:
                 note(f"ome.model.annotations.{ptype}AnnotationLink", lid)
             db.execute("delete from links where ann_id = ?", (aid,))
             db.execute("delete from annotations where id = ?", (aid,))
-            note("ome.model.annotations.FileAnnotation", aid)
-            ofile(row[0])
+            note(f"ome.model.annotations.{row[1] or 'FileAnnotation'}", aid)
+            if row[0]:
+                ofile(row[0])
 
         def ofile(fid: int) -> None:
             if db.execute("delete from files where id = ?", (fid,)).rowcount:
                 note("ome.model.core.OriginalFile", fid)
                 store.file_path(fid).unlink(missing_ok=True)
 
-        def unlink_parent(ptype: str, pid: int) -> None:
+        def considered(aid: int, parent_owner: str) -> bool:
+            """Whether deleting an annotated object considers deleting one of
+            its annotations (blitz-delete-rules.xml): a comment always
+            (:206-207); a file or tag if the object's owner owns it and the
+            user may delete it (:214-217); a map or XML annotation if the user
+            may delete it (:229-232)."""
+            row = db.execute("select kind, owner, group_id from annotations where id = ?",
+                             (aid,)).fetchone()
+            if row is None:
+                return False
+            kind, owner, gid = row[0] or "FileAnnotation", row[1], row[2]
+            if kind == "CommentAnnotation":
+                return True
+            may = sec is None or sec.may_modify(owner, gid if gid is not None else
+                                                DEFAULT_GROUP_ID)
+            if kind in ("FileAnnotation", "TagAnnotation"):
+                return may and owner == parent_owner
+            return may  # MapAnnotation, XmlAnnotation
+
+        def unlink_parent(ptype: str, pid: int, parent_owner: str) -> None:
             for (lid, aid) in db.execute(
                     "select id, ann_id from links where parent_type = ? and parent_id = ?",
                     (ptype, pid)).fetchall():
+                # the link goes whoever made it (blitz-delete-rules.xml:254)
                 db.execute("delete from links where id = ?", (lid,))
                 note(f"ome.model.annotations.{ptype}AnnotationLink", lid)
-                # annotations no longer linked anywhere go with their parent
+                # an annotation considered goes unless still linked (:236),
+                # orphans deleted (:241-243; comments regardless of rights)
                 still = db.execute("select 1 from links where ann_id = ?", (aid,)).fetchone()
-                if still is None:
+                if still is None and considered(aid, parent_owner):
                     ann(aid)
 
+        def owner_of(table: str, obj_id: int) -> str | None:
+            row = db.execute(f"select owner from {table} where id = ?", (obj_id,)).fetchone()
+            return None if row is None else str(row[0])
+
         def image(iid: int) -> None:
-            if not db.execute("delete from images where id = ?", (iid,)).rowcount:
+            owner = owner_of("images", iid)
+            if owner is None:
                 return
+            db.execute("delete from images where id = ?", (iid,))
             note("ome.model.core.Image", iid)
             for (pid,) in db.execute("select id from pixels where image_id = ?",
                                      (iid,)).fetchall():
                 note("ome.model.core.Pixels", pid)
                 store.pixels_path(pid).unlink(missing_ok=True)
+                # rendering settings go regardless of rights (:366)
+                for (rid,) in db.execute("select id from rendering_defs where pixels_id = ?",
+                                         (pid,)).fetchall():
+                    note("ome.model.display.RenderingDef", rid)
+                db.execute("delete from rendering_defs where pixels_id = ?", (pid,))
             db.execute("delete from pixels where image_id = ?", (iid,))
-            unlink_parent("Image", iid)
+            rois(iid)
+            unlink_parent("Image", iid, owner)
+
+        def roi(rid: int) -> None:
+            for (sid,) in db.execute("select id from shapes where roi_id = ?",
+                                     (rid,)).fetchall():
+                note("ome.model.roi.Shape", sid)
+            db.execute("delete from shapes where roi_id = ?", (rid,))
+            if db.execute("delete from rois where id = ?", (rid,)).rowcount:
+                note("ome.model.roi.Roi", rid)
+
+        def rois(iid: int) -> None:
+            """The image's ROIs the user may delete go, with their shapes
+            (:436, :444, :448); the others stay, their optional image nulled
+            (roi.ome.xml:16), as GraphTraversal unlinks a kept object from a
+            deleted one."""
+            for (rid, owner, gid) in db.execute(
+                    "select id, owner, group_id from rois where image_id = ?",
+                    (iid,)).fetchall():
+                if sec is not None and not sec.may_modify(owner, gid if gid is not None
+                                                          else DEFAULT_GROUP_ID):
+                    db.execute("update rois set image_id = null, update_id = ? where id = ?",
+                               (store.event(db), rid))
+                    continue
+                roi(rid)
 
         def sample(wsid: int) -> None:
             row = db.execute("select image_id from well_samples where id = ?",
@@ -154,25 +227,28 @@ def cascade(store: Store, kind: str, ids: list[int]) -> dict[str, list[int]]:
                 image(row[0])
 
         def well(wid: int) -> None:
+            owner = owner_of("wells", wid)
             if not db.execute("delete from wells where id = ?", (wid,)).rowcount:
                 return
             note("ome.model.screen.Well", wid)
             for (wsid,) in db.execute("select id from well_samples where well_id = ?",
                                       (wid,)).fetchall():
                 sample(wsid)
-            unlink_parent("Well", wid)
+            unlink_parent("Well", wid, owner or "")
 
         def plate(pid: int) -> None:
+            owner = owner_of("plates", pid)
             if not db.execute("delete from plates where id = ?", (pid,)).rowcount:
                 return
             note("ome.model.screen.Plate", pid)
             for (wid,) in db.execute("select id from wells where plate_id = ?",
                                      (pid,)).fetchall():
                 well(wid)
-            unlink_parent("Plate", pid)
+            unlink_parent("Plate", pid, owner or "")
 
         handlers = {"Plate": plate, "Well": well, "WellSample": sample, "Image": image,
-                    "OriginalFile": ofile, "FileAnnotation": ann, "Annotation": ann}
+                    "OriginalFile": ofile, "FileAnnotation": ann, "Annotation": ann,
+                    **{k: ann for k in OTHER_ANNOTATIONS}, "Roi": roi}
         fn = handlers.get(kind)
         if fn is None:
             raise KeyError(f"cannot delete {kind}")

@@ -124,13 +124,19 @@ def pixels_description(store: Store, pixels_id: int) -> Any | None:
 def get_object(store: Store, klass: str, obj_id: int) -> Any | None:
     """The object of an OMERO class by id, or None."""
     klass = klass.rsplit(".", 1)[-1].removesuffix("I")
+    from . import imagedata  # it builds on this module
     try:
         if klass == "OriginalFile":
             return original_file_obj(store, obj_id)
-        if klass in ("FileAnnotation", "Annotation"):
-            return file_annotation_obj(store, obj_id)
+        if klass.endswith("Annotation"):
+            ann = imagedata.annotation_obj(store, obj_id)
+            return ann if klass == "Annotation" or type(ann).__name__ == f"{klass}I" else None
     except KeyError:
         return None
+    if klass == "Roi":
+        return imagedata.roi_obj(store, obj_id, shapes=True)
+    if klass == "RenderingDef":
+        return imagedata.rendering_def_obj(store, obj_id, full=True)
     if klass == "Plate":
         row = store.one("select id, name, rows, columns, status, row_naming, column_naming"
                         " from plates where id = ?", (obj_id,))
@@ -147,11 +153,12 @@ def get_object(store: Store, klass: str, obj_id: int) -> Any | None:
     if klass == "Well":
         return well_obj(store, obj_id)
     if klass == "Image":
-        row = store.one("select id, name from images where id = ?", (obj_id,))
+        row = store.one("select id, name, description from images where id = ?", (obj_id,))
         if row is None:
             return None
         img = omero.model.ImageI(row[0], True)
         img.name = rstring(row[1])
+        img.description = _r(row[2], rstring)  # Image.description (core.ome.xml)
         return with_details(img, store, "Image")
     if klass == "Pixels":
         try:

@@ -16,6 +16,13 @@ from omero.rtypes import rdouble, rint, rlong, rstring, rtime, unwrap
 from ..gateway import queries as Q
 from . import fingerprint
 from .base import Servant, _err, amd, call_group, security, validation
+from .imagedata import (
+    annotation_obj,
+    rendering_def_obj,
+    restricted,
+    roi_obj,
+    with_restrictions,
+)
 from .model import (
     DETAILS_KIND,
     PIXELS_TYPE_IDS,
@@ -24,6 +31,7 @@ from .model import (
     pixels_image,
     pixels_type_obj,
     well_obj,
+    with_details,
 )
 
 
@@ -116,18 +124,14 @@ class QueryI(Servant, omero.api.IQuery):
             return [[rlong(a), rlong(b)] for (a, b) in s.query(
                 "select id, well_id from well_samples where image_id = ? order by id", (iid,))
                 if self._can("WellSample", a, group)]
-        if query == Q.IMAGE_FILE_ANNOTATION_IDS:
-            iid = int(p["iid"])
-            if not self._can("Image", iid, group):
-                return []
-            return [[rlong(a)] for (a, owner, gid) in s.query(
-                "select ann_id, owner, group_id from links"
-                " where parent_type = 'Image' and parent_id = ? order by ann_id", (iid,))
-                if self.sec.can_read(owner, gid, group)]
-        if query == Q.IMAGE_BY_DESCRIPTION:
-            return [[rlong(i)] for (i,) in s.query(
-                "select id from images where description = ? order by id", (str(p["desc"]),))
-                if self._can("Image", i, group)]
+        if query == Q.IMAGES_UNPLACED:
+            # the caller's images in the read groups (a user reads all own objects)
+            uid, since = int(p["uid"]), int(p["since"])
+            return [[rlong(i)] for (i, owner) in s.query(
+                "select id, owner from images i where name = ? and created * 1000 >= ?"
+                " and not exists (select 1 from well_samples ws where ws.image_id = i.id)"
+                " order by id desc", (str(p["name"]), since))
+                if s.user_id(owner) == uid and self._can("Image", i, group)]
         raise _err(omero.QueryException, f"devserver: unsupported query: {query}")
 
     def _file_annotations(self, pid: int, group: int | None) -> list[list[Any]]:
@@ -187,6 +191,39 @@ class QueryI(Servant, omero.api.IQuery):
                 return None
             return well_obj(self.store, wid, samples=True)
         raise _err(omero.QueryException, f"devserver: unsupported query: {query}")
+
+    def findAllByQuery(self, query: str, params: Any, current: Any = None) -> list[Any]:
+        """The entity queries of an image's annotation links, ROIs and rendering
+        settings; the objects carry the caller's rights (imagedata)."""
+        s, sec, group = self.store, self.sec, call_group(current)
+        iid = int(self._params(params).get("iid", 0))
+        if query not in (Q.IMAGE_ANNOTATION_LINKS, Q.IMAGE_ROIS, Q.IMAGE_RENDERING_DEFS):
+            raise _err(omero.QueryException, f"devserver: unsupported query: {query}")
+        if not self._can("Image", iid, group):
+            return []
+        if query == Q.IMAGE_ANNOTATION_LINKS:
+            out = []
+            for lid, aid in s.query("select id, ann_id from links where parent_type = 'Image'"
+                                    " and parent_id = ? order by id", (iid,)):
+                if not self._can("ImageAnnotationLink", lid, group):
+                    continue
+                link = omero.model.ImageAnnotationLinkI(lid, True)
+                link.parent = omero.model.ImageI(iid, False)
+                link.child = with_restrictions(annotation_obj(s, aid), s, sec,
+                                               s.annotation_kind(aid) or "Annotation")
+                out.append(with_restrictions(with_details(link, s, "ImageAnnotationLink"),
+                                             s, sec, "ImageAnnotationLink"))
+            return out
+        if query == Q.IMAGE_ROIS:
+            ids = [i for (i,) in s.query("select id from rois where image_id = ? order by id",
+                                         (iid,))]
+            return restricted(roi_obj, s, sec, "Roi",
+                              [i for i in ids if self._can("Roi", i, group)])
+        ids = [i for (i,) in s.query(
+            "select r.id from rendering_defs r join pixels p on p.id = r.pixels_id"
+            " where p.image_id = ? order by r.id", (iid,))]
+        return restricted(rendering_def_obj, s, sec, "RenderingDef",
+                          [i for i in ids if self._can("RenderingDef", i, group)])
 
     def _visible(self, klass: str, obj_id: int, current: Any) -> bool | None:
         kind = klass.rsplit(".", 1)[-1].removesuffix("I")

@@ -23,11 +23,22 @@ Sources (omero-server v5.6.12 unless said otherwise):
   ..." (OmeroInterceptor.java:1260-1271).
 * Changing or deleting another user's object needs WRITE: a read-write group
   (BasicACLVoter.java:67-71, 376-400). Administrators may do everything.
+* Administrators are the members of ``system`` (SessionManagerImpl.java:1430);
+  group owners (leaders, PIs) are members with GroupExperimenterMap.owner set
+  (AdminImpl.java:224-245). Both read all of a group's data, a private
+  group's too (AllGroupsSecurityFilter.java:160-174; OneGroupSecurityFilter.java:
+  149-151 ``adminOrPi``); both may link to, change and delete members' data
+  whatever the group's permissions (OmeroInterceptor.java:594-629
+  ``isSupervisor``; BasicACLVoter.java:584-597, all rights to a leader).
+* Except links in a private group: there an administrator's or owner's link
+  to a member's object is "graph critical" (CurrentDetails.java:210-242) and
+  refused with ReadOnlyGroupSecurityViolation "Cannot link to ... It is not
+  allowed to link to users' data." (OmeroInterceptor.java:601-620).
 """
 
 from __future__ import annotations
 
-from .errors import group_security, security
+from .errors import group_security, read_only_group_security, security
 from .store import Store
 
 READ, ANNOTATE, WRITE = "read", "annotate", "write"
@@ -50,9 +61,19 @@ class Security:
         self.store = store
         self.user = user
         self.session = session
-        self.is_admin = user == "root"
 
     # --- groups ----------------------------------------------------------------
+    # asked of the store each time, as member_of: a servant lives as long as
+    # its session, and tests change memberships while sessions are open
+    @property
+    def is_admin(self) -> bool:
+        return self.store.is_admin(self.user)
+
+    @property
+    def leader_of(self) -> set[int]:
+        """The groups this user owns (leaderOfGroups)."""
+        return set(self.store.leader_of(self.user))
+
     def session_group(self) -> int:
         return self.store.session_group(self.session)
 
@@ -79,7 +100,7 @@ class Security:
     def can_read(self, owner: str, gid: int, ctx_group: int | None) -> bool:
         if gid not in self.read_groups(ctx_group):
             return False
-        if self.is_admin or owner == self.user:
+        if owner == self.user or self.is_admin or gid in self.leader_of:
             return True
         _, perms = self.store.group_row(gid)
         return group_grants(perms, READ)
@@ -119,9 +140,21 @@ class Security:
             raise group_security(
                 f"MIXED GROUP: {new_kind}(group={gid}) and {kind}:{obj_id}(group={other}) "
                 "cannot be linked.")
-        if self.is_admin or owner == self.user:
+        if owner == self.user:
             return
         _, perms = self.store.group_row(other)
+        supervisor = self.is_admin or other in self.leader_of
+        if supervisor and not group_grants(perms, READ):
+            # graph critical: an admin's or owner's link in a private group
+            # (CurrentDetails.java:227-241); the new object is the caller's,
+            # never the linked object's owner's (OmeroInterceptor.java:601-620)
+            raise read_only_group_security(
+                f"Cannot link to {kind}:Id_{obj_id}\n"
+                f"Current user ({self.user}) is an admin or the owner of\n"
+                f"the private group ({self.store.group_row(other)[0]}={perms}). "
+                "It is not allowed to\nlink to users' data.")
+        if supervisor:
+            return  # OmeroInterceptor.java:627-629: no permission check
         if self.user not in self._members(other) or not group_grants(perms, right):
             raise security(f"Group is {perms}. Cannot link to object: {kind}:{obj_id}")
 
@@ -131,8 +164,8 @@ class Security:
 
     def may_modify(self, owner: str, gid: int) -> bool:
         """Update or delete an existing object."""
-        if self.is_admin or owner == self.user:
-            return True
+        if self.is_admin or owner == self.user or gid in self.leader_of:
+            return True  # owners of the group: BasicACLVoter.java:594-595
         _, perms = self.store.group_row(gid)
         return self.user in self._members(gid) and group_grants(perms, WRITE)
 

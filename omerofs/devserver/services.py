@@ -150,7 +150,7 @@ class ServiceFactoryI(omero.api.ServiceFactory):
         gid = _id(obj)
         if not isinstance(obj, omero.model.ExperimenterGroup) or gid is None:
             raise _err(omero.ApiUsageException, "only group security contexts are supported")
-        if self.user != "root" and gid not in store.groups_of(self.user):
+        if not store.is_admin(self.user) and gid not in store.groups_of(self.user):
             raise security(f"User {self.user} is not a member of group {gid}")
         store.set_session_group(self.session, gid)
         return omero.model.ExperimenterGroupI(old, False)

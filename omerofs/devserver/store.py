@@ -16,6 +16,7 @@ written: their planes are computed by :func:`synthetic_plane`, so a
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import threading
@@ -39,6 +40,8 @@ create table if not exists groups (
 create table if not exists members (
     user text not null, group_id integer not null, is_default integer not null default 0,
     primary key (user, group_id));
+create table if not exists group_owners (
+    user text not null, group_id integer not null, primary key (user, group_id));
 create table if not exists sessions (
     uuid text primary key, user text not null, created real not null,
     last_used real not null, closed integer not null default 0, group_id integer);
@@ -80,6 +83,18 @@ create table if not exists pixels_physical (
 create table if not exists channels (
     pixels_id integer not null, idx integer not null, name text,
     primary key (pixels_id, idx));
+create table if not exists rois (
+    id integer primary key, image_id integer, name text, description text,
+    owner text not null, group_id integer, update_id integer);
+create table if not exists shapes (
+    id integer primary key, roi_id integer not null, idx integer not null, kind text not null,
+    data text not null, owner text not null, group_id integer, update_id integer);
+create table if not exists rendering_defs (
+    id integer primary key, pixels_id integer not null, owner text not null,
+    group_id integer, data text not null, update_id integer);
+create index if not exists rois_image on rois (image_id);
+create index if not exists shapes_roi on shapes (roi_id);
+create index if not exists rdefs_pixels on rendering_defs (pixels_id);
 create index if not exists wells_plate on wells (plate_id);
 create index if not exists ws_well on well_samples (well_id);
 create index if not exists ws_image on well_samples (image_id);
@@ -109,6 +124,9 @@ LATER_COLUMNS = (
     ("annotations", "group_id", "integer"), ("links", "group_id", "integer"),
     ("plates", "row_naming", "text"), ("plates", "column_naming", "text"),
     ("well_samples", "run_id", "integer"),
+    # annotations other than files (kind null: a FileAnnotation, as before)
+    ("annotations", "kind", "text"), ("annotations", "text_value", "text"),
+    ("annotations", "map_value", "text"),
     *((table, "update_id", "integer") for table in (
         "plates", "wells", "plate_acquisitions", "images", "pixels", "well_samples", "files",
         "annotations", "links", "channels")),
@@ -122,6 +140,16 @@ DEFAULT_GROUP_ID = 3
 DEFAULT_GROUP = ("omerofs", PERMISSION_LEVELS["read-annotate"])
 
 DEFAULT_USERS = {"root": "omero"}
+
+#: the groups every OMERO server has, with their ids, names and permissions
+#: (omero-model v5.6.15 src/main/resources/templates/psql-footer.vm:690-702:
+#: ``system`` id 0 private (-120), ``user`` id 1 world-readable (-52), ``guest``
+#: id 2 private): members of ``system`` are administrators (omero-server
+#: v5.6.12 SessionManagerImpl.java:1429), every user is in ``user``
+#: (AdminImpl.java:631-638, createUser), nothing of a user's data belongs in them
+SYSTEM_GROUP_ID, USER_GROUP_ID, GUEST_GROUP_ID = 0, 1, 2
+SYSTEM_GROUPS = {SYSTEM_GROUP_ID: ("system", "rw----"), USER_GROUP_ID: ("user", "rwr-r-"),
+                 GUEST_GROUP_ID: ("guest", "rw----")}
 
 
 @dataclass(frozen=True)
@@ -196,7 +224,14 @@ def file_checksum(path: Path, hasher: str) -> str:
 #: object kind -> table
 TABLES = {"Plate": "plates", "Well": "wells", "Image": "images", "OriginalFile": "files",
           "FileAnnotation": "annotations", "Annotation": "annotations",
-          "WellSample": "well_samples"}
+          "WellSample": "well_samples", "Roi": "rois", "Shape": "shapes",
+          "RenderingDef": "rendering_defs",
+          **{f"{kind}AnnotationLink": "links" for kind in ("Plate", "Well", "Image")},
+          **{f"{kind}Annotation": "annotations" for kind in ("Comment", "Tag", "Xml", "Map")}}
+
+#: the annotation kinds the devserver stores besides FileAnnotation
+#: (annotations.ome.xml:29-31 TextAnnotations with a textValue, :50-53 MapAnnotation)
+OTHER_ANNOTATIONS = ("CommentAnnotation", "TagAnnotation", "XmlAnnotation", "MapAnnotation")
 
 
 class Store:
@@ -226,6 +261,9 @@ class Store:
                 db.execute("insert into event_ids values (1)")
             db.execute("insert or ignore into groups values (?, ?, ?)",
                        (DEFAULT_GROUP_ID, *DEFAULT_GROUP))
+            for gid, (name, perms) in SYSTEM_GROUPS.items():
+                db.execute("insert or ignore into groups values (?, ?, ?)", (gid, name, perms))
+            self._root_roles(db)
             for user, pw in DEFAULT_USERS.items():
                 db.execute("insert or ignore into users values (?, ?)", (user, pw))
                 self._join_default(db, user)
@@ -291,9 +329,29 @@ class Store:
 
     # --- users and sessions --------------------------------------------------
     def add_user(self, name: str, password: str) -> None:
+        """A user in the default group, or in the groups already given with
+        :meth:`add_member`, and in ``user`` as every OMERO user is."""
         with self.tx() as db:
             db.execute("insert or replace into users values (?, ?)", (name, password))
             self._join_default(db, name)
+            db.execute("insert or ignore into members values (?, ?, 0)", (name, USER_GROUP_ID))
+
+    @staticmethod
+    def _root_roles(db: sqlite3.Connection) -> None:
+        """root as a new OMERO has it: default group ``system``, whose owner it
+        is, and a member of ``user`` (psql-footer.vm:705-715, child_index 0 is
+        the default group). The devserver also makes root a (not default)
+        member of its lab group ``omerofs``, as an administrator who set up the
+        lab would be, so that a demo mount as root can make derived plates."""
+        if db.execute("select 1 from members where user = 'root' and group_id = ?",
+                      (SYSTEM_GROUP_ID,)).fetchone() is not None:
+            return
+        # a data directory of an older devserver had root's default in omerofs
+        db.execute("update members set is_default = 0 where user = 'root'")
+        db.execute("insert into members values ('root', ?, 1)", (SYSTEM_GROUP_ID,))
+        db.execute("insert or ignore into members values ('root', ?, 0)", (USER_GROUP_ID,))
+        db.execute("insert or ignore into members values ('root', ?, 0)", (DEFAULT_GROUP_ID,))
+        db.execute("insert or ignore into group_owners values ('root', ?)", (SYSTEM_GROUP_ID,))
 
     @staticmethod
     def _join_default(db: sqlite3.Connection, user: str) -> None:
@@ -320,14 +378,29 @@ class Store:
             db.execute("insert into groups values (?, ?, ?)", (gid, name, perms))
             return gid
 
-    def add_member(self, user: str, group: int | str, default: bool = False) -> None:
-        """Put ``user`` in a group; ``default`` makes it the user's default group."""
+    def add_member(self, user: str, group: int | str, default: bool = False,
+                   owner: bool = False) -> None:
+        """Put ``user`` in a group; ``default`` makes it the user's default group,
+        ``owner`` an owner (a PI) of the group (GroupExperimenterMap.owner,
+        omero-model meta.ome.xml)."""
         gid = self.group_id(group)
         with self.tx() as db:
             if default:
                 db.execute("update members set is_default = 0 where user = ?", (user,))
             db.execute("insert or replace into members values (?, ?, ?)",
                        (user, gid, int(default)))
+            if owner:
+                db.execute("insert or ignore into group_owners values (?, ?)", (user, gid))
+
+    def leader_of(self, user: str) -> list[int]:
+        """The groups ``user`` owns, by id (IAdmin's leaderOfGroups)."""
+        return [int(r[0]) for r in self.query(
+            "select group_id from group_owners where user = ? order by group_id", (user,))]
+
+    def is_admin(self, user: str) -> bool:
+        """Members of ``system`` are administrators (SessionManagerImpl.java:1429)."""
+        return self.one("select 1 from members where user = ? and group_id = ?",
+                        (user, SYSTEM_GROUP_ID)) is not None
 
     def group_id(self, group: int | str) -> int:
         if isinstance(group, int):
@@ -670,6 +743,54 @@ class Store:
                        (aid, file_id, ns, owner,
                         self.default_group(owner) if group is None else group, self.event(db)))
             return aid
+
+    def create_other_annotation(self, kind: str, ns: str | None, owner: str, group: int,
+                                text_value: str | None = None,
+                                map_value: list[tuple[str, str]] | None = None) -> int:
+        """A Comment/Tag/Xml annotation (``text_value``) or a MapAnnotation
+        (``map_value``, its ordered NamedValues); no OriginalFile (file_id 0:
+        ids start at 1)."""
+        if kind not in OTHER_ANNOTATIONS:
+            raise KeyError(f"unknown annotation kind {kind}")
+        with self.tx() as db:
+            aid = self.new_id(db)
+            db.execute("insert into annotations (id, file_id, ns, owner, group_id, update_id,"
+                       " kind, text_value, map_value) values (?, 0, ?, ?, ?, ?, ?, ?, ?)",
+                       (aid, ns, owner, group, self.event(db), kind, text_value,
+                        None if map_value is None else json.dumps(map_value)))
+            return aid
+
+    def annotation_kind(self, ann_id: int) -> str | None:
+        """The class of an annotation ("FileAnnotation", "MapAnnotation", ...), None if gone."""
+        row = self.one("select kind from annotations where id = ?", (ann_id,))
+        return None if row is None else (row[0] or "FileAnnotation")
+
+    def create_roi(self, image_id: int | None, name: str | None, description: str | None,
+                   shapes: list[tuple[str, dict[str, Any]]], owner: str, group: int) -> int:
+        """A Roi on an image with its ordered shapes ((class, fields) each)."""
+        with self.tx() as db:
+            rid = self.new_id(db)
+            ev = self.event(db)
+            db.execute("insert into rois (id, image_id, name, description, owner, group_id,"
+                       " update_id) values (?, ?, ?, ?, ?, ?, ?)",
+                       (rid, image_id, name, description, owner, group, ev))
+            for idx, (kind, fields) in enumerate(shapes):
+                db.execute("insert into shapes (id, roi_id, idx, kind, data, owner, group_id,"
+                           " update_id) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (self.new_id(db), rid, idx, kind, json.dumps(fields), owner, group,
+                            ev))
+            return rid
+
+    def create_rendering_def(self, pixels_id: int, data: dict[str, Any], owner: str,
+                             group: int) -> int:
+        """Rendering settings of one user for a Pixels (``data``: the RenderingDef's
+        fields with its QuantumDef and ChannelBindings, as model.py reads them)."""
+        with self.tx() as db:
+            rid = self.new_id(db)
+            db.execute("insert into rendering_defs (id, pixels_id, owner, group_id, data,"
+                       " update_id) values (?, ?, ?, ?, ?, ?)",
+                       (rid, pixels_id, owner, group, json.dumps(data), self.event(db)))
+            return rid
 
     def link(self, parent_type: str, parent_id: int, ann_id: int, owner: str,
              group: int | None = None) -> int:

@@ -38,8 +38,17 @@ import omero.api
 import omero.model
 
 from .base import VOID, Servant, _id, _val, amd, api_usage, call_group, validation
-from .model import file_annotation_obj, get_object, original_file_obj, well_obj
-from .security import ANNOTATE, WRITE
+from .imagedata import (
+    annotation_kind_of,
+    annotation_obj,
+    rendering_def_data,
+    rendering_def_obj,
+    roi_obj,
+    save_new_annotation,
+    shape_fields,
+)
+from .model import file_annotation_obj, get_object, original_file_obj, pixels_image, well_obj
+from .security import ANNOTATE, READ, WRITE
 from .store import HASHERS
 
 #: sqlite's unique-violation text -> the constraint as OMERO names it
@@ -136,6 +145,15 @@ class UpdateI(Servant, omero.api.IUpdate):
                 sec.check_link("FileAnnotation", gid, "OriginalFile", fid, WRITE)
                 aid = s.create_annotation(fid, _val(obj.ns), user, group=gid)
             return file_annotation_obj(s, aid)
+        if annotation_kind_of(obj) is not None:
+            if _id(obj) is not None:
+                raise api_usage("devserver: changing a saved annotation is not implemented")
+            return annotation_obj(s, save_new_annotation(s, obj, user,
+                                                         sec.new_object_group(group, [])))
+        if isinstance(obj, omero.model.Roi):
+            return self._save_roi(obj, group)
+        if isinstance(obj, omero.model.RenderingDef):
+            return self._save_rendering_def(obj, group)
         for kind in ("Plate", "Well", "Image"):
             if isinstance(obj, getattr(omero.model, f"{kind}AnnotationLink")):
                 return self._save_link(kind, obj, group)
@@ -180,8 +198,71 @@ class UpdateI(Servant, omero.api.IUpdate):
         lid = s.link(kind, parent, child_id, self.user, group=gid)
         link = getattr(omero.model, f"{kind}AnnotationLinkI")(lid, True)
         link.parent = getattr(omero.model, f"{kind}I")(parent, False)
-        link.child = file_annotation_obj(s, child_id)
+        link.child = annotation_obj(s, child_id)
         return link
+
+    def _image_of_roi(self, obj: Any, gid: int) -> int | None:
+        """The image a Roi sent by a client points to, checked: it exists and
+        the Roi may point to it (ANNOTATE: omero-server v5.6.12
+        OmeroInterceptor.java:661-663, a Roi linked to an Image is an annotation)."""
+        iid = _id(obj.image)
+        if iid is None:
+            return None  # Roi.image is optional (roi.ome.xml:16)
+        if self.store.details("Image", iid) is None:
+            raise validation(f"No row with the given identifier exists: Image {iid}")
+        self.sec.check_link("Roi", gid, "Image", iid, ANNOTATE)
+        return iid
+
+    def _save_roi(self, obj: Any, group: int | None) -> Any:
+        """A new Roi with its shapes, or a saved one moved to another image
+        (changing a Roi needs the right to modify it, BasicACLVoter.java:376-400).
+        A saved Roi sent with its shapes unloaded keeps them (an unloaded
+        collection is left as it is)."""
+        s, sec = self.store, self.sec
+        rid = _id(obj)
+        if rid is None:
+            iid = _id(obj.image)
+            gid = sec.new_object_group(group, [("Image", iid)] if iid is not None else [])
+            iid = self._image_of_roi(obj, gid)
+            shapes = [shape_fields(sh) for sh in obj.copyShapes()] if obj.isShapesLoaded() \
+                else []
+            rid = s.create_roi(iid, _val(obj.name), _val(obj.description), shapes, self.user,
+                               gid)
+            return roi_obj(s, rid, shapes=True)
+        _, gid = sec.check_modify("Roi", rid, group)
+        if obj.isShapesLoaded():
+            raise api_usage("devserver: changing the shapes of a saved Roi is not implemented")
+        self._update("rois", rid, {"image_id": self._image_of_roi(obj, gid),
+                                   "name": _val(obj.name), "description": _val(obj.description)})
+        return roi_obj(s, rid)
+
+    def _save_rendering_def(self, obj: Any, group: int | None) -> Any:
+        """New rendering settings of the caller for a Pixels, or saved ones moved
+        to another Pixels. RenderingDef.pixels is required (display.ome.xml:29,
+        manyone); pointing rendering settings at pixels needs only READ
+        (OmeroInterceptor.java:656-659); changing saved ones needs the right to
+        modify them."""
+        s, sec = self.store, self.sec
+        pid = _id(obj.pixels)
+        if pid is None:
+            raise validation("not-null property references a null or transient value: "
+                             "ome.model.display.RenderingDef.pixels")
+        image = pixels_image(s, pid)
+        if image is None:
+            raise validation(f"No row with the given identifier exists: Pixels {pid}")
+        rid = _id(obj)
+        if rid is None:
+            gid = sec.new_object_group(group, [("Image", image)])
+            sec.check_link("RenderingDef", gid, "Image", image, READ)
+            rid = s.create_rendering_def(pid, rendering_def_data(obj), self.user, gid)
+            return rendering_def_obj(s, rid, full=True)
+        _, gid = sec.check_modify("RenderingDef", rid, group)
+        if obj.isWaveRenderingLoaded():
+            raise api_usage("devserver: changing the channels of saved rendering settings "
+                            "is not implemented")
+        sec.check_link("RenderingDef", gid, "Image", image, READ)
+        self._update("rendering_defs", rid, {"pixels_id": pid})
+        return rendering_def_obj(s, rid)
 
     def _save_well(self, obj: Any, group: int | None) -> Any:
         s, sec = self.store, self.sec

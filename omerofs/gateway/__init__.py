@@ -23,6 +23,7 @@ from .errors import (
 )
 from .protocol import Gateway
 from .types import (
+    AccountInfo,
     FileAnnotationInfo,
     Fingerprint,
     ImageInfo,
@@ -38,6 +39,7 @@ from .types import (
 )
 
 __all__ = [
+    "AccountInfo",
     "AuthenticationFailed",
     "CallTimedOut",
     "ConnectionConfig",

@@ -25,8 +25,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from .errors import GatewayError, InvalidRequest, NotFound, ServerUnavailable
+from .errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, ServerUnavailable
 from .types import (
+    AccountInfo,
     FileAnnotationInfo,
     Fingerprint,
     ImageInfo,
@@ -81,6 +82,12 @@ class MemoryGateway:
         self._errors: Counter[str] = Counter()
         self._before: dict[str, list[GatewayError]] = {}
         self._after: dict[str, list[GatewayError]] = {}
+        #: who the session is (a test may replace it: an administrator...)
+        self.account_info = AccountInfo(user="memory", user_id=2, is_admin=False, group_id=3,
+                                        group_name="omerofs", member_of=(3, 1))
+        #: the mount's ``--group`` (-1: none), and the group each new plate went to
+        self.group = -1
+        self.plate_groups: dict[int, int] = {}
 
     # --- faults ------------------------------------------------------------------------
     def fail(self, op: str, times: int = 1, error: GatewayError | None = None) -> None:
@@ -130,6 +137,13 @@ class MemoryGateway:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    def account(self) -> AccountInfo:
+        return self._call("account", lambda: self.account_info)
+
+    @property
+    def known_account(self) -> AccountInfo | None:
+        return self.account_info if self._calls["account"] else None
 
     @property
     def calls(self) -> Mapping[str, int]:
@@ -329,9 +343,13 @@ class MemoryGateway:
     def create_plate(self, name: str, rows: int | None = None, columns: int | None = None
                      ) -> PlateSummary:
         def run() -> PlateSummary:
+            group = self.account_info.new_plate_group(self.group)
+            if group is None:  # the omero-py gateway's rule (omero_account.py)
+                raise PermissionDenied(f"no group for a new plate: {self.account_info.user}")
             plate = PlateSummary(id=self._new_id(), name=name, rows=rows, columns=columns,
                                  created=1.0e9 + self._next_id, derived=True)
             self.plates[plate.id] = plate
+            self.plate_groups[plate.id] = group
             return plate
 
         return self._call("create_plate", run)

@@ -85,6 +85,7 @@ from .errors import (
     SessionLost,
     TryLater,
 )
+from .omero_account import SessionAccount
 from .omero_files import FileAnnotations
 from .omero_writes import DerivedPlateWrites, _quiet_close
 from .types import (
@@ -143,7 +144,7 @@ STORES_PER_THREAD = 4
 RECENT_IMAGES = 8
 
 
-class OmeroGateway(FileAnnotations, DerivedPlateWrites):
+class OmeroGateway(FileAnnotations, DerivedPlateWrites, SessionAccount):
     """:class:`omerofs.gateway.protocol.Gateway` over omero-py (thread-safe)."""
 
     def __init__(self, config: ConnectionConfig, retries: int = 3):
@@ -417,8 +418,9 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
         if isinstance(e, GatewayError):
             return e
         if isinstance(e, omero.SecurityViolation):
-            log.warning("OMERO refused %s (group permissions): %s", op, _describe(e))
-            return PermissionDenied(what)
+            why = f"{op}: {_describe(e, whole=True)}"  # a reason can span lines
+            log.warning("OMERO refused %s (group permissions): %s", op, why)
+            return PermissionDenied(why)
         if isinstance(e, omero.ValidationException):
             if "No row with the given identifier" in (e.message or ""):
                 return NotFound(what)
@@ -495,11 +497,6 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites):
     def _ctx(group: int) -> dict[str, str]:
         """The call context of a write into ``group``."""
         return {"omero.group": str(group)}
-
-    def _new_object_ctx(self) -> dict[str, str]:
-        """Context for an object that links to nothing (a new Plate): the
-        configured group, else the session's default group."""
-        return self._ctx(self.config.group) if self.config.group >= 0 else {}
 
     # --- plates --------------------------------------------------------------------------
     @staticmethod
@@ -758,14 +755,17 @@ def _needs_pyramid(image: ImageInfo) -> bool:
     return image.pixel_type not in ("float", "double") and image.size_x * image.size_y > 3192 * 3192
 
 
-def _describe(e: BaseException) -> str:
+def _describe(e: BaseException, whole: bool = False) -> str:
     """``Module.Class: first line of the message`` for a log line or an errno's
-    reason (Ice's own text starts with the class name: not repeated)."""
+    reason (Ice's own text starts with the class name: not repeated); with
+    ``whole``, every line of the message, joined by spaces."""
     msg = getattr(e, "message", None) or getattr(e, "reason", None) or str(e)
     name = type(e).__module__.split(".")[0] + "." + type(e).__name__
     lines = [x.strip() for x in str(msg).strip().splitlines()
              if x.strip() and x.strip().rstrip(":") not in (name, type(e).__name__)]
-    return f"{name}: {lines[0]}" if lines else name
+    if not lines:
+        return name
+    return f"{name}: {' '.join(lines) if whole else lines[0]}"
 
 
 def _not_ready(e: Exception) -> str:

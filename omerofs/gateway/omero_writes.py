@@ -5,14 +5,18 @@ keep each module small; :class:`DerivedPlateWrites` is a mixin of
 :class:`~omerofs.gateway.omero.OmeroGateway` and uses its session plumbing.
 Every rule followed here is OMERO 5.6's (docs/devserver.rst "Rules"):
 
-* a new Plate goes to the configured group (else the default group); every
-  other write carries ``omero.group`` = the group of what it links to;
+* a new Plate goes to the configured group, else to a group of users the
+  session is in, never to one of OMERO's system groups
+  (:mod:`~omerofs.gateway.omero_account`); every other write carries
+  ``omero.group`` = the group of what it links to;
 * a Well is unique per (plate, row, column): losing a race to another
   session means adopting its well;
 * a WellSample is appended to its loaded Well's list and the Well saved;
 * pixels are write-once and planes over 3192 x 3192 (non-float) need tiles:
   all planes are written by one store session, big ones refused before any
-  call; a plane rewrite builds a new image and swaps it into the well;
+  call; a plane rewrite builds a new image and swaps it into the well,
+  carrying over every annotation link, ROI and rendering setting of the old
+  one (or refusing before any change when it may not);
 * channel min/max are set on every created image;
 * Delete2 failures become NotFound or PermissionDenied.
 """
@@ -21,8 +25,8 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -31,7 +35,7 @@ import omero.all
 import omero.cmd
 import omero.model
 import omero.sys
-from omero.rtypes import rint, rlong, rstring, unwrap
+from omero.rtypes import rint, rlong, rstring, rtime, unwrap
 
 from . import queries as Q
 from .config import ConnectionConfig
@@ -51,6 +55,9 @@ T = TypeVar("T")
 
 #: attempts to add a WellSample when other writers keep changing the well
 WELL_SAMPLE_ATTEMPTS = 5
+#: how far the server's clock may be behind ours (seconds) when an image whose
+#: createImage reply was lost is looked for by its creation time
+CLOCK_SLACK = 600.0
 
 
 class GatewayPlumbing:
@@ -76,6 +83,8 @@ class DerivedPlateWrites(GatewayPlumbing):
 
     def create_plate(self, name: str, rows: int | None = None, columns: int | None = None
                      ) -> PlateSummary:
+        ctx = self._new_object_ctx()  # may ask the server who the session is
+
         def run(sf: Any) -> Any:
             p = omero.model.PlateI()
             p.name = rstring(name)
@@ -84,7 +93,7 @@ class DerivedPlateWrites(GatewayPlumbing):
                 p.rows = rint(rows)
             if columns is not None:
                 p.columns = rint(columns)
-            return self._service(sf, "Update").saveAndReturnObject(p, self._new_object_ctx())
+            return self._service(sf, "Update").saveAndReturnObject(p, ctx)
 
         plate = self._call("IUpdate.saveAndReturnObject", run, idempotent=False)
         return PlateSummary(id=int(plate.id.val), name=name, rows=rows, columns=columns,
@@ -146,9 +155,10 @@ class DerivedPlateWrites(GatewayPlumbing):
         if plane_bytes > self.config.max_message_bytes:
             raise InvalidRequest("writing planes larger than one server message is not supported")
         ctx = self._ctx(group)
-        # a description no other image has: if the reply is lost, the image
-        # the call made (if it made one) is found by it and used, not left over
-        token = f"omerofs:{uuid.uuid4().hex}"
+        # if the reply is lost, the image the call made (if it made one) is
+        # found by what it is (this user's, this name, made since now, in no
+        # well yet) and used, not left over; its description stays empty
+        since = time.time() - CLOCK_SLACK
 
         def create(sf: Any) -> int:
             p = omero.sys.ParametersI()
@@ -157,7 +167,7 @@ class DerivedPlateWrites(GatewayPlumbing):
             if pt is None:
                 raise InvalidRequest(f"server has no pixels type {pixel_type!r}")
             iid = self._service(sf, "Pixels").createImage(
-                size_x, size_y, size_z, size_t, list(range(size_c)), pt, name, token, ctx)
+                size_x, size_y, size_z, size_t, list(range(size_c)), pt, name, "", ctx)
             return int(unwrap(iid))
 
         try:
@@ -165,10 +175,10 @@ class DerivedPlateWrites(GatewayPlumbing):
         except (InvalidRequest, PermissionDenied, NotFound):
             raise  # refused: nothing was made
         except GatewayError as e:
-            made = self._projection(Q.IMAGE_BY_DESCRIPTION, desc=token)
-            if not made:
+            made = self._unplaced_image(name, since, ctx)
+            if made is None:
                 raise
-            image_id = int(made[0][0])
+            image_id = made
             log.info("createImage %r failed (%s) after making image %d: using it",
                      name, e, image_id)
         self._groups[("Image", image_id)] = group
@@ -213,6 +223,20 @@ class DerivedPlateWrites(GatewayPlumbing):
                          size_y=size_y, size_z=size_z, size_c=size_c, size_t=size_t,
                          pixel_type=pixel_type, channel_names=("",) * size_c)
 
+    def _unplaced_image(self, name: str, since: float, ctx: dict[str, str]) -> int | None:
+        """The newest image of this user called ``name``, made since ``since``
+        (seconds since the epoch) and in no well (queries.IMAGES_UNPLACED)."""
+        def find(sf: Any) -> Any:
+            uid = unwrap(self._service(sf, "Admin").getEventContext().userId)
+            p = omero.sys.ParametersI()
+            p.add("uid", rlong(uid))
+            p.add("name", rstring(name))
+            p.add("since", rtime(int(since * 1000)))
+            return self._service(sf, "Query").projection(Q.IMAGES_UNPLACED, p, ctx)
+
+        rows = self._call("IQuery.projection", find)
+        return int(unwrap(rows[0][0])) if rows else None
+
     def _remove_unfinished(self, image_id: int) -> None:
         try:  # never leave a half-made image behind
             self.delete("Image", [image_id])
@@ -250,30 +274,43 @@ class DerivedPlateWrites(GatewayPlumbing):
     def write_plane(self, image: ImageInfo, plane: PlaneIndex, data: bytes) -> ImageInfo:
         """Pixels are write-once on OMERO, so the new plane goes into a new
         image: every other plane is read back from the old one, the new image
-        takes the old one's place in its wells, and the old image is deleted.
-        Returns the new image (its ids differ from ``image``'s)."""
+        takes the old one's place in its wells and everything that hangs on
+        the old one (annotation links of every kind, ROIs, rendering
+        settings) moves to it, then the old image is deleted. Returns the new
+        image (its ids differ from ``image``'s).
+
+        Deleting an image deletes its ROIs, rendering settings and some of
+        its annotations (docs/semantics.rst, "Rewriting a plane"): when
+        something cannot be carried over under the caller's rights, nothing
+        is changed and PermissionDenied names it."""
         self._check_plane(image, plane)
         if len(data) != image.plane_bytes:
             raise ValueError(f"plane of {len(data)} bytes, expected {image.plane_bytes}")
-        planes = {PlaneIndex(z, c, t): (data if PlaneIndex(z, c, t) == plane else
-                                        self.read_plane(image, PlaneIndex(z, c, t)))
-                  for t in range(image.size_t) for c in range(image.size_c)
-                  for z in range(image.size_z)}
         samples = self._projection(Q.IMAGE_WELL_SAMPLES, iid=image.id)
         if not samples:
             raise NotFound(f"image {image.id} is in no well")
         group = self._group_of("Well", int(samples[0][1]))
+        held = self._held_by(image.id, group)
+        planes = {PlaneIndex(z, c, t): (data if PlaneIndex(z, c, t) == plane else
+                                        self.read_plane(image, PlaneIndex(z, c, t)))
+                  for t in range(image.size_t) for c in range(image.size_c)
+                  for z in range(image.size_z)}
         new = self._make_image(group, image.name, image.size_x, image.size_y, image.size_z,
                                image.size_c, image.size_t, image.pixel_type, planes)
+        swapped: list[tuple[int, int]] = []
         try:
-            # first the files attached to the old image: Delete2 deletes an
-            # image's own FileAnnotations unless they are linked elsewhere
-            # (omero-blitz blitz-delete-rules.xml:210-216 and :234-237)
-            self._link_file_annotations(group, image.id, new.id)
+            # the annotations first: Delete2 deletes an image's comments, its
+            # map and XML annotations and its owner's files and tags unless
+            # they are linked elsewhere (blitz-delete-rules.xml:204-237)
+            self._link_annotations(group, held.links, new.id)
             for wsid, wid in samples:
                 self._swap_image(int(wid), int(wsid), new.id)
+                swapped.append((int(wid), int(wsid)))
+            # then ROIs and rendering settings, which Delete2 deletes with the
+            # image (:366, :436-448): moved in one call, all or none
+            self._move_held(held, image.id, new, group)
         except Exception:
-            self._remove_unfinished(new.id)  # its links go, the old image keeps its own
+            self._undo_rewrite(image.id, new.id, swapped)
             raise
         try:
             self.delete("Image", [image.id])
@@ -282,21 +319,92 @@ class DerivedPlateWrites(GatewayPlumbing):
                         image.id, new.id, e)
         return new
 
-    def _link_file_annotations(self, group: int, old_image: int, new_image: int) -> None:
-        """Link every FileAnnotation of ``old_image`` to ``new_image`` too (one call)."""
-        ids = [int(r[0]) for r in self._projection(Q.IMAGE_FILE_ANNOTATION_IDS, iid=old_image)]
-        if not ids:
+    def _held_by(self, image_id: int, group: int) -> Held:
+        """What hangs on an image and goes with it when it is deleted, read with
+        the caller's rights; PermissionDenied, before anything is changed, if
+        the caller may not carry all of it to another image: an annotation it
+        may not link (ANNOTATE on it: omero-server OmeroInterceptor.java:652-666),
+        a ROI or rendering settings it may not change (another user's outside a
+        read-write group: BasicACLVoter.java:376-400)."""
+        held = Held(links=self._find_all(Q.IMAGE_ANNOTATION_LINKS, group, iid=image_id),
+                    rois=self._find_all(Q.IMAGE_ROIS, group, iid=image_id),
+                    rdefs=self._find_all(Q.IMAGE_RENDERING_DEFS, group, iid=image_id))
+        lost = [_described(link.child) for link in held.links if not _allowed(link.child,
+                                                                              "canAnnotate")]
+        lost += [_described(o) for o in (*held.rois, *held.rdefs) if not _allowed(o, "canEdit")]
+        if lost:
+            text = (f"rewriting a plane of image {image_id} would lose what this user may "
+                    f"not move to the new image: {', '.join(lost)}")
+            log.warning("refused: %s", text)
+            raise PermissionDenied(text)
+        return held
+
+    def _find_all(self, query: str, group: int, **params: int) -> list[Any]:
+        p = omero.sys.ParametersI()
+        for k, v in params.items():
+            p.add(k, rlong(v))
+        ctx = self._ctx(group)
+        return list(self._call("IQuery.findAllByQuery",
+                               lambda sf: self._service(sf, "Query").findAllByQuery(query, p, ctx)))
+
+    def _link_annotations(self, group: int, links: Sequence[Any], new_image: int) -> None:
+        """Link every annotation of ``links`` to ``new_image`` too (one call,
+        one link per annotation: several users may have linked the same one,
+        and OMERO keeps (parent, child, owner) unique)."""
+        children = {int(old.child.id.val): type(old.child) for old in links}
+        if not children:
             return
-        links = []
-        for aid in ids:
+        new_links = []
+        for aid, cls in children.items():
             link = omero.model.ImageAnnotationLinkI()
             link.setParent(omero.model.ImageI(new_image, False))
-            link.setChild(omero.model.FileAnnotationI(aid, False))
-            links.append(link)
+            link.setChild(cls(aid, False))
+            new_links.append(link)
         ctx = self._ctx(group)
         self._call("IUpdate.saveAndReturnArray",
-                   lambda sf: self._service(sf, "Update").saveAndReturnArray(links, ctx),
+                   lambda sf: self._service(sf, "Update").saveAndReturnArray(new_links, ctx),
                    idempotent=False)
+
+    def _move_held(self, held: Held, old_image: int, new: ImageInfo, group: int) -> None:
+        """Point the ROIs at the new image and the rendering settings at its
+        pixels (one save). A lost reply is settled by reading where they are."""
+        moved = []
+        for roi in held.rois:
+            roi.image = omero.model.ImageI(new.id, False)
+            moved.append(roi)
+        for rdef in held.rdefs:
+            rdef.pixels = omero.model.PixelsI(new.pixels_id, False)
+            moved.append(rdef)
+        if not moved:
+            return
+        ctx = self._ctx(group)
+        try:
+            self._call("IUpdate.saveAndReturnArray",
+                       lambda sf: self._service(sf, "Update").saveAndReturnArray(moved, ctx),
+                       idempotent=False)
+        except (InvalidRequest, PermissionDenied, NotFound):
+            raise
+        except GatewayError:
+            left = self._find_all(Q.IMAGE_ROIS, group, iid=old_image) + \
+                self._find_all(Q.IMAGE_RENDERING_DEFS, group, iid=old_image)
+            if left:
+                raise
+            log.info("moving the ROIs and rendering settings of image %d failed after "
+                     "moving them: carrying on", old_image)
+
+    def _undo_rewrite(self, old_image: int, new_image: int,
+                      swapped: Sequence[tuple[int, int]]) -> None:
+        """Put the old image back in the wells it left and remove the new one
+        (with its links: the old image keeps its own). If a well cannot be put
+        back, the new image stays where it is (deleting it would fail)."""
+        try:
+            for wid, wsid in swapped:
+                self._swap_image(wid, wsid, old_image)
+        except GatewayError as e:
+            log.error("a failed rewrite could not put image %d back in its wells (%s): "
+                      "image %d stays in its place", old_image, e, new_image)
+            return
+        self._remove_unfinished(new_image)
 
     def _load_well(self, sf: Any, well_id: int, ctx: Any) -> Any:
         """The Well with its ordered WellSamples (the list a writer changes and
@@ -346,6 +454,32 @@ class DerivedPlateWrites(GatewayPlumbing):
             raise _delete_error(kind, ids, rsp)
         for i in ids:
             self._groups.pop((kind, int(i)), None)
+
+
+@dataclass(frozen=True)
+class Held:
+    """What hangs on an image (omero.model objects as IQuery returns them)."""
+
+    links: list[Any]
+    rois: list[Any]
+    rdefs: list[Any]
+
+
+def _allowed(obj: Any, right: str) -> bool:
+    """Whether the server says the caller has ``right`` ("canEdit", ...) on
+    ``obj`` (details.permissions restrictions, set on every loaded object by
+    omero-server BasicACLVoter.postProcess, BasicACLVoter.java:698-726)."""
+    perms = obj.getDetails().getPermissions() if obj.getDetails() is not None else None
+    return perms is None or bool(getattr(perms, right)())
+
+
+def _described(obj: Any) -> str:
+    """``MapAnnotation 12 of user 3``: an object for a log line."""
+    kind = type(obj).__name__.removesuffix("I")
+    details = obj.getDetails()
+    owner = details.getOwner() if details is not None else None
+    who = f" of user {owner.id.val}" if owner is not None and owner.id is not None else ""
+    return f"{kind} {obj.id.val}{who}"
 
 
 def _delete_error(kind: str, ids: Sequence[int], rsp: Any) -> GatewayError:

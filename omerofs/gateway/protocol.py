@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from .types import (
+    AccountInfo,
     FileAnnotationInfo,
     ImageInfo,
     PlaneIndex,
@@ -45,6 +46,14 @@ class Gateway(Protocol):
     @property
     def connected(self) -> bool:
         """True while a session is held (no server call to find out)."""
+
+    def account(self) -> AccountInfo:
+        """Who the session is: its user, whether an administrator (who lists
+        every group's plates), its groups. Asks the server once per session."""
+
+    @property
+    def known_account(self) -> AccountInfo | None:
+        """:meth:`account` if it was asked for already, else None (no server call)."""
 
     @property
     def calls(self) -> Mapping[str, int]:
@@ -122,7 +131,9 @@ class Gateway(Protocol):
     def create_plate(
         self, name: str, rows: int | None = None, columns: int | None = None
     ) -> PlateSummary:
-        """A new, empty Plate, marked as made by omerofs (``derived``)."""
+        """A new, empty Plate, marked as made by omerofs (``derived``), in the
+        group :meth:`AccountInfo.new_plate_group` chooses; PermissionDenied
+        when there is none (docs/semantics.rst)."""
 
     def create_well(self, plate_id: int, row: int, column: int) -> int:
         """A new Well on a plate; returns its id."""
@@ -151,7 +162,10 @@ class Gateway(Protocol):
         OMERO's pixels are write-once, so this makes a new image holding every
         plane (the others read back from ``image``), puts it in ``image``'s
         place in its well and deletes ``image``: the returned image has new
-        ids. Raises NotFound if ``image`` is in no well."""
+        ids. What hangs on ``image`` (annotation links, ROIs, rendering
+        settings) is carried to the new image; PermissionDenied, with nothing
+        changed, if the caller may not carry all of it. Raises NotFound if
+        ``image`` is in no well."""
 
     def delete(self, kind: str, ids: Sequence[int]) -> None:
         """Delete objects of an OMERO class (``"Plate"``, ``"Image"``...) and what they own."""

@@ -214,18 +214,40 @@ WELL_WITH_SAMPLES = (
 #: The fields showing an image. params: iid ; columns: wellsample id, well id
 IMAGE_WELL_SAMPLES = "select ws.id, ws.well.id from WellSample ws where ws.image.id = :iid"
 
-#: The FileAnnotations linked to an image (the ones a rewrite moves to the image
-#: that replaces it). params: iid ; columns: annotation id. The theta join of
-#: FILE_ANNOTATIONS' image links.
-IMAGE_FILE_ANNOTATION_IDS = (
-    "select a.id from ImageAnnotationLink l, FileAnnotation a "
-    "where l.child.id = a.id and l.parent.id = :iid order by a.id"
+#: The annotation links of an image, each with its annotation (any kind:
+#: File, Comment, Tag, Map, ...), as findAllByQuery returns them: the link's
+#: and the annotation's Details carry the caller's rights
+#: (details.permissions.canAnnotate() ...). The ones a rewrite carries to the
+#: image that replaces it. params: iid
+IMAGE_ANNOTATION_LINKS = (
+    "select l from ImageAnnotationLink l join fetch l.child where l.parent.id = :iid "
+    "order by l.id"
 )
 
-#: The image a createImage call made, found by the one-off description the
-#: call gave it (when its reply was lost). params: desc ; columns: image id.
-#: Image.description is a plain string property (omero-model core.ome.xml).
-IMAGE_BY_DESCRIPTION = "select i.id from Image i where i.description = :desc order by i.id"
+#: The ROIs of an image (Roi.image, omero-model roi.ome.xml:16), as
+#: findAllByQuery returns them (shapes unloaded), with the caller's rights.
+#: params: iid
+IMAGE_ROIS = "select r from Roi r where r.image.id = :iid order by r.id"
+
+#: The rendering settings (one RenderingDef per user who saved some) of an
+#: image's pixels (RenderingDef.pixels, display.ome.xml:29), as findAllByQuery
+#: returns them, with the caller's rights. params: iid
+IMAGE_RENDERING_DEFS = (
+    "select rd from RenderingDef rd where rd.pixels.image.id = :iid order by rd.id"
+)
+
+#: Images of a user, by name, made since a time and shown by no WellSample:
+#: where an image whose createImage reply was lost is found (newest first).
+#: params: uid (Experimenter id), name, since (rtime) ; columns: image id.
+#: Image has an index on owner_id (omero-model psql-footer.vm:57, every
+#: owned table) and WellSample one on image (:61-64, every foreign key): no
+#: scan of the image table. Image.name and description have none.
+IMAGES_UNPLACED = (
+    "select i.id from Image i where i.details.owner.id = :uid and i.name = :name "
+    "and i.details.creationEvent.time >= :since "
+    "and not exists (select ws.id from WellSample ws where ws.image.id = i.id) "
+    "order by i.id desc"
+)
 
 ALL = frozenset(
     {
@@ -238,7 +260,9 @@ ALL = frozenset(
         IMAGE_PIXELS,
         WELL_WITH_SAMPLES,
         IMAGE_WELL_SAMPLES,
-        IMAGE_FILE_ANNOTATION_IDS,
-        IMAGE_BY_DESCRIPTION,
+        IMAGE_ANNOTATION_LINKS,
+        IMAGE_ROIS,
+        IMAGE_RENDERING_DEFS,
+        IMAGES_UNPLACED,
     }
 )

@@ -294,3 +294,36 @@ class PlaneIndex:
     z: int
     c: int
     t: int
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """Who a session is, as OMERO's IAdmin says (getEventContext and
+    getSecurityRoles), learned once per session."""
+
+    user: str
+    user_id: int
+    #: a member of the ``system`` group: reads every group of the server
+    is_admin: bool
+    #: the session's group at login: the user's default group
+    group_id: int
+    group_name: str
+    #: the user's groups, default group first (EventContext.memberOfGroups)
+    member_of: tuple[int, ...]
+    #: the groups the user owns (EventContext.leaderOfGroups)
+    leader_of: tuple[int, ...] = ()
+    #: OMERO's own groups, ``system``, ``user`` and ``guest`` (Roles): no
+    #: user's data belongs in them
+    system_groups: frozenset[int] = frozenset({0, 1, 2})
+
+    def new_plate_group(self, configured: int) -> int | None:
+        """The group a new derived plate goes to (docs/semantics.rst, "Where
+        a new plate goes"), None for none: ``configured`` (the mount's
+        ``--group``) when it is not a system group; with no group configured
+        (-1) the session's group unless it is a system group (``system`` is
+        root's default group), else the lowest id of the user's other groups."""
+        if configured >= 0:
+            return None if configured in self.system_groups else configured
+        if self.group_id not in self.system_groups:
+            return self.group_id
+        return min((g for g in self.member_of if g not in self.system_groups), default=None)
