@@ -168,7 +168,7 @@ def bench_calls(b: Bench, ids: list[int]) -> None:
     gw.connect()
     now = [0.0]
     try:
-        ns = Namespace(gw, 16 << 20, timeouts=Timeouts(plate_ttl=60), clock=lambda: now[0])
+        ns = Namespace.build(gw, 16 << 20, timeouts=Timeouts(plate_ttl=60), clock=lambda: now[0])
         ns.load(ROOT_INODE)
         plate = ns.lookup(ROOT_INODE, f"plate_{ids[0]}")
         assert plate is not None

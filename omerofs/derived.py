@@ -25,30 +25,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import layout
-from .gateway import (
-    Gateway,
-    GatewayError,
-    ImageInfo,
-    PermissionDenied,
-    PlaneIndex,
-    TargetKind,
-)
+from .annotations import well_target
+from .gateway import Gateway, GatewayError, ImageInfo, PermissionDenied, PlaneIndex
 from .gateway.types import whole_plane_writable
-from .listing import Listings, plate_name_ok
+from .keys import LocalKey, PlaneKey
+from .kinds import IncomingState, PlaneState, PlateDir, RootDir, WellDir, WriteStatus
+from .listing import Listings
 from .planes import PlaneReader
 from .spool import PLANE, Entry, Spool, Upload
 from .tiff import decode_plane, pixel_type_of
-from .tree import (
-    FileState,
-    Kind,
-    Node,
-    NotYet,
-    PlaneState,
-    Tree,
-    WriteStatus,
-    check_name,
-    refuse,
-)
+from .tree import Node, NotYet, Tree, refuse
 
 log = logging.getLogger("omerofs.derived")
 
@@ -146,8 +132,8 @@ class DerivedPlates:
     # --- directories ----------------------------------------------------------------------
     def mkdir_plate(self, name: str) -> Node:
         """``mkdir <mnt>/<name>``: a new Plate on the server, listed by name."""
-        check_name(name, "mkdir")
-        if not plate_name_ok(name):
+        layout.check_name(name, "mkdir")
+        if not layout.plate_name_ok(name):
             raise refuse(errno.EINVAL, f"mkdir {name!r}: not a plate name (and plate_<id> "
                                        "names are the server's)")
         if self.tree.lookup(self.tree.root.ino, name) is not None:
@@ -171,8 +157,9 @@ class DerivedPlates:
         """A TIFF written into a well of a derived plate: spooled until its
         site's image is made."""
         plate = self.tree.node(well.parent)
-        if well.kind is not Kind.WELL or not plate.dir.derived:
-            raise refuse(errno.EACCES if well.kind is Kind.WELL else errno.EPERM,
+        is_well = isinstance(well.state, WellDir)
+        if not is_well or not plate.state_of(PlateDir).derived:
+            raise refuse(errno.EACCES if is_well else errno.EPERM,
                          f"create {name}: images of acquired plates are read-only; write "
                          "planes into a plate made with mkdir")
         parsed = layout.parse_plane_name_any(name)
@@ -184,12 +171,12 @@ class DerivedPlates:
         entry = self._plane_entry(spool, well, plate.plate_id, name)
         with self.tree.locked():
             existing = self.tree.lookup(well.ino, name)
-            if existing is not None and existing.kind is not Kind.PLANE:
+            if existing is not None and not isinstance(existing.state, PlaneState):
                 spool.remove(entry.id)
                 raise refuse(errno.EEXIST, f"create {name}: exists")
-            node = self.tree.new_node(("local", entry.id), Kind.INCOMING, name, well.ino,
-                                      time.time(), plate_id=plate.plate_id,
-                                      fstate=FileState(writers=1, status=WriteStatus.DIRTY))
+            node = self.tree.new_node(LocalKey(entry.id),
+                                      IncomingState(writers=1, status=WriteStatus.DIRTY), name,
+                                      well.ino, time.time(), plate_id=plate.plate_id)
             self.tree.bind_entry(node, entry)
             well.dir.add_child(name, node.ino)
         return node
@@ -199,12 +186,12 @@ class DerivedPlates:
         a new TIFF in the spool (checked at close); a plane being written
         gains a writer."""
         spool = self.tree.require_spool()
-        if node.kind is Kind.PLANE:
+        if isinstance(node.state, PlaneState):
             assert node.plate_id is not None
             entry = self._plane_entry(spool, self.tree.node(node.parent), node.plate_id,
                                       node.name)
             with self.tree.locked():
-                node.become_incoming(FileState(writers=1, status=WriteStatus.DIRTY))
+                node.become_incoming(IncomingState(writers=1, status=WriteStatus.DIRTY))
                 self.tree.bind_entry(node, entry)
             return
         f = node.file
@@ -227,9 +214,9 @@ class DerivedPlates:
     @staticmethod
     def _plane_entry(spool: Spool, well: Node, plate_id: int, name: str) -> Entry:
         """A new, empty spool entry for plane file ``name`` written into ``well``."""
-        assert well.dir.well_id is not None
-        return spool.create(Upload(plate_id=plate_id, target_kind=TargetKind.WELL,
-                                   target_id=well.dir.well_id, name=name), PLANE)
+        kind, well_id = well_target(well)
+        return spool.create(Upload(plate_id=plate_id, target_kind=kind, target_id=well_id,
+                                   name=name), PLANE)
 
     def _start_again(self, node: Node, spool: Spool) -> None:
         """A new, empty spooled copy for a written plane that was dropped; its
@@ -246,8 +233,8 @@ class DerivedPlates:
                 well.dir.add_child(node.name, node.ino)
 
     def _site(self, well: Node, site: int) -> SiteBuffer:
-        d = well.dir
-        assert d.well_id is not None and well.plate_id is not None
+        d = well.well
+        assert well.plate_id is not None
         key = (d.well_id, site)
         with self.tree.locked():
             buf = self._sites.get(key)
@@ -333,15 +320,14 @@ class DerivedPlates:
             buf.image = made
             well = self.tree.node(node.parent)
             with self.tree.locked():
-                sites = well.dir.sites
+                sites = well.well.sites
                 for site, image_id in list(sites.items()):
                     if image_id == old.id:
                         sites[site] = made.id  # text files of the site attach to the new one
             for _, ino in self.tree.listing(well.ino):
                 other = self.tree.node(ino)
-                if other.pstate is not None and other.pstate.image.id == old.id \
-                        and other.kind is Kind.PLANE:
-                    self._become_plane_of(other, made, other.pstate.plane)
+                if isinstance(other.state, PlaneState) and other.state.image.id == old.id:
+                    self._become_plane_of(other, made, other.state.plane)
             self.listings.invalidate_plate(buf.plate_id)
         self._become_plane_of(node, made if isinstance(made, ImageInfo) else old, plane)
 
@@ -350,10 +336,9 @@ class DerivedPlates:
         may still hold for the name goes on working, and the plate's next
         listing finds this node again for that plane (no new inode)."""
         with self.tree.locked():
-            node.pstate = PlaneState(image, plane, writable=True)
-            node.become_plane()
-            self.tree.bind_key(("plane", node.parent, image.pixels_id, plane.z, plane.c,
-                                plane.t), node.ino)  # the listing's key (listing.py)
+            node.become_plane(PlaneState(image, plane, writable=True))
+            self.tree.bind_key(PlaneKey(node.parent, image.pixels_id, plane.z, plane.c,
+                                plane.t), node.ino)  # the listing's key (plate_layout.py)
 
     def drop(self, node: Node) -> None:
         """Forget what was written into ``node`` (and its spool entry): a new
@@ -396,9 +381,10 @@ class DerivedPlates:
         now = self.clock()
         with self.tree.locked():
             sites = [b for b in self._sites.values() if b.planes and b.image is None
-                     and (scope is None or scope.kind is Kind.ROOT
-                          or (scope.kind is Kind.PLATE and b.plate_id == scope.plate_id)
-                          or (scope.kind is Kind.WELL and b.well_id == scope.dir.well_id))
+                     and (scope is None or isinstance(scope.state, RootDir)
+                          or (isinstance(scope.state, PlateDir) and b.plate_id == scope.plate_id)
+                          or (isinstance(scope.state, WellDir)
+                              and b.well_id == scope.state.well_id))
                      and (idle is None or now - b.last_write >= idle)]
         problems = []
         for buf in sites:

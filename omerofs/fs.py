@@ -33,9 +33,10 @@ from typing import Any, TypeVar, cast
 import pyfuse3
 import trio
 
-from . import xattrs
+from . import layout, xattrs
 from .gateway import errors as gwerr
-from .namespace import ROOT_INODE, Kind, Namespace, Node, NotYet
+from .kinds import Content, Ttl
+from .namespace import ROOT_INODE, Namespace, Node, NotYet, Unknown
 
 log = logging.getLogger("omerofs.fs")
 
@@ -86,9 +87,10 @@ def handler(fn: F) -> F:
         except trio.TooSlowError:
             log.error("%s: no answer within %.0f s -> EIO", call(), self.call_timeout)
             raise pyfuse3.FUSEError(errno.EIO) from None
-        except KeyError as e:  # an inode or handle we do not know (any more)
+        except Unknown as e:  # an inode or handle we do not know (any more)
             log.warning("%s: unknown %s -> ENOENT", call(), e)
             raise pyfuse3.FUSEError(errno.ENOENT) from None
+        # any other KeyError is a bug of the core: logged at ERROR below
         except Exception:
             log.exception("%s failed unexpectedly -> EIO", call())
             raise pyfuse3.FUSEError(errno.EIO) from None
@@ -105,11 +107,19 @@ def forget_name(parent: int, name: str) -> None:
         log.debug("invalidate %s: %r", name, e)
 
 
-def _name(raw: bytes, what: str) -> str:
-    """A request's name as text; ENAMETOOLONG past 255 bytes, as ext4 says."""
-    if len(raw) > 255:
-        raise OSError(errno.ENAMETOOLONG, f"{what}: names are limited to 255 bytes")
-    return os.fsdecode(raw)
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _known(table: dict[K, V], fh: K) -> V:
+    """A handle's entry; :class:`Unknown` (ENOENT) for a handle never given."""
+    try:
+        return table[fh]
+    except KeyError:
+        raise Unknown(f"handle {fh}") from None
+
+
+_name = layout.name_from_bytes
 
 
 def _brief(handler: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -166,10 +176,10 @@ class OmeroFS(pyfuse3.Operations):
             await self._blocking(self.ns.load, ino)
 
     def _ttl(self, node: Node) -> float:
-        t = self.ns.timeouts
-        if node.kind in (Kind.TEXT, Kind.INCOMING, Kind.STATUS, Kind.INDEX):
+        t, ttl = self.ns.timeouts, node.spec.ttl
+        if ttl is Ttl.SHORT:
             return 1.0  # written here and by other clients, or generated: look again soon
-        return t.root_ttl if node.kind in (Kind.PLATE, Kind.ROOT) else t.plate_ttl
+        return t.root_ttl if ttl is Ttl.ROOT else t.plate_ttl
 
     def _attr(self, node: Node) -> pyfuse3.EntryAttributes:
         """Attributes of a node; those of immutable nodes are built once
@@ -178,7 +188,7 @@ class OmeroFS(pyfuse3.Operations):
         a = self._attrs.get(node.ino) if immutable else None
         if a is not None:
             return a
-        if node.kind is Kind.INDEX:
+        if node.spec.content is Content.INDEX:
             self.ns.index_bytes(node.ino)  # its exact size: built from memory when first asked
         a = pyfuse3.EntryAttributes()
         a.st_ino = node.ino
@@ -192,7 +202,7 @@ class OmeroFS(pyfuse3.Operations):
         ns_time = int(node.mtime * 1e9)
         a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = ns_time
         a.entry_timeout = a.attr_timeout = self._ttl(node)
-        if immutable and node.kind in (Kind.PLANE, Kind.STACK):
+        if immutable and not node.is_dir:
             # an acquired plane's size, mode and times never change (OMERO pixels
             # are write-once): the kernel need not ask again while it holds the
             # inode. Its *name* keeps plate_ttl: a reload may drop the image.
@@ -260,7 +270,7 @@ class OmeroFS(pyfuse3.Operations):
 
     @handler
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
-        entries = self._dir_handles[fh]
+        entries = _known(self._dir_handles, fh)
         nodes = self.ns
         for i in range(start_id, len(entries)):
             name, ino = entries[i]
@@ -286,7 +296,7 @@ class OmeroFS(pyfuse3.Operations):
         s.f_blocks = s.f_bfree = s.f_bavail = free
         s.f_files = self.ns.inode_count()
         s.f_ffree = s.f_favail = 0
-        s.f_namemax = 255
+        s.f_namemax = layout.NAME_MAX
         return s
 
     # --- files ----------------------------------------------------------------------------
@@ -302,7 +312,7 @@ class OmeroFS(pyfuse3.Operations):
         writable = flags & os.O_ACCMODE != os.O_RDONLY
         truncate = bool(flags & os.O_TRUNC)
         node = self.ns.check_open(inode, writable, truncate)
-        if node.kind is Kind.STATUS:
+        if node.spec.content is Content.STATUS:
             fh = self._new_fh(inode, False)
             # one snapshot per open: reads at several offsets see one document
             self._snapshots[fh] = self._status(
@@ -315,13 +325,10 @@ class OmeroFS(pyfuse3.Operations):
         if writable or truncate:
             await self._blocking(self.ns.open_write, inode, truncate)
             return pyfuse3.FileInfo(fh=self._new_fh(inode, writable), keep_cache=False)
-        if node.kind is Kind.PLANE:
-            self.ns.prefetch_after(inode)
-            # acquired planes never change: let the page cache keep them across opens
-            return pyfuse3.FileInfo(fh=self._new_fh(inode, False), keep_cache=node.immutable)
-        if node.kind is Kind.STACK:
-            return pyfuse3.FileInfo(fh=self._new_fh(inode, False), keep_cache=True)
-        return pyfuse3.FileInfo(fh=self._new_fh(inode, False), keep_cache=False)
+        self.ns.prefetch_after(inode)  # of a plane only
+        # acquired planes and stacks never change: let the page cache keep
+        # them across opens
+        return pyfuse3.FileInfo(fh=self._new_fh(inode, False), keep_cache=node.keep_cache)
 
     @handler
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
@@ -334,7 +341,7 @@ class OmeroFS(pyfuse3.Operations):
 
     @handler
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        ino = self._files[fh][0]
+        ino = _known(self._files, fh)[0]
         if (snapshot := self._snapshots.get(fh)) is not None:
             return snapshot[off:off + size]
         self.counters["reads"] += 1
@@ -348,7 +355,7 @@ class OmeroFS(pyfuse3.Operations):
 
     @handler
     async def write(self, fh: int, off: int, buf: bytes) -> int:
-        ino, writable = self._files[fh]
+        ino, writable = _known(self._files, fh)
         if not writable:
             raise pyfuse3.FUSEError(errno.EBADF)
         return await self._blocking(self.ns.write, ino, off, buf)
@@ -356,20 +363,21 @@ class OmeroFS(pyfuse3.Operations):
     @handler
     async def flush(self, fh: int) -> None:
         self.counters["flushes"] += 1
-        ino, writable = self._files[fh]
+        ino, writable = _known(self._files, fh)
         if writable:  # close(): the upload's result is close()'s result
             await self._blocking(self.ns.flush, ino)
 
     @handler
     async def fsync(self, fh: int, datasync: bool) -> None:
-        ino, writable = self._files[fh]
+        ino, writable = _known(self._files, fh)
         if writable:
             await self._blocking(self.ns.flush, ino)
 
     @handler
     async def release(self, fh: int) -> None:
         self.counters["releases"] += 1
-        ino, writable = self._files.pop(fh)
+        ino, writable = _known(self._files, fh)
+        del self._files[fh]
         self._snapshots.pop(fh, None)
         if writable:
             await self._blocking(self.ns.release, ino)
@@ -416,7 +424,7 @@ class OmeroFS(pyfuse3.Operations):
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
         """fsync of a derived plate or well directory makes its sites' images;
         of the root, also uploads every pending file now (``omerofs sync``)."""
-        ino = self._dir_inodes[fh]
+        ino = _known(self._dir_inodes, fh)
         problems = await self._blocking(self.ns.sync, ino)
         if problems:
             log.error("fsync of directory: %s", "; ".join(problems))

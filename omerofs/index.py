@@ -35,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .gateway.types import ImageInfo
+from .layout import INDEX_DIR
 
 __all__ = [
     "IMAGE_SET_INDEX_NAME",
@@ -48,8 +49,6 @@ __all__ = [
     "plane_index_csv",
 ]
 
-#: Reserved directory of generated files in a plate directory (DESIGN.md section 1)
-INDEX_DIR = ".omerofs"
 PLANE_INDEX_NAME = "images.csv"
 IMAGE_SET_INDEX_NAME = "image_sets.csv"
 #: Unit of the physical size columns (ASCII, as ImageJ and bioio spell it)

@@ -1,12 +1,12 @@
 """Inode numbers: stable for the life of a mount, with little kept per file.
 
 A freed node (see :mod:`omerofs.tree`, node lifetime) must come back with
-the number it had, so every object identity (a key such as
-``("plane", well directory inode, pixels id, z, c, t)``) maps to one inode for
-good. Keeping that map for every plane of a big server would cost as much
-memory as the nodes themselves, so most numbers are computed instead:
+the number it had, so every object identity (a :data:`~omerofs.keys.NodeKey`
+such as :class:`~omerofs.keys.PlaneKey`) maps to one inode for good. Keeping
+that map for every plane of a big server would cost as much memory as the
+nodes themselves, so most numbers are computed instead:
 
-* a well's, from its plate, row and column;
+* a well's, from its plate, row and column (:class:`~omerofs.keys.WellKey`);
 * a plane's and a stack's, from the *showing* of its image (an image in one
   well directory) and, for a plane, its z, c and t. A listed showing is
   numbered by its WellSample id, which OMERO gives each image in each well
@@ -21,42 +21,40 @@ thread-safe: the tree calls it under its lock.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from .keys import Ino, NodeKey, PlaneKey, StackKey, WellKey
 
 # Computed inode ranges (64-bit, below 2**63): counted inodes stay far below
 # the first one. A key whose parts do not fit its range is counted instead.
 _WELL_BASE, _STACK_BASE, _PLANE_BASE = 1 << 60, 1 << 61, 1 << 62
 
-#: kinds of keys that name an image's showing: (kind, well directory inode,
-#: pixels id, ...) -> length of the whole key
-_SHOWING_KEYS = {"plane": 6, "stack": 3}
 #: showings numbered by their WellSample id are below this; counted ones from it
 _COUNTED_SHOWINGS = 1 << 30
 
 
-def computed_inode(key: Hashable) -> int | None:
-    """The inode of a well, plane or stack from numbers alone; None for other
-    keys or parts out of range.
+def well_inode(plate: int, row: int, column: int) -> Ino | None:
+    """plate < 2**36, row, column < 4096; else None."""
+    if 0 <= plate < 1 << 36 and 0 <= row < 1 << 12 and 0 <= column < 1 << 12:
+        return Ino(_WELL_BASE | plate << 24 | row << 12 | column)
+    return None
 
-    * ``("well", plate id, row, column)``: plate < 2**36, row, column < 4096;
-    * ``("stack", showing)``: showing < 2**31;
-    * ``("plane", showing, z, c, t)``: showing < 2**31, z < 2**11,
-      c < 2**6, t < 2**14.
-    """
-    if not isinstance(key, tuple) or not key:
-        return None
-    kind = key[0]
-    if kind == "plane" and len(key) == 5:
-        _, pix, z, c, t = key
-        if 0 <= pix < 1 << 31 and 0 <= z < 1 << 11 and 0 <= c < 1 << 6 and 0 <= t < 1 << 14:
-            return _PLANE_BASE | pix << 31 | t << 17 | c << 11 | z
-    elif kind == "well" and len(key) == 4:
-        _, plate, row, column = key
-        if isinstance(plate, int) and 0 <= plate < 1 << 36 and 0 <= row < 1 << 12 \
-                and 0 <= column < 1 << 12:
-            return _WELL_BASE | plate << 24 | row << 12 | column
-    elif kind == "stack" and len(key) == 2 and 0 <= key[1] < 1 << 31:
-        return _STACK_BASE | key[1]
+
+def stack_inode(showing: int) -> Ino | None:
+    """showing < 2**31; else None."""
+    return Ino(_STACK_BASE | showing) if 0 <= showing < 1 << 31 else None
+
+
+def plane_inode(showing: int, z: int, c: int, t: int) -> Ino | None:
+    """showing < 2**31, z < 2**11, c < 2**6, t < 2**14; else None."""
+    if 0 <= showing < 1 << 31 and 0 <= z < 1 << 11 and 0 <= c < 1 << 6 and 0 <= t < 1 << 14:
+        return Ino(_PLANE_BASE | showing << 31 | t << 17 | c << 11 | z)
+    return None
+
+
+def _computed(key: NodeKey, showing: int) -> Ino | None:
+    if isinstance(key, PlaneKey):
+        return plane_inode(showing, key.z, key.c, key.t)
+    if isinstance(key, StackKey):
+        return stack_inode(showing)
     return None
 
 
@@ -64,25 +62,27 @@ class Inodes:
     """Object identity -> inode: bound, else computed, else counted."""
 
     def __init__(self, first: int):
-        self._table: dict[Hashable, int] = {}
+        self._table: dict[NodeKey, Ino] = {}
         #: (well directory inode, pixels id) -> its showing number
-        self._showings: dict[tuple[object, object], int] = {}
+        self._showings: dict[tuple[Ino, int], int] = {}
         self._next = first
 
-    def of(self, key: Hashable, sample: int | None = None) -> int:
+    def of(self, key: NodeKey, sample: int | None = None) -> Ino:
         """The inode of ``key``, given once and kept for the mount. ``sample``:
         the WellSample id of a plane's or stack's showing (the caller gives
         it for a key every time, or never), which numbers the showing
         without a table entry."""
         ino = self._table.get(key)
         if ino is None:
-            if sample is not None and 0 <= sample < _COUNTED_SHOWINGS and \
-                    isinstance(key, tuple) and key and _SHOWING_KEYS.get(key[0]) == len(key):
-                ino = computed_inode((key[0], sample, *key[3:]))
-            else:
-                ino = computed_inode(self._by_showing(key))
+            if isinstance(key, WellKey):
+                ino = well_inode(key.plate_id, key.row, key.column)
+            elif isinstance(key, PlaneKey | StackKey):
+                if sample is not None and 0 <= sample < _COUNTED_SHOWINGS:
+                    ino = _computed(key, sample)
+                else:
+                    ino = _computed(key, self._counted_showing(key.showing))
             if ino is None:
-                ino = self._table[key] = self._next
+                ino = self._table[key] = Ino(self._next)
                 self._next += 1
         return ino
 
@@ -91,22 +91,17 @@ class Inodes:
         showings): what grows with what a mount has listed."""
         return len(self._table) + len(self._showings)
 
-    def known(self, key: Hashable) -> int | None:
+    def known(self, key: NodeKey) -> Ino | None:
         """The inode bound or counted for ``key``, if any (not computed ones)."""
         return self._table.get(key)
 
-    def bind(self, key: Hashable, ino: int) -> None:
+    def bind(self, key: NodeKey, ino: Ino) -> None:
         """From now on ``key`` is ``ino``."""
         self._table[key] = ino
 
-    def _by_showing(self, key: Hashable) -> Hashable:
-        """A plane's or stack's key with its (well directory, pixels id) pair
-        replaced by that showing's number, counted on first sight."""
-        if not (isinstance(key, tuple) and key
-                and _SHOWING_KEYS.get(key[0]) == len(key)):
-            return key
-        showing = (key[1], key[2])
+    def _counted_showing(self, showing: tuple[Ino, int]) -> int:
+        """A showing's number, counted on first sight."""
         n = self._showings.get(showing)
         if n is None:
             n = self._showings[showing] = _COUNTED_SHOWINGS + len(self._showings)
-        return (key[0], n, *key[3:])
+        return n

@@ -1,6 +1,6 @@
 """The one filename scheme of the mount: generate *and* parse, pure (no I/O).
 
-Namespace (DESIGN.md section 1)::
+Namespace (docs/namespace.rst, "File names")::
 
     <mnt>/plate_<id>/<WELL>/<WELL>_s<site:03d>_z<z:03d>_c<c:03d>.tif          size_t == 1
     <mnt>/plate_<id>/<WELL>/<WELL>_s<site:03d>_z<z:03d>_c<c:03d>_t<t:03d>.tif size_t > 1
@@ -17,27 +17,52 @@ sites are 1-based (``WellSample`` index + 1), z/c/t are 0-based.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from dataclasses import dataclass
 
+from .layout_files import (
+    COMPANION_NS,
+    MIMETYPES,
+    OMEROFS_NS,
+    TEXT_EXTENSIONS,
+    disambiguated,
+    is_read_only_annotation,
+    is_scratch_name,
+    is_text_name,
+    path_is_directory,
+    site_of_annotation,
+)
+
 __all__ = [
     "COMPANION_NS",
+    "INDEX_DIR",
     "MIMETYPES",
+    "NAME_MAX",
     "NO_RUN_DIR",
     "OMEROFS_NS",
+    "PLANE_SUFFIX",
     "PLATE_PREFIX",
     "RUN_PREFIX",
+    "STACK_SUFFIX",
+    "STATUS_NAME",
     "TEXT_EXTENSIONS",
     "PlaneKey",
     "PlaneName",
     "WellNaming",
+    "check_name",
+    "check_user_dir_name",
     "column_width",
     "disambiguated",
     "image_plane_names",
+    "is_plane_file_name",
     "is_read_only_annotation",
     "is_reserved_well_name",
+    "is_scratch_name",
     "is_text_name",
     "is_well_name",
+    "name_from_bytes",
     "parse_plane_name",
     "parse_plane_name_any",
     "parse_plate_dir_name",
@@ -47,6 +72,7 @@ __all__ = [
     "path_is_directory",
     "plane_name",
     "plate_dir_name",
+    "plate_name_ok",
     "row_name",
     "run_dir_name",
     "run_order",
@@ -74,8 +100,8 @@ _PLANE_RE = re.compile(
 )
 _PLATE_RE = re.compile(r"plate_(0|[1-9][0-9]*)")
 
-# Longest name component Linux filesystems accept (NAME_MAX).
-_NAME_MAX = 255
+#: the longest name component Linux filesystems accept (NAME_MAX), in bytes
+NAME_MAX = 255
 
 
 # --------------------------------------------------------------------------- rows, wells
@@ -413,7 +439,7 @@ def site_image_name(well: str, site: int) -> str:
 
 def stack_name(well: str, site: int) -> str:
     """The per-site stack file (``--stacks``): ``A01_s002.ome.tif``."""
-    return f"{site_image_name(well, site)}.ome.tif"
+    return f"{site_image_name(well, site)}{STACK_SUFFIX}"
 
 
 def site_numbers(well: str, samples: list[tuple[int, str]]) -> list[int]:
@@ -471,69 +497,16 @@ def parse_plate_dir_name(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-# --------------------------------------------------------------------------- text files
+# --------------------------------------------------------------------------- entry names
 
-TEXT_EXTENSIONS = frozenset({".json", ".csv", ".txt", ".tsv"})
-
-MIMETYPES: dict[str, str] = {
-    ".json": "application/json",
-    ".csv": "text/csv",
-    ".txt": "text/plain",
-    ".tsv": "text/tab-separated-values",
-}
-
-
-def _split_text_name(name: str) -> tuple[str, str] | None:
-    """(stem, extension) of a text file name, or None if it is not one."""
-    dot = name.rfind(".")
-    if dot <= 0:  # no extension, or a bare ".json" (a hidden file with no stem)
-        return None
-    ext = name[dot:]
-    if ext not in TEXT_EXTENSIONS:
-        return None
-    return name[:dot], ext
-
-
-def is_text_name(name: str) -> bool:
-    """True if ``name`` is a file that becomes a FileAnnotation.
-
-    The extension (after the last dot) must be one of :data:`TEXT_EXTENSIONS`
-    in lower case exactly: "x.CSV" is not a text name, because accepting both
-    cases would make the upper-case form a second, non-canonical spelling that
-    tools on case-sensitive filesystems would treat as a different file. The
-    stem must be non-empty (".json" alone is not a text name).
-    """
-    return _split_text_name(name) is not None
-
-
-def site_of_annotation(name: str, well: str) -> int | None:
-    """Site (1-based) whose Image a text file in ``well``'s directory attaches to.
-
-    The file attaches to a site when its stem (name minus the last extension)
-    starts with ``f"{well}_s{site:03d}"`` followed by ``_``, ``.`` or the end of
-    the stem: ``A01_s002.json``, ``A01_s002_masks.csv``, ``A01_s002.v2.txt``
-    -> 2. Otherwise (``notes.txt``, ``A01_s2.csv``, ``A01_s0002.csv``,
-    ``A01_s002x.csv``) the result is None and the file attaches to the Well.
-    Also None when ``name`` is not a text name at all (see :func:`is_text_name`).
-    """
-    split = _split_text_name(name)
-    if split is None:
-        return None
-    stem = split[0]
-    prefix = f"{well}_s"
-    if not stem.startswith(prefix):
-        return None
-    end = len(prefix)
-    while end < len(stem) and "0" <= stem[end] <= "9":
-        end += 1
-    digits = stem[len(prefix) : end]
-    if not digits or (end < len(stem) and stem[end] not in "_."):
-        return None
-    site = int(digits)
-    # Same canonical rule as plane names, so "A01_s001.json" sits next to "A01_s001_*.tif".
-    if site < 1 or f"{site:03d}" != digits:
-        return None
-    return site
+#: the mount's status file, at its root
+STATUS_NAME = ".omerofs-status"
+#: the reserved directory of generated files in a plate directory (docs/namespace)
+INDEX_DIR = ".omerofs"
+#: the suffix of a per-site stack (``--stacks``): an OME-TIFF
+STACK_SUFFIX = ".ome.tif"
+#: the suffix of plane files: a file created under such a name is a plane
+PLANE_SUFFIX = ".tif"
 
 
 def valid_entry_name(name: str) -> bool:
@@ -550,52 +523,48 @@ def valid_entry_name(name: str) -> bool:
         encoded = name.encode("utf-8")
     except UnicodeEncodeError:
         return False
-    return len(encoded) <= _NAME_MAX
+    return len(encoded) <= NAME_MAX
 
 
-#: the FileAnnotation namespace of files written through a mount
-OMEROFS_NS = "omerofs"
-#: omero.constants.namespaces.NSCOMPANIONFILE (omero-blitz Constants.ice:189):
-#: import companion files, among them OMERO 4's ``original_metadata.txt``,
-#: which OMERO parses as an image's original metadata
-#: (omero-blitz OriginalMetadataRequestI.java:148-164)
-COMPANION_NS = "openmicroscopy.org/omero/import/companionFile"
+def name_from_bytes(raw: bytes, what: str) -> str:
+    """A name as the kernel sent it, as text; ENAMETOOLONG past NAME_MAX
+    bytes, as ext4 says."""
+    if len(raw) > NAME_MAX:
+        raise OSError(errno.ENAMETOOLONG, f"{what}: names are limited to {NAME_MAX} bytes")
+    return os.fsdecode(raw)
 
 
-def path_is_directory(ns: str | None) -> bool:
-    """Does an annotation's ``OriginalFile.path`` name a user directory? Only
-    for files written through a mount: other clients store something else
-    there (OMERO.web the file's own name, omero-py the uploader's local
-    directory, the OMERO 4 importer a prefix of its own)."""
-    return ns == OMEROFS_NS
+def check_name(name: str, what: str) -> None:
+    """Refuse a name the server cannot hold: too long (ENAMETOOLONG), not
+    UTF-8 or otherwise not a single path component (EINVAL)."""
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:  # surrogate escapes: the bytes were not UTF-8
+        raise OSError(errno.EINVAL, f"{what}: the name is not UTF-8") from None
+    if size > NAME_MAX:
+        raise OSError(errno.ENAMETOOLONG, f"{what}: names are limited to {NAME_MAX} bytes")
+    if not valid_entry_name(name):
+        raise OSError(errno.EINVAL, f"{what} {name!r}: not a valid name")
 
 
-def is_read_only_annotation(ns: str | None) -> bool:
-    """Files listed but never changed through the mount: import companion
-    files (OMERO reads them back as the image's original metadata)."""
-    return ns == COMPANION_NS
+def is_plane_file_name(name: str) -> bool:
+    """Is a file created under ``name`` a plane (else a text or scratch file)?"""
+    return name.endswith(PLANE_SUFFIX)
 
 
-def disambiguated(name: str, annotation_id: int) -> str:
-    """The listed name of an annotation whose name another one in the same
-    directory already has (the older annotation, lower id, keeps the plain
-    name): ``counts.csv`` -> ``counts_ann1234.csv``."""
-    stem, dot, ext = name.rpartition(".")
-    return f"{stem}_ann{annotation_id}.{ext}" if dot else f"{name}_ann{annotation_id}"
+def plate_name_ok(name: str) -> bool:
+    """Can a derived plate be listed (and made) under ``name``? Not hidden, not
+    a ``plate_<id>`` name, not the status file."""
+    return (valid_entry_name(name) and not name.startswith(".")
+            and parse_plate_dir_name(name) is None and name != STATUS_NAME)
 
 
-# --------------------------------------------------------------------------- scratch names
-
-_SCRATCH_RE = re.compile(r"(\..+|.+~|.+\.(tmp|swp|swx|swo|part|bak)|tmp[A-Za-z0-9_]{6,}|4913)")
-
-
-def is_scratch_name(name: str) -> bool:
-    """True for the temporary files writers make next to their real output:
-    rsync's ``.name.XXXXXX``, editors' ``.name.swp``, ``name~`` and vim's
-    ``4913`` probe, Python's ``tmpXXXXXXXX``, ``*.tmp``/``*.part``/``*.bak``.
-
-    Such files are accepted and live only in the mount (never uploaded): they
-    exist so that write-then-rename works. A scratch file renamed to a text
-    name is uploaded like any text file. A text name is never a scratch name.
-    """
-    return not is_text_name(name) and _SCRATCH_RE.fullmatch(name) is not None
+def check_user_dir_name(name: str) -> None:
+    """Refuse a user directory name: hidden ones (EINVAL: the server keeps a
+    directory only as the path of its files, and hidden paths are not
+    listed) and names like wells (EPERM: reserved)."""
+    check_name(name, "mkdir")
+    if name.startswith("."):
+        raise OSError(errno.EINVAL, f"mkdir {name!r}: hidden directories are not kept")
+    if is_reserved_well_name(name):
+        raise OSError(errno.EPERM, f"mkdir {name}: names like wells are reserved")

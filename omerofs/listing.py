@@ -31,7 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import index, layout
+from . import layout
+from .annotations import AnnotationPlacer
 from .config import default
 from .gateway import (
     CallTimedOut,
@@ -39,17 +40,24 @@ from .gateway import (
     Gateway,
     GatewayError,
     NotFound,
-    PlaneIndex,
     PlateFingerprint,
     PlateSummary,
     ServerUnavailable,
-    TargetKind,
     TryLater,
 )
-from .gateway.types import WellInfo, WellSampleInfo
-from .plane_sizes import channel_file_sizes
-from .stack import stack_for
-from .tree import ROOT_INODE, DirState, FileState, Kind, Node, PlaneState, Tree
+from .gateway.types import WellInfo
+from .keys import (
+    Ino,
+    PlateId,
+    PlateKey,
+    WellKey,
+)
+from .kinds import (
+    PlateDir,
+    WellDir,
+)
+from .plate_layout import PlateLayout
+from .tree import ROOT_INODE, Node, Tree
 
 log = logging.getLogger("omerofs.listing")
 
@@ -85,45 +93,33 @@ class _Load:
 MAX_LISTED: int = default("max_listed")
 
 
-def plate_name_ok(name: str) -> bool:
-    """Can a derived plate be listed (and made) under ``name``?"""
-    return (layout.valid_entry_name(name) and not name.startswith(".")
-            and layout.parse_plate_dir_name(name) is None and name != ".omerofs-status")
-
-
 class Listings:
     """Loads directories from the server into the :class:`~omerofs.tree.Tree`."""
 
     def __init__(self, tree: Tree, gateway: Gateway, timeouts: Timeouts,
                  clock: Callable[[], float], stacks: bool = False,
-                 max_listed: int = MAX_LISTED):
+                 max_listed: int = MAX_LISTED, *, plates: PlateLayout | None = None,
+                 annotations: AnnotationPlacer | None = None):
         self.tree = tree
+        #: builds a plate's wells, runs, planes and index; places its files
+        self.plates = plates or PlateLayout(tree, clock, stacks)
+        self.annotations = annotations or AnnotationPlacer(tree)
         self.max_listed = max_listed
         #: loaded plate listings, least recently used first: plate inode -> nodes
-        self._live: OrderedDict[int, int] = OrderedDict()
+        self._live: OrderedDict[Ino, int] = OrderedDict()
         self._live_nodes = 0
         self.evictions = 0
-        self.stacks = stacks  # list a multi-page OME-TIFF per site too
         self.gateway = gateway
         self.timeouts = timeouts
         self.clock = clock
         #: directory inode -> its load under way (one at a time)
-        self._loads: dict[int, _Load] = {}
+        self._loads: dict[Ino, _Load] = {}
         self._closed = False
-        self._subdirs: dict[int, set[int]] = {}  # plate id -> user directory inodes
-        #: annotations deleted (or moved away) through this mount: a reload that
-        #: started before must not bring them back (ids are never reused)
-        self._deleted: set[int] = set()
-        self._index: dict[int, bytes] = {}  # generated index file inode -> its bytes
         #: the plates' rows as last listed (naming conventions for their wells)
-        self._summaries: dict[int, PlateSummary] = {}
-        #: plate id -> well directories of runs after the first (no Well files)
-        self._guests: dict[int, set[int]] = {}
-        #: plate id -> ids of its wells without a row or column (logged once)
-        self._unplaced: dict[int, tuple[int, ...]] = {}
+        self._summaries: dict[PlateId, PlateSummary] = {}
         #: plate inode -> the fingerprint of its listing (PlateFingerprint.key),
         #: absent when unknown or not to be trusted: the next reload loads
-        self._fingerprints: dict[int, tuple[object, ...]] = {}
+        self._fingerprints: dict[Ino, tuple[object, ...]] = {}
         #: plate reloads that kept the listing (fingerprint unchanged), and the others
         self.reloads_kept = 0
         self.reloads_full = 0
@@ -131,7 +127,7 @@ class Listings:
 
     # --- freshness ----------------------------------------------------------------------
     def _ttl(self, node: Node) -> float:
-        return self.timeouts.root_ttl if node.kind is Kind.ROOT else self.timeouts.plate_ttl
+        return self.timeouts.root_ttl if node.ino == ROOT_INODE else self.timeouts.plate_ttl
 
     def needs_load(self, ino: int) -> bool:
         """Non-blocking: must :meth:`load` run before this directory is listed?"""
@@ -148,7 +144,7 @@ class Listings:
 
     def _freed(self, node: Node) -> None:
         """A node left the tree (under the tree lock): what is kept for it goes."""
-        self._index.pop(node.ino, None)
+        self.plates.forget(node)
         self._fingerprints.pop(node.ino, None)
 
     def _keep(self, plate: Node, nodes: int) -> None:
@@ -172,7 +168,7 @@ class Listings:
         with self.tree.locked():
             for _, ino in self.tree.root.dir.listing():
                 node = self.tree.node(ino)
-                if node.kind is Kind.PLATE and node.plate_id == plate_id:
+                if isinstance(node.state, PlateDir) and node.plate_id == plate_id:
                     node.dir.loaded_at = float("-inf")
                     self._fingerprints.pop(ino, None)
 
@@ -190,13 +186,13 @@ class Listings:
         if first:
             self.load(ROOT_INODE)
             node = self.tree.lookup(ROOT_INODE, first) or self.plate_by_name(first)
-            if node is None or node.kind is not Kind.PLATE:
+            if node is None or not isinstance(node.state, PlateDir):
                 raise NotFound(f"no plate called {first!r} in the mount")
             owners = [node]
         else:
             owners = [self.tree.root] + [
                 self.tree.node(ino) for _, ino in self.tree.root.dir.listing()
-                if self.tree.node(ino).kind is Kind.PLATE]
+                if isinstance(self.tree.node(ino).state, PlateDir)]
         before = {}
         for owner in owners:
             if owner.dir.children is None:
@@ -205,10 +201,10 @@ class Listings:
             with self.tree.locked():
                 owner.dir.loaded_at = float("-inf")
                 self._fingerprints.pop(owner.ino, None)  # a refresh always loads
-        after: dict[tuple[int, str], int] = {}
+        after: dict[tuple[Ino, str], Ino] = {}
         for owner in owners:  # the root first: a plate gone from it is not asked for
             if owner.dir.children is None or (
-                    owner.kind is Kind.PLATE and self.tree.lookup(ROOT_INODE, owner.name)
+                    isinstance(owner.state, PlateDir) and self.tree.lookup(ROOT_INODE, owner.name)
                     is not owner):
                 continue
             try:
@@ -217,9 +213,6 @@ class Listings:
                 continue  # deleted on the server: every name in it is gone
             after.update(self.tree.entries_below(owner))
         return sorted(k for k, ino in before.items() if after.get(k) != ino)
-
-    def forget_annotation(self, annotation_id: int) -> None:
-        self._deleted.add(annotation_id)
 
     def load(self, ino: int) -> None:
         """Blocking: (re)load a directory from the server if it needs it.
@@ -291,7 +284,7 @@ class Listings:
     def _load_now(self, node: Node) -> None:
         started = self.clock()
         try:
-            if node.kind is Kind.ROOT:
+            if node.ino == ROOT_INODE:
                 self._apply_plates(self._patiently(self.gateway.list_plates))
             elif not self._unchanged(node):
                 self._load_plate(node, started)
@@ -331,7 +324,7 @@ class Listings:
         without wells) and keep the fingerprint of what was read."""
         assert node.plate_id is not None
         summary = PlateSummary(id=node.plate_id, name=node.name,
-                               created=node.mtime, derived=node.dir.derived)
+                               created=node.mtime, derived=node.state_of(PlateDir).derived)
         # the row the wells are named by (its naming conventions) and its version
         named_by = self._summaries.get(node.plate_id)
         structure = self._patiently(self.gateway.load_plate, node.plate_id, summary)
@@ -358,18 +351,19 @@ class Listings:
 
     # --- the root -------------------------------------------------------------------------
     def _plate_node(self, p: PlateSummary, name: str) -> Node:
-        self._summaries[p.id] = p
-        return self.tree.new_node(("plate", p.id), Kind.PLATE, name, ROOT_INODE,
-                                  p.created or self.tree.mounted_at, plate_id=p.id,
-                                  dstate=DirState(derived=p.derived))
+        plate_id = PlateId(p.id)
+        self._summaries[plate_id] = p
+        return self.tree.new_node(PlateKey(plate_id), PlateDir(derived=p.derived), name,
+                                  ROOT_INODE, p.created or self.tree.mounted_at,
+                                  plate_id=plate_id)
 
     def _apply_plates(self, plates: list[PlateSummary]) -> None:
         root = self.tree.root.dir
         with self.tree.locked():
-            children: dict[str, int] = {}
+            children: dict[str, Ino] = {}
             for p in plates:
                 name = layout.plate_dir_name(p.id)
-                if p.derived and plate_name_ok(p.name) and p.name not in children:
+                if p.derived and layout.plate_name_ok(p.name) and p.name not in children:
                     name = p.name  # the older of two same-named plates keeps the name
                 node = self._plate_node(p, name)
                 node.name = name
@@ -404,10 +398,10 @@ class Listings:
     def add_plate(self, plate: PlateSummary, mtime: float) -> Node:
         """A plate made here (``mkdir``): listed at once under its name."""
         with self.tree.locked():
-            node = self.tree.new_node(("plate", plate.id), Kind.PLATE, plate.name, ROOT_INODE,
-                                      mtime, plate_id=plate.id,
-                                      dstate=DirState(children={}, derived=True))
-            node.dir.set_children({index.INDEX_DIR: self._index_dir(node).ino})
+            node = self.tree.new_node(PlateKey(PlateId(plate.id)),
+                                      PlateDir(children={}, derived=True), plate.name,
+                                      ROOT_INODE, mtime, plate_id=PlateId(plate.id))
+            node.dir.set_children({layout.INDEX_DIR: self.plates.index_dir(node).ino})
             node.dir.loaded_at = self.clock()
             self.tree.root.dir.add_child(plate.name, node.ino)
             return node
@@ -416,9 +410,9 @@ class Listings:
                  mtime: float) -> Node:
         """A well made here in a derived plate: listed at once."""
         with self.tree.locked():
-            node = self.tree.new_node(("well", plate.plate_id, row, column), Kind.WELL, name,
-                                      plate.ino, mtime, plate_id=plate.plate_id,
-                                      dstate=DirState(children={}, well_id=well_id))
+            node = self.tree.new_node(WellKey(plate.known_plate_id, row, column),
+                                      WellDir(children={}, well_id=well_id), name,
+                                      plate.ino, mtime, plate_id=plate.plate_id)
             plate.dir.add_child(name, node.ino, local=False)
             return node
 
@@ -426,314 +420,31 @@ class Listings:
     def _apply_plate(self, plate: Node, summary: PlateSummary | None,
                      wells: tuple[WellInfo, ...],
                      anns: list[FileAnnotationInfo], started: float) -> tuple[int, bool]:
-        """Lay out a plate's listing (under the lock): its wells, or with two
-        or more runs one directory per run holding the wells (docs/namespace),
-        then its files; wells named by ``summary``'s conventions. Returns its
-        number of nodes, and whether a local entry changed after ``started``
-        was kept."""
-        assert plate.plate_id is not None
-        placed = [w for w in wells if w.row is not None and w.column is not None]
-        unplaced = tuple(sorted(w.id for w in wells if w.row is None or w.column is None))
-        if unplaced and self._unplaced.get(plate.plate_id) != unplaced:
-            # one line per plate (again only when the set changes), not per well or reload
-            log.warning("plate %d: %d well(s) without a row or column not listed (ids %s)",
-                        plate.plate_id, len(unplaced), ", ".join(map(str, unplaced)))
-        self._unplaced[plate.plate_id] = unplaced
-        naming = layout.WellNaming.for_plate(
-            summary.row_naming if summary else None, summary.column_naming if summary else None,
-            max([w.row + 1 for w in placed if w.row is not None] + [1]),
-            max([w.column + 1 for w in placed if w.column is not None] + [1]))
-        with_t = any(s.image.size_t > 1 for w in wells for s in w.samples)
-        starts = {s.run_id: s.run_start for w in placed for s in w.samples
-                  if s.run_id is not None}
-        runs: list[int | None] = list(layout.run_order(starts))
-        count = 0
+        """Lay out a plate's listing (:class:`~omerofs.plate_layout.PlateLayout`),
+        then place its files (:class:`~omerofs.annotations.AnnotationPlacer`),
+        under the lock. Returns its number of nodes, and whether a local entry
+        changed after ``started`` was kept."""
         with self.tree.locked():
-            plate_children: dict[str, int] = {}
-            well_of_image: dict[int, Node] = {}
-            well_by_id: dict[int, Node] = {}
-            self._guests.pop(plate.plate_id, None)
-            if len(runs) < 2:  # no run, or one: every field in its well, as always
-                for w in placed:
-                    well = self._well_dir(plate, plate, w, list(w.samples), naming, with_t,
-                                          ("well", plate.plate_id, w.row, w.column),
-                                          well_of_image)
-                    well_by_id[w.id] = well
-                    plate_children[well.name] = well.ino
-                    count += 1 + len(well.dir.children or {})
-            else:
-                if any(s.run_id is None for w in placed for s in w.samples):
-                    runs.append(None)
-                guests: set[int] = set()
-                for k, run_id in enumerate(runs, start=1):
-                    rname = layout.run_dir_name(k) if run_id is not None else layout.NO_RUN_DIR
-                    rdir = self.tree.new_node(("run", plate.plate_id, run_id), Kind.RUN, rname,
-                                              plate.ino, plate.mtime, plate_id=plate.plate_id,
-                                              dstate=DirState())
-                    rdir.name = rname  # a run started earlier than the others moves up
-                    run_children: dict[str, int] = {}
-                    for w in placed:
-                        samples = [s for s in w.samples if s.run_id == run_id]
-                        well = self._well_dir(plate, rdir, w, samples, naming, with_t,
-                                              ("well", plate.plate_id, w.row, w.column, run_id),
-                                              well_of_image)
-                        if k == 1:
-                            well_by_id[w.id] = well  # the Well's own files live in run_1
-                        else:
-                            guests.add(well.ino)
-                        run_children[well.name] = well.ino
-                        count += 1 + len(well.dir.children or {})
-                    count += 1
-                    rdir.dir.set_children(run_children)
-                    rdir.dir.loaded_at = self.clock()
-                    plate_children[rname] = rdir.ino
-                self._guests[plate.plate_id] = guests
-            plate_children[index.INDEX_DIR] = self._index_dir(plate).ino
-            plate.dir.set_children(plate_children)
-            # subdirectories made by hand stay; their server content is re-placed below
-            for ino in self._subdirs_of(plate):
-                self.tree.node(ino).dir.set_children({})
-            fresh_local = self._place_annotations(
-                plate, [a for a in anns if a.id not in self._deleted], well_by_id,
-                well_of_image, started)
+            built = self.plates.build(plate, summary, wells)
+            plate.dir.set_children(built.children)
+            self.annotations.clear_subdirs(plate)
+            fresh_local = self.annotations.place(plate, anns, built.well_by_id,
+                                                 built.well_of_image, started)
             plate.dir.loaded_at, plate.dir.error = self.clock(), None
-        return count + len(anns) + 3, fresh_local
+        return built.count + len(anns) + 3, fresh_local
 
     def takes_well_files(self, well: Node) -> bool:
-        """Can a file attached to the Well itself be made in this well
-        directory? Not in the wells of a multi-run plate's second and later
-        runs: the Well's files are listed in its ``run_1`` directory."""
-        return well.ino not in self._guests.get(well.plate_id or 0, ())
-
-    def _well_dir(self, plate: Node, parent: Node, w: WellInfo, samples: list[WellSampleInfo],
-                  naming: layout.WellNaming, with_t: bool, key: tuple[object, ...],
-                  well_of_image: dict[int, Node]) -> Node:
-        """One well directory holding ``samples`` (under the lock)."""
-        assert plate.plate_id is not None and w.row is not None and w.column is not None
-        mtime = plate.mtime
-        derived = plate.dir.derived
-        wname = naming.name(w.row, w.column)
-        well = self.tree.new_node(key, Kind.WELL, wname, parent.ino, mtime,
-                                  plate_id=plate.plate_id, dstate=DirState(well_id=w.id))
-        well.name = wname  # the plate's naming conventions may have changed since
-        files: dict[str, int] = {}
-        if parent is plate:
-            indexes = [s.index for s in samples]
-        else:  # sites count within the run, from its lowest index in this well
-            indexes = layout.run_site_indexes([s.index for s in samples])
-        sites = layout.site_numbers(wname, [(i, s.image.name)
-                                            for i, s in zip(indexes, samples, strict=True)])
-        wdir = well.dir
-        wdir.sites = {}
-        for sample, site in zip(samples, sites, strict=True):
-            image = sample.image
-            wdir.sites[site] = image.id
-            well_of_image[image.id] = well
-            try:
-                sizes = channel_file_sizes(image)
-            except ValueError as e:  # e.g. OMERO complex pixels
-                log.warning("image %d of plate %d not served: %s", image.id,
-                            plate.plate_id, e)
-                continue
-            for fname, z, c, t in layout.image_plane_names(
-                    wname, site, image.size_z, image.size_c, image.size_t, with_t):
-                state = PlaneState(image, PlaneIndex(z, c, t), derived)
-                size = sizes[c] if sizes is not None else state.tiff.file_size
-                # keyed by its well directory too: an image shown in wells of
-                # two plates is two files
-                f = self.tree.new_node(("plane", well.ino, image.pixels_id, z, c, t),
-                                       Kind.PLANE, fname, well.ino, mtime, size=size,
-                                       plate_id=plate.plate_id, pstate=state,
-                                       sample=sample.id)
-                # a written plane's node keeps its inode, takes the name; a
-                # field moved into a run's directory keeps its inode too
-                f.name, f.parent = fname, well.ino
-                files[fname] = f.ino
-            if self.stacks and not derived:
-                sname = layout.stack_name(wname, site)
-                st = self.tree.new_node(("stack", well.ino, image.pixels_id), Kind.STACK,
-                                        sname, well.ino, mtime, plate_id=plate.plate_id,
-                                        sample=sample.id)
-                st.parent = well.ino
-                if st.stack is None:
-                    st.stack = stack_for(image, (("omero.well", wname),
-                                                 ("omero.site", str(site))))
-                    st.size = st.stack.file_size
-                files[sname] = st.ino
-        wdir.set_children(files)
-        wdir.loaded_at = self.clock()
-        return well
-
-    # --- the generated index ----------------------------------------------------------------
-    def _index_dir(self, plate: Node) -> Node:
-        """``plate_N/.omerofs/``: its files are made again from each new listing
-        (their content is built when first asked for: :meth:`index_bytes`)."""
-        d = self.tree.new_node(("index_dir", plate.plate_id), Kind.INDEX_DIR, index.INDEX_DIR,
-                               plate.ino, plate.mtime, plate_id=plate.plate_id,
-                               dstate=DirState(children={}))
-        children = {}
-        for name in (index.PLANE_INDEX_NAME, index.IMAGE_SET_INDEX_NAME):
-            f = self.tree.new_node(("index", plate.plate_id, name), Kind.INDEX, name, d.ino,
-                                   plate.mtime, plate_id=plate.plate_id)
-            self._index.pop(f.ino, None)  # the listing changed: built again when read
-            children[name] = f.ino
-        d.dir.set_children(children)
-        d.dir.loaded_at = self.clock()
-        return d
+        """See :meth:`PlateLayout.takes_well_files`."""
+        return self.plates.takes_well_files(well)
 
     def index_bytes(self, node: Node) -> bytes:
-        """The content of a generated index file (from memory; built once per
-        plate listing). Sets the node's size."""
-        with self.tree.locked():
-            data = self._index.get(node.ino)
-            if data is None:
-                plate = self.tree.owner(self.tree.node(node.parent))
-                assert plate.plate_id is not None
-                entries = self._plane_entries(plate)
-                text = (index.plane_index_csv(plate.plate_id, entries)
-                        if node.name == index.PLANE_INDEX_NAME
-                        else index.image_set_csv(plate.plate_id, entries))
-                data = self._index[node.ino] = text.encode("utf-8")
-            node.size = len(data)
-            return data
-
-    def _plane_entries(self, plate: Node) -> list[index.PlaneEntry]:
-        out = []
-        wells: list[tuple[str, str, int]] = []  # (path prefix, well name, inode)
-        for name, ino in plate.dir.listing():
-            node = self.tree.node(ino)
-            if node.kind is Kind.WELL:
-                wells.append(("", name, ino))
-            elif node.kind is Kind.RUN:
-                wells.extend((f"{name}/", wname, wino) for wname, wino in node.dir.listing())
-        for prefix, wname, wino in wells:
-            well = self.tree.node(wino)
-            site_of = {image_id: site for site, image_id in well.dir.sites.items()}
-            for fname, fino in well.dir.listing():
-                p = self.tree.node(fino).pstate
-                if p is None or p.image.id not in site_of:
-                    continue
-                out.append(index.PlaneEntry(f"{prefix}{wname}/{fname}", wname, site_of[p.image.id],
-                                            p.plane.z, p.plane.c, p.plane.t, p.image,
-                                            well.dir.well_id))
-        return out
-
-    def _subdirs_of(self, plate: Node) -> list[int]:
-        return list(self._subdirs.get(plate.plate_id or 0, ()))
+        """See :meth:`PlateLayout.index_bytes`."""
+        return self.plates.index_bytes(node)
 
     def subdir(self, plate: Node, path: str) -> Node:
-        """The user directory at ``path`` below the plate, made if missing."""
-        parent = plate
-        so_far = ""
-        with self.tree.locked():
-            for part in path.split("/"):
-                so_far = f"{so_far}/{part}" if so_far else part
-                node = self.tree.new_node(("dir", plate.plate_id, so_far), Kind.SUBDIR, part,
-                                          parent.ino, plate.mtime, plate_id=plate.plate_id,
-                                          dstate=DirState(children={}, path=so_far))
-                self._subdirs.setdefault(plate.plate_id or 0, set()).add(node.ino)
-                d = node.dir
-                if d.children is None:
-                    d.children = {}
-                pdir = parent.dir
-                if pdir.children is None or pdir.children.get(part) != node.ino:
-                    pdir.add_child(part, node.ino, local=False)
-                parent = node
-        return parent
+        """See :meth:`AnnotationPlacer.subdir`."""
+        return self.annotations.subdir(plate, path)
 
-    def _directory_of(self, plate: Node, ann: FileAnnotationInfo, well_by_id: dict[int, Node],
-                      well_of_image: dict[int, Node]) -> Node | None:
-        """Where a text annotation is listed; None if this mount does not show it."""
-        if not (layout.is_text_name(ann.name) and layout.valid_entry_name(ann.name)):
-            return None  # not a file this mount serves (e.g. a PDF): see docs
-        if ann.target.kind is TargetKind.PLATE:
-            if not layout.path_is_directory(ann.ns):
-                return plate  # another client's path is no directory here (docs/namespace)
-            path = ann.path.strip("/")
-            parts = path.split("/") if path else []
-            if any(not layout.valid_entry_name(p) for p in parts):
-                return None
-            taken = (plate.dir.children or {}).get(parts[0]) if parts else None
-            if taken is not None and self.tree.node(taken).kind is not Kind.SUBDIR:
-                log.warning("plate %d: annotation %d not listed: its directory %r is a "
-                            "well's or a run's", plate.plate_id, ann.id, parts[0])
-                return None
-            return self.subdir(plate, path) if parts else plate
-        if ann.target.kind is TargetKind.WELL:
-            return well_by_id.get(ann.target.id)
-        return well_of_image.get(ann.target.id)
-
-    def _place_annotations(self, plate: Node, anns: list[FileAnnotationInfo],
-                           well_by_id: dict[int, Node], well_of_image: dict[int, Node],
-                           started: float) -> bool:
-        """Put each text annotation in its directory (under the lock). Local
-        entries changed after ``started`` (when the server was asked) stay as
-        they are: the answer may predate them. Returns whether there was one."""
-        fresh_local = False
-        placed: dict[int, list[FileAnnotationInfo]] = {}
-        for ann in anns:
-            directory = self._directory_of(plate, ann, well_by_id, well_of_image)
-            if directory is not None:
-                placed.setdefault(directory.ino, []).append(ann)
-        dirs = {plate.ino, *[w.ino for w in well_by_id.values()],
-                *[w.ino for w in well_of_image.values()], *self._subdirs_of(plate)}
-        for dino in dirs:
-            d = self.tree.node(dino).dir
-            # local entries first: they win their names
-            for name, ino in list(d.local.items()):
-                node = self.tree.get(ino)
-                if node is None:
-                    d.local.pop(name, None)
-                    continue
-                f = node.fstate
-                if node.kind is Kind.TEXT and f is not None and f.ann is not None \
-                        and f.entry is None and f.writers == 0 and f.changed_at < started:
-                    d.local.pop(name, None)  # uploaded: the server copy takes over
-                    continue
-                if f is not None and f.changed_at >= started:
-                    fresh_local = True
-                d.add_child(name, ino, local=True)
-            for ann in sorted(placed.get(dino, []), key=lambda a: a.id):
-                self._place(plate, dino, ann)
-        return fresh_local
-
-    def _left_by_failed_upload(self, ino: int, ann: FileAnnotationInfo) -> bool:
-        """Is ``ann`` what an ambiguous (possibly stored) upload of the local
-        file ``ino`` left on the server? Then it is that file, not a second one
-        to list beside it under a disambiguated name."""
-        node = self.tree.get(ino)
-        f = node.fstate if node is not None else None
-        e = f.entry if f is not None else None
-        if f is None or e is None or f.ann is not None or not e.ambiguous:
-            return False
-        u = e.upload
-        return (u.name, u.path, u.target_kind, u.target_id) == (
-            ann.name, ann.path, ann.target.kind.value, ann.target.id)
-
-    def _place(self, plate: Node, dino: int, ann: FileAnnotationInfo) -> None:
-        d = self.tree.node(dino).dir
-        # keyed by plate too: a file on an image shown in wells of two plates
-        # is listed in both (one node each, one annotation)
-        known = self.tree.known_inode(("ann", plate.plate_id, ann.id))
-        node = self.tree.get(known) if known is not None else None
-        if node is not None and node.name in self.tree.node(node.parent).dir.local:
-            if node.parent == dino:
-                node.file.ann = ann  # a local node (being written) for this annotation
-            return  # (or moved here since: the listing predates the move)
-        name = ann.name
-        taken = d.children or {}
-        if name in taken and taken[name] != known:
-            if self._left_by_failed_upload(taken[name], ann):
-                return  # that file's own copy: its retry adopts it (uploads.py)
-            name = layout.disambiguated(ann.name, ann.id)
-        # first seen from the server: a stable mtime (the plate's), so that
-        # tools comparing times (rsync, make) see the same value on every reload
-        node = self.tree.new_node(("ann", plate.plate_id, ann.id), Kind.TEXT, name, dino,
-                                  plate.mtime,
-                                  plate_id=plate.plate_id, fstate=FileState())
-        node.name, node.parent = name, dino
-        f = node.file
-        f.ann = ann
-        if f.entry is None:
-            node.size = ann.size
-        d.add_child(name, node.ino, local=False)
+    def forget_annotation(self, annotation_id: int) -> None:
+        """Never list this annotation again (deleted or moved away through us)."""
+        self.annotations.forget_annotation(annotation_id)

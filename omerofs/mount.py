@@ -270,10 +270,11 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
         gateway.close()
         report(str(e))
         return 1
-    ns = Namespace(gateway, cfg.cache_bytes, timeouts=cfg.timeouts,
-                   prefetch_depth=cfg.prefetch, prefetch_workers=prefetch_threads(cfg.prefetch),
-                   spool=spool, max_file_bytes=cfg.max_file_bytes, on_removed=forget_name,
-                   stacks=cfg.stacks, max_listed=cfg.max_listed)
+    ns = Namespace.build(gateway, cfg.cache_bytes, timeouts=cfg.timeouts,
+                         prefetch_depth=cfg.prefetch,
+                         prefetch_workers=prefetch_threads(cfg.prefetch),
+                         spool=spool, max_file_bytes=cfg.max_file_bytes,
+                         on_removed=forget_name, stacks=cfg.stacks, max_listed=cfg.max_listed)
     info = MountInfo(server=cfg.connection.url, user=cfg.connection.user,
                      mountpoint=str(cfg.mountpoint), spool=str(spool.root))
 

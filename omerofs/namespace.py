@@ -25,61 +25,92 @@ from __future__ import annotations
 import errno
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from . import layout, xattrs
+from . import layout, permissions, xattrs
 from .config import default, prefetch_threads
 from .derived import DerivedPlates
 from .gateway import Gateway
+from .keys import Ino
+from .kinds import (
+    Content,
+    IncomingState,
+    Kind,
+    PlaneState,
+    PlateDir,
+    RootDir,
+    TextState,
+    WriteStatus,
+)
+from .layout import STATUS_NAME, check_name
 from .listing import MAX_LISTED, Listings, Timeouts
 from .planes import PlaneReader
 from .spool import PLANE, SCRATCH, Entry, Spool
 from .textfiles import TextFiles
-from .tree import (
-    ROOT_INODE,
-    SPOOLED_KINDS,
-    STATUS_NAME,
-    Kind,
-    Node,
-    NotYet,
-    Tree,
-    WriteStatus,
-    check_name,
-    refuse,
-)
+from .tree import ROOT_INODE, Node, NotYet, Tree, Unknown, refuse
 
 __all__ = ["ROOT_INODE", "STATUS_NAME", "Kind", "Namespace", "Node", "NotYet", "Timeouts",
+           "Unknown",
            "WriteStatus"]
 
 
+@dataclass(frozen=True)
+class Parts:
+    """The collaborators a :class:`Namespace` is made of (S3QL's
+    ``Operations`` style): each built on the one tree, none rebound later."""
+
+    gateway: Gateway
+    tree: Tree
+    listings: Listings
+    planes: PlaneReader
+    text: TextFiles
+    derived: DerivedPlates
+    timeouts: Timeouts
+    clock: Callable[[], float]
+
+
 class Namespace:
-    """Plates, wells, planes and written files of one mount.
+    """Plates, wells, planes and written files of one mount, over its
+    :class:`Parts` (see :meth:`build` for the usual set)."""
 
-    ``on_removed(parent inode, name)`` is told (outside every lock) when a
-    name goes away by itself rather than by a request of the kernel's.
-    Defaults are the settings table's (:func:`omerofs.config.default`):
-    ``prefetch_depth`` 8, as every mount has used (this class once said 4,
-    which only code building a Namespace directly got)."""
+    def __init__(self, parts: Parts):
+        self.parts = parts
+        self.gateway = parts.gateway
+        self.tree = parts.tree
+        self.spool = parts.tree.spool
+        self.listings = parts.listings
+        self.planes = parts.planes
+        self.text = parts.text
+        self.derived = parts.derived
+        self.timeouts = parts.timeouts
+        self.clock = parts.clock
+        self.mounted_at = parts.tree.mounted_at
 
-    def __init__(self, gateway: Gateway, cache_budget: int, *, timeouts: Timeouts | None = None,
-                 prefetch_depth: int = default("prefetch"),
-                 prefetch_workers: int = prefetch_threads(default("prefetch")),
-                 spool: Spool | None = None, max_file_bytes: int = default("max_file_mb") << 20,
-                 clock: Callable[[], float] = time.monotonic,
-                 on_removed: Callable[[int, str], None] | None = None, stacks: bool = False,
-                 max_listed: int = MAX_LISTED):
-        self.gateway = gateway
-        self.timeouts = timeouts or Timeouts()
-        self.spool = spool
-        self.clock = clock
-        self.mounted_at = time.time()
-        self.tree = Tree(self.mounted_at, spool, on_removed)
-        self.listings = Listings(self.tree, gateway, self.timeouts, clock, stacks, max_listed)
-        self.planes = PlaneReader(self.tree, gateway, cache_budget, prefetch_depth=prefetch_depth,
-                                  prefetch_workers=prefetch_workers)
-        self.text = TextFiles(self.tree, gateway, self.listings, self.planes,
-                              max_file_bytes=max_file_bytes, clock=clock)
-        self.derived = DerivedPlates(self.tree, gateway, self.listings, self.planes, clock)
-        self.text.drop_leftover_scratch()
+    @classmethod
+    def build(cls, gateway: Gateway, cache_budget: int, *, timeouts: Timeouts | None = None,
+              prefetch_depth: int = default("prefetch"),
+              prefetch_workers: int = prefetch_threads(default("prefetch")),
+              spool: Spool | None = None, max_file_bytes: int = default("max_file_mb") << 20,
+              clock: Callable[[], float] = time.monotonic,
+              on_removed: Callable[[int, str], None] | None = None, stacks: bool = False,
+              max_listed: int = MAX_LISTED) -> Namespace:
+        """The parts of a mount, built on one :class:`~omerofs.tree.Tree`;
+        scratch files an earlier mount left in ``spool`` are dropped.
+        ``on_removed(parent inode, name)`` is told (outside every lock) when
+        a name goes away by itself rather than by a request of the kernel's.
+        Defaults are the settings table's (:func:`omerofs.config.default`):
+        ``prefetch_depth`` 8, as every mount has used (this class once said
+        4, which only code building a Namespace directly got)."""
+        timeouts = timeouts or Timeouts()
+        tree = Tree(time.time(), spool, on_removed)
+        listings = Listings(tree, gateway, timeouts, clock, stacks, max_listed)
+        planes = PlaneReader(tree, gateway, cache_budget, prefetch_depth=prefetch_depth,
+                             prefetch_workers=prefetch_workers)
+        text = TextFiles(tree, gateway, listings, planes, max_file_bytes=max_file_bytes,
+                         clock=clock)
+        derived = DerivedPlates(tree, gateway, listings, planes, clock)
+        text.drop_leftover_scratch()
+        return cls(Parts(gateway, tree, listings, planes, text, derived, timeouts, clock))
 
     @property
     def cache(self):
@@ -95,7 +126,7 @@ class Namespace:
 
     # --- names (non-blocking unless said) ---------------------------------------------------
     def node(self, ino: int) -> Node:
-        """Non-blocking. KeyError for an unknown inode."""
+        """Non-blocking. :class:`~omerofs.tree.Unknown` for an unknown inode."""
         return self.tree.node(ino)
 
     def inode_count(self) -> int:
@@ -112,7 +143,7 @@ class Namespace:
         (the node is freed then unless a loaded listing shows it)."""
         return self.tree.forget(ino, n)
 
-    def open_listing(self, ino: int) -> list[tuple[str, int]] | None:
+    def open_listing(self, ino: int) -> list[tuple[str, Ino]] | None:
         """A directory handle is opened on ``ino``: its listing (name, inode),
         sorted, with its plate's listing pinned (not dropped) until
         :meth:`close_listing`; None if the listing was dropped since it was
@@ -122,7 +153,7 @@ class Namespace:
             owner = self.tree.owner(node)
             if owner.dir.children is None:
                 return None
-            if owner.kind is Kind.PLATE:
+            if isinstance(owner.state, PlateDir):
                 owner.dir.pins += 1
             return self.tree.listing(ino)
 
@@ -132,14 +163,14 @@ class Namespace:
             node = self.tree.get(ino)
             if node is not None:
                 owner = self.tree.owner(node)
-                if owner.kind is Kind.PLATE:
+                if isinstance(owner.state, PlateDir):
                     owner.dir.pins = max(0, owner.dir.pins - 1)
 
     def lookup(self, parent: int, name: str) -> Node | None:
         """Non-blocking: the child called ``name``, or None (after :meth:`load`)."""
         return self.tree.lookup(parent, name)
 
-    def listing(self, ino: int) -> list[tuple[str, int]]:
+    def listing(self, ino: int) -> list[tuple[str, Ino]]:
         """Non-blocking: a directory's (name, inode) pairs, sorted."""
         return self.tree.listing(ino)
 
@@ -162,46 +193,23 @@ class Namespace:
         """Blocking: a plate created since the root was listed (one call)."""
         return self.listings.plate_by_name(name)
 
-    # --- permissions (non-blocking) -----------------------------------------------------------
+    # --- permissions (non-blocking): omerofs.permissions ------------------------------------
     def check_open(self, ino: int, write: bool, truncate: bool) -> Node:
         """Refuse an open this file does not allow; returns the node."""
         node = self.tree.node(ino)
-        if node.is_dir:
-            raise refuse(errno.EISDIR, f"open {node.name}: a directory")
-        if write or truncate:
-            self._check_writable(node, "write")
+        permissions.check_open(self.tree, node, write, truncate)
         return node
 
     def check_setattr(self, ino: int, size: bool, owner: bool) -> Node:
         """Refuse a truncate (``size``) or chmod/chown (``owner``) the file
-        does not allow. Modes and owners of anything else are accepted and
-        ignored (see docs/semantics)."""
+        does not allow; returns the node."""
         node = self.tree.node(ino)
-        if size:
-            self._check_writable(node, "truncate")
-            if node.kind not in SPOOLED_KINDS:
-                raise refuse(errno.EACCES, f"refused truncate of {node.name}: read-only")
-        elif owner and node.kind in (Kind.PLANE, Kind.STATUS):
-            raise refuse(errno.EACCES, f"refused chmod/chown of {node.name}: read-only")
+        permissions.check_setattr(self.tree, node, size, owner)
         return node
-
-    def _check_writable(self, node: Node, what: str) -> None:
-        if node.kind in (Kind.STATUS, Kind.INDEX, Kind.STACK) or (node.kind is Kind.PLANE
-                                                       and not node.writable_plane):
-            raise refuse(errno.EACCES, f"refused {what} of {node.name}: images of acquired "
-                                       "plates and the status file are read-only")
-        if node.read_only_file:
-            raise refuse(errno.EACCES, f"refused {what} of {node.name}: an import companion "
-                                       "file, read-only (docs/semantics)")
-        if node.is_dir:
-            raise refuse(errno.EISDIR, f"{what} {node.name}: a directory")
-        self.tree.require_spool()
 
     def _writable_dir(self, parent: int, what: str) -> Node:
         d = self.tree.node(parent)
-        if d.kind not in (Kind.PLATE, Kind.WELL, Kind.SUBDIR):
-            raise refuse(errno.EPERM, f"{what}: only plate, well and user directories "
-                                      "take files")
+        permissions.check_takes_files(d, what)
         return d
 
     # --- extended attributes (non-blocking) -----------------------------------------------------
@@ -209,31 +217,18 @@ class Namespace:
         """The read-only ``user.omero.*`` attributes of an entry (see
         :mod:`omerofs.xattrs`): ids and calibration, from memory."""
         node = self.tree.node(ino)
-        plate_id = node.plate_id
-        if node.kind is Kind.PLANE:
-            p = node.plane
-            well_id = self.tree.node(node.parent).dir.well_id
-            return xattrs.plane_xattrs(p.image, p.plane.z, p.plane.c, p.plane.t, well_id,
-                                       plate_id)
-        if node.kind is Kind.STACK and node.stack is not None:
-            well_id = self.tree.node(node.parent).dir.well_id
-            return xattrs.stack_xattrs(node.stack.image, well_id, plate_id)
-        if node.kind is Kind.WELL and node.dir.well_id is not None and plate_id is not None:
-            return xattrs.well_xattrs(node.dir.well_id, plate_id)
-        if node.kind in (Kind.PLATE, Kind.SUBDIR, Kind.RUN) and plate_id is not None:
-            return xattrs.plate_xattrs(plate_id)
-        if node.kind is Kind.TEXT and node.file.ann is not None:
-            ann = node.file.ann
-            return xattrs.annotation_xattrs(ann.id, ann.file_id)
-        return {}
+        return xattrs.node_xattrs(node, self.tree.node(node.parent))
 
     # --- reading ------------------------------------------------------------------------------
     def read_cached(self, ino: int, offset: int, size: int) -> bytes | None:
         """Non-blocking: the bytes if no server call is needed, else None."""
         node = self.tree.node(ino)
-        if node.kind is Kind.STACK:
-            return self.planes.read_stack_cached(node, offset, size)
-        return self.planes.read_cached(node, offset, size)
+        content = node.spec.content
+        if content is Content.PIXELS:
+            return self.planes.read_pixels_cached(node, offset, size)
+        if content is Content.PLANE:
+            return self.planes.read_cached(node, offset, size)
+        return None
 
     def index_bytes(self, ino: int) -> bytes:
         """Non-blocking (memory and CPU only): a generated index file's bytes;
@@ -243,13 +238,14 @@ class Namespace:
     def read(self, ino: int, offset: int, size: int) -> bytes:
         """Blocking: bytes [offset, offset+size) of a file."""
         node = self.tree.node(ino)
-        if node.kind is Kind.INDEX:
+        content = node.spec.content
+        if content is Content.INDEX:
             return self.index_bytes(ino)[offset:offset + size]
-        if node.kind is Kind.STACK:
-            return self.planes.read_stack(node, offset, size)
-        if node.kind in SPOOLED_KINDS:
+        if content is Content.PIXELS:
+            return self.planes.read_pixels(node, offset, size)
+        if content is Content.SPOOL:
             return self.text.read(node, offset, size)
-        if node.kind is not Kind.PLANE:
+        if content is not Content.PLANE:
             raise refuse(errno.EINVAL, f"read {node.name}: not a file with content here")
         return self.planes.read(node, offset, size)
 
@@ -262,15 +258,15 @@ class Namespace:
         """Blocking (local disk): a new, empty, open-for-writing file."""
         directory = self._writable_dir(parent, f"create {name}")
         check_name(name, "create")
-        if name.endswith(".tif"):
+        if layout.is_plane_file_name(name):
             return self.derived.create_plane(directory, name)
         return self.text.create(directory, name)
 
     def open_write(self, ino: int, truncate: bool) -> None:
         """Blocking: prepare a file for writing (spool a copy of its content)."""
         node = self.tree.node(ino)
-        self._check_writable(node, "write")
-        if node.kind in (Kind.PLANE, Kind.INCOMING):
+        permissions.check_writable(self.tree, node, "write")
+        if isinstance(node.state, PlaneState | IncomingState):
             self.derived.open_write(node, truncate)
         else:
             self.text.open_write(node, truncate)
@@ -292,92 +288,62 @@ class Namespace:
     def set_mtime(self, ino: int, mtime: float) -> None:
         """Non-blocking: ``utimes`` on a written file (kept for the mount's life)."""
         node = self.tree.node(ino)
-        if node.kind in SPOOLED_KINDS:
+        if node.spec.spooled:
             self.text.set_mtime(node, mtime)
 
     def flush(self, ino: int) -> None:
         """Blocking: upload a changed text file, or check a written plane (close
         and fsync call this). Errors are close's and fsync's errors."""
         node = self.tree.node(ino)
-        if node.kind is Kind.INCOMING:
+        if isinstance(node.state, IncomingState):
             self.derived.accept(node)
-        elif node.kind is Kind.TEXT:
+        elif isinstance(node.state, TextState):
             self.text.flush(node)
 
     def release(self, ino: int) -> None:
         """Blocking (local disk): a writer closed the file."""
         node = self.tree.node(ino)
-        if node.kind is Kind.INCOMING:
+        if isinstance(node.state, IncomingState):
             self.derived.release(node)
-        elif node.kind is Kind.TEXT:
+        elif isinstance(node.state, TextState):
             self.text.release(node)
 
     def unlink(self, parent: int, name: str) -> None:
         """Blocking: delete a file (its annotation on the server, its spool entry)."""
         check_name(name, "unlink")
-        node = self.tree.lookup(parent, name)
-        if node is None:
-            raise refuse(errno.ENOENT, f"unlink {name}: no such file")
-        if node.read_only_file:
-            raise refuse(errno.EACCES, f"refused unlink of {name}: an import companion file, "
-                                       "read-only (docs/semantics)")
-        if node.kind is Kind.INCOMING:
+        node = permissions.check_unlink(self.tree.lookup(parent, name), name)
+        if isinstance(node.state, IncomingState):
             self.derived.unlink(node)
-        elif node.kind is Kind.TEXT:
-            self.text.unlink(self.tree.node(parent), node)
         else:
-            raise refuse(errno.EISDIR if node.is_dir else errno.EACCES,
-                         f"unlink {name}: images are read-only")
+            self.text.unlink(self.tree.node(parent), node)
 
     def mkdir(self, parent: int, name: str) -> Node:
         """Blocking: a derived plate (at the root), a well (in a derived plate)
         or a user directory below a plate (kept until unmount while empty)."""
         d = self.tree.node(parent)
-        if d.kind is Kind.ROOT:
+        if isinstance(d.state, RootDir):
             return self.derived.mkdir_plate(name)
-        if d.kind is Kind.PLATE and d.dir.derived and layout.is_well_name(name):
+        if isinstance(d.state, PlateDir) and d.state.derived and layout.is_well_name(name):
             return self.derived.mkdir_well(d, name)
-        if d.kind not in (Kind.PLATE, Kind.SUBDIR):
-            raise refuse(errno.EPERM, f"mkdir {name}: directories can be made in plate "
-                                      "directories only")
+        permissions.check_takes_dirs(d, name)
         return self.text.mkdir(d, name)
 
     def rmdir(self, parent: int, name: str) -> None:
         check_name(name, "rmdir")
-        node = self.tree.lookup(parent, name)
-        if node is None:
-            raise refuse(errno.ENOENT, f"rmdir {name}: no such directory")
-        if node.kind is not Kind.SUBDIR:
-            raise refuse(errno.EACCES if node.is_dir else errno.ENOTDIR,
-                         f"rmdir {name}: only user directories can be removed")
+        node = permissions.check_rmdir(self.tree.lookup(parent, name), name)
         self.text.rmdir(self.tree.node(parent), node)
 
     def rename(self, old_parent: int, old: str, new_parent: int, new: str,
                noreplace: bool = False) -> None:
         """Blocking: move a text or scratch file (see docs/semantics)."""
         check_name(old, "rename")
-        src = self.tree.lookup(old_parent, old)
-        if src is None:
-            raise refuse(errno.ENOENT, f"rename {old}: no such file")
-        if src.kind is not Kind.TEXT:
-            raise refuse(errno.EACCES if src.kind is not Kind.SUBDIR else errno.EPERM,
-                         f"rename {old}: only text files can be renamed")
-        if src.read_only_file:
-            raise refuse(errno.EACCES, f"refused rename of {old}: an import companion file, "
-                                       "read-only (docs/semantics)")
+        src = permissions.check_rename_source(self.tree.lookup(old_parent, old), old)
         directory = self._writable_dir(new_parent, f"rename to {new}")
         check_name(new, "rename")
         dst = self.tree.lookup(new_parent, new)
         if dst is src:
             return
-        if dst is not None and noreplace:
-            raise refuse(errno.EEXIST, f"rename to {new}: exists")
-        if dst is not None and dst.read_only_file:
-            raise refuse(errno.EACCES, f"refused rename to {new}: an import companion file, "
-                                       "read-only (docs/semantics)")
-        if dst is not None and dst.kind is not Kind.TEXT:
-            raise refuse(errno.EISDIR if dst.is_dir else errno.EACCES,
-                         f"rename to {new}: cannot replace it")
+        permissions.check_rename_target(dst, new, noreplace)
         self.text.rename(src, directory, new, dst)
 
     # --- background work --------------------------------------------------------------------------

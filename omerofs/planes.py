@@ -17,12 +17,14 @@ plane (benchmarks/per_file.py).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 
 from .cache import PlaneCache
 from .gateway import FileAnnotationInfo, Gateway, ImageInfo, PlaneIndex
 from .gateway.batches import TimepointReader
-from .tree import Kind, Node, PlaneState, Tree, file_key
+from .keys import CacheKey, FileKey, Ino, PixelsKey
+from .kinds import PixelFile, PlaneState, WellDir
+from .tree import Node, Tree
 
 #: bytes of planes a sequential reader should find fetched ahead of it
 PREFETCH_BYTES = 32 << 20
@@ -32,15 +34,14 @@ PREFETCH_BYTES = 32 << 20
 TIMEPOINT_BYTES = 16 << 20
 
 
-def _image_lane(key: Hashable) -> int:
+def _image_lane(key: CacheKey) -> int:
     """Prefetches of one image's planes run on one thread, in order: the gateway
     keeps a RawPixelsStore per thread, pointed at one image at a time, so the
     image's first fetch pays the ``setPixelsId`` and the others reuse it (spread
     over every prefetch thread, nearly every plane paid one: 125 per 128 planes,
     benchmarks/per_file.py); and the first prefetch of the image takes the
     others queued behind it along (one ``getTimepoint``)."""
-    assert isinstance(key, tuple)
-    return hash(key[1]) if key[0] == "file" else hash(key[0])
+    return hash(key.file_id) if isinstance(key, FileKey) else hash(key.pixels_id)
 
 
 class PlaneReader:
@@ -54,7 +55,7 @@ class PlaneReader:
         self.prefetch_depth = prefetch_depth
         self._timepoints = gateway if isinstance(gateway, TimepointReader) else None
         batches = self._timepoints is not None
-        self.cache: PlaneCache[Hashable] = PlaneCache(
+        self.cache: PlaneCache[CacheKey] = PlaneCache(
             self._fetch, cache_budget, prefetch_workers=prefetch_workers if prefetch_depth else 0,
             size_hint=self._size_hint, lane=_image_lane,
             # four per lane: with one image per lane, a lane holds its image's next
@@ -66,32 +67,31 @@ class PlaneReader:
         self._images: dict[int, ImageInfo] = {}
         #: planes read to their end through keep_cache: the kernel holds them (it
         #: may drop them under memory pressure; a read then simply fetches again)
-        self._in_page_cache: set[Hashable] = set()
+        self._in_page_cache: set[CacheKey] = set()
         #: per plate (inode): the well of the last plane opened, and whether the
         #: reader came to it from the well before (see _whole_plate_reader)
-        self._last_well: dict[int, int] = {}
-        self._in_order: dict[int, bool] = {}
+        self._last_well: dict[Ino, Ino] = {}
+        self._in_order: dict[Ino, bool] = {}
         #: per plate (inode): the last file of the run ahead of the reader whose
         #: prefetch is settled (queued, cached or in flight): the next open
         #: starts after it instead of going over the same keys again
-        self._horizon: dict[int, int] = {}
+        self._horizon: dict[Ino, Ino] = {}
 
     def close(self) -> None:
         self.cache.close()
 
     # --- the cache's side -------------------------------------------------------------------
-    def _size_hint(self, key: Hashable) -> int:
-        if isinstance(key, tuple) and isinstance(key[0], int):
-            image = self._images.get(key[0])
+    def _size_hint(self, key: CacheKey) -> int:
+        if isinstance(key, PixelsKey):
+            image = self._images.get(key.pixels_id)
             return image.plane_bytes if image is not None else 0
         return 0
 
-    def _fetch(self, key: Hashable) -> bytes:
-        assert isinstance(key, tuple)
-        if key[0] == "file":
-            return self.gateway.read_file(key[1])
-        pixels_id, z, c, t = key
-        return self.gateway.read_plane(self._images[pixels_id], PlaneIndex(z, c, t))
+    def _fetch(self, key: CacheKey) -> bytes:
+        if isinstance(key, FileKey):
+            return self.gateway.read_file(key.file_id)
+        return self.gateway.read_plane(self._images[key.pixels_id],
+                                       PlaneIndex(key.z, key.c, key.t))
 
     def _timepoint_bytes(self, image: ImageInfo) -> int:
         """Bytes of one of the image's timepoints when fetched whole, else 0."""
@@ -100,47 +100,46 @@ class PlaneReader:
         size = self._timepoints.timepoint_bytes(image)
         return size if 0 < size <= min(TIMEPOINT_BYTES, self.cache_budget // 4) else 0
 
-    def _siblings(self, key: Hashable) -> Sequence[Hashable]:
+    def _siblings(self, key: CacheKey) -> Sequence[CacheKey]:
         """The planes one server call brings with a plane: those of its
         timepoint, but for those read to their end (the page cache has them)."""
-        assert isinstance(key, tuple)
-        if key[0] == "file":
+        if isinstance(key, FileKey):
             return ()
-        pixels_id, _, _, t = key
-        image = self._images.get(pixels_id)
+        image = self._images.get(key.pixels_id)
         if image is None or not self._timepoint_bytes(image):
             return ()
-        keys = ((pixels_id, z, c, t) for c in range(image.size_c) for z in range(image.size_z))
+        keys = (PixelsKey(key.pixels_id, z, c, key.t)
+                for c in range(image.size_c) for z in range(image.size_z))
         return [k for k in keys if k not in self._in_page_cache]
 
-    def _fetch_many(self, keys: Sequence[Hashable]) -> list[bytes]:
+    def _fetch_many(self, keys: Sequence[CacheKey]) -> list[bytes]:
         """Planes of one timepoint (``_siblings``): with one ``getTimepoint`` when
         they are at least half of it, else plane by plane."""
         assert self._timepoints is not None
-        planes_of: list[tuple[int, int, int, int]] = [k for k in keys]  # type: ignore[misc]
-        pixels_id, _, _, t = planes_of[0]
-        image = self._images[pixels_id]
+        planes_of = [k for k in keys if isinstance(k, PixelsKey)]  # siblings: planes only
+        first = planes_of[0]
+        image = self._images[first.pixels_id]
         if 2 * len(keys) < image.size_z * image.size_c:
             return [self._fetch(k) for k in keys]
-        planes = self._timepoints.read_timepoint(image, t)
-        return [planes[z + image.size_z * c] for _, z, c, _ in planes_of]
+        planes = self._timepoints.read_timepoint(image, first.t)
+        return [planes[k.z + image.size_z * k.c] for k in planes_of]
 
-    def _key(self, state: PlaneState) -> Hashable:
+    def _key(self, state: PlaneState) -> PixelsKey:
         self._images.setdefault(state.image.pixels_id, state.image)
         return state.key
 
     def discard_plane(self, image: ImageInfo, plane: PlaneIndex) -> None:
         """The plane changed on the server: drop what we hold of it."""
-        key = (image.pixels_id, plane.z, plane.c, plane.t)
+        key = PixelsKey(image.pixels_id, plane.z, plane.c, plane.t)
         self.cache.discard(key)
         self._in_page_cache.discard(key)
 
     # --- plane files ------------------------------------------------------------------------
     def read_cached(self, node: Node, offset: int, size: int) -> bytes | None:
         """Non-blocking: the bytes if no server call is needed, else None."""
-        if node.kind is not Kind.PLANE:
+        state = node.state
+        if not isinstance(state, PlaneState):
             return None
-        state = node.plane
         tiff = state.tiff
         if not tiff.needs_plane(offset, size):
             return tiff.read(offset, size, None)
@@ -166,7 +165,7 @@ class PlaneReader:
         self._done_with(state, key, offset, size)
         return tiff.read(offset, size, plane)
 
-    def _done_with(self, state: PlaneState, key: Hashable, offset: int, size: int) -> None:
+    def _done_with(self, state: PlaneState, key: CacheKey, offset: int, size: int) -> None:
         """A read reaching a plane's end: its bytes now sit in the kernel's page
         cache (keep_cache), so the plane cache lets go of its copy at once
         rather than hold every plane twice, and prefetch leaves it alone."""
@@ -197,7 +196,7 @@ class PlaneReader:
         by_bytes = -(-PREFETCH_BYTES // max(state.image.plane_bytes, 1))
         return min(max(self.prefetch_depth, by_bytes), 8 * self.prefetch_depth)
 
-    def _whole_plate_reader(self, plate: Node, well: Node, wells: list[tuple[str, int]]
+    def _whole_plate_reader(self, plate: Node, well: Node, wells: list[tuple[str, Ino]]
                             ) -> bool:
         """Does this plate's reader go through the wells in order? True once a
         plane of a well was opened right after planes of the well before it, until
@@ -213,7 +212,7 @@ class PlaneReader:
             if ino == well.ino:
                 break
             entry = self.tree.get(ino)
-            if entry is not None and entry.kind is Kind.WELL:
+            if entry is not None and isinstance(entry.state, WellDir):
                 previous = ino
         in_order = last is not None and previous == last
         self._in_order[plate.ino] = in_order
@@ -224,10 +223,10 @@ class PlaneReader:
         plate will open next: the following files of the well in name order, and
         across wells once the reader went from one well to the next.
         Returns how many fetches were started."""
-        if not self.prefetch_depth or node.kind is not Kind.PLANE:
+        if not self.prefetch_depth or not isinstance(node.state, PlaneState):
             return 0
         depth = self._prefetch_planes(node.plane)
-        keys: list[Hashable] = []
+        keys: list[CacheKey] = []
         tree = self.tree
         with tree.locked():
             well = tree.node(node.parent)
@@ -248,7 +247,7 @@ class PlaneReader:
                 wpos = next((i for i, (n, _) in enumerate(wells) if n == well.name), len(wells))
                 for _, wino in wells[wpos + 1:]:
                     nxt = tree.node(wino)
-                    if nxt.kind is not Kind.WELL:
+                    if not isinstance(nxt.state, WellDir):
                         continue  # a plate's text files, user directories, the index
                     more = nxt.dir.listing()
                     following += [i for _, i in more[:depth - len(following)]]
@@ -256,7 +255,7 @@ class PlaneReader:
                         break
             horizon = self._horizon.get(plate.ino)
             start = following.index(horizon) + 1 if horizon in following else 0
-            inos: list[int] = []  # the file of each key
+            inos: list[Ino] = []  # the file of each key
             if start == 0 and node.plane.image.plane_bytes <= self.cache_budget // 4 \
                     and (own := self._key(node.plane)) not in self._in_page_cache:
                 # the file being opened is read next: its fetch goes out first,
@@ -269,7 +268,7 @@ class PlaneReader:
                 f = tree.get(fino)
                 # huge planes are read row by row, never whole: nothing to prefetch;
                 # planes read to their end sit in the kernel's page cache already
-                if f is not None and f.kind is Kind.PLANE \
+                if f is not None and isinstance(f.state, PlaneState) \
                         and f.plane.image.plane_bytes <= self.cache_budget // 4 \
                         and (key := self._key(f.plane)) not in self._in_page_cache:
                     keys.append(key)
@@ -286,19 +285,24 @@ class PlaneReader:
             self._horizon[plate.ino] = following[end - 1]
         return queued
 
-    # --- per-site stacks ---------------------------------------------------------------------
-    def _stack_pages(self, node: Node, offset: int, size: int, fetch: bool
-                     ) -> dict[PlaneIndex, bytes] | None:
-        """The planes a stack range touches: from the cache (``fetch``: fetched
+    # --- files made of whole planes (stacks) ------------------------------------------------
+    @staticmethod
+    def _pixel_file(node: Node) -> PixelFile:
+        state = node.state
+        if not isinstance(state, PixelFile):
+            raise TypeError(f"{node.name!r} is not made of planes")
+        return state
+
+    def _pages(self, layout: PixelFile, offset: int, size: int, fetch: bool
+               ) -> dict[PlaneIndex, bytes] | None:
+        """The planes a range touches: from the cache (``fetch``: fetched
         through it, or read whole uncached when too big to cache), else None
         if one is missing."""
-        layout = node.stack
-        assert layout is not None
         image = layout.image
         self._images.setdefault(image.pixels_id, image)
         out: dict[PlaneIndex, bytes] = {}
         for p in layout.planes_touched(offset, size):
-            key = (image.pixels_id, p.z, p.c, p.t)
+            key = PixelsKey(image.pixels_id, p.z, p.c, p.t)
             if not fetch:
                 data = self.cache.peek(key)
                 if data is None:
@@ -311,24 +315,25 @@ class PlaneReader:
             out[p] = data
         return out
 
-    def read_stack_cached(self, node: Node, offset: int, size: int) -> bytes | None:
+    def read_pixels_cached(self, node: Node, offset: int, size: int) -> bytes | None:
         """Non-blocking: a stack's bytes when no plane must be fetched."""
-        pages = self._stack_pages(node, offset, size, fetch=False)
-        assert node.stack is not None
-        return None if pages is None else node.stack.read(offset, size, pages.__getitem__)
+        layout = self._pixel_file(node)
+        pages = self._pages(layout, offset, size, fetch=False)
+        return None if pages is None else layout.read(offset, size, pages.__getitem__)
 
-    def read_stack(self, node: Node, offset: int, size: int) -> bytes:
+    def read_pixels(self, node: Node, offset: int, size: int) -> bytes:
         """Blocking: bytes of a stack; its pages come through the plane cache."""
-        pages = self._stack_pages(node, offset, size, fetch=True)
-        assert node.stack is not None and pages is not None
-        return node.stack.read(offset, size, pages.__getitem__)
+        layout = self._pixel_file(node)
+        pages = self._pages(layout, offset, size, fetch=True)
+        assert pages is not None
+        return layout.read(offset, size, pages.__getitem__)
 
     # --- server copies of text files --------------------------------------------------------
     def read_file(self, ann: FileAnnotationInfo, offset: int, size: int) -> bytes:
         """Blocking: bytes of an annotation's file as the server has it."""
         if ann.size == 0:
             return b""
-        return self.cache.get(file_key(ann.file_id))[offset:offset + size]
+        return self.cache.get(FileKey(ann.file_id))[offset:offset + size]
 
     def discard_file(self, file_id: int) -> None:
-        self.cache.discard(file_key(file_id))
+        self.cache.discard(FileKey(file_id))

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .gateway.types import ImageInfo, PlaneIndex, pixel_dtype
+from .layout import STACK_SUFFIX
 from .omexml import OmeImage, annotation_pairs, ome_xml
 from .tiff import (
     IfdEntry,
@@ -51,7 +52,6 @@ PAGE_ALIGN = 4096
 #: File name suffix of a stack: ``<WELL>_s<site:03d>.ome.tif``. ImageJ hands
 #: ``.ome.tif`` files to Bio-Formats (ImageJ ij/io/Opener.java:1336); Bio-Formats
 #: and bioio pick their OME-TIFF readers from the content either way.
-STACK_SUFFIX = ".ome.tif"
 
 _STRIP_OFFSETS = 273
 _CLASSIC_LIMIT = 2**32

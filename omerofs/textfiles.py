@@ -1,6 +1,6 @@
 """Text files: written locally, uploaded as FileAnnotations, never lost.
 
-Life cycle of a text file (DESIGN.md section 4): ``create`` or ``open_write``
+Life cycle of a text file (docs/semantics.rst, "Writing text files"): ``create`` or ``open_write``
 spools a local copy (:mod:`omerofs.spool`); writes go to it; ``flush`` (close,
 fsync) uploads it (:mod:`omerofs.uploads`) and reports the upload's error; a
 failed upload stays in the spool, ``pending``, for :meth:`TextFiles.retry_pending`.
@@ -25,19 +25,14 @@ import time
 from collections.abc import Callable
 
 from . import layout
-from .gateway import FileAnnotationInfo, Gateway, GatewayError, NotFound, TargetKind
+from .annotations import target_of
+from .gateway import FileAnnotationInfo, Gateway, GatewayError, NotFound
+from .keys import AnnKey, LocalKey
+from .kinds import SubDir, TextState, WriteStatus
 from .listing import Listings
 from .planes import PlaneReader
 from .spool import OPEN, PENDING, PLANE, SCRATCH, Entry, Spool, Upload
-from .tree import (
-    FileState,
-    Kind,
-    Node,
-    Tree,
-    WriteStatus,
-    check_name,
-    refuse,
-)
+from .tree import Node, Tree, refuse
 from .uploads import after_upload, kept_copy, upload
 
 log = logging.getLogger("omerofs.textfiles")
@@ -62,24 +57,14 @@ class TextFiles:
     def upload_spec(self, directory: Node, name: str, old: FileAnnotationInfo | None
                     ) -> Upload:
         """Target, path and replace/move plan of a text file ``name`` in ``directory``."""
-        assert directory.plate_id is not None
-        d = directory.dir
-        kind, target_id, path = TargetKind.PLATE, directory.plate_id, d.path
-        if directory.kind is Kind.WELL:
-            assert d.well_id is not None
-            kind, target_id, path = TargetKind.WELL, d.well_id, ""
-            site = layout.site_of_annotation(name, directory.name)
-            if site is not None and site in d.sites:
-                kind, target_id = TargetKind.IMAGE, d.sites[site]
-            elif not self.listings.takes_well_files(directory):
-                raise refuse(errno.EPERM, f"{name}: a file of well {directory.name} of a plate "
-                                          "with runs goes in run_1/" + directory.name
-                                          + " (or name it after a site of this run)")
+        d = directory.state
+        kind, target_id, path = target_of(directory, name,
+                                          self.listings.takes_well_files(directory))
         server_name = name
         if old is not None and name == layout.disambiguated(old.name, old.id):
             server_name = old.name  # a listed alias keeps its server name
         if (old is not None and not layout.path_is_directory(old.ns)
-                and directory.kind is not Kind.SUBDIR and old.target.kind is kind
+                and not isinstance(d, SubDir) and old.target.kind is kind
                 and old.target.id == target_id):
             # another client's file, staying on its object outside user
             # directories: its path means nothing here and is kept as it is
@@ -88,8 +73,8 @@ class TextFiles:
         same_place = (old is not None and old.target.kind is kind
                       and old.target.id == target_id and old.path == path
                       and old.name == server_name)
-        return Upload(plate_id=directory.plate_id, target_kind=kind, target_id=target_id,
-                      name=server_name, path=path, mimetype=mimetype,
+        return Upload(plate_id=directory.known_plate_id, target_kind=kind,
+                      target_id=target_id, name=server_name, path=path, mimetype=mimetype,
                       annotation_id=old.id if same_place and old else None,
                       file_id=old.file_id if same_place and old else None,
                       delete_after=old.id if old is not None and not same_place else None)
@@ -120,16 +105,16 @@ class TextFiles:
                                       "stored in OMERO")
         spool = self.tree.require_spool()
         spec = self.upload_spec(directory, name, None) if text else Upload(
-            plate_id=directory.plate_id or 0, target_kind=None, target_id=0, name=name)
+            plate_id=directory.known_plate_id, target_kind=None, target_id=0, name=name)
         entry = spool.create(spec, OPEN if text else SCRATCH)
         with self.tree.locked():
             if self.tree.lookup(directory.ino, name) is not None:
                 spool.remove(entry.id)
                 raise refuse(errno.EEXIST, f"create {name}: exists")
-            state = FileState(writers=1,
+            state = TextState(writers=1,
                               status=WriteStatus.DIRTY if text else WriteStatus.CLEAN)
-            node = self.tree.new_node(("local", entry.id), Kind.TEXT, name, directory.ino,
-                                      time.time(), plate_id=directory.plate_id, fstate=state)
+            node = self.tree.new_node(LocalKey(entry.id), state, name, directory.ino,
+                                      time.time(), plate_id=directory.plate_id)
             self.tree.bind_entry(node, entry)
             directory.dir.add_child(name, node.ino)
         return node
@@ -237,7 +222,7 @@ class TextFiles:
         # second annotation.
         with f.upload_lock:
             entry = f.entry
-            if node.kind is not Kind.TEXT or entry is None or f.scratch or not f.dirty:
+            if not isinstance(f, TextState) or entry is None or f.scratch or not f.dirty:
                 return
             self._upload(node, entry, raise_errors=True)
 
@@ -279,7 +264,7 @@ class TextFiles:
                 ann = dataclasses.replace(ann, ns=f.ann.ns)
             f.ann = ann
             f.changed_at = self.clock()
-            self.tree.bind_key(("ann", node.plate_id, ann.id), node.ino)  # listing's key
+            self.tree.bind_key(AnnKey(node.known_plate_id, ann.id), node.ino)  # listing's key
             if entry.upload.delete_after is not None and entry.upload.delete_after != ann.id:
                 self.listings.forget_annotation(entry.upload.delete_after)  # moved away
             f.uploaded(version)
@@ -380,13 +365,14 @@ class TextFiles:
         if not layout.is_text_name(new):
             self._rename(src, directory, new, dst)
             return
-        locked = sorted({n.ino: n for n in (src, dst) if n is not None and n.kind is Kind.TEXT
-                         }.values(), key=lambda n: n.ino)
+        locked = sorted({n.ino: n for n in (src, dst)
+                         if n is not None and isinstance(n.state, TextState)}.values(),
+                        key=lambda n: n.ino)
         with contextlib.ExitStack() as stack:
             for n in locked:
                 stack.enter_context(n.file.upload_lock)
             self._settle(src)
-            if dst is not None and dst.kind is Kind.TEXT:
+            if dst is not None and isinstance(dst.state, TextState):
                 self._settle(dst)
             self._rename(src, directory, new, dst)
 
@@ -476,7 +462,7 @@ class TextFiles:
         it is kept like one made here by ``mkdir`` (in its parent's local
         overlay). Under the tree lock."""
         d = directory
-        while d.kind is Kind.SUBDIR:
+        while isinstance(d.state, SubDir):
             parent = self.tree.node(d.parent)
             parent.dir.local.setdefault(d.name, d.ino)
             d = parent
@@ -489,16 +475,13 @@ class TextFiles:
     # --- user directories -----------------------------------------------------------------
     def mkdir(self, parent: Node, name: str) -> Node:
         """A user directory below a plate (kept until unmount while empty)."""
-        check_name(name, "mkdir")
-        if name.startswith("."):
-            raise refuse(errno.EINVAL, f"mkdir {name!r}: hidden directories are not kept")
-        if layout.is_reserved_well_name(name):
-            raise refuse(errno.EPERM, f"mkdir {name}: names like wells are reserved")
+        layout.check_user_dir_name(name)
         with self.tree.locked():
             if self.tree.lookup(parent.ino, name) is not None:
                 raise refuse(errno.EEXIST, f"mkdir {name}: exists")
             plate = self.tree.owner(parent)
-            path = f"{parent.dir.path}/{name}" if parent.dir.path else name
+            above = parent.dir.user_path
+            path = f"{above}/{name}" if above else name
             node = self.listings.subdir(plate, path)
             parent.dir.local[name] = node.ino
             return node

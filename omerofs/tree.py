@@ -4,11 +4,16 @@ A :class:`Node` is what an inode number stands for. Its identity (the inode,
 given once per object and never reused during a mount) does not change; what
 it holds depends on its kind:
 
-* directories (root, plate, well, user directory) carry a :class:`DirState`;
-* plane files of images carry a frozen :class:`PlaneState`;
+* directories carry a :class:`~omerofs.kinds.DirState` of their kind
+  (:class:`~omerofs.kinds.PlateDir`, :class:`~omerofs.kinds.WellDir` ...);
+* plane files of images carry a frozen :class:`~omerofs.kinds.PlaneState`;
 * files that live in the local spool while written (text files, scratch
-  files, planes written into a derived plate) carry a :class:`FileState`,
-  whose one :class:`WriteStatus` says where its bytes stand.
+  files, planes written into a derived plate) carry a
+  :class:`~omerofs.kinds.FileState`, whose one :class:`WriteStatus` says
+  where its bytes stand.
+
+The state's class is the node's kind; what a kind means (mode, cache
+lifetimes, writability ...) is its row in :data:`omerofs.kinds.SPECS`.
 
 Lock order (outermost first); every module of the core follows it:
 
@@ -33,70 +38,36 @@ identity (:mod:`omerofs.inodes`), the few others are kept in a table.
 from __future__ import annotations
 
 import contextlib
-import enum
 import errno
 import stat
 import threading
-from collections.abc import Callable, Hashable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
 
 from . import layout
-from .gateway import FileAnnotationInfo, ImageInfo, PlaneIndex
 from .inodes import Inodes
-from .spool import SCRATCH, Entry, Spool
+from .keys import ROOT_INODE, Ino, NodeKey, PlateId, StatusKey
+from .kinds import (
+    SPECS,
+    DirState,
+    FileState,
+    IncomingState,
+    Kind,
+    KindSpec,
+    NodeState,
+    PlaneState,
+    RootDir,
+    RunDir,
+    StackState,
+    StatusState,
+    SubDir,
+    TextState,
+    WellDir,
+    WriteStatus,
+)
+from .spool import Entry, Spool
 from .stack import StackLayout
-from .tiff import TiffLayout, plane_layout
-
-ROOT_INODE = 1
-STATUS_NAME = ".omerofs-status"
-
-
-class Kind(enum.Enum):
-    ROOT = "root"
-    PLATE = "plate"
-    WELL = "well"
-    SUBDIR = "subdir"
-    PLANE = "plane"
-    TEXT = "text"
-    INCOMING = "incoming"  # a TIFF written into a derived plate, not yet in an image
-    STATUS = "status"
-    INDEX_DIR = "index_dir"  # plate_N/.omerofs: generated, read-only
-    INDEX = "index"  # a generated index file in it (images.csv, image_sets.csv)
-    STACK = "stack"  # a site's image as one multi-page OME-TIFF (--stacks)
-    RUN = "run"  # plate_N/run_<k>: one run (PlateAcquisition) of a multi-run plate
-
-
-DIR_KINDS = (Kind.ROOT, Kind.PLATE, Kind.WELL, Kind.SUBDIR, Kind.INDEX_DIR, Kind.RUN)
-SPOOLED_KINDS = (Kind.TEXT, Kind.INCOMING)
-_MODES = {
-    Kind.ROOT: stat.S_IFDIR | 0o755,  # its owner may mkdir derived plates
-    Kind.PLATE: stat.S_IFDIR | 0o755,
-    Kind.WELL: stat.S_IFDIR | 0o755,
-    Kind.SUBDIR: stat.S_IFDIR | 0o755,
-    Kind.RUN: stat.S_IFDIR | 0o555,  # takes no files itself; its wells do
-    Kind.PLANE: stat.S_IFREG | 0o444,
-    Kind.TEXT: stat.S_IFREG | 0o644,
-    Kind.INCOMING: stat.S_IFREG | 0o644,
-    Kind.STATUS: stat.S_IFREG | 0o444,
-    Kind.INDEX_DIR: stat.S_IFDIR | 0o555,
-    Kind.INDEX: stat.S_IFREG | 0o444,
-    Kind.STACK: stat.S_IFREG | 0o444,
-}
-
-
-class WriteStatus(enum.Enum):
-    """Where a spooled file's bytes stand against the server."""
-
-    #: the server (or, for a scratch file, nobody) needs nothing from us
-    CLEAN = "clean"
-    #: changed locally: uploaded at close/fsync, else by the retry loop
-    DIRTY = "dirty"
-    #: a written plane failed its checks at the last flush; judged again at the
-    #: next one, dropped if its last writer leaves it so
-    INVALID = "invalid"
-    #: a write was refused (EFBIG): the local changes are dropped at close
-    FAILED = "failed"
 
 
 def refuse(code: int, message: str) -> OSError:
@@ -109,114 +80,13 @@ class NotYet(OSError):
     the final verdict, at release, is logged as a warning."""
 
 
-@dataclass(eq=False, slots=True)
-class DirState:
-    """A directory. ``children`` is None until its listing was loaded."""
-
-    children: dict[str, int] | None = None
-    #: entries that exist only here (not yet on the server): kept across reloads
-    local: dict[str, int] = field(default_factory=dict)
-    loaded_at: float = float("-inf")
-    error: str | None = None  # what a failed reload said, until the next success
-    well_id: int | None = None
-    sites: dict[int, int] = field(default_factory=dict)  # well: site -> image id
-    path: str = ""  # user directory: its path below the plate ("a/b")
-    derived: bool = False  # plate made by mkdir: listed by name, takes planes
-    #: open directory handles on this plate or below: its listing is not dropped
-    #: while one pages through a snapshot of it
-    pins: int = 0
-    _sorted: list[tuple[str, int]] | None = field(default=None, repr=False)
-
-    def listing(self) -> list[tuple[str, int]]:
-        """Children as (name, inode), sorted by name; cached until they change."""
-        if self._sorted is None:
-            self._sorted = sorted((self.children or {}).items())
-        return self._sorted
-
-    def set_children(self, children: dict[str, int] | None) -> None:
-        self.children, self._sorted = children, None
-
-    def add_child(self, name: str, ino: int, local: bool = True) -> None:
-        if self.children is None:
-            self.children = {}
-        self.children[name] = ino
-        if local:
-            self.local[name] = ino
-        self._sorted = None
-
-    def remove_child(self, name: str) -> None:
-        if self.children is not None:
-            self.children.pop(name, None)
-        self.local.pop(name, None)
-        self._sorted = None
+class Unknown(KeyError):
+    """An inode (or, in the FUSE layer, a file handle) this mount does not
+    know, or no longer: the kernel's request gets ENOENT. Any other KeyError
+    reaching the FUSE layer is a bug and is logged as one."""
 
 
-@dataclass(frozen=True, slots=True)
-class PlaneState:
-    """One plane of an image, served as a synthesized, calibrated TIFF."""
-
-    image: ImageInfo
-    plane: PlaneIndex
-    writable: bool = False  # a plane of a derived plate: writing replaces it
-
-    @property
-    def tiff(self) -> TiffLayout:
-        """Built on demand (and cached by :func:`omerofs.tiff.layout_for`): a
-        plate's tens of thousands of planes keep no layout each."""
-        p = self.plane
-        return plane_layout(self.image, p.z, p.c, p.t)
-
-    @property
-    def key(self) -> Hashable:
-        """The plane cache's key for this plane's pixels."""
-        return plane_key(self.image, self.plane)
-
-
-def plane_key(image: ImageInfo, plane: PlaneIndex) -> Hashable:
-    return (image.pixels_id, plane.z, plane.c, plane.t)
-
-
-def file_key(file_id: int) -> Hashable:
-    """The plane cache's key for the server copy of an OriginalFile."""
-    return ("file", file_id)
-
-
-@dataclass(eq=False)
-class FileState:
-    """A file written through the mount: its spool entry and write status."""
-
-    ann: FileAnnotationInfo | None = None
-    entry: Entry | None = None
-    writers: int = 0
-    status: WriteStatus = WriteStatus.CLEAN
-    #: why the status is FAILED (the error close reports) or INVALID (the log line)
-    reason: OSError | None = None
-    #: bumped by every local change: an upload that began at version v leaves
-    #: the file clean only if no change came in meanwhile
-    version: int = 0
-    #: clock() of the last local change the server listing may not show yet
-    changed_at: float = float("-inf")
-    #: one upload of this file at a time: a later one must not be overtaken
-    upload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def scratch(self) -> bool:
-        return self.entry is not None and self.entry.state == SCRATCH
-
-    @property
-    def dirty(self) -> bool:
-        return self.status in (WriteStatus.DIRTY, WriteStatus.INVALID)
-
-    def changed(self) -> None:
-        """A local change: the bytes differ from the server's from now on."""
-        self.version += 1
-        if self.status is WriteStatus.CLEAN and not self.scratch:
-            self.status = WriteStatus.DIRTY
-
-    def uploaded(self, version: int) -> None:
-        """An upload of the bytes as of ``version`` was confirmed."""
-        if self.version == version and self.status is WriteStatus.DIRTY:
-            self.status = WriteStatus.CLEAN
+S = TypeVar("S")
 
 
 @dataclass(eq=False, slots=True)
@@ -225,96 +95,129 @@ class Node:
 
     Slotted: a big mount holds one per listed file."""
 
-    ino: int
-    kind: Kind
+    ino: Ino
     name: str
-    parent: int
+    parent: Ino
     mtime: float
-    plate_id: int | None = None
+    state: NodeState
+    plate_id: PlateId | None = None
     size: int = 0
-    dstate: DirState | None = None
-    pstate: PlaneState | None = None
-    fstate: FileState | None = None
-    #: a stack's layout (its image, its IFDs and OME-XML)
-    stack: StackLayout | None = None
     #: lookups the kernel holds (lookup, readdirplus, create, mkdir less forget)
     nlookup: int = 0
 
     @property
+    def kind(self) -> Kind:
+        return self.state.kind
+
+    @property
+    def spec(self) -> KindSpec:
+        return SPECS[self.state.kind]
+
+    def state_of(self, cls: type[S]) -> S:
+        """The node's state as a ``cls``; TypeError if it is another kind."""
+        if not isinstance(self.state, cls):
+            raise TypeError(f"{self.name!r} is not a {cls.__name__}")
+        return self.state
+
+    @property
+    def known_plate_id(self) -> PlateId:
+        """The id of the plate this node is in; TypeError for the root and the
+        status file (never a made-up id)."""
+        if self.plate_id is None:
+            raise TypeError(f"{self.name!r} is in no plate")
+        return self.plate_id
+
+    @property
     def is_dir(self) -> bool:
-        return self.kind in DIR_KINDS
+        return isinstance(self.state, DirState)
+
+    @property
+    def dstate(self) -> DirState | None:
+        return self.state if isinstance(self.state, DirState) else None
+
+    @property
+    def pstate(self) -> PlaneState | None:
+        """The plane this node is, or (written anew) goes back to."""
+        s = self.state
+        if isinstance(s, PlaneState):
+            return s
+        return s.back if isinstance(s, IncomingState) else None
+
+    @property
+    def fstate(self) -> FileState | None:
+        return self.state if isinstance(self.state, FileState) else None
 
     @property
     def dir(self) -> DirState:
-        if self.dstate is None:
-            raise TypeError(f"{self.name!r} is not a directory")
-        return self.dstate
+        return self.state_of(DirState)
+
+    @property
+    def well(self) -> WellDir:
+        return self.state_of(WellDir)
 
     @property
     def plane(self) -> PlaneState:
-        if self.pstate is None:
+        p = self.pstate
+        if p is None:
             raise TypeError(f"{self.name!r} is not a plane")
-        return self.pstate
+        return p
 
     @property
     def file(self) -> FileState:
-        if self.fstate is None:
-            raise TypeError(f"{self.name!r} is not a written file")
-        return self.fstate
+        return self.state_of(FileState)
 
     @property
     def writable_plane(self) -> bool:
-        return self.pstate is not None and self.pstate.writable
+        p = self.pstate
+        return p is not None and p.writable
 
     @property
     def mode(self) -> int:
-        if self.kind is Kind.PLANE and self.writable_plane:
+        if isinstance(self.state, PlaneState) and self.state.writable:
             return stat.S_IFREG | 0o644
         if self.read_only_file:
             return stat.S_IFREG | 0o444
-        return _MODES[self.kind]
+        return self.spec.mode
 
     @property
     def read_only_file(self) -> bool:
         """A text file listed but never changed through the mount (an import
         companion file: :func:`omerofs.layout.is_read_only_annotation`)."""
-        ann = self.fstate.ann if self.kind is Kind.TEXT and self.fstate is not None else None
+        ann = self.state.ann if isinstance(self.state, TextState) else None
         return ann is not None and layout.is_read_only_annotation(ann.ns)
+
+    @property
+    def writable(self) -> bool:
+        """Does this file take writes (a spooled file, a plane of a derived plate)?"""
+        return self.spec.spooled or self.writable_plane
 
     @property
     def immutable(self) -> bool:
         """Attributes that never change for the life of the mount."""
-        return self.kind in (Kind.PLANE, Kind.WELL, Kind.PLATE, Kind.STACK) \
-            and not self.writable_plane
+        return self.spec.immutable and not self.writable_plane
 
-    def become_incoming(self, state: FileState) -> None:
+    @property
+    def keep_cache(self) -> bool:
+        """May a read-only open keep the kernel's page cache of this file?"""
+        return self.spec.keep_cache and self.immutable
+
+    @property
+    def stack(self) -> StackLayout:
+        return self.state_of(StackState).layout
+
+    def become_incoming(self, state: IncomingState) -> None:
         """A listed plane of a derived plate opened for writing: spooled until
         its new bytes are checked (the plane state is kept to go back to)."""
-        self.kind, self.fstate, self.size = Kind.INCOMING, state, 0
+        assert isinstance(self.state, PlaneState)
+        state.back = self.state
+        self.state, self.size = state, 0
 
-    def become_plane(self) -> None:
-        """Back to the listed plane once its replacement reached the server."""
-        assert self.pstate is not None
-        self.kind, self.fstate, self.size = Kind.PLANE, None, self.pstate.tiff.file_size
-
-
-#: kinds of nodes that a server listing makes again: freed when neither the
-#: kernel nor a loaded listing holds them
-_LISTED_KINDS = (Kind.WELL, Kind.PLANE, Kind.STACK, Kind.INDEX_DIR, Kind.INDEX, Kind.TEXT)
-
-
-def check_name(name: str, what: str) -> None:
-    """Refuse a name the server cannot hold: too long (ENAMETOOLONG), not
-    UTF-8 or otherwise not a single path component (EINVAL)."""
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError:  # surrogate escapes: the bytes were not UTF-8
-        raise refuse(errno.EINVAL, f"{what}: the name is not UTF-8") from None
-    if size > 255:
-        raise refuse(errno.ENAMETOOLONG, f"{what}: names are limited to 255 bytes")
-    if not layout.valid_entry_name(name):
-        raise refuse(errno.EINVAL, f"{what} {name!r}: not a valid name")
-
+    def become_plane(self, plane: PlaneState | None = None) -> None:
+        """Back to a listed plane (``plane``, else the one it replaced) once its
+        replacement reached the server or was dropped."""
+        back = plane or self.pstate
+        assert back is not None
+        self.state, self.size = back, back.tiff.file_size
 
 class Tree:
     """Inode table, directory maps and the spool-entry index of one mount.
@@ -337,10 +240,9 @@ class Tree:
         self._removed: list[tuple[int, str]] = []
         self._nodes: dict[int, Node] = {}
         self._inodes = Inodes(ROOT_INODE + 1)
-        self._by_entry: dict[str, int] = {}  # spool entry id -> inode
-        self._nodes[ROOT_INODE] = Node(ROOT_INODE, Kind.ROOT, "", ROOT_INODE, mounted_at,
-                                       dstate=DirState())
-        self.status = self.new_node(("status",), Kind.STATUS, STATUS_NAME, ROOT_INODE,
+        self._by_entry: dict[str, Ino] = {}  # spool entry id -> inode
+        self._nodes[ROOT_INODE] = Node(ROOT_INODE, "", ROOT_INODE, mounted_at, RootDir())
+        self.status = self.new_node(StatusKey(), StatusState(), layout.STATUS_NAME, ROOT_INODE,
                                     mounted_at)
 
     # --- locking -------------------------------------------------------------------------
@@ -364,7 +266,7 @@ class Tree:
         self._on_removed = lambda parent, name: None
 
     # --- inodes --------------------------------------------------------------------------
-    def inode(self, key: Hashable, sample: int | None = None) -> int:
+    def inode(self, key: NodeKey, sample: int | None = None) -> Ino:
         """The inode of an object identity, given once and kept for the mount
         (:class:`omerofs.inodes.Inodes`: bound, else computed, else counted;
         ``sample``: a plane's or stack's WellSample id, see there)."""
@@ -374,25 +276,33 @@ class Tree:
         """Identities whose inode is kept in a table (see :meth:`Inodes.kept`)."""
         return self._inodes.kept()
 
-    def known_inode(self, key: Hashable) -> int | None:
+    def known_inode(self, key: NodeKey) -> Ino | None:
         return self._inodes.known(key)
 
-    def bind_key(self, key: Hashable, ino: int) -> None:
+    def bind_key(self, key: NodeKey, ino: Ino) -> None:
         """From now on ``key`` (e.g. an annotation made by an upload) is ``ino``."""
         self._inodes.bind(key, ino)
 
-    def new_node(self, key: Hashable, kind: Kind, name: str, parent: int, mtime: float,
-                 sample: int | None = None, **kw: Any) -> Node:
-        """The node of ``key``: made on first sight, else the existing one as is."""
+    def new_node(self, key: NodeKey, state: NodeState | Callable[[], NodeState], name: str,
+                 parent: Ino, mtime: float,
+                 sample: int | None = None, plate_id: PlateId | None = None, size: int = 0
+                 ) -> Node:
+        """The node of ``key``: made on first sight (``state``, or what it
+        returns when called), else the existing one as is."""
         ino = self.inode(key, sample)
         node = self._nodes.get(ino)
         if node is None:
-            node = self._nodes[ino] = Node(ino, kind, name, parent, mtime, **kw)
+            if callable(state):
+                state = state()
+            node = self._nodes[ino] = Node(ino, name, parent, mtime, state, plate_id, size)
         return node
 
     def node(self, ino: int) -> Node:
-        """KeyError for an unknown inode."""
-        return self._nodes[ino]
+        """:class:`Unknown` (a KeyError) for an unknown inode."""
+        node = self._nodes.get(ino)
+        if node is None:
+            raise Unknown(f"inode {ino}")
+        return node
 
     def get(self, ino: int) -> Node | None:
         return self._nodes.get(ino)
@@ -429,10 +339,10 @@ class Tree:
 
     def freeable(self, node: Node) -> bool:
         """Could a listing make ``node`` again as it is? (Nothing local in it.)"""
-        if node.kind not in _LISTED_KINDS or node.writable_plane:
+        if not node.spec.listed or node.writable_plane:
             return False
         d = node.dstate
-        if d is not None and (d.local or d.pins or d.derived):
+        if d is not None and d.held:
             return False
         f = node.fstate
         return f is None or (f.entry is None and f.writers == 0
@@ -453,7 +363,7 @@ class Tree:
         a directory handle is open on it."""
         with self.locked():
             d = plate.dir
-            if d.children is None or d.pins or d.derived or d.local:
+            if d.children is None or d.held:
                 return None
             below: list[Node] = []
             stack = [plate]
@@ -480,18 +390,18 @@ class Tree:
             self._removed.append((plate.parent, plate.name))
             return freed
 
-    def entries_below(self, directory: Node) -> dict[tuple[int, str], int]:
+    def entries_below(self, directory: Node) -> dict[tuple[Ino, str], Ino]:
         """(parent inode, name) -> inode of every entry in ``directory`` and in
         the run directories, wells and user directories below it (the root:
         its plates only)."""
-        out: dict[tuple[int, str], int] = {}
+        out: dict[tuple[Ino, str], Ino] = {}
         todo = [directory]
         while todo:
             d = todo.pop()
             for name, ino in self.listing(d.ino):
                 out[(d.ino, name)] = ino
                 child = self.node(ino)
-                if child.kind in (Kind.RUN, Kind.WELL, Kind.SUBDIR):
+                if isinstance(child.state, RunDir | WellDir | SubDir):
                     todo.append(child)
         return out
 
@@ -501,19 +411,19 @@ class Tree:
 
     # --- names ---------------------------------------------------------------------------
     def lookup(self, parent: int, name: str) -> Node | None:
-        if parent == ROOT_INODE and name == STATUS_NAME:
+        if parent == ROOT_INODE and name == layout.STATUS_NAME:
             return self.status
         node = self._nodes[parent]
         ino = ((node.dstate.children if node.dstate else None) or {}).get(name)
         return None if ino is None else self._nodes.get(ino)
 
-    def listing(self, ino: int) -> list[tuple[str, int]]:
+    def listing(self, ino: int) -> list[tuple[str, Ino]]:
         with self.locked():
             return self._nodes[ino].dir.listing()
 
     def owner(self, node: Node) -> Node:
         """The directory whose load fills ``node``: the root, or its plate."""
-        while node.kind in (Kind.WELL, Kind.SUBDIR, Kind.INDEX_DIR, Kind.RUN):
+        while node.spec.in_plate:
             node = self._nodes[node.parent]
         return node
 

@@ -14,10 +14,16 @@ order given here) and refuses ``setxattr``/``removexattr`` on them.
 
 from __future__ import annotations
 
-from .gateway.types import ImageInfo
+from typing import TYPE_CHECKING
 
-__all__ = ["PREFIX", "REFRESH", "annotation_xattrs", "plane_xattrs", "plate_xattrs", "stack_xattrs",
-           "well_xattrs"]
+from .gateway.types import ImageInfo
+from .kinds import PlaneState, PlateDir, RunDir, StackState, SubDir, TextState, WellDir
+
+if TYPE_CHECKING:
+    from .tree import Node
+
+__all__ = ["PREFIX", "REFRESH", "annotation_xattrs", "node_xattrs", "plane_xattrs", "plate_xattrs",
+           "stack_xattrs", "well_xattrs"]
 
 PREFIX = "user.omero."
 #: not an attribute but a control: setting it on the mount's root (``omerofs
@@ -77,3 +83,21 @@ def annotation_xattrs(annotation_id: int, file_id: int) -> dict[str, bytes]:
     """Attributes of a text file stored as a FileAnnotation."""
     return {PREFIX + "annotation_id": str(annotation_id).encode("ascii"),
             PREFIX + "file_id": str(file_id).encode("ascii")}
+
+
+def node_xattrs(node: Node, parent: Node) -> dict[str, bytes]:
+    """The attributes of one entry of the mount, by its kind (``parent``: the
+    directory holding it, whose well a plane or stack belongs to)."""
+    plate_id, s = node.plate_id, node.state
+    well_id = parent.state.well_id if isinstance(parent.state, WellDir) else None
+    if isinstance(s, PlaneState):
+        return plane_xattrs(s.image, s.plane.z, s.plane.c, s.plane.t, well_id, plate_id)
+    if isinstance(s, StackState):
+        return stack_xattrs(s.layout.image, well_id, plate_id)
+    if isinstance(s, WellDir) and plate_id is not None:
+        return well_xattrs(s.well_id, plate_id)
+    if isinstance(s, PlateDir | SubDir | RunDir) and plate_id is not None:
+        return plate_xattrs(plate_id)
+    if isinstance(s, TextState) and s.ann is not None:
+        return annotation_xattrs(s.ann.id, s.ann.file_id)
+    return {}

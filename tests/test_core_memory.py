@@ -27,7 +27,7 @@ def gw() -> MemoryGateway:
 
 
 def make_ns(gw: MemoryGateway, spool_dir, clock: Clock | None = None) -> Namespace:
-    return Namespace(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60),
+    return Namespace.build(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60),
                      spool=Spool(spool_dir), clock=clock or Clock())
 
 
@@ -348,7 +348,7 @@ def test_prefetch_crosses_into_the_next_well_past_plate_files(gw, tmp_path):
     for row in (0, 1, 2):
         well_id = gw.create_well(plate.id, row, 0)
         gw.create_image(well_id, f"{'ABC'[row]}01_s001", 3, 2, 1, 1, 1, "uint16", planes)
-    ns = Namespace(gw, 16 << 20, timeouts=Timeouts(), spool=Spool(tmp_path / "spool"),
+    ns = Namespace.build(gw, 16 << 20, timeouts=Timeouts(), spool=Spool(tmp_path / "spool"),
                    clock=Clock(), prefetch_depth=4)
     try:
         p = plate_dir(ns, "p1")
@@ -512,7 +512,7 @@ def test_a_pending_file_truncated_during_its_retry_keeps_the_truncation(tmp_path
     gw = CreateDuringUpload()
     plate = gw.create_plate("p1")
     spool = PausingSpool(tmp_path / "spool")
-    ns = Namespace(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60), spool=spool,
+    ns = Namespace.build(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60), spool=spool,
                    clock=Clock())
     p = plate_dir(ns, "p1")
     node = pending_file(ns, gw, p.ino, "b.csv", b"12345")

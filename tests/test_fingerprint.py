@@ -227,7 +227,7 @@ def memory():
         gw.create_image(wid, "f", 2, 2, 1, 1, 1, "uint8", {PlaneIndex(0, 0, 0): b"abcd"})
     gw.create_file_annotation(Target(TargetKind.PLATE, plate.id), "a.csv", b"1\n")
     clock = Clock()
-    ns = Namespace(gw, 16 << 20, timeouts=Timeouts(root_ttl=3600, plate_ttl=60,
+    ns = Namespace.build(gw, 16 << 20, timeouts=Timeouts(root_ttl=3600, plate_ttl=60,
                                                    retry_after=2), clock=clock)
     ns.load(ROOT_INODE)
     node = ns.lookup(ROOT_INODE, f"plate_{plate.id}")
@@ -330,7 +330,7 @@ def test_a_load_that_kept_a_newer_local_file_is_not_trusted(memory, tmp_path):
     from omerofs.spool import Spool
 
     gw, _, plate, clock = memory
-    ns = Namespace(gw, 16 << 20, timeouts=Timeouts(root_ttl=3600, plate_ttl=60),
+    ns = Namespace.build(gw, 16 << 20, timeouts=Timeouts(root_ttl=3600, plate_ttl=60),
                    spool=Spool(tmp_path / "spool"), clock=clock)
     ns.load(ROOT_INODE)
     node = ns.lookup(ROOT_INODE, plate.name)

@@ -294,7 +294,7 @@ def test_a_plate_load_costs_two_calls_and_a_reload_keeps_its_nodes(server, gw):
                          (Target(TargetKind.IMAGE, image.id), "i.txt")):
         gw.create_file_annotation(target, name, name.encode())
     now = [1000.0]
-    ns = Namespace(gw, 16 << 20, timeouts=Timeouts(plate_ttl=60), clock=lambda: now[0])
+    ns = Namespace.build(gw, 16 << 20, timeouts=Timeouts(plate_ttl=60), clock=lambda: now[0])
     ns.load(ROOT_INODE)
     plate = ns.lookup(ROOT_INODE, f"plate_{seeded.plate_id}")
     assert plate is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -655,3 +657,27 @@ def test_stack_name_spelled_out():
     # docs/namespace: one multi-page OME-TIFF per site next to its planes (--stacks)
     assert _layout.stack_name("A01", 2) == "A01_s002.ome.tif"
     assert _layout.stack_name("P24", 1000) == "P24_s1000.ome.tif"
+
+
+def test_entry_name_rules_refuse_with_errno() -> None:
+    """The mount's own names and the checks every request's name goes through
+    (one place: layout)."""
+    e, lay = errno, _layout
+    assert lay.name_from_bytes(b"a" * 255, "lookup") == "a" * 255
+    for call, args, code in [
+        (lay.name_from_bytes, (b"a" * 256, "lookup"), e.ENAMETOOLONG),
+        (lay.check_name, ("é" * 128, "create"), e.ENAMETOOLONG),  # 256 bytes of UTF-8
+        (lay.check_name, ("bad\udcff", "create"), e.EINVAL),
+        (lay.check_name, ("..", "create"), e.EINVAL),
+        (lay.check_user_dir_name, (".hidden",), e.EINVAL),
+        (lay.check_user_dir_name, ("B07",), e.EPERM),
+    ]:
+        with pytest.raises(OSError) as raised:
+            call(*args)
+        assert raised.value.errno == code, (call, args)
+    lay.check_user_dir_name("results")
+    assert [n for n in ("mine", ".mine", "plate_5", lay.STATUS_NAME, "a/b")
+            if lay.plate_name_ok(n)] == ["mine"]
+    assert lay.is_plane_file_name("A01_s001_z000_c000.tif")
+    assert not lay.is_plane_file_name("notes.txt")
+    assert lay.stack_name("A01", 2).endswith(lay.STACK_SUFFIX)

@@ -14,7 +14,7 @@ from .clocks import Clock
 
 
 def make_ns(gw, clock=None, budget=64 << 20, **kw):
-    return Namespace(gw, budget, timeouts=Timeouts(root_ttl=10, plate_ttl=60, retry_after=2),
+    return Namespace.build(gw, budget, timeouts=Timeouts(root_ttl=10, plate_ttl=60, retry_after=2),
                      clock=clock or Clock(), **kw)
 
 

@@ -14,7 +14,8 @@ import tifffile
 from omerofs import layout
 from omerofs.gateway import PlaneIndex
 from omerofs.gateway.memory import MemoryGateway
-from omerofs.inodes import computed_inode
+from omerofs.inodes import plane_inode, stack_inode, well_inode
+from omerofs.keys import Ino, PlaneKey
 from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
 from omerofs.spool import Spool
 
@@ -47,7 +48,7 @@ def make_ns(gw: MemoryGateway, tmp_path, removed: list[tuple[int, str]] | None =
         if removed is not None:
             removed.append((parent, name))
 
-    return Namespace(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60),
+    return Namespace.build(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60),
                      spool=Spool(tmp_path / "spool"), clock=Clock(), max_listed=budget,
                      on_removed=on_removed)
 
@@ -170,18 +171,20 @@ def test_an_open_directory_handle_pins_its_plate(gw, tmp_path):
 
 
 def test_computed_inodes_are_distinct_and_fall_back_to_counted_ones(gw, tmp_path):
-    keys = [("plane", 5, z, c, t) for z in (0, 2047) for c in (0, 63) for t in (0, 16383)]
-    keys += [("plane", (1 << 31) - 1, 0, 0, 0), ("stack", 5), ("stack", (1 << 31) - 1),
-             ("well", 5, 0, 0), ("well", 5, 4095, 4095), ("well", (1 << 36) - 1, 1, 1)]
-    inos = [computed_inode(k) for k in keys]
+    keys = [(plane_inode, 5, z, c, t) for z in (0, 2047) for c in (0, 63) for t in (0, 16383)]
+    keys += [(plane_inode, (1 << 31) - 1, 0, 0, 0), (stack_inode, 5),
+             (stack_inode, (1 << 31) - 1), (well_inode, 5, 0, 0), (well_inode, 5, 4095, 4095),
+             (well_inode, (1 << 36) - 1, 1, 1)]
+    inos = [f(*args) for f, *args in keys]
     assert None not in inos and len(set(inos)) == len(keys)
     assert all(2 < i < 1 << 63 for i in inos if i is not None)
-    for big in (("plane", 5, 2048, 0, 0), ("plane", 1 << 31, 0, 0, 0), ("well", 5, 4096, 0),
-                ("stack", 1 << 31)):
-        assert computed_inode(big) is None
+    for f, *args in ((plane_inode, 5, 2048, 0, 0), (plane_inode, 1 << 31, 0, 0, 0),
+                     (well_inode, 5, 4096, 0), (stack_inode, 1 << 31)):
+        assert f(*args) is None
     ns = make_ns(gw, tmp_path)
-    first = ns.tree.inode(("plane", 5, 5000, 0, 0))  # out of range: counted, kept
-    assert first < 1 << 60 and ns.tree.inode(("plane", 5, 5000, 0, 0)) == first
+    key = PlaneKey(Ino(5), 7, 5000, 0, 0)  # out of range: counted, kept
+    first = ns.tree.inode(key)
+    assert first < 1 << 60 and ns.tree.inode(PlaneKey(Ino(5), 7, 5000, 0, 0)) == first
 
 
 def test_listed_planes_get_computed_inodes_distinct_per_well_and_plate(gw, tmp_path):

@@ -85,8 +85,8 @@ def test_a_failed_upload_records_its_attempt_and_next_time(tmp_path):
 
 
 def ns_with(gw: MemoryGateway, tmp_path, retry: RetryPolicy) -> Namespace:
-    return Namespace(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60),
-                     spool=Spool(tmp_path / "spool", retry=retry), clock=Clock())
+    return Namespace.build(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60),
+                           spool=Spool(tmp_path / "spool", retry=retry), clock=Clock())
 
 
 def test_the_retry_loop_waits_for_each_entry_s_time_and_explicit_retries_do_not(tmp_path):

@@ -86,7 +86,7 @@ def test_the_retry_policy_comes_from_the_table():
 
 def test_the_core_s_defaults_are_the_table_s():
     """Namespace once said prefetch 4 where every mount used 8 (the table's)."""
-    ns = Namespace(MemoryGateway(), 16 << 20)
+    ns = Namespace.build(MemoryGateway(), 16 << 20)
     try:
         assert ns.planes.prefetch_depth == default("prefetch") == 8
         assert ns.listings.max_listed == MAX_LISTED == default("max_listed")
