@@ -9,6 +9,7 @@ and says so: ENOTCONN at once, a log line and ``omerofs status``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import os
@@ -303,8 +304,8 @@ def test_a_key_mount_survives_a_dropped_connection_and_leaves_the_key_usable(ser
 
 @pytest.mark.needs_fuse
 def test_a_password_mount_closes_its_own_session_at_unmount(server, tmp_path):
-    seeded = server.seed(SPEC)
     server.store.add_user("sessions-pw", "pw")
+    seeded = server.seed(dataclasses.replace(SPEC, owner="sessions-pw"))
 
     def own() -> list[dict]:
         return [s for s in server.sessions() if s["user"] == "sessions-pw"]

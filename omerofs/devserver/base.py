@@ -134,28 +134,32 @@ def _run(servant: Servant, impl: Callable[..., Any], name: str, fault: str | Non
          args: tuple[Any, ...], current: Any) -> None:
     """Run one call and answer it (or inject an after-save fault)."""
     connection = current.con if current is not None else None
+    error: Exception | None = None
     try:
         result = impl(servant, *args, current=current)
     except (omero.ServerError, Ice.UserException) as e:
-        cb.ice_exception(e)
+        error = e
     except Exception as e:  # a devserver bug: say so to the client, log the trace
         log.exception("%s failed", name)
-        cb.ice_exception(_err(omero.InternalException, f"devserver: {name}: {e!r}"))
-    else:
-        # after-save faults: the call ran and its effect is stored, but the
-        # client never learns it (a reply lost with the connection, or an error)
-        if fault == "after_drop" and connection is not None:
-            connection.close(True)
-        elif fault == "after":
-            cb.ice_exception(_err(omero.InternalException,
-                                  f"devserver: injected fault after {name} ran"))
-        else:
-            try:
-                cb.ice_response() if result is VOID else cb.ice_response(result)
-            except Ice.LocalException as e:  # a slow call's client has gone
-                log.debug("%s: answer not sent: %r", name, e)
+        error = _err(omero.InternalException, f"devserver: {name}: {e!r}")
     finally:
+        # counted as answered before the answer leaves: a client that sends its
+        # next call as soon as it hears must not see two calls running
         servant.ctx.control.answered(name)
+    if error is not None:
+        cb.ice_exception(error)
+    # after-save faults: the call ran and its effect is stored, but the
+    # client never learns it (a reply lost with the connection, or an error)
+    elif fault == "after_drop" and connection is not None:
+        connection.close(True)
+    elif fault == "after":
+        cb.ice_exception(_err(omero.InternalException,
+                              f"devserver: injected fault after {name} ran"))
+    else:
+        try:
+            cb.ice_response() if result is VOID else cb.ice_response(result)
+        except Ice.LocalException as e:  # a slow call's client has gone
+            log.debug("%s: answer not sent: %r", name, e)
 
 
 def _id(obj: Any) -> int | None:
