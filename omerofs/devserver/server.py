@@ -41,6 +41,7 @@ import omero
 import omero.ObjectFactoryRegistrar
 import omero.rtypes
 
+from .errors import _err
 from .faults import Control, FaultConfig
 from .services import Context, RouterI, SessionLocator
 from .store import Store
@@ -208,7 +209,16 @@ class DevServer:
         self.close()
 
     def shutdown(self) -> None:
+        """Stop serving (SIGTERM, SIGINT, ``POST /shutdown``): ``serve_forever``
+        returns once every call in progress has ended. Calls held unanswered
+        by a "hang" fault are answered now (an error), else Ice would wait
+        for them forever."""
         self.ic.shutdown()
+        for cb in self.control.release_held():
+            try:
+                cb.ice_exception(_err(omero.InternalException, "devserver: shutting down"))
+            except Exception as e:  # its connection is gone already
+                log.debug("held call: %r", e)
 
     def close(self) -> None:
         try:
