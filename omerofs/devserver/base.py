@@ -38,10 +38,12 @@ class Context:
         self.control = control
         self.session_timeout = session_timeout
         self.locator: Any = None  # the SessionLocator, set by the locator itself
-        from .stores import Pyramids  # stores imports this module
+        from .stores import MAX_PLANE, Pyramids  # stores imports this module
 
         #: big images whose pyramid is "being built" (set through the control endpoint)
         self.pyramids = Pyramids()
+        #: omero.pixeldata.max_plane_width, max_plane_height (``--max-plane``)
+        self.max_plane: tuple[int, int] = MAX_PLANE
 
     def forget(self, ident: Any) -> None:
         """Drop a stateful servant (closed store, closed handle)."""
