@@ -21,6 +21,9 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
+import omero
+import omero.all
+
 from .errors import GatewayError, NotFound, PermissionDenied
 from .omero_writes import GatewayPlumbing
 from .types import DEFAULT_MAX_PLANE
@@ -36,6 +39,8 @@ MAX_PLANE_KEYS = ("omero.pixeldata.max_plane_width", "omero.pixeldata.max_plane_
 #: the call may not read: its query runs under the security filter and finds
 #: no row either way (omero-server v5.6.12 RawPixelsBean.java:271-286)
 CANNOT_READ_PIXELS = re.compile(r"Cannot read pixels id=(\d+)")
+#: IQuery.find's SecurityViolation: the row exists, the user may not read it
+_UNREADABLE = object()
 
 
 class ServerSettings(GatewayPlumbing):
@@ -84,15 +89,19 @@ class ServerSettings(GatewayPlumbing):
         loaded object is checked by ACLEventListener.onPostLoad (omero-server
         v5.6.12 QueryImpl.java:223-236, ACLEventListener.java:97-103)."""
         def find(sf: Any) -> Any:
-            return self._service(sf, "Query").find("Pixels", pixels_id, {"omero.group": "-1"})
+            try:
+                return self._service(sf, "Query").find("Pixels", pixels_id,
+                                                       {"omero.group": "-1"})
+            except omero.SecurityViolation:  # the answer sought, not a refusal to log
+                return _UNREADABLE
 
         try:
             found = self._call("IQuery.find", find)
-        except PermissionDenied:
-            return PermissionDenied(f"{what} (pixels {pixels_id} exist, but this user may "
-                                    "not read them)")
         except GatewayError as e:  # could not ask: say so rather than guess
             return e
+        if found is _UNREADABLE:
+            return PermissionDenied(f"{what} (pixels {pixels_id} exist, but this user may "
+                                    "not read them)")
         if found is None:
             return NotFound(f"{what} (pixels {pixels_id} were deleted)")
         return PermissionDenied(f"{what} (pixels {pixels_id} are readable in another group "
