@@ -103,6 +103,12 @@ def test_gateway_reads_of_deleted_or_unreadable_pixels_are_notfound_or_denied(se
         make_private(server, gid)
         with pytest.raises(NotFound, match=f"pixels {deleted.pixels_id} were deleted"):
             gw.read_plane(deleted, PlaneIndex(0, 0, 0))
+        # a store that could not be bound is closed, not kept open till unmount
+        stores = server.stats()["open_stores"]
+        for _ in range(3):
+            with pytest.raises(NotFound):
+                gw.read_plane(deleted, PlaneIndex(0, 0, 0))
+        assert server.stats()["open_stores"] == stores
         with pytest.raises(PermissionDenied, match="may not read them"):
             gw.read_plane(hidden, PlaneIndex(0, 0, 0))
         with pytest.raises(PermissionDenied):
