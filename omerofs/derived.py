@@ -60,12 +60,6 @@ class SiteBuffer:
 
     def check(self, plane: PlaneIndex, shape: tuple[int, int], pixel_type: str) -> None:
         """ValueError if a plane of this shape and type does not fit the site."""
-        if not whole_plane_writable(shape[1], shape[0], pixel_type):
-            # refused at the plane's close, where the writer hears of it, not
-            # later when the site's image is made (OMERO would need a pyramid)
-            raise ValueError(f"is {shape[1]}x{shape[0]} {pixel_type}, over OMERO's 3192x3192 "
-                             "limit for planes written whole (larger images need a tiled "
-                             "pyramid)")
         if self.shape is not None and (shape != self.shape or pixel_type != self.pixel_type):
             raise ValueError(f"is {shape[1]}x{shape[0]} {pixel_type}, but the site's other "
                              f"planes are {self.shape[1]}x{self.shape[0]} {self.pixel_type}")
@@ -96,6 +90,18 @@ class SiteBuffer:
         sz, sc, st = self.grid()
         return [PlaneIndex(z, c, t) for t in range(st) for c in range(sc) for z in range(sz)
                 if PlaneIndex(z, c, t) not in self.planes]
+
+
+def _check_whole_plane(shape: tuple[int, ...], pixel_type: str,
+                       max_plane: tuple[int, int]) -> None:
+    """ValueError for a plane over the server's pyramid threshold: refused at
+    the plane's close, where the writer hears of it, not later when the
+    site's image is made (OMERO would need a tiled pyramid)."""
+    if not whole_plane_writable(shape[1], shape[0], pixel_type, max_plane):
+        raise ValueError(f"is {shape[1]}x{shape[0]} {pixel_type}, over the server's "
+                         f"{max_plane[0]}x{max_plane[1]} limit for planes written whole "
+                         "(omero.pixeldata.max_plane_width/height; larger images need a "
+                         "tiled pyramid)")
 
 
 def _plane_text(p: PlaneIndex) -> str:
@@ -271,6 +277,7 @@ class DerivedPlates:
         try:
             arr = decode_plane(spool.read_all(entry.id))
             pixel_type = pixel_type_of(arr.dtype)
+            _check_whole_plane(arr.shape, pixel_type, self.gateway.max_plane())
             buf = self._site(well, parsed.key.site)
             with buf.lock:
                 buf.check(plane, (arr.shape[0], arr.shape[1]), pixel_type)

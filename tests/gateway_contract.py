@@ -17,6 +17,7 @@ import pytest
 from omerofs.gateway import (
     FileAnnotationInfo,
     Gateway,
+    InvalidRequest,
     NotFound,
     PlaneIndex,
     PlateFingerprint,
@@ -127,6 +128,23 @@ class GatewayContract:
             gateway.create_image(well_id, "A01_s001", 3, 2, 2, 1, 1, "uint8", planes)
         [well] = gateway.load_plate(plate.id).wells
         assert well.samples == ()  # nothing half-made
+
+    def test_planes_over_the_servers_limit_are_refused_before_anything_is_made(
+            self, gateway: Gateway, plate) -> None:
+        """``max_plane`` is the server's pyramid threshold (two positive sides,
+        asked once per session); a non-float image of bigger planes is
+        refused (InvalidRequest) and nothing is left in the well."""
+        width, height = gateway.max_plane()
+        assert width >= 1 and height >= 1 and gateway.max_plane() == (width, height)
+        well_id = gateway.create_well(plate.id, 0, 0)
+        # one column more than the threshold, one row: bytes of a plane
+        # stay small whatever the threshold (the product counts, not the sides)
+        over_x, over_y = width * height + 1, 1
+        with pytest.raises(InvalidRequest):
+            gateway.create_image(well_id, "A01_s001", over_x, over_y, 1, 1, 1, "uint8",
+                                 {PlaneIndex(0, 0, 0): bytes(over_x * over_y)})
+        [well] = gateway.load_plate(plate.id).wells
+        assert well.samples == ()
 
     def test_rewritten_plane_reads_back(self, gateway: Gateway, plate) -> None:
         well_id = gateway.create_well(plate.id, 0, 0)

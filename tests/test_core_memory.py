@@ -390,30 +390,36 @@ def test_other_clients_files_keep_their_namespace_when_renamed_in_place(gw, tmp_
     assert gw.read_file(moved.file_id) == b"1\n"
 
 
-def test_a_plane_over_the_pyramid_limit_is_refused_at_its_close(gw, tmp_path):
-    """OMERO stores planes over 3192 x 3192 (but float/double) only as pyramid
+@pytest.mark.parametrize("limit", [(3192, 3192), (1024, 1024), (2048, 512)])
+def test_a_plane_over_the_pyramid_limit_is_refused_at_its_close(gw, tmp_path, limit):
+    """OMERO stores planes of more pixels than the server's
+    max_plane_width x max_plane_height (but float/double) only as pyramid
     tiles: the writer hears it at close (EINVAL), nothing is spooled for the
-    site, and a plane at the limit is still taken."""
+    site, and a plane at the limit is still taken. The limit is the
+    gateway's (the server's settings), OMERO's 3192 x 3192 by default."""
+    gw.max_plane_size = limit
+    width, height = limit
     ns = make_ns(gw, tmp_path / "spool")
     plate = ns.mkdir(ROOT_INODE, "big")
     well = ns.mkdir(plate.ino, "A01")
     f = ns.create(well.ino, "A01_s001_z000_c000.tif")
-    ns.write(f.ino, 0, tiff_bytes(np.zeros((3192, 3193), dtype=np.uint8)))
+    ns.write(f.ino, 0, tiff_bytes(np.zeros((height, width + 1), dtype=np.uint8)))
     with pytest.raises(OSError) as exc:
         ns.flush(f.ino)
     assert exc.value.errno == errno.EINVAL
-    assert exc.value.strerror == ("A01_s001_z000_c000.tif is 3193x3192 uint8, over OMERO's "
-                              "3192x3192 limit for planes written whole (larger images need "
-                              "a tiled pyramid); not stored")
+    assert exc.value.strerror == (
+        f"A01_s001_z000_c000.tif is {width + 1}x{height} uint8, over the server's "
+        f"{width}x{height} limit for planes written whole (omero.pixeldata.max_plane_width/"
+        "height; larger images need a tiled pyramid); not stored")
     ns.release(f.ino)
     assert ns.pending_sites() == []
     g = ns.create(well.ino, "A01_s002_z000_c000.tif")
-    ns.write(g.ino, 0, tiff_bytes(np.ones((3192, 3192), dtype=np.uint8)))
+    ns.write(g.ino, 0, tiff_bytes(np.ones((height, width), dtype=np.uint8)))
     ns.flush(g.ino)
     ns.release(g.ino)
     assert ns.flush_sites(well.ino) == []
     [w] = gw.load_plate(plate.plate_id or 0).wells
-    assert [(s.image.size_x, s.image.size_y) for s in w.samples] == [(3192, 3192)]
+    assert [(s.image.size_x, s.image.size_y) for s in w.samples] == [(width, height)]
 
 
 class SignallingLock:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import Ice
 import omero
 import pytest
 
@@ -135,3 +136,44 @@ def test_cli_rejects_bad_spec(tmp_path):
                         str(tmp_path), "--seed", '{"rowz": 1}'], capture_output=True, text=True)
     assert r.returncode == 2 and "unknown plate spec keys" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind,ops", [
+    ("after_drop", ["IQuery.find"]),  # the call ran, its connection is cut instead of a reply
+    ("drop", ["IQuery.find"]),        # cut before it ran
+    ("hang", ["IQuery.find"]),        # never answered
+    ("after_drop", ["ServiceFactory.submit"]),  # submit has its own dispatch
+])
+def test_sigterm_stops_the_server_after_a_call_left_unanswered(own_server, kind, ops):
+    """A fault that leaves a call without an answer must not keep the server
+    alive: Ice's shutdown waits for every dispatch in progress, so an AMD
+    callback never called would make SIGTERM wait forever (the harness then
+    SIGKILLs after 20 s)."""
+    import signal
+
+    import omero.cmd
+
+    seeded = own_server.seed(PlateSpec(name="sig", rows=1, columns=1, fields=1))
+    client = omero.client(host="tcp://127.0.0.1", port=own_server.port)
+    try:
+        sf = client.createSession("root", "omero")
+        own_server.set_faults(fail_rate=1.0, fail_kind=kind, ops=ops)
+        with pytest.raises(Ice.LocalException):  # the cut, or the client's timeout
+            if ops == ["IQuery.find"]:
+                sf.getQueryService().ice_invocationTimeout(2000).find("Plate", seeded.plate_id)
+            else:
+                sf.ice_invocationTimeout(2000).submit(
+                    omero.cmd.Delete2(targetObjects={"Plate": [seeded.plate_id]}))
+        assert own_server.stats()["injected"] == {ops[0]: 1}
+        popen = own_server.proc.proc
+        t0 = time.monotonic()
+        popen.send_signal(signal.SIGTERM)
+        try:
+            popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            popen.kill()  # then the assertion below fails
+            popen.wait()
+        took = time.monotonic() - t0
+    finally:
+        client.__del__()  # after the server is gone: nothing waits for it
+    assert popen.returncode == 0 and took < 5, (popen.returncode, took)

@@ -14,7 +14,7 @@ from omero.rtypes import rlong, rstring
 from .base import VOID, Servant, _err, _id, _val, amd, api_usage, call_group, security, validation
 from .model import PIXELS_TYPE_IDS, pixels_description
 from .store import GUEST_GROUP_ID, SYSTEM_GROUP_ID, SYSTEM_GROUPS, USER_GROUP_ID
-from .stores import MAX_PLANE_HEIGHT, MAX_PLANE_WIDTH
+from .stores import MAX_PLANE_KEYS
 
 
 @amd(omero.api.IPixels)
@@ -109,8 +109,11 @@ class ConfigI(Servant, omero.api.IConfig):
         return "5.6.0-omerofs-devserver"
 
     def getConfigValue(self, key: str, current: Any = None) -> str:
-        return {"omero.pixeldata.max_plane_width": str(MAX_PLANE_WIDTH),
-                "omero.pixeldata.max_plane_height": str(MAX_PLANE_HEIGHT)}.get(key, "")
+        """The pyramid threshold as the server runs with it (``--max-plane``);
+        "" for every other key (omero-server v5.6.12 ConfigImpl.java:217-231
+        answers a key's value, "" for none)."""
+        width, height = self.ctx.max_plane
+        return {MAX_PLANE_KEYS[0]: str(width), MAX_PLANE_KEYS[1]: str(height)}.get(key, "")
 
 
 @amd(omero.api.ISession)

@@ -38,10 +38,12 @@ class Context:
         self.control = control
         self.session_timeout = session_timeout
         self.locator: Any = None  # the SessionLocator, set by the locator itself
-        from .stores import Pyramids  # stores imports this module
+        from .stores import MAX_PLANE, Pyramids  # stores imports this module
 
         #: big images whose pyramid is "being built" (set through the control endpoint)
         self.pyramids = Pyramids()
+        #: omero.pixeldata.max_plane_width, max_plane_height (``--max-plane``)
+        self.max_plane: tuple[int, int] = MAX_PLANE
 
     def forget(self, ident: Any) -> None:
         """Drop a stateful servant (closed store, closed handle)."""
@@ -107,13 +109,16 @@ def _make_async(op: str, impl: Callable[..., Any] | None) -> Callable[..., None]
         fault = self.ctx.control.should_fail(name)
         connection = current.con if current is not None else None
         if fault == "drop" and connection is not None:
-            connection.close(True)
+            drop_connection(cb, connection, name)
             return
         if fault == "error":
             cb.ice_exception(_err(omero.InternalException, f"devserver: injected fault in {name}"))
             return
         if fault == "hang":
-            return  # never answered: the client's invocation timeout decides
+            # never answered: the client's invocation timeout decides (answered
+            # at shutdown, see drop_connection)
+            self.ctx.control.hold(cb)
+            return
         control = self.ctx.control
         control.started(name)
         slow = control.slowness(name)
@@ -151,7 +156,7 @@ def _run(servant: Servant, impl: Callable[..., Any], name: str, fault: str | Non
     # after-save faults: the call ran and its effect is stored, but the
     # client never learns it (a reply lost with the connection, or an error)
     elif fault == "after_drop" and connection is not None:
-        connection.close(True)
+        drop_connection(cb, connection, name)
     elif fault == "after":
         cb.ice_exception(_err(omero.InternalException,
                               f"devserver: injected fault after {name} ran"))
@@ -160,6 +165,20 @@ def _run(servant: Servant, impl: Callable[..., Any], name: str, fault: str | Non
             cb.ice_response() if result is VOID else cb.ice_response(result)
         except Ice.LocalException as e:  # a slow call's client has gone
             log.debug("%s: answer not sent: %r", name, e)
+
+
+def drop_connection(cb: Any, connection: Any, name: str) -> None:
+    """Cut a call's connection instead of replying, then end its dispatch.
+
+    Ice counts an AMD call whose callback is never called as a dispatch in
+    progress, and a communicator's shutdown waits for every dispatch to end
+    (``waitForShutdown``): a server that left the callback unanswered would
+    not stop on SIGTERM. The answer given after the close goes nowhere."""
+    connection.close(True)
+    try:
+        cb.ice_exception(_err(omero.InternalException, f"devserver: connection cut in {name}"))
+    except Exception as e:  # the connection is gone: nothing to tell anyone
+        log.debug("%s: answer after the cut: %r", name, e)
 
 
 def _id(obj: Any) -> int | None:
@@ -192,6 +211,7 @@ __all__ = [
     "amd",
     "api_usage",
     "call_group",
+    "drop_connection",
     "group_security",
     "internal",
     "refuse_missing",

@@ -40,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="server certificate for --ssl-port/--wss-port (e.g. self-signed)")
     p.add_argument("--ssl-key", type=Path, default=None, metavar="PEM",
                    help="its private key, unencrypted")
+    p.add_argument("--max-plane", default="3192:3192", metavar="WIDTH:HEIGHT",
+                   help="omero.pixeldata.max_plane_width:max_plane_height, served through "
+                        "IConfig; non-float images of larger planes need a pyramid")
     p.add_argument("--latency-ms", type=float, default=0.0, help="added to every call")
     p.add_argument("--fail-rate", type=float, default=0.0, help="fraction of calls that fail")
     p.add_argument("--slow-call", action="append", default=[], metavar="NAME:SECONDS",
@@ -66,6 +69,13 @@ def _group(text: str) -> tuple[str, str]:
         raise ValueError(f"--group {text!r}: expected NAME:LEVEL with LEVEL one of "
                          f"{', '.join(PERMISSION_LEVELS)}")
     return name, level
+
+
+def _max_plane(text: str) -> tuple[int, int]:
+    width, _, height = text.partition(":")
+    if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise ValueError(f"--max-plane {text!r}: expected WIDTH:HEIGHT, two positive integers")
+    return int(width), int(height)
 
 
 def _member(text: str) -> tuple[str, str, bool, bool]:
@@ -100,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         groups = [_group(g) for g in args.group]
         members = [_member(m) for m in args.member]
         slow = dict(_slow_call(s) for s in args.slow_call)
+        max_plane = _max_plane(args.max_plane)
     except (ValueError, OSError) as e:
         print(f"omerofs devserver: {e}", file=sys.stderr)
         return 2
@@ -114,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
                                               fail_rate=args.fail_rate, slow=slow),
                            transports=Transports(ws=args.ws_port, ssl=args.ssl_port,
                                                  wss=args.wss_port, cert=args.ssl_cert,
-                                                 key=args.ssl_key))
+                                                 key=args.ssl_key),
+                           max_plane=max_plane)
     except ValueError as e:
         print(f"omerofs devserver: {e}", file=sys.stderr)
         return 2

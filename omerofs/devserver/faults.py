@@ -57,6 +57,8 @@ class Control:
         #: calls received and not answered yet, and the most there were at once
         self.running: Counter[str] = Counter()
         self.peak_running: Counter[str] = Counter()
+        #: the AMD callbacks of "hang" calls, answered only at shutdown
+        self._held: list[Any] = []
         self.set_faults(faults or FaultConfig())
 
     def set_faults(self, faults: FaultConfig) -> None:
@@ -99,6 +101,17 @@ class Control:
                 return None
             self.injected[op] += 1
         return f.fail_kind
+
+    def hold(self, callback: Any) -> None:
+        """Keep a call unanswered (a "hang"), until :meth:`release_held`."""
+        with self._lock:
+            self._held.append(callback)
+
+    def release_held(self) -> list[Any]:
+        """The callbacks held so far, forgotten here: the caller answers them."""
+        with self._lock:
+            held, self._held = self._held, []
+        return held
 
     def reset(self) -> None:
         with self._lock:

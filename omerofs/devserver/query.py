@@ -239,15 +239,21 @@ class QueryI(Servant, omero.api.IQuery):
             return True  # a kind without Details here: get_object decides
 
     def get(self, klass: str, obj_id: int, current: Any = None) -> Any:
-        visible = self._visible(klass, obj_id, current)
-        obj = get_object(self.store, klass, obj_id) if visible is not None else None
+        obj = self.find(klass, obj_id, current)
         if obj is None:
             raise validation(f"No row with the given identifier exists: {klass} {obj_id}")
-        if not visible:
-            # omero-server BasicACLVoter.throwLoadViolation: "Cannot read <object>"
-            raise security(f"Cannot read {klass}:Id_{obj_id}")
         return obj
 
     def find(self, klass: str, obj_id: int, current: Any = None) -> Any:
-        return get_object(self.store, klass, obj_id) if self._visible(
-            klass, obj_id, current) else None
+        """None for a missing row; an object the call cannot read raises
+        SecurityViolation, as in :meth:`get`: IQuery.find is Hibernate's
+        ``session.get`` (omero-server v5.6.12 QueryImpl.java:223-236), which the
+        security filter does not narrow, and the loaded object goes through
+        ACLEventListener.onPostLoad (ACLEventListener.java:97-103), which
+        raises BasicACLVoter.throwLoadViolation's "Cannot read <object>"
+        (BasicACLVoter.java:298-301)."""
+        visible = self._visible(klass, obj_id, current)
+        obj = get_object(self.store, klass, obj_id) if visible is not None else None
+        if obj is not None and not visible:
+            raise security(f"Cannot read {klass}:Id_{obj_id}")
+        return obj

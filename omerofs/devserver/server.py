@@ -21,7 +21,7 @@ Control endpoint (JSON over HTTP on 127.0.0.1, for tests and benchmarks)::
                              "backoff_ms": 200}: the next 3 binds of pixels 5 (-1: all
                             of them until changed, 0: ready now) answer
                             MissingPyramidException / LockTimeout (see stores.py);
-                            only big images (3192x3192, non-float) have pyramids
+                            only big images (non-float, over --max-plane) have pyramids
     POST /shutdown
 """
 
@@ -41,10 +41,11 @@ import omero
 import omero.ObjectFactoryRegistrar
 import omero.rtypes
 
+from .errors import _err
 from .faults import Control, FaultConfig
 from .services import Context, RouterI, SessionLocator
 from .store import Store
-from .stores import DEFAULT_BACKOFF_MS, Building, requires_pyramid
+from .stores import DEFAULT_BACKOFF_MS, MAX_PLANE, Building, requires_pyramid
 
 log = logging.getLogger("omerofs.devserver")
 
@@ -97,7 +98,10 @@ class DevServer:
         faults: FaultConfig | None = None,
         users: dict[str, str] | None = None,
         transports: Transports | None = None,
+        max_plane: tuple[int, int] = MAX_PLANE,
     ):
+        if min(max_plane) < 1:
+            raise ValueError(f"max plane {max_plane[0]}x{max_plane[1]}: both sides must be >= 1")
         self.data_dir = Path(data_dir)
         self.store = Store(self.data_dir)
         self.forgotten_sessions = self._forget_sessions()
@@ -105,6 +109,7 @@ class DevServer:
             self.store.add_user(name, pw)
         self.control = Control(faults)
         self.ctx = Context(self.store, self.control, session_timeout)
+        self.ctx.max_plane = max_plane
         init = Ice.InitializationData()
         init.properties = Ice.createProperties()
         props = init.properties
@@ -183,7 +188,7 @@ class DevServer:
             pix = self.store.pixels(int(pixels_id))
         except KeyError:
             raise ValueError(f"no Pixels {pixels_id}") from None
-        if not requires_pyramid(pix):
+        if not requires_pyramid(pix, self.ctx.max_plane):
             raise ValueError(f"Pixels {pixels_id} ({pix.size_x}x{pix.size_y} {pix.pixel_type}) "
                              "is not a big image: OMERO builds no pyramid for it")
         if kind not in DEFAULT_BACKOFF_MS:
@@ -208,7 +213,16 @@ class DevServer:
         self.close()
 
     def shutdown(self) -> None:
+        """Stop serving (SIGTERM, SIGINT, ``POST /shutdown``): ``serve_forever``
+        returns once every call in progress has ended. Calls held unanswered
+        by a "hang" fault are answered now (an error), else Ice would wait
+        for them forever."""
         self.ic.shutdown()
+        for cb in self.control.release_held():
+            try:
+                cb.ice_exception(_err(omero.InternalException, "devserver: shutting down"))
+            except Exception as e:  # its connection is gone already
+                log.debug("held call: %r", e)
 
     def close(self) -> None:
         try:

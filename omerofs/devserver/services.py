@@ -25,7 +25,7 @@ import omero.cmd
 import omero.model
 
 from .admin import AdminI, ConfigI, PixelsI, SessionServiceI
-from .base import Context, Servant, _err, _id, refuse_missing, security
+from .base import Context, Servant, _err, _id, drop_connection, refuse_missing, security
 from .graph import delete2
 from .query import QueryI
 from .references import References
@@ -164,12 +164,13 @@ class ServiceFactoryI(omero.api.ServiceFactory):
         # ran (the deletes are done, the client hears an error or nothing)
         fault = self.ctx.control.should_fail("ServiceFactory.submit")
         if fault == "drop":
-            current.con.close(True)
+            drop_connection(cb, current.con, "ServiceFactory.submit")
             return
         if fault == "error":
             cb.ice_exception(_err(omero.InternalException, "devserver: injected fault in submit"))
             return
         if fault == "hang":
+            self.ctx.control.hold(cb)
             return
         try:
             rsp = self._run(req)
@@ -178,7 +179,7 @@ class ServiceFactoryI(omero.api.ServiceFactory):
             cb.ice_exception(_err(omero.InternalException, f"devserver: submit: {e!r}"))
             return
         if fault == "after_drop":
-            current.con.close(True)
+            drop_connection(cb, current.con, "ServiceFactory.submit")
             return
         if fault == "after":
             cb.ice_exception(_err(omero.InternalException,

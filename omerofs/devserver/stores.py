@@ -12,9 +12,11 @@ Pixels rules (omero-romio v5.7.7, the version OMERO 5.6 runs):
   ApiUsageException "Write-method not permitted."
   (src/main/java/ome/io/nio/RomioPixelBuffer.java:111). So the planes of an
   image are written by the first store session, and never again.
-* Pyramids: a non-float image of more than 3192 x 3192 pixels
-  (PixelsService.java:678-688 requiresPixelsPyramid with the defaults of
-  ConfiguredTileSizes.java:39) is written through a pyramid buffer, whose
+* Pyramids: a non-float image whose planes have more pixels than
+  ``omero.pixeldata.max_plane_width`` x ``max_plane_height`` (3192 x 3192 by
+  default, ConfiguredTileSizes.java:39; the devserver's ``--max-plane``;
+  PixelsService.java:678-688 requiresPixelsPyramid compares the products) is
+  written through a pyramid buffer, whose
   setPlane raises "Non-tile based writing unsupported."
   (src/main/java/ome/io/bioformats/BfPyramidPixelBuffer.java:1107); a plain
   Java exception reaches the client as InternalException.
@@ -63,16 +65,22 @@ from .base import (
 from .model import original_file_obj
 from .store import PixelsRow
 
-#: omero.pixeldata.max_plane_width x max_plane_height (ConfiguredTileSizes.java:39)
-MAX_PLANE_WIDTH = MAX_PLANE_HEIGHT = 3192
+#: omero.pixeldata.max_plane_width, max_plane_height by default (omero-romio
+#: v5.7.7 ConfiguredTileSizes.java:39 "Default as in omero.properties")
+MAX_PLANE = (3192, 3192)
+#: the settings IConfig serves them as (omero-server v5.6.12
+#: service-ome.io.nio.PixelsService.xml:53-54 hands them to ConfiguredTileSizes)
+MAX_PLANE_KEYS = ("omero.pixeldata.max_plane_width", "omero.pixeldata.max_plane_height")
 #: types exempt from the pyramid (omero.pixeldata.max_plane_float_override, default true)
 FLOAT_TYPES = ("float", "double")
 
 
-def requires_pyramid(pix: PixelsRow) -> bool:
+def requires_pyramid(pix: PixelsRow, max_plane: tuple[int, int]) -> bool:
+    """PixelsService.requiresPixelsPyramid (omero-romio v5.7.7
+    PixelsService.java:678-688) with the server's ``max_plane`` setting."""
     if pix.pixel_type in FLOAT_TYPES:
         return False
-    return pix.size_x * pix.size_y > MAX_PLANE_WIDTH * MAX_PLANE_HEIGHT
+    return pix.size_x * pix.size_y > max_plane[0] * max_plane[1]
 
 
 #: backOff (ms) of each not-ready answer when the control call names none
@@ -226,13 +234,18 @@ class RawPixelsStoreI(Servant, omero.api.RawPixelsStore):
         return self.pix
 
     def setPixelsId(self, pixels_id: int, bypass: bool, current: Any = None) -> Any:
+        """Bind the store. Pixels that are missing (deleted) or that the call's
+        ``omero.group`` cannot read give one and the same answer: OMERO looks
+        them up with an HQL query that the security filter applies to, and
+        raises ValidationException "Cannot read pixels id=N" when it finds no
+        row (omero-server v5.6.12 RawPixelsBean.java:271-286). A client tells
+        the two apart with IQuery.find (:meth:`QueryI.find`)."""
         try:
             pix = self.store.pixels(pixels_id)
         except KeyError:
-            raise validation(
-                f"No row with the given identifier exists: Pixels {pixels_id}") from None
-        if not self.sec.readable("Image", pix.image_id, call_group(current)):
-            raise security(f"Cannot read Pixels:Id_{pixels_id}")
+            pix = None
+        if pix is None or not self.sec.readable("Image", pix.image_id, call_group(current)):
+            raise validation(f"Cannot read pixels id={pixels_id}")
         # a failed bind leaves the store unbound (RawPixelsBean.java:288-297)
         self.pix = None
         self.ctx.pyramids.check(pixels_id)
@@ -266,6 +279,12 @@ class RawPixelsStoreI(Servant, omero.api.RawPixelsStore):
         an ApiUsageException, as for getPlane (RomioPixelBuffer.java:159-162
         checkBounds, mapped by RawPixelsBean.java:863-865)."""
         pix = self._pix()
+        if requires_pyramid(pix, self.ctx.max_plane):
+            # a big image is read through its pyramid (PixelsService.java:623-630),
+            # whose buffer has no timepoints (omero-romio v5.7.7
+            # BfPyramidPixelBuffer.java:1035-1039 UnsupportedOperationException,
+            # a plain Java exception: InternalException at the client)
+            raise internal("Not supported.")
         if not 0 <= t < pix.size_t:
             raise api_usage(f"timepoint t={t} outside sizeT={pix.size_t}")
         return b"".join(self._plane(z, c, t) for c in range(pix.size_c)
@@ -295,7 +314,7 @@ class RawPixelsStoreI(Servant, omero.api.RawPixelsStore):
             raise security(f"{self.user} cannot write Pixels:{pix.id}")
         if not self.writable:
             raise api_usage("Write-method not permitted.")
-        if requires_pyramid(pix):
+        if requires_pyramid(pix, self.ctx.max_plane):
             raise internal("Non-tile based writing unsupported.")
         try:
             self.store.write_plane(pix, z, c, t, bytes(buf))

@@ -104,9 +104,12 @@ class UpdateI(Servant, omero.api.IUpdate):
         if isinstance(obj, omero.model.Plate):
             if _id(obj) is not None:
                 return self._update_plate(obj, group)
+            # every field as sent, as on a re-save (_update_plate)
             return get_object(s, "Plate", s.create_plate(
                 _val(obj.name) or "", user, _val(obj.rows), _val(obj.columns),
-                _val(obj.status), group=sec.new_object_group(group, [])))
+                _val(obj.status), group=sec.new_object_group(group, []),
+                row_naming=_val(obj.rowNamingConvention),
+                column_naming=_val(obj.columnNamingConvention)))
         if isinstance(obj, omero.model.Well):
             return self._save_well(obj, group)
         if isinstance(obj, omero.model.WellSample):

@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from .errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, ServerUnavailable
 from .types import (
+    DEFAULT_MAX_PLANE,
     AccountInfo,
     FileAnnotationInfo,
     Fingerprint,
@@ -42,6 +43,7 @@ from .types import (
     WellSampleInfo,
     check_image_planes,
     pixel_dtype,
+    whole_plane_writable,
 )
 
 T = TypeVar("T")
@@ -88,6 +90,8 @@ class MemoryGateway:
         #: the mount's ``--group`` (-1: none), and the group each new plate went to
         self.group = -1
         self.plate_groups: dict[int, int] = {}
+        #: what :meth:`max_plane` answers (a test may lower it, as a server's settings can)
+        self.max_plane_size: tuple[int, int] = DEFAULT_MAX_PLANE
 
     # --- faults ------------------------------------------------------------------------
     def fail(self, op: str, times: int = 1, error: GatewayError | None = None) -> None:
@@ -122,6 +126,10 @@ class MemoryGateway:
         if sid is None:
             sid = self._sample_ids[key] = self._new_id()
         return sid
+
+    # --- server settings ------------------------------------------------------------
+    def max_plane(self) -> tuple[int, int]:
+        return self.max_plane_size
 
     # --- session -----------------------------------------------------------------------
     def connect(self) -> None:
@@ -371,6 +379,10 @@ class MemoryGateway:
                      size_c: int, size_t: int, pixel_type: str,
                      planes: Mapping[PlaneIndex, bytes]) -> ImageInfo:
         check_image_planes(size_x, size_y, size_z, size_c, size_t, pixel_type, planes)
+        if not whole_plane_writable(size_x, size_y, pixel_type, self.max_plane_size):
+            raise InvalidRequest(f"{size_x}x{size_y} {pixel_type} planes are over the "
+                                 f"{self.max_plane_size[0]}x{self.max_plane_size[1]} limit "
+                                 "for whole-plane writes")
 
         def run() -> ImageInfo:
             well = self.wells.get(well_id)

@@ -87,6 +87,7 @@ from .errors import (
 )
 from .omero_account import SessionAccount
 from .omero_files import FileAnnotations
+from .omero_settings import CANNOT_READ_PIXELS, ServerSettings
 from .omero_writes import DerivedPlateWrites, _quiet_close
 from .types import (
     ImageInfo,
@@ -98,6 +99,7 @@ from .types import (
     WellSampleInfo,
     pixel_dtype,
     to_micrometres,
+    whole_plane_writable,
 )
 
 log = logging.getLogger("omerofs.gateway")
@@ -144,7 +146,7 @@ STORES_PER_THREAD = 4
 RECENT_IMAGES = 8
 
 
-class OmeroGateway(FileAnnotations, DerivedPlateWrites, SessionAccount):
+class OmeroGateway(FileAnnotations, DerivedPlateWrites, SessionAccount, ServerSettings):
     """:class:`omerofs.gateway.protocol.Gateway` over omero-py (thread-safe)."""
 
     def __init__(self, config: ConnectionConfig, retries: int = 3):
@@ -424,6 +426,9 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites, SessionAccount):
         if isinstance(e, omero.ValidationException):
             if "No row with the given identifier" in (e.message or ""):
                 return NotFound(what)
+            cannot_read = CANNOT_READ_PIXELS.search(e.message or "")
+            if cannot_read:
+                return self._why_unreadable(int(cannot_read.group(1)), what)
             return InvalidRequest(what)
         if isinstance(e, (omero.ApiUsageException, Ice.MemoryLimitException)):
             return InvalidRequest(what)
@@ -614,6 +619,15 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites, SessionAccount):
             # RawPixelsBean.java:288-297): kept for the next ask, not leaked
             local.spare = store
             raise
+        except omero.ValidationException:
+            # "Cannot read pixels id=N" (deleted or unreadable): the bean keeps
+            # N as its id with no buffer (RawPixelsBean.java:260-286), so the
+            # store is not reused; closed now, not left open until unmount
+            with self._lock:
+                if store in self._stores:
+                    self._stores.remove(store)
+            _quiet_close(store)
+            raise
         stores[pixels_id] = store
         return store
 
@@ -652,10 +666,11 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites, SessionAccount):
         """See :class:`omerofs.gateway.batches.TimepointReader`: one message's
         worth at most. (An image that needs a pyramid, whose buffer refuses
         getTimepoint, omero-romio v5.8.4 BfPyramidPixelBuffer.java:1044-1048,
-        has planes of more than 3192 x 3192 pixels, far over any cacheable size
-        the callers ask this for; it is excluded here all the same.)"""
+        has planes over the server's threshold, :meth:`max_plane`: 3192 x 3192
+        pixels by default, but a server may set it lower.)"""
         size = image.plane_bytes * image.size_z * image.size_c
-        if size > self.config.max_message_bytes or _needs_pyramid(image):
+        if size > self.config.max_message_bytes or not whole_plane_writable(
+                image.size_x, image.size_y, image.pixel_type, self.max_plane()):
             return 0
         return size
 
@@ -746,13 +761,6 @@ def _plain(value: Any) -> Any:
         return value._val
     return unwrap(value)
 
-
-
-def _needs_pyramid(image: ImageInfo) -> bool:
-    """OMERO keeps such an image's pixels in a pyramid (omero-romio v5.8.4
-    PixelsService.java:678-688 requiresPixelsPyramid: non-float planes of more than
-    omero.pixeldata.max_plane_width x max_plane_height, 3192 x 3192 by default)."""
-    return image.pixel_type not in ("float", "double") and image.size_x * image.size_y > 3192 * 3192
 
 
 def _describe(e: BaseException, whole: bool = False) -> str:

@@ -12,11 +12,12 @@ Every rule followed here is OMERO 5.6's (docs/devserver.rst "Rules"):
 * a Well is unique per (plate, row, column): losing a race to another
   session means adopting its well;
 * a WellSample is appended to its loaded Well's list and the Well saved;
-* pixels are write-once and planes over 3192 x 3192 (non-float) need tiles:
-  all planes are written by one store session, big ones refused before any
-  call; a plane rewrite builds a new image and swaps it into the well,
-  carrying over every annotation link, ROI and rendering setting of the old
-  one (or refusing before any change when it may not);
+* pixels are write-once and planes over the server's threshold (non-float;
+  ``max_plane``, 3192 x 3192 by default) need tiles: all planes are written
+  by one store session, big ones refused before any call; a plane rewrite
+  builds a new image and swaps it into the well, carrying over every
+  annotation link, ROI and rendering setting of the old one (or refusing
+  before any change when it may not);
 * channel min/max are set on every created image;
 * Delete2 failures become NotFound or PermissionDenied.
 """
@@ -75,6 +76,7 @@ class GatewayPlumbing:
         def _ctx(self, group: int) -> dict[str, str]: ...
         def _new_object_ctx(self) -> dict[str, str]: ...
         def _check_plane(self, image: ImageInfo, plane: PlaneIndex) -> None: ...
+        def max_plane(self) -> tuple[int, int]: ...
         def read_plane(self, image: ImageInfo, plane: PlaneIndex) -> bytes: ...
 
 
@@ -148,10 +150,12 @@ class DerivedPlateWrites(GatewayPlumbing):
         dtype = pixel_dtype(pixel_type)
         plane_bytes = check_image_planes(size_x, size_y, size_z, size_c, size_t, pixel_type,
                                          planes)
-        if not whole_plane_writable(size_x, size_y, pixel_type):
+        max_plane = self.max_plane()
+        if not whole_plane_writable(size_x, size_y, pixel_type, max_plane):
             raise InvalidRequest(
-                f"{size_x}x{size_y} {pixel_type} planes are over OMERO's 3192x3192 limit "
-                "for whole-plane writes (larger images need a tiled pyramid)")
+                f"{size_x}x{size_y} {pixel_type} planes are over the server's "
+                f"{max_plane[0]}x{max_plane[1]} limit for whole-plane writes "
+                "(omero.pixeldata.max_plane_width/height; larger images need a tiled pyramid)")
         if plane_bytes > self.config.max_message_bytes:
             raise InvalidRequest("writing planes larger than one server message is not supported")
         ctx = self._ctx(group)

@@ -91,6 +91,15 @@ class Gateway(Protocol):
     ) -> bytes:
         """A rectangle of a plane, big-endian, row-major."""
 
+    # --- server settings ----------------------------------------------------------
+    def max_plane(self) -> tuple[int, int]:
+        """The server's pyramid threshold, (``omero.pixeldata.max_plane_width``,
+        ``max_plane_height``): an image whose planes have more pixels than
+        their product (float and double excepted) cannot be written plane by
+        plane (:func:`omerofs.gateway.types.whole_plane_writable`). Asked of
+        the server once per session; OMERO's default 3192 x 3192 when it
+        gives none."""
+
     # --- read/write: file annotations ----------------------------------------
     def list_file_annotations(self, plate_id: int) -> list[FileAnnotationInfo]:
         """FileAnnotations linked to the plate, its wells and its wells' images,

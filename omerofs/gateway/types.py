@@ -61,16 +61,23 @@ def check_image_planes(size_x: int, size_y: int, size_z: int, size_c: int, size_
     return plane_bytes
 
 
-#: OMERO stores planes of more pixels than this only as the tiles of a pyramid
-#: (omero-romio PixelsService.requiresPixelsPyramid: 3192 x 3192 by default,
-#: ``omero.pixeldata.max_plane_width/height``), except float and double
-#: images; omerofs writes whole planes, so it cannot make such images
-PYRAMID_PIXELS = 3192 * 3192
+#: (omero.pixeldata.max_plane_width, max_plane_height) when the server gives
+#: none: OMERO's defaults (omero-romio v5.7.7 ConfiguredTileSizes.java:39,
+#: "Default as in omero.properties"; omero-documentation sysadmins/limitations.rst)
+DEFAULT_MAX_PLANE = (3192, 3192)
 
 
-def whole_plane_writable(size_x: int, size_y: int, pixel_type: str) -> bool:
-    """Can an image of these planes be written plane by plane (no pyramid)?"""
-    return pixel_type in ("float", "double") or size_x * size_y <= PYRAMID_PIXELS
+def whole_plane_writable(size_x: int, size_y: int, pixel_type: str,
+                         max_plane: tuple[int, int]) -> bool:
+    """Can an image of these planes be written plane by plane (no pyramid)?
+
+    OMERO keeps the pixels of an image whose planes have more pixels than
+    ``max_plane``'s width x height (the server's
+    ``omero.pixeldata.max_plane_width/height``) only as the tiles of a
+    pyramid, float and double images excepted (omero-romio v5.7.7
+    PixelsService.java:678-688 requiresPixelsPyramid compares the products,
+    not each side); such a buffer refuses whole planes."""
+    return pixel_type in ("float", "double") or size_x * size_y <= max_plane[0] * max_plane[1]
 
 
 def pixel_dtype(pixel_type: str) -> np.dtype:
