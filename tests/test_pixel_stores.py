@@ -15,7 +15,8 @@ import pytest
 from omerofs.devserver.seed import PlateSpec
 from omerofs.gateway import PlaneIndex
 from omerofs.gateway.batches import TimepointReader
-from omerofs.gateway.omero import STORES_PER_THREAD, OmeroGateway
+from omerofs.gateway.omero import OmeroGateway
+from omerofs.gateway.omero_pixels import STORES_PER_THREAD
 
 from . import omero_direct
 

@@ -1,6 +1,6 @@
 """The Gateway implemented with omero-py: the only module of omerofs that talks Ice.
 
-Design points (DESIGN.md sections 3 and 5):
+Design points (docs/architecture.rst, docs/semantics.rst):
 
 * One ``omero.client`` per gateway, created lazily and replaced when the
   connection breaks or the session expires; a replacement first rejoins the
@@ -55,12 +55,11 @@ Design points (DESIGN.md sections 3 and 5):
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import threading
 import time
-from collections import Counter, OrderedDict
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import Glacier2
@@ -72,7 +71,6 @@ import omero.model
 import omero.sys
 from omero.rtypes import rlong, rstring, unwrap
 
-from . import queries as Q
 from .config import ConnectionConfig
 from .errors import (
     AuthenticationFailed,
@@ -87,20 +85,10 @@ from .errors import (
 )
 from .omero_account import SessionAccount
 from .omero_files import FileAnnotations
+from .omero_pixels import NOT_READY, PixelReads
+from .omero_plates import PlateReads
 from .omero_settings import CANNOT_READ_PIXELS, ServerSettings
 from .omero_writes import DerivedPlateWrites, _quiet_close
-from .types import (
-    ImageInfo,
-    PlaneIndex,
-    PlateFingerprint,
-    PlateStructure,
-    PlateSummary,
-    WellInfo,
-    WellSampleInfo,
-    pixel_dtype,
-    to_micrometres,
-    whole_plane_writable,
-)
 
 log = logging.getLogger("omerofs.gateway")
 
@@ -124,9 +112,9 @@ _TRANSPORT = (Ice.ConnectionLostException, Ice.SocketException, Ice.TimeoutExcep
 _SERVER_FAILURE = (omero.InternalException, omero.DatabaseBusyException,
                    omero.TryAgain, Ice.UnknownException, Ice.UnknownLocalException)
 
-#: the server is preparing the data and says when to ask again (``backOff``, ms):
-#: a big image's pyramid being built (see the module doc)
-_NOT_READY = (omero.MissingPyramidException, omero.LockTimeout)
+#: the server is preparing the data and says when to ask again (a big
+#: image's pyramid being built, see the module doc)
+_NOT_READY = NOT_READY
 #: bounds of the wait between two asks of a not-ready image (seconds): a
 #: backOff of 0 must not spin; a long one is cut to what the budget leaves
 MIN_BACKOFF = 0.1
@@ -138,15 +126,10 @@ MIN_BACKOFF = 0.1
 #: again meanwhile waits for its answer (see :class:`_InFlight`)
 QUERY_BUDGET = 1000.0
 
-#: RawPixelsStores a thread keeps at most, one per image: a reader alternating
-#: between a few images does not pay a setPixelsId per plane
-STORES_PER_THREAD = 4
-#: images a thread remembers having asked for: one of them asked for again
-#: means the thread alternates, and earns a store of its own
-RECENT_IMAGES = 8
 
 
-class OmeroGateway(FileAnnotations, DerivedPlateWrites, SessionAccount, ServerSettings):
+class OmeroGateway(PlateReads, PixelReads, FileAnnotations, DerivedPlateWrites, SessionAccount,
+                   ServerSettings):
     """:class:`omerofs.gateway.protocol.Gateway` over omero-py (thread-safe)."""
 
     def __init__(self, config: ConnectionConfig, retries: int = 3):
@@ -503,216 +486,6 @@ class OmeroGateway(FileAnnotations, DerivedPlateWrites, SessionAccount, ServerSe
         """The call context of a write into ``group``."""
         return {"omero.group": str(group)}
 
-    # --- plates --------------------------------------------------------------------------
-    @staticmethod
-    def _plate(row: list[Any]) -> PlateSummary:
-        pid, name, rows, cols, created, status, row_naming, column_naming, version = row
-        return PlateSummary(id=int(pid), name=name or "", rows=rows, columns=cols,
-                            created=(created or 0) / 1000.0,
-                            derived=status == Q.DERIVED_STATUS,
-                            row_naming=row_naming, column_naming=column_naming,
-                            version=version)
-
-    def plate_fingerprint(self, plate_id: int) -> PlateFingerprint:
-        # one call (queries.PLATE_FINGERPRINT): the plate's row, then the
-        # fingerprints of its layout and of its files
-        rows = self._projection(Q.PLATE_FINGERPRINT, pid=plate_id)
-        if not rows:
-            raise NotFound(f"no Plate {plate_id}")
-        row = rows[0]
-        n = len(Q.LAYOUT_FINGERPRINT_COLUMNS)
-        layout = tuple(row[9:9 + n])
-        # no wells (a null sum of wells): unknown, as load_plate says without rows
-        return PlateFingerprint(plate=self._plate(row[:9]),
-                                layout=layout if layout[0] is not None else None,
-                                files=tuple(row[9 + n:]))
-
-    def list_plates(self) -> list[PlateSummary]:
-        return [self._plate(r) for r in self._projection(Q.LIST_PLATES)]
-
-    def get_plate(self, plate_id: int) -> PlateSummary:
-        rows = self._projection(Q.GET_PLATE, pid=plate_id)
-        if not rows:
-            raise NotFound(f"no Plate {plate_id}")
-        return self._plate(rows[0])
-
-    def load_plate(self, plate_id: int, plate: PlateSummary | None = None) -> PlateStructure:
-        if plate is None:
-            plate = self.get_plate(plate_id)
-        # PLATE_LAYOUT gives one row per Channel of each sample (see queries.py):
-        # a sample's rows are consecutive, in channel order.
-        wells: dict[int, tuple[int | None, int | None,
-                               dict[int, tuple[int, ImageInfo, dict[int, str], Any, Any]]]] = {}
-        rows = self._projection(Q.PLATE_LAYOUT, pid=plate_id)
-        # the same on every row (the layout's fingerprint); unknown without rows
-        n = len(Q.LAYOUT_FINGERPRINT_COLUMNS)
-        fingerprint = tuple(rows[0][-n:]) if rows else None
-        for (wid, row, col, wsid, idx, iid, iname, pxid, sx, sy, sz, sc, st, ptype,
-             px, px_unit, py, py_unit, pz, pz_unit, ch_idx, ch_name, run_id, run_start,
-             *_) in rows:
-            entry = wells.setdefault(wid, (row, col, {}))
-            if wsid is None or pxid is None:
-                continue  # an empty well, or a field without pixels
-            sample = entry[2].get(wsid)
-            if sample is None:
-                image = ImageInfo(id=iid, name=iname or "", pixels_id=pxid, size_x=sx,
-                                  size_y=sy, size_z=sz, size_c=sc, size_t=st, pixel_type=ptype,
-                                  physical_size_x=to_micrometres(px, px_unit),
-                                  physical_size_y=to_micrometres(py, py_unit),
-                                  physical_size_z=to_micrometres(pz, pz_unit))
-                sample = entry[2][wsid] = (idx if idx is not None else -1, image, {},
-                                           run_id, run_start)
-            if ch_idx is not None:
-                sample[2][ch_idx] = ch_name or ""
-        return PlateStructure(plate=plate, wells=tuple(
-            WellInfo(id=wid, row=r, column=c, samples=tuple(
-                WellSampleInfo(id=wsid, index=index, image=_with_channels(image, names),
-                               run_id=run_id,
-                               run_start=run_start / 1000.0 if run_start is not None else None)
-                for wsid, (index, image, names, run_id, run_start) in samples.items()))
-            for wid, (r, c, samples) in wells.items()
-        ), fingerprint=fingerprint)
-
-    # --- pixels ---------------------------------------------------------------------------
-    def _pixels_store(self, sf: Any, generation: int, pixels_id: int) -> Any:
-        """This thread's RawPixelsStore for ``pixels_id``.
-
-        A thread that goes from image to image (a prefetch lane: one image's
-        planes, then the next image's) keeps one store and re-points it: one
-        ``setPixelsId`` per image, no ``createRawPixelsStore`` after its first.
-        A thread that comes back to an image it asked for recently (a reader
-        alternating between images) gets a store per image, up to
-        STORES_PER_THREAD, so that going back costs nothing; past that the
-        least recently used store is re-pointed."""
-        local = self._local
-        if getattr(local, "generation", None) != generation:
-            local.generation, local.stores, local.spare = generation, OrderedDict(), None
-            local.recent = OrderedDict()
-        stores: OrderedDict[int, Any] = local.stores
-        recent: OrderedDict[int, None] = local.recent
-        store = stores.get(pixels_id)
-        if store is not None:
-            stores.move_to_end(pixels_id)
-            recent.move_to_end(pixels_id)
-            return store
-        # a new store costs a round trip (createRawPixelsStore) on top of the
-        # setPixelsId every new image pays: only worth it for an image the
-        # thread is likely to come back to, i.e. one it has come back to
-        returning = pixels_id in recent
-        recent[pixels_id] = None
-        recent.move_to_end(pixels_id)
-        while len(recent) > RECENT_IMAGES:
-            recent.popitem(last=False)
-        if local.spare is not None:
-            store, local.spare = local.spare, None
-        elif stores and (not returning or len(stores) >= STORES_PER_THREAD):
-            _, store = stores.popitem(last=False)
-        else:
-            store = sf.createRawPixelsStore()
-            with self._lock:
-                self._stores.append(store)
-        try:
-            store.setPixelsId(pixels_id, True, {"omero.group": str(self.config.group)})
-        except _NOT_READY:
-            # the store is unbound but sound (RawPixelsBean.setPixelsId resets
-            # its id to let the next call try again, omero-server v5.6.12
-            # RawPixelsBean.java:288-297): kept for the next ask, not leaked
-            local.spare = store
-            raise
-        except omero.ValidationException:
-            # "Cannot read pixels id=N" (deleted or unreadable): the bean keeps
-            # N as its id with no buffer (RawPixelsBean.java:260-286), so the
-            # store is not reused; closed now, not left open until unmount
-            with self._lock:
-                if store in self._stores:
-                    self._stores.remove(store)
-            _quiet_close(store)
-            raise
-        stores[pixels_id] = store
-        return store
-
-    def _with_store(self, op: str, pixels_id: int, fn: Callable[[Any], T]) -> T:
-        def run(sf: Any) -> T:
-            store = self._pixels_store(sf, self._generation, pixels_id)
-            try:
-                return fn(store)
-            except Exception:
-                self._local.stores.pop(pixels_id, None)  # state unknown: not reused
-                raise
-        return self._call(op, run)
-
-    def read_plane(self, image: ImageInfo, plane: PlaneIndex) -> bytes:
-        self._check_plane(image, plane)
-        size = image.plane_bytes
-        if size <= self.config.max_message_bytes:
-            data = self._with_store("RawPixelsStore.getPlane", image.pixels_id,
-                                    lambda s: s.getPlane(plane.z, plane.c, plane.t))
-        else:
-            # Too big for one Ice message: full-width row bands, joined in place.
-            row_bytes = image.size_x * pixel_dtype(image.pixel_type).itemsize
-            band = max(1, self.config.max_message_bytes // row_bytes)
-            out = bytearray(size)
-            for y in range(0, image.size_y, band):
-                h = min(band, image.size_y - y)
-                out[y * row_bytes:(y + h) * row_bytes] = self.read_tile(
-                    image, plane, 0, y, image.size_x, h)
-            data = bytes(out)
-        if len(data) != size:
-            raise GatewayError(f"plane of pixels {image.pixels_id} has {len(data)} bytes, "
-                               f"expected {size}")
-        return data
-
-    def timepoint_bytes(self, image: ImageInfo) -> int:
-        """See :class:`omerofs.gateway.batches.TimepointReader`: one message's
-        worth at most. (An image that needs a pyramid, whose buffer refuses
-        getTimepoint, omero-romio v5.8.4 BfPyramidPixelBuffer.java:1044-1048,
-        has planes over the server's threshold, :meth:`max_plane`: 3192 x 3192
-        pixels by default, but a server may set it lower.)"""
-        size = image.plane_bytes * image.size_z * image.size_c
-        if size > self.config.max_message_bytes or not whole_plane_writable(
-                image.size_x, image.size_y, image.pixel_type, self.max_plane()):
-            return 0
-        return size
-
-    def read_timepoint(self, image: ImageInfo, t: int) -> list[bytes]:
-        """All planes of timepoint ``t`` with one ``getTimepoint``: the region of
-        the pixels at ``t x timepointSize``, planes z fastest then c (omero-romio
-        v5.8.4 RomioPixelBuffer.java:254-257, :602-625; BfPixelBuffer.java:357-367
-        swaps to the byte order of getPlane, BfPixelsWrapper.java:317-331 keeps
-        the same plane order)."""
-        size = self.timepoint_bytes(image)
-        if not size:
-            raise ValueError(f"image {image.id}: a timepoint of {image.size_z * image.size_c} "
-                             f"planes of {image.plane_bytes} bytes is not read whole")
-        if not 0 <= t < image.size_t:
-            raise ValueError(f"timepoint {t} outside image {image.id} (sizeT {image.size_t})")
-        data: bytes = self._with_store("RawPixelsStore.getTimepoint", image.pixels_id,
-                                       lambda s: s.getTimepoint(t))
-        if len(data) != size:
-            raise GatewayError(f"timepoint {t} of pixels {image.pixels_id} has {len(data)} "
-                               f"bytes, expected {size}")
-        n = image.plane_bytes
-        return [data[i:i + n] for i in range(0, size, n)]
-
-    def read_tile(self, image: ImageInfo, plane: PlaneIndex, x: int, y: int, width: int,
-                  height: int) -> bytes:
-        self._check_plane(image, plane)
-        if x < 0 or y < 0 or width < 1 or height < 1 or x + width > image.size_x \
-                or y + height > image.size_y:
-            raise ValueError(f"tile {x},{y} {width}x{height} outside "
-                             f"{image.size_x}x{image.size_y}")
-        data: bytes = self._with_store(
-            "RawPixelsStore.getTile", image.pixels_id,
-            lambda s: s.getTile(plane.z, plane.c, plane.t, x, y, width, height))
-        return data
-
-    @staticmethod
-    def _check_plane(image: ImageInfo, plane: PlaneIndex) -> None:
-        if not (0 <= plane.z < image.size_z and 0 <= plane.c < image.size_c
-                and 0 <= plane.t < image.size_t):
-            raise ValueError(f"plane {plane} outside image {image.id} "
-                             f"({image.size_z}x{image.size_c}x{image.size_t})")
-
 class _InFlight:
     """A read query sent with Ice's asynchronous invocation, that any number
     of callers wait for, each for at most its own call timeout.
@@ -781,12 +554,3 @@ def _not_ready(e: Exception) -> str:
     pixels = getattr(e, "pixelsID", None)
     where = f" (pixels {pixels})" if pixels else ""
     return f"{_describe(e)}{where}"
-
-
-def _with_channels(image: ImageInfo, names: Mapping[int, str]) -> ImageInfo:
-    """``image`` with the names of its Channel rows: one per channel 0..sizeC-1,
-    "" for a channel missing from the rows or unnamed."""
-    if not names:
-        return image
-    return dataclasses.replace(
-        image, channel_names=tuple(names.get(c, "") for c in range(image.size_c)))

@@ -1,0 +1,109 @@
+"""Plate reads over omero-py: the root's plates, a plate's row, layout and fingerprint.
+
+Part of the omero-py gateway (:mod:`omerofs.gateway.omero`), split out to
+keep each module small; :class:`PlateReads` is a mixin of
+:class:`~omerofs.gateway.omero.OmeroGateway` and uses its session plumbing.
+A plate's structure is one projection (queries.PLATE_LAYOUT, one row per
+Channel of each field), its fingerprint one more (queries.PLATE_FINGERPRINT).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from . import queries as Q
+from .errors import NotFound
+from .omero_writes import GatewayPlumbing
+from .types import (
+    ImageInfo,
+    PlateFingerprint,
+    PlateStructure,
+    PlateSummary,
+    WellInfo,
+    WellSampleInfo,
+    to_micrometres,
+)
+
+
+class PlateReads(GatewayPlumbing):
+    """The plate operations of the Gateway protocol (a mixin)."""
+
+    @staticmethod
+    def _plate(row: list[Any]) -> PlateSummary:
+        pid, name, rows, cols, created, status, row_naming, column_naming, version = row
+        return PlateSummary(id=int(pid), name=name or "", rows=rows, columns=cols,
+                            created=(created or 0) / 1000.0,
+                            derived=status == Q.DERIVED_STATUS,
+                            row_naming=row_naming, column_naming=column_naming,
+                            version=version)
+
+    def plate_fingerprint(self, plate_id: int) -> PlateFingerprint:
+        # one call (queries.PLATE_FINGERPRINT): the plate's row, then the
+        # fingerprints of its layout and of its files
+        rows = self._projection(Q.PLATE_FINGERPRINT, pid=plate_id)
+        if not rows:
+            raise NotFound(f"no Plate {plate_id}")
+        row = rows[0]
+        n = len(Q.LAYOUT_FINGERPRINT_COLUMNS)
+        layout = tuple(row[9:9 + n])
+        # no wells (a null sum of wells): unknown, as load_plate says without rows
+        return PlateFingerprint(plate=self._plate(row[:9]),
+                                layout=layout if layout[0] is not None else None,
+                                files=tuple(row[9 + n:]))
+
+    def list_plates(self) -> list[PlateSummary]:
+        return [self._plate(r) for r in self._projection(Q.LIST_PLATES)]
+
+    def get_plate(self, plate_id: int) -> PlateSummary:
+        rows = self._projection(Q.GET_PLATE, pid=plate_id)
+        if not rows:
+            raise NotFound(f"no Plate {plate_id}")
+        return self._plate(rows[0])
+
+    def load_plate(self, plate_id: int, plate: PlateSummary | None = None) -> PlateStructure:
+        if plate is None:
+            plate = self.get_plate(plate_id)
+        # PLATE_LAYOUT gives one row per Channel of each sample (see queries.py):
+        # a sample's rows are consecutive, in channel order.
+        wells: dict[int, tuple[int | None, int | None,
+                               dict[int, tuple[int, ImageInfo, dict[int, str], Any, Any]]]] = {}
+        rows = self._projection(Q.PLATE_LAYOUT, pid=plate_id)
+        # the same on every row (the layout's fingerprint); unknown without rows
+        n = len(Q.LAYOUT_FINGERPRINT_COLUMNS)
+        fingerprint = tuple(rows[0][-n:]) if rows else None
+        for (wid, row, col, wsid, idx, iid, iname, pxid, sx, sy, sz, sc, st, ptype,
+             px, px_unit, py, py_unit, pz, pz_unit, ch_idx, ch_name, run_id, run_start,
+             *_) in rows:
+            entry = wells.setdefault(wid, (row, col, {}))
+            if wsid is None or pxid is None:
+                continue  # an empty well, or a field without pixels
+            sample = entry[2].get(wsid)
+            if sample is None:
+                image = ImageInfo(id=iid, name=iname or "", pixels_id=pxid, size_x=sx,
+                                  size_y=sy, size_z=sz, size_c=sc, size_t=st, pixel_type=ptype,
+                                  physical_size_x=to_micrometres(px, px_unit),
+                                  physical_size_y=to_micrometres(py, py_unit),
+                                  physical_size_z=to_micrometres(pz, pz_unit))
+                sample = entry[2][wsid] = (idx if idx is not None else -1, image, {},
+                                           run_id, run_start)
+            if ch_idx is not None:
+                sample[2][ch_idx] = ch_name or ""
+        return PlateStructure(plate=plate, wells=tuple(
+            WellInfo(id=wid, row=r, column=c, samples=tuple(
+                WellSampleInfo(id=wsid, index=index, image=_with_channels(image, names),
+                               run_id=run_id,
+                               run_start=run_start / 1000.0 if run_start is not None else None)
+                for wsid, (index, image, names, run_id, run_start) in samples.items()))
+            for wid, (r, c, samples) in wells.items()
+        ), fingerprint=fingerprint)
+
+
+def _with_channels(image: ImageInfo, names: Mapping[int, str]) -> ImageInfo:
+    """``image`` with the names of its Channel rows: one per channel 0..sizeC-1,
+    "" for a channel missing from the rows or unnamed."""
+    if not names:
+        return image
+    return dataclasses.replace(
+        image, channel_names=tuple(names.get(c, "") for c in range(image.size_c)))
