@@ -1,23 +1,181 @@
-"""The gateway contract (tests/gateway_contract.py) against each implementation."""
+"""The gateway contract (tests/gateway_contract.py) against each implementation,
+each with its backdoor: writers and readers of its server that share no code
+with the gateway under test."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from typing import Any
+
 import pytest
 
-from omerofs.devserver.seed import PlateSpec, RunSpec
-from omerofs.gateway import PlaneIndex
-from omerofs.gateway.memory import MemoryGateway
+from omerofs.devserver.seed import PlateSpec, RunSpec, attach_like_omero_py
+from omerofs.gateway import FileAnnotationInfo, ImageInfo, PlaneIndex, Target, TargetKind
+from omerofs.gateway import queries as Q
+from omerofs.gateway.memory import MemoryGateway, _Well
+from omerofs.gateway.types import PlateSummary, pixel_dtype
 
-from .gateway_contract import GatewayContract, Shaped, ShapesContract
+from . import omero_direct
+from .gateway_contract import (
+    FileRecord,
+    GatewayContract,
+    Shaped,
+    ShapesContract,
+    TimepointContract,
+)
+from .gateway_contract_concurrency import ConcurrencyContract
 from .test_ops_real_server import real, real_connection
 
 START = 1_700_000_000.5
 
+Layout = dict[int, tuple[int | None, int | None, tuple[int, ...]]]
 
-class TestMemoryGateway(GatewayContract, ShapesContract):
+
+class MemoryBackdoor:
+    """MemoryGateway's dictionaries, set and read directly (under its lock,
+    as another client's calls would change them)."""
+
+    def __init__(self, g: MemoryGateway):
+        self.g = g
+
+    def _id(self) -> int:
+        return self.g._new_id()
+
+    def add_plate(self, name: str) -> int:
+        with self.g._lock:
+            pid = self._id()
+            self.g.plates[pid] = PlateSummary(id=pid, name=name, created=1.0e9)
+            return pid
+
+    def add_well(self, plate_id: int, row: int, column: int) -> int:
+        with self.g._lock:
+            wid = self._id()
+            self.g.wells[wid] = _Well(wid, plate_id, row, column)
+            return wid
+
+    def add_image(self, well_id: int, name: str, sizes: tuple[int, int, int, int, int],
+                  pixel_type: str, planes: Mapping[PlaneIndex, bytes]) -> int:
+        with self.g._lock, self.g._pixels_lock:
+            image = ImageInfo(self._id(), name, self._id(), *sizes, pixel_type=pixel_type)
+            for idx, data in planes.items():
+                self.g.pixels[(image.pixels_id, idx.z, idx.c, idx.t)] = data
+            self.g.images[image.id] = image
+            self.g.wells[well_id].images.append(image.id)
+            return image.id
+
+    def attach(self, target: Target, name: str, path: str, data: bytes,
+               mimetype: str | None, ns: str | None) -> int:
+        with self.g._lock:
+            fid, aid = self._id(), self._id()
+            self.g.files[fid] = data
+            self.g.annotations[aid] = FileAnnotationInfo(aid, fid, name, path, len(data),
+                                                         mimetype, ns, target)
+            return aid
+
+    def plate_names(self) -> dict[int, str]:
+        with self.g._lock:
+            return {pid: p.name for pid, p in self.g.plates.items()}
+
+    def layout(self, plate_id: int) -> Layout:
+        with self.g._lock:
+            return {w.id: (w.row, w.column, tuple(w.images)) for w in self.g.wells.values()
+                    if w.plate_id == plate_id}
+
+    def planes(self, image_id: int) -> dict[PlaneIndex, bytes]:
+        with self.g._lock, self.g._pixels_lock:
+            pixels_id = self.g.images[image_id].pixels_id
+            return {PlaneIndex(z, c, t): data for (p, z, c, t), data in self.g.pixels.items()
+                    if p == pixels_id}
+
+    def files(self, plate_id: int) -> dict[int, FileRecord]:
+        with self.g._lock:
+            wells = {w.id: w for w in self.g.wells.values() if w.plate_id == plate_id}
+            images = {i for w in wells.values() for i in w.images}
+            mine = {TargetKind.PLATE: {plate_id}, TargetKind.WELL: set(wells),
+                    TargetKind.IMAGE: images}
+            return {a.id: FileRecord(a.file_id, a.target, a.name, a.path, a.size, a.mimetype,
+                                     a.ns, self.g.files[a.file_id])
+                    for a in self.g.annotations.values() if a.target.id in mine[a.target.kind]}
+
+
+class OmeroBackdoor:
+    """The devserver's Store writes (as an import or another client would
+    leave the data); plain omero-py (tests/omero_direct.py) reads."""
+
+    def __init__(self, server: Any, stack: ExitStack):
+        self.server, self.store = server, server.store
+        self.sf = stack.enter_context(omero_direct.session(server.port))
+
+    def add_plate(self, name: str) -> int:
+        return int(self.store.create_plate(name, "root"))
+
+    def add_well(self, plate_id: int, row: int, column: int) -> int:
+        return int(self.store.create_well(plate_id, row, column, "root"))
+
+    def add_image(self, well_id: int, name: str, sizes: tuple[int, int, int, int, int],
+                  pixel_type: str, planes: Mapping[PlaneIndex, bytes]) -> int:
+        iid, pxid = self.store.create_image(name, "root", *sizes, pixel_type)
+        pix = self.store.pixels(pxid)
+        for idx, data in planes.items():
+            self.store.write_plane(pix, idx.z, idx.c, idx.t, data)
+        self.store.add_well_sample(well_id, iid)
+        return int(iid)
+
+    def attach(self, target: Target, name: str, path: str, data: bytes,
+               mimetype: str | None, ns: str | None) -> int:
+        return attach_like_omero_py(self.store, target.kind.value, target.id,
+                                    os.path.join(path, name), data, mimetype=mimetype, ns=ns)
+
+    def plate_names(self) -> dict[int, str]:
+        return {r[0]: r[1] for r in omero_direct.projection(self.sf, Q.LIST_PLATES)}
+
+    def layout(self, plate_id: int) -> Layout:
+        out: dict[int, tuple[int | None, int | None, list[int]]] = {}
+        for r in omero_direct.projection(self.sf, Q.PLATE_LAYOUT, pid=plate_id):
+            fields = out.setdefault(r[0], (r[1], r[2], []))[2]
+            if r[5] is not None and r[5] not in fields:  # one row per channel
+                assert r[4] == len(fields), r  # by index, from 0
+                fields.append(r[5])
+        return {w: (row, column, tuple(f)) for w, (row, column, f) in out.items()}
+
+    def planes(self, image_id: int) -> dict[PlaneIndex, bytes]:
+        ((pxid,),) = omero_direct.projection(self.sf, Q.IMAGE_PIXELS, iid=image_id)
+        pix = self.store.pixels(pxid)
+        dtype = pixel_dtype(pix.pixel_type)
+        return {PlaneIndex(z, c, t): omero_direct.plane(self.sf, pxid, z, c, t, dtype,
+                                                        (pix.size_y, pix.size_x)).tobytes()
+                for z in range(pix.size_z) for c in range(pix.size_c)
+                for t in range(pix.size_t)}
+
+    def files(self, plate_id: int) -> dict[int, FileRecord]:
+        return {a["id"]: FileRecord(a["file_id"], Target(TargetKind(a["kind"]), a["parent"]),
+                                    a["name"], a["path"], a["size"], a["mimetype"], a["ns"],
+                                    a["bytes"])
+                for a in omero_direct.annotations(self.sf, plate_id, allow_duplicates=True)}
+
+
+class TestMemoryGateway(GatewayContract, ConcurrencyContract, ShapesContract):
     @pytest.fixture
     def gateway(self):
         return MemoryGateway()
+
+    @pytest.fixture
+    def backdoor(self, gateway):
+        return MemoryBackdoor(gateway)
+
+    @pytest.fixture
+    def slow_server(self, gateway) -> Iterator[Callable[[float], AbstractContextManager[None]]]:
+        @contextmanager
+        def slow(seconds: float) -> Iterator[None]:
+            gateway.slow("read_plane", seconds)
+            try:
+                yield
+            finally:
+                gateway.slow("read_plane", 0)
+
+        yield slow
 
     @pytest.fixture
     def shaped_plate(self, gateway):
@@ -35,10 +193,30 @@ class TestMemoryGateway(GatewayContract, ShapesContract):
         return Shaped(plate.id, wid, null, runs, START)
 
 
-class TestDevserverGateway(GatewayContract, ShapesContract):
+class TestDevserverGateway(GatewayContract, ConcurrencyContract, TimepointContract,
+                           ShapesContract):
     @pytest.fixture
     def gateway(self, gw):
         return gw
+
+    @pytest.fixture
+    def backdoor(self, server) -> Iterator[OmeroBackdoor]:
+        with ExitStack() as stack:
+            yield OmeroBackdoor(server, stack)
+
+    @pytest.fixture
+    def slow_server(self, server) -> Iterator[Callable[[float], AbstractContextManager[None]]]:
+        """The devserver's latency (every call: a plane read from a new thread
+        is three, createRawPixelsStore, setPixelsId and getPlane)."""
+        @contextmanager
+        def slow(seconds: float) -> Iterator[None]:
+            server.set_faults(latency_ms=seconds * 1000)
+            try:
+                yield
+            finally:
+                server.set_faults()
+
+        yield slow
 
     @pytest.fixture
     def shaped_plate(self, server):
