@@ -193,6 +193,49 @@ class TestMemoryGateway(GatewayContract, ConcurrencyContract, ShapesContract):
         return Shaped(plate.id, wid, null, runs, START)
 
 
+class _Guarded(dict):  # type: ignore[type-arg]
+    """A dictionary of MemoryGateway's state that fails every access made
+    without the lock guarding it (memory.py's docstring): a data race found
+    whether or not the threads happen to collide."""
+
+    def __init__(self, data: dict[Any, Any], lock: Any, name: str):
+        super().__init__(data)
+        self._guard, self._name = lock, name
+
+    def _check(self) -> None:
+        if not self._guard._is_owned():
+            raise AssertionError(f"MemoryGateway.{self._name} touched without its lock")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles as the plain dictionary
+        return (dict, (dict(self.items()),))
+
+
+def _guarded(method: str) -> Callable[..., Any]:
+    def call(self: _Guarded, *args: Any, **kw: Any) -> Any:
+        self._check()
+        return getattr(dict, method)(self, *args, **kw)
+    return call
+
+
+for _method in ("__getitem__", "__setitem__", "__delitem__", "__contains__", "__iter__",
+                "__len__", "get", "pop", "items", "values", "keys", "setdefault", "update"):
+    setattr(_Guarded, _method, _guarded(_method))
+
+
+class TestGuardedMemoryGateway(TestMemoryGateway):
+    """The same contract with every dictionary of MemoryGateway checking, on
+    each access, that the calling thread holds the lock guarding it."""
+
+    @pytest.fixture
+    def gateway(self):
+        g = MemoryGateway()
+        for name in ("plates", "wells", "images", "annotations", "files", "_sample_ids"):
+            setattr(g, name, _Guarded(getattr(g, name), g._lock, name))
+        g.pixels = _Guarded(g.pixels, g._pixels_lock, "pixels")
+        return g
+
+
+
 class TestDevserverGateway(GatewayContract, ConcurrencyContract, TimepointContract,
                            ShapesContract):
     @pytest.fixture

@@ -40,6 +40,7 @@ reads what the original did (a copy: later writes are not shared).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import threading
 import time
@@ -101,7 +102,7 @@ class MemoryGateway:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._pixels_lock = threading.Lock()
+        self._pixels_lock = threading.RLock()
         self._stats_lock = threading.Lock()
         self._next_id = 1
         self._sample_ids: dict[tuple[int, int], int] = {}
@@ -128,8 +129,8 @@ class MemoryGateway:
 
     # --- pickling: the content only ---------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        with self._lock, self._pixels_lock:
-            return {k: getattr(self, k) for k in _CONTENT}
+        with self._lock, self._pixels_lock:  # a copy: pickling runs after the locks
+            return copy.deepcopy({k: getattr(self, k) for k in _CONTENT})
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__()  # type: ignore[misc]
@@ -155,8 +156,7 @@ class MemoryGateway:
         with self._stats_lock:
             self._slow[op] = seconds
 
-    def _call(self, op: str, fn: Callable[[], T], *locks: threading.Lock | threading.RLock
-              ) -> T:
+    def _call(self, op: str, fn: Callable[[], T], *locks: threading.RLock) -> T:
         """Count the call, inject its faults and delay, and run ``fn`` holding
         ``locks`` (in that order; ``_lock`` alone when none are given)."""
         with self._stats_lock:
