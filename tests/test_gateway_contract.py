@@ -229,7 +229,8 @@ class TestGuardedMemoryGateway(TestMemoryGateway):
     @pytest.fixture
     def gateway(self):
         g = MemoryGateway()
-        for name in ("plates", "wells", "images", "annotations", "files", "_sample_ids"):
+        for name in ("plates", "wells", "images", "annotations", "files", "plate_groups",
+                     "_sample_ids"):
             setattr(g, name, _Guarded(getattr(g, name), g._lock, name))
         g.pixels = _Guarded(g.pixels, g._pixels_lock, "pixels")
         return g
@@ -276,6 +277,12 @@ class TestDevserverGateway(GatewayContract, ConcurrencyContract, TimepointContra
 @real
 class TestRealServerGateway(GatewayContract):
     """Only where a real OMERO is configured (the suite's documented skips)."""
+
+    @pytest.fixture
+    def backdoor(self):
+        # writing plates, images and files on a real OMERO without the
+        # gateway needs omero-py's own writers (BlitzGateway), not written yet
+        pytest.skip("no backdoor to a real OMERO yet: the round trips without one run")
 
     @pytest.fixture
     def gateway(self):
