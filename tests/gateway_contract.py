@@ -392,10 +392,12 @@ class GatewayContract:
         unpickled one is not connected, has counted nothing, and reads the
         same server; the original keeps working."""
         pid, _, iid, planes = _seed_image(backdoor)
+        gateway.connect()
         image = _images(gateway, pid)[iid]
         assert gateway.read_plane(image, PlaneIndex(1, 2, 1)) == planes[PlaneIndex(1, 2, 1)]
+        key = gateway.session_key()
         blob = pickle.dumps(gateway)
-        assert gateway.session_key().encode() not in blob
+        assert key.encode() not in blob
         clone = pickle.loads(blob)
         try:
             assert type(clone) is type(gateway)
