@@ -21,6 +21,9 @@ from omerofs.gateway import Gateway, PlaneIndex, Target, TargetKind
 
 from .gateway_contract import Backdoor, _images, _name, _planes, _seed_image
 
+#: the ``slow_server`` fixture: ``slow_server(seconds)`` slows plane reads while entered
+SlowServer = Callable[[float], AbstractContextManager[None]]
+
 
 def _in_threads(*fns: Callable[[], object]) -> None:
     """Run each function in a thread of its own, started together; re-raise
@@ -130,8 +133,7 @@ class ConcurrencyContract:
         assert backdoor.planes(now[0].id) == {**seeded[rewritten], PlaneIndex(0, 0, 0): plane[0]}
 
     def test_a_slow_read_holds_up_no_other(self, gateway: Gateway, backdoor: Backdoor,
-                                           slow_server: Callable[[float], AbstractContextManager[None]]
-                                           ) -> None:
+                                           slow_server: SlowServer) -> None:
         """With every read slowed by the server, 8 threads reading 8 planes at
         once take about as long as one thread reading one, not 8 times as long
         (a gateway serializing its calls would)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
@@ -25,7 +25,7 @@ from .gateway_contract import (
     ShapesContract,
     TimepointContract,
 )
-from .gateway_contract_concurrency import ConcurrencyContract
+from .gateway_contract_concurrency import ConcurrencyContract, SlowServer
 from .test_ops_real_server import real, real_connection
 
 START = 1_700_000_000.5
@@ -166,7 +166,7 @@ class TestMemoryGateway(GatewayContract, ConcurrencyContract, ShapesContract):
         return MemoryBackdoor(gateway)
 
     @pytest.fixture
-    def slow_server(self, gateway) -> Iterator[Callable[[float], AbstractContextManager[None]]]:
+    def slow_server(self, gateway) -> Iterator[SlowServer]:
         @contextmanager
         def slow(seconds: float) -> Iterator[None]:
             gateway.slow("read_plane", seconds)
@@ -249,7 +249,7 @@ class TestDevserverGateway(GatewayContract, ConcurrencyContract, TimepointContra
             yield OmeroBackdoor(server, stack)
 
     @pytest.fixture
-    def slow_server(self, server) -> Iterator[Callable[[float], AbstractContextManager[None]]]:
+    def slow_server(self, server) -> Iterator[SlowServer]:
         """The devserver's latency (every call: a plane read from a new thread
         is three, createRawPixelsStore, setPixelsId and getPlane)."""
         @contextmanager
