@@ -14,11 +14,12 @@ from __future__ import annotations
 import errno
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from omerofs.devserver.seed import PlateSpec
-from omerofs.gateway import CallTimedOut
+from omerofs.gateway import CallTimedOut, Target, TargetKind
 from omerofs.gateway.omero import OmeroGateway
 from omerofs.gateway.types import PlaneIndex
 
@@ -118,3 +119,30 @@ def test_a_slow_plate_load_answers_eagain_and_never_piles_up(lasting_server, tmp
         assert "Router.createSession" not in stats["calls"]
         assert "no answer within" in m.log and "session and connection kept" in m.log
         m.assert_clean_log()
+
+
+def test_a_query_sent_before_a_write_ended_serves_no_one_after_it(lasting_server):
+    """Read-your-writes across threads (omerofs/gateway/protocol.py): a
+    listing asked after an upload returned shows the file, even while the
+    same query, sent before the upload, still runs (on OMERO that query may
+    read the database before the upload): it is sent again."""
+    srv = lasting_server
+    seeded = srv.seed(SPEC)
+    g = OmeroGateway(srv.config(timeout=20.0))
+    try:
+        g.connect()
+        srv.reset_stats()
+        srv.set_faults(slow={"IQuery.projection": 1.5})
+        with ThreadPoolExecutor(1) as pool:
+            early = pool.submit(g.list_file_annotations, seeded.plate_id)
+            wait_for("the first listing on its way",
+                     lambda: srv.stats()["running"].get("IQuery.projection"))
+            ann = g.create_file_annotation(Target(TargetKind.PLATE, seeded.plate_id),
+                                           "new.txt", b"new")
+            assert ann.id in {a.id for a in g.list_file_annotations(seeded.plate_id)}
+            early.result()  # (the devserver runs a slow query late: it may show the file)
+        # the later listing did not wait for the query sent before the upload
+        assert srv.calls().get("IQuery.projection") == 2
+    finally:
+        srv.set_faults()
+        g.close()
