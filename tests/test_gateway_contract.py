@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from omerofs.devserver.seed import PlateSpec, RunSpec, attach_like_omero_py
 from omerofs.gateway import FileAnnotationInfo, ImageInfo, PlaneIndex, Target, TargetKind
-from omerofs.gateway import queries as Q
 from omerofs.gateway.memory import MemoryGateway, _Well
-from omerofs.gateway.types import PlateSummary, pixel_dtype
+from omerofs.gateway.types import PlateSummary
 
 from . import omero_direct
 from .gateway_contract import (
@@ -26,11 +25,12 @@ from .gateway_contract import (
     TimepointContract,
 )
 from .gateway_contract_concurrency import ConcurrencyContract, SlowServer
+from .omero_backdoor import OmeroPyBackdoor, server_address
 from .test_ops_real_server import real, real_connection
 
 START = 1_700_000_000.5
 
-Layout = dict[int, tuple[int | None, int | None, tuple[int, ...]]]
+Layout = dict[int, tuple[int | None, int | None, tuple[int, ...]]]  # Backdoor.layout
 
 
 class MemoryBackdoor:
@@ -100,13 +100,13 @@ class MemoryBackdoor:
                     for a in self.g.annotations.values() if a.target.id in mine[a.target.kind]}
 
 
-class OmeroBackdoor:
+class StoreBackdoor(OmeroPyBackdoor):
     """The devserver's Store writes (as an import or another client would
-    leave the data); plain omero-py (tests/omero_direct.py) reads."""
+    leave the data); plain omero-py reads (OmeroPyBackdoor's)."""
 
-    def __init__(self, server: Any, stack: ExitStack):
-        self.server, self.store = server, server.store
-        self.sf = stack.enter_context(omero_direct.session(server.port))
+    def __init__(self, server: Any, sf: Any):
+        super().__init__(sf)
+        self.store = server.store
 
     def add_plate(self, name: str) -> int:
         return int(self.store.create_plate(name, "root"))
@@ -127,33 +127,6 @@ class OmeroBackdoor:
                mimetype: str | None, ns: str | None) -> int:
         return attach_like_omero_py(self.store, target.kind.value, target.id,
                                     os.path.join(path, name), data, mimetype=mimetype, ns=ns)
-
-    def plate_names(self) -> dict[int, str]:
-        return {r[0]: r[1] for r in omero_direct.projection(self.sf, Q.LIST_PLATES)}
-
-    def layout(self, plate_id: int) -> Layout:
-        out: dict[int, tuple[int | None, int | None, list[int]]] = {}
-        for r in omero_direct.projection(self.sf, Q.PLATE_LAYOUT, pid=plate_id):
-            fields = out.setdefault(r[0], (r[1], r[2], []))[2]
-            if r[5] is not None and r[5] not in fields:  # one row per channel
-                assert r[4] == len(fields), r  # by index, from 0
-                fields.append(r[5])
-        return {w: (row, column, tuple(f)) for w, (row, column, f) in out.items()}
-
-    def planes(self, image_id: int) -> dict[PlaneIndex, bytes]:
-        ((pxid,),) = omero_direct.projection(self.sf, Q.IMAGE_PIXELS, iid=image_id)
-        pix = self.store.pixels(pxid)
-        dtype = pixel_dtype(pix.pixel_type)
-        return {PlaneIndex(z, c, t): omero_direct.plane(self.sf, pxid, z, c, t, dtype,
-                                                        (pix.size_y, pix.size_x)).tobytes()
-                for z in range(pix.size_z) for c in range(pix.size_c)
-                for t in range(pix.size_t)}
-
-    def files(self, plate_id: int) -> dict[int, FileRecord]:
-        return {a["id"]: FileRecord(a["file_id"], Target(TargetKind(a["kind"]), a["parent"]),
-                                    a["name"], a["path"], a["size"], a["mimetype"], a["ns"],
-                                    a["bytes"])
-                for a in omero_direct.annotations(self.sf, plate_id, allow_duplicates=True)}
 
 
 class TestMemoryGateway(GatewayContract, ConcurrencyContract, ShapesContract):
@@ -236,17 +209,33 @@ class TestGuardedMemoryGateway(TestMemoryGateway):
         return g
 
 
+class OnDevserver:
+    """The gateway to the session's devserver, and a plain omero-py session to it."""
 
-class TestDevserverGateway(GatewayContract, ConcurrencyContract, TimepointContract,
-                           ShapesContract):
     @pytest.fixture
     def gateway(self, gw):
         return gw
 
     @pytest.fixture
-    def backdoor(self, server) -> Iterator[OmeroBackdoor]:
-        with ExitStack() as stack:
-            yield OmeroBackdoor(server, stack)
+    def plain_session(self, server) -> Iterator[Any]:
+        with omero_direct.session(server.port) as sf:
+            yield sf
+
+
+class TestDevserverGatewayOmeroPy(OnDevserver, GatewayContract, TimepointContract):
+    """The contract on the devserver with the backdoor a real OMERO gets
+    (plain omero-py writes too), so that it is known to work."""
+
+    @pytest.fixture
+    def backdoor(self, plain_session) -> OmeroPyBackdoor:
+        return OmeroPyBackdoor(plain_session)
+
+
+class TestDevserverGateway(OnDevserver, GatewayContract, ConcurrencyContract, TimepointContract,
+                           ShapesContract):
+    @pytest.fixture
+    def backdoor(self, server, plain_session) -> StoreBackdoor:
+        return StoreBackdoor(server, plain_session)
 
     @pytest.fixture
     def slow_server(self, server) -> Iterator[SlowServer]:
@@ -275,14 +264,16 @@ class TestDevserverGateway(GatewayContract, ConcurrencyContract, TimepointContra
 
 
 @real
-class TestRealServerGateway(GatewayContract):
+class TestRealServerGateway(GatewayContract, TimepointContract):
     """Only where a real OMERO is configured (the suite's documented skips)."""
 
     @pytest.fixture
-    def backdoor(self):
-        # writing plates, images and files on a real OMERO without the
-        # gateway needs omero-py's own writers (BlitzGateway), not written yet
-        pytest.skip("no backdoor to a real OMERO yet: the round trips without one run")
+    def backdoor(self) -> Iterator[OmeroPyBackdoor]:
+        c = real_connection()
+        assert c.user and c.password
+        with omero_direct.session(c.port, c.user, c.password, server_address(
+                c.host, c.secure, c.websocket, c.path)) as sf:
+            yield OmeroPyBackdoor(sf)
 
     @pytest.fixture
     def gateway(self):
