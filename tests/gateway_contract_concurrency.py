@@ -44,10 +44,11 @@ class ConcurrencyContract:
 
     def test_reads_and_listings_while_files_and_planes_are_written(
             self, gateway: Gateway, backdoor: Backdoor) -> None:
-        """8 threads read every plane of 8 images and list the plate while one
-        thread uploads and rewrites files and another rewrites a plane of a
-        ninth image, for a second at least: every read is exact, every
-        listing whole, every write lands."""
+        """8 threads read every plane of 8 images and list the plate, and 2
+        more only list it, while one thread uploads and rewrites files and
+        another rewrites a plane of a ninth image, for a second at least:
+        every read is exact, every listing whole (and shows every upload
+        that returned before it), every write lands."""
         pid = backdoor.add_plate(_name())
         seeded: dict[int, dict[PlaneIndex, bytes]] = {}
         wells = [backdoor.add_well(pid, i // 3, i % 3) for i in range(9)]
