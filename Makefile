@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install hql test lint typecheck demo docs bench soak hunt mutate clean
+.PHONY: install hql test test-fast lint typecheck demo docs bench soak hunt mutate clean
 .PHONY: test-pythons
 
 install:
@@ -30,6 +30,20 @@ test: install hql lint typecheck docs
 	    bash scripts/test_pythons.sh --list $(OTHER_PYTHONS) | cut -d' ' -f1 | xargs); \
 	if [ -n "$$found" ]; then $(MAKE) --no-print-directory test-pythons PYTHONS="$$found"; \
 	else echo "[test] no other Python found (OTHER_PYTHONS=$(OTHER_PYTHONS)): test-pythons skipped" >&2; fi
+
+# the edit loop: the FUSE-free core (no mount, no devserver, no subprocess),
+# under a minute; the tests of these files that use the devserver, a mount or
+# a subprocess fixture are left out by the `core` marker (tests/conftest.py)
+FAST_TESTS := tests/test_layout.py tests/test_tiff.py tests/test_plane_sizes.py \
+	tests/test_stack.py tests/test_index.py tests/test_cache.py tests/test_cache_groups.py \
+	tests/test_kinds.py tests/test_parts.py tests/test_namespace.py \
+	tests/test_node_lifetime.py tests/test_prefetch_horizon.py tests/test_core_memory.py \
+	tests/test_spool_uploads.py tests/test_spool_claim.py tests/test_spool_format.py \
+	tests/test_retry.py tests/test_settings_table.py tests/test_ops_config.py \
+	tests/test_fingerprint.py tests/test_gateway_contract.py tests/test_fs_handler.py \
+	tests/test_accounts.py
+test-fast: install
+	$(PY) -m pytest -q -m core $(PYTEST_ARGS) $(FAST_TESTS)
 
 demo: install
 	@bash scripts/demo.sh

@@ -8,6 +8,9 @@
 * the ``needs_fuse`` marker: such a test *fails* where /dev/fuse is missing
   (a skip would count as passing); ``OMEROFS_ALLOW_NO_FUSE=1`` turns that
   into a skip for machines that cannot mount;
+* the ``core`` marker, set here on every test that needs neither FUSE nor
+  one of the fixtures above that start a devserver, a mount or a process:
+  ``make test-fast`` runs the ``core`` tests of the core's test files;
 * after every test, the log of every mount it made is checked (as pyfuse3's
   own suite does): a traceback, or an ERROR line the test did not declare
   with ``Mount.expect_errors``, fails the test.
@@ -44,8 +47,33 @@ class Server:
         return getattr(self.proc, name)
 
 
+#: fixtures of this file that start a devserver, a mount or a process: a test
+#: using one, even through another fixture, is not a core test (a test
+#: module's own fixture of the same name, e.g. a MemoryGateway ``gw``, is)
+NOT_CORE_FIXTURES = frozenset({"server", "own_server", "lasting_server", "gw", "mount",
+                               "run_cli"})
+
+
+def _uses_processes(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs if info is not None else {}
+    return any(d.func.__module__ == __name__
+               for name in NOT_CORE_FIXTURES & set(defs) for d in defs[name][-1:])
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_fuse: mounts for real (fails without /dev/fuse)")
+    config.addinivalue_line("markers", "core: set here on every test that needs neither "
+                            "FUSE nor a devserver, mount or subprocess fixture "
+                            "(make test-fast runs those of its files)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("needs_fuse") or item.get_closest_marker("soak") or \
+                _uses_processes(item):
+            continue
+        item.add_marker(pytest.mark.core)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

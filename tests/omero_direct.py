@@ -18,8 +18,9 @@ from omero.rtypes import rlong, unwrap
 
 
 @contextmanager
-def session(port: int, user: str = "root", password: str = "omero") -> Iterator[Any]:
-    client = omero.client(host="tcp://127.0.0.1", port=port)
+def session(port: int, user: str = "root", password: str = "omero",
+            host: str = "tcp://127.0.0.1") -> Iterator[Any]:
+    client = omero.client(host=host, port=port)
     try:
         yield client.createSession(user, password)
     finally:

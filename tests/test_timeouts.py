@@ -14,11 +14,14 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 
-from omerofs.devserver.seed import PlateSpec
-from omerofs.gateway import CallTimedOut
+from omerofs.devserver.seed import PlateSpec, SeededPlate
+from omerofs.gateway import CallTimedOut, Target, TargetKind
 from omerofs.gateway.omero import OmeroGateway
 from omerofs.gateway.types import PlaneIndex
 
@@ -28,14 +31,26 @@ from .waiting import wait_for
 SPEC = PlateSpec(name="slow", rows=1, columns=2, fields=1, size_x=16, size_y=8, size_c=1)
 
 
-def test_a_slow_query_keeps_the_session_and_is_not_sent_twice(lasting_server):
-    srv = lasting_server
+@contextmanager
+def _slow_queries(srv, seconds: float, timeout: float
+                  ) -> Iterator[tuple[SeededPlate, OmeroGateway]]:
+    """A plate of SPEC and a connected gateway of call timeout ``timeout``,
+    while the server answers every IQuery.projection ``seconds`` late."""
     seeded = srv.seed(SPEC)
-    g = OmeroGateway(srv.config(timeout=1.0))
+    g = OmeroGateway(srv.config(timeout=timeout))
     try:
         g.connect()
         srv.reset_stats()
-        srv.set_faults(slow={"IQuery.projection": 2.5})
+        srv.set_faults(slow={"IQuery.projection": seconds})
+        yield seeded, g
+    finally:
+        srv.set_faults()
+        g.close()
+
+
+def test_a_slow_query_keeps_the_session_and_is_not_sent_twice(lasting_server):
+    srv = lasting_server
+    with _slow_queries(srv, 2.5, timeout=1.0) as (seeded, g):
         started = time.monotonic()
         with pytest.raises(CallTimedOut, match="no answer within 1 s"):
             g.list_plates()
@@ -57,8 +72,6 @@ def test_a_slow_query_keeps_the_session_and_is_not_sent_twice(lasting_server):
         time.sleep(1.1)
         g.list_plates()
         assert srv.calls().get("IQuery.projection") == 2
-    finally:
-        g.close()
 
 
 def _plates(g: OmeroGateway):
@@ -118,3 +131,21 @@ def test_a_slow_plate_load_answers_eagain_and_never_piles_up(lasting_server, tmp
         assert "Router.createSession" not in stats["calls"]
         assert "no answer within" in m.log and "session and connection kept" in m.log
         m.assert_clean_log()
+
+
+def test_a_query_sent_before_a_write_ended_serves_no_one_after_it(lasting_server):
+    """Read-your-writes across threads (omerofs/gateway/protocol.py): a
+    listing asked after an upload returned shows the file, even while the
+    same query, sent before the upload, still runs (on OMERO that query may
+    read the database before the upload): it is sent again."""
+    srv = lasting_server
+    with _slow_queries(srv, 1.5, timeout=20.0) as (seeded, g), ThreadPoolExecutor(1) as pool:
+        early = pool.submit(g.list_file_annotations, seeded.plate_id)
+        wait_for("the first listing on its way",
+                 lambda: srv.stats()["running"].get("IQuery.projection"))
+        ann = g.create_file_annotation(Target(TargetKind.PLATE, seeded.plate_id), "new.txt",
+                                       b"new")
+        assert ann.id in {a.id for a in g.list_file_annotations(seeded.plate_id)}
+        early.result()  # (the devserver runs a slow query late: it may show the file)
+        # the later listing did not wait for the query sent before the upload
+        assert srv.calls().get("IQuery.projection") == 2

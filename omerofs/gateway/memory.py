@@ -13,17 +13,42 @@ a test makes by editing these dictionaries directly, changes them.
 Faults: :meth:`MemoryGateway.fail` makes the next calls of an operation raise
 before they run; :meth:`MemoryGateway.fail_after` makes them run, keep their
 effect, and then raise as if the reply had been lost (the case that makes an
-upload ambiguous).
+upload ambiguous); :meth:`MemoryGateway.slow` makes every call of an
+operation take longer, as a slow server would, holding no lock meanwhile.
+
+Concurrency: calls run at once, as the Protocol says (several threads, each
+call blocking only its caller); three locks, each guarding its own state,
+are held only while a call reads or changes that state in memory, never
+while a call waits (``slow``):
+
+* ``_lock`` (re-entrant): the object graph, ``plates`` (and
+  ``plate_groups``), ``wells`` (and each well's fields and runs), ``images``,
+  ``annotations``, ``files``, the id counter and the WellSample ids;
+* ``_pixels_lock``: ``pixels``, so that reading planes never waits for a
+  listing or a file write, only for a write of pixels;
+* ``_stats_lock``: the call and error counters, the faults queued by
+  ``fail``/``fail_after`` and the delays set by ``slow``.
+
+A call that needs two takes ``_lock`` before ``_pixels_lock``; no call takes
+``_stats_lock`` with another. ``account_info``, ``group`` and
+``max_plane_size`` are settings a test makes before the calls. Pickling
+carries the content (plates, wells, images, pixels, files) and those
+settings, as pickling the omero-py gateway carries what it connects to and
+as whom: the unpickled gateway is not connected, has counted no call, and
+reads what the original did (a copy: later writes are not shared).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, ServerUnavailable
 from .types import (
@@ -66,11 +91,19 @@ class _Well:
     runs: dict[int, tuple[int, float | None]] = field(default_factory=dict)
 
 
+#: what pickling a MemoryGateway carries: the server's content
+_CONTENT = ("plates", "wells", "images", "pixels", "annotations", "files", "plate_groups",
+            "_next_id", "_sample_ids", "account_info", "group", "max_plane_size")
+
+
 class MemoryGateway:
-    """The whole server in a few dictionaries (thread-safe)."""
+    """The whole server in a few dictionaries (thread-safe, concurrent: the
+    module's docstring says which lock guards what)."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._pixels_lock = threading.RLock()
+        self._stats_lock = threading.Lock()
         self._next_id = 1
         self._sample_ids: dict[tuple[int, int], int] = {}
         self._connected = False
@@ -92,27 +125,57 @@ class MemoryGateway:
         self.plate_groups: dict[int, int] = {}
         #: what :meth:`max_plane` answers (a test may lower it, as a server's settings can)
         self.max_plane_size: tuple[int, int] = DEFAULT_MAX_PLANE
+        self._slow: dict[str, float] = {}
+
+    # --- pickling: the content only ---------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        with self._lock, self._pixels_lock:  # a copy: pickling runs after the locks
+            return copy.deepcopy({k: getattr(self, k) for k in _CONTENT})
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+        for k in _CONTENT:
+            setattr(self, k, state[k])
 
     # --- faults ------------------------------------------------------------------------
     def fail(self, op: str, times: int = 1, error: GatewayError | None = None) -> None:
         """The next ``times`` calls of ``op`` raise ``error`` without running."""
-        self._before.setdefault(op, []).extend([error or ServerUnavailable(f"{op}: down")] * times)
+        with self._stats_lock:
+            self._before.setdefault(op, []).extend(
+                [error or ServerUnavailable(f"{op}: down")] * times)
 
     def fail_after(self, op: str, times: int = 1) -> None:
         """The next ``times`` calls of ``op`` run, then raise ServerUnavailable."""
-        self._after.setdefault(op, []).extend([ServerUnavailable(f"{op}: reply lost")] * times)
+        with self._stats_lock:
+            self._after.setdefault(op, []).extend(
+                [ServerUnavailable(f"{op}: reply lost")] * times)
 
-    def _call(self, op: str, fn: Callable[[], T]) -> T:
-        with self._lock:
+    def slow(self, op: str, seconds: float) -> None:
+        """Every later call of ``op`` waits ``seconds`` before it runs, holding
+        no lock (a slow server or network); 0 ends it."""
+        with self._stats_lock:
+            self._slow[op] = seconds
+
+    def _call(self, op: str, fn: Callable[[], T], *locks: threading.RLock) -> T:
+        """Count the call, inject its faults and delay, and run ``fn`` holding
+        ``locks`` (in that order; ``_lock`` alone when none are given)."""
+        with self._stats_lock:
             self._calls[op] += 1
             if self._before.get(op):
                 self._errors[op] += 1
                 raise self._before[op].pop(0)
+            delay = self._slow.get(op, 0.0)
+        if delay > 0:
+            time.sleep(delay)
+        with ExitStack() as held:
+            for lock in locks or (self._lock,):
+                held.enter_context(lock)
             result = fn()
+        with self._stats_lock:
             if self._after.get(op):
                 self._errors[op] += 1
                 raise self._after[op].pop(0)
-            return result
+        return result
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -151,7 +214,9 @@ class MemoryGateway:
 
     @property
     def known_account(self) -> AccountInfo | None:
-        return self.account_info if self._calls["account"] else None
+        with self._stats_lock:
+            asked = self._calls["account"]
+        return self.account_info if asked else None
 
     @property
     def calls(self) -> Mapping[str, int]:
@@ -222,7 +287,7 @@ class MemoryGateway:
             raise NotFound(f"image {image.id} has no such plane") from None
 
     def read_plane(self, image: ImageInfo, plane: PlaneIndex) -> bytes:
-        return self._call("read_plane", lambda: self._plane(image, plane))
+        return self._call("read_plane", lambda: self._plane(image, plane), self._pixels_lock)
 
     def read_tile(self, image: ImageInfo, plane: PlaneIndex, x: int, y: int, width: int,
                   height: int) -> bytes:
@@ -233,7 +298,7 @@ class MemoryGateway:
             return b"".join(data[r * row + x * item:r * row + (x + width) * item]
                             for r in range(y, y + height))
 
-        return self._call("read_tile", run)
+        return self._call("read_tile", run, self._pixels_lock)
 
     # --- file annotations ---------------------------------------------------------------
     def _target_plate(self, target: Target) -> int | None:
@@ -397,7 +462,7 @@ class MemoryGateway:
             well.images.append(image.id)
             return image
 
-        return self._call("create_image", run)
+        return self._call("create_image", run, self._lock, self._pixels_lock)
 
     def write_plane(self, image: ImageInfo, plane: PlaneIndex, data: bytes) -> ImageInfo:
         """As on OMERO (pixels are write-once): a new image with every plane,
@@ -427,7 +492,7 @@ class MemoryGateway:
                     self.annotations[aid] = replace(ann, target=Target(TargetKind.IMAGE, new.id))
             return new
 
-        return self._call("write_plane", run)
+        return self._call("write_plane", run, self._lock, self._pixels_lock)
 
     def delete(self, kind: str, ids: Sequence[int]) -> None:
         def run() -> None:

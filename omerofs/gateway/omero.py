@@ -26,7 +26,9 @@ Design points (docs/architecture.rst, docs/semantics.rst):
   query run ``omero.query.timeout``, 1000 s), and the caller gets
   :class:`CallTimedOut` (EAGAIN). Identical read queries share one server
   call while it runs (:class:`_InFlight`): a caller that timed out and asks
-  again waits for the same answer instead of starting a second query.
+  again waits for the same answer instead of starting a second query; but
+  not once a write of this gateway has ended since it was sent (the caller
+  would miss that write).
 * Big images: while OMERO builds a pyramid, binding a RawPixelsStore raises
   MissingPyramidException or LockTimeout carrying a ``backOff`` in ms
   (omero-romio v5.7.7 PixelsService.java:599-613, :640-656, SimpleBackOff.java:92-94;
@@ -126,6 +128,11 @@ MIN_BACKOFF = 0.1
 #: again meanwhile waits for its answer (see :class:`_InFlight`)
 QUERY_BUDGET = 1000.0
 
+#: operations that change server state. A read query sent before one of them
+#: returned may not show its effect, so it serves no caller that asks after
+#: (read-your-writes, across threads: the Protocol)
+_WRITES = ("IUpdate.", "IPixels.", "RawFileStore.write", "RawPixelsStore.setPlane",
+           "ServiceFactory.submit")
 
 
 class OmeroGateway(PlateReads, PixelReads, FileAnnotations, DerivedPlateWrites, SessionAccount,
@@ -159,6 +166,9 @@ class OmeroGateway(PlateReads, PixelReads, FileAnnotations, DerivedPlateWrites, 
         self._stats_lock = threading.Lock()
         #: read queries on their way, by (query, parameters, context): see _InFlight
         self._in_flight: dict[tuple[Any, ...], _InFlight] = {}
+        #: writes returned (or failed) so far: a query in flight serves a
+        #: caller only while no write has ended since it was sent
+        self._writes = 0
         #: remote calls per operation, and failures: the mount's status shows these
         self.calls: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
@@ -324,6 +334,8 @@ class OmeroGateway(PlateReads, PixelReads, FileAnnotations, DerivedPlateWrites, 
     # --- the one place remote calls go through ------------------------------------------
     def _call(self, op: str, fn: Callable[[Any], T], idempotent: bool = True) -> T:
         """Run ``fn(service_factory)`` with reconnects and retries (see module doc)."""
+        if op.startswith(_WRITES):
+            fn = self._counted_write(fn)
         attempt = 0
         started = time.monotonic()
         waits = 0  # asks answered "not ready yet" (not counted against ``retries``)
@@ -434,6 +446,15 @@ class OmeroGateway(PlateReads, PixelReads, FileAnnotations, DerivedPlateWrites, 
                 query, p, _response=call.answered, _ex=call.failed, _ctx=ctx)))
         return [[_plain(v) for v in row] for row in rows]
 
+    def _counted_write(self, fn: Callable[[Any], T]) -> Callable[[Any], T]:
+        def run(sf: Any) -> T:
+            try:
+                return fn(sf)
+            finally:  # a failed write may have happened too
+                with self._lock:
+                    self._writes += 1
+        return run
+
     def _shared_projection(self, sf: Any, key: tuple[Any, ...],
                            send: Callable[[Any, _InFlight], Any]) -> Any:
         """The answer of the read query ``key``: the one on its way over this
@@ -442,11 +463,11 @@ class OmeroGateway(PlateReads, PixelReads, FileAnnotations, DerivedPlateWrites, 
         :meth:`_call` as every timeout) and leaves the query on its way."""
         with self._lock:
             call = self._in_flight.get(key)
-            if call is not None and not call.serves(sf, self.config.timeout):
+            if call is not None and not call.serves(sf, self.config.timeout, self._writes):
                 call = None
             sending = call is None
             if call is None:
-                call = self._in_flight[key] = _InFlight(sf)
+                call = self._in_flight[key] = _InFlight(sf, self._writes)
         if sending:
             svc = self._service(sf, "Query").ice_invocationTimeout(int(QUERY_BUDGET * 1000))
             try:
@@ -496,8 +517,9 @@ class _InFlight:
     in, serves the next caller for one call timeout more, then is dropped.
     A query sent over a connection that has been replaced serves no one."""
 
-    def __init__(self, sf: Any):
+    def __init__(self, sf: Any, writes: int):
         self.sf = sf
+        self.writes = writes  # the gateway's writes ended when it was sent
         self.sent = time.monotonic()
         self.done = threading.Event()
         self.finished = 0.0
@@ -512,10 +534,12 @@ class _InFlight:
         self.error, self.finished = error, time.monotonic()
         self.done.set()
 
-    def serves(self, sf: Any, timeout: float) -> bool:
-        """May a caller on session ``sf`` take this query's answer?"""
-        return sf is self.sf and not (self.done.is_set()
-                                      and time.monotonic() - self.finished > timeout)
+    def serves(self, sf: Any, timeout: float, writes: int) -> bool:
+        """May a caller on session ``sf`` take this query's answer, ``writes``
+        writes having ended? Not if one ended after it was sent: its answer
+        may not show that write."""
+        return sf is self.sf and writes == self.writes and not (
+            self.done.is_set() and time.monotonic() - self.finished > timeout)
 
 
 #: rtypes whose value is their ``val``: unwrapped without omero.rtypes.unwrap's

@@ -3,7 +3,11 @@
 Contract for every implementation:
 
 * Calls are blocking and thread-safe: the filesystem calls them from worker
-  threads (``trio.to_thread.run_sync``) and may run several at once.
+  threads (``trio.to_thread.run_sync``) and may run several at once; a call
+  waits for no other call of the same gateway (a slow read of one plane
+  holds up no read of another).
+* A call that starts after another returned (in any thread) sees its effect:
+  a listing asked after an upload returned shows the file.
 * Only :mod:`omerofs.gateway.errors` exceptions escape, besides ``ValueError``
   for arguments that are wrong before any server is asked.
 * Pixel bytes are returned exactly as OMERO sends them: big-endian, row-major,
