@@ -90,6 +90,32 @@ class StackKey:
 
 
 @dataclass(frozen=True, slots=True)
+class ZarrPlateKey:
+    """A plate's ``plate_N.ome.zarr`` directory (``--zarr``)."""
+
+    plate_id: PlateId
+
+
+@dataclass(frozen=True, slots=True)
+class ZarrKey:
+    """A directory or JSON file of a zarr plate above its fields, by its
+    path below ``plate_N.ome.zarr`` (".zattrs", "A", "A/01/.zattrs")."""
+
+    plate_id: PlateId
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ZarrFieldKey:
+    """A node of one field's image in a zarr plate: the field's WellSample
+    id (one per field and well, so one per zarr plate) and which part of it
+    (:data:`omerofs.zarr_layout.FIELD_PARTS`, or a chunk)."""
+
+    sample: int
+    part: int
+
+
+@dataclass(frozen=True, slots=True)
 class IndexDirKey:
     """A plate's generated ``.omerofs`` directory."""
 
@@ -129,7 +155,8 @@ class LocalKey:
 
 
 NodeKey = (StatusKey | PlateKey | WellKey | RunKey | RunWellKey | PlaneKey | StackKey
-           | IndexDirKey | IndexKey | SubdirKey | AnnKey | LocalKey)
+           | IndexDirKey | IndexKey | SubdirKey | AnnKey | LocalKey | ZarrPlateKey | ZarrKey
+           | ZarrFieldKey)
 
 
 @dataclass(frozen=True, slots=True)

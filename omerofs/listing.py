@@ -55,6 +55,7 @@ from .keys import (
 from .kinds import (
     PlateDir,
     WellDir,
+    ZarrPlateDir,
 )
 from .plate_layout import PlateLayout
 from .tree import ROOT_INODE, Node, Tree
@@ -99,10 +100,10 @@ class Listings:
     def __init__(self, tree: Tree, gateway: Gateway, timeouts: Timeouts,
                  clock: Callable[[], float], stacks: bool = False,
                  max_listed: int = MAX_LISTED, *, plates: PlateLayout | None = None,
-                 annotations: AnnotationPlacer | None = None):
+                 annotations: AnnotationPlacer | None = None, zarr: bool = False):
         self.tree = tree
-        #: builds a plate's wells, runs, planes and index; places its files
-        self.plates = plates or PlateLayout(tree, clock, stacks)
+        #: builds a plate's wells, runs, planes and index (and zarr tree); places its files
+        self.plates = plates or PlateLayout(tree, clock, stacks, zarr)
         self.annotations = annotations or AnnotationPlacer(tree)
         self.max_listed = max_listed
         #: loaded plate listings, least recently used first: plate inode -> nodes
@@ -186,6 +187,8 @@ class Listings:
         if first:
             self.load(ROOT_INODE)
             node = self.tree.lookup(ROOT_INODE, first) or self.plate_by_name(first)
+            if node is not None and isinstance(node.state, ZarrPlateDir):
+                node = self.tree.node(node.state.plate)  # its plate's load fills it
             if node is None or not isinstance(node.state, PlateDir):
                 raise NotFound(f"no plate called {first!r} in the mount")
             owners = [node]
@@ -368,6 +371,9 @@ class Listings:
                 node = self._plate_node(p, name)
                 node.name = name
                 children[name] = node.ino
+                zarr = self._zarr_dir(node)
+                if zarr is not None:
+                    children[zarr.name] = zarr.ino
             for name, ino in list(root.local.items()):  # made here, not listed yet
                 if ino in children.values():
                     root.local.pop(name)
@@ -376,9 +382,28 @@ class Listings:
             root.set_children(children)
             root.loaded_at, root.error = self.clock(), None
 
+    def _zarr_dir(self, plate: Node) -> Node | None:
+        """The plate's ``plate_N.ome.zarr`` (``--zarr``, acquired plates only;
+        under the lock)."""
+        if self.plates.zarr is None or plate.state_of(PlateDir).derived:
+            return None
+        return self.plates.zarr.plate_dir(plate)
+
     def plate_by_name(self, name: str) -> Node | None:
         """Blocking: a plate the root listing does not show yet (created since
-        the last reload) is looked up directly: one server call."""
+        the last reload) is looked up directly: one server call. With
+        ``--zarr``, its ``plate_N.ome.zarr`` too."""
+        zarr_id = layout.parse_zarr_dir_name(name) if self.plates.zarr is not None else None
+        if zarr_id is not None:
+            plate_dir = self.plate_by_name(layout.plate_dir_name(zarr_id))
+            if plate_dir is None:
+                return None
+            with self.tree.locked():
+                zarr = self._zarr_dir(plate_dir)
+                root = self.tree.root.dir
+                if zarr is not None and root.children is not None and name not in root.children:
+                    root.add_child(name, zarr.ino, local=False)
+                return zarr
         plate_id = layout.parse_plate_dir_name(name)
         if plate_id is None:
             return None

@@ -41,6 +41,7 @@ from .kinds import (
     RootDir,
     TextState,
     WriteStatus,
+    ZarrMetaState,
 )
 from .layout import STATUS_NAME, check_name
 from .listing import MAX_LISTED, Listings, Timeouts
@@ -93,7 +94,7 @@ class Namespace:
               spool: Spool | None = None, max_file_bytes: int = default("max_file_mb") << 20,
               clock: Callable[[], float] = time.monotonic,
               on_removed: Callable[[int, str], None] | None = None, stacks: bool = False,
-              max_listed: int = MAX_LISTED) -> Namespace:
+              max_listed: int = MAX_LISTED, zarr: bool = False) -> Namespace:
         """The parts of a mount, built on one :class:`~omerofs.tree.Tree`;
         scratch files an earlier mount left in ``spool`` are dropped.
         ``on_removed(parent inode, name)`` is told (outside every lock) when
@@ -103,7 +104,7 @@ class Namespace:
         4, which only code building a Namespace directly got)."""
         timeouts = timeouts or Timeouts()
         tree = Tree(time.time(), spool, on_removed)
-        listings = Listings(tree, gateway, timeouts, clock, stacks, max_listed)
+        listings = Listings(tree, gateway, timeouts, clock, stacks, max_listed, zarr=zarr)
         planes = PlaneReader(tree, gateway, cache_budget, prefetch_depth=prefetch_depth,
                              prefetch_workers=prefetch_workers)
         text = TextFiles(tree, gateway, listings, planes, max_file_bytes=max_file_bytes,
@@ -228,7 +229,14 @@ class Namespace:
             return self.planes.read_pixels_cached(node, offset, size)
         if content is Content.PLANE:
             return self.planes.read_cached(node, offset, size)
+        if content is Content.META:
+            return self._meta(node)[offset:offset + size]
         return None
+
+    @staticmethod
+    def _meta(node: Node) -> bytes:
+        """A file whose state makes its bytes from memory (OME-Zarr JSON)."""
+        return node.state_of(ZarrMetaState).data()
 
     def index_bytes(self, ino: int) -> bytes:
         """Non-blocking (memory and CPU only): a generated index file's bytes;
@@ -243,6 +251,8 @@ class Namespace:
             return self.index_bytes(ino)[offset:offset + size]
         if content is Content.PIXELS:
             return self.planes.read_pixels(node, offset, size)
+        if content is Content.META:
+            return self._meta(node)[offset:offset + size]
         if content is Content.SPOOL:
             return self.text.read(node, offset, size)
         if content is not Content.PLANE:

@@ -65,6 +65,7 @@ from .kinds import (
     TextState,
     WellDir,
     WriteStatus,
+    ZarrPlateDir,
 )
 from .spool import Entry, Spool
 from .stack import StackLayout
@@ -367,6 +368,9 @@ class Tree:
                 return None
             below: list[Node] = []
             stack = [plate]
+            zarr = self._zarr_of(plate)
+            if zarr is not None and zarr.dir.children is not None:
+                stack.append(zarr)  # filled by the plate's load: dropped with it
             while stack:
                 for _, ino in stack.pop().dir.listing():
                     node = self._nodes.get(ino)
@@ -388,7 +392,15 @@ class Tree:
             d.set_children(None)
             d.loaded_at = float("-inf")
             self._removed.append((plate.parent, plate.name))
+            if zarr is not None and zarr.dir.children is not None:
+                zarr.dir.set_children(None)
+                self._removed.append((zarr.parent, zarr.name))
             return freed
+
+    def _zarr_of(self, plate: Node) -> Node | None:
+        """A plate's ``plate_N.ome.zarr`` directory, if listed (``--zarr``)."""
+        ino = getattr(plate.state, "zarr", None)
+        return self._nodes.get(ino) if ino is not None else None
 
     def entries_below(self, directory: Node) -> dict[tuple[Ino, str], Ino]:
         """(parent inode, name) -> inode of every entry in ``directory`` and in
@@ -425,6 +437,8 @@ class Tree:
         """The directory whose load fills ``node``: the root, or its plate."""
         while node.spec.in_plate:
             node = self._nodes[node.parent]
+        if isinstance(node.state, ZarrPlateDir):  # beside its plate, filled by its load
+            return self._nodes[node.state.plate]
         return node
 
     def remove(self, node: Node, notify: bool = False) -> None:

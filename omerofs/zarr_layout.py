@@ -1,0 +1,176 @@
+"""A plate's OME-Zarr (NGFF 0.4 HCS) tree, beside its TIFF tree (``--zarr``).
+
+:class:`ZarrLayout` makes ``plate_N.ome.zarr/`` at the root for each
+acquired plate, and fills it from the same load answer as ``plate_N/``
+(:class:`omerofs.plate_layout.PlateLayout` hands it the placed wells): no
+server call lists or sizes anything in it. Layout (docs/zarr.rst)::
+
+    plate_N.ome.zarr/.zgroup .zattrs                 plate: rows, columns, wells, runs
+      <ROW>/.zgroup                                  row "A" (as the TIFF well A01)
+        <COLUMN>/.zgroup .zattrs                     well "A/01": its fields
+          <FIELD>/.zgroup .zattrs                    field "0", "1" ...: multiscales, omero
+            0/.zarray                                the one resolution level
+              <t>.<c>.<z>.0.0                        a chunk: one plane as getPlane sends it
+
+Its top directory's load is its plate's (:meth:`omerofs.tree.Tree.owner`):
+listing either loads both, a dropped listing drops both. Called under the
+tree lock; pure memory work.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+
+from . import layout, zarr_meta
+from .gateway import ImageInfo, PlaneIndex
+from .gateway.types import WellInfo, WellSampleInfo
+from .keys import ROOT_INODE, NodeKey, PlateId, ZarrFieldKey, ZarrKey, ZarrPlateKey
+from .kinds import DirState, PlateDir, ZarrChunkState, ZarrDir, ZarrMetaState, ZarrPlateDir
+from .tree import Node, Tree
+
+log = logging.getLogger("omerofs.listing")
+
+#: the parts of a field's image (:class:`~omerofs.keys.ZarrFieldKey`), chunks from CHUNKS on
+FIELD_DIR, FIELD_ZGROUP, FIELD_ZATTRS, LEVEL_DIR, LEVEL_ZARRAY = range(5)
+CHUNKS = 8
+
+ZGROUP, ZATTRS, ZARRAY = ".zgroup", ".zattrs", ".zarray"
+
+
+class ZarrLayout:
+    """Builds ``plate_N.ome.zarr`` trees (see the module docstring)."""
+
+    def __init__(self, tree: Tree):
+        self.tree = tree
+
+    def plate_dir(self, plate: Node) -> Node:
+        """The zarr directory of a listed plate (under the lock; made once)."""
+        name = layout.zarr_dir_name(plate.known_plate_id)
+        node = self.tree.new_node(ZarrPlateKey(plate.known_plate_id), ZarrPlateDir(plate=plate.ino),
+                                  name, ROOT_INODE, plate.mtime, plate_id=plate.plate_id)
+        plate.state_of(PlateDir).zarr = node.ino
+        return node
+
+    # --- making nodes -----------------------------------------------------------------------
+    def _dir(self, key: NodeKey, name: str, parent: Node, plate_id: PlateId) -> Node:
+        node = self.tree.new_node(key, ZarrDir(), name, parent.ino, parent.mtime,
+                                  plate_id=plate_id)
+        node.name, node.parent = name, parent.ino  # a field's position may change
+        return node
+
+    def _meta(self, key: NodeKey, name: str, parent: Node, data: Callable[[], bytes]) -> Node:
+        """A JSON file: its bytes are made again when read (the same: pure)."""
+        node = self.tree.new_node(key, ZarrMetaState(data), name, parent.ino, parent.mtime,
+                                  plate_id=parent.plate_id)
+        node.state, node.name, node.parent = ZarrMetaState(data), name, parent.ino
+        node.size = len(data())
+        return node
+
+    @staticmethod
+    def _fill(directory: Node, children: Sequence[Node]) -> int:
+        d: DirState = directory.dir
+        d.set_children({c.name: c.ino for c in children})
+        return len(children)
+
+    # --- the tree ---------------------------------------------------------------------------
+    def build(self, plate: Node, name: str, placed: Sequence[WellInfo],
+              naming: layout.WellNaming, runs: Sequence[int | None],
+              starts: dict[int, float | None], n_rows: int, n_columns: int) -> int:
+        """Fill the plate's zarr directory (if listed) from its placed wells,
+        named as the TIFF tree's (``naming``), fields ordered by ``runs``
+        (run order, fields of no run last) then site. Returns the nodes made."""
+        zarr_ino = plate.state_of(PlateDir).zarr
+        top = self.tree.get(zarr_ino) if zarr_ino is not None else None
+        if top is None:
+            return 0
+        pid = plate.known_plate_id
+        rows = [naming.row_label(r) for r in range(n_rows)]
+        columns = [naming.column_label(c) for c in range(n_columns)]
+        run_pos = {run: i for i, run in enumerate(runs)}
+        acquisitions = [zarr_meta.Acquisition(r, starts.get(r)) for r in runs if r is not None]
+        count = 0
+        wells: list[zarr_meta.ZarrWell] = []
+        row_dirs: dict[int, list[Node]] = {}
+        field_count = 0
+        for w in sorted(placed, key=lambda w: (w.row or 0, w.column or 0)):
+            assert w.row is not None and w.column is not None
+            zw = zarr_meta.ZarrWell(rows[w.row], columns[w.column], w.row, w.column)
+            fields = self._fields(naming.name(w.row, w.column), w.samples, run_pos, plate)
+            if not fields:
+                continue
+            wells.append(zw)
+            field_count = max(field_count, len(fields))
+            if w.row not in row_dirs:
+                row_dirs[w.row] = []
+            row_node = self._dir(ZarrKey(pid, zw.row), zw.row, top, pid)
+            well_node = self._dir(ZarrKey(pid, zw.path), zw.column, row_node, pid)
+            row_dirs[w.row].append(well_node)
+            children = [
+                self._meta(ZarrKey(pid, f"{zw.path}/{ZGROUP}"), ZGROUP, well_node,
+                           zarr_meta.zgroup),
+                self._meta(ZarrKey(pid, f"{zw.path}/{ZATTRS}"), ZATTRS, well_node,
+                           functools.partial(zarr_meta.well_attrs,
+                                             tuple(s.run_id for s in fields),
+                                             bool(acquisitions)))]
+            for i, sample in enumerate(fields):
+                field = self._dir(ZarrFieldKey(sample.id, FIELD_DIR), str(i), well_node, pid)
+                count += self._field(field, sample.id, sample.image)
+                children.append(field)
+            count += self._fill(well_node, children)
+        top_children = [
+            self._meta(ZarrKey(pid, ZGROUP), ZGROUP, top, zarr_meta.zgroup),
+            self._meta(ZarrKey(pid, ZATTRS), ZATTRS, top, functools.partial(
+                zarr_meta.plate_attrs, name, tuple(rows), tuple(columns), tuple(wells),
+                field_count, tuple(acquisitions)))]
+        for r, well_nodes in row_dirs.items():
+            row_node = self.tree.node(well_nodes[0].parent)
+            zg = self._meta(ZarrKey(pid, f"{rows[r]}/{ZGROUP}"), ZGROUP, row_node,
+                            zarr_meta.zgroup)
+            count += self._fill(row_node, [zg, *well_nodes])
+            top_children.append(row_node)
+        count += self._fill(top, top_children)
+        return count
+
+    def _fields(self, well_name: str, samples: Sequence[WellSampleInfo],
+                run_pos: dict[int | None, int], plate: Node) -> list[WellSampleInfo]:
+        """A well's fields in zarr order: by run, then by their TIFF site
+        number; those whose pixels cannot be served (complex) left out."""
+        sites = layout.site_numbers(well_name, [(s.index, s.image.name) for s in samples])
+        order = sorted(zip(samples, sites, strict=True),
+                       key=lambda p: (run_pos.get(p[0].run_id, len(run_pos)), p[1]))
+        out = []
+        for sample, _ in order:
+            try:
+                zarr_meta.zarr_dtype(sample.image.pixel_type)
+            except ValueError as e:
+                log.warning("image %d of plate %d not in its zarr plate: %s", sample.image.id,
+                            plate.plate_id, e)
+                continue
+            out.append(sample)
+        return out
+
+    def _field(self, field: Node, sample: int, image: ImageInfo) -> int:
+        """A field's image group and its one level's array (nodes made)."""
+        level = self._dir(ZarrFieldKey(sample, LEVEL_DIR), zarr_meta.LEVEL, field,
+                          field.known_plate_id)
+        chunks = [self._meta(ZarrFieldKey(sample, LEVEL_ZARRAY), ZARRAY, level,
+                             functools.partial(zarr_meta.zarray, image))]
+        size = image.plane_bytes
+        for t in range(image.size_t):
+            for c in range(image.size_c):
+                for z in range(image.size_z):
+                    part = CHUNKS + (t * image.size_c + c) * image.size_z + z
+                    name = zarr_meta.chunk_name(z, c, t)
+                    chunk = self.tree.new_node(
+                        ZarrFieldKey(sample, part), ZarrChunkState(image, PlaneIndex(z, c, t)),
+                        name, level.ino, field.mtime, plate_id=field.plate_id, size=size)
+                    chunk.parent = level.ino
+                    chunks.append(chunk)
+        n = self._fill(level, chunks)
+        return n + self._fill(field, [
+            self._meta(ZarrFieldKey(sample, FIELD_ZGROUP), ZGROUP, field, zarr_meta.zgroup),
+            self._meta(ZarrFieldKey(sample, FIELD_ZATTRS), ZATTRS, field,
+                       functools.partial(zarr_meta.image_attrs, image)),
+            level])
