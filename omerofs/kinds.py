@@ -343,13 +343,27 @@ class ZarrMetaState:
 @dataclass(frozen=True, slots=True)
 class ZarrChunkState:
     """One chunk of a zarr image: plane (z, c, t) exactly as OMERO sends it
-    (big-endian, uncompressed), through the plane cache."""
+    (big-endian, uncompressed), through the plane cache; or, for a plane too
+    big for the cache, ``rows`` rows of it from ``first_row`` (a band, read
+    by :meth:`omerofs.planes.PlaneReader.read_pixels` row by row, uncached;
+    past the image's last row, zeros)."""
 
     kind: ClassVar[Kind] = Kind.ZARR_CHUNK
     image: ImageInfo
     plane: PlaneIndex
+    first_row: int = 0
+    rows: int = 0  # 0: the whole plane
+
+    @property
+    def size(self) -> int:
+        """The chunk file's size: the plane's, or a whole band's (padded)."""
+        if not self.rows:
+            return self.image.plane_bytes
+        return self.rows * (self.image.plane_bytes // self.image.size_y)
 
     def planes_touched(self, offset: int, size: int) -> list[PlaneIndex]:
+        if self.rows:
+            return []  # a band: never a whole plane
         return [self.plane] if size > 0 and offset < self.image.plane_bytes else []
 
     def read(self, offset: int, size: int,

@@ -100,10 +100,10 @@ class Listings:
     def __init__(self, tree: Tree, gateway: Gateway, timeouts: Timeouts,
                  clock: Callable[[], float], stacks: bool = False,
                  max_listed: int = MAX_LISTED, *, plates: PlateLayout | None = None,
-                 annotations: AnnotationPlacer | None = None, zarr: bool = False):
+                 annotations: AnnotationPlacer | None = None):
         self.tree = tree
         #: builds a plate's wells, runs, planes and index (and zarr tree); places its files
-        self.plates = plates or PlateLayout(tree, clock, stacks, zarr)
+        self.plates = plates or PlateLayout(tree, clock, stacks)
         self.annotations = annotations or AnnotationPlacer(tree)
         self.max_listed = max_listed
         #: loaded plate listings, least recently used first: plate inode -> nodes
@@ -141,7 +141,16 @@ class Listings:
             with self.tree.locked():
                 if plate.ino in self._live:  # used: the last to be dropped
                     self._live.move_to_end(plate.ino)
-        return owner.children is None or self.clock() - owner.loaded_at > self._ttl(node)
+        if owner.children is None or self.clock() - owner.loaded_at > self._ttl(node):
+            return True
+        return self._zarr_unmade(node) is not None
+
+    def _zarr_unmade(self, node: Node) -> Node | None:
+        """The ``plate_N.ome.zarr`` ``node`` is in, if its tree is not made yet."""
+        if self.plates.zarr is None:
+            return None
+        top = self.tree.zarr_top(node)
+        return top if top is not None and top.dir.children is None else None
 
     def _freed(self, node: Node) -> None:
         """A node left the tree (under the tree lock): what is kept for it goes."""
@@ -160,6 +169,8 @@ class Listings:
             freed = self.tree.evict_plate(old) if old is not None else 0
             if freed is None:
                 continue  # something local below, or a handle open: kept, as it must be
+            if old is not None and self.plates.zarr is not None:
+                self.plates.zarr.forget(old)
             self._live_nodes -= self._live.pop(ino)
             self.evictions += 1
             log.debug("listing of plate inode %d dropped (%d nodes freed now)", ino, freed)
@@ -218,7 +229,21 @@ class Listings:
         return sorted(k for k, ino in before.items() if after.get(k) != ino)
 
     def load(self, ino: int) -> None:
-        """Blocking: (re)load a directory from the server if it needs it.
+        """Blocking: (re)load a directory from the server if it needs it (and,
+        in a zarr tree, make that tree from its plate's listing: memory only)."""
+        self._load_owner(ino)
+        if self.plates.zarr is None:
+            return
+        with self.tree.locked():
+            top = self._zarr_unmade(self.tree.node(ino))
+            if top is not None:
+                made = self.plates.zarr.build_if_needed(top)
+                if made:
+                    plate = self.tree.node(top.state_of(ZarrPlateDir).plate)
+                    self._keep(plate, self._live.get(plate.ino, 0) + made)
+
+    def _load_owner(self, ino: int) -> None:
+        """Blocking: (re)load a directory's owner from the server if it needs it.
 
         A directory has one load at a time, in a thread of its own; its
         callers wait for it up to ``load_wait``. A load that takes longer (a

@@ -45,10 +45,12 @@ from .kinds import (
 )
 from .layout import STATUS_NAME, check_name
 from .listing import MAX_LISTED, Listings, Timeouts
-from .planes import PlaneReader
+from .planes import PlaneReader, plane_limit
+from .plate_layout import PlateLayout
 from .spool import PLANE, SCRATCH, Entry, Spool
 from .textfiles import TextFiles
 from .tree import ROOT_INODE, Node, NotYet, Tree, Unknown, refuse
+from .zarr_layout import ZarrLayout
 
 __all__ = ["ROOT_INODE", "STATUS_NAME", "Kind", "Namespace", "Node", "NotYet", "Timeouts",
            "Unknown",
@@ -104,7 +106,9 @@ class Namespace:
         4, which only code building a Namespace directly got)."""
         timeouts = timeouts or Timeouts()
         tree = Tree(time.time(), spool, on_removed)
-        listings = Listings(tree, gateway, timeouts, clock, stacks, max_listed, zarr=zarr)
+        zarr_layout = ZarrLayout(tree, plane_limit(cache_budget)) if zarr else None
+        listings = Listings(tree, gateway, timeouts, clock, stacks, max_listed,
+                            plates=PlateLayout(tree, clock, stacks, zarr_layout))
         planes = PlaneReader(tree, gateway, cache_budget, prefetch_depth=prefetch_depth,
                              prefetch_workers=prefetch_workers)
         text = TextFiles(tree, gateway, listings, planes, max_file_bytes=max_file_bytes,
@@ -152,7 +156,8 @@ class Namespace:
         with self.tree.locked():
             node = self.tree.node(ino)
             owner = self.tree.owner(node)
-            if owner.dir.children is None:
+            top = self.tree.zarr_top(node)
+            if owner.dir.children is None or (top is not None and top.dir.children is None):
                 return None
             if isinstance(owner.state, PlateDir):
                 owner.dir.pins += 1

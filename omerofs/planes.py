@@ -23,8 +23,15 @@ from .cache import PlaneCache
 from .gateway import FileAnnotationInfo, Gateway, ImageInfo, PlaneIndex
 from .gateway.batches import TimepointReader
 from .keys import CacheKey, FileKey, Ino, PixelsKey
-from .kinds import PixelFile, PlaneState, WellDir
+from .kinds import PixelFile, PlaneState, WellDir, ZarrChunkState
 from .tree import Node, Tree
+
+
+def plane_limit(cache_budget: int) -> int:
+    """The largest plane read whole through the cache; larger ones are read
+    by row bands, uncached (a quarter of the budget)."""
+    return cache_budget // 4
+
 
 #: bytes of planes a sequential reader should find fetched ahead of it
 PREFETCH_BYTES = 32 << 20
@@ -318,15 +325,38 @@ class PlaneReader:
     def read_pixels_cached(self, node: Node, offset: int, size: int) -> bytes | None:
         """Non-blocking: a stack's bytes when no plane must be fetched."""
         layout = self._pixel_file(node)
+        if isinstance(layout, ZarrChunkState) and layout.rows:
+            return b"" if size <= 0 or offset >= layout.size else None
         pages = self._pages(layout, offset, size, fetch=False)
         return None if pages is None else layout.read(offset, size, pages.__getitem__)
 
     def read_pixels(self, node: Node, offset: int, size: int) -> bytes:
         """Blocking: bytes of a stack; its pages come through the plane cache."""
         layout = self._pixel_file(node)
+        if isinstance(layout, ZarrChunkState) and layout.rows:
+            return self._read_band(layout, offset, size)
         pages = self._pages(layout, offset, size, fetch=True)
         assert pages is not None
         return layout.read(offset, size, pages.__getitem__)
+
+    def _read_band(self, band: ZarrChunkState, offset: int, size: int) -> bytes:
+        """A range of a zarr row-band chunk of a plane too big to cache: only
+        the image rows it touches are fetched (one full-width tile), as
+        :meth:`_read_rows` does for a TIFF; rows past the image are zeros."""
+        image = band.image
+        end = min(offset + size, band.size)
+        if end <= offset:
+            return b""
+        row = image.plane_bytes // image.size_y
+        first, last = offset // row, (end - 1) // row  # rows of the band
+        real = min(last, image.size_y - band.first_row - 1)  # its last row in the image
+        data = b""
+        if first <= real:
+            data = self.gateway.read_tile(image, band.plane, 0, band.first_row + first,
+                                          image.size_x, real - first + 1)
+        data += bytes((last - first + 1) * row - len(data))
+        lo = offset - first * row
+        return data[lo:lo + end - offset]
 
     # --- server copies of text files --------------------------------------------------------
     def read_file(self, ann: FileAnnotationInfo, offset: int, size: int) -> bytes:

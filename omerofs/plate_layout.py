@@ -36,7 +36,7 @@ from .kinds import IndexDir, IndexState, PlaneState, PlateDir, RunDir, StackStat
 from .plane_sizes import channel_file_sizes
 from .stack import stack_for
 from .tree import Node, Tree
-from .zarr_layout import ZarrLayout
+from .zarr_layout import Plan, ZarrLayout
 
 log = logging.getLogger("omerofs.listing")
 
@@ -63,12 +63,12 @@ class PlateLayout:
     """Builds plate listings in the tree (see the module docstring)."""
 
     def __init__(self, tree: Tree, clock: Callable[[], float], stacks: bool = False,
-                 zarr: bool = False):
+                 zarr: ZarrLayout | None = None):
         self.tree = tree
         self.clock = clock
         self.stacks = stacks  # list a multi-page OME-TIFF per site too
         #: lists each acquired plate as OME-Zarr too (``--zarr``); None: off, nothing made
-        self.zarr = ZarrLayout(tree) if zarr else None
+        self.zarr = zarr
         self._index: dict[Ino, bytes] = {}  # generated index file -> its bytes
         #: plate id -> well directories of runs after the first (no Well files)
         self._guests: dict[PlateId, set[Ino]] = {}
@@ -146,10 +146,10 @@ class PlateLayout:
                 if any(s.run_id is None for w in placed for s in w.samples) \
                         and None not in runs:
                     runs.append(None)
-                out.count += self.zarr.build(
-                    plate, summary.name if summary else plate.name, placed, naming, runs,
-                    starts, max(n_rows, summary.rows or 0) if summary else n_rows,
-                    max(n_columns, summary.columns or 0) if summary else n_columns)
+                out.count += self.zarr.plan(plate, Plan(
+                    summary.name if summary else plate.name, tuple(placed), naming,
+                    tuple(runs), starts, max(n_rows, summary.rows or 0) if summary else n_rows,
+                    max(n_columns, summary.columns or 0) if summary else n_columns))
         return out
 
     def takes_well_files(self, well: Node) -> bool:

@@ -441,6 +441,12 @@ class Tree:
             return self._nodes[node.state.plate]
         return node
 
+    def zarr_top(self, node: Node) -> Node | None:
+        """The ``plate_N.ome.zarr`` directory ``node`` is in (or is), if any."""
+        while node.spec.in_plate:
+            node = self._nodes[node.parent]
+        return node if isinstance(node.state, ZarrPlateDir) else None
+
     def remove(self, node: Node, notify: bool = False) -> None:
         """Take ``node``'s name out of its directory (under the lock); with
         ``notify``, the kernel is told to forget the name too."""

@@ -12,9 +12,13 @@ server call lists or sizes anything in it. Layout (docs/zarr.rst)::
             0/.zarray                                the one resolution level
               <t>.<c>.<z>.0.0                        a chunk: one plane as getPlane sends it
 
-Its top directory's load is its plate's (:meth:`omerofs.tree.Tree.owner`):
-listing either loads both, a dropped listing drops both. Called under the
-tree lock; pure memory work.
+Its top directory's load is its plate's (:meth:`omerofs.tree.Tree.owner`),
+but the tree is made only when something below ``plate_N.ome.zarr`` is
+first asked for (:meth:`ZarrLayout.build_if_needed`): a plate's load keeps
+what it needs (:class:`Plan`, references to the load's answer), so a mount
+with ``--zarr`` whose readers use the TIFF tree only holds no zarr node.
+Once made, the tree is made again by each reload of its plate, and dropped
+with the plate's listing. Called under the tree lock; pure memory work.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from . import layout, zarr_meta
 from .gateway import ImageInfo, PlaneIndex
@@ -39,11 +44,58 @@ CHUNKS = 8
 ZGROUP, ZATTRS, ZARRAY = ".zgroup", ".zattrs", ".zarray"
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a plate's zarr tree is made from: its last load's placed wells,
+    named as the TIFF tree's, with its runs (see :meth:`ZarrLayout.build`)."""
+
+    name: str
+    placed: tuple[WellInfo, ...]
+    naming: layout.WellNaming
+    runs: tuple[int | None, ...]
+    starts: dict[int, float | None]
+    n_rows: int
+    n_columns: int
+
+
 class ZarrLayout:
     """Builds ``plate_N.ome.zarr`` trees (see the module docstring)."""
 
-    def __init__(self, tree: Tree):
+    def __init__(self, tree: Tree, plane_limit: int):
         self.tree = tree
+        #: planes above this many bytes are chunked in row bands
+        #: (:func:`omerofs.planes.plane_limit`, :func:`omerofs.zarr_meta.chunk_rows`)
+        self.plane_limit = plane_limit
+        #: plate id -> what its zarr tree is made from, while its listing is loaded
+        self._plans: dict[PlateId, Plan] = {}
+
+    def plan(self, plate: Node, plan: Plan) -> int:
+        """A plate was (re)loaded: its zarr tree is made from ``plan`` when
+        first asked for, or now if it was made before (it is in use).
+        Returns the nodes made now."""
+        self._plans[plate.known_plate_id] = plan
+        top = self._top(plate)
+        if top is None or top.dir.children is None:
+            return 0
+        return self.build(plate, top, plan)
+
+    def build_if_needed(self, top: Node) -> int:
+        """Make the zarr tree of ``top`` (a ``plate_N.ome.zarr``) if its plate's
+        listing is loaded and the tree is not made yet; returns nodes made."""
+        plate = self.tree.node(top.state_of(ZarrPlateDir).plate)
+        plan = self._plans.get(plate.known_plate_id)
+        if top.dir.children is not None or plan is None or plate.dir.children is None:
+            return 0
+        return self.build(plate, top, plan)
+
+    def forget(self, plate: Node) -> None:
+        """The plate's listing was dropped: so is its plan."""
+        if plate.plate_id is not None:
+            self._plans.pop(plate.plate_id, None)
+
+    def _top(self, plate: Node) -> Node | None:
+        zarr_ino = plate.state_of(PlateDir).zarr
+        return self.tree.get(zarr_ino) if zarr_ino is not None else None
 
     def plate_dir(self, plate: Node) -> Node:
         """The zarr directory of a listed plate (under the lock; made once)."""
@@ -75,17 +127,14 @@ class ZarrLayout:
         return len(children)
 
     # --- the tree ---------------------------------------------------------------------------
-    def build(self, plate: Node, name: str, placed: Sequence[WellInfo],
-              naming: layout.WellNaming, runs: Sequence[int | None],
-              starts: dict[int, float | None], n_rows: int, n_columns: int) -> int:
-        """Fill the plate's zarr directory (if listed) from its placed wells,
-        named as the TIFF tree's (``naming``), fields ordered by ``runs``
-        (run order, fields of no run last) then site. Returns the nodes made."""
-        zarr_ino = plate.state_of(PlateDir).zarr
-        top = self.tree.get(zarr_ino) if zarr_ino is not None else None
-        if top is None:
-            return 0
+    def build(self, plate: Node, top: Node, plan: Plan) -> int:
+        """Fill the plate's zarr directory ``top`` from its placed wells,
+        named as the TIFF tree's, fields ordered by the plan's ``runs`` (run
+        order, fields of no run last) then site. Returns the nodes made."""
         pid = plate.known_plate_id
+        name, placed, naming, runs, starts = (plan.name, plan.placed, plan.naming, plan.runs,
+                                              plan.starts)
+        n_rows, n_columns = plan.n_rows, plan.n_columns
         rows = [naming.row_label(r) for r in range(n_rows)]
         columns = [naming.column_label(c) for c in range(n_columns)]
         run_pos = {run: i for i, run in enumerate(runs)}
@@ -155,19 +204,24 @@ class ZarrLayout:
         """A field's image group and its one level's array (nodes made)."""
         level = self._dir(ZarrFieldKey(sample, LEVEL_DIR), zarr_meta.LEVEL, field,
                           field.known_plate_id)
+        rows = zarr_meta.chunk_rows(image, self.plane_limit)
+        whole = rows == image.size_y
         chunks = [self._meta(ZarrFieldKey(sample, LEVEL_ZARRAY), ZARRAY, level,
-                             functools.partial(zarr_meta.zarray, image))]
-        size = image.plane_bytes
+                             functools.partial(zarr_meta.zarray, image, rows))]
+        bands = -(-image.size_y // rows)
         for t in range(image.size_t):
             for c in range(image.size_c):
                 for z in range(image.size_z):
-                    part = CHUNKS + (t * image.size_c + c) * image.size_z + z
-                    name = zarr_meta.chunk_name(z, c, t)
-                    chunk = self.tree.new_node(
-                        ZarrFieldKey(sample, part), ZarrChunkState(image, PlaneIndex(z, c, t)),
-                        name, level.ino, field.mtime, plate_id=field.plate_id, size=size)
-                    chunk.parent = level.ino
-                    chunks.append(chunk)
+                    plane = PlaneIndex(z, c, t)
+                    for k in range(bands):
+                        part = CHUNKS + ((t * image.size_c + c) * image.size_z + z) * bands + k
+                        state = (ZarrChunkState(image, plane) if whole
+                                 else ZarrChunkState(image, plane, k * rows, rows))
+                        chunk = self.tree.new_node(
+                            ZarrFieldKey(sample, part), state, zarr_meta.chunk_name(z, c, t, k),
+                            level.ino, field.mtime, plate_id=field.plate_id, size=state.size)
+                        chunk.parent = level.ino
+                        chunks.append(chunk)
         n = self._fill(level, chunks)
         return n + self._fill(field, [
             self._meta(ZarrFieldKey(sample, FIELD_ZGROUP), ZGROUP, field, zarr_meta.zgroup),

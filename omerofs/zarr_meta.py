@@ -8,17 +8,21 @@ image's one resolution level. Nothing here asks the server: what OMERO has
 that the plate's load did not bring (rendering settings, timestamps of
 planes, the pyramid levels of big images) is not in these files.
 
-The bytes are deterministic (sorted keys, no spaces that vary), so a file's
+The bytes are deterministic (sorted keys, compact separators), so a file's
 size is known when it is listed and the same when it is read.
 
 Arrays are zarr v2, dimension order (t, c, z, y, x), one plane per chunk,
 no compressor and no filter: chunk ``t.c.z.0.0`` is exactly the bytes
 ``getPlane(z, c, t)`` sends, in OMERO's big-endian type
-(:func:`zarr_dtype`).
+(:func:`zarr_dtype`). A plane too big for the plane cache is cut into row
+bands instead (:func:`chunk_rows`): chunk ``t.c.z.k.0`` holds rows
+``k * rows`` on, the last one padded with zeros to the full chunk (as zarr
+v2 stores edge chunks).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,12 +42,17 @@ SEPARATOR = "."
 
 
 def _dumps(doc: object) -> bytes:
-    return json.dumps(doc, sort_keys=True, indent=1, allow_nan=False).encode() + b"\n"
+    # compact: json's C encoder (indent would take the pure-Python one, 10x
+    # slower, and every image's files are sized when its plate is listed)
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+_ZGROUP = _dumps({"zarr_format": 2})
 
 
 def zgroup() -> bytes:
     """A zarr v2 group's ``.zgroup``."""
-    return _dumps({"zarr_format": 2})
+    return _ZGROUP
 
 
 def zarr_dtype(pixel_type: str) -> str:
@@ -53,23 +62,46 @@ def zarr_dtype(pixel_type: str) -> str:
     return pixel_dtype(pixel_type).str
 
 
-def chunk_name(z: int, c: int, t: int) -> str:
-    """The chunk file of plane (z, c, t) in the level's directory: ``t.c.z.0.0``."""
-    return SEPARATOR.join(map(str, (t, c, z, 0, 0)))
+#: the most bytes of a row band chunk (planes above the plane cache's limit)
+BAND_BYTES = 16 << 20
 
 
-def zarray(image: ImageInfo) -> bytes:
+def chunk_rows(image: ImageInfo, plane_limit: int) -> int:
+    """Rows per chunk: the whole plane when it fits the plane cache
+    (``plane_limit`` bytes), else bands of at most ``min(plane_limit,
+    BAND_BYTES)`` bytes (at least one row)."""
+    if image.plane_bytes <= plane_limit:
+        return image.size_y
+    row = image.plane_bytes // image.size_y
+    return max(1, min(plane_limit, BAND_BYTES) // row)
+
+
+def chunk_name(z: int, c: int, t: int, band: int = 0) -> str:
+    """The chunk file of plane (z, c, t) (its row band ``band``) in the
+    level's directory: ``t.c.z.band.0``."""
+    return SEPARATOR.join(map(str, (t, c, z, band, 0)))
+
+
+def zarray(image: ImageInfo, rows: int | None = None) -> bytes:
     """The ``.zarray`` of an image's full-resolution level: shape (t, c, z, y,
-    x), one plane per chunk, uncompressed, in OMERO's big-endian type."""
+    x), chunks of one plane (or of ``rows`` rows of one), uncompressed, in
+    OMERO's big-endian type."""
+    return _zarray((image.size_t, image.size_c, image.size_z, image.size_y, image.size_x),
+                   rows or image.size_y, zarr_dtype(image.pixel_type))
+
+
+@functools.lru_cache(maxsize=256)
+def _zarray(shape: tuple[int, ...], rows: int, dtype: str) -> bytes:
+    """(A plate's images share a few shapes: made once per shape.)"""
     return _dumps({
-        "chunks": [1, 1, 1, image.size_y, image.size_x],
+        "chunks": [1, 1, 1, rows, shape[-1]],
         "compressor": None,
         "dimension_separator": SEPARATOR,
-        "dtype": zarr_dtype(image.pixel_type),
+        "dtype": dtype,
         "fill_value": 0,
         "filters": None,
         "order": "C",
-        "shape": [image.size_t, image.size_c, image.size_z, image.size_y, image.size_x],
+        "shape": list(shape),
         "zarr_format": 2,
     })
 

@@ -198,3 +198,27 @@ def test_a_mount_without_zarr_lists_none(server, plates, tmp_path):
         assert not [n for n in os.listdir(m.mountpoint) if n.endswith(".ome.zarr")]
         with pytest.raises(FileNotFoundError):
             os.stat(m.mountpoint / f"plate_{seeded.plate_id}.ome.zarr")
+
+
+def test_planes_too_big_for_the_cache_read_exactly_in_row_bands(server, tmp_path):
+    """--cache-mb 16: planes above 4 MiB are chunked in row bands (here 1024
+    rows of a 2048 x 1100 uint16 plane, the second band padded); zarr-python
+    and dask read the whole image back exactly as getPlane sends it."""
+    spec = PlateSpec(name="zarr big", rows=1, columns=1, fields=1, size_x=2048, size_y=1100,
+                     size_z=1, size_c=2, pixel_type="uint16")
+    seeded = server.seed(spec)
+    (_, pixels_id), = seeded.images.values()
+    with Mount(server.port, tmp_path / "mnt", "--zarr", "--cache-mb", "16") as m:
+        level = zarr_dir(m, seeded) / "A/01/0/0"
+        meta = json.loads((level / ".zarray").read_text())
+        assert meta["chunks"] == [1, 1, 1, 1024, 2048]
+        assert sorted(n for n in os.listdir(level) if not n.startswith(".")) == [
+            "0.0.0.0.0", "0.0.0.1.0", "0.1.0.0.0", "0.1.0.1.0"]
+        assert os.stat(level / "0.1.0.1.0").st_size == 1024 * 2048 * 2
+        arr = zarr.open(str(level), mode="r")[:]
+        lazy = da.from_zarr(str(level)).compute()
+        with omero_direct.session(server.port) as sf:
+            for c in range(2):
+                want = server_plane(sf, spec, pixels_id, 0, c, 0)
+                np.testing.assert_array_equal(arr[0, c, 0], want)
+                np.testing.assert_array_equal(lazy[0, c, 0], want)

@@ -97,8 +97,9 @@ def test_the_zarr_plate_is_laid_out_as_ngff_hcs_with_exact_sizes(tmp_path):
 
 def test_without_zarr_nothing_of_it_is_listed_or_kept(tmp_path):
     """Off by default: the root lists no .ome.zarr, a lookup of one finds
-    nothing (no server call), the plate's load makes no zarr node, no inode
-    is kept for one, and the layout holds no zarr builder at all."""
+    nothing (no server call), the plate's load makes no zarr node, and the
+    layout holds no zarr builder at all. With --zarr, the tree is made only
+    when asked for (from memory)."""
     gw = MemoryGateway()
     plate_id = add_plate(gw, "p")
     plain, with_zarr = make_ns(gw, tmp_path / "a", zarr=False), make_ns(gw, tmp_path / "b")
@@ -112,11 +113,19 @@ def test_without_zarr_nothing_of_it_is_listed_or_kept(tmp_path):
     assert dict(gw.calls) == calls
     assert not any(plain.node(i).kind.name.startswith("ZARR")
                    for i in list(plain.tree._nodes))
-    # with --zarr, the same load made the zarr tree (the difference is all zarr)
-    zarr_nodes = [i for i in list(with_zarr.tree._nodes)
-                  if with_zarr.node(i).kind.name.startswith("ZARR")]
-    assert len(zarr_nodes) > 2 * 2 * 8
-    assert with_zarr.inode_count() - plain.inode_count() == len(zarr_nodes)
+    # with --zarr, a plate whose zarr tree nobody asked for holds no zarr node
+    # either (only plate_N.ome.zarr itself, at the root) and lists the same
+    def zarr_nodes(ns: Namespace) -> list[int]:
+        return [i for i in list(ns.tree._nodes) if ns.node(i).kind.name.startswith("ZARR")]
+
+    assert len(zarr_nodes(with_zarr)) == 1
+    assert with_zarr.inode_count() == plain.inode_count() + 1
+    top = zarr_dir(with_zarr, plate_id)
+    assert with_zarr.needs_load(top.ino)
+    calls = dict(gw.calls)
+    tree = walk(with_zarr, top.ino)  # made now, from the loaded listing: no server call
+    assert dict(gw.calls) == calls
+    assert len(zarr_nodes(with_zarr)) == 1 + len(tree) > 2 * 2 * 8
 
 
 def test_zarr_inodes_are_computed_and_stable(tmp_path):
@@ -248,3 +257,63 @@ def test_zarr_true_in_the_config_file_turns_it_on(tmp_path):
     assert MountConfig.from_settings(ConnectionConfig(host="h"), settings).zarr is True
     assert MountConfig(connection=ConnectionConfig(host="h"), mountpoint=Path("/m")).zarr is False
     assert config.parse_mount_options("zarr").settings == {"zarr": True}
+
+
+def test_planes_too_big_for_the_cache_are_chunked_in_row_bands(tmp_path):
+    """A plane above the plane cache's limit (a quarter of its budget) is
+    cut into row-band chunks of at most that size, the last padded with
+    zeros as zarr v2 stores edge chunks; a band's read fetches only the rows
+    it touches (read_tile), never the whole plane, and nothing is cached."""
+    gw = MemoryGateway()
+    plate = gw.add_acquired_plate("big")
+    well = gw.create_well(plate.id, 0, 0)
+    planes = {PlaneIndex(0, c, 0): np.arange(1000 * c, 1000 * c + 1200, dtype=">u2").tobytes()
+              for c in range(2)}
+    image = gw.create_image(well, "big", 40, 30, 1, 2, 1, "uint16", planes)
+    # budget 4000 bytes: planes above 1000 bytes (this one: 2400) go in bands
+    # of 1000 // 80 = 12 rows: rows 0-11, 12-23, 24-29 and 6 rows of zeros
+    ns = Namespace.build(gw, 4000, spool=Spool(tmp_path / "spool"), clock=Clock(), zarr=True)
+    tree = walk(ns, zarr_dir(ns, plate.id).ino)
+    array = json.loads(ns.read(tree["A/01/0/0/.zarray"], 0, 1 << 20))
+    assert array["chunks"] == [1, 1, 1, 12, 40] and array["shape"] == [1, 2, 1, 30, 40]
+    names = sorted(p.rsplit("/", 1)[1] for p in tree if p.startswith("A/01/0/0/0."))
+    assert names == [f"0.{c}.0.{k}.0" for c in range(2) for k in range(3)]
+    before = dict(gw.calls)
+    for c in range(2):
+        padded = planes[PlaneIndex(0, c, 0)] + bytes(6 * 80)  # the server's bytes, as sent
+        for k in range(3):
+            ino = tree[f"A/01/0/0/0.{c}.0.{k}.0"]
+            assert ns.node(ino).size == 12 * 80
+            assert ns.read_cached(ino, 0, 100) is None  # a band always asks the server
+            want = padded[960 * k:960 * (k + 1)]
+            assert ns.read(ino, 0, 1 << 20) == want
+            assert ns.read(ino, 170, 500) == want[170:670]  # rows 2-10 of the band
+    assert ns.read(tree["A/01/0/0/0.1.0.2.0"], 600, 100) == bytes(100)  # padding only
+    calls = {op: n - before.get(op, 0) for op, n in gw.calls.items() if n != before.get(op, 0)}
+    assert set(calls) == {"read_tile"}, calls
+    assert image.plane_bytes == 2400
+
+
+def test_a_zarr_tree_in_use_follows_its_plates_reload(tmp_path):
+    """Once made, the zarr tree is made again by each reload of its plate
+    (after plate_ttl): a well added on the server shows in the plate's
+    .zattrs and as a directory, the others keep their inodes."""
+    gw = MemoryGateway()
+    plate_id = add_plate(gw, "p", wells=1, fields=1)
+    clock = Clock()
+    ns = Namespace.build(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60),
+                         spool=Spool(tmp_path / "spool"), clock=clock, zarr=True)
+    top = zarr_dir(ns, plate_id)
+    before = walk(ns, top.ino)
+    well = gw.create_well(plate_id, 1, 1)
+    planes = {PlaneIndex(z, c, t): bytes(24) for z in range(2) for c in range(2)
+              for t in range(2)}
+    gw.create_image(well, "new", 4, 3, 2, 2, 2, "uint16", planes)
+    assert "B/02" not in before
+    clock.now += 61
+    assert ns.needs_load(top.ino)
+    after = walk(ns, top.ino)
+    assert "B/02/0/0/1.1.1.0.0" in after
+    assert {p: i for p, i in after.items() if p in before} == before
+    wells = json.loads(ns.read(after[".zattrs"], 0, 1 << 20))["plate"]["wells"]
+    assert [w["path"] for w in wells] == ["B/01", "B/02"]
