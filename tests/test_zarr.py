@@ -63,6 +63,14 @@ def server_plane(sf, spec: PlateSpec, pixels_id: int, z: int, c: int, t: int) ->
                               (spec.size_y, spec.size_x))
 
 
+def server_image(sf, spec: PlateSpec, pixels_id: int) -> np.ndarray:
+    """Every plane of an image through getPlane, as a (t, c, z, y, x) array."""
+    return np.stack([np.stack([np.stack([server_plane(sf, spec, pixels_id, z, c, t)
+                                         for z in range(spec.size_z)])
+                               for c in range(spec.size_c)])
+                     for t in range(spec.size_t)])
+
+
 def test_the_plate_lists_beside_its_tiff_tree_and_validates(mnt, plates):
     """``plate_N.ome.zarr`` beside ``plate_N``; ome-zarr-models accepts the
     plate, each well and each image; rows and columns are the TIFF tree's."""
@@ -109,16 +117,12 @@ def test_zarr_and_dask_read_every_plane_exactly_as_getplane(mnt, plates, server)
             level = top / f"{'AB'[row]}/{column + 1:02d}/{index}/0"
             arr = zarr.open(str(level), mode="r")
             assert arr.shape == (2, 2, 3, 5, 7) and arr.dtype == np.dtype(">u2")
-            data = arr[:]
-            lazy = da.from_zarr(str(level)).compute()
-            for t in range(2):
-                for c in range(2):
-                    for z in range(3):
-                        want = server_plane(sf, spec, pixels_id, z, c, t)
-                        np.testing.assert_array_equal(data[t, c, z], want)
-                        np.testing.assert_array_equal(lazy[t, c, z], want)
-                        chunk = level / f"{t}.{c}.{z}.0.0"
-                        assert os.stat(chunk).st_size == len(chunk.read_bytes()) == want.nbytes
+            want = server_image(sf, spec, pixels_id)
+            np.testing.assert_array_equal(arr[:], want)
+            np.testing.assert_array_equal(da.from_zarr(str(level)).compute(), want)
+            for t, c, z in np.ndindex(2, 2, 3):
+                chunk = level / f"{t}.{c}.{z}.0.0"
+                assert os.stat(chunk).st_size == len(chunk.read_bytes()) == want[t, c, z].nbytes
 
 
 @pytest.mark.parametrize("ptype", PIXEL_TYPES)
@@ -161,14 +165,10 @@ def test_ome_zarr_py_and_bioio_report_what_the_server_has(mnt, plates, server):
     assert bio.channel_names == ["DAPI", "GFP"]
     sizes = bio.physical_pixel_sizes
     assert (sizes.Z, sizes.Y, sizes.X) == (2.0, 0.65, 0.65)
-    bio_pixels = bio.get_image_data("TCZYX")
     with omero_direct.session(server.port) as sf:
-        for t in range(2):
-            for c in range(2):
-                for z in range(3):
-                    want = server_plane(sf, spec, pixels_id, z, c, t)
-                    np.testing.assert_array_equal(pixels[t, c, z], want)
-                    np.testing.assert_array_equal(bio_pixels[t, c, z], want)
+        want = server_image(sf, spec, pixels_id)
+    np.testing.assert_array_equal(pixels, want)
+    np.testing.assert_array_equal(bio.get_image_data("TCZYX"), want)
 
 
 def test_the_zarr_tree_is_read_only_and_knows_no_other_names(mnt, plates):
