@@ -25,6 +25,7 @@ from .gateway.batches import TimepointReader
 from .keys import CacheKey, FileKey, Ino, PixelsKey
 from .kinds import PixelFile, PlaneState, WellDir, ZarrChunkState
 from .tree import Node, Tree
+from .zarr_layout import images_after
 
 
 def plane_limit(cache_budget: int) -> int:
@@ -196,11 +197,11 @@ class PlaneReader:
         return head + band[lo:end - band_start]
 
     # --- prefetch ---------------------------------------------------------------------------
-    def _prefetch_planes(self, state: PlaneState) -> int:
+    def _prefetch_planes(self, image: ImageInfo) -> int:
         """How many planes to fetch ahead: ``prefetch_depth``, or as many as
         make PREFETCH_BYTES for small planes (a 512 KiB plane is over before
         one 5 ms round trip of the next fetch), at most 8x the depth."""
-        by_bytes = -(-PREFETCH_BYTES // max(state.image.plane_bytes, 1))
+        by_bytes = -(-PREFETCH_BYTES // max(image.plane_bytes, 1))
         return min(max(self.prefetch_depth, by_bytes), 8 * self.prefetch_depth)
 
     def _whole_plate_reader(self, plate: Node, well: Node, wells: list[tuple[str, Ino]]
@@ -230,9 +231,11 @@ class PlaneReader:
         plate will open next: the following files of the well in name order, and
         across wells once the reader went from one well to the next.
         Returns how many fetches were started."""
+        if self.prefetch_depth and isinstance(node.state, ZarrChunkState):
+            return self._prefetch_zarr(node, node.state)
         if not self.prefetch_depth or not isinstance(node.state, PlaneState):
             return 0
-        depth = self._prefetch_planes(node.plane)
+        depth = self._prefetch_planes(node.plane.image)
         keys: list[CacheKey] = []
         tree = self.tree
         with tree.locked():
@@ -291,6 +294,26 @@ class PlaneReader:
         if end > start:
             self._horizon[plate.ino] = following[end - 1]
         return queued
+
+    def _prefetch_zarr(self, node: Node, chunk: ZarrChunkState) -> int:
+        """A zarr chunk was opened: fetch the planes of the fields after its
+        own (:func:`omerofs.zarr_layout.images_after`); its own image's come
+        with its first fetch (the timepoint's group fetch). Returns how many
+        fetches were started."""
+        if self.cache.prefetch_full:
+            return 0
+        limit = plane_limit(self.cache_budget)
+        with self.tree.locked():
+            images = images_after(self.tree, node, self._prefetch_planes(chunk.image))
+        keys: list[CacheKey] = []
+        for image in images:
+            if image.plane_bytes > limit:
+                continue  # read by row bands, never whole
+            self._images.setdefault(image.pixels_id, image)
+            keys += [key for t in range(image.size_t) for c in range(image.size_c)
+                     for z in range(image.size_z)
+                     if (key := PixelsKey(image.pixels_id, z, c, t)) not in self._in_page_cache]
+        return self.cache.prefetch_counted(keys)[0]
 
     # --- files made of whole planes (stacks) ------------------------------------------------
     @staticmethod

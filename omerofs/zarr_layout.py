@@ -228,3 +228,56 @@ class ZarrLayout:
             self._meta(ZarrFieldKey(sample, FIELD_ZATTRS), ZATTRS, field,
                        functools.partial(zarr_meta.image_attrs, image)),
             level])
+
+
+# --- what a zarr reader reads next ----------------------------------------------------------
+def _groups(tree: Tree, directory: Node) -> list[Node]:
+    """A zarr directory's sub-groups, fields in numeric order ("2" before "10")."""
+    items = [(n, i) for n, i in directory.dir.listing() if not n.startswith(".")]
+    items.sort(key=lambda p: (len(p[0]), p[0]) if p[0].isdigit() else (0, p[0]))
+    return [node for _, i in items if (node := tree.get(i)) is not None and node.is_dir]
+
+
+def _field_image(tree: Tree, field: Node) -> ImageInfo | None:
+    """The image of a field's directory (from its first chunk)."""
+    level = tree.lookup(field.ino, zarr_meta.LEVEL)
+    if level is None or not level.is_dir:
+        return None
+    for name, ino in level.dir.listing():
+        chunk = tree.get(ino)
+        if not name.startswith(".") and chunk is not None \
+                and isinstance(chunk.state, ZarrChunkState):
+            return chunk.state.image
+    return None
+
+
+def images_after(tree: Tree, chunk: Node, planes: int) -> list[ImageInfo]:
+    """The images of the fields after ``chunk``'s in the plate's order (its
+    well's next fields, then its row's next wells, then the next rows)
+    until they hold ``planes`` planes: what a reader of the whole plate
+    (dask over every field) reads next. Memory only; under the tree lock."""
+    field = tree.node(tree.node(chunk.parent).parent)
+    out: list[ImageInfo] = []
+    count = 0
+
+    def take(node: Node, depth: int) -> None:
+        """Every field's image below ``node`` (``depth`` levels above fields)."""
+        nonlocal count
+        if count >= planes:
+            return
+        if depth == 0:
+            image = _field_image(tree, node)
+            if image is not None:
+                out.append(image)
+                count += image.size_z * image.size_c * image.size_t
+            return
+        for child in _groups(tree, node):
+            take(child, depth - 1)
+
+    node = field
+    for depth in range(3):  # the field's later siblings, its well's, its row's
+        siblings = _groups(tree, tree.node(node.parent))
+        for later in siblings[siblings.index(node) + 1:] if node in siblings else []:
+            take(later, depth)
+        node = tree.node(node.parent)
+    return out

@@ -317,3 +317,31 @@ def test_a_zarr_tree_in_use_follows_its_plates_reload(tmp_path):
     assert {p: i for p, i in after.items() if p in before} == before
     wells = json.loads(ns.read(after[".zattrs"], 0, 1 << 20))["plate"]["wells"]
     assert [w["path"] for w in wells] == ["B/01", "B/02"]
+
+
+def test_opening_a_chunk_prefetches_the_fields_after_it(tmp_path):
+    """A reader of the whole plate (dask over every field) goes field after
+    field: opening a chunk fetches ahead the planes of the next fields in
+    the plate's order (the well's next field, then the next well), through
+    the plane cache; not the fields before it."""
+    import time
+
+    from omerofs.keys import PixelsKey
+
+    gw = MemoryGateway()
+    plate_id = add_plate(gw, "p", wells=2, fields=2)
+    ns = make_ns(gw, tmp_path)
+    tree = walk(ns, zarr_dir(ns, plate_id).ino)
+    images = {name: image for image in gw.images.values() for name in [image.name]}
+
+    def cached(name: str) -> bool:
+        image = images[name]
+        return all(ns.cache.peek(PixelsKey(image.pixels_id, z, c, t)) is not None
+                   for z in range(2) for c in range(2) for t in range(2))
+
+    assert ns.prefetch_after(tree["B/01/1/0/0.0.0.0.0"]) > 0  # field 1 of B/01
+    deadline = time.monotonic() + 10
+    while not cached("p-1-1") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert cached("p-1-0") and cached("p-1-1")  # B/02's fields 0 and 1
+    assert not cached("p-0-0")  # B/01's field 0 comes before: not fetched
