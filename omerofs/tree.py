@@ -57,6 +57,7 @@ from .kinds import (
     KindSpec,
     NodeState,
     PlaneState,
+    PlateDir,
     RootDir,
     RunDir,
     StackState,
@@ -399,7 +400,7 @@ class Tree:
 
     def _zarr_of(self, plate: Node) -> Node | None:
         """A plate's ``plate_N.ome.zarr`` directory, if listed (``--zarr``)."""
-        ino = getattr(plate.state, "zarr", None)
+        ino = plate.state.zarr if isinstance(plate.state, PlateDir) else None
         return self._nodes.get(ino) if ino is not None else None
 
     def entries_below(self, directory: Node) -> dict[tuple[Ino, str], Ino]:
@@ -435,17 +436,22 @@ class Tree:
 
     def owner(self, node: Node) -> Node:
         """The directory whose load fills ``node``: the root, or its plate."""
-        while node.spec.in_plate:
-            node = self._nodes[node.parent]
+        node = self._top(node)
         if isinstance(node.state, ZarrPlateDir):  # beside its plate, filled by its load
             return self._nodes[node.state.plate]
         return node
 
     def zarr_top(self, node: Node) -> Node | None:
         """The ``plate_N.ome.zarr`` directory ``node`` is in (or is), if any."""
+        node = self._top(node)
+        return node if isinstance(node.state, ZarrPlateDir) else None
+
+    def _top(self, node: Node) -> Node:
+        """The first directory up from ``node`` (or itself) not filled by a load
+        above it: the root, a plate or a ``plate_N.ome.zarr``."""
         while node.spec.in_plate:
             node = self._nodes[node.parent]
-        return node if isinstance(node.state, ZarrPlateDir) else None
+        return node
 
     def remove(self, node: Node, notify: bool = False) -> None:
         """Take ``node``'s name out of its directory (under the lock); with

@@ -232,9 +232,10 @@ class ZarrLayout:
 
 # --- what a zarr reader reads next ----------------------------------------------------------
 def _groups(tree: Tree, directory: Node) -> list[Node]:
-    """A zarr directory's sub-groups, fields in numeric order ("2" before "10")."""
+    """A zarr directory's sub-groups in index order: shorter names first, so
+    fields "2" before "10" and rows "Z" before "AA" (columns are zero-padded)."""
     items = [(n, i) for n, i in directory.dir.listing() if not n.startswith(".")]
-    items.sort(key=lambda p: (len(p[0]), p[0]) if p[0].isdigit() else (0, p[0]))
+    items.sort(key=lambda p: (len(p[0]), p[0]))
     return [node for _, i in items if (node := tree.get(i)) is not None and node.is_dir]
 
 
