@@ -345,3 +345,47 @@ def test_opening_a_chunk_prefetches_the_fields_after_it(tmp_path):
         time.sleep(0.02)
     assert cached("p-1-0") and cached("p-1-1")  # B/02's fields 0 and 1
     assert not cached("p-0-0")  # B/01's field 0 comes before: not fetched
+
+
+@pytest.mark.parametrize("rows, columns, tiff_well, zarr_well", [
+    (None, None, "B12", "B/12"), ("number", "letter", "02L", "02/L"),
+    ("number", "number", "02-12", "02/12"), ("letter", "letter", "B-L", "B/L")])
+def test_rows_and_columns_are_the_tiff_wells_parts(tmp_path, rows, columns, tiff_well,
+                                                   zarr_well):
+    """Row and column path names are the two parts of the TIFF tree's well
+    name under the plate's naming conventions (alphanumeric, as NGFF wants:
+    the TIFF tree's "-" separator is the path's "/"); a plate of 27 rows
+    lists row "AA" after "Z" and prefetch walks them in that order."""
+    gw = MemoryGateway()
+    plate = gw.add_acquired_plate("named", row_naming=rows, column_naming=columns)
+    for row, column in ((1, 11), (0, 0)):
+        well = gw.create_well(plate.id, row, column)
+        gw.create_image(well, f"i{row}", 2, 2, 1, 1, 1, "uint8",
+                        {PlaneIndex(0, 0, 0): bytes(4)})
+    ns = make_ns(gw, tmp_path)
+    ns.load(ROOT_INODE)
+    assert tiff_well in dict(walk(ns, ns.lookup(ROOT_INODE, layout.plate_dir_name(plate.id)).ino))
+    tree = walk(ns, zarr_dir(ns, plate.id).ino)
+    assert f"{zarr_well}/0/0/0.0.0.0.0" in tree
+    names = json.loads(ns.read(tree[".zattrs"], 0, 1 << 20))["plate"]
+    assert all(n["name"].isalnum() for n in names["rows"] + names["columns"])
+    assert zarr_well in [w["path"] for w in names["wells"]]
+
+
+def test_prefetch_follows_rows_in_index_order(tmp_path):
+    """Rows past Z: "AA" comes after "Z" (shorter names first), so a reader
+    at row Z has row AA's fields fetched ahead."""
+    from omerofs.zarr_layout import images_after
+
+    gw = MemoryGateway()
+    plate = gw.add_acquired_plate("tall")
+    for row in (25, 26, 1):  # Z, AA, B
+        well = gw.create_well(plate.id, row, 0)
+        gw.create_image(well, f"r{row}", 2, 2, 1, 1, 1, "uint8", {PlaneIndex(0, 0, 0): bytes(4)})
+    ns = make_ns(gw, tmp_path)
+    tree = walk(ns, zarr_dir(ns, plate.id).ino)
+    with ns.tree.locked():
+        after_b = images_after(ns.tree, ns.node(tree["B/01/0/0/0.0.0.0.0"]), 10)
+        after_z = images_after(ns.tree, ns.node(tree["Z/01/0/0/0.0.0.0.0"]), 10)
+    assert [i.name for i in after_b] == ["r25", "r26"]
+    assert [i.name for i in after_z] == ["r26"]
