@@ -389,3 +389,20 @@ def test_prefetch_follows_rows_in_index_order(tmp_path):
         after_z = images_after(ns.tree, ns.node(tree["Z/01/0/0/0.0.0.0.0"]), 10)
     assert [i.name for i in after_b] == ["r25", "r26"]
     assert [i.name for i in after_z] == ["r26"]
+
+
+def test_zarr_chunks_carry_their_planes_ids_as_xattrs(tmp_path):
+    """``user.omero.*`` on a chunk: its image, pixels, z, c, t and plate, as
+    on the plane file; the zarr directory carries its plate's id."""
+    gw = MemoryGateway()
+    plate_id = add_plate(gw, "p", wells=1, fields=1)
+    ns = make_ns(gw, tmp_path)
+    top = zarr_dir(ns, plate_id)
+    tree = walk(ns, top.ino)
+    image = next(iter(gw.images.values()))
+    attrs = ns.xattrs(tree["B/01/0/0/1.0.1.0.0"])
+    assert attrs["user.omero.image_id"] == str(image.id).encode()
+    assert attrs["user.omero.pixels_id"] == str(image.pixels_id).encode()
+    assert (attrs["user.omero.z"], attrs["user.omero.c"], attrs["user.omero.t"]) == (
+        b"1", b"0", b"1")
+    assert ns.xattrs(top.ino)["user.omero.plate_id"] == str(plate_id).encode()
