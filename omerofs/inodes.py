@@ -14,8 +14,10 @@ nodes themselves, so most numbers are computed instead:
   no table entry per image); other showings get a counted number from
   2**30 up, one table entry each.
 
-* a node of a field's image in a zarr plate (``--zarr``), from the field's
-  WellSample id and which of its parts it is (:class:`~omerofs.keys.ZarrFieldKey`).
+* in a zarr plate (``--zarr``): a node of a field's image, from the field's
+  WellSample id and which of its parts it is (:class:`~omerofs.keys.ZarrFieldKey`);
+  a row's or well's directory or JSON file, from its plate, row, column and
+  part (:class:`~omerofs.keys.ZarrWellKey`).
 
 Every other identity (plates, text files, run directories, keys whose parts
 do not fit the computed ranges) is counted and kept in a table. Not
@@ -24,13 +26,15 @@ thread-safe: the tree calls it under its lock.
 
 from __future__ import annotations
 
-from .keys import Ino, NodeKey, PlaneKey, StackKey, WellKey, ZarrFieldKey
+from .keys import Ino, NodeKey, PlaneKey, StackKey, WellKey, ZarrFieldKey, ZarrWellKey
 
 # Computed inode ranges (64-bit, below 2**63): counted inodes stay far below
 # the first one. A key whose parts do not fit its range is counted instead.
 _WELL_BASE, _STACK_BASE, _PLANE_BASE = 1 << 60, 1 << 61, 1 << 62
-#: zarr field nodes: [3 << 60, 1 << 62), above the stacks' [1 << 61, (1 << 61) + (1 << 31))
+#: zarr field nodes: [3 << 60, 1 << 62); zarr rows and wells: [(1 << 61) + (1 << 59),
+#: 3 << 60), above the stacks' [1 << 61, (1 << 61) + (1 << 31))
 _ZARR_BASE = 3 << 60
+_ZARR_WELL_BASE = (1 << 61) + (1 << 59)
 
 #: showings numbered by their WellSample id are below this; counted ones from it
 _COUNTED_SHOWINGS = 1 << 30
@@ -62,6 +66,14 @@ def zarr_field_inode(sample: int, part: int) -> Ino | None:
     return None
 
 
+def zarr_well_inode(plate: int, row: int, column: int, part: int) -> Ino | None:
+    """plate < 2**32, row, column < 4096, part < 8; else None."""
+    if 0 <= plate < 1 << 32 and 0 <= row < 1 << 12 and 0 <= column < 1 << 12 \
+            and 0 <= part < 8:
+        return Ino(_ZARR_WELL_BASE | plate << 27 | row << 15 | column << 3 | part)
+    return None
+
+
 def _computed(key: NodeKey, showing: int) -> Ino | None:
     if isinstance(key, PlaneKey):
         return plane_inode(showing, key.z, key.c, key.t)
@@ -90,6 +102,8 @@ class Inodes:
                 ino = well_inode(key.plate_id, key.row, key.column)
             elif isinstance(key, ZarrFieldKey):
                 ino = zarr_field_inode(key.sample, key.part)
+            elif isinstance(key, ZarrWellKey):
+                ino = zarr_well_inode(key.plate_id, key.row, key.column, key.part)
             elif isinstance(key, PlaneKey | StackKey):
                 if sample is not None and 0 <= sample < _COUNTED_SHOWINGS:
                     ino = _computed(key, sample)

@@ -98,11 +98,22 @@ class ZarrPlateKey:
 
 @dataclass(frozen=True, slots=True)
 class ZarrKey:
-    """A directory or JSON file of a zarr plate above its fields, by its
-    path below ``plate_N.ome.zarr`` (".zattrs", "A", "A/01/.zattrs")."""
+    """A JSON file right in ``plate_N.ome.zarr``, by its name (".zattrs")."""
 
     plate_id: PlateId
     path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ZarrWellKey:
+    """A row's or a well's directory or JSON file in a zarr plate: its plate,
+    row, column (0 for a row's) and which part it is
+    (:data:`omerofs.zarr_layout.WELL_PARTS`)."""
+
+    plate_id: PlateId
+    row: int
+    column: int
+    part: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +167,7 @@ class LocalKey:
 
 NodeKey = (StatusKey | PlateKey | WellKey | RunKey | RunWellKey | PlaneKey | StackKey
            | IndexDirKey | IndexKey | SubdirKey | AnnKey | LocalKey | ZarrPlateKey | ZarrKey
-           | ZarrFieldKey)
+           | ZarrWellKey | ZarrFieldKey)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,15 @@ from dataclasses import dataclass
 from . import layout, zarr_meta
 from .gateway import ImageInfo, PlaneIndex
 from .gateway.types import WellInfo, WellSampleInfo
-from .keys import ROOT_INODE, NodeKey, PlateId, ZarrFieldKey, ZarrKey, ZarrPlateKey
+from .keys import (
+    ROOT_INODE,
+    NodeKey,
+    PlateId,
+    ZarrFieldKey,
+    ZarrKey,
+    ZarrPlateKey,
+    ZarrWellKey,
+)
 from .kinds import DirState, PlateDir, ZarrChunkState, ZarrDir, ZarrMetaState, ZarrPlateDir
 from .tree import Node, Tree
 
@@ -40,6 +48,8 @@ log = logging.getLogger("omerofs.listing")
 #: the parts of a field's image (:class:`~omerofs.keys.ZarrFieldKey`), chunks from CHUNKS on
 FIELD_DIR, FIELD_ZGROUP, FIELD_ZATTRS, LEVEL_DIR, LEVEL_ZARRAY = range(5)
 CHUNKS = 8
+#: the parts of a row (column 0) and a well (:class:`~omerofs.keys.ZarrWellKey`)
+ROW_DIR, ROW_ZGROUP, WELL_DIR, WELL_ZGROUP, WELL_ZATTRS = range(5)
 
 ZGROUP, ZATTRS, ZARRAY = ".zgroup", ".zattrs", ".zarray"
 
@@ -153,13 +163,14 @@ class ZarrLayout:
             field_count = max(field_count, len(fields))
             if w.row not in row_dirs:
                 row_dirs[w.row] = []
-            row_node = self._dir(ZarrKey(pid, zw.row), zw.row, top, pid)
-            well_node = self._dir(ZarrKey(pid, zw.path), zw.column, row_node, pid)
+            row_node = self._dir(ZarrWellKey(pid, w.row, 0, ROW_DIR), zw.row, top, pid)
+            well_node = self._dir(ZarrWellKey(pid, w.row, w.column, WELL_DIR), zw.column,
+                                  row_node, pid)
             row_dirs[w.row].append(well_node)
             children = [
-                self._meta(ZarrKey(pid, f"{zw.path}/{ZGROUP}"), ZGROUP, well_node,
+                self._meta(ZarrWellKey(pid, w.row, w.column, WELL_ZGROUP), ZGROUP, well_node,
                            zarr_meta.zgroup),
-                self._meta(ZarrKey(pid, f"{zw.path}/{ZATTRS}"), ZATTRS, well_node,
+                self._meta(ZarrWellKey(pid, w.row, w.column, WELL_ZATTRS), ZATTRS, well_node,
                            functools.partial(zarr_meta.well_attrs,
                                              tuple(s.run_id for s in fields),
                                              bool(acquisitions)))]
@@ -175,7 +186,7 @@ class ZarrLayout:
                 field_count, tuple(acquisitions)))]
         for r, well_nodes in row_dirs.items():
             row_node = self.tree.node(well_nodes[0].parent)
-            zg = self._meta(ZarrKey(pid, f"{rows[r]}/{ZGROUP}"), ZGROUP, row_node,
+            zg = self._meta(ZarrWellKey(pid, r, 0, ROW_ZGROUP), ZGROUP, row_node,
                             zarr_meta.zgroup)
             count += self._fill(row_node, [zg, *well_nodes])
             top_children.append(row_node)

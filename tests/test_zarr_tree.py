@@ -129,17 +129,18 @@ def test_without_zarr_nothing_of_it_is_listed_or_kept(tmp_path):
 
 
 def test_zarr_inodes_are_computed_and_stable(tmp_path):
-    """A field's nodes are numbered from its WellSample id (no table entry per
-    image or chunk); the plate's few directories and JSON files are counted."""
+    """A field's nodes are numbered from its WellSample id, a row's and a
+    well's from their position (no table entry per well, image or chunk);
+    only the plate's two JSON files are counted."""
     gw = MemoryGateway()
     plate_id = add_plate(gw, "p", wells=2, fields=2)
     ns = make_ns(gw, tmp_path)
     top = zarr_dir(ns, plate_id)
     kept = ns.tree.inodes_kept()
     tree = walk(ns, top.ino)
-    # plate .zgroup/.zattrs, row B and its .zgroup, 2 wells with .zgroup/.zattrs
-    # each: 10, and the plate's own TIFF tree's index directory and 2 files: 3
-    assert ns.tree.inodes_kept() - kept == 10 + 3
+    # the plate's .zgroup and .zattrs: 2, and its TIFF tree's index directory
+    # and its 2 files: 3
+    assert ns.tree.inodes_kept() - kept == 2 + 3
     assert len(tree) > 2 * 2 * (5 + 8)
     chunk = ns.node(tree["B/01/0/0/0.1.1.0.0"])
     wanted = {ns.tree.inode(ZarrFieldKey(s, CHUNKS + (0 * 2 + 1) * 2 + 1))
@@ -406,3 +407,29 @@ def test_zarr_chunks_carry_their_planes_ids_as_xattrs(tmp_path):
     assert (attrs["user.omero.z"], attrs["user.omero.c"], attrs["user.omero.t"]) == (
         b"1", b"0", b"1")
     assert ns.xattrs(top.ino)["user.omero.plate_id"] == str(plate_id).encode()
+
+
+def test_zarr_inode_ranges_overlap_no_other_range():
+    """The computed ranges stay apart (and below 2**63): wells < stacks <
+    zarr rows and wells < zarr fields < planes."""
+    from omerofs.inodes import (
+        plane_inode,
+        stack_inode,
+        well_inode,
+        zarr_field_inode,
+        zarr_well_inode,
+    )
+
+    top_well = well_inode((1 << 36) - 1, 4095, 4095)
+    low_stack, top_stack = stack_inode(0), stack_inode((1 << 31) - 1)
+    low_zwell, top_zwell = zarr_well_inode(0, 0, 0, 0), zarr_well_inode((1 << 32) - 1, 4095,
+                                                                        4095, 7)
+    low_field, top_field = zarr_field_inode(0, 0), zarr_field_inode((1 << 30) - 1, (1 << 30) - 1)
+    low_plane, top_plane = plane_inode(0, 0, 0, 0), plane_inode((1 << 31) - 1, 2047, 63,
+                                                                 (1 << 14) - 1)
+    bounds = [top_well, low_stack, top_stack, low_zwell, top_zwell, low_field, top_field,
+              low_plane, top_plane]
+    assert None not in bounds
+    assert bounds == sorted(bounds) and len(set(bounds)) == len(bounds)
+    assert top_plane < 1 << 63  # type: ignore[operator]
+    assert zarr_well_inode(1 << 32, 0, 0, 0) is None and zarr_field_inode(1 << 30, 0) is None
