@@ -73,7 +73,10 @@ def server_image(sf, spec: PlateSpec, pixels_id: int) -> np.ndarray:
 
 def test_the_plate_lists_beside_its_tiff_tree_and_validates(mnt, plates):
     """``plate_N.ome.zarr`` beside ``plate_N``; ome-zarr-models accepts the
-    plate, each well and each image; rows and columns are the TIFF tree's."""
+    plate, each well and each image, and so do ome-zarr-py's own checks of
+    NGFF 0.4 (well paths and indexes, coordinate transformations); rows and
+    columns are the TIFF tree's."""
+    from ome_zarr.format import FormatV04
     from ome_zarr_models.v04 import HCS, Image, Well
 
     _spec, seeded = plates["main"]
@@ -89,7 +92,16 @@ def test_the_plate_lists_beside_its_tiff_tree_and_validates(mnt, plates):
     tiff_wells = sorted(n for n in os.listdir(mnt.mountpoint / f"plate_{seeded.plate_id}")
                         if not n.startswith("."))
     assert [w.path.replace("/", "") for w in plate.wells] == tiff_wells
+    ngff = FormatV04()
+    attrs = json.loads((top / ".zattrs").read_text())["plate"]
+    for well_dict in attrs["wells"]:
+        ngff.validate_well_dict(well_dict, [r["name"] for r in attrs["rows"]],
+                                [c["name"] for c in attrs["columns"]])
     for w in plate.wells:
+        for f in ("0", "1"):
+            ms = json.loads((top / w.path / f / ".zattrs").read_text())["multiscales"][0]
+            ngff.validate_coordinate_transformations(
+                5, 1, [d["coordinateTransformations"] for d in ms["datasets"]])
         well = Well.from_zarr(zarr.open_group(str(top / w.path), mode="r"))
         assert [i.path for i in well.attributes.well.images] == ["0", "1"]
         for f in ("0", "1"):
