@@ -234,3 +234,22 @@ def test_planes_too_big_for_the_cache_read_exactly_in_row_bands(server, tmp_path
                 want = server_plane(sf, spec, pixels_id, 0, c, 0)
                 np.testing.assert_array_equal(arr[0, c, 0], want)
                 np.testing.assert_array_equal(lazy[0, c, 0], want)
+
+
+def test_a_plate_read_through_dask_costs_one_call_per_timepoint(server, plates, tmp_path):
+    """Counted, not timed: a fresh mount read whole through dask asks the
+    server for each timepoint of each image once (getTimepoint: the chunk's
+    fetch brings its timepoint's planes, prefetch the next fields'), and for
+    no single plane."""
+    spec, seeded = plates["main"]
+    with Mount(server.port, tmp_path / "mnt", "--zarr") as m:
+        top = zarr_dir(m, seeded)
+        wells = json.loads((top / ".zattrs").read_text())["plate"]["wells"]
+        server.reset_stats()
+        arrays = [da.from_zarr(str(top / w["path"] / f / "0")) for w in wells for f in "01"]
+        data = da.stack(arrays).compute()
+        calls = server.calls()
+    assert data.shape == (len(seeded.images), 2, 2, 3, 5, 7)
+    pixel_calls = {k: v for k, v in calls.items()
+                   if k.startswith("RawPixelsStore.get")}
+    assert pixel_calls == {"RawPixelsStore.getTimepoint": len(seeded.images) * spec.size_t}, calls
