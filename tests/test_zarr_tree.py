@@ -433,3 +433,17 @@ def test_zarr_inode_ranges_overlap_no_other_range():
     assert bounds == sorted(bounds) and len(set(bounds)) == len(bounds)
     assert top_plane < 1 << 63  # type: ignore[operator]
     assert zarr_well_inode(1 << 32, 0, 0, 0) is None and zarr_field_inode(1 << 30, 0) is None
+
+
+def test_refresh_of_a_zarr_directory_reloads_its_plate(tmp_path):
+    """``omerofs refresh MNT plate_N.ome.zarr`` is a refresh of plate_N: its
+    plate loads again now (and with it the zarr tree in use)."""
+    gw = MemoryGateway()
+    plate_id = add_plate(gw, "p", wells=1, fields=1)
+    ns = make_ns(gw, tmp_path)
+    walk(ns, zarr_dir(ns, plate_id).ino)
+    loads = gw.calls["load_plate"]
+    ns.refresh(layout.zarr_dir_name(plate_id))
+    assert gw.calls["load_plate"] == loads + 1
+    with pytest.raises(Exception, match="no plate"):
+        ns.refresh("plate_999.ome.zarr")
