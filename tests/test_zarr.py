@@ -139,10 +139,14 @@ def test_zarr_and_dask_read_every_plane_exactly_as_getplane(mnt, plates, server)
 
 @pytest.mark.parametrize("ptype", PIXEL_TYPES)
 def test_every_pixel_type_reads_exactly(mnt, plates, server, ptype):
-    """Each type's array has OMERO's big-endian dtype and getPlane's values."""
+    """Each type's array has OMERO's big-endian dtype and getPlane's values;
+    its image (default windows of the type's range) validates."""
+    from ome_zarr_models.v04 import Image
+
     spec, seeded = plates[ptype]
     (_, pixels_id), = seeded.images.values()
     level = zarr_dir(mnt, seeded) / "A/01/0/0"
+    Image.from_zarr(zarr.open_group(str(level.parent), mode="r"))
     meta = json.loads((level / ".zarray").read_text())
     assert meta["dtype"] == pixel_dtype(ptype).str
     arr = zarr.open(str(level), mode="r")
