@@ -18,6 +18,8 @@ The plate is (f)'s of per_file.py: 8 wells x 4 fields x 2 z x 2 c of 512x512 uin
   (the plate's JSON read to find them), stacked and computed with dask's default
   threaded scheduler; the result checked against the TIFF tree's byte count.
 
+* zarr by field: a fresh ``--zarr`` mount, each field's array read whole with
+  ``zarr.open(...)[:]``, field after field (no dask);
 * local copy: the same dask read of a copy of the zarr tree on local disk (made once,
   off the clocks): what dask and zarr-python cost by themselves, the ceiling of the
   zarr run (its "of ceiling" column: local copy time / zarr time).
@@ -34,6 +36,7 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -46,26 +49,39 @@ from read import Bench, Plate, mbps, say  # noqa: E402
 LATENCIES = (0, 1, 5)
 
 
+def levels(top: Path) -> list[Path]:
+    """Every field's level 0 of the zarr plate ``top``, from its JSON."""
+    wells = json.loads((top / ".zattrs").read_bytes())["plate"]["wells"]
+    out = []
+    for w in wells:
+        images = json.loads((top / w["path"] / ".zattrs").read_bytes())["well"]["images"]
+        out += [top / w["path"] / i["path"] / "0" for i in images]
+    return out
+
+
 def dask_read(top: Path) -> int:
     """Every field's level 0 of the zarr plate ``top`` through dask; bytes read."""
     import dask.array as da
 
-    wells = json.loads((top / ".zattrs").read_bytes())["plate"]["wells"]
-    arrays = []
-    for w in wells:
-        images = json.loads((top / w["path"] / ".zattrs").read_bytes())["well"]["images"]
-        arrays += [da.from_zarr(str(top / w["path"] / i["path"] / "0")) for i in images]
-    return int(da.stack(arrays).compute().nbytes)
+    return int(da.stack([da.from_zarr(str(p)) for p in levels(top)]).compute().nbytes)
 
 
-def zarr_run(b: Bench, plate: Plate) -> tuple[float, int, dict[str, int]]:
-    """A fresh --zarr mount; every field's array read through dask, on the clock.
-    Returns (seconds, bytes, server calls during the run)."""
+def zarr_read(top: Path) -> int:
+    """Every field's level 0 read whole with zarr-python, field after field."""
+    import zarr
+
+    return sum(int(zarr.open(str(p), mode="r")[:].nbytes) for p in levels(top))
+
+
+def zarr_run(b: Bench, plate: Plate, reader: Callable[[Path], int]
+             ) -> tuple[float, int, dict[str, int]]:
+    """A fresh --zarr mount; every field's array read by ``reader``, on the
+    clock. Returns (seconds, bytes, server calls during the run)."""
     with b.mount("--zarr") as m:
         top = m.mountpoint / f"{plate.dirname}.ome.zarr"
         b.srv.reset_stats()
         t0 = time.perf_counter()
-        n = dask_read(top)
+        n = reader(top)
         return time.perf_counter() - t0, n, b.srv.calls()
 
 
@@ -103,6 +119,7 @@ def bench_z(b: Bench) -> None:
             naive: list[float] = []
             tiff: list[float] = []
             zarr: list[float] = []
+            fields: list[float] = []
             local: list[float] = []
             zcalls: dict[str, int] = {}
             for _ in range(b.args.reps):
@@ -111,30 +128,35 @@ def bench_z(b: Bench) -> None:
                 dt, _t_list, n, _c, _f = per_file.mount_run(b, plate)
                 assert n >= nbytes, (n, nbytes)
                 tiff.append(dt)
-                dt, n, zcalls = zarr_run(b, plate)
+                dt, n, zcalls = zarr_run(b, plate, dask_read)
                 assert n == nbytes, (n, nbytes)
                 zarr.append(dt)
+                dt, n, _c = zarr_run(b, plate, zarr_read)
+                assert n == nbytes, (n, nbytes)
+                fields.append(dt)
                 t0 = time.perf_counter()
                 assert dask_read(copy) == nbytes
                 local.append(time.perf_counter() - t0)
         finally:
             b.srv.set_faults(latency_ms=0)
-        tn, tt, tz, tl = (statistics.median(v) for v in (naive, tiff, zarr, local))
+        tn, tt, tz, tl, tf = (statistics.median(v) for v in (naive, tiff, zarr, local, fields))
         say(f"    latency {latency} ms: naive {tn:6.3f} s;  tiff tree {tt:6.3f} s;  zarr+dask "
-            f"{tz:6.3f} s (a local copy: {tl:6.3f} s);  naive/zarr {tn / tz:5.2f}x, "
-            f"tiff/zarr {tt / tz:5.2f}x")
+            f"{tz:6.3f} s (a local copy: {tl:6.3f} s);  zarr-python field after field "
+            f"{tf:6.3f} s;  naive/zarr {tn / tz:5.2f}x, tiff/zarr {tt / tz:5.2f}x")
         say(f"      server calls of one zarr run: {read.fmt_calls(zcalls)}")
-        results.append((latency, tn, tt, tz, tl))
+        results.append((latency, tn, tt, tz, tl, tf))
         b.row(f"(z) zarr+dask plate, {latency} ms latency", f"{mbps(tz, nbytes):.0f} MB/s",
               f"{mbps(tn, nbytes):.0f} MB/s naive omero-py", f"{tn / tz:.2f}x",
               f"{tl / tz:.2f}")
         b.row(f"(z) zarr+dask vs tiff tree, {latency} ms", f"{mbps(tz, nbytes):.0f} MB/s",
               f"{mbps(tt, nbytes):.0f} MB/s tiff tree", f"{tt / tz:.2f}x", f"{tl / tz:.2f}")
-    say("    latency | naive     | tiff tree | zarr+dask | local copy | naive/zarr | tiff/zarr "
-        "| local/zarr")
-    for latency, tn, tt, tz, tl in results:
+        b.row(f"(z) zarr-python by field, {latency} ms", f"{mbps(tf, nbytes):.0f} MB/s",
+              f"{mbps(tn, nbytes):.0f} MB/s naive omero-py", f"{tn / tf:.2f}x")
+    say("    latency | naive     | tiff tree | zarr+dask | local copy | zarr by field "
+        "| naive/zarr | tiff/zarr | local/zarr")
+    for latency, tn, tt, tz, tl, tf in results:
         say(f"    {latency:4d} ms | {tn:7.3f} s | {tt:7.3f} s | {tz:7.3f} s | {tl:8.3f} s "
-            f"| {tn / tz:8.2f}x | {tt / tz:7.2f}x | {tl / tz:8.2f}")
+            f"| {tf:11.3f} s | {tn / tz:8.2f}x | {tt / tz:7.2f}x | {tl / tz:8.2f}")
 
 
 def main() -> int:

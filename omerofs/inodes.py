@@ -16,8 +16,9 @@ nodes themselves, so most numbers are computed instead:
 
 * in a zarr plate (``--zarr``): a node of a field's image, from the field's
   WellSample id and which of its parts it is (:class:`~omerofs.keys.ZarrFieldKey`);
-  a row's or well's directory or JSON file, from its plate, row, column and
-  part (:class:`~omerofs.keys.ZarrWellKey`).
+  its top directory and the directories and JSON files of the plate, its
+  rows and wells, from the plate, row, column and part
+  (:class:`~omerofs.keys.ZarrGroupKey`).
 
 Every other identity (plates, text files, run directories, keys whose parts
 do not fit the computed ranges) is counted and kept in a table. Not
@@ -26,12 +27,12 @@ thread-safe: the tree calls it under its lock.
 
 from __future__ import annotations
 
-from .keys import Ino, NodeKey, PlaneKey, StackKey, WellKey, ZarrFieldKey, ZarrWellKey
+from .keys import Ino, NodeKey, PlaneKey, StackKey, WellKey, ZarrFieldKey, ZarrGroupKey
 
 # Computed inode ranges (64-bit, below 2**63): counted inodes stay far below
 # the first one. A key whose parts do not fit its range is counted instead.
 _WELL_BASE, _STACK_BASE, _PLANE_BASE = 1 << 60, 1 << 61, 1 << 62
-#: zarr field nodes: [3 << 60, 1 << 62); zarr rows and wells: [(1 << 61) + (1 << 59),
+#: zarr field nodes: [3 << 60, 1 << 62); the zarr plate, rows and wells: [(1 << 61) + (1 << 59),
 #: 3 << 60), above the stacks' [1 << 61, (1 << 61) + (1 << 31))
 _ZARR_BASE = 3 << 60
 _ZARR_WELL_BASE = (1 << 61) + (1 << 59)
@@ -66,7 +67,7 @@ def zarr_field_inode(sample: int, part: int) -> Ino | None:
     return None
 
 
-def zarr_well_inode(plate: int, row: int, column: int, part: int) -> Ino | None:
+def zarr_group_inode(plate: int, row: int, column: int, part: int) -> Ino | None:
     """plate < 2**32, row, column < 4096, part < 8; else None."""
     if 0 <= plate < 1 << 32 and 0 <= row < 1 << 12 and 0 <= column < 1 << 12 \
             and 0 <= part < 8:
@@ -102,8 +103,8 @@ class Inodes:
                 ino = well_inode(key.plate_id, key.row, key.column)
             elif isinstance(key, ZarrFieldKey):
                 ino = zarr_field_inode(key.sample, key.part)
-            elif isinstance(key, ZarrWellKey):
-                ino = zarr_well_inode(key.plate_id, key.row, key.column, key.part)
+            elif isinstance(key, ZarrGroupKey):
+                ino = zarr_group_inode(key.plate_id, key.row, key.column, key.part)
             elif isinstance(key, PlaneKey | StackKey):
                 if sample is not None and 0 <= sample < _COUNTED_SHOWINGS:
                     ino = _computed(key, sample)

@@ -90,25 +90,11 @@ class StackKey:
 
 
 @dataclass(frozen=True, slots=True)
-class ZarrPlateKey:
-    """A plate's ``plate_N.ome.zarr`` directory (``--zarr``)."""
-
-    plate_id: PlateId
-
-
-@dataclass(frozen=True, slots=True)
-class ZarrKey:
-    """A JSON file right in ``plate_N.ome.zarr``, by its name (".zattrs")."""
-
-    plate_id: PlateId
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class ZarrWellKey:
-    """A row's or a well's directory or JSON file in a zarr plate: its plate,
-    row, column (0 for a row's) and which part it is
-    (:data:`omerofs.zarr_layout.WELL_PARTS`)."""
+class ZarrGroupKey:
+    """A directory or JSON file of a zarr plate (``--zarr``) above its fields:
+    ``plate_N.ome.zarr`` and its files, a row's, a well's: its plate, row,
+    column (0 for a row's and the plate's) and which part it is
+    (:data:`omerofs.zarr_layout.PLATE_DIR` and the others)."""
 
     plate_id: PlateId
     row: int
@@ -120,7 +106,7 @@ class ZarrWellKey:
 class ZarrFieldKey:
     """A node of one field's image in a zarr plate: the field's WellSample
     id (one per field and well, so one per zarr plate) and which part of it
-    (:data:`omerofs.zarr_layout.FIELD_PARTS`, or a chunk)."""
+    (:data:`omerofs.zarr_layout.FIELD_DIR` and the others, or a chunk)."""
 
     sample: int
     part: int
@@ -166,8 +152,8 @@ class LocalKey:
 
 
 NodeKey = (StatusKey | PlateKey | WellKey | RunKey | RunWellKey | PlaneKey | StackKey
-           | IndexDirKey | IndexKey | SubdirKey | AnnKey | LocalKey | ZarrPlateKey | ZarrKey
-           | ZarrWellKey | ZarrFieldKey)
+           | IndexDirKey | IndexKey | SubdirKey | AnnKey | LocalKey | ZarrGroupKey
+           | ZarrFieldKey)
 
 
 @dataclass(frozen=True, slots=True)

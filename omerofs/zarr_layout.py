@@ -31,15 +31,7 @@ from dataclasses import dataclass
 from . import layout, zarr_meta
 from .gateway import ImageInfo, PlaneIndex
 from .gateway.types import WellInfo, WellSampleInfo
-from .keys import (
-    ROOT_INODE,
-    NodeKey,
-    PlateId,
-    ZarrFieldKey,
-    ZarrKey,
-    ZarrPlateKey,
-    ZarrWellKey,
-)
+from .keys import ROOT_INODE, NodeKey, PlateId, ZarrFieldKey, ZarrGroupKey
 from .kinds import DirState, PlateDir, ZarrChunkState, ZarrDir, ZarrMetaState, ZarrPlateDir
 from .tree import Node, Tree
 
@@ -48,8 +40,10 @@ log = logging.getLogger("omerofs.listing")
 #: the parts of a field's image (:class:`~omerofs.keys.ZarrFieldKey`), chunks from CHUNKS on
 FIELD_DIR, FIELD_ZGROUP, FIELD_ZATTRS, LEVEL_DIR, LEVEL_ZARRAY = range(5)
 CHUNKS = 8
-#: the parts of a row (column 0) and a well (:class:`~omerofs.keys.ZarrWellKey`)
-ROW_DIR, ROW_ZGROUP, WELL_DIR, WELL_ZGROUP, WELL_ZATTRS = range(5)
+#: the parts of a row (column 0), a well and the plate (row and column 0)
+#: (:class:`~omerofs.keys.ZarrGroupKey`)
+ROW_DIR, ROW_ZGROUP, WELL_DIR, WELL_ZGROUP, WELL_ZATTRS, PLATE_DIR, PLATE_ZGROUP, \
+    PLATE_ZATTRS = range(8)
 
 ZGROUP, ZATTRS, ZARRAY = ".zgroup", ".zattrs", ".zarray"
 
@@ -110,8 +104,9 @@ class ZarrLayout:
     def plate_dir(self, plate: Node) -> Node:
         """The zarr directory of a listed plate (under the lock; made once)."""
         name = layout.zarr_dir_name(plate.known_plate_id)
-        node = self.tree.new_node(ZarrPlateKey(plate.known_plate_id), ZarrPlateDir(plate=plate.ino),
-                                  name, ROOT_INODE, plate.mtime, plate_id=plate.plate_id)
+        node = self.tree.new_node(ZarrGroupKey(plate.known_plate_id, 0, 0, PLATE_DIR),
+                                  ZarrPlateDir(plate=plate.ino), name, ROOT_INODE, plate.mtime,
+                                  plate_id=plate.plate_id)
         plate.state_of(PlateDir).zarr = node.ino
         return node
 
@@ -163,14 +158,14 @@ class ZarrLayout:
             field_count = max(field_count, len(fields))
             if w.row not in row_dirs:
                 row_dirs[w.row] = []
-            row_node = self._dir(ZarrWellKey(pid, w.row, 0, ROW_DIR), zw.row, top, pid)
-            well_node = self._dir(ZarrWellKey(pid, w.row, w.column, WELL_DIR), zw.column,
+            row_node = self._dir(ZarrGroupKey(pid, w.row, 0, ROW_DIR), zw.row, top, pid)
+            well_node = self._dir(ZarrGroupKey(pid, w.row, w.column, WELL_DIR), zw.column,
                                   row_node, pid)
             row_dirs[w.row].append(well_node)
             children = [
-                self._meta(ZarrWellKey(pid, w.row, w.column, WELL_ZGROUP), ZGROUP, well_node,
+                self._meta(ZarrGroupKey(pid, w.row, w.column, WELL_ZGROUP), ZGROUP, well_node,
                            zarr_meta.zgroup),
-                self._meta(ZarrWellKey(pid, w.row, w.column, WELL_ZATTRS), ZATTRS, well_node,
+                self._meta(ZarrGroupKey(pid, w.row, w.column, WELL_ZATTRS), ZATTRS, well_node,
                            functools.partial(zarr_meta.well_attrs,
                                              tuple(s.run_id for s in fields),
                                              bool(acquisitions)))]
@@ -180,13 +175,13 @@ class ZarrLayout:
                 children.append(field)
             count += self._fill(well_node, children)
         top_children = [
-            self._meta(ZarrKey(pid, ZGROUP), ZGROUP, top, zarr_meta.zgroup),
-            self._meta(ZarrKey(pid, ZATTRS), ZATTRS, top, functools.partial(
+            self._meta(ZarrGroupKey(pid, 0, 0, PLATE_ZGROUP), ZGROUP, top, zarr_meta.zgroup),
+            self._meta(ZarrGroupKey(pid, 0, 0, PLATE_ZATTRS), ZATTRS, top, functools.partial(
                 zarr_meta.plate_attrs, name, tuple(rows), tuple(columns), tuple(wells),
                 field_count, tuple(acquisitions)))]
         for r, well_nodes in row_dirs.items():
             row_node = self.tree.node(well_nodes[0].parent)
-            zg = self._meta(ZarrWellKey(pid, r, 0, ROW_ZGROUP), ZGROUP, row_node,
+            zg = self._meta(ZarrGroupKey(pid, r, 0, ROW_ZGROUP), ZGROUP, row_node,
                             zarr_meta.zgroup)
             count += self._fill(row_node, [zg, *well_nodes])
             top_children.append(row_node)

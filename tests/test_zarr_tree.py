@@ -129,18 +129,16 @@ def test_without_zarr_nothing_of_it_is_listed_or_kept(tmp_path):
 
 
 def test_zarr_inodes_are_computed_and_stable(tmp_path):
-    """A field's nodes are numbered from its WellSample id, a row's and a
-    well's from their position (no table entry per well, image or chunk);
-    only the plate's two JSON files are counted."""
+    """A field's nodes are numbered from its WellSample id, the plate's, a
+    row's and a well's from their position: no table entry at all."""
     gw = MemoryGateway()
     plate_id = add_plate(gw, "p", wells=2, fields=2)
     ns = make_ns(gw, tmp_path)
-    top = zarr_dir(ns, plate_id)
     kept = ns.tree.inodes_kept()
+    top = zarr_dir(ns, plate_id)
     tree = walk(ns, top.ino)
-    # the plate's .zgroup and .zattrs: 2, and its TIFF tree's index directory
-    # and its 2 files: 3
-    assert ns.tree.inodes_kept() - kept == 2 + 3
+    # the plate's directory, and its TIFF tree's index directory and 2 files
+    assert ns.tree.inodes_kept() - kept == 1 + 3
     assert len(tree) > 2 * 2 * (5 + 8)
     chunk = ns.node(tree["B/01/0/0/0.1.1.0.0"])
     wanted = {ns.tree.inode(ZarrFieldKey(s, CHUNKS + (0 * 2 + 1) * 2 + 1))
@@ -417,12 +415,12 @@ def test_zarr_inode_ranges_overlap_no_other_range():
         stack_inode,
         well_inode,
         zarr_field_inode,
-        zarr_well_inode,
+        zarr_group_inode,
     )
 
     top_well = well_inode((1 << 36) - 1, 4095, 4095)
     low_stack, top_stack = stack_inode(0), stack_inode((1 << 31) - 1)
-    low_zwell, top_zwell = zarr_well_inode(0, 0, 0, 0), zarr_well_inode((1 << 32) - 1, 4095,
+    low_zwell, top_zwell = zarr_group_inode(0, 0, 0, 0), zarr_group_inode((1 << 32) - 1, 4095,
                                                                         4095, 7)
     low_field, top_field = zarr_field_inode(0, 0), zarr_field_inode((1 << 30) - 1, (1 << 30) - 1)
     low_plane, top_plane = plane_inode(0, 0, 0, 0), plane_inode((1 << 31) - 1, 2047, 63,
@@ -432,7 +430,7 @@ def test_zarr_inode_ranges_overlap_no_other_range():
     assert None not in bounds
     assert bounds == sorted(bounds) and len(set(bounds)) == len(bounds)
     assert top_plane < 1 << 63  # type: ignore[operator]
-    assert zarr_well_inode(1 << 32, 0, 0, 0) is None and zarr_field_inode(1 << 30, 0) is None
+    assert zarr_group_inode(1 << 32, 0, 0, 0) is None and zarr_field_inode(1 << 30, 0) is None
 
 
 def test_refresh_of_a_zarr_directory_reloads_its_plate(tmp_path):
