@@ -296,15 +296,16 @@ class PlaneReader:
         return queued
 
     def _prefetch_zarr(self, node: Node, chunk: ZarrChunkState) -> int:
-        """A zarr chunk was opened: fetch the planes of the fields after its
-        own (:func:`omerofs.zarr_layout.images_after`); its own image's come
-        with its first fetch (the timepoint's group fetch). Returns how many
-        fetches were started."""
+        """A zarr chunk was opened: fetch its image's other planes (other
+        timepoints too: a zarr reader reads the whole array) and those of the
+        fields after its own (:func:`omerofs.zarr_layout.images_after`).
+        Returns how many fetches were started."""
         if self.cache.prefetch_full:
             return 0
         limit = plane_limit(self.cache_budget)
         with self.tree.locked():
-            images = images_after(self.tree, node, self._prefetch_planes(chunk.image))
+            images = [chunk.image, *images_after(self.tree, node,
+                                                 self._prefetch_planes(chunk.image))]
         keys: list[CacheKey] = []
         for image in images:
             if image.plane_bytes > limit:

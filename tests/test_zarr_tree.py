@@ -322,7 +322,8 @@ def test_opening_a_chunk_prefetches_the_fields_after_it(tmp_path):
     """A reader of the whole plate (dask over every field) goes field after
     field: opening a chunk fetches ahead the planes of the next fields in
     the plate's order (the well's next field, then the next well), through
-    the plane cache; not the fields before it."""
+    the plane cache, after the rest of its own image (every timepoint); not
+    the fields before it."""
     import time
 
     from omerofs.keys import PixelsKey
@@ -340,9 +341,10 @@ def test_opening_a_chunk_prefetches_the_fields_after_it(tmp_path):
 
     assert ns.prefetch_after(tree["B/01/1/0/0.0.0.0.0"]) > 0  # field 1 of B/01
     deadline = time.monotonic() + 10
-    while not cached("p-1-1") and time.monotonic() < deadline:
+    while not (cached("p-1-1") and cached("p-0-1")) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert cached("p-1-0") and cached("p-1-1")  # B/02's fields 0 and 1
+    assert cached("p-0-1")  # its own image's planes, every timepoint
     assert not cached("p-0-0")  # B/01's field 0 comes before: not fetched
 
 
