@@ -214,6 +214,12 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "plane of the site's image in one OME-TIFF (DimensionOrder XYZCT, OME-XML with "
         "sizes, channel names and physical sizes), its pages fetched on demand through "
         "the plane cache (:doc:`namespace`).")),
+    Key("zarr", bool, False, "also serve each plate as OME-Zarr (plate_N.ome.zarr)",
+        doc=(
+        "Beside each acquired plate's ``plate_N/``, list ``plate_N.ome.zarr/``: the plate "
+        "as an OME-Zarr (NGFF 0.4) HCS plate, its JSON made from the loaded metadata and "
+        "each chunk one plane exactly as the server sends it, through the plane cache "
+        "(:doc:`zarr`). Off: nothing of it is listed or kept.")),
     Key("debug", bool, False, "log at debug level",
         doc=(
         "Log at DEBUG level, including omero-py's own messages (normally only its "

@@ -14,6 +14,12 @@ nodes themselves, so most numbers are computed instead:
   no table entry per image); other showings get a counted number from
   2**30 up, one table entry each.
 
+* in a zarr plate (``--zarr``): a node of a field's image, from the field's
+  WellSample id and which of its parts it is (:class:`~omerofs.keys.ZarrFieldKey`);
+  its top directory and the directories and JSON files of the plate, its
+  rows and wells, from the plate, row, column and part
+  (:class:`~omerofs.keys.ZarrGroupKey`).
+
 Every other identity (plates, text files, run directories, keys whose parts
 do not fit the computed ranges) is counted and kept in a table. Not
 thread-safe: the tree calls it under its lock.
@@ -21,11 +27,15 @@ thread-safe: the tree calls it under its lock.
 
 from __future__ import annotations
 
-from .keys import Ino, NodeKey, PlaneKey, StackKey, WellKey
+from .keys import Ino, NodeKey, PlaneKey, StackKey, WellKey, ZarrFieldKey, ZarrGroupKey
 
 # Computed inode ranges (64-bit, below 2**63): counted inodes stay far below
 # the first one. A key whose parts do not fit its range is counted instead.
 _WELL_BASE, _STACK_BASE, _PLANE_BASE = 1 << 60, 1 << 61, 1 << 62
+#: zarr field nodes: [3 << 60, 1 << 62); the zarr plate, rows and wells: [(1 << 61) + (1 << 59),
+#: 3 << 60), above the stacks' [1 << 61, (1 << 61) + (1 << 31))
+_ZARR_BASE = 3 << 60
+_ZARR_WELL_BASE = (1 << 61) + (1 << 59)
 
 #: showings numbered by their WellSample id are below this; counted ones from it
 _COUNTED_SHOWINGS = 1 << 30
@@ -47,6 +57,21 @@ def plane_inode(showing: int, z: int, c: int, t: int) -> Ino | None:
     """showing < 2**31, z < 2**11, c < 2**6, t < 2**14; else None."""
     if 0 <= showing < 1 << 31 and 0 <= z < 1 << 11 and 0 <= c < 1 << 6 and 0 <= t < 1 << 14:
         return Ino(_PLANE_BASE | showing << 31 | t << 17 | c << 11 | z)
+    return None
+
+
+def zarr_field_inode(sample: int, part: int) -> Ino | None:
+    """sample < 2**30, part < 2**30; else None."""
+    if 0 <= sample < 1 << 30 and 0 <= part < 1 << 30:
+        return Ino(_ZARR_BASE | sample << 30 | part)
+    return None
+
+
+def zarr_group_inode(plate: int, row: int, column: int, part: int) -> Ino | None:
+    """plate < 2**32, row, column < 4096, part < 8; else None."""
+    if 0 <= plate < 1 << 32 and 0 <= row < 1 << 12 and 0 <= column < 1 << 12 \
+            and 0 <= part < 8:
+        return Ino(_ZARR_WELL_BASE | plate << 27 | row << 15 | column << 3 | part)
     return None
 
 
@@ -76,6 +101,10 @@ class Inodes:
         if ino is None:
             if isinstance(key, WellKey):
                 ino = well_inode(key.plate_id, key.row, key.column)
+            elif isinstance(key, ZarrFieldKey):
+                ino = zarr_field_inode(key.sample, key.part)
+            elif isinstance(key, ZarrGroupKey):
+                ino = zarr_group_inode(key.plate_id, key.row, key.column, key.part)
             elif isinstance(key, PlaneKey | StackKey):
                 if sample is not None and 0 <= sample < _COUNTED_SHOWINGS:
                     ino = _computed(key, sample)

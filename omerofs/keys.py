@@ -90,6 +90,29 @@ class StackKey:
 
 
 @dataclass(frozen=True, slots=True)
+class ZarrGroupKey:
+    """A directory or JSON file of a zarr plate (``--zarr``) above its fields:
+    ``plate_N.ome.zarr`` and its files, a row's, a well's: its plate, row,
+    column (0 for a row's and the plate's) and which part it is
+    (:data:`omerofs.zarr_layout.PLATE_DIR` and the others)."""
+
+    plate_id: PlateId
+    row: int
+    column: int
+    part: int
+
+
+@dataclass(frozen=True, slots=True)
+class ZarrFieldKey:
+    """A node of one field's image in a zarr plate: the field's WellSample
+    id (one per field and well, so one per zarr plate) and which part of it
+    (:data:`omerofs.zarr_layout.FIELD_DIR` and the others, or a chunk)."""
+
+    sample: int
+    part: int
+
+
+@dataclass(frozen=True, slots=True)
 class IndexDirKey:
     """A plate's generated ``.omerofs`` directory."""
 
@@ -129,7 +152,8 @@ class LocalKey:
 
 
 NodeKey = (StatusKey | PlateKey | WellKey | RunKey | RunWellKey | PlaneKey | StackKey
-           | IndexDirKey | IndexKey | SubdirKey | AnnKey | LocalKey)
+           | IndexDirKey | IndexKey | SubdirKey | AnnKey | LocalKey | ZarrGroupKey
+           | ZarrFieldKey)
 
 
 @dataclass(frozen=True, slots=True)

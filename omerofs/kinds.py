@@ -46,6 +46,10 @@ class Kind(enum.Enum):
     INDEX = "index"  # a generated index file in it (images.csv, image_sets.csv)
     STACK = "stack"  # a site's image as one multi-page OME-TIFF (--stacks)
     RUN = "run"  # plate_N/run_<k>: one run (PlateAcquisition) of a multi-run plate
+    ZARR_PLATE = "zarr_plate"  # plate_N.ome.zarr: the plate as OME-Zarr (--zarr)
+    ZARR_DIR = "zarr_dir"  # a group or array directory below it
+    ZARR_META = "zarr_meta"  # a .zgroup, .zattrs or .zarray in it
+    ZARR_CHUNK = "zarr_chunk"  # a chunk: one plane, as getPlane sends it
 
 
 class Ttl(enum.Enum):
@@ -67,6 +71,8 @@ class Content(enum.Enum):
     INDEX = "index"  # omerofs.listing: built from memory when first read
     SPOOL = "spool"  # omerofs.textfiles: the spool's copy, else the server's
     STATUS = "status"  # omerofs.fs: a snapshot of the mount's status per open
+    #: the state's own ``data()``: small bytes built from memory (OME-Zarr JSON)
+    META = "meta"
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,9 @@ class KindSpec:
     takes_files: bool = False
     #: user directories can be made in it
     takes_dirs: bool = False
+    #: part of a generated read-only tree (``--zarr``): making, removing or
+    #: renaming anything in it is refused with EACCES, not EPERM
+    generated: bool = False
 
     @property
     def is_dir(self) -> bool:
@@ -122,6 +131,15 @@ SPECS: dict[Kind, KindSpec] = {
     Kind.TEXT: KindSpec(_FILE, Ttl.SHORT, Content.SPOOL, spooled=True, listed=True),
     Kind.INCOMING: KindSpec(_FILE, Ttl.SHORT, Content.SPOOL, spooled=True),
     Kind.STATUS: KindSpec(_RO_FILE, Ttl.SHORT, Content.STATUS, fixed_mode=True),
+    # its owner is its plate (omerofs.tree.Tree.owner): the plate's load fills it
+    Kind.ZARR_PLATE: KindSpec(_RO_DIR, Ttl.ROOT, immutable=True, generated=True),
+    Kind.ZARR_DIR: KindSpec(_RO_DIR, Ttl.PLATE, immutable=True, listed=True, in_plate=True,
+                            generated=True),
+    # not immutable: a plate's or well's JSON changes with its listing
+    Kind.ZARR_META: KindSpec(_RO_FILE, Ttl.PLATE, Content.META, fixed_mode=True, listed=True,
+                             generated=True),
+    Kind.ZARR_CHUNK: KindSpec(_RO_FILE, Ttl.PLATE, Content.PIXELS, immutable=True,
+                              keep_cache=True, fixed_mode=True, listed=True, generated=True),
 }
 
 
@@ -198,6 +216,8 @@ class RootDir(DirState):
 class PlateDir(DirState):
     kind: ClassVar[Kind] = Kind.PLATE
     derived: bool = False  # plate made by mkdir: listed by name, takes planes
+    #: its ``plate_N.ome.zarr`` directory (``--zarr``), filled by its loads
+    zarr: Ino | None = None
 
     @property
     def held(self) -> bool:
@@ -231,6 +251,22 @@ class SubDir(DirState):
 @dataclass(eq=False, slots=True, kw_only=True)
 class IndexDir(DirState):
     kind: ClassVar[Kind] = Kind.INDEX_DIR
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class ZarrPlateDir(DirState):
+    """``plate_N.ome.zarr`` at the root: the plate as an OME-Zarr HCS plate,
+    filled by the load of ``plate``, its plate's directory."""
+
+    kind: ClassVar[Kind] = Kind.ZARR_PLATE
+    plate: Ino
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class ZarrDir(DirState):
+    """A row, well, field or resolution level directory of a zarr plate."""
+
+    kind: ClassVar[Kind] = Kind.ZARR_DIR
 
 
 # --- files ------------------------------------------------------------------------------------
@@ -292,6 +328,50 @@ class StackState:
     def read(self, offset: int, size: int,
              fetch_plane: Callable[[PlaneIndex], bytes] | None) -> bytes:
         return self.layout.read(offset, size, fetch_plane)
+
+
+@dataclass(frozen=True, slots=True)
+class ZarrMetaState:
+    """A ``.zgroup``, ``.zattrs`` or ``.zarray`` (:mod:`omerofs.zarr_meta`):
+    ``data()`` builds its bytes again from what the listing holds (kept
+    here: the inputs, not the bytes)."""
+
+    kind: ClassVar[Kind] = Kind.ZARR_META
+    data: Callable[[], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class ZarrChunkState:
+    """One chunk of a zarr image: plane (z, c, t) exactly as OMERO sends it
+    (big-endian, uncompressed), through the plane cache; or, for a plane too
+    big for the cache, ``rows`` rows of it from ``first_row`` (a band, read
+    by :meth:`omerofs.planes.PlaneReader.read_pixels` row by row, uncached;
+    past the image's last row, zeros)."""
+
+    kind: ClassVar[Kind] = Kind.ZARR_CHUNK
+    image: ImageInfo
+    plane: PlaneIndex
+    first_row: int = 0
+    rows: int = 0  # 0: the whole plane
+
+    @property
+    def size(self) -> int:
+        """The chunk file's size: the plane's, or a whole band's (padded)."""
+        if not self.rows:
+            return self.image.plane_bytes
+        return self.rows * (self.image.plane_bytes // self.image.size_y)
+
+    def planes_touched(self, offset: int, size: int) -> list[PlaneIndex]:
+        if self.rows:
+            return []  # a band: never a whole plane
+        return [self.plane] if size > 0 and offset < self.image.plane_bytes else []
+
+    def read(self, offset: int, size: int,
+             fetch_plane: Callable[[PlaneIndex], bytes] | None) -> bytes:
+        """A :class:`PixelFile`: a slice of the plane, never converted."""
+        if fetch_plane is None or not self.planes_touched(offset, size):
+            return b""
+        return fetch_plane(self.plane)[offset:offset + size]
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,4 +445,5 @@ class IncomingState(FileState):
 
 
 NodeState = (RootDir | PlateDir | WellDir | RunDir | SubDir | IndexDir | PlaneState
-             | StackState | IndexState | StatusState | TextState | IncomingState)
+             | StackState | IndexState | StatusState | TextState | IncomingState
+             | ZarrPlateDir | ZarrDir | ZarrMetaState | ZarrChunkState)

@@ -48,6 +48,7 @@ __all__ = [
     "STACK_SUFFIX",
     "STATUS_NAME",
     "TEXT_EXTENSIONS",
+    "ZARR_SUFFIX",
     "PlaneKey",
     "PlaneName",
     "WellNaming",
@@ -69,6 +70,7 @@ __all__ = [
     "parse_row",
     "parse_run_dir_name",
     "parse_well",
+    "parse_zarr_dir_name",
     "path_is_directory",
     "plane_name",
     "plate_dir_name",
@@ -84,6 +86,7 @@ __all__ = [
     "valid_entry_name",
     "well_column_width",
     "well_name",
+    "zarr_dir_name",
 ]
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -256,12 +259,19 @@ class WellNaming:
     def _part(self, index: int, number: bool, width: int) -> str:
         return f"{index + 1:0{width}d}" if number else row_name(index)
 
+    def row_label(self, row: int) -> str:
+        """The row part of its wells' names (``A``, ``01``): an OME-Zarr row name."""
+        return self._part(row, self.rows_numbers, self.row_width)
+
+    def column_label(self, column: int) -> str:
+        """The column part of its wells' names (``01``, ``L``): an OME-Zarr column name."""
+        return self._part(column, not self.columns_letters, self.column_width)
+
     def name(self, row: int, column: int) -> str:
         """The well's name; ValueError on a negative index."""
         if row < 0 or column < 0:
             raise ValueError(f"row and column must be >= 0, got {row}, {column}")
-        r = self._part(row, self.rows_numbers, self.row_width)
-        c = self._part(column, not self.columns_letters, self.column_width)
+        r, c = self.row_label(row), self.column_label(column)
         sep = "-" if self.rows_numbers != self.columns_letters else ""
         return f"{r}{sep}{c}"
 
@@ -495,6 +505,22 @@ def parse_plate_dir_name(name: str) -> int | None:
     """
     m = _PLATE_RE.fullmatch(name)
     return int(m.group(1)) if m else None
+
+
+#: the suffix of a plate's OME-Zarr directory (``--zarr``)
+ZARR_SUFFIX = ".ome.zarr"
+
+
+def zarr_dir_name(plate_id: int) -> str:
+    """The OME-Zarr directory of a server plate (``--zarr``): 5 -> "plate_5.ome.zarr"."""
+    return f"{plate_dir_name(plate_id)}{ZARR_SUFFIX}"
+
+
+def parse_zarr_dir_name(name: str) -> int | None:
+    """Inverse of :func:`zarr_dir_name`; None for anything else."""
+    if not name.endswith(ZARR_SUFFIX):
+        return None
+    return parse_plate_dir_name(name[:-len(ZARR_SUFFIX)])
 
 
 # --------------------------------------------------------------------------- entry names

@@ -55,6 +55,7 @@ from .keys import (
 from .kinds import (
     PlateDir,
     WellDir,
+    ZarrPlateDir,
 )
 from .plate_layout import PlateLayout
 from .tree import ROOT_INODE, Node, Tree
@@ -101,7 +102,7 @@ class Listings:
                  max_listed: int = MAX_LISTED, *, plates: PlateLayout | None = None,
                  annotations: AnnotationPlacer | None = None):
         self.tree = tree
-        #: builds a plate's wells, runs, planes and index; places its files
+        #: builds a plate's wells, runs, planes and index (and zarr tree); places its files
         self.plates = plates or PlateLayout(tree, clock, stacks)
         self.annotations = annotations or AnnotationPlacer(tree)
         self.max_listed = max_listed
@@ -140,7 +141,16 @@ class Listings:
             with self.tree.locked():
                 if plate.ino in self._live:  # used: the last to be dropped
                     self._live.move_to_end(plate.ino)
-        return owner.children is None or self.clock() - owner.loaded_at > self._ttl(node)
+        if owner.children is None or self.clock() - owner.loaded_at > self._ttl(node):
+            return True
+        return self._zarr_unmade(node) is not None
+
+    def _zarr_unmade(self, node: Node) -> Node | None:
+        """The ``plate_N.ome.zarr`` ``node`` is in, if its tree is not made yet."""
+        if self.plates.zarr is None:
+            return None
+        top = self.tree.zarr_top(node)
+        return top if top is not None and top.dir.children is None else None
 
     def _freed(self, node: Node) -> None:
         """A node left the tree (under the tree lock): what is kept for it goes."""
@@ -159,6 +169,8 @@ class Listings:
             freed = self.tree.evict_plate(old) if old is not None else 0
             if freed is None:
                 continue  # something local below, or a handle open: kept, as it must be
+            if old is not None and self.plates.zarr is not None:
+                self.plates.zarr.forget(old)
             self._live_nodes -= self._live.pop(ino)
             self.evictions += 1
             log.debug("listing of plate inode %d dropped (%d nodes freed now)", ino, freed)
@@ -186,6 +198,8 @@ class Listings:
         if first:
             self.load(ROOT_INODE)
             node = self.tree.lookup(ROOT_INODE, first) or self.plate_by_name(first)
+            if node is not None and isinstance(node.state, ZarrPlateDir):
+                node = self.tree.node(node.state.plate)  # its plate's load fills it
             if node is None or not isinstance(node.state, PlateDir):
                 raise NotFound(f"no plate called {first!r} in the mount")
             owners = [node]
@@ -215,7 +229,21 @@ class Listings:
         return sorted(k for k, ino in before.items() if after.get(k) != ino)
 
     def load(self, ino: int) -> None:
-        """Blocking: (re)load a directory from the server if it needs it.
+        """Blocking: (re)load a directory from the server if it needs it (and,
+        in a zarr tree, make that tree from its plate's listing: memory only)."""
+        self._load_owner(ino)
+        if self.plates.zarr is None:
+            return
+        with self.tree.locked():
+            top = self._zarr_unmade(self.tree.node(ino))
+            if top is not None:
+                made = self.plates.zarr.build_if_needed(top)
+                if made:
+                    plate = self.tree.node(top.state_of(ZarrPlateDir).plate)
+                    self._keep(plate, self._live.get(plate.ino, 0) + made)
+
+    def _load_owner(self, ino: int) -> None:
+        """Blocking: (re)load a directory's owner from the server if it needs it.
 
         A directory has one load at a time, in a thread of its own; its
         callers wait for it up to ``load_wait``. A load that takes longer (a
@@ -368,6 +396,9 @@ class Listings:
                 node = self._plate_node(p, name)
                 node.name = name
                 children[name] = node.ino
+                zarr = self._zarr_dir(node)
+                if zarr is not None:
+                    children[zarr.name] = zarr.ino
             for name, ino in list(root.local.items()):  # made here, not listed yet
                 if ino in children.values():
                     root.local.pop(name)
@@ -376,9 +407,28 @@ class Listings:
             root.set_children(children)
             root.loaded_at, root.error = self.clock(), None
 
+    def _zarr_dir(self, plate: Node) -> Node | None:
+        """The plate's ``plate_N.ome.zarr`` (``--zarr``, acquired plates only;
+        under the lock)."""
+        if self.plates.zarr is None or plate.state_of(PlateDir).derived:
+            return None
+        return self.plates.zarr.plate_dir(plate)
+
     def plate_by_name(self, name: str) -> Node | None:
         """Blocking: a plate the root listing does not show yet (created since
-        the last reload) is looked up directly: one server call."""
+        the last reload) is looked up directly: one server call. With
+        ``--zarr``, its ``plate_N.ome.zarr`` too."""
+        zarr_id = layout.parse_zarr_dir_name(name) if self.plates.zarr is not None else None
+        if zarr_id is not None:
+            plate_dir = self.plate_by_name(layout.plate_dir_name(zarr_id))
+            if plate_dir is None:
+                return None
+            with self.tree.locked():
+                zarr = self._zarr_dir(plate_dir)
+                root = self.tree.root.dir
+                if zarr is not None and root.children is not None and name not in root.children:
+                    root.add_child(name, zarr.ino, local=False)
+                return zarr
         plate_id = layout.parse_plate_dir_name(name)
         if plate_id is None:
             return None

@@ -81,6 +81,7 @@ class MountConfig:
     unmount_grace: float = 30.0
     site_idle: float = default("site_idle")
     stacks: bool = default("stacks")
+    zarr: bool = default("zarr")
     readahead_kb: int = default("readahead_kb")
     max_listed: int = default("max_listed")
 
@@ -274,7 +275,8 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
                          prefetch_depth=cfg.prefetch,
                          prefetch_workers=prefetch_threads(cfg.prefetch),
                          spool=spool, max_file_bytes=cfg.max_file_bytes,
-                         on_removed=forget_name, stacks=cfg.stacks, max_listed=cfg.max_listed)
+                         on_removed=forget_name, stacks=cfg.stacks, max_listed=cfg.max_listed,
+                         zarr=cfg.zarr)
     info = MountInfo(server=cfg.connection.url, user=cfg.connection.user,
                      mountpoint=str(cfg.mountpoint), spool=str(spool.root))
 

@@ -41,13 +41,16 @@ from .kinds import (
     RootDir,
     TextState,
     WriteStatus,
+    ZarrMetaState,
 )
 from .layout import STATUS_NAME, check_name
 from .listing import MAX_LISTED, Listings, Timeouts
-from .planes import PlaneReader
+from .planes import PlaneReader, plane_limit
+from .plate_layout import PlateLayout
 from .spool import PLANE, SCRATCH, Entry, Spool
 from .textfiles import TextFiles
 from .tree import ROOT_INODE, Node, NotYet, Tree, Unknown, refuse
+from .zarr_layout import ZarrLayout
 
 __all__ = ["ROOT_INODE", "STATUS_NAME", "Kind", "Namespace", "Node", "NotYet", "Timeouts",
            "Unknown",
@@ -93,7 +96,7 @@ class Namespace:
               spool: Spool | None = None, max_file_bytes: int = default("max_file_mb") << 20,
               clock: Callable[[], float] = time.monotonic,
               on_removed: Callable[[int, str], None] | None = None, stacks: bool = False,
-              max_listed: int = MAX_LISTED) -> Namespace:
+              max_listed: int = MAX_LISTED, zarr: bool = False) -> Namespace:
         """The parts of a mount, built on one :class:`~omerofs.tree.Tree`;
         scratch files an earlier mount left in ``spool`` are dropped.
         ``on_removed(parent inode, name)`` is told (outside every lock) when
@@ -103,7 +106,9 @@ class Namespace:
         4, which only code building a Namespace directly got)."""
         timeouts = timeouts or Timeouts()
         tree = Tree(time.time(), spool, on_removed)
-        listings = Listings(tree, gateway, timeouts, clock, stacks, max_listed)
+        zarr_layout = ZarrLayout(tree, plane_limit(cache_budget)) if zarr else None
+        listings = Listings(tree, gateway, timeouts, clock, stacks, max_listed,
+                            plates=PlateLayout(tree, clock, stacks, zarr_layout))
         planes = PlaneReader(tree, gateway, cache_budget, prefetch_depth=prefetch_depth,
                              prefetch_workers=prefetch_workers)
         text = TextFiles(tree, gateway, listings, planes, max_file_bytes=max_file_bytes,
@@ -151,7 +156,8 @@ class Namespace:
         with self.tree.locked():
             node = self.tree.node(ino)
             owner = self.tree.owner(node)
-            if owner.dir.children is None:
+            top = self.tree.zarr_top(node)
+            if owner.dir.children is None or (top is not None and top.dir.children is None):
                 return None
             if isinstance(owner.state, PlateDir):
                 owner.dir.pins += 1
@@ -228,7 +234,14 @@ class Namespace:
             return self.planes.read_pixels_cached(node, offset, size)
         if content is Content.PLANE:
             return self.planes.read_cached(node, offset, size)
+        if content is Content.META:
+            return self._meta(node)[offset:offset + size]
         return None
+
+    @staticmethod
+    def _meta(node: Node) -> bytes:
+        """A file whose state makes its bytes from memory (OME-Zarr JSON)."""
+        return node.state_of(ZarrMetaState).data()
 
     def index_bytes(self, ino: int) -> bytes:
         """Non-blocking (memory and CPU only): a generated index file's bytes;
@@ -243,6 +256,8 @@ class Namespace:
             return self.index_bytes(ino)[offset:offset + size]
         if content is Content.PIXELS:
             return self.planes.read_pixels(node, offset, size)
+        if content is Content.META:
+            return self._meta(node)[offset:offset + size]
         if content is Content.SPOOL:
             return self.text.read(node, offset, size)
         if content is not Content.PLANE:

@@ -22,6 +22,11 @@ def _companion(what: str, name: str) -> OSError:
                                 "read-only (docs/semantics)")
 
 
+def _generated(what: str, name: str) -> OSError:
+    return refuse(errno.EACCES, f"refused {what} in {name}: a generated OME-Zarr tree, "
+                                "read-only (docs/zarr)")
+
+
 def _found(node: Node | None, message: str) -> Node:
     """``node``, or ENOENT with ``message`` when there is none."""
     if node is None:
@@ -63,6 +68,8 @@ def check_writable(tree: Tree, node: Node, what: str) -> None:
 
 def check_takes_files(directory: Node, what: str) -> None:
     """Refuse a file made in (or moved into) ``directory`` if it takes none."""
+    if directory.spec.generated:
+        raise _generated(what, directory.name)
     if not directory.spec.takes_files:
         raise refuse(errno.EPERM, f"{what}: only plate, well and user directories "
                                   "take files")
@@ -70,6 +77,8 @@ def check_takes_files(directory: Node, what: str) -> None:
 
 def check_takes_dirs(directory: Node, name: str) -> None:
     """Refuse a user directory made in ``directory`` if it takes none."""
+    if directory.spec.generated:
+        raise _generated(f"mkdir {name}", directory.name)
     if not directory.spec.takes_dirs:
         raise refuse(errno.EPERM, f"mkdir {name}: directories can be made in plate "
                                   "directories only")

@@ -23,8 +23,16 @@ from .cache import PlaneCache
 from .gateway import FileAnnotationInfo, Gateway, ImageInfo, PlaneIndex
 from .gateway.batches import TimepointReader
 from .keys import CacheKey, FileKey, Ino, PixelsKey
-from .kinds import PixelFile, PlaneState, WellDir
+from .kinds import PixelFile, PlaneState, WellDir, ZarrChunkState
 from .tree import Node, Tree
+from .zarr_layout import images_after
+
+
+def plane_limit(cache_budget: int) -> int:
+    """The largest plane read whole through the cache; larger ones are read
+    by row bands, uncached (a quarter of the budget)."""
+    return cache_budget // 4
+
 
 #: bytes of planes a sequential reader should find fetched ahead of it
 PREFETCH_BYTES = 32 << 20
@@ -189,11 +197,11 @@ class PlaneReader:
         return head + band[lo:end - band_start]
 
     # --- prefetch ---------------------------------------------------------------------------
-    def _prefetch_planes(self, state: PlaneState) -> int:
+    def _prefetch_planes(self, image: ImageInfo) -> int:
         """How many planes to fetch ahead: ``prefetch_depth``, or as many as
         make PREFETCH_BYTES for small planes (a 512 KiB plane is over before
         one 5 ms round trip of the next fetch), at most 8x the depth."""
-        by_bytes = -(-PREFETCH_BYTES // max(state.image.plane_bytes, 1))
+        by_bytes = -(-PREFETCH_BYTES // max(image.plane_bytes, 1))
         return min(max(self.prefetch_depth, by_bytes), 8 * self.prefetch_depth)
 
     def _whole_plate_reader(self, plate: Node, well: Node, wells: list[tuple[str, Ino]]
@@ -223,9 +231,11 @@ class PlaneReader:
         plate will open next: the following files of the well in name order, and
         across wells once the reader went from one well to the next.
         Returns how many fetches were started."""
+        if self.prefetch_depth and isinstance(node.state, ZarrChunkState):
+            return self._prefetch_zarr(node, node.state)
         if not self.prefetch_depth or not isinstance(node.state, PlaneState):
             return 0
-        depth = self._prefetch_planes(node.plane)
+        depth = self._prefetch_planes(node.plane.image)
         keys: list[CacheKey] = []
         tree = self.tree
         with tree.locked():
@@ -285,6 +295,27 @@ class PlaneReader:
             self._horizon[plate.ino] = following[end - 1]
         return queued
 
+    def _prefetch_zarr(self, node: Node, chunk: ZarrChunkState) -> int:
+        """A zarr chunk was opened: fetch its image's other planes (other
+        timepoints too: a zarr reader reads the whole array) and those of the
+        fields after its own (:func:`omerofs.zarr_layout.images_after`).
+        Returns how many fetches were started."""
+        if self.cache.prefetch_full:
+            return 0
+        limit = plane_limit(self.cache_budget)
+        with self.tree.locked():
+            images = [chunk.image, *images_after(self.tree, node,
+                                                 self._prefetch_planes(chunk.image))]
+        keys: list[CacheKey] = []
+        for image in images:
+            if image.plane_bytes > limit:
+                continue  # read by row bands, never whole
+            self._images.setdefault(image.pixels_id, image)
+            keys += [key for t in range(image.size_t) for c in range(image.size_c)
+                     for z in range(image.size_z)
+                     if (key := PixelsKey(image.pixels_id, z, c, t)) not in self._in_page_cache]
+        return self.cache.prefetch_counted(keys)[0]
+
     # --- files made of whole planes (stacks) ------------------------------------------------
     @staticmethod
     def _pixel_file(node: Node) -> PixelFile:
@@ -318,15 +349,38 @@ class PlaneReader:
     def read_pixels_cached(self, node: Node, offset: int, size: int) -> bytes | None:
         """Non-blocking: a stack's bytes when no plane must be fetched."""
         layout = self._pixel_file(node)
+        if isinstance(layout, ZarrChunkState) and layout.rows:
+            return b"" if size <= 0 or offset >= layout.size else None
         pages = self._pages(layout, offset, size, fetch=False)
         return None if pages is None else layout.read(offset, size, pages.__getitem__)
 
     def read_pixels(self, node: Node, offset: int, size: int) -> bytes:
         """Blocking: bytes of a stack; its pages come through the plane cache."""
         layout = self._pixel_file(node)
+        if isinstance(layout, ZarrChunkState) and layout.rows:
+            return self._read_band(layout, offset, size)
         pages = self._pages(layout, offset, size, fetch=True)
         assert pages is not None
         return layout.read(offset, size, pages.__getitem__)
+
+    def _read_band(self, band: ZarrChunkState, offset: int, size: int) -> bytes:
+        """A range of a zarr row-band chunk of a plane too big to cache: only
+        the image rows it touches are fetched (one full-width tile), as
+        :meth:`_read_rows` does for a TIFF; rows past the image are zeros."""
+        image = band.image
+        end = min(offset + size, band.size)
+        if end <= offset:
+            return b""
+        row = image.plane_bytes // image.size_y
+        first, last = offset // row, (end - 1) // row  # rows of the band
+        real = min(last, image.size_y - band.first_row - 1)  # its last row in the image
+        data = b""
+        if first <= real:
+            data = self.gateway.read_tile(image, band.plane, 0, band.first_row + first,
+                                          image.size_x, real - first + 1)
+        data += bytes((last - first + 1) * row - len(data))
+        lo = offset - first * row
+        return data[lo:lo + end - offset]
 
     # --- server copies of text files --------------------------------------------------------
     def read_file(self, ann: FileAnnotationInfo, offset: int, size: int) -> bytes:

@@ -36,6 +36,7 @@ from .kinds import IndexDir, IndexState, PlaneState, PlateDir, RunDir, StackStat
 from .plane_sizes import channel_file_sizes
 from .stack import stack_for
 from .tree import Node, Tree
+from .zarr_layout import Plan, ZarrLayout
 
 log = logging.getLogger("omerofs.listing")
 
@@ -61,10 +62,13 @@ def _stack_state(image: ImageInfo, tags: tuple[tuple[str, str], ...]) -> StackSt
 class PlateLayout:
     """Builds plate listings in the tree (see the module docstring)."""
 
-    def __init__(self, tree: Tree, clock: Callable[[], float], stacks: bool = False):
+    def __init__(self, tree: Tree, clock: Callable[[], float], stacks: bool = False,
+                 zarr: ZarrLayout | None = None):
         self.tree = tree
         self.clock = clock
         self.stacks = stacks  # list a multi-page OME-TIFF per site too
+        #: lists each acquired plate as OME-Zarr too (``--zarr``); None: off, nothing made
+        self.zarr = zarr
         self._index: dict[Ino, bytes] = {}  # generated index file -> its bytes
         #: plate id -> well directories of runs after the first (no Well files)
         self._guests: dict[PlateId, set[Ino]] = {}
@@ -90,10 +94,11 @@ class PlateLayout:
             log.warning("plate %d: %d well(s) without a row or column not listed (ids %s)",
                         plate.plate_id, len(unplaced), ", ".join(map(str, unplaced)))
         self._unplaced[plate.plate_id] = unplaced
+        n_rows = max([w.row + 1 for w in placed if w.row is not None] + [1])
+        n_columns = max([w.column + 1 for w in placed if w.column is not None] + [1])
         naming = layout.WellNaming.for_plate(
             summary.row_naming if summary else None, summary.column_naming if summary else None,
-            max([w.row + 1 for w in placed if w.row is not None] + [1]),
-            max([w.column + 1 for w in placed if w.column is not None] + [1]))
+            n_rows, n_columns)
         with_t = any(s.image.size_t > 1 for w in wells for s in w.samples)
         starts = {s.run_id: s.run_start for w in placed for s in w.samples
                   if s.run_id is not None}
@@ -137,6 +142,14 @@ class PlateLayout:
                     plate_children[rname] = rdir.ino
                 self._guests[plate.plate_id] = guests
             plate_children[layout.INDEX_DIR] = self.index_dir(plate).ino
+            if self.zarr is not None and not plate.state_of(PlateDir).derived:
+                if any(s.run_id is None for w in placed for s in w.samples) \
+                        and None not in runs:
+                    runs.append(None)
+                out.count += self.zarr.plan(plate, Plan(
+                    summary.name if summary else plate.name, tuple(placed), naming,
+                    tuple(runs), starts, max(n_rows, summary.rows or 0) if summary else n_rows,
+                    max(n_columns, summary.columns or 0) if summary else n_columns))
         return out
 
     def takes_well_files(self, well: Node) -> bool:

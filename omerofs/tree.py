@@ -57,6 +57,7 @@ from .kinds import (
     KindSpec,
     NodeState,
     PlaneState,
+    PlateDir,
     RootDir,
     RunDir,
     StackState,
@@ -65,6 +66,7 @@ from .kinds import (
     TextState,
     WellDir,
     WriteStatus,
+    ZarrPlateDir,
 )
 from .spool import Entry, Spool
 from .stack import StackLayout
@@ -367,6 +369,9 @@ class Tree:
                 return None
             below: list[Node] = []
             stack = [plate]
+            zarr = self._zarr_of(plate)
+            if zarr is not None and zarr.dir.children is not None:
+                stack.append(zarr)  # filled by the plate's load: dropped with it
             while stack:
                 for _, ino in stack.pop().dir.listing():
                     node = self._nodes.get(ino)
@@ -388,7 +393,15 @@ class Tree:
             d.set_children(None)
             d.loaded_at = float("-inf")
             self._removed.append((plate.parent, plate.name))
+            if zarr is not None and zarr.dir.children is not None:
+                zarr.dir.set_children(None)
+                self._removed.append((zarr.parent, zarr.name))
             return freed
+
+    def _zarr_of(self, plate: Node) -> Node | None:
+        """A plate's ``plate_N.ome.zarr`` directory, if listed (``--zarr``)."""
+        ino = plate.state.zarr if isinstance(plate.state, PlateDir) else None
+        return self._nodes.get(ino) if ino is not None else None
 
     def entries_below(self, directory: Node) -> dict[tuple[Ino, str], Ino]:
         """(parent inode, name) -> inode of every entry in ``directory`` and in
@@ -423,6 +436,19 @@ class Tree:
 
     def owner(self, node: Node) -> Node:
         """The directory whose load fills ``node``: the root, or its plate."""
+        node = self._top(node)
+        if isinstance(node.state, ZarrPlateDir):  # beside its plate, filled by its load
+            return self._nodes[node.state.plate]
+        return node
+
+    def zarr_top(self, node: Node) -> Node | None:
+        """The ``plate_N.ome.zarr`` directory ``node`` is in (or is), if any."""
+        node = self._top(node)
+        return node if isinstance(node.state, ZarrPlateDir) else None
+
+    def _top(self, node: Node) -> Node:
+        """The first directory up from ``node`` (or itself) not filled by a load
+        above it: the root, a plate or a ``plate_N.ome.zarr``."""
         while node.spec.in_plate:
             node = self._nodes[node.parent]
         return node

@@ -17,7 +17,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .gateway.types import ImageInfo
-from .kinds import PlaneState, PlateDir, RunDir, StackState, SubDir, TextState, WellDir
+from .kinds import (
+    PlaneState,
+    PlateDir,
+    RunDir,
+    StackState,
+    SubDir,
+    TextState,
+    WellDir,
+    ZarrChunkState,
+    ZarrPlateDir,
+)
 
 if TYPE_CHECKING:
     from .tree import Node
@@ -100,4 +110,8 @@ def node_xattrs(node: Node, parent: Node) -> dict[str, bytes]:
         return plate_xattrs(plate_id)
     if isinstance(s, TextState) and s.ann is not None:
         return annotation_xattrs(s.ann.id, s.ann.file_id)
+    if isinstance(s, ZarrChunkState):  # a zarr chunk: its plane's, as a plane file's
+        return plane_xattrs(s.image, s.plane.z, s.plane.c, s.plane.t, None, plate_id)
+    if isinstance(s, ZarrPlateDir) and plate_id is not None:
+        return plate_xattrs(plate_id)
     return {}

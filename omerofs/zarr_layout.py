@@ -1,0 +1,290 @@
+"""A plate's OME-Zarr (NGFF 0.4 HCS) tree, beside its TIFF tree (``--zarr``).
+
+:class:`ZarrLayout` makes ``plate_N.ome.zarr/`` at the root for each
+acquired plate, and fills it from the same load answer as ``plate_N/``
+(:class:`omerofs.plate_layout.PlateLayout` hands it the placed wells): no
+server call lists or sizes anything in it. Layout (docs/zarr.rst)::
+
+    plate_N.ome.zarr/.zgroup .zattrs                 plate: rows, columns, wells, runs
+      <ROW>/.zgroup                                  row "A" (as the TIFF well A01)
+        <COLUMN>/.zgroup .zattrs                     well "A/01": its fields
+          <FIELD>/.zgroup .zattrs                    field "0", "1" ...: multiscales, omero
+            0/.zarray                                the one resolution level
+              <t>.<c>.<z>.0.0                        a chunk: one plane as getPlane sends it
+
+Its top directory's load is its plate's (:meth:`omerofs.tree.Tree.owner`),
+but the tree is made only when something below ``plate_N.ome.zarr`` is
+first asked for (:meth:`ZarrLayout.build_if_needed`): a plate's load keeps
+what it needs (:class:`Plan`, references to the load's answer), so a mount
+with ``--zarr`` whose readers use the TIFF tree only holds no zarr node.
+Once made, the tree is made again by each reload of its plate, and dropped
+with the plate's listing. Called under the tree lock; pure memory work.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from . import layout, zarr_meta
+from .gateway import ImageInfo, PlaneIndex
+from .gateway.types import WellInfo, WellSampleInfo
+from .keys import ROOT_INODE, NodeKey, PlateId, ZarrFieldKey, ZarrGroupKey
+from .kinds import DirState, PlateDir, ZarrChunkState, ZarrDir, ZarrMetaState, ZarrPlateDir
+from .tree import Node, Tree
+
+log = logging.getLogger("omerofs.listing")
+
+#: the parts of a field's image (:class:`~omerofs.keys.ZarrFieldKey`), chunks from CHUNKS on
+FIELD_DIR, FIELD_ZGROUP, FIELD_ZATTRS, LEVEL_DIR, LEVEL_ZARRAY = range(5)
+CHUNKS = 8
+#: the parts of a row (column 0), a well and the plate (row and column 0)
+#: (:class:`~omerofs.keys.ZarrGroupKey`)
+ROW_DIR, ROW_ZGROUP, WELL_DIR, WELL_ZGROUP, WELL_ZATTRS, PLATE_DIR, PLATE_ZGROUP, \
+    PLATE_ZATTRS = range(8)
+
+ZGROUP, ZATTRS, ZARRAY = ".zgroup", ".zattrs", ".zarray"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a plate's zarr tree is made from: its last load's placed wells,
+    named as the TIFF tree's, with its runs (see :meth:`ZarrLayout.build`)."""
+
+    name: str
+    placed: tuple[WellInfo, ...]
+    naming: layout.WellNaming
+    runs: tuple[int | None, ...]
+    starts: dict[int, float | None]
+    n_rows: int
+    n_columns: int
+
+
+class ZarrLayout:
+    """Builds ``plate_N.ome.zarr`` trees (see the module docstring)."""
+
+    def __init__(self, tree: Tree, plane_limit: int):
+        self.tree = tree
+        #: planes above this many bytes are chunked in row bands
+        #: (:func:`omerofs.planes.plane_limit`, :func:`omerofs.zarr_meta.chunk_rows`)
+        self.plane_limit = plane_limit
+        #: plate id -> what its zarr tree is made from, while its listing is loaded
+        self._plans: dict[PlateId, Plan] = {}
+
+    def plan(self, plate: Node, plan: Plan) -> int:
+        """A plate was (re)loaded: its zarr tree is made from ``plan`` when
+        first asked for, or now if it was made before (it is in use).
+        Returns the nodes made now."""
+        self._plans[plate.known_plate_id] = plan
+        top = self._top(plate)
+        if top is None or top.dir.children is None:
+            return 0
+        return self.build(plate, top, plan)
+
+    def build_if_needed(self, top: Node) -> int:
+        """Make the zarr tree of ``top`` (a ``plate_N.ome.zarr``) if its plate's
+        listing is loaded and the tree is not made yet; returns nodes made."""
+        plate = self.tree.node(top.state_of(ZarrPlateDir).plate)
+        plan = self._plans.get(plate.known_plate_id)
+        if top.dir.children is not None or plan is None or plate.dir.children is None:
+            return 0
+        return self.build(plate, top, plan)
+
+    def forget(self, plate: Node) -> None:
+        """The plate's listing was dropped: so is its plan."""
+        if plate.plate_id is not None:
+            self._plans.pop(plate.plate_id, None)
+
+    def _top(self, plate: Node) -> Node | None:
+        zarr_ino = plate.state_of(PlateDir).zarr
+        return self.tree.get(zarr_ino) if zarr_ino is not None else None
+
+    def plate_dir(self, plate: Node) -> Node:
+        """The zarr directory of a listed plate (under the lock; made once)."""
+        name = layout.zarr_dir_name(plate.known_plate_id)
+        node = self.tree.new_node(ZarrGroupKey(plate.known_plate_id, 0, 0, PLATE_DIR),
+                                  ZarrPlateDir(plate=plate.ino), name, ROOT_INODE, plate.mtime,
+                                  plate_id=plate.plate_id)
+        plate.state_of(PlateDir).zarr = node.ino
+        return node
+
+    # --- making nodes -----------------------------------------------------------------------
+    def _dir(self, key: NodeKey, name: str, parent: Node, plate_id: PlateId) -> Node:
+        node = self.tree.new_node(key, ZarrDir(), name, parent.ino, parent.mtime,
+                                  plate_id=plate_id)
+        node.name, node.parent = name, parent.ino  # a field's position may change
+        return node
+
+    def _meta(self, key: NodeKey, name: str, parent: Node, data: Callable[[], bytes]) -> Node:
+        """A JSON file: its bytes are made again when read (the same: pure)."""
+        node = self.tree.new_node(key, ZarrMetaState(data), name, parent.ino, parent.mtime,
+                                  plate_id=parent.plate_id)
+        node.state, node.name, node.parent = ZarrMetaState(data), name, parent.ino
+        node.size = len(data())
+        return node
+
+    @staticmethod
+    def _fill(directory: Node, children: Sequence[Node]) -> int:
+        d: DirState = directory.dir
+        d.set_children({c.name: c.ino for c in children})
+        return len(children)
+
+    # --- the tree ---------------------------------------------------------------------------
+    def build(self, plate: Node, top: Node, plan: Plan) -> int:
+        """Fill the plate's zarr directory ``top`` from its placed wells,
+        named as the TIFF tree's, fields ordered by the plan's ``runs`` (run
+        order, fields of no run last) then site. Returns the nodes made."""
+        pid = plate.known_plate_id
+        name, placed, naming, runs, starts = (plan.name, plan.placed, plan.naming, plan.runs,
+                                              plan.starts)
+        n_rows, n_columns = plan.n_rows, plan.n_columns
+        rows = [naming.row_label(r) for r in range(n_rows)]
+        columns = [naming.column_label(c) for c in range(n_columns)]
+        run_pos = {run: i for i, run in enumerate(runs)}
+        acquisitions = [zarr_meta.Acquisition(r, starts.get(r)) for r in runs if r is not None]
+        count = 0
+        wells: list[zarr_meta.ZarrWell] = []
+        row_dirs: dict[int, list[Node]] = {}
+        field_count = 0
+        for w in sorted(placed, key=lambda w: (w.row or 0, w.column or 0)):
+            assert w.row is not None and w.column is not None
+            zw = zarr_meta.ZarrWell(rows[w.row], columns[w.column], w.row, w.column)
+            fields = self._fields(naming.name(w.row, w.column), w.samples, run_pos, plate)
+            if not fields:
+                continue
+            wells.append(zw)
+            field_count = max(field_count, len(fields))
+            if w.row not in row_dirs:
+                row_dirs[w.row] = []
+            row_node = self._dir(ZarrGroupKey(pid, w.row, 0, ROW_DIR), zw.row, top, pid)
+            well_node = self._dir(ZarrGroupKey(pid, w.row, w.column, WELL_DIR), zw.column,
+                                  row_node, pid)
+            row_dirs[w.row].append(well_node)
+            children = [
+                self._meta(ZarrGroupKey(pid, w.row, w.column, WELL_ZGROUP), ZGROUP, well_node,
+                           zarr_meta.zgroup),
+                self._meta(ZarrGroupKey(pid, w.row, w.column, WELL_ZATTRS), ZATTRS, well_node,
+                           functools.partial(zarr_meta.well_attrs,
+                                             tuple(s.run_id for s in fields),
+                                             bool(acquisitions)))]
+            for i, sample in enumerate(fields):
+                field = self._dir(ZarrFieldKey(sample.id, FIELD_DIR), str(i), well_node, pid)
+                count += self._field(field, sample.id, sample.image)
+                children.append(field)
+            count += self._fill(well_node, children)
+        top_children = [
+            self._meta(ZarrGroupKey(pid, 0, 0, PLATE_ZGROUP), ZGROUP, top, zarr_meta.zgroup),
+            self._meta(ZarrGroupKey(pid, 0, 0, PLATE_ZATTRS), ZATTRS, top, functools.partial(
+                zarr_meta.plate_attrs, name, tuple(rows), tuple(columns), tuple(wells),
+                field_count, tuple(acquisitions)))]
+        for r, well_nodes in row_dirs.items():
+            row_node = self.tree.node(well_nodes[0].parent)
+            zg = self._meta(ZarrGroupKey(pid, r, 0, ROW_ZGROUP), ZGROUP, row_node,
+                            zarr_meta.zgroup)
+            count += self._fill(row_node, [zg, *well_nodes])
+            top_children.append(row_node)
+        count += self._fill(top, top_children)
+        return count
+
+    def _fields(self, well_name: str, samples: Sequence[WellSampleInfo],
+                run_pos: dict[int | None, int], plate: Node) -> list[WellSampleInfo]:
+        """A well's fields in zarr order: by run, then by their TIFF site
+        number; those whose pixels cannot be served (complex) left out."""
+        sites = layout.site_numbers(well_name, [(s.index, s.image.name) for s in samples])
+        order = sorted(zip(samples, sites, strict=True),
+                       key=lambda p: (run_pos.get(p[0].run_id, len(run_pos)), p[1]))
+        out = []
+        for sample, _ in order:
+            try:
+                zarr_meta.zarr_dtype(sample.image.pixel_type)
+            except ValueError as e:
+                log.warning("image %d of plate %d not in its zarr plate: %s", sample.image.id,
+                            plate.plate_id, e)
+                continue
+            out.append(sample)
+        return out
+
+    def _field(self, field: Node, sample: int, image: ImageInfo) -> int:
+        """A field's image group and its one level's array (nodes made)."""
+        level = self._dir(ZarrFieldKey(sample, LEVEL_DIR), zarr_meta.LEVEL, field,
+                          field.known_plate_id)
+        rows = zarr_meta.chunk_rows(image, self.plane_limit)
+        whole = rows == image.size_y
+        chunks = [self._meta(ZarrFieldKey(sample, LEVEL_ZARRAY), ZARRAY, level,
+                             functools.partial(zarr_meta.zarray, image, rows))]
+        bands = -(-image.size_y // rows)
+        for t in range(image.size_t):
+            for c in range(image.size_c):
+                for z in range(image.size_z):
+                    plane = PlaneIndex(z, c, t)
+                    for k in range(bands):
+                        part = CHUNKS + ((t * image.size_c + c) * image.size_z + z) * bands + k
+                        state = (ZarrChunkState(image, plane) if whole
+                                 else ZarrChunkState(image, plane, k * rows, rows))
+                        chunk = self.tree.new_node(
+                            ZarrFieldKey(sample, part), state, zarr_meta.chunk_name(z, c, t, k),
+                            level.ino, field.mtime, plate_id=field.plate_id, size=state.size)
+                        chunk.parent = level.ino
+                        chunks.append(chunk)
+        n = self._fill(level, chunks)
+        return n + self._fill(field, [
+            self._meta(ZarrFieldKey(sample, FIELD_ZGROUP), ZGROUP, field, zarr_meta.zgroup),
+            self._meta(ZarrFieldKey(sample, FIELD_ZATTRS), ZATTRS, field,
+                       functools.partial(zarr_meta.image_attrs, image)),
+            level])
+
+
+# --- what a zarr reader reads next ----------------------------------------------------------
+def _groups(tree: Tree, directory: Node) -> list[Node]:
+    """A zarr directory's sub-groups in index order: shorter names first, so
+    fields "2" before "10" and rows "Z" before "AA" (columns are zero-padded)."""
+    items = [(n, i) for n, i in directory.dir.listing() if not n.startswith(".")]
+    items.sort(key=lambda p: (len(p[0]), p[0]))
+    return [node for _, i in items if (node := tree.get(i)) is not None and node.is_dir]
+
+
+def _field_image(tree: Tree, field: Node) -> ImageInfo | None:
+    """The image of a field's directory (from its first chunk)."""
+    level = tree.lookup(field.ino, zarr_meta.LEVEL)
+    if level is None or not level.is_dir:
+        return None
+    for name, ino in level.dir.listing():
+        chunk = tree.get(ino)
+        if not name.startswith(".") and chunk is not None \
+                and isinstance(chunk.state, ZarrChunkState):
+            return chunk.state.image
+    return None
+
+
+def images_after(tree: Tree, chunk: Node, planes: int) -> list[ImageInfo]:
+    """The images of the fields after ``chunk``'s in the plate's order (its
+    well's next fields, then its row's next wells, then the next rows)
+    until they hold ``planes`` planes: what a reader of the whole plate
+    (dask over every field) reads next. Memory only; under the tree lock."""
+    field = tree.node(tree.node(chunk.parent).parent)
+    out: list[ImageInfo] = []
+    count = 0
+
+    def take(node: Node, depth: int) -> None:
+        """Every field's image below ``node`` (``depth`` levels above fields)."""
+        nonlocal count
+        if count >= planes:
+            return
+        if depth == 0:
+            image = _field_image(tree, node)
+            if image is not None:
+                out.append(image)
+                count += image.size_z * image.size_c * image.size_t
+            return
+        for child in _groups(tree, node):
+            take(child, depth - 1)
+
+    node = field
+    for depth in range(3):  # the field's later siblings, its well's, its row's
+        siblings = _groups(tree, tree.node(node.parent))
+        for later in siblings[siblings.index(node) + 1:] if node in siblings else []:
+            take(later, depth)
+        node = tree.node(node.parent)
+    return out
