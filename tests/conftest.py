@@ -8,6 +8,7 @@
 * the ``needs_fuse`` marker: such a test *fails* where /dev/fuse is missing
   (a skip would count as passing); ``OMEROFS_ALLOW_NO_FUSE=1`` turns that
   into a skip for machines that cannot mount;
+* the lock rules of :mod:`omerofs.locks` are checked (``OMEROFS_LOCK_CHECKS=1``);
 * after every test, the log of every mount it made is checked (as pyfuse3's
   own suite does): a traceback, or an ERROR line the test did not declare
   with ``Mount.expect_errors``, fails the test.
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from omerofs import locks
 from omerofs.devserver.harness import DevServerProcess
 from omerofs.devserver.seed import PlateSpec, SeededPlate, seed_plate
 from omerofs.devserver.store import Store
@@ -46,6 +48,10 @@ class Server:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_fuse: mounts for real (fails without /dev/fuse)")
+    # the lock rules (omerofs.locks) are checked in every test: here, and in
+    # the mounts and CLI runs the tests start (they inherit the environment)
+    os.environ["OMEROFS_LOCK_CHECKS"] = "1"
+    locks.CHECKS = True
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -1,0 +1,222 @@
+"""The lock rules of omerofs.locks: ranks checked, no spool I/O and no wait for
+a load under the tree lock, disk work queued until the lock is released, and
+a slow spool fsync that stalls no other request (issue 22, section 3)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+
+import pytest
+
+from omerofs import layout, locks
+from omerofs.gateway.memory import MemoryGateway
+from omerofs.keys import ROOT_INODE, LocalKey
+from omerofs.kinds import TextState, WriteStatus
+from omerofs.locks import FILE, LEAF, TREE, LockRuleBroken, RankedLock
+from omerofs.namespace import Namespace, Timeouts
+from omerofs.spool import OPEN, PENDING, Entry, Spool, Upload
+from omerofs.tree import Tree
+
+from .clocks import Clock
+from .test_node_lifetime import add_plate
+
+#: the injected fsync's delay (seconds)
+SLOW = 2.0
+
+
+@pytest.fixture(autouse=True)
+def _checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(locks, "CHECKS", True)  # as conftest sets it: stated here too
+
+
+def plan(name: str = "a.csv") -> Upload:
+    return Upload(plate_id=1, target_kind="Plate", target_id=1, name=name)
+
+
+def test_locks_go_in_rising_rank():
+    tree = RankedLock("tree", TREE, reentrant=True)
+    leaf = RankedLock("leaf", LEAF)
+    a, b = RankedLock("upload a", FILE), RankedLock("upload b", FILE)
+    with a, tree, tree, leaf:  # file, tree (re-entered), leaf
+        assert tree.held() and locks.holds_rank(LEAF) is leaf
+    assert locks.holds_rank(TREE) is None and not tree.held()
+    with tree, pytest.raises(LockRuleBroken, match=r"upload a .* while holding tree"):
+        a.acquire()
+    with leaf, pytest.raises(LockRuleBroken, match=r"tree .* while holding leaf"):
+        tree.acquire()
+    with a, pytest.raises(LockRuleBroken, match="taken again"):
+        a.acquire()
+    # two locks of one rank: only in rising order, both ordered (rename's upload locks)
+    with a, pytest.raises(LockRuleBroken, match=r"upload b .* while holding upload a"):
+        b.acquire()
+    with a.ordered(3), b.ordered(7):
+        pass
+    with b.ordered(7), pytest.raises(LockRuleBroken):
+        a.acquire(3)
+    # a refused acquire leaves nothing behind: every lock is free again
+    assert all(lock._lock.acquire(blocking=False) for lock in (a, b, tree, leaf))
+
+
+def test_checks_off_cost_nothing_and_refuse_nothing(monkeypatch):
+    monkeypatch.setattr(locks, "CHECKS", False)
+    tree, a = RankedLock("tree", TREE, reentrant=True), RankedLock("a", FILE)
+    with tree, a:  # out of order, unchecked
+        locks.no_io_under_tree_lock("anything")
+        assert locks.holds_rank(TREE) is None  # nothing recorded
+
+
+def test_spool_disk_io_under_the_tree_lock_is_refused(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    tree = Tree(0.0, spool)
+    entry = spool.create(plan())
+    calls = {
+        "create": lambda: spool.create(plan("b.csv")),
+        "save": lambda: spool.update(entry, state=PENDING),
+        "write": lambda: spool.write(entry.id, 0, b"x"),
+        "truncate": lambda: spool.truncate(entry.id, 0),
+        "fsync": lambda: spool.fsync(entry.id),
+        "read": lambda: spool.read(entry.id, 0, 1),
+        "remove": lambda: spool.remove(entry.id),
+    }
+    with tree.locked():
+        for what, call in calls.items():
+            with pytest.raises(LockRuleBroken, match="under tree lock"):
+                call()
+            assert what  # each refused before touching the disk
+        assert spool.get(entry.id) == entry and len(spool.entries()) == 1
+        spool.stage(entry, attempts=1)  # memory only: allowed
+    for call in calls.values():  # outside the lock, all fine
+        call()
+    assert [e.upload.name for e in spool.entries()] == ["b.csv"]  # a.csv was removed
+
+
+def _text_node(tree: Tree, spool: Spool, name: str):
+    entry = spool.create(plan(name))
+    node = tree.new_node(LocalKey(entry.id), TextState(writers=1, status=WriteStatus.DIRTY),
+                         name, ROOT_INODE, 0.0)
+    tree.bind_entry(node, entry)
+    return node, entry
+
+
+def test_disk_work_under_the_lock_runs_when_the_outermost_hold_ends(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    tree = Tree(0.0, spool)
+    dropped, gone = _text_node(tree, spool, "a.csv")
+    kept, entry = _text_node(tree, spool, "b.csv")
+    with tree.locked():
+        with tree.locked():
+            tree.drop_entry(dropped)
+            new = tree.update_entry(kept, entry, state=PENDING)
+        # still held (the outer hold): nothing on disk changed yet, memory did
+        assert spool.data_path(gone.id).exists() and spool.get(gone.id) is not None
+        assert kept.file.entry is new and spool.get(entry.id) is new
+    assert not spool.data_path(gone.id).exists() and spool.get(gone.id) is None
+    on_disk = {e.id: e for e in _reread(spool)}
+    assert gone.id not in on_disk and on_disk[entry.id].state is PENDING
+    # an exception leaving the lock runs the queued work all the same
+    third, e3 = _text_node(tree, spool, "c.csv")
+    with pytest.raises(OSError), tree.locked():
+        tree.drop_entry(third)
+        raise OSError(errno.EEXIST, "refused after the change")
+    assert not spool.data_path(e3.id).exists()
+
+
+def _reread(spool: Spool) -> list[Entry]:
+    """The entries as the next mount would find them on disk."""
+    return Spool(spool.root).entries()
+
+
+def test_a_save_that_ends_late_never_puts_back_an_older_version(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    entry = spool.create(plan())
+    older = spool.stage(entry, attempts=1)
+    newer = spool.stage(entry, attempts=2)
+    spool.persist(newer)
+    spool.persist(older)  # an earlier change whose save comes last
+    assert spool.get(entry.id) is newer
+    assert [e.attempts for e in _reread(spool)] == [2]
+    assert not list((tmp_path / "spool").glob("*.tmp"))
+
+
+def test_waiting_for_a_load_under_the_tree_lock_is_refused(tmp_path):
+    gw = MemoryGateway()
+    add_plate(gw, "p", 1)
+    ns = Namespace.build(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60),
+                         spool=Spool(tmp_path / "spool"), clock=Clock())
+    try:
+        with ns.tree.locked(), pytest.raises(LockRuleBroken, match="load"):
+            ns.load(ROOT_INODE)  # its thread would wait for this very lock
+        ns.load(ROOT_INODE)
+    finally:
+        ns.close()
+
+
+def test_a_slow_spool_fsync_does_not_delay_ls_of_another_plate(tmp_path):
+    """A close whose spool save takes 2 s (fsync slowed down) runs while
+    another plate is listed from scratch: the listing (root lookup, the
+    plate's load, opendir, a lookup of every entry and of every well's
+    entries) takes well under a second, as it would with no close at all."""
+    gw = MemoryGateway()
+    one, two = add_plate(gw, "one", 1), add_plate(gw, "two", 2)
+    spool = Spool(tmp_path / "spool")
+    ns = Namespace.build(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60),
+                         spool=spool, clock=Clock())
+    try:
+        ns.load(ROOT_INODE)
+        plate1 = ns.lookup(ROOT_INODE, layout.plate_dir_name(one))
+        assert plate1 is not None
+        ns.load(plate1.ino)
+        node = ns.create(plate1.ino, "notes.csv")
+        ns.write(node.ino, 0, b"a,b\n1,2\n")
+        gw.fail("create_file_annotation")
+        with pytest.raises(OSError):
+            ns.flush(node.ino)  # the server is away: the close saves it pending
+        assert node.file.entry is not None and node.file.entry.state is OPEN
+
+        in_fsync = threading.Event()
+
+        def slow_fsync(fd: int) -> None:
+            in_fsync.set()
+            time.sleep(SLOW)
+            os.fsync(fd)
+
+        spool.sync = slow_fsync
+        closed: list[float] = []
+        errors: list[BaseException] = []
+
+        def close() -> None:
+            t0 = time.monotonic()
+            try:
+                ns.release(node.ino)
+            except BaseException as e:  # asserted below
+                errors.append(e)
+            closed.append(time.monotonic() - t0)
+
+        closer = threading.Thread(target=close)
+        closer.start()
+        assert in_fsync.wait(5), "the close never reached the spool's fsync"
+        t0 = time.monotonic()
+        plate2 = ns.lookup(ROOT_INODE, layout.plate_dir_name(two))
+        assert plate2 is not None
+        ns.load(plate2.ino)
+        names = ns.open_listing(plate2.ino)
+        assert names is not None
+        for name, _ in names:
+            child = ns.lookup(plate2.ino, name)
+            assert child is not None
+            if child.is_dir:
+                assert [n for n, _ in ns.listing(child.ino)]
+        ns.close_listing(plate2.ino)
+        lag = time.monotonic() - t0
+        assert closer.is_alive(), "the listing must run during the slow close"
+        closer.join(10)
+        assert errors == [] and closed and closed[0] >= SLOW  # the slow fsync ran in it
+        assert lag < 0.5, f"ls of another plate took {lag:.2f} s during a slow fsync"
+        assert [n for n, _ in names] == [".omerofs", "A01", "A02"]
+        # the close's change reached the disk once the fsync ended
+        assert [e.state for e in _reread(spool)] == [PENDING]
+    finally:
+        ns.close()
