@@ -6,23 +6,19 @@ in rising inode order (:meth:`RankedLock.ordered`), and never does disk I/O
 or waits for a directory's load while it holds the tree lock
 (:func:`no_io_under_tree_lock`).
 
-===========  ======  =========================================================
-rank         name    locks
-===========  ======  =========================================================
-:data:`FILE` 10      a text file's ``upload_lock``, a site's ``SiteBuffer.lock``,
-                     the leftover-upload lock; held across server calls and
-                     spool I/O. Two at once only as rename's upload locks, in
-                     inode order.
-:data:`DISK` 20      the spool's disk lock: a metadata file's check-and-rename
-                     and an entry's removal (no tree lock above it, as no
-                     spool I/O runs under the tree lock)
-:data:`TREE` 30      the tree lock (:meth:`omerofs.tree.Tree.locked`): memory
-                     work only; disk I/O it would need is queued to run once
-                     it is released (:meth:`omerofs.tree.Tree.after_unlock`)
-:data:`LEAF` 40      leaf locks: the spool's entry index, the plane cache's
-                     tables: memory only, nothing taken below them, so they
-                     may be taken under the tree lock
-===========  ======  =========================================================
+Ranks, lowest (taken first) to highest:
+
+* :data:`FILE` (10): a text file's ``upload_lock``, a site's
+  ``SiteBuffer.lock``, the leftover-upload lock; held across server calls
+  and spool I/O. Two at once only as rename's upload locks, in inode order.
+* :data:`DISK` (20): the spool's disk lock, over a metadata file's
+  check-and-rename and an entry's removal.
+* :data:`TREE` (30): the tree lock (:meth:`omerofs.tree.Tree.locked`):
+  memory work only; disk I/O a change under it needs is queued to run once
+  it is released (:meth:`omerofs.tree.Tree.after_unlock`).
+* :data:`LEAF` (40): leaf locks, the spool's entry index and the plane
+  cache's tables: memory only, nothing taken below them, so they may be
+  taken under the tree lock.
 
 The checks cost one attribute test when off. They are on when the
 environment has ``OMEROFS_LOCK_CHECKS=1`` at import (the test suite sets it,
