@@ -4,7 +4,7 @@ Rules (docs/architecture.rst, "Locks"): a thread takes locks in rising rank
 only, never one of a rank it already holds, except :data:`FILE` locks taken
 in rising inode order (:meth:`RankedLock.ordered`), and never does disk I/O
 or waits for a directory's load while it holds the tree lock
-(:func:`no_io_under_tree_lock`).
+(:func:`no_io_under_tree_lock`), nor calls the server (:func:`checked_gateway`).
 
 Ranks, lowest (taken first) to highest:
 
@@ -32,11 +32,14 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 #: are the rules checked? (see the module docstring)
 CHECKS: bool = os.environ.get("OMEROFS_LOCK_CHECKS") == "1"
 
 FILE, DISK, TREE, LEAF = 10, 20, 30, 40
+
+T = TypeVar("T")
 
 
 class LockRuleBroken(AssertionError):
@@ -138,3 +141,29 @@ def no_io_under_tree_lock(what: str) -> None:
         if lock is not None:
             raise LockRuleBroken(f"{what} under {lock.name}: the tree lock is for memory "
                                  "work only (queue it with Tree.after_unlock)")
+
+
+class ServerCallsChecked:
+    """A gateway whose every call first checks that this thread does not hold
+    the tree lock (no server call under it); :func:`checked_gateway` makes
+    one when the checks are on."""
+
+    def __init__(self, gateway: object):
+        self._gateway = gateway
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self._gateway, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: object, **kwargs: object) -> object:
+            no_io_under_tree_lock(f"server call {name}")
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def checked_gateway(gateway: T) -> T:
+    """``gateway`` itself, or with the checks on, one whose calls are checked
+    (:class:`ServerCallsChecked`)."""
+    return ServerCallsChecked(gateway) if CHECKS else gateway  # type: ignore[return-value]

@@ -44,6 +44,7 @@ from .kinds import (
 )
 from .layout import STATUS_NAME, check_name
 from .listing import MAX_LISTED, Listings, Timeouts
+from .locks import checked_gateway
 from .planes import PlaneReader
 from .spool import PLANE, SCRATCH, Entry, Spool
 from .textfiles import TextFiles
@@ -102,6 +103,7 @@ class Namespace:
         ``prefetch_depth`` 8, as every mount has used (this class once said
         4, which only code building a Namespace directly got)."""
         timeouts = timeouts or Timeouts()
+        gateway = checked_gateway(gateway)  # no server call under the tree lock (tests)
         tree = Tree(time.time(), spool, on_removed)
         listings = Listings(tree, gateway, timeouts, clock, stacks, max_listed)
         planes = PlaneReader(tree, gateway, cache_budget, prefetch_depth=prefetch_depth,

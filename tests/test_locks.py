@@ -12,6 +12,7 @@ import time
 import pytest
 
 from omerofs import layout, locks
+from omerofs.devserver.seed import PlateSpec
 from omerofs.gateway.memory import MemoryGateway
 from omerofs.keys import ROOT_INODE, LocalKey
 from omerofs.kinds import TextState, WriteStatus
@@ -154,6 +155,20 @@ def test_waiting_for_a_load_under_the_tree_lock_is_refused(tmp_path):
         ns.close()
 
 
+def test_server_calls_under_the_tree_lock_are_refused(tmp_path):
+    gw = MemoryGateway()
+    plate_id = add_plate(gw, "p", 1)
+    ns = Namespace.build(gw, 16 << 20, spool=Spool(tmp_path / "spool"), clock=Clock())
+    try:
+        for part in (ns.listings, ns.planes, ns.text, ns.derived):
+            with ns.tree.locked(), pytest.raises(LockRuleBroken, match="server call get_plate"):
+                part.gateway.get_plate(plate_id)
+        assert gw.calls.get("get_plate", 0) == 0  # refused before reaching the server
+        assert ns.text.gateway.get_plate(plate_id).id == plate_id  # fine without the lock
+    finally:
+        ns.close()
+
+
 def test_a_slow_spool_fsync_does_not_delay_ls_of_another_plate(tmp_path):
     """A close whose spool save takes 2 s (fsync slowed down) runs while
     another plate is listed from scratch: the listing (root lookup, the
@@ -221,3 +236,83 @@ def test_a_slow_spool_fsync_does_not_delay_ls_of_another_plate(tmp_path):
         assert [e.state for e in _reread(spool)] == [PENDING]
     finally:
         ns.close()
+
+
+#: a mount's sitecustomize (PYTHONPATH): every spool fsync of the mount
+#: first marks that it started, then sleeps OMEROFS_TEST_FSYNC_DELAY seconds
+SLOW_FSYNC_HOOK = '''
+import os, pathlib, time
+from omerofs import spool
+
+_init = spool.Spool.__init__
+
+
+def _slow_init(self, *args, **kwargs):
+    _init(self, *args, **kwargs)
+
+    def sync(fd):
+        pathlib.Path(os.environ["OMEROFS_TEST_FSYNC_MARK"]).touch()
+        time.sleep(float(os.environ["OMEROFS_TEST_FSYNC_DELAY"]))
+        os.fsync(fd)
+
+    self.sync = sync
+
+
+spool.Spool.__init__ = _slow_init
+'''
+
+
+@pytest.mark.needs_fuse
+def test_a_slow_spool_fsync_does_not_delay_ls_of_another_plate_in_a_mount(server, mount,
+                                                                          tmp_path):
+    """The same through a real mount: while ``cp`` of a text file into one
+    plate waits for the spool's fsyncs (2 s each), ``ls -l`` of another plate
+    and of its wells, run over and over for as long as the copy lasts,
+    answers in well under a second each time."""
+    one = server.seed(PlateSpec(name="slow-one", rows=1, columns=1, fields=1, size_x=8,
+                                size_y=8))
+    two = server.seed(PlateSpec(name="slow-two", rows=2, columns=3, fields=1, size_x=8,
+                                size_y=8))
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SLOW_FSYNC_HOOK)
+    mark = tmp_path / "in-fsync"
+    m = mount("--plate-ttl", "600", env={"PYTHONPATH": str(hook),
+                                         "OMEROFS_TEST_FSYNC_DELAY": str(SLOW),
+                                         "OMEROFS_TEST_FSYNC_MARK": str(mark)})
+    p1 = m.mountpoint / layout.plate_dir_name(one.plate_id)
+    p2 = m.mountpoint / layout.plate_dir_name(two.plate_id)
+
+    def ls_l() -> list[str]:
+        names = sorted(os.listdir(p2))
+        for name in names:
+            if (p2 / name).is_dir():
+                for inner in os.listdir(p2 / name):
+                    os.stat(p2 / name / inner)
+        return names
+
+    assert ls_l() == [".omerofs", "A01", "A02", "A03", "B01", "B02", "B03"]
+    os.listdir(p1)
+    took: list[float] = []
+
+    def copy() -> None:
+        t0 = time.monotonic()
+        (p1 / "notes.csv").write_bytes(b"a,b\n1,2\n")
+        took.append(time.monotonic() - t0)
+
+    writer = threading.Thread(target=copy)
+    writer.start()
+    deadline = time.monotonic() + 10
+    while not mark.exists():
+        assert time.monotonic() < deadline, "the copy never reached the spool's fsync"
+        time.sleep(0.01)
+    lags = []
+    while writer.is_alive():
+        t0 = time.monotonic()
+        ls_l()
+        lags.append(time.monotonic() - t0)
+    writer.join()
+    assert took and took[0] >= 2 * SLOW  # the copy did wait for slow fsyncs (create, close)
+    assert len(lags) > 5 and max(lags) < 1.0, (
+        f"ls -l of another plate took up to {max(lags):.2f} s during slow fsyncs")
+    assert (p1 / "notes.csv").read_bytes() == b"a,b\n1,2\n"
