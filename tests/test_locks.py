@@ -145,8 +145,8 @@ def test_a_save_that_ends_late_never_puts_back_an_older_version(tmp_path):
 def test_waiting_for_a_load_under_the_tree_lock_is_refused(tmp_path):
     gw = MemoryGateway()
     add_plate(gw, "p", 1)
-    ns = Namespace.build(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60),
-                         spool=Spool(tmp_path / "spool"), clock=Clock())
+    ns = Namespace.build(gw, 16 << 20, spool=Spool(tmp_path / "spool"), clock=Clock(),
+                         timeouts=Timeouts(root_ttl=10, plate_ttl=60, load_wait=1.0))
     try:
         with ns.tree.locked(), pytest.raises(LockRuleBroken, match="load"):
             ns.load(ROOT_INODE)  # its thread would wait for this very lock
