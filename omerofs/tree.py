@@ -257,7 +257,9 @@ class Tree:
     def locked(self) -> Iterator[None]:
         """Hold the tree lock (re-entrant). When the outermost hold ends, even
         by an exception, the work queued by :meth:`after_unlock` runs and the
-        removal notices go out, in that order, with the lock released."""
+        removal notices go out, in that order, with the lock released; a
+        queued step that fails does not stop the others, and its error is
+        raised after them (as it was when it ran in place)."""
         out: list[tuple[int, str]] = []
         after: list[Callable[[], None]] = []
         try:
@@ -273,10 +275,16 @@ class Tree:
                         out, self._removed = self._removed, []
                         after, self._after = self._after, []
         finally:
+            failed: list[Exception] = []
             for fn in after:
-                fn()
+                try:
+                    fn()
+                except Exception as e:  # the rest still runs; the first is raised
+                    failed.append(e)
             for parent, name in out:
                 self._on_removed(parent, name)
+            if failed:
+                raise failed[0]
 
     def holding(self) -> bool:
         """Does this thread hold the tree lock?"""

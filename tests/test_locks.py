@@ -123,6 +123,16 @@ def test_disk_work_under_the_lock_runs_when_the_outermost_hold_ends(tmp_path):
         tree.drop_entry(third)
         raise OSError(errno.EEXIST, "refused after the change")
     assert not spool.data_path(e3.id).exists()
+    # a queued step that fails: the others still run, then its error is raised
+    fourth, e4 = _text_node(tree, spool, "d.csv")
+
+    def broken_disk() -> None:
+        raise OSError(errno.EIO, "the disk is gone")
+
+    with pytest.raises(OSError, match="the disk is gone"), tree.locked():
+        tree.after_unlock(broken_disk)
+        tree.drop_entry(fourth)
+    assert not spool.data_path(e4.id).exists() and not tree.holding()
 
 
 def _reread(spool: Spool) -> list[Entry]:
