@@ -103,11 +103,17 @@ class RankedLock:
         self._lock.release()
 
     def __enter__(self) -> RankedLock:
-        self.acquire()
+        if CHECKS:
+            self.acquire()
+        else:  # the common case without a call more than a plain lock's
+            self._lock.acquire()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.release()
+        if CHECKS:
+            self.release()
+        else:
+            self._lock.release()
 
     @contextmanager
     def ordered(self, order: int) -> Iterator[None]:

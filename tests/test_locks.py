@@ -82,13 +82,17 @@ def test_spool_disk_io_under_the_tree_lock_is_refused(tmp_path):
         "read": lambda: spool.read(entry.id, 0, 1),
         "remove": lambda: spool.remove(entry.id),
     }
+    spool.write(entry.id, 0, b"abc")
     with tree.locked():
         for what, call in calls.items():
-            with pytest.raises(LockRuleBroken, match="under tree lock"):
+            with pytest.raises(LockRuleBroken, match=f"spool {what} under tree lock"):
                 call()
-            assert what  # each refused before touching the disk
         assert spool.get(entry.id) == entry and len(spool.entries()) == 1
-        spool.stage(entry, attempts=1)  # memory only: allowed
+        staged = spool.stage(entry, attempts=1)  # memory only: allowed
+    # each was refused before it touched the disk
+    assert len(list((tmp_path / "spool").glob("*.data"))) == 1
+    assert spool.read_all(entry.id) == b"abc" and _reread(spool) == [entry]
+    entry = staged
     for call in calls.values():  # outside the lock, all fine
         call()
     assert [e.upload.name for e in spool.entries()] == ["b.csv"]  # a.csv was removed
