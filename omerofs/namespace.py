@@ -4,7 +4,7 @@
 of pyfuse3, so it is tested directly (ratarmount's split between core and
 FUSE layer). It is built from collaborators, each in a module of its own:
 
-* :mod:`omerofs.tree`: nodes, inodes, the tree lock and the lock order;
+* :mod:`omerofs.tree`: nodes, inodes, the tree lock (ranks and checks: :mod:`omerofs.locks`);
 * :mod:`omerofs.listing`: server listings and their freshness;
 * :mod:`omerofs.planes`: plane bytes, the plane cache, prefetch;
 * :mod:`omerofs.textfiles`: text files, uploads, user directories;
