@@ -72,6 +72,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Generic, TypeVar
 
+from .locks import LEAF, RankedLock
+
 __all__ = ["CacheStats", "PlaneCache"]
 
 log = logging.getLogger("omerofs.cache")
@@ -185,7 +187,7 @@ class PlaneCache(Generic[K]):
                                           thread_name_prefix=f"omerofs-prefetch-{i}")
                        for i in range(prefetch_workers)]
 
-        self._lock = threading.Lock()
+        self._lock = RankedLock("plane cache", LEAF)  # a leaf: omerofs.locks
         self._entries: OrderedDict[K, _Entry] = OrderedDict()  # LRU first
         self._flights: dict[K, _Flight] = {}
         self._bytes = 0

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from .gateway.types import whole_plane_writable
 from .keys import LocalKey, PlaneKey
 from .kinds import IncomingState, PlaneState, PlateDir, RootDir, WellDir, WriteStatus
 from .listing import Listings
+from .locks import FILE, RankedLock
 from .planes import PlaneReader
 from .spool import PLANE, Entry, Spool, Upload
 from .tiff import decode_plane, pixel_type_of
@@ -52,7 +52,8 @@ class SiteBuffer:
     #: clock() of the last plane added (the site's idle time counts from it)
     last_write: float = 0.0
     image: ImageInfo | None = None  # set once the image exists
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: one site's image made once (rank FILE: omerofs.locks)
+    lock: RankedLock = field(default_factory=lambda: RankedLock("site lock", FILE), repr=False)
 
     @property
     def image_name(self) -> str:
@@ -178,7 +179,7 @@ class DerivedPlates:
         with self.tree.locked():
             existing = self.tree.lookup(well.ino, name)
             if existing is not None and not isinstance(existing.state, PlaneState):
-                spool.remove(entry.id)
+                self.tree.after_unlock(lambda: spool.remove(entry.id))
                 raise refuse(errno.EEXIST, f"create {name}: exists")
             node = self.tree.new_node(LocalKey(entry.id),
                                       IncomingState(writers=1, status=WriteStatus.DIRTY), name,

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import enum
 import stat
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, runtime_checkable
 
 from .gateway import FileAnnotationInfo, ImageInfo, PlaneIndex
 from .keys import Ino, PixelsKey
+from .locks import FILE, RankedLock
 from .spool import SCRATCH, Entry
 from .stack import StackLayout
 from .tiff import TiffLayout, plane_layout
@@ -405,7 +405,9 @@ class FileState:
     #: clock() of the last local change the server listing may not show yet
     changed_at: float = float("-inf")
     #: one upload of this file at a time: a later one must not be overtaken
-    upload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: serialises the file's uploads (rank FILE: omerofs.locks)
+    upload_lock: RankedLock = field(default_factory=lambda: RankedLock("upload lock", FILE),
+                                    repr=False)
 
     @property
     def scratch(self) -> bool:

@@ -57,6 +57,7 @@ from .kinds import (
     WellDir,
     ZarrPlateDir,
 )
+from .locks import no_io_under_tree_lock
 from .plate_layout import PlateLayout
 from .tree import ROOT_INODE, Node, Tree
 
@@ -252,6 +253,7 @@ class Listings:
         TryLater (EAGAIN) and the next caller waits for the same load, so
         queries never pile up on the server (issue 21). Raises GatewayError
         only when there is no earlier listing to fall back on."""
+        no_io_under_tree_lock("waiting for a directory's load")  # its thread needs the lock
         node = self.tree.owner(self.tree.node(ino))
         with self.tree.locked():
             job = self._loads.get(node.ino)

@@ -4,7 +4,7 @@
 of pyfuse3, so it is tested directly (ratarmount's split between core and
 FUSE layer). It is built from collaborators, each in a module of its own:
 
-* :mod:`omerofs.tree`: nodes, inodes, the tree lock and the lock order;
+* :mod:`omerofs.tree`: nodes, inodes, the tree lock (ranks and checks: :mod:`omerofs.locks`);
 * :mod:`omerofs.listing`: server listings and their freshness;
 * :mod:`omerofs.planes`: plane bytes, the plane cache, prefetch;
 * :mod:`omerofs.textfiles`: text files, uploads, user directories;
@@ -45,6 +45,7 @@ from .kinds import (
 )
 from .layout import STATUS_NAME, check_name
 from .listing import MAX_LISTED, Listings, Timeouts
+from .locks import checked_gateway
 from .planes import PlaneReader, plane_limit
 from .plate_layout import PlateLayout
 from .spool import PLANE, SCRATCH, Entry, Spool
@@ -105,6 +106,7 @@ class Namespace:
         ``prefetch_depth`` 8, as every mount has used (this class once said
         4, which only code building a Namespace directly got)."""
         timeouts = timeouts or Timeouts()
+        gateway = checked_gateway(gateway)  # no server call under the tree lock (tests)
         tree = Tree(time.time(), spool, on_removed)
         zarr_layout = ZarrLayout(tree, plane_limit(cache_budget)) if zarr else None
         listings = Listings(tree, gateway, timeouts, clock, stacks, max_listed,

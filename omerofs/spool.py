@@ -24,6 +24,12 @@ newer format) is moved with its data to ``<spool>/unreadable/``, next to a
 ``.why`` file saying why, with an ERROR line in the log; the mount's status
 lists every entry there (:meth:`Spool.unreadable`) until someone removes it.
 
+Locks (docs/architecture.rst, "Locks"): every method that touches the disk
+runs with no tree lock held (checked: :func:`omerofs.locks.no_io_under_tree_lock`);
+the tree lock's holder changes an entry in memory only (:meth:`Spool.stage`)
+and has it saved once the lock is released (:meth:`Spool.persist`). The
+entry index's lock is a leaf: memory only, never held across disk I/O.
+
 Plain file I/O, no FUSE and no server: tested directly.
 """
 
@@ -34,14 +40,15 @@ import fcntl
 import json
 import logging
 import os
-import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .gateway.types import TargetKind
+from .locks import DISK, LEAF, RankedLock, no_io_under_tree_lock
 from .retry import RetryPolicy
 
 log = logging.getLogger("omerofs.spool")
@@ -169,7 +176,12 @@ class Spool:
         os.chmod(self.root, 0o700)
         #: when failed uploads of these entries are tried again (:meth:`failed`)
         self.retry = retry or RetryPolicy()
-        self._lock = threading.Lock()
+        #: the entry index (a leaf lock: memory only)
+        self._lock = RankedLock("spool index", LEAF)
+        #: a metadata file's check-and-rename and an entry's removal, one at a time
+        self._disk = RankedLock("spool disk", DISK)
+        #: how a file's bytes are forced to disk (``os.fsync``; tests slow it down)
+        self.sync: Callable[[int], None] = os.fsync
         self._claim_fd: int | None = None
         self._unreadable: list[Unreadable] = []
         #: every entry, as last saved: read once from disk here, then kept in step
@@ -217,6 +229,7 @@ class Spool:
 
     def create(self, upload: Upload, state: EntryState = EntryState.OPEN, content: bytes = b""
                ) -> Entry:
+        no_io_under_tree_lock("spool create")
         entry = Entry(id=uuid.uuid4().hex, upload=upload, state=state)
         fd = os.open(self.data_path(entry.id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -225,11 +238,25 @@ class Spool:
             os.close(fd)
         with self._lock:
             self._entries[entry.id] = entry
-        self.save(entry)
+        self.persist(entry)
         return entry
 
-    def save(self, entry: Entry) -> None:
-        """Write the entry's metadata atomically (rename over the old one)."""
+    def stage(self, entry: Entry, **changes: object) -> Entry:
+        """``entry`` with ``changes``, made the entry's current version in
+        memory only (no I/O: callable under the tree lock); :meth:`persist`
+        saves it. A removed entry stays removed."""
+        new = replace(entry, **changes)  # type: ignore[arg-type]
+        with self._lock:
+            if new.id in self._entries:
+                self._entries[new.id] = new
+        return new
+
+    def persist(self, entry: Entry) -> None:
+        """Write ``entry``'s metadata atomically (rename over the old one) if it
+        is still the entry's current version: a newer one staged meanwhile is
+        saved by its own ``persist``, so saves that finish out of order never
+        leave an older version on disk."""
+        no_io_under_tree_lock("spool save")
         # a temporary name of its own per save: two threads saving one entry
         # must not rename each other's half-written file (or find it gone)
         tmp = self.root / f"{entry.id}.{uuid.uuid4().hex[:8]}.json.tmp"
@@ -237,17 +264,25 @@ class Spool:
         with os.fdopen(fd, "w") as f:
             json.dump(dump(entry), f)
             f.flush()
-            os.fsync(f.fileno())
-        with self._lock:
-            if entry.id not in self._entries and not self.data_path(entry.id).exists():
-                tmp.unlink(missing_ok=True)  # removed meanwhile: stays removed
-                return
-            os.replace(tmp, self._meta_path(entry.id))
-            self._entries[entry.id] = entry
+            self.sync(f.fileno())
+        with self._disk:
+            with self._lock:
+                current = self._entries.get(entry.id) is entry
+            if current:
+                os.replace(tmp, self._meta_path(entry.id))
+            else:  # removed, or superseded by a newer version
+                tmp.unlink(missing_ok=True)
+
+    def save(self, entry: Entry) -> None:
+        """Make ``entry`` the current version and write it (:meth:`persist`)."""
+        no_io_under_tree_lock("spool save")
+        self.persist(self.stage(entry))
 
     def update(self, entry: Entry, **changes: object) -> Entry:
-        new = replace(entry, **changes)  # type: ignore[arg-type]
-        self.save(new)
+        """``entry`` with ``changes``, saved (:meth:`stage`, :meth:`persist`)."""
+        no_io_under_tree_lock("spool save")
+        new = self.stage(entry, **changes)
+        self.persist(new)
         return new
 
     def failed(self, entry: Entry, error: str, **changes: object) -> Entry:
@@ -279,6 +314,7 @@ class Spool:
         return self.retry.gave_up(entry.attempts)
 
     def read(self, entry_id: str, offset: int, size: int) -> bytes:
+        no_io_under_tree_lock("spool read")
         fd = os.open(self.data_path(entry_id), os.O_RDONLY)
         try:
             return os.pread(fd, size, offset)
@@ -286,9 +322,11 @@ class Spool:
             os.close(fd)
 
     def read_all(self, entry_id: str) -> bytes:
+        no_io_under_tree_lock("spool read")
         return self.data_path(entry_id).read_bytes()
 
     def write(self, entry_id: str, offset: int, data: bytes) -> int:
+        no_io_under_tree_lock("spool write")
         fd = os.open(self.data_path(entry_id), os.O_WRONLY)
         try:
             return os.pwrite(fd, data, offset)
@@ -296,18 +334,22 @@ class Spool:
             os.close(fd)
 
     def truncate(self, entry_id: str, size: int) -> None:
+        no_io_under_tree_lock("spool truncate")
         os.truncate(self.data_path(entry_id), size)
 
     def fsync(self, entry_id: str) -> None:
+        no_io_under_tree_lock("spool fsync")
         fd = os.open(self.data_path(entry_id), os.O_RDONLY)
         try:
-            os.fsync(fd)
+            self.sync(fd)
         finally:
             os.close(fd)
 
     def remove(self, entry_id: str) -> None:
-        with self._lock:
-            self._entries.pop(entry_id, None)
+        no_io_under_tree_lock("spool remove")
+        with self._disk:
+            with self._lock:
+                self._entries.pop(entry_id, None)
             self._meta_path(entry_id).unlink(missing_ok=True)
             self.data_path(entry_id).unlink(missing_ok=True)
 

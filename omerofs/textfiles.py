@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import errno
 import logging
-import threading
 import time
 from collections.abc import Callable
 
@@ -30,10 +29,11 @@ from .gateway import FileAnnotationInfo, Gateway, GatewayError, NotFound
 from .keys import AnnKey, LocalKey
 from .kinds import SubDir, TextState, WriteStatus
 from .listing import Listings
+from .locks import FILE, RankedLock
 from .planes import PlaneReader
 from .spool import OPEN, PENDING, PLANE, SCRATCH, Entry, Spool, Upload
 from .tree import Node, Tree, refuse
-from .uploads import after_upload, kept_copy, upload
+from .uploads import kept_copy, rewrite_plan, upload
 
 log = logging.getLogger("omerofs.textfiles")
 
@@ -51,7 +51,7 @@ class TextFiles:
         self.clock = clock
         #: leftovers have no node (whose upload_lock serialises its uploads): the
         #: retry task and a root fsync (omerofs sync) must not both create one
-        self._leftover_lock = threading.Lock()
+        self._leftover_lock = RankedLock("leftover lock", FILE)
 
     # --- where a file goes --------------------------------------------------------------------
     def upload_spec(self, directory: Node, name: str, old: FileAnnotationInfo | None
@@ -109,7 +109,7 @@ class TextFiles:
         entry = spool.create(spec, OPEN if text else SCRATCH)
         with self.tree.locked():
             if self.tree.lookup(directory.ino, name) is not None:
-                spool.remove(entry.id)
+                self.tree.after_unlock(lambda: spool.remove(entry.id))
                 raise refuse(errno.EEXIST, f"create {name}: exists")
             state = TextState(writers=1,
                               status=WriteStatus.DIRTY if text else WriteStatus.CLEAN)
@@ -238,7 +238,8 @@ class TextFiles:
             with self.tree.locked():
                 if f.entry is not None and f.entry.id == entry.id:
                     fresh = spool.get(entry.id) or entry  # with the attempt recorded
-                    f.entry = spool.update(fresh, state=PENDING if f.writers == 0 else OPEN)
+                    self.tree.update_entry(node, fresh,
+                                           state=PENDING if f.writers == 0 else OPEN)
             if not raise_errors:
                 log.debug("retry of %s failed: %s", node.name, e)
                 return False
@@ -252,7 +253,6 @@ class TextFiles:
         """Bookkeeping after a confirmed upload. The spooled copy stays while
         writers have the file open or wrote during the upload."""
         f = node.file
-        spool = self.tree.require_spool()
         with self.tree.locked():
             if f.ann is not None:
                 self.planes.discard_file(f.ann.file_id)
@@ -273,13 +273,12 @@ class TextFiles:
             if not keep:
                 self.tree.drop_entry(node)
                 return
-            kept = after_upload(spool, current, ann, keep=True)
-            assert kept is not None
+            changes = rewrite_plan(current, ann)  # later changes rewrite ann
             if f.dirty and f.writers == 0:
-                kept = spool.update(kept, state=PENDING)  # changed meanwhile: again
+                changes["state"] = PENDING  # changed meanwhile: again
             elif f.writers:
-                kept = spool.update(kept, state=OPEN)
-            self.tree.bind_entry(node, kept)
+                changes["state"] = OPEN
+            self.tree.update_entry(node, current, **changes)
 
     def discard_changes(self, node: Node) -> None:
         """Drop a failed file's local changes: a new file disappears, an
@@ -306,8 +305,7 @@ class TextFiles:
             if f.writers or entry is None or f.scratch:
                 return  # a scratch file lives until renamed, unlinked or unmounted
             if f.dirty:
-                self.tree.bind_entry(node, self.tree.require_spool().update(entry,
-                                                                            state=PENDING))
+                self.tree.update_entry(node, entry, state=PENDING)
             elif f.ann is not None:  # opened, nothing changed
                 self.tree.drop_entry(node)
 
@@ -369,8 +367,8 @@ class TextFiles:
                          if n is not None and isinstance(n.state, TextState)}.values(),
                         key=lambda n: n.ino)
         with contextlib.ExitStack() as stack:
-            for n in locked:
-                stack.enter_context(n.file.upload_lock)
+            for n in locked:  # in inode order: see omerofs.locks
+                stack.enter_context(n.file.upload_lock.ordered(n.ino))
             self._settle(src)
             if dst is not None and isinstance(dst.state, TextState):
                 self._settle(dst)

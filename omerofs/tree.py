@@ -15,15 +15,18 @@ it holds depends on its kind:
 The state's class is the node's kind; what a kind means (mode, cache
 lifetimes, writability ...) is its row in :data:`omerofs.kinds.SPECS`.
 
-Lock order (outermost first); every module of the core follows it:
-
-1. a plate's load gate (:mod:`omerofs.listing`), a file's
-   ``FileState.upload_lock`` or a site's ``SiteBuffer.lock``
-   (:mod:`omerofs.derived`); none of these is taken while holding another;
-2. :meth:`Tree.locked`, the tree lock: the innermost. It guards every node
-   and directory map, is held for memory work only (never across a server
-   call or disk I/O of the spool's data), and tells the FUSE layer about
-   names that went away by themselves only once it is released.
+Locks (:mod:`omerofs.locks` has the ranks and the checks; docs/architecture.rst,
+"Locks"): a file's ``upload_lock`` or a site's ``SiteBuffer.lock`` first (two
+upload locks only in rename, in inode order), then the tree lock
+(:meth:`Tree.locked`), then leaf locks (the spool's entry index, the plane
+cache's tables), which take nothing below them. The tree lock guards every
+node and directory map and is held for memory work only: never across a
+server call, a wait for a directory's load, or disk I/O. What a change under
+it needs on disk (a spool entry saved or removed) is queued with
+:meth:`Tree.after_unlock` and runs once the thread's outermost hold ends, as
+do the notices of names that went away by themselves. A directory's load
+runs in a thread of its own (:mod:`omerofs.listing`) that its callers wait
+for with no lock held.
 
 Node lifetime (bounded memory): the tree counts the kernel's lookups of each
 node (:meth:`Tree.looked_up`, :meth:`Tree.forget`). A node of a server
@@ -45,7 +48,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from . import layout
+from . import layout, locks
 from .inodes import Inodes
 from .keys import ROOT_INODE, Ino, NodeKey, PlateId, StatusKey
 from .kinds import (
@@ -237,9 +240,13 @@ class Tree:
         self._on_removed = on_removed or (lambda parent, name: None)
         #: told (under the lock) of each freed node: caches keyed by inode let go
         self.on_freed: Callable[[Node], None] | None = None
-        self._lock = threading.RLock()
+        self._lock = locks.RankedLock("tree lock", locks.TREE, reentrant=True)
         self._depth = 0
+        #: the thread holding the lock (its ident), 0 when free
+        self._owner = 0
         self._removed: list[tuple[int, str]] = []
+        #: work queued by the holder to run once its outermost hold ends
+        self._after: list[Callable[[], None]] = []
         self._nodes: dict[int, Node] = {}
         self._inodes = Inodes(ROOT_INODE + 1)
         self._by_entry: dict[str, Ino] = {}  # spool entry id -> inode
@@ -250,18 +257,49 @@ class Tree:
     # --- locking -------------------------------------------------------------------------
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the tree lock (re-entrant); removal notices go out after it."""
+        """Hold the tree lock (re-entrant). When the outermost hold ends, even
+        by an exception, the work queued by :meth:`after_unlock` runs and the
+        removal notices go out, in that order, with the lock released; a
+        queued step that fails does not stop the others, and its error is
+        raised after them (as it was when it ran in place)."""
         out: list[tuple[int, str]] = []
-        with self._lock:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-                if self._depth == 0 and self._removed:
-                    out, self._removed = self._removed, []
-        for parent, name in out:
-            self._on_removed(parent, name)
+        after: list[Callable[[], None]] = []
+        try:
+            with self._lock:
+                self._depth += 1
+                self._owner = threading.get_ident()
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                    if self._depth == 0:
+                        self._owner = 0
+                        out, self._removed = self._removed, []
+                        after, self._after = self._after, []
+        finally:
+            failed: list[Exception] = []
+            for fn in after:
+                try:
+                    fn()
+                except Exception as e:  # the rest still runs; the first is raised
+                    failed.append(e)
+            for parent, name in out:
+                self._on_removed(parent, name)
+            if failed:
+                raise failed[0]
+
+    def holding(self) -> bool:
+        """Does this thread hold the tree lock?"""
+        return self._owner == threading.get_ident()
+
+    def after_unlock(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` (disk I/O a change under the lock needs) once this
+        thread's outermost hold of the tree lock ends; at once if it holds
+        none."""
+        if self.holding():
+            self._after.append(fn)
+        else:
+            fn()
 
     def detach(self) -> None:
         """The kernel side is gone (unmounting): stop sending removal notices."""
@@ -490,7 +528,8 @@ class Tree:
             self._by_entry[entry.id] = node.ino
 
     def drop_entry(self, node: Node) -> None:
-        """Forget ``node``'s spool entry and delete it from the spool."""
+        """Forget ``node``'s spool entry; it is deleted from the spool once the
+        tree lock is released (:meth:`after_unlock`)."""
         with self.locked():
             state = node.fstate
             entry = state.entry if state is not None else None
@@ -498,21 +537,35 @@ class Tree:
                 return
             state.entry = None  # type: ignore[union-attr]
             self._by_entry.pop(entry.id, None)
-        if self.spool is not None:
-            self.spool.remove(entry.id)
+            self._remove_entry(entry.id)
 
     def drop_entry_id(self, entry_id: str) -> Node | None:
-        """Delete a spool entry by id; returns the node that held it, if any
-        (its ``entry`` is cleared)."""
+        """Delete a spool entry by id (once the tree lock is released); returns
+        the node that held it, if any (its ``entry`` is cleared)."""
         with self.locked():
             ino = self._by_entry.pop(entry_id, None)
             node = self._nodes.get(ino) if ino is not None else None
             if node is not None and node.fstate is not None and node.fstate.entry is not None \
                     and node.fstate.entry.id == entry_id:
                 node.fstate.entry = None
-        if self.spool is not None:
-            self.spool.remove(entry_id)
+            self._remove_entry(entry_id)
         return node
+
+    def _remove_entry(self, entry_id: str) -> None:
+        spool = self.spool
+        if spool is not None:
+            self.after_unlock(lambda: spool.remove(entry_id))
+
+    def update_entry(self, node: Node, entry: Entry, **changes: object) -> Entry:
+        """Under the tree lock: ``node``'s bytes are now in ``entry`` changed by
+        ``changes`` (a new state or plan), bound at once; the spool saves it
+        once the lock is released (:meth:`omerofs.spool.Spool.stage`)."""
+        spool = self.require_spool()
+        with self.locked():
+            new = spool.stage(entry, **changes)
+            self.bind_entry(node, new)
+            self.after_unlock(lambda: spool.persist(new))
+        return new
 
     def node_of_entry(self, entry_id: str) -> Node | None:
         ino = self._by_entry.get(entry_id)

@@ -129,10 +129,16 @@ def after_upload(spool: Spool, entry: Entry, ann: FileAnnotationInfo, keep: bool
     if not keep:
         spool.remove(entry.id)
         return None
+    return spool.update(entry, **rewrite_plan(entry, ann))
+
+
+def rewrite_plan(entry: Entry, ann: FileAnnotationInfo) -> dict[str, object]:
+    """The changes (for :meth:`~omerofs.spool.Spool.update` or ``stage``) that
+    turn uploaded ``entry`` into one that rewrites ``ann`` (pure)."""
     u = entry.upload
     plan = Upload(plate_id=u.plate_id, target_kind=ann.target.kind,
                   target_id=ann.target.id, name=ann.name, path=ann.path, mimetype=u.mimetype,
                   annotation_id=ann.id, file_id=ann.file_id)
     # a success starts the retry policy's count (and backoff) afresh
-    return spool.update(entry, upload=plan, ambiguous=False, last_error=None, tried=[],
-                        attempts=0, next_attempt=None)
+    return {"upload": plan, "ambiguous": False, "last_error": None, "tried": [],
+            "attempts": 0, "next_attempt": None}

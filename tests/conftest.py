@@ -11,6 +11,7 @@
 * the ``core`` marker, set here on every test that needs neither FUSE nor
   one of the fixtures above that start a devserver, a mount or a process:
   ``make test-fast`` runs the ``core`` tests of the core's test files;
+* the lock rules of :mod:`omerofs.locks` are checked (``OMEROFS_LOCK_CHECKS=1``);
 * after every test, the log of every mount it made is checked (as pyfuse3's
   own suite does): a traceback, or an ERROR line the test did not declare
   with ``Mount.expect_errors``, fails the test.
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from omerofs import locks
 from omerofs.devserver.harness import DevServerProcess
 from omerofs.devserver.seed import PlateSpec, SeededPlate, seed_plate
 from omerofs.devserver.store import Store
@@ -66,6 +68,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "core: set here on every test that needs neither "
                             "FUSE nor a devserver, mount or subprocess fixture "
                             "(make test-fast runs those of its files)")
+    # the lock rules (omerofs.locks) are checked in every test: here, and in
+    # the mounts and CLI runs the tests start (they inherit the environment)
+    os.environ["OMEROFS_LOCK_CHECKS"] = "1"
+    locks.CHECKS = True
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

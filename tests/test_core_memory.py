@@ -438,6 +438,10 @@ class SignallingLock:
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
 
+    def ordered(self, order: int) -> SignallingLock:
+        """As :meth:`omerofs.locks.RankedLock.ordered` (rename takes it so)."""
+        return self
+
 
 class CreateDuringUpload(MemoryGateway):
     """Runs ``during`` once, in the middle of the next create of an annotation."""
