@@ -97,8 +97,10 @@ class Security:
         self._check_member(ctx_group)
         return {ctx_group}
 
-    def can_read(self, owner: str, gid: int, ctx_group: int | None) -> bool:
-        if gid not in self.read_groups(ctx_group):
+    def can_read(self, owner: str, gid: int | None, ctx_group: int | None) -> bool:
+        """``gid`` None (a row of an old data directory without a group): no group
+        reads it."""
+        if gid is None or gid not in self.read_groups(ctx_group):
             return False
         if owner == self.user or self.is_admin or gid in self.leader_of:
             return True
@@ -159,8 +161,7 @@ class Security:
             raise security(f"Group is {perms}. Cannot link to object: {kind}:{obj_id}")
 
     def _members(self, gid: int) -> set[str]:
-        return {str(r[0]) for r in self.store.query(
-            "select user from members where group_id = ?", (gid,))}
+        return self.store.group_members(gid)
 
     def may_modify(self, owner: str, gid: int) -> bool:
         """Update or delete an existing object."""

@@ -29,7 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from ..gateway.types import pixel_dtype
+from ...gateway.types import pixel_dtype
+from .fingerprints import FingerprintRows
+from .graph import GraphRows
+from .objects import ObjectRows
+from .rows import TABLES, FieldRow, FileRow
 
 SCHEMA = """
 create table if not exists ids (next integer not null);
@@ -221,21 +225,18 @@ def file_checksum(path: Path, hasher: str) -> str:
     return h.hexdigest()
 
 
-#: object kind -> table
-TABLES = {"Plate": "plates", "Well": "wells", "Image": "images", "OriginalFile": "files",
-          "FileAnnotation": "annotations", "Annotation": "annotations",
-          "WellSample": "well_samples", "Roi": "rois", "Shape": "shapes",
-          "RenderingDef": "rendering_defs",
-          **{f"{kind}AnnotationLink": "links" for kind in ("Plate", "Well", "Image")},
-          **{f"{kind}Annotation": "annotations" for kind in ("Comment", "Tag", "Xml", "Map")}}
-
 #: the annotation kinds the devserver stores besides FileAnnotation
 #: (annotations.ome.xml:29-31 TextAnnotations with a textValue, :50-53 MapAnnotation)
 OTHER_ANNOTATIONS = ("CommentAnnotation", "TagAnnotation", "XmlAnnotation", "MapAnnotation")
 
 
-class Store:
-    """Thread-safe access to one data directory."""
+class Store(GraphRows, ObjectRows, FingerprintRows):
+    """Thread-safe access to one data directory.
+
+    The only holder of the devserver's SQL: every read returns named rows
+    (:mod:`.rows`); the mixins hold the reads and writes of one area each
+    (:mod:`.graph` the object graph Delete2 walks, :mod:`.objects` the
+    objects the servants build, :mod:`.fingerprints` the plate fingerprints)."""
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
@@ -582,9 +583,9 @@ class Store:
                         self.event(db)))
             return wsid
 
-    def well_samples(self, well_id: int) -> list[tuple[int, int, int]]:
-        """(id, index, image id) of a well's samples, by index."""
-        return [(int(a), int(b), int(c)) for a, b, c in self.query(
+    def well_samples(self, well_id: int) -> list[FieldRow]:
+        """A well's samples, by index."""
+        return [FieldRow(int(a), int(b), int(c)) for a, b, c in self.query(
             "select id, idx, image_id from well_samples where well_id = ? order by idx",
             (well_id,))]
 
@@ -688,12 +689,12 @@ class Store:
         self.file_path(fid).touch()
         return fid
 
-    def file_row(self, file_id: int) -> tuple[Any, ...]:
-        row = self.one("select id, name, path, size, mimetype, owner from files where id = ?",
-                       (file_id,))
+    def file_row(self, file_id: int) -> FileRow:
+        row = self.one("select id, name, path, size, mimetype, owner, hasher, hash from files"
+                       " where id = ?", (file_id,))
         if row is None:
             raise KeyError(f"no OriginalFile {file_id}")
-        return row
+        return FileRow(*row)
 
     def update_file(self, file_id: int, name: str | None = None, path: str | None = None,
                     mimetype: str | None = None) -> None:
@@ -762,8 +763,8 @@ class Store:
 
     def annotation_kind(self, ann_id: int) -> str | None:
         """The class of an annotation ("FileAnnotation", "MapAnnotation", ...), None if gone."""
-        row = self.one("select kind from annotations where id = ?", (ann_id,))
-        return None if row is None else (row[0] or "FileAnnotation")
+        row = self.annotation_row(ann_id)
+        return None if row is None else row.kind
 
     def create_roi(self, image_id: int | None, name: str | None, description: str | None,
                    shapes: list[tuple[str, dict[str, Any]]], owner: str, group: int) -> int:
