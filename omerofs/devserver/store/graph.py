@@ -7,10 +7,9 @@ transaction (``Store.tx`` is re-entrant), so a Delete2 stays all or nothing.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from .rows import TABLES, AnnotationRow, LinkRow, Owned, SampleRef, SqlBase
+from .rows import TABLES, LinkRow, Owned, SampleRef, SqlBase
 
 _LINK_COLUMNS = "id, parent_type, parent_id, ann_id, owner, group_id, update_id"
 
@@ -81,15 +80,6 @@ class GraphRows(SqlBase):
                                (roi_id,)))
 
     # --- annotations and their links ----------------------------------------------------
-    def annotation_row(self, ann_id: int) -> AnnotationRow | None:
-        row = self.one("select id, kind, file_id, ns, owner, group_id, text_value, map_value"
-                       " from annotations where id = ?", (ann_id,))
-        if row is None:
-            return None
-        aid, kind, fid, ns, owner, gid, text, pairs = row
-        return AnnotationRow(int(aid), kind or "FileAnnotation", int(fid), ns, str(owner),
-                             gid, text, [(n, v) for n, v in json.loads(pairs or "[]")])
-
     def links_of_annotation(self, ann_id: int) -> list[LinkRow]:
         return [link_row(r) for r in self.query(
             f"select {_LINK_COLUMNS} from links where ann_id = ? order by id", (ann_id,))]

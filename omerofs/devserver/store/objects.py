@@ -1,8 +1,7 @@
 """The Store's reads of single objects and lists the servants build answers from.
 
 Plates, wells, fields, images, ROIs, rendering settings and file
-annotations as named rows; the column updates of IUpdate; the few account
-and session reads of the servants. No rule here, only rows.
+annotations as named rows; the column updates of IUpdate. No rule here, only rows.
 """
 
 from __future__ import annotations
@@ -144,19 +143,3 @@ class ObjectRows(SqlBase):
             sets = ", ".join(f"{c} = ?" for c in values)
             db.execute(f"update {table} set {sets}, update_id = ? where id = ?",
                        (*values.values(), self.event(db), obj_id))
-
-    # --- accounts and sessions ----------------------------------------------------------------
-    def has_user(self, name: str) -> bool:
-        return self.one("select 1 from users where name = ?", (name,)) is not None
-
-    def has_group(self, name: str) -> bool:
-        return self.one("select 1 from groups where name = ?", (name,)) is not None
-
-    def group_members(self, group_id: int) -> set[str]:
-        return {str(u) for (u,) in self.query(
-            "select user from members where group_id = ?", (group_id,))}
-
-    def close_all_sessions(self) -> int:
-        """Close every open session; how many were open."""
-        with self.tx() as db:
-            return int(db.execute("update sessions set closed = 1 where closed = 0").rowcount)

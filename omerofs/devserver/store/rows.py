@@ -8,6 +8,7 @@ SQL nor unpack a row by position.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -23,9 +24,16 @@ TABLES = {"Plate": "plates", "Well": "wells", "Image": "images", "OriginalFile":
 
 class SqlBase:
     """The plumbing the area mixins use; :class:`~omerofs.devserver.store.Store`
-    defines it (declared here for the type checker only)."""
+    and its mixins define it (declared here for the type checker only)."""
+
+    root: Path  # the data directory
+    _lock: threading.RLock  # held around every use of the connection
 
     if TYPE_CHECKING:
+        def new_id(self, db: sqlite3.Connection) -> int: ...
+
+        def default_group(self, user: str) -> int: ...
+
         def tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
 
         def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]: ...
@@ -37,6 +45,8 @@ class SqlBase:
         def file_path(self, file_id: int) -> Path: ...
 
         def pixels_path(self, pixels_id: int) -> Path: ...
+
+        def annotation_row(self, ann_id: int) -> AnnotationRow | None: ...
 
 
 class Owned(NamedTuple):
