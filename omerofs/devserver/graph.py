@@ -71,7 +71,7 @@ def check(store: Store, sec: Security, targets: dict[str, list[int]]) -> None:
             raise GraphFail(f"unknown class {kind}")
         for i in ids:
             details = store.details(kind, i)
-            if details is None or not sec.can_read(details[0], details[1], -1):
+            if details is None or not sec.can_read(details.owner, details.group_id, -1):
                 raise GraphFail(f"cannot read all the specified objects of class {cls}")
         denied = [f"{cls}[{i}]" for i in ids
                   if not sec.may_modify(*(store.details(kind, i) or ("", 0)))]

@@ -114,7 +114,7 @@ def pixels_description(store: Store, pixels_id: int) -> Any | None:
         ch = omero.model.ChannelI(pix.id * 1000 + c, True)  # ids are not kept for channels
         if c in stats:
             si = omero.model.StatsInfoI()
-            si.globalMin, si.globalMax = rdouble(stats[c][0]), rdouble(stats[c][1])
+            si.globalMin, si.globalMax = rdouble(stats[c].min), rdouble(stats[c].max)
             ch.statsInfo = si
         p.addChannel(ch)
     return p

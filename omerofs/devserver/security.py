@@ -112,7 +112,7 @@ class Security:
         details = self.store.details(kind, obj_id)
         if details is None:
             return None
-        return self.can_read(details[0], details[1], ctx_group)
+        return self.can_read(details.owner, details.group_id, ctx_group)
 
     def readable_anywhere(self, kind: str, obj_id: int) -> bool | None:
         """As :meth:`readable` across all the user's groups (Delete2 does this)."""
@@ -127,7 +127,7 @@ class Security:
             for kind, obj_id in linked:
                 details = self.store.details(kind, obj_id)
                 if details is not None:
-                    return details[1]
+                    return details.group_id
             return self.session_group()
         self._check_member(ctx_group)
         return ctx_group
@@ -153,7 +153,7 @@ class Security:
             raise read_only_group_security(
                 f"Cannot link to {kind}:Id_{obj_id}\n"
                 f"Current user ({self.user}) is an admin or the owner of\n"
-                f"the private group ({self.store.group_row(other)[0]}={perms}). "
+                f"the private group ({self.store.group_row(other).name}={perms}). "
                 "It is not allowed to\nlink to users' data.")
         if supervisor:
             return  # OmeroInterceptor.java:627-629: no permission check

@@ -29,7 +29,7 @@ from .fingerprints import FingerprintRows
 from .graph import GraphRows
 from .objects import ObjectRows
 from .plates import PixelsRow, PlatesAndImages, synthetic_plane
-from .rows import TABLES
+from .rows import TABLES, Details
 from .schema import (
     DEFAULT_GROUP,
     DEFAULT_GROUP_ID,
@@ -157,10 +157,10 @@ class Store(Accounts, PlatesAndImages, FilesAndAnnotations, ObjectRows, GraphRow
     # --- object details -------------------------------------------------------------
     def owner_of(self, kind: str, obj_id: int) -> str | None:
         details = self.details(kind, obj_id)
-        return None if details is None else details[0]
+        return None if details is None else details.owner
 
-    def details(self, kind: str, obj_id: int) -> tuple[str, int] | None:
-        """(owner, group id) of an object, None if it does not exist; KeyError
+    def details(self, kind: str, obj_id: int) -> Details | None:
+        """The owner and group of an object, None if it does not exist; KeyError
         for a kind this store does not hold."""
         table = TABLES.get(kind)
         if table is None:
@@ -168,5 +168,5 @@ class Store(Accounts, PlatesAndImages, FilesAndAnnotations, ObjectRows, GraphRow
         row = self.one(f"select owner, group_id from {table} where id = ?", (obj_id,))
         if row is None:
             return None
-        return str(row[0]), int(row[1]) if row[1] is not None else DEFAULT_GROUP_ID
+        return Details(str(row[0]), int(row[1]) if row[1] is not None else DEFAULT_GROUP_ID)
 

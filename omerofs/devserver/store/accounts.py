@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from .rows import SqlBase
+from .rows import GroupRow, SessionRow, SqlBase
 from .schema import (
     DEFAULT_GROUP_ID,
     PERMISSION_LEVELS,
@@ -101,12 +101,12 @@ class Accounts(SqlBase):
             raise KeyError(f"no group {group!r}")
         return int(row[0])
 
-    def group_row(self, gid: int) -> tuple[str, str]:
-        """(name, perms) of a group."""
+    def group_row(self, gid: int) -> GroupRow:
+        """A group's name and permissions."""
         row = self.one("select name, perms from groups where id = ?", (gid,))
         if row is None:
             raise KeyError(f"no group {gid}")
-        return str(row[0]), str(row[1])
+        return GroupRow(str(row[0]), str(row[1]))
 
     def groups_of(self, user: str) -> list[int]:
         """The groups of a user, default group first."""
@@ -162,9 +162,9 @@ class Accounts(SqlBase):
         with self.tx() as db:
             return db.execute("update sessions set last_used = 0 where closed = 0").rowcount
 
-    def live_sessions(self, idle_timeout: float) -> list[tuple[str, str]]:
-        """(uuid, user) of every session that is open and not idle too long."""
-        return [(str(u), str(n)) for u, n in self.query(
+    def live_sessions(self, idle_timeout: float) -> list[SessionRow]:
+        """Every session that is open and not idle too long."""
+        return [SessionRow(str(u), str(n)) for u, n in self.query(
             "select uuid, user from sessions where closed = 0 and last_used > ?",
             (time.time() - idle_timeout,))]
 

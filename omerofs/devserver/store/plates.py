@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ...gateway.types import pixel_dtype
-from .rows import FieldRow, SqlBase
+from .rows import FieldRow, MinMax, SqlBase
 
 
 @dataclass(frozen=True)
@@ -270,8 +270,9 @@ class PlatesAndImages(SqlBase):
             db.execute("insert or replace into channel_stats values (?, ?, ?, ?)",
                        (pixels_id, channel, mn, mx))
 
-    def channel_min_max(self, pixels_id: int) -> dict[int, tuple[float, float]]:
-        return {int(c): (float(a), float(b)) for c, a, b in self.query(
+    def channel_min_max(self, pixels_id: int) -> dict[int, MinMax]:
+        """Channel index -> the global min and max recorded for it."""
+        return {int(c): MinMax(float(a), float(b)) for c, a, b in self.query(
             "select channel, min, max from channel_stats where pixels_id = ?", (pixels_id,))}
 
     def has_pixel_file(self, pixels_id: int) -> bool:

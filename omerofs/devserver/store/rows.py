@@ -49,6 +49,28 @@ class SqlBase:
         def annotation_row(self, ann_id: int) -> AnnotationRow | None: ...
 
 
+class Details(NamedTuple):
+    """Who owns an object and its group (the default group for a row without one)."""
+    owner: str
+    group_id: int
+
+
+class GroupRow(NamedTuple):
+    name: str
+    perms: str  # an OMERO Permissions string, "rwra--"
+
+
+class SessionRow(NamedTuple):
+    uuid: str
+    user: str
+
+
+class MinMax(NamedTuple):
+    """A channel's global minimum and maximum (StatsInfo)."""
+    min: float
+    max: float
+
+
 class Owned(NamedTuple):
     """An object's id with its Details (group None on rows of old data directories)."""
     id: int
