@@ -9,6 +9,7 @@ database call or an SQL string there, so the rule stays kept.
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 from pathlib import Path
 
@@ -71,6 +72,17 @@ def test_no_sql_outside_the_store():
     offenders = {str(p.relative_to(DEVSERVER)): sites for p in modules
                  if (sites := sql_sites(p.read_text()))}
     assert offenders == {}
+
+
+def test_store_reads_answer_named_rows():
+    """No Store method answers a positional tuple: a row is a NamedTuple or a
+    dataclass (dict keys such as (pixels, channel) are keys, not rows).
+    ``query`` and ``one`` are the raw SQL of tests and seeding tools only."""
+    positional = {
+        name: fn.__annotations__["return"] for name, fn in inspect.getmembers(Store)
+        if inspect.isfunction(fn) and not name.startswith("_") and name not in ("query", "one")
+        and re.search(r"(?<!dict\[)\btuple\[", str(fn.__annotations__.get("return", "")))}
+    assert positional == {}
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ...gateway.types import pixel_dtype
-from .rows import FieldRow, MinMax, SqlBase
+from .rows import FieldRow, MinMax, NewImage, SqlBase
 
 
 @dataclass(frozen=True)
@@ -126,8 +126,8 @@ class PlatesAndImages(SqlBase):
     def create_image(self, name: str, owner: str, size_x: int, size_y: int, size_z: int,
                      size_c: int, size_t: int, pixel_type: str, synthetic: bool = False,
                      group: int | None = None, description: str | None = None
-                     ) -> tuple[int, int]:
-        """A new Image and its Pixels; returns (image id, pixels id)."""
+                     ) -> NewImage:
+        """A new Image and its Pixels."""
         pixel_dtype(pixel_type)
         if min(size_x, size_y, size_z, size_c, size_t) < 1:
             raise ValueError("image sizes must be >= 1")
@@ -148,7 +148,7 @@ class PlatesAndImages(SqlBase):
             db.executemany("insert into channels (pixels_id, idx, name, update_id)"
                            " values (?, ?, NULL, ?)",
                            [(pid, c, self.event(db)) for c in range(size_c)])
-            return iid, pid
+            return NewImage(iid, pid)
 
     def add_well_sample(self, well_id: int, image_id: int, index: int | None = None,
                         owner: str | None = None, run_id: int | None = None) -> int:

@@ -71,6 +71,12 @@ class MinMax(NamedTuple):
     max: float
 
 
+class NewImage(NamedTuple):
+    """The ids of an Image and its Pixels, made together."""
+    image_id: int
+    pixels_id: int
+
+
 class Owned(NamedTuple):
     """An object's id with its Details (group None on rows of old data directories)."""
     id: int
