@@ -127,18 +127,18 @@ class UpdateI(Servant, omero.api.IUpdate):
             if run is not None and not s.has_run(run):
                 raise validation(f"No row with the given identifier exists: "
                                  f"PlateAcquisition {run}")
-            self._update("WellSample", wsid, {"image_id": iid, "run_id": run})
+            s.update_columns("WellSample", wsid, {"image_id": iid, "run_id": run})
             return get_object(s, "WellSample", wsid)
         if isinstance(obj, omero.model.Image) and _id(obj) is not None:
             iid = _id(obj) or 0
             sec.check_modify("Image", iid, group)
-            self._update("Image", iid, {"name": _val(obj.name) or ""})
+            s.update_columns("Image", iid, {"name": _val(obj.name) or ""})
             return get_object(s, "Image", iid)
         if isinstance(obj, omero.model.FileAnnotation):
             aid = _id(obj)
             if aid is not None:  # FileAnnotation.ns (annotations.ome.xml): null when unset
                 sec.check_modify("FileAnnotation", aid, group)
-                self._update("FileAnnotation", aid, {"ns": _val(obj.ns)})
+                s.update_columns("FileAnnotation", aid, {"ns": _val(obj.ns)})
             else:
                 fid = _id(obj.file)
                 if fid is None:
@@ -161,17 +161,12 @@ class UpdateI(Servant, omero.api.IUpdate):
                 return self._save_link(kind, obj, group)
         raise api_usage(f"devserver: saving {type(obj).__name__} is not implemented")
 
-    def _update(self, kind: str, obj_id: int, values: dict[str, Any]) -> None:
-        """Set columns of one object (inside the save's transaction); a row whose
-        values change takes the call's update event (module docstring)."""
-        self.store.update_columns(kind, obj_id, values)
-
     def _update_plate(self, obj: Any, group: int | None) -> Any:
         """A loaded Plate saved back: its name, size, status and naming
         conventions as sent (screen.ome.xml:34-52; unset fields are nulls)."""
         pid = _id(obj) or 0
         self.sec.check_modify("Plate", pid, group)
-        self._update("Plate", pid, {
+        self.store.update_columns("Plate", pid, {
             "name": _val(obj.name) or "", "rows": _val(obj.rows), "columns": _val(obj.columns),
             "status": _val(obj.status), "row_naming": _val(obj.rowNamingConvention),
             "column_naming": _val(obj.columnNamingConvention)})
@@ -227,8 +222,9 @@ class UpdateI(Servant, omero.api.IUpdate):
         _, gid = sec.check_modify("Roi", rid, group)
         if obj.isShapesLoaded():
             raise api_usage("devserver: changing the shapes of a saved Roi is not implemented")
-        self._update("Roi", rid, {"image_id": self._image_of_roi(obj, gid),
-                                   "name": _val(obj.name), "description": _val(obj.description)})
+        s.update_columns("Roi", rid, {"image_id": self._image_of_roi(obj, gid),
+                                      "name": _val(obj.name),
+                                      "description": _val(obj.description)})
         return roi_obj(s, rid)
 
     def _save_rendering_def(self, obj: Any, group: int | None) -> Any:
@@ -256,7 +252,7 @@ class UpdateI(Servant, omero.api.IUpdate):
             raise api_usage("devserver: changing the channels of saved rendering settings "
                             "is not implemented")
         sec.check_link("RenderingDef", gid, "Image", image, READ)
-        self._update("RenderingDef", rid, {"pixels_id": pid})
+        s.update_columns("RenderingDef", rid, {"pixels_id": pid})
         return rendering_def_obj(s, rid)
 
     def _save_well(self, obj: Any, group: int | None) -> Any:
@@ -274,7 +270,7 @@ class UpdateI(Servant, omero.api.IUpdate):
         else:
             _, gid = sec.check_modify("Well", wid, group)
             if _val(obj.row) is not None and _val(obj.column) is not None:
-                self._update("Well", wid, {"row": _val(obj.row), "col": _val(obj.column)})
+                s.update_columns("Well", wid, {"row": _val(obj.row), "col": _val(obj.column)})
         if obj.isWellSamplesLoaded():
             self._save_samples(wid, gid, obj.copyWellSamples())
         return well_obj(s, wid, samples=obj.isWellSamplesLoaded())
@@ -308,7 +304,7 @@ class UpdateI(Servant, omero.api.IUpdate):
             else:
                 # the position is the list's (no update event), the image the sample's
                 s.set_sample_index(wsid, position)
-                self._update("WellSample", wsid, {"image_id": iid})
+                s.update_columns("WellSample", wsid, {"image_id": iid})
 
     def saveAndReturnObject(self, obj: Any, current: Any = None) -> Any:
         return self._save(obj, current)
