@@ -8,9 +8,8 @@ metadata in memory). Layout of a data directory::
     DIR/pixels/<id>.raw      planes, big-endian, plane n = z + Z*(c + C*t)
     DIR/files/<id>           OriginalFile bytes
 
-Pixels whose ``synthetic`` flag is set have no raw file until a plane is
-written: their planes are computed by :func:`synthetic_plane`, so a
-1536-well plate costs nothing on disk.
+The :class:`Store` is the devserver's only holder of SQL (one module per
+area, see its docstring); synthetic pixels are described in :mod:`.plates`.
 """
 
 from __future__ import annotations

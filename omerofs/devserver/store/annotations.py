@@ -28,7 +28,6 @@ def file_checksum(path: Path, hasher: str) -> str:
     return h.hexdigest()
 
 
-
 class FilesAndAnnotations(SqlBase):
     """Store methods of files, annotations, links, ROIs and rendering settings
     (a mixin of Store)."""

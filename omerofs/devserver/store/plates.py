@@ -70,7 +70,6 @@ def synthetic_plane(pixels_id: int, size_x: int, size_y: int, pixel_type: str,
     return np.ascontiguousarray(out.astype(dtype))
 
 
-
 class PlatesAndImages(SqlBase):
     """Store methods of plates, wells, fields, images and pixels (a mixin of Store)."""
 
