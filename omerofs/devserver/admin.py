@@ -42,12 +42,12 @@ class PixelsI(Servant, omero.api.IPixels):
         return rlong(iid)
 
     def _image_of(self, pixels_id: int, current: Any) -> int:
-        row = self.store.one("select image_id from pixels where id = ?", (pixels_id,))
-        if row is None:
+        image = self.store.pixels_image(pixels_id)
+        if image is None:
             raise validation(f"No row with the given identifier exists: Pixels {pixels_id}")
-        if not self.sec.readable("Image", row[0], call_group(current)):
+        if not self.sec.readable("Image", image, call_group(current)):
             raise security(f"Cannot read Pixels:Id_{pixels_id}")
-        return int(row[0])
+        return image
 
     def setChannelGlobalMinMax(self, pixels_id: int, channel: int, mn: float, mx: float,
                                current: Any = None) -> Any:

@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         for name, level in groups:
-            if not server.store.query("select 1 from groups where name = ?", (name,)):
+            if not server.store.has_group(name):
                 server.store.add_group(name, level)
         for user, group, default, owner in members:
             server.store.add_member(user, group, default, owner)

@@ -71,7 +71,7 @@ def check(store: Store, sec: Security, targets: dict[str, list[int]]) -> None:
             raise GraphFail(f"unknown class {kind}")
         for i in ids:
             details = store.details(kind, i)
-            if details is None or not sec.can_read(details[0], details[1], -1):
+            if details is None or not sec.can_read(details.owner, details.group_id, -1):
                 raise GraphFail(f"cannot read all the specified objects of class {cls}")
         denied = [f"{cls}[{i}]" for i in ids
                   if not sec.may_modify(*(store.details(kind, i) or ("", 0)))]
@@ -80,15 +80,13 @@ def check(store: Store, sec: Security, targets: dict[str, list[int]]) -> None:
         if kind == "WellSample":
             doomed_samples.update(ids)
         elif kind in ("Well", "Plate"):
-            sql = ("select id from well_samples where well_id = ?" if kind == "Well" else
-                   "select ws.id from well_samples ws join wells w on w.id = ws.well_id"
-                   " where w.plate_id = ?")
+            samples = store.samples_of_well if kind == "Well" else store.samples_of_plate
             for i in ids:
-                doomed_samples.update(int(r[0]) for r in store.query(sql, (i,)))
+                doomed_samples.update(samples(i))
     for iid in targets.get("Image", []):
-        for (wsid,) in store.query("select id from well_samples where image_id = ?", (iid,)):
-            if wsid not in doomed_samples:
-                raise GraphFail(f"may not delete Image[{iid}] while WellSample[{wsid}] remains")
+        for field in store.samples_of_image(iid):
+            if field.id not in doomed_samples:
+                raise GraphFail(f"may not delete Image[{iid}] while WellSample[{field.id}] remains")
 
 
 def delete2(store: Store, sec: Security, targets: dict[str, list[int]]) -> Any:
@@ -115,23 +113,21 @@ def cascade(store: Store, kind: str, ids: list[int], sec: Security | None = None
     def note(cls: str, i: int) -> None:
         out.setdefault(cls, []).append(i)
 
-    with store.tx() as db:
+    with store.tx():
         def ann(aid: int) -> None:
-            row = db.execute("select file_id, kind from annotations where id = ?",
-                             (aid,)).fetchone()
+            row = store.annotation_row(aid)
             if row is None:
                 return
-            for (lid, ptype) in db.execute(
-                    "select id, parent_type from links where ann_id = ?", (aid,)).fetchall():
-                note(f"ome.model.annotations.{ptype}AnnotationLink", lid)
-            db.execute("delete from links where ann_id = ?", (aid,))
-            db.execute("delete from annotations where id = ?", (aid,))
-            note(f"ome.model.annotations.{row[1] or 'FileAnnotation'}", aid)
-            if row[0]:
-                ofile(row[0])
+            for link in store.links_of_annotation(aid):
+                note(f"ome.model.annotations.{link.parent_type}AnnotationLink", link.id)
+            store.delete_links_of_annotation(aid)
+            store.delete_row("Annotation", aid)
+            note(f"ome.model.annotations.{row.kind}", aid)
+            if row.file_id:
+                ofile(row.file_id)
 
         def ofile(fid: int) -> None:
-            if db.execute("delete from files where id = ?", (fid,)).rowcount:
+            if store.delete_row("OriginalFile", fid):
                 note("ome.model.core.OriginalFile", fid)
                 store.file_path(fid).unlink(missing_ok=True)
 
@@ -141,61 +137,50 @@ def cascade(store: Store, kind: str, ids: list[int], sec: Security | None = None
             (:206-207); a file or tag if the object's owner owns it and the
             user may delete it (:214-217); a map or XML annotation if the user
             may delete it (:229-232)."""
-            row = db.execute("select kind, owner, group_id from annotations where id = ?",
-                             (aid,)).fetchone()
+            row = store.annotation_row(aid)
             if row is None:
                 return False
-            kind, owner, gid = row[0] or "FileAnnotation", row[1], row[2]
-            if kind == "CommentAnnotation":
+            if row.kind == "CommentAnnotation":
                 return True
-            may = sec is None or sec.may_modify(owner, gid if gid is not None else
-                                                DEFAULT_GROUP_ID)
-            if kind in ("FileAnnotation", "TagAnnotation"):
-                return may and owner == parent_owner
+            may = sec is None or sec.may_modify(row.owner, row.group_id
+                                                if row.group_id is not None
+                                                else DEFAULT_GROUP_ID)
+            if row.kind in ("FileAnnotation", "TagAnnotation"):
+                return may and row.owner == parent_owner
             return may  # MapAnnotation, XmlAnnotation
 
         def unlink_parent(ptype: str, pid: int, parent_owner: str) -> None:
-            for (lid, aid) in db.execute(
-                    "select id, ann_id from links where parent_type = ? and parent_id = ?",
-                    (ptype, pid)).fetchall():
+            for link in store.links_of_parent(ptype, pid):
                 # the link goes whoever made it (blitz-delete-rules.xml:254)
-                db.execute("delete from links where id = ?", (lid,))
-                note(f"ome.model.annotations.{ptype}AnnotationLink", lid)
+                store.delete_row(f"{ptype}AnnotationLink", link.id)
+                note(f"ome.model.annotations.{ptype}AnnotationLink", link.id)
                 # an annotation considered goes unless still linked (:236),
                 # orphans deleted (:241-243; comments regardless of rights)
-                still = db.execute("select 1 from links where ann_id = ?", (aid,)).fetchone()
-                if still is None and considered(aid, parent_owner):
-                    ann(aid)
-
-        def owner_of(table: str, obj_id: int) -> str | None:
-            row = db.execute(f"select owner from {table} where id = ?", (obj_id,)).fetchone()
-            return None if row is None else str(row[0])
+                if not store.is_linked(link.ann_id) and considered(link.ann_id, parent_owner):
+                    ann(link.ann_id)
 
         def image(iid: int) -> None:
-            owner = owner_of("images", iid)
+            owner = store.owner_of("Image", iid)
             if owner is None:
                 return
-            db.execute("delete from images where id = ?", (iid,))
+            store.delete_row("Image", iid)
             note("ome.model.core.Image", iid)
-            for (pid,) in db.execute("select id from pixels where image_id = ?",
-                                     (iid,)).fetchall():
+            for pid in store.pixels_of_image(iid):
                 note("ome.model.core.Pixels", pid)
                 store.pixels_path(pid).unlink(missing_ok=True)
                 # rendering settings go regardless of rights (:366)
-                for (rid,) in db.execute("select id from rendering_defs where pixels_id = ?",
-                                         (pid,)).fetchall():
+                for rid in store.rendering_defs_of_pixels(pid):
                     note("ome.model.display.RenderingDef", rid)
-                db.execute("delete from rendering_defs where pixels_id = ?", (pid,))
-            db.execute("delete from pixels where image_id = ?", (iid,))
+                store.delete_rendering_defs_of_pixels(pid)
+            store.delete_pixels_of_image(iid)
             rois(iid)
             unlink_parent("Image", iid, owner)
 
         def roi(rid: int) -> None:
-            for (sid,) in db.execute("select id from shapes where roi_id = ?",
-                                     (rid,)).fetchall():
+            for sid in store.shapes_of_roi(rid):
                 note("ome.model.roi.Shape", sid)
-            db.execute("delete from shapes where roi_id = ?", (rid,))
-            if db.execute("delete from rois where id = ?", (rid,)).rowcount:
+            store.delete_shapes_of_roi(rid)
+            if store.delete_row("Roi", rid):
                 note("ome.model.roi.Roi", rid)
 
         def rois(iid: int) -> None:
@@ -203,46 +188,39 @@ def cascade(store: Store, kind: str, ids: list[int], sec: Security | None = None
             (:436, :444, :448); the others stay, their optional image nulled
             (roi.ome.xml:16), as GraphTraversal unlinks a kept object from a
             deleted one."""
-            for (rid, owner, gid) in db.execute(
-                    "select id, owner, group_id from rois where image_id = ?",
-                    (iid,)).fetchall():
-                if sec is not None and not sec.may_modify(owner, gid if gid is not None
-                                                          else DEFAULT_GROUP_ID):
-                    db.execute("update rois set image_id = null, update_id = ? where id = ?",
-                               (store.event(db), rid))
+            for r in store.rois_of_image(iid):
+                if sec is not None and not sec.may_modify(
+                        r.owner, r.group_id if r.group_id is not None else DEFAULT_GROUP_ID):
+                    store.detach_roi(r.id)
                     continue
-                roi(rid)
+                roi(r.id)
 
         def sample(wsid: int) -> None:
-            row = db.execute("select image_id from well_samples where id = ?",
-                             (wsid,)).fetchone()
-            if row is None:
+            image_id = store.sample_image(wsid)
+            if image_id is None:
                 return
-            db.execute("delete from well_samples where id = ?", (wsid,))
+            store.delete_row("WellSample", wsid)
             note("ome.model.screen.WellSample", wsid)
             # blitz-delete-rules.xml:461,465: the field's image goes too, unless
             # another field still shows it
-            if db.execute("select 1 from well_samples where image_id = ?",
-                          (row[0],)).fetchone() is None:
-                image(row[0])
+            if not store.samples_of_image(image_id):
+                image(image_id)
 
         def well(wid: int) -> None:
-            owner = owner_of("wells", wid)
-            if not db.execute("delete from wells where id = ?", (wid,)).rowcount:
+            owner = store.owner_of("Well", wid)
+            if not store.delete_row("Well", wid):
                 return
             note("ome.model.screen.Well", wid)
-            for (wsid,) in db.execute("select id from well_samples where well_id = ?",
-                                      (wid,)).fetchall():
+            for wsid in store.samples_of_well(wid):
                 sample(wsid)
             unlink_parent("Well", wid, owner or "")
 
         def plate(pid: int) -> None:
-            owner = owner_of("plates", pid)
-            if not db.execute("delete from plates where id = ?", (pid,)).rowcount:
+            owner = store.owner_of("Plate", pid)
+            if not store.delete_row("Plate", pid):
                 return
             note("ome.model.screen.Plate", pid)
-            for (wid,) in db.execute("select id from wells where plate_id = ?",
-                                     (pid,)).fetchall():
+            for wid in store.wells_of_plate(pid):
                 well(wid)
             unlink_parent("Plate", pid, owner or "")
 

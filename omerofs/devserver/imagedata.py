@@ -26,7 +26,6 @@ omero-py reads as ``details.permissions.canEdit()`` and so on.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -89,15 +88,14 @@ def annotation_obj(store: Store, ann_id: int) -> Any:
         raise KeyError(ann_id)
     if kind == "FileAnnotation":
         return file_annotation_obj(store, ann_id)
-    row = store.one("select ns, text_value, map_value from annotations where id = ?",
-                    (ann_id,))
+    row = store.annotation_row(ann_id)
     assert row is not None
     a = getattr(omero.model, f"{kind}I")(ann_id, True)
-    a.ns = _r(row[0], rstring)
+    a.ns = _r(row.ns, rstring)
     if kind in TEXT_ANNOTATIONS:
-        a.textValue = _r(row[1], rstring)
+        a.textValue = _r(row.text_value, rstring)
     else:
-        a.setMapValue([omero.model.NamedValue(n, v) for n, v in json.loads(row[2] or "[]")])
+        a.setMapValue([omero.model.NamedValue(n, v) for n, v in row.map_value])
     return with_details(a, store, kind)
 
 
@@ -134,17 +132,16 @@ def shape_fields(shape: Any) -> tuple[str, dict[str, Any]]:
 def roi_obj(store: Store, roi_id: int, shapes: bool = False) -> Any | None:
     """A Roi; ``shapes`` loads its ordered shapes (else the list is unloaded,
     as an entity query returns it)."""
-    row = store.one("select image_id, name, description from rois where id = ?", (roi_id,))
+    row = store.roi_row(roi_id)
     if row is None:
         return None
     roi = omero.model.RoiI(roi_id, True)
-    roi.image = None if row[0] is None else omero.model.ImageI(row[0], False)
-    roi.name, roi.description = _r(row[1], rstring), _r(row[2], rstring)
+    roi.image = None if row.image_id is None else omero.model.ImageI(row.image_id, False)
+    roi.name, roi.description = _r(row.name, rstring), _r(row.description, rstring)
     if shapes:
-        for sid, kind, data in store.query(
-                "select id, kind, data from shapes where roi_id = ? order by idx", (roi_id,)):
-            shape = getattr(omero.model, f"{kind}I")(sid, True)
-            for field, value in json.loads(data).items():
+        for sh in store.shape_rows(roi_id):
+            shape = getattr(omero.model, f"{sh.kind}I")(sh.id, True)
+            for field, value in sh.fields.items():
                 setattr(shape, field, _wrap(field, value))
             roi.addShape(with_details(shape, store, "Shape"))
     else:
@@ -190,12 +187,12 @@ def rendering_def_obj(store: Store, rd_id: int, full: bool = False) -> Any | Non
     pixels, model and quantization unloaded and its channel list unloaded;
     ``full`` loads them (ids of the QuantumDef and ChannelBindings are not
     kept: derived from the RenderingDef's)."""
-    row = store.one("select pixels_id, data from rendering_defs where id = ?", (rd_id,))
+    row = store.rendering_def_row(rd_id)
     if row is None:
         return None
-    data = json.loads(row[1])
+    data = row.data
     rd = omero.model.RenderingDefI(rd_id, True)
-    rd.pixels = omero.model.PixelsI(row[0], False)
+    rd.pixels = omero.model.PixelsI(row.pixels_id, False)
     rd.name = _r(data["name"], rstring)
     rd.defaultZ, rd.defaultT = rint(data["defaultZ"]), rint(data["defaultT"])
     rd.model = omero.model.RenderingModelI(RENDERING_MODELS[data["model"]], full)

@@ -48,43 +48,42 @@ def pixels_type_obj(value: str) -> Any:
 
 
 def original_file_obj(store: Store, file_id: int) -> Any:
-    fid, name, path, size, mimetype, _owner = store.file_row(file_id)
-    f = omero.model.OriginalFileI(fid, True)
-    f.name = rstring(name)
-    f.path = rstring(path)
-    f.size = rlong(size)
-    f.mimetype = rstring(mimetype) if mimetype is not None else None
-    row = store.one("select hasher, hash from files where id = ?", (fid,))
-    if row is not None and row[0] is not None:
+    row = store.file_row(file_id)
+    f = omero.model.OriginalFileI(row.id, True)
+    f.name = rstring(row.name)
+    f.path = rstring(row.path)
+    f.size = rlong(row.size)
+    f.mimetype = rstring(row.mimetype) if row.mimetype is not None else None
+    if row.hasher is not None:
         f.hasher = omero.model.ChecksumAlgorithmI()
-        f.hasher.value = rstring(row[0])
-        f.hash = _r(row[1], rstring)
+        f.hasher.value = rstring(row.hasher)
+        f.hash = _r(row.hash, rstring)
     return with_details(f, store, "OriginalFile")
 
 
 def file_annotation_obj(store: Store, ann_id: int) -> Any:
-    row = store.one("select id, file_id, ns from annotations where id = ?", (ann_id,))
+    row = store.annotation_row(ann_id)
     if row is None:
         raise KeyError(ann_id)
-    a = omero.model.FileAnnotationI(row[0], True)
-    a.file = omero.model.OriginalFileI(row[1], False)
-    a.ns = rstring(row[2]) if row[2] is not None else None
+    a = omero.model.FileAnnotationI(row.id, True)
+    a.file = omero.model.OriginalFileI(row.file_id, False)
+    a.ns = rstring(row.ns) if row.ns is not None else None
     return with_details(a, store, "FileAnnotation")
 
 
 def well_obj(store: Store, well_id: int, samples: bool = False) -> Any | None:
     """A Well; ``samples`` loads its wellSamples list (index = list position)."""
-    row = store.one("select id, plate_id, row, col from wells where id = ?", (well_id,))
+    row = store.well_row(well_id)
     if row is None:
         return None
-    w = omero.model.WellI(row[0], True)
-    w.plate = omero.model.PlateI(row[1], False)
-    w.row = _r(row[2], rint)
-    w.column = _r(row[3], rint)
+    w = omero.model.WellI(row.id, True)
+    w.plate = omero.model.PlateI(row.plate_id, False)
+    w.row = _r(row.row, rint)
+    w.column = _r(row.col, rint)
     if samples:
-        for wsid, _idx, iid in store.well_samples(well_id):
-            ws = omero.model.WellSampleI(wsid, True)
-            ws.image = omero.model.ImageI(iid, False)
+        for field in store.well_samples(well_id):
+            ws = omero.model.WellSampleI(field.id, True)
+            ws.image = omero.model.ImageI(field.image_id, False)
             with_details(ws, store, "WellSample")
             w.addWellSample(ws)
     else:
@@ -115,7 +114,7 @@ def pixels_description(store: Store, pixels_id: int) -> Any | None:
         ch = omero.model.ChannelI(pix.id * 1000 + c, True)  # ids are not kept for channels
         if c in stats:
             si = omero.model.StatsInfoI()
-            si.globalMin, si.globalMax = rdouble(stats[c][0]), rdouble(stats[c][1])
+            si.globalMin, si.globalMax = rdouble(stats[c].min), rdouble(stats[c].max)
             ch.statsInfo = si
         p.addChannel(ch)
     return p
@@ -138,27 +137,26 @@ def get_object(store: Store, klass: str, obj_id: int) -> Any | None:
     if klass == "RenderingDef":
         return imagedata.rendering_def_obj(store, obj_id, full=True)
     if klass == "Plate":
-        row = store.one("select id, name, rows, columns, status, row_naming, column_naming"
-                        " from plates where id = ?", (obj_id,))
-        if row is None:
+        plate = store.plate_row(obj_id)
+        if plate is None:
             return None
-        p = omero.model.PlateI(row[0], True)
-        p.name = rstring(row[1])
-        p.rowNamingConvention = _r(row[5], rstring)
-        p.columnNamingConvention = _r(row[6], rstring)
-        p.status = rstring(row[4]) if row[4] is not None else None
-        p.rows = rint(row[2]) if row[2] is not None else None
-        p.columns = rint(row[3]) if row[3] is not None else None
+        p = omero.model.PlateI(plate.id, True)
+        p.name = rstring(plate.name)
+        p.rowNamingConvention = _r(plate.row_naming, rstring)
+        p.columnNamingConvention = _r(plate.column_naming, rstring)
+        p.status = rstring(plate.status) if plate.status is not None else None
+        p.rows = rint(plate.rows) if plate.rows is not None else None
+        p.columns = rint(plate.columns) if plate.columns is not None else None
         return with_details(p, store, "Plate")
     if klass == "Well":
         return well_obj(store, obj_id)
     if klass == "Image":
-        row = store.one("select id, name, description from images where id = ?", (obj_id,))
-        if row is None:
+        image = store.image_row(obj_id)
+        if image is None:
             return None
-        img = omero.model.ImageI(row[0], True)
-        img.name = rstring(row[1])
-        img.description = _r(row[2], rstring)  # Image.description (core.ome.xml)
+        img = omero.model.ImageI(image.id, True)
+        img.name = rstring(image.name)
+        img.description = _r(image.description, rstring)  # Image.description (core.ome.xml)
         return with_details(img, store, "Image")
     if klass == "Pixels":
         try:
@@ -167,23 +165,17 @@ def get_object(store: Store, klass: str, obj_id: int) -> Any | None:
             return None
         return pixels_obj(pix)
     if klass == "WellSample":
-        row = store.one("select id, well_id, image_id, run_id from well_samples where id = ?",
-                        (obj_id,))
-        if row is None:
+        sample = store.well_sample_row(obj_id)
+        if sample is None:
             return None
-        ws = omero.model.WellSampleI(row[0], True)
-        ws.well = omero.model.WellI(row[1], False)
-        ws.image = omero.model.ImageI(row[2], False)
-        if row[3] is not None:
-            ws.plateAcquisition = omero.model.PlateAcquisitionI(row[3], False)
+        ws = omero.model.WellSampleI(sample.id, True)
+        ws.well = omero.model.WellI(sample.well_id, False)
+        ws.image = omero.model.ImageI(sample.image_id, False)
+        if sample.run_id is not None:
+            ws.plateAcquisition = omero.model.PlateAcquisitionI(sample.run_id, False)
         return with_details(ws, store, "WellSample")
     raise api_usage(f"devserver: IQuery.get of {klass} is not implemented")
 
 
 #: the kind whose Details decide who reads an object of an IQuery.get class
 DETAILS_KIND = {"Pixels": "Image", "Annotation": "FileAnnotation"}
-
-
-def pixels_image(store: Store, pixels_id: int) -> int | None:
-    row = store.one("select image_id from pixels where id = ?", (pixels_id,))
-    return None if row is None else int(row[0])

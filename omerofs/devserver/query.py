@@ -28,7 +28,6 @@ from .model import (
     PIXELS_TYPE_IDS,
     _r,
     get_object,
-    pixels_image,
     pixels_type_obj,
     well_obj,
     with_details,
@@ -52,18 +51,13 @@ class QueryI(Servant, omero.api.IQuery):
         s = self.store
         group = call_group(current)
         if query in (Q.LIST_PLATES, Q.GET_PLATE, Q.PLATE_FINGERPRINT):
-            sql = ("select id, name, rows, columns, created, status, owner, group_id,"
-                   " row_naming, column_naming, update_id from plates")
-            args: tuple[Any, ...] = ()
-            if query != Q.LIST_PLATES:
-                sql += " where id = ?"
-                args = (int(p["pid"]),)
             plates = [
-                [rlong(i), rstring(n), _r(r, rint), _r(c, rint), rtime(int(t * 1000)),
-                 _r(st, rstring), _r(rn, rstring), _r(cn, rstring), rlong(upd or 0)]
-                for (i, n, r, c, t, st, owner, gid, rn, cn, upd) in s.query(
-                    sql + " order by id", args)
-                if self.sec.can_read(owner, gid, group)
+                [rlong(pl.id), rstring(pl.name), _r(pl.rows, rint), _r(pl.columns, rint),
+                 rtime(int(pl.created * 1000)), _r(pl.status, rstring),
+                 _r(pl.row_naming, rstring), _r(pl.column_naming, rstring),
+                 rlong(pl.update_id or 0)]
+                for pl in s.plate_rows(None if query == Q.LIST_PLATES else int(p["pid"]))
+                if self.sec.can_read(pl.owner, pl.group_id, group)
             ]
             if query == Q.PLATE_FINGERPRINT and plates:
                 pid = int(p["pid"])
@@ -74,22 +68,8 @@ class QueryI(Servant, omero.api.IQuery):
             if not self._can("Plate", int(p["pid"]), group):
                 return []
             pid = int(p["pid"])
-            rows = s.query(
-                "select w.id, w.row, w.col, ws.id, ws.idx, img.id, img.name, p.id, p.size_x,"
-                " p.size_y, p.size_z, p.size_c, p.size_t, p.pixel_type, ph.size_x, ph.unit_x,"
-                " ph.size_y, ph.unit_y, ph.size_z, ph.unit_z, pa.id, pa.start_time from wells w"
-                " left join well_samples ws on ws.well_id = w.id"
-                " left join images img on img.id = ws.image_id"
-                " left join pixels p on p.image_id = img.id"
-                " left join pixels_physical ph on ph.pixels_id = p.id"
-                " left join plate_acquisitions pa on pa.id = ws.run_id"
-                # PostgreSQL sorts nulls last in ascending order; SQLite first
-                " where w.plate_id = ? order by w.row is null, w.row, w.col is null, w.col,"
-                " ws.idx", (pid,))
-            names = {(px, c): n for px, c, n in s.query(
-                "select c.pixels_id, c.idx, c.name from channels c join pixels p"
-                " on p.id = c.pixels_id join well_samples ws on ws.image_id = p.image_id"
-                " join wells w on w.id = ws.well_id where w.plate_id = ?", (pid,))}
+            rows = s.plate_layout(pid)
+            names = s.plate_channel_names(pid)
             wraps = (rlong, rint, rint, rlong, rint, rlong, rstring, rlong, rint, rint, rint,
                      rint, rint, rstring, rdouble, rstring, rdouble, rstring, rdouble, rstring)
             # the same instances on every row (marshalled once)
@@ -101,8 +81,8 @@ class QueryI(Servant, omero.api.IQuery):
                 # (omero-server PixelsImpl.createImage makes them, PixelsImpl.java:393-395;
                 # so do the importers): the join gives one row per channel, a null
                 # name when unnamed.
-                pxid, size_c = row[7], row[11]
-                per_channel = [(c, names.get((pxid, c))) for c in range(size_c)] \
+                pxid = row.pixels_id
+                per_channel = [(c, names.get((pxid, c))) for c in range(row.size_c or 0)] \
                     if pxid is not None else [(None, None)]
                 # a sample's columns are the same objects in each of its channel
                 # rows: Ice marshals a repeated instance once (by reference)
@@ -117,21 +97,16 @@ class QueryI(Servant, omero.api.IQuery):
             iid = int(p["iid"])
             if not self._can("Image", iid, group):
                 return []
-            return [[rlong(i)] for (i,) in s.query(
-                "select id from pixels where image_id = ?", (iid,))]
+            return [[rlong(i)] for i in s.pixels_of_image(iid)]
         if query == Q.IMAGE_WELL_SAMPLES:
             iid = int(p["iid"])
-            return [[rlong(a), rlong(b)] for (a, b) in s.query(
-                "select id, well_id from well_samples where image_id = ? order by id", (iid,))
-                if self._can("WellSample", a, group)]
+            return [[rlong(f.id), rlong(f.well_id)] for f in s.samples_of_image(iid)
+                    if self._can("WellSample", f.id, group)]
         if query == Q.IMAGES_UNPLACED:
             # the caller's images in the read groups (a user reads all own objects)
             uid, since = int(p["uid"]), int(p["since"])
-            return [[rlong(i)] for (i, owner) in s.query(
-                "select id, owner from images i where name = ? and created * 1000 >= ?"
-                " and not exists (select 1 from well_samples ws where ws.image_id = i.id)"
-                " order by id desc", (str(p["name"]), since))
-                if s.user_id(owner) == uid and self._can("Image", i, group)]
+            return [[rlong(img.id)] for img in s.unplaced_images(str(p["name"]), since)
+                    if s.user_id(img.owner) == uid and self._can("Image", img.id, group)]
         raise _err(omero.QueryException, f"devserver: unsupported query: {query}")
 
     def _file_annotations(self, pid: int, group: int | None) -> list[list[Any]]:
@@ -142,33 +117,20 @@ class QueryI(Servant, omero.api.IQuery):
         if not self._can("Plate", pid, group):
             return []
         s = self.store
-        where = {
-            "Plate": "l.parent_type = 'Plate' and l.parent_id = ?",
-            "Well": "l.parent_type = 'Well' and l.parent_id in"
-                    " (select id from wells where plate_id = ?)",
-            "Image": "l.parent_type = 'Image' and l.parent_id in"
-                     " (select ws.image_id from well_samples ws join wells w"
-                     " on w.id = ws.well_id where w.plate_id = ?)",
-        }
         parents: dict[int, dict[str, list[int]]] = {}
-        for kind, cond in where.items():
-            for ann_id, parent, owner, gid in s.query(
-                    "select l.ann_id, l.parent_id, l.owner, l.group_id from links l"
-                    " where " + cond, (pid,)):
-                if self.sec.can_read(owner, gid, group):
-                    parents.setdefault(ann_id, {}).setdefault(kind, []).append(parent)
+        for kind in ("Plate", "Well", "Image"):
+            for link in s.links_under_plate(pid, kind):
+                if self.sec.can_read(link.owner, link.group_id, group):
+                    parents.setdefault(link.ann_id, {}).setdefault(kind, []).append(
+                        link.parent_id)
         if not parents:
             return []
-        marks = ",".join("?" * len(parents))
-        rows = s.query(
-            "select a.id, f.id, f.name, f.path, f.size, f.mimetype, a.ns from annotations a"
-            " join files f on f.id = a.file_id where a.id in (" + marks + ") order by a.id",
-            tuple(parents))
+        rows = s.file_annotation_rows(list(parents))
         wraps = (rlong, rlong, rstring, rstring, rlong, rstring, rstring)
         files_fp = [_r(v, rlong) for v in self._files_fingerprint(pid, group)]
         out = []
         for row in rows:
-            linked = parents[row[0]]
+            linked = parents[row.ann_id]
             plate = max(linked["Plate"]) if "Plate" in linked else None
             well = min(linked["Well"]) if "Well" in linked else None
             image = min(linked["Image"]) if "Image" in linked else None
@@ -203,8 +165,8 @@ class QueryI(Servant, omero.api.IQuery):
             return []
         if query == Q.IMAGE_ANNOTATION_LINKS:
             out = []
-            for lid, aid in s.query("select id, ann_id from links where parent_type = 'Image'"
-                                    " and parent_id = ? order by id", (iid,)):
+            for lnk in s.links_of_parent("Image", iid):
+                lid, aid = lnk.id, lnk.ann_id
                 if not self._can("ImageAnnotationLink", lid, group):
                     continue
                 link = omero.model.ImageAnnotationLinkI(lid, True)
@@ -215,20 +177,17 @@ class QueryI(Servant, omero.api.IQuery):
                                              s, sec, "ImageAnnotationLink"))
             return out
         if query == Q.IMAGE_ROIS:
-            ids = [i for (i,) in s.query("select id from rois where image_id = ? order by id",
-                                         (iid,))]
+            ids = [r.id for r in s.rois_of_image(iid)]
             return restricted(roi_obj, s, sec, "Roi",
                               [i for i in ids if self._can("Roi", i, group)])
-        ids = [i for (i,) in s.query(
-            "select r.id from rendering_defs r join pixels p on p.id = r.pixels_id"
-            " where p.image_id = ? order by r.id", (iid,))]
+        ids = s.rendering_defs_of_image(iid)
         return restricted(rendering_def_obj, s, sec, "RenderingDef",
                           [i for i in ids if self._can("RenderingDef", i, group)])
 
     def _visible(self, klass: str, obj_id: int, current: Any) -> bool | None:
         kind = klass.rsplit(".", 1)[-1].removesuffix("I")
         if kind == "Pixels":
-            image = pixels_image(self.store, obj_id)
+            image = self.store.pixels_image(obj_id)
             if image is None:
                 return None
             kind, obj_id = "Image", image

@@ -97,8 +97,10 @@ class Security:
         self._check_member(ctx_group)
         return {ctx_group}
 
-    def can_read(self, owner: str, gid: int, ctx_group: int | None) -> bool:
-        if gid not in self.read_groups(ctx_group):
+    def can_read(self, owner: str, gid: int | None, ctx_group: int | None) -> bool:
+        """``gid`` None (a row of an old data directory without a group): no group
+        reads it."""
+        if gid is None or gid not in self.read_groups(ctx_group):
             return False
         if owner == self.user or self.is_admin or gid in self.leader_of:
             return True
@@ -110,7 +112,7 @@ class Security:
         details = self.store.details(kind, obj_id)
         if details is None:
             return None
-        return self.can_read(details[0], details[1], ctx_group)
+        return self.can_read(details.owner, details.group_id, ctx_group)
 
     def readable_anywhere(self, kind: str, obj_id: int) -> bool | None:
         """As :meth:`readable` across all the user's groups (Delete2 does this)."""
@@ -125,7 +127,7 @@ class Security:
             for kind, obj_id in linked:
                 details = self.store.details(kind, obj_id)
                 if details is not None:
-                    return details[1]
+                    return details.group_id
             return self.session_group()
         self._check_member(ctx_group)
         return ctx_group
@@ -151,7 +153,7 @@ class Security:
             raise read_only_group_security(
                 f"Cannot link to {kind}:Id_{obj_id}\n"
                 f"Current user ({self.user}) is an admin or the owner of\n"
-                f"the private group ({self.store.group_row(other)[0]}={perms}). "
+                f"the private group ({self.store.group_row(other).name}={perms}). "
                 "It is not allowed to\nlink to users' data.")
         if supervisor:
             return  # OmeroInterceptor.java:627-629: no permission check
@@ -159,8 +161,7 @@ class Security:
             raise security(f"Group is {perms}. Cannot link to object: {kind}:{obj_id}")
 
     def _members(self, gid: int) -> set[str]:
-        return {str(r[0]) for r in self.store.query(
-            "select user from members where group_id = ?", (gid,))}
+        return self.store.group_members(gid)
 
     def may_modify(self, owner: str, gid: int) -> bool:
         """Update or delete an existing object."""

@@ -175,7 +175,7 @@ def _attach(store: Store, kind: str, target_id: int, name: str, path: str, data:
     details = store.details(kind, target_id)
     if details is None:
         raise KeyError(f"no {kind} {target_id}")
-    gid = details[1]
+    gid = details.group_id
     with store.tx():
         fid = store.create_file(name, path, mimetype, owner, group=gid, hasher=hasher)
         store.file_path(fid).write_bytes(data)

@@ -159,8 +159,7 @@ class DevServer:
         joining a session looks the key up there only, else checks it as a
         password and fails (SessionManagerImpl.java:272-292). The rows stay in
         the database, as OMERO's Session rows do, but no key can be used again."""
-        with self.store.tx() as db:
-            return int(db.execute("update sessions set closed = 1 where closed = 0").rowcount)
+        return self.store.close_all_sessions()
 
     def urls(self) -> list[str]:
         """The server as a client names it, one URL per transport (tcp first)."""

@@ -334,8 +334,8 @@ class RouterI(Glacier2.Router):
             session, new = user, False  # joinSession: the uuid is sent as user and password
         else:
             cb.ice_exception(Glacier2.PermissionDeniedException(
-                "Password check failed" if store.one(
-                    "select 1 from users where name = ?", (user,)) else "No such user or session"))
+                "Password check failed" if store.has_user(user)
+                else "No such user or session"))
             return
         key = connection_key(current)
         self.locator.references.bind(key, session, new)

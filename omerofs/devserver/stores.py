@@ -258,7 +258,7 @@ class RawPixelsStoreI(Servant, omero.api.RawPixelsStore):
 
     def _plane(self, z: int, c: int, t: int) -> bytes:
         pix = self._pix()
-        if self.store.one("select 1 from pixels where id = ?", (pix.id,)) is None:
+        if self.store.pixels_image(pix.id) is None:
             # deleted since setPixelsId: an error, never zeros or stale bytes
             raise validation(f"No row with the given identifier exists: Pixels {pix.id}")
         try:

@@ -47,7 +47,7 @@ from .imagedata import (
     save_new_annotation,
     shape_fields,
 )
-from .model import file_annotation_obj, get_object, original_file_obj, pixels_image, well_obj
+from .model import file_annotation_obj, get_object, original_file_obj, well_obj
 from .security import ANNOTATE, READ, WRITE
 from .store import HASHERS
 
@@ -124,22 +124,21 @@ class UpdateI(Servant, omero.api.IUpdate):
             sec.check_link("WellSample", gid, "Image", iid, WRITE)
             # WellSample.plateAcquisition (screen.ome.xml:81): null when not sent
             run = _id(obj.plateAcquisition)
-            if run is not None and s.one("select 1 from plate_acquisitions where id = ?",
-                                         (run,)) is None:
+            if run is not None and not s.has_run(run):
                 raise validation(f"No row with the given identifier exists: "
                                  f"PlateAcquisition {run}")
-            self._update("well_samples", wsid, {"image_id": iid, "run_id": run})
+            s.update_columns("WellSample", wsid, {"image_id": iid, "run_id": run})
             return get_object(s, "WellSample", wsid)
         if isinstance(obj, omero.model.Image) and _id(obj) is not None:
             iid = _id(obj) or 0
             sec.check_modify("Image", iid, group)
-            self._update("images", iid, {"name": _val(obj.name) or ""})
+            s.update_columns("Image", iid, {"name": _val(obj.name) or ""})
             return get_object(s, "Image", iid)
         if isinstance(obj, omero.model.FileAnnotation):
             aid = _id(obj)
             if aid is not None:  # FileAnnotation.ns (annotations.ome.xml): null when unset
                 sec.check_modify("FileAnnotation", aid, group)
-                self._update("annotations", aid, {"ns": _val(obj.ns)})
+                s.update_columns("FileAnnotation", aid, {"ns": _val(obj.ns)})
             else:
                 fid = _id(obj.file)
                 if fid is None:
@@ -162,24 +161,12 @@ class UpdateI(Servant, omero.api.IUpdate):
                 return self._save_link(kind, obj, group)
         raise api_usage(f"devserver: saving {type(obj).__name__} is not implemented")
 
-    def _update(self, table: str, row_id: int, values: dict[str, Any]) -> None:
-        """Set columns of one row (inside the save's transaction); a row whose
-        values change takes the call's update event (module docstring)."""
-        cols = ", ".join(values)
-        before = self.store.one(f"select {cols} from {table} where id = ?", (row_id,))
-        if before is None or tuple(before) == tuple(values.values()):
-            return
-        sets = ", ".join(f"{c} = ?" for c in values)
-        with self.store.tx() as db:
-            db.execute(f"update {table} set {sets}, update_id = ? where id = ?",
-                       (*values.values(), self.store.event(db), row_id))
-
     def _update_plate(self, obj: Any, group: int | None) -> Any:
         """A loaded Plate saved back: its name, size, status and naming
         conventions as sent (screen.ome.xml:34-52; unset fields are nulls)."""
         pid = _id(obj) or 0
         self.sec.check_modify("Plate", pid, group)
-        self._update("plates", pid, {
+        self.store.update_columns("Plate", pid, {
             "name": _val(obj.name) or "", "rows": _val(obj.rows), "columns": _val(obj.columns),
             "status": _val(obj.status), "row_naming": _val(obj.rowNamingConvention),
             "column_naming": _val(obj.columnNamingConvention)})
@@ -235,8 +222,9 @@ class UpdateI(Servant, omero.api.IUpdate):
         _, gid = sec.check_modify("Roi", rid, group)
         if obj.isShapesLoaded():
             raise api_usage("devserver: changing the shapes of a saved Roi is not implemented")
-        self._update("rois", rid, {"image_id": self._image_of_roi(obj, gid),
-                                   "name": _val(obj.name), "description": _val(obj.description)})
+        s.update_columns("Roi", rid, {"image_id": self._image_of_roi(obj, gid),
+                                      "name": _val(obj.name),
+                                      "description": _val(obj.description)})
         return roi_obj(s, rid)
 
     def _save_rendering_def(self, obj: Any, group: int | None) -> Any:
@@ -250,7 +238,7 @@ class UpdateI(Servant, omero.api.IUpdate):
         if pid is None:
             raise validation("not-null property references a null or transient value: "
                              "ome.model.display.RenderingDef.pixels")
-        image = pixels_image(s, pid)
+        image = s.pixels_image(pid)
         if image is None:
             raise validation(f"No row with the given identifier exists: Pixels {pid}")
         rid = _id(obj)
@@ -264,7 +252,7 @@ class UpdateI(Servant, omero.api.IUpdate):
             raise api_usage("devserver: changing the channels of saved rendering settings "
                             "is not implemented")
         sec.check_link("RenderingDef", gid, "Image", image, READ)
-        self._update("rendering_defs", rid, {"pixels_id": pid})
+        s.update_columns("RenderingDef", rid, {"pixels_id": pid})
         return rendering_def_obj(s, rid)
 
     def _save_well(self, obj: Any, group: int | None) -> Any:
@@ -282,7 +270,7 @@ class UpdateI(Servant, omero.api.IUpdate):
         else:
             _, gid = sec.check_modify("Well", wid, group)
             if _val(obj.row) is not None and _val(obj.column) is not None:
-                self._update("wells", wid, {"row": _val(obj.row), "col": _val(obj.column)})
+                s.update_columns("Well", wid, {"row": _val(obj.row), "col": _val(obj.column)})
         if obj.isWellSamplesLoaded():
             self._save_samples(wid, gid, obj.copyWellSamples())
         return well_obj(s, wid, samples=obj.isWellSamplesLoaded())
@@ -290,7 +278,7 @@ class UpdateI(Servant, omero.api.IUpdate):
     def _save_samples(self, wid: int, gid: int, samples: list[Any]) -> None:
         """Make the well's samples exactly ``samples``, index = list position."""
         s, sec = self.store, self.sec
-        current = {wsid: (idx, iid) for wsid, idx, iid in s.well_samples(wid)}
+        current = {f.id: f for f in s.well_samples(wid)}
         listed = {_id(ws) for ws in samples if _id(ws) is not None}
         if set(current) - listed:
             # Hibernate nulls the list columns of a sample dropped from the list:
@@ -300,14 +288,14 @@ class UpdateI(Servant, omero.api.IUpdate):
         for wsid in listed:
             if wsid not in current:
                 raise validation(f"WellSample {wsid} is not in Well {wid}")
-            s.query("update well_samples set idx = ? where id = ?", (-1 - wsid, wsid))
+            s.set_sample_index(wsid, -1 - wsid)
         for position, ws in enumerate(samples):
             wsid = _id(ws)
             iid = _id(ws.image)
             if iid is None:
                 raise validation("not-null property references a null or transient value: "
                                  "ome.model.screen.WellSample.image")
-            if wsid is None or current[wsid][1] != iid:
+            if wsid is None or current[wsid].image_id != iid:
                 if s.details("Image", iid) is None:
                     raise validation(f"No row with the given identifier exists: Image {iid}")
                 sec.check_link("WellSample", gid, "Image", iid, WRITE)
@@ -315,8 +303,8 @@ class UpdateI(Servant, omero.api.IUpdate):
                 s.add_well_sample(wid, iid, position, owner=self.user)
             else:
                 # the position is the list's (no update event), the image the sample's
-                s.query("update well_samples set idx = ? where id = ?", (position, wsid))
-                self._update("well_samples", wsid, {"image_id": iid})
+                s.set_sample_index(wsid, position)
+                s.update_columns("WellSample", wsid, {"image_id": iid})
 
     def saveAndReturnObject(self, obj: Any, current: Any = None) -> Any:
         return self._save(obj, current)
