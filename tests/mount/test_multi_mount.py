@@ -9,6 +9,7 @@ other changed it meanwhile), and so do text files.
 from __future__ import annotations
 
 import os
+import uuid
 import threading
 from pathlib import Path
 
@@ -65,11 +66,12 @@ def test_two_mounts_write_one_derived_plate(server, tmp_path):
     # root-ttl 0: each sees the other's new plate at once; the plate layout stays
     # cached (plate-ttl), so neither sees the other's wells: both create each one
     args = ("--site-idle", "3600", "--root-ttl", "0", "--plate-ttl", "3600")
+    name = f"shared-{uuid.uuid4().hex[:6]}"  # the session's server holds other plates
     with Mount(server.port, tmp_path / "m1", *args) as m1, \
             Mount(server.port, tmp_path / "m2", *args) as m2:
-        (m1.mountpoint / "shared").mkdir()
-        assert "shared" in os.listdir(m2.mountpoint)
-        roots = [m.mountpoint / "shared" for m in (m1, m2)]
+        (m1.mountpoint / name).mkdir()
+        assert name in os.listdir(m2.mountpoint)
+        roots = [m.mountpoint / name for m in (m1, m2)]
         # both cached it empty (but for the generated index)
         assert [os.listdir(r) for r in roots] == [[".omerofs"], [".omerofs"]]
         # both make every well at the same moment
@@ -90,7 +92,7 @@ def test_two_mounts_write_one_derived_plate(server, tmp_path):
         adopted = m1.log.count("adopting Well") + m2.log.count("adopting Well")
 
     with omero_direct.session(server.port) as sf:
-        (pid,) = [r[0] for r in omero_direct.projection(sf, Q.LIST_PLATES) if r[1] == "shared"]
+        (pid,) = [r[0] for r in omero_direct.projection(sf, Q.LIST_PLATES) if r[1] == name]
         rows = omero_direct.projection(sf, Q.PLATE_LAYOUT, pid=pid)
         wells = {(r[1], r[2]) for r in rows}
         assert len({r[0] for r in rows}) == len(wells) == 3  # one Well per name
