@@ -9,8 +9,8 @@ other changed it meanwhile), and so do text files.
 from __future__ import annotations
 
 import os
-import uuid
 import threading
+import uuid
 from pathlib import Path
 
 import numpy as np
