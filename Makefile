@@ -32,16 +32,11 @@ test: install hql lint typecheck docs
 	else echo "[test] no other Python found (OTHER_PYTHONS=$(OTHER_PYTHONS)): test-pythons skipped" >&2; fi
 
 # the edit loop: the FUSE-free core (no mount, no devserver, no subprocess),
-# under a minute; the tests of these files that use the devserver, a mount or
-# a subprocess fixture are left out by the `core` marker (tests/conftest.py)
-FAST_TESTS := tests/test_layout.py tests/test_tiff.py tests/test_plane_sizes.py \
-	tests/test_stack.py tests/test_index.py tests/test_cache.py tests/test_cache_groups.py \
-	tests/test_kinds.py tests/test_parts.py tests/test_namespace.py \
-	tests/test_node_lifetime.py tests/test_prefetch_horizon.py tests/test_core_memory.py \
-	tests/test_spool_uploads.py tests/test_spool_claim.py tests/test_spool_format.py \
-	tests/test_retry.py tests/test_settings_table.py tests/test_ops_config.py \
-	tests/test_fingerprint.py tests/test_gateway_contract.py tests/test_fs_handler.py \
-	tests/test_accounts.py
+# under a minute: tests/core and the in-memory parts of a few other files; the
+# tests that use the devserver, a mount or a subprocess fixture are left out by
+# the `core` marker (tests/conftest.py)
+FAST_TESTS := tests/core tests/gateway/test_fingerprint.py \
+	tests/gateway/test_gateway_contract.py tests/gateway/test_accounts.py tests/ops/test_ops_config.py
 test-fast: install
 	$(PY) -m pytest -q -m core $(PYTEST_ARGS) $(FAST_TESTS)
 
@@ -54,7 +49,7 @@ docs: install
 
 # opt-in: minutes of load (OMEROFS_SOAK_SECONDS, default 120)
 soak: install
-	$(PY) -m pytest -m soak -s tests/test_soak.py
+	$(PY) -m pytest -m soak -s tests/mount/test_soak.py
 
 # opt-in: the shadow model with new random sequences (make test runs a fixed
 # set); HUNT_EXAMPLES (default 200) examples of HUNT_STEPS (default 15) steps
@@ -62,7 +57,7 @@ HUNT_EXAMPLES ?= 200
 HUNT_STEPS ?= 15
 hunt: install
 	OMEROFS_SHADOW_EXAMPLES=$(HUNT_EXAMPLES) OMEROFS_SHADOW_STEPS=$(HUNT_STEPS) \
-	    $(PY) -m pytest -s -p no:cacheprovider tests/test_shadow.py -k shadow_model
+	    $(PY) -m pytest -s -p no:cacheprovider tests/mount/test_shadow.py -k shadow_model
 
 bench: install
 	$(PY) benchmarks/run_all.py

@@ -8,7 +8,7 @@
 #
 # Idempotent: apt-get runs only when a package is missing, javac only when
 # hqlcheck/HqlCheck.java changed. Prints the classpath to run HqlCheck with on
-# its last line of stdout (tests/test_hql.py reads it).
+# its last line of stdout (tests/gateway/test_hql.py reads it).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -15,8 +15,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
-TESTS=(tests/test_gateway.py
-       "tests/test_mount.py::test_stat_sizes_equal_bytes_read_and_pixels_match_omero")
+TESTS=(tests/gateway/test_gateway.py
+       "tests/mount/test_mount.py::test_stat_sizes_equal_bytes_read_and_pixels_match_omero")
 log() { printf '[test-pythons] %s\n' "$*" >&2; }
 
 # Path of a Python X.Y, or nothing.

@@ -1,7 +1,7 @@
 """A small file system exerciser in the spirit of xfstests' fsx (ltp/fsx.c):
 random writes, truncates, reads, fsyncs and close-and-reopen cycles on one
 file, every read checked against an in-memory model of what the file must
-hold. Used by tests/test_fsx.py through a real mount, and runnable by hand::
+hold. Used by tests/mount/test_fsx.py through a real mount, and runnable by hand::
 
     python -m tests.fsx MOUNTED_FILE --seeds 100 --ops 400
 """

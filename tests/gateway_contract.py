@@ -421,7 +421,7 @@ class GatewayContract:
         """plate_fingerprint is what a load records (the plate row, the
         layout's and the files' fingerprints read with them); it stays equal
         without a change, reads included, and changes with each change made
-        through the protocol (tests/test_fingerprint.py: other clients' changes)."""
+        through the protocol (tests/gateway/test_fingerprint.py: other clients' changes)."""
 
         def key() -> tuple[object, ...] | None:
             fp = gateway.plate_fingerprint(plate.id)
