@@ -7,9 +7,11 @@ decides when to call it.
 Contract
 --------
 * **Byte budget.** The sum of ``len(value)`` over cached entries never exceeds
-  ``budget_bytes``; least recently used entries are evicted first. A value
-  larger than the whole budget is handed to its callers but not cached (and
-  evicts nothing).
+  ``budget_bytes`` less what the owner says it uses elsewhere of the same
+  budget (:meth:`PlaneCache.set_outside`: the mount's plate listings; at most
+  three quarters of it); least recently used entries are evicted first. A
+  value larger than that is handed to its callers but not cached (and evicts
+  nothing).
 * **Single flight.** While ``fetch(key)`` runs, every other ``get(key)`` waits
   for that same call and receives the same ``bytes`` object. If it raises,
   every caller of that flight gets the same exception object, nothing is
@@ -175,6 +177,8 @@ class PlaneCache(Generic[K]):
         self._siblings = siblings
         self._fetch_many = fetch_many
         self._budget = budget_bytes
+        #: bytes of the budget used outside the cache (see set_outside)
+        self._outside = 0
         self._prefetch_budget = prefetch_budget
         self._size_hint = size_hint
         self._max_pending = prefetch_workers * 2 if max_pending is None else max_pending
@@ -307,7 +311,7 @@ class PlaneCache(Generic[K]):
                     # result is checked against the budget when it arrives.
                     if room <= 0:
                         break
-                elif hint > room or hint > self._budget:
+                elif hint > room or hint > self._budget - self._outside:
                     if room <= 0:
                         break
                     whole = False  # may fit later
@@ -547,17 +551,36 @@ class PlaneCache(Generic[K]):
             self._prefetch_hits += 1
         return entry.value
 
+    @property
+    def capacity(self) -> int:
+        """Bytes the cache may hold now: its budget less what is used outside."""
+        with self._lock:
+            return self._budget - self._outside
+
+    def set_outside(self, nbytes: int) -> None:
+        """``nbytes`` of the budget are in use outside the cache (the plate
+        listings of the mount): from now on the cache holds at most the rest,
+        but never less than a quarter of the budget, and evicts its least
+        recently used entries at once down to that."""
+        with self._lock:
+            self._outside = min(max(0, nbytes), self._budget * 3 // 4)
+            self._evict_locked(0)
+
+    def _evict_locked(self, size: int) -> None:
+        """Evict least recently used entries until ``size`` more bytes fit."""
+        while self._entries and self._bytes + size > self._budget - self._outside:
+            _, victim = self._entries.popitem(last=False)
+            self._forget_locked(victim)
+            self._evictions += 1
+
     def _insert_locked(self, key: K, value: bytes, unread: bool) -> None:
         size = len(value)
-        if size > self._budget:
+        if size > self._budget - self._outside:
             return  # would flush everything and still not fit
         old = self._entries.pop(key, None)
         if old is not None:
             self._forget_locked(old)
-        while self._bytes + size > self._budget:
-            _, victim = self._entries.popitem(last=False)
-            self._forget_locked(victim)
-            self._evictions += 1
+        self._evict_locked(size)
         self._entries[key] = _Entry(value, unread)
         self._bytes += size
         if unread:
