@@ -24,10 +24,11 @@ then, each figure printed as it comes and in a summary table with MET or MISSED:
     queries to list it (target 1) and the time of ``ls`` once loaded
     (target < 1 s; ``ls -l`` printed too).
 
-30 plates (138,240 plane files: past the default ``--max-listed``, so
-plates are dropped and loaded again) take about 5 minutes on 2 idle cores,
-most of it the devserver answering the plates' layouts; the find of (m)
-takes about 3 s per plate and walk on such a machine. ``--plates 100`` is
+30 plates (138,240 plane files, 149,850 entries: past what the listings
+hold at 64 and 128 MiB, so plates are dropped and loaded again; 256 MiB holds
+174,762 nodes) take some 5 minutes per budget on 2 idle cores, most of it the
+devserver answering the plates' layouts; the find of (m) takes about 3 s per
+plate and walk on such a machine. ``--plates 100`` is
 the issue's setting (460,800 files); ``--only m`` runs (m) alone.
 """
 
