@@ -25,8 +25,8 @@ then, each figure printed as it comes and in a summary table with MET or MISSED:
     (target < 1 s; ``ls -l`` printed too).
 
 30 plates (138,240 plane files, 149,850 entries: past what the listings
-hold at 64 and 128 MiB, so plates are dropped and loaded again; 256 MiB holds
-174,762 nodes) take some 5 minutes per budget on 2 idle cores, most of it the
+hold at each of these budgets, 111,848 nodes at 256 MiB, so plates are dropped
+and loaded again) take some 5 minutes per budget on 2 idle cores, most of it the
 devserver answering the plates' layouts; the find of (m) takes about 3 s per
 plate and walk on such a machine. ``--plates 100`` is
 the issue's setting (460,800 files); ``--only m`` runs (m) alone.

@@ -114,13 +114,13 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         doc=(
         "Seconds a plate's layout is kept before it is reloaded, and the kernel's "
         "entry/attribute lifetime of the root, wells and planes.")),
-    # 0: half the cache budget at 768 bytes a node (omerofs.listing.NODE_BYTES,
-    # measured): a 64 MiB budget lists some nine plates of 4,608 files, the
-    # default 1 GiB the biggest plate (1536 wells x 9 fields x 4 channels) twelve times
+    # 0: half the cache budget at 1,200 bytes a node (omerofs.listing.NODE_BYTES,
+    # measured): a 64 MiB budget lists some five plates of 4,608 files, the
+    # default 1 GiB the biggest plate (1536 wells x 9 fields x 4 channels) seven times
     Key("max_listed", int, 0, "files and directories of plate listings kept in memory "
         "(0: half the cache budget's worth)", minimum=0, doc=(
         "Files and directories of plate listings kept in memory; 0 (the default): as "
-        "many as half of ``cache_mb`` holds, at 768 bytes each (43,690 for 64 MiB). "
+        "many as half of ``cache_mb`` holds, at 1,200 bytes each (27,962 for 64 MiB). "
         "They count in the cache budget: the plane cache holds what they leave of it, "
         "at least a quarter. Past it the listings of the plates used least recently "
         "are dropped, and loaded again from the server when next used; the plate used "

@@ -98,17 +98,19 @@ class _Load:
 #: omerofs.config): :func:`listed_nodes_for` the cache budget
 MAX_LISTED: int = default("max_listed")
 
-#: what a listed node costs the mount process, in bytes of RSS: 757 measured
-#: over ten plates of 4,608 plane files each (a Namespace over the OMERO
-#: gateway, RSS after the walk with the heap given back after each load;
-#: the node, its state, name, inode and directory entries, and its share of
-#: the plate's images and wells; tracemalloc sees 670 of them)
-NODE_BYTES = 768
+#: what a listed node costs the mount process, in bytes of RSS: 1,195 measured
+#: through FUSE (benchmarks/scale.py, 100 plates of 4,608 plane files: VmHWM
+#: 165 MiB holding 40,062 nodes at 64 MiB, 313 MiB holding 169,932 at 256),
+#: of which 757 in the tree (a Namespace over the OMERO gateway, the heap
+#: given back after each load: the node, its state, name, inode, directory
+#: entries and its share of the plate's images and wells) and the rest the
+#: attributes the FUSE layer keeps for each node the kernel holds
+NODE_BYTES = 1200
 
 
 def listed_nodes_for(budget_bytes: int) -> int:
     """The default ``max_listed`` of a cache budget: the nodes that half of
-    it holds (a 64 MiB budget: 43,690, some nine plates of 4,608 files)."""
+    it holds (a 64 MiB budget: 27,962, some five plates of 4,608 files)."""
     return max(1, budget_bytes // 2 // NODE_BYTES)
 
 
