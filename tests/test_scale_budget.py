@@ -133,3 +133,25 @@ def test_a_plane_file_builds_its_tiff_layout_once(monkeypatch, tmp_path):
     # one build per plane file, for some twenty reads of each
     assert [c for _, c in built] == [0, 1]
     ns.close()
+
+
+def test_the_plane_cache_holds_what_the_listings_leave_of_its_budget():
+    from omerofs.cache import PlaneCache
+
+    cache: PlaneCache[int] = PlaneCache(lambda k: bytes(MiB), 8 * MiB, prefetch_workers=0)
+    for k in range(8):
+        cache.get(k)
+    assert cache.stats().bytes_used == 8 * MiB
+    cache.set_outside(5 * MiB)  # the listings grew: the oldest planes go at once
+    assert cache.capacity == 3 * MiB
+    assert cache.stats().bytes_used == 3 * MiB
+    assert cache.peek(0) is None and cache.peek(7) is not None
+    cache.get(8)  # and what comes in stays within the rest
+    assert cache.stats().bytes_used == 3 * MiB
+    cache.set_outside(100 * MiB)  # never less than a quarter of the budget
+    assert cache.capacity == 2 * MiB and cache.stats().bytes_used == 2 * MiB
+    cache.set_outside(0)
+    for k in range(20, 28):
+        cache.get(k)
+    assert cache.stats().bytes_used == 8 * MiB
+    cache.close()
