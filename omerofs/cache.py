@@ -103,6 +103,8 @@ class CacheStats:
     entries: int
     budget_bytes: int
     grouped: int = 0
+    #: bytes of the budget used outside the cache (the listings: set_outside)
+    outside_bytes: int = 0
 
 
 class _Entry:
@@ -421,6 +423,7 @@ class PlaneCache(Generic[K]):
                 entries=len(self._entries),
                 budget_bytes=self._budget,
                 grouped=self._grouped,
+                outside_bytes=self._outside,
             )
 
     # -- internals ------------------------------------------------------------

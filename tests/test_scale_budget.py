@@ -71,6 +71,7 @@ def test_the_listings_a_walk_keeps_scale_with_the_cache_budget(plates, budget_mb
     assert ns.listings.evictions > 0
     # the listings are part of the budget: the plane cache holds what they leave
     assert ns.cache.capacity == budget_mb * MiB - first * NODE_BYTES
+    assert ns.cache.stats().outside_bytes == first * NODE_BYTES  # the status file's
     walk(ns, ids)  # a second walk loads the plates again and keeps no more
     assert ns.tree.count() <= first
     ns.close()
