@@ -103,8 +103,7 @@ class CacheStats:
     entries: int
     budget_bytes: int
     grouped: int = 0
-    #: bytes of the budget used outside the cache (the listings: set_outside)
-    outside_bytes: int = 0
+    outside_bytes: int = 0  # of the budget, used by the listings (set_outside)
 
 
 class _Entry:
@@ -179,8 +178,7 @@ class PlaneCache(Generic[K]):
         self._siblings = siblings
         self._fetch_many = fetch_many
         self._budget = budget_bytes
-        #: bytes of the budget used outside the cache (see set_outside)
-        self._outside = 0
+        self._outside = 0  # bytes of the budget used elsewhere: set_outside
         self._prefetch_budget = prefetch_budget
         self._size_hint = size_hint
         self._max_pending = prefetch_workers * 2 if max_pending is None else max_pending
@@ -412,19 +410,11 @@ class PlaneCache(Generic[K]):
     def stats(self) -> CacheStats:
         with self._lock:
             return CacheStats(
-                hits=self._hits,
-                misses=self._misses,
-                fetches=self._fetches,
-                fetch_errors=self._fetch_errors,
-                evictions=self._evictions,
-                prefetches=self._prefetches,
-                prefetch_hits=self._prefetch_hits,
-                bytes_used=self._bytes,
-                entries=len(self._entries),
-                budget_bytes=self._budget,
-                grouped=self._grouped,
-                outside_bytes=self._outside,
-            )
+                hits=self._hits, misses=self._misses, fetches=self._fetches,
+                fetch_errors=self._fetch_errors, evictions=self._evictions,
+                prefetches=self._prefetches, prefetch_hits=self._prefetch_hits,
+                bytes_used=self._bytes, entries=len(self._entries), budget_bytes=self._budget,
+                grouped=self._grouped, outside_bytes=self._outside)
 
     # -- internals ------------------------------------------------------------
 
@@ -554,17 +544,9 @@ class PlaneCache(Generic[K]):
             self._prefetch_hits += 1
         return entry.value
 
-    @property
-    def capacity(self) -> int:
-        """Bytes the cache may hold now: its budget less what is used outside."""
-        with self._lock:
-            return self._budget - self._outside
-
     def set_outside(self, nbytes: int) -> None:
-        """``nbytes`` of the budget are in use outside the cache (the plate
-        listings of the mount): from now on the cache holds at most the rest,
-        but never less than a quarter of the budget, and evicts its least
-        recently used entries at once down to that."""
+        """``nbytes`` of the budget are used outside (the mount's listings): the
+        cache holds the rest, at least a quarter, and evicts down to it now."""
         with self._lock:
             self._outside = min(max(0, nbytes), self._budget * 3 // 4)
             self._evict_locked(0)
