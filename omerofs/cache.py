@@ -7,9 +7,11 @@ decides when to call it.
 Contract
 --------
 * **Byte budget.** The sum of ``len(value)`` over cached entries never exceeds
-  ``budget_bytes``; least recently used entries are evicted first. A value
-  larger than the whole budget is handed to its callers but not cached (and
-  evicts nothing).
+  ``budget_bytes`` less what the owner says it uses elsewhere of the same
+  budget (:meth:`PlaneCache.set_outside`: the mount's plate listings; at most
+  three quarters of it); least recently used entries are evicted first. A
+  value larger than that is handed to its callers but not cached (and evicts
+  nothing).
 * **Single flight.** While ``fetch(key)`` runs, every other ``get(key)`` waits
   for that same call and receives the same ``bytes`` object. If it raises,
   every caller of that flight gets the same exception object, nothing is
@@ -103,6 +105,7 @@ class CacheStats:
     entries: int
     budget_bytes: int
     grouped: int = 0
+    outside_bytes: int = 0  # of the budget, used by the listings (set_outside)
 
 
 class _Entry:
@@ -177,6 +180,7 @@ class PlaneCache(Generic[K]):
         self._siblings = siblings
         self._fetch_many = fetch_many
         self._budget = budget_bytes
+        self._outside = 0  # bytes of the budget used elsewhere: set_outside
         self._prefetch_budget = prefetch_budget
         self._size_hint = size_hint
         self._max_pending = prefetch_workers * 2 if max_pending is None else max_pending
@@ -309,7 +313,7 @@ class PlaneCache(Generic[K]):
                     # result is checked against the budget when it arrives.
                     if room <= 0:
                         break
-                elif hint > room or hint > self._budget:
+                elif hint > room or hint > self._budget - self._outside:
                     if room <= 0:
                         break
                     whole = False  # may fit later
@@ -408,18 +412,11 @@ class PlaneCache(Generic[K]):
     def stats(self) -> CacheStats:
         with self._lock:
             return CacheStats(
-                hits=self._hits,
-                misses=self._misses,
-                fetches=self._fetches,
-                fetch_errors=self._fetch_errors,
-                evictions=self._evictions,
-                prefetches=self._prefetches,
-                prefetch_hits=self._prefetch_hits,
-                bytes_used=self._bytes,
-                entries=len(self._entries),
-                budget_bytes=self._budget,
-                grouped=self._grouped,
-            )
+                hits=self._hits, misses=self._misses, fetches=self._fetches,
+                fetch_errors=self._fetch_errors, evictions=self._evictions,
+                prefetches=self._prefetches, prefetch_hits=self._prefetch_hits,
+                bytes_used=self._bytes, entries=len(self._entries), budget_bytes=self._budget,
+                grouped=self._grouped, outside_bytes=self._outside)
 
     # -- internals ------------------------------------------------------------
 
@@ -549,17 +546,28 @@ class PlaneCache(Generic[K]):
             self._prefetch_hits += 1
         return entry.value
 
+    def set_outside(self, nbytes: int) -> None:
+        """``nbytes`` of the budget are used outside (the mount's listings): the
+        cache holds the rest, at least a quarter, and evicts down to it now."""
+        with self._lock:
+            self._outside = min(max(0, nbytes), self._budget * 3 // 4)
+            self._evict_locked(0)
+
+    def _evict_locked(self, size: int) -> None:
+        """Evict least recently used entries until ``size`` more bytes fit."""
+        while self._entries and self._bytes + size > self._budget - self._outside:
+            _, victim = self._entries.popitem(last=False)
+            self._forget_locked(victim)
+            self._evictions += 1
+
     def _insert_locked(self, key: K, value: bytes, unread: bool) -> None:
         size = len(value)
-        if size > self._budget:
+        if size > self._budget - self._outside:
             return  # would flush everything and still not fit
         old = self._entries.pop(key, None)
         if old is not None:
             self._forget_locked(old)
-        while self._bytes + size > self._budget:
-            _, victim = self._entries.popitem(last=False)
-            self._forget_locked(victim)
-            self._evictions += 1
+        self._evict_locked(size)
         self._entries[key] = _Entry(value, unread)
         self._bytes += size
         if unread:

@@ -271,7 +271,8 @@ def _status(args: argparse.Namespace) -> int:
               + (f"group {new}" if new is not None else "no group (mkdir refused)"))
     c = doc["cache"]
     print(f"cache      {c['bytes_used'] >> 20} / {c['budget_bytes'] >> 20} MiB, "
-          f"{c['entries']} planes, {c['hits']} hits, {c['misses']} misses")
+          f"{c['entries']} planes, {c['hits']} hits, {c['misses']} misses; "
+          f"listings {c.get('listings_bytes', 0) >> 20} MiB of the budget")
     calls = ", ".join(f"{k} {v}" for k, v in sorted(doc["calls"].items()))
     print(f"calls      {calls or 'none'}")
     if doc["errors"]:

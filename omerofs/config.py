@@ -114,14 +114,18 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         doc=(
         "Seconds a plate's layout is kept before it is reloaded, and the kernel's "
         "entry/attribute lifetime of the root, wells and planes.")),
-    # 120 000: about 0.6 KB each (tracemalloc), so some 70 MB: many plates of a
-    # few thousand files, or the biggest plate (1536 wells x 9 fields x 4 channels) alone
-    Key("max_listed", int, 120_000, "files and directories of plate listings kept in memory",
-        minimum=1, doc=(
-        "Files and directories of plate listings kept in memory (about 0.6 KB each). "
-        "Past it the listings of the plates used least recently are dropped, and loaded "
-        "again from the server when next used; the plate used last is always kept. "
-        "What the kernel still holds stays until it lets go (see :doc:`performance`).")),
+    # 0: half the cache budget at 1,200 bytes a node (omerofs.listing.NODE_BYTES,
+    # measured): a 64 MiB budget lists some five plates of 4,608 files, the
+    # default 1 GiB the biggest plate (1536 wells x 9 fields x 4 channels) seven times
+    Key("max_listed", int, 0, "files and directories of plate listings kept in memory "
+        "(0: half the cache budget's worth)", minimum=0, doc=(
+        "Files and directories of plate listings kept in memory; 0 (the default): as "
+        "many as half of ``cache_mb`` holds, at 1,200 bytes each (27,962 for 64 MiB). "
+        "They count in the cache budget: the plane cache holds what they leave of it, "
+        "at least a quarter. Past it the listings of the plates used least recently "
+        "are dropped, and loaded again from the server when next used; the plate used "
+        "last is always kept. What the kernel still holds stays until it lets go (see "
+        ":doc:`performance`).")),
     # 8: measured in benchmarks/read.py (b), 4 in flight leaves a 5 ms-latency
     # server idle between planes; 8 keeps a 2-core machine busy
     Key("prefetch", int, 8, "planes fetched ahead of a sequential reader (0: off)", minimum=0,

@@ -282,7 +282,9 @@ class PlaneState:
     @property
     def tiff(self) -> TiffLayout:
         """Built on demand (and cached by :func:`omerofs.tiff.layout_for`): a
-        plate's tens of thousands of planes keep no layout each."""
+        plate's tens of thousands of planes keep no layout each. Reads ask
+        :meth:`omerofs.planes.PlaneReader.layout`, which builds it once per
+        file read."""
         p = self.plane
         return plane_layout(self.image, p.z, p.c, p.t)
 

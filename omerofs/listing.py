@@ -19,6 +19,12 @@ Memory: the listings of plates used last are kept up to ``max_listed`` nodes
 in all; past that the least recently used plates' listings are dropped
 (:meth:`~omerofs.tree.Tree.evict_plate`) and load again (two server calls)
 when next used. The plate loaded last is always kept, whatever its size.
+The listings are part of the mount's cache budget: by default ``max_listed``
+is what half of it holds (:func:`listed_nodes_for`, :data:`NODE_BYTES` a
+node), and after each load the nodes held are reported through
+``on_listed(bytes)`` (the plane cache holds the rest of the budget:
+:meth:`~omerofs.cache.PlaneCache.set_outside`) and the C heap gives back
+what the load freed (:func:`omerofs.heap.give_back`).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import layout
+from . import heap, layout
 from .annotations import AnnotationPlacer
 from .config import default
 from .gateway import (
@@ -90,9 +96,24 @@ class _Load:
     error: BaseException | None = None
 
 
-#: nodes of plate listings kept in memory (see the module docstring and the
-#: settings table, omerofs.config, for why this many)
+#: nodes of plate listings kept in memory; 0 (the settings table's default,
+#: omerofs.config): :func:`listed_nodes_for` the cache budget
 MAX_LISTED: int = default("max_listed")
+
+#: what a listed node costs the mount process, in bytes of RSS: 1,195 measured
+#: through FUSE (benchmarks/scale.py, 100 plates of 4,608 plane files: VmHWM
+#: 165 MiB holding 40,062 nodes at 64 MiB, 313 MiB holding 169,932 at 256),
+#: of which 757 in the tree (a Namespace over the OMERO gateway, the heap
+#: given back after each load: the node, its state, name, inode, directory
+#: entries and its share of the plate's images and wells) and the rest the
+#: attributes the FUSE layer keeps for each node the kernel holds
+NODE_BYTES = 1200
+
+
+def listed_nodes_for(budget_bytes: int) -> int:
+    """The default ``max_listed`` of a cache budget: the nodes that half of
+    it holds (a 64 MiB budget: 27,962, some five plates of 4,608 files)."""
+    return max(1, budget_bytes // 2 // NODE_BYTES)
 
 
 class Listings:
@@ -100,9 +121,14 @@ class Listings:
 
     def __init__(self, tree: Tree, gateway: Gateway, timeouts: Timeouts,
                  clock: Callable[[], float], stacks: bool = False,
-                 max_listed: int = MAX_LISTED, *, plates: PlateLayout | None = None,
-                 annotations: AnnotationPlacer | None = None):
+                 max_listed: int = listed_nodes_for(default("cache_mb") << 20), *,
+                 plates: PlateLayout | None = None,
+                 annotations: AnnotationPlacer | None = None,
+                 on_listed: Callable[[int], None] | None = None):
         self.tree = tree
+        #: told the bytes the nodes held cost (NODE_BYTES each) after each
+        #: plate load, outside every lock
+        self.on_listed = on_listed
         #: builds a plate's wells, runs, planes and index (and zarr tree); places its files
         self.plates = plates or PlateLayout(tree, clock, stacks)
         self.annotations = annotations or AnnotationPlacer(tree)
@@ -378,6 +404,13 @@ class Listings:
                 self._fingerprints.pop(node.ino, None)
             else:
                 self._fingerprints[node.ino] = key
+            held = self.tree.count()
+        if self.on_listed is not None:
+            self.on_listed(held * NODE_BYTES)
+        # the load's answer (rows, strings, Ice buffers) was freed between
+        # the listing's long-lived nodes: without this the C heap keeps it
+        # (about as much again as the nodes, omerofs.heap)
+        heap.give_back()
 
     # --- the root -------------------------------------------------------------------------
     def _plate_node(self, p: PlateSummary, name: str) -> Node:

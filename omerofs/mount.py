@@ -32,7 +32,7 @@ from typing import Any
 import pyfuse3
 import trio
 
-from . import notify
+from . import heap, notify
 from .config import KEYS, default, prefetch_threads, request_deadline
 from .gateway import ConnectionConfig, GatewayError
 from .namespace import Namespace, Timeouts
@@ -216,21 +216,6 @@ def set_readahead(mountpoint: Path, kb: int) -> bool:
     return True
 
 
-def _limit_malloc_arenas(arenas: int = 2) -> None:
-    """glibc gives each thread its own malloc arena and keeps freed plane
-    buffers (several MiB each) in them: with a dozen threads that is ~80 MiB
-    of peak RSS beyond the cache budget (benchmarks/read.py, measurement e).
-    Two arenas keep the mount within budget + 150 MB. Must run before threads
-    start; a no-op where mallopt does not exist."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        libc.mallopt(-8, arenas)  # M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass
-
-
 def serve(cfg: MountConfig, ready: Ready) -> int:
     """Connect, mount and serve in this process until unmounted. Returns an exit code.
 
@@ -241,7 +226,7 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
     from .fs import OmeroFS, forget_name
     from .gateway.omero import OmeroGateway
 
-    _limit_malloc_arenas()
+    heap.limit_arenas()
     where = f"{cfg.connection.url} on {cfg.mountpoint}"
 
     def report(err: str | None) -> None:

@@ -44,7 +44,7 @@ from .kinds import (
     ZarrMetaState,
 )
 from .layout import STATUS_NAME, check_name
-from .listing import MAX_LISTED, Listings, Timeouts
+from .listing import MAX_LISTED, Listings, Timeouts, listed_nodes_for
 from .locks import checked_gateway
 from .planes import PlaneReader, plane_limit
 from .plate_layout import PlateLayout
@@ -104,15 +104,21 @@ class Namespace:
         a name goes away by itself rather than by a request of the kernel's.
         Defaults are the settings table's (:func:`omerofs.config.default`):
         ``prefetch_depth`` 8, as every mount has used (this class once said
-        4, which only code building a Namespace directly got)."""
+        4, which only code building a Namespace directly got); ``max_listed``
+        0: the nodes half of ``cache_budget`` holds. Listed nodes count in
+        ``cache_budget``: the plane cache holds what they leave of it
+        (:mod:`omerofs.listing`)."""
         timeouts = timeouts or Timeouts()
         gateway = checked_gateway(gateway)  # no server call under the tree lock (tests)
         tree = Tree(time.time(), spool, on_removed)
         zarr_layout = ZarrLayout(tree, plane_limit(cache_budget)) if zarr else None
-        listings = Listings(tree, gateway, timeouts, clock, stacks, max_listed,
-                            plates=PlateLayout(tree, clock, stacks, zarr_layout))
         planes = PlaneReader(tree, gateway, cache_budget, prefetch_depth=prefetch_depth,
                              prefetch_workers=prefetch_workers)
+        # the listings are part of the budget: the plane cache holds the rest
+        listings = Listings(tree, gateway, timeouts, clock, stacks,
+                            max_listed if max_listed > 0 else listed_nodes_for(cache_budget),
+                            plates=PlateLayout(tree, clock, stacks, zarr_layout),
+                            on_listed=planes.cache.set_outside)
         text = TextFiles(tree, gateway, listings, planes, max_file_bytes=max_file_bytes,
                          clock=clock)
         derived = DerivedPlates(tree, gateway, listings, planes, clock)

@@ -17,6 +17,7 @@ plane (benchmarks/per_file.py).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from .cache import PlaneCache
@@ -24,6 +25,8 @@ from .gateway import FileAnnotationInfo, Gateway, ImageInfo, PlaneIndex
 from .gateway.batches import TimepointReader
 from .keys import CacheKey, FileKey, Ino, PixelsKey
 from .kinds import PixelFile, PlaneState, WellDir, ZarrChunkState
+from .locks import LEAF, RankedLock
+from .tiff import TiffLayout
 from .tree import Node, Tree
 from .zarr_layout import images_after
 
@@ -40,6 +43,9 @@ PREFETCH_BYTES = 32 << 20
 #: waits for all of it, which past a few MiB costs more time on a LAN than the
 #: round trips it saves
 TIMEPOINT_BYTES = 16 << 20
+#: plane files whose TIFF layout is kept while they are read (the ones read
+#: last): a layout is a header of a few KiB, built from the plane's metadata
+LAYOUTS_KEPT = 256
 
 
 def _image_lane(key: CacheKey) -> int:
@@ -84,6 +90,10 @@ class PlaneReader:
         #: prefetch is settled (queued, cached or in flight): the next open
         #: starts after it instead of going over the same keys again
         self._horizon: dict[Ino, Ino] = {}
+        #: plane file inode -> (its state, its layout), the files read last first
+        #: out: see layout()
+        self._layouts: OrderedDict[Ino, tuple[PlaneState, TiffLayout]] = OrderedDict()
+        self._layouts_lock = RankedLock("plane file layouts", LEAF)  # a leaf: omerofs.locks
 
     def close(self) -> None:
         self.cache.close()
@@ -143,48 +153,68 @@ class PlaneReader:
         self._in_page_cache.discard(key)
 
     # --- plane files ------------------------------------------------------------------------
+    def layout(self, node: Node, state: PlaneState) -> TiffLayout:
+        """``state.tiff``, built once per plane file however many reads it
+        takes (the first read of a plane asks on the event loop thread, then
+        on a worker; an 8 MiB plane takes eight reads): kept for the
+        LAYOUTS_KEPT files read last, and only while the file keeps ``state``
+        (a plane of a derived plate rewritten gets a new one)."""
+        with self._layouts_lock:
+            kept = self._layouts.get(node.ino)
+            if kept is not None and kept[0] is state:
+                self._layouts.move_to_end(node.ino)
+                return kept[1]
+        tiff = state.tiff
+        with self._layouts_lock:
+            self._layouts[node.ino] = (state, tiff)
+            self._layouts.move_to_end(node.ino)
+            if len(self._layouts) > LAYOUTS_KEPT:
+                self._layouts.popitem(last=False)
+        return tiff
+
     def read_cached(self, node: Node, offset: int, size: int) -> bytes | None:
         """Non-blocking: the bytes if no server call is needed, else None."""
         state = node.state
         if not isinstance(state, PlaneState):
             return None
-        tiff = state.tiff
+        tiff = self.layout(node, state)
         if not tiff.needs_plane(offset, size):
             return tiff.read(offset, size, None)
         key = self._key(state)
         plane = self.cache.peek(key)
         if plane is None:
             return None
-        self._done_with(state, key, offset, size)
+        self._done_with(state, tiff, key, offset, size)
         return tiff.read(offset, size, plane)
 
     def read(self, node: Node, offset: int, size: int) -> bytes:
         """Blocking: bytes [offset, offset+size) of a plane file."""
         state = node.plane
-        tiff = state.tiff
+        tiff = self.layout(node, state)
         if not tiff.needs_plane(offset, size):
             return tiff.read(offset, size, None)
         if state.image.plane_bytes > self.cache_budget // 4:
-            return self._read_rows(state, offset, size)
+            return self._read_rows(state, tiff, offset, size)
         key = self._key(state)
         # a reader that prefetch follows reads the files in name order: the
         # other planes of this timepoint come next, so they come in this call
         plane = self.cache.get(key, group=self.prefetch_depth > 0)
-        self._done_with(state, key, offset, size)
+        self._done_with(state, tiff, key, offset, size)
         return tiff.read(offset, size, plane)
 
-    def _done_with(self, state: PlaneState, key: CacheKey, offset: int, size: int) -> None:
+    def _done_with(self, state: PlaneState, tiff: TiffLayout, key: CacheKey, offset: int,
+                   size: int) -> None:
         """A read reaching a plane's end: its bytes now sit in the kernel's page
         cache (keep_cache), so the plane cache lets go of its copy at once
         rather than hold every plane twice, and prefetch leaves it alone."""
-        if not state.writable and offset + size >= state.tiff.file_size:
+        if not state.writable and offset + size >= tiff.file_size:
             self.cache.discard(key)
             self._in_page_cache.add(key)
 
-    def _read_rows(self, state: PlaneState, offset: int, size: int) -> bytes:
+    def _read_rows(self, state: PlaneState, tiff: TiffLayout, offset: int, size: int) -> bytes:
         """A range of a plane too big to cache whole: fetch only the rows it
         touches (one full-width tile) and build the answer from those."""
-        tiff, image, plane = state.tiff, state.image, state.plane
+        image, plane = state.image, state.plane
         end = min(offset + size, tiff.file_size)
         row = tiff.data_size // image.size_y
         first = max(offset - tiff.data_offset, 0) // row

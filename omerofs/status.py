@@ -48,6 +48,8 @@ def status_document(info: MountInfo, *, connected: bool, cache: CacheStats,
         "session_lost": session_lost,
         "account": account_status(account, group),
         "cache": {"budget_bytes": cache.budget_bytes, "bytes_used": cache.bytes_used,
+                  # the plate listings' share of the budget (omerofs.listing)
+                  "listings_bytes": cache.outside_bytes,
                   "entries": cache.entries, "hits": cache.hits, "misses": cache.misses,
                   "prefetches": cache.prefetches, "prefetch_hits": cache.prefetch_hits},
         "calls": dict(calls),

@@ -16,7 +16,7 @@ from omerofs import cli
 from omerofs.config import KEYS, default, defaults
 from omerofs.gateway import ConnectionConfig
 from omerofs.gateway.memory import MemoryGateway
-from omerofs.listing import MAX_LISTED, Timeouts
+from omerofs.listing import MAX_LISTED, Timeouts, listed_nodes_for
 from omerofs.mount import MountConfig
 from omerofs.namespace import Namespace
 from omerofs.retry import RetryPolicy
@@ -89,7 +89,9 @@ def test_the_core_s_defaults_are_the_table_s():
     ns = Namespace.build(MemoryGateway(), 16 << 20)
     try:
         assert ns.planes.prefetch_depth == default("prefetch") == 8
-        assert ns.listings.max_listed == MAX_LISTED == default("max_listed")
+        # the table's 0: as many as half the budget holds (issue 24)
+        assert MAX_LISTED == default("max_listed") == 0
+        assert ns.listings.max_listed == listed_nodes_for(16 << 20)
         assert ns.text.max_file_bytes == default("max_file_mb") << 20
         assert (Timeouts().root_ttl, Timeouts().plate_ttl) == (default("root_ttl"),
                                                                default("plate_ttl"))
