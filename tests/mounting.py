@@ -124,3 +124,12 @@ class Mount:
         code = self.stop()
         assert code == 0, f"mount exited {code}:\n{self.log}"
         assert not os.path.ismount(self.mountpoint)
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory of a mount: its pending planes and files are stored."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

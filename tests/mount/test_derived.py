@@ -12,7 +12,6 @@ import io
 import multiprocessing
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +20,7 @@ import tifffile
 from omerofs.gateway import queries as Q
 
 from .. import omero_direct
-from ..mounting import Mount
+from ..mounting import Mount, fsync_dir
 
 pytestmark = pytest.mark.needs_fuse
 
@@ -73,14 +72,6 @@ def derived_images(server, plate_id: int) -> dict[tuple[int, int, int], dict]:
     return {(r[1], r[2], r[4]): {"image": r[5], "name": r[6], "pixels": r[7],
                                  "size": tuple(r[8:13]), "type": r[13]}
             for r in rows if r[5] is not None}
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ import tifffile
 from omerofs.gateway import queries as Q
 
 from .. import omero_direct
-from ..mounting import Mount
+from ..mounting import Mount, fsync_dir
 
 pytestmark = pytest.mark.needs_fuse
 
@@ -31,14 +30,6 @@ WELLS = ["A01", "B02", "C03"]
 def plane(mount: int, well: int, z: int) -> np.ndarray:
     return (np.arange(SHAPE[0] * SHAPE[1]).reshape(SHAPE) + 1000 * mount + 100 * well + z
             ).astype(np.uint16)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def run_both(*fns) -> None:
