@@ -140,6 +140,9 @@ class DerivedPlates:
     def mkdir_plate(self, name: str) -> Node:
         """``mkdir <mnt>/<name>``: a new Plate on the server, listed by name."""
         layout.check_name(name, "mkdir")
+        if name.endswith(layout.ZARR_SUFFIX):  # docs/zarr.rst, "Derived plates"
+            raise refuse(errno.EINVAL, f"mkdir {name!r}: names ending {layout.ZARR_SUFFIX} "
+                                       "are the OME-Zarr trees of plates (--zarr)")
         if not layout.plate_name_ok(name):
             raise refuse(errno.EINVAL, f"mkdir {name!r}: not a plate name (and plate_<id> "
                                        "names are the server's)")
@@ -282,11 +285,15 @@ class DerivedPlates:
             buf = self._site(well, parsed.key.site)
             with buf.lock:
                 buf.check(plane, (arr.shape[0], arr.shape[1]), pixel_type)
-                if buf.image is not None:  # the image exists: replace this plane in place
+                replace = buf.image is not None
+                if replace:  # the image exists: replace this plane in place
                     self._replace(buf, node, plane, _big_endian(arr))
-                    return
-                old = buf.add(plane, entry.id, (arr.shape[0], arr.shape[1]), pixel_type,
-                              self.clock())
+                else:
+                    old = buf.add(plane, entry.id, (arr.shape[0], arr.shape[1]), pixel_type,
+                                  self.clock())
+            if replace:
+                self.listings.follow_zarr(buf.plate_id)  # with no site lock held
+                return
         except ValueError as e:
             # flush may come more than once per open file (the kernel sends one for
             # every close of a shared descriptor): judge again at the next one, drop
@@ -395,15 +402,19 @@ class DerivedPlates:
                               and b.well_id == scope.state.well_id))
                      and (idle is None or now - b.last_write >= idle)]
         problems = []
+        made: set[int] = set()
         for buf in sites:
             key = (buf.well_id, buf.site)
             try:
                 self._make_image(buf)
                 self._problems.pop(key, None)
+                made.add(buf.plate_id)
             except (ValueError, GatewayError) as e:
                 problems.append(f"{buf.image_name}: {e}")
                 self._problems[key] = str(e)
                 log.error("image %s not made: %s", buf.image_name, e)
+        for plate_id in sorted(made):  # one load per plate, whatever the images made
+            self.listings.follow_zarr(plate_id)
         return problems
 
     def _make_image(self, buf: SiteBuffer) -> None:

@@ -107,6 +107,21 @@ def forget_name(parent: int, name: str) -> None:
         log.debug("invalidate %s: %r", name, e)
 
 
+def forget_content(ino: int) -> None:
+    """Make the kernel drop the attributes and cached pages of a node whose
+    content changed under the same inode (the namespace's ``on_changed``: a
+    derived plate's zarr chunk after a rewrite, a zarr JSON file that grew).
+    Called from a worker or load thread, never the event loop: the kernel
+    may wait for a read of the inode in flight, which a worker answers."""
+    try:
+        pyfuse3.invalidate_inode(ino, attr_only=False)
+    except OSError as e:  # ENOENT: the kernel does not hold the inode
+        if e.errno != errno.ENOENT:
+            log.debug("invalidate inode %d: %r", ino, e)
+    except Exception as e:  # not mounted (tests of the namespace alone)
+        log.debug("invalidate inode %d: %r", ino, e)
+
+
 K = TypeVar("K")
 V = TypeVar("V")
 

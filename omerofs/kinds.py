@@ -355,6 +355,10 @@ class ZarrChunkState:
     plane: PlaneIndex
     first_row: int = 0
     rows: int = 0  # 0: the whole plane
+    #: a chunk of a derived plate, whose plane can be written again: the
+    #: field's image is then replaced (same WellSample, same inode), so the
+    #: chunk is not immutable (no keep_cache, attributes for plate_ttl)
+    rewritable: bool = False
 
     @property
     def size(self) -> int:

@@ -580,9 +580,9 @@ def is_plane_file_name(name: str) -> bool:
 
 def plate_name_ok(name: str) -> bool:
     """Can a derived plate be listed (and made) under ``name``? Not hidden, not
-    a ``plate_<id>`` name, not the status file."""
-    return (valid_entry_name(name) and not name.startswith(".")
-            and parse_plate_dir_name(name) is None and name != STATUS_NAME)
+    a ``plate_<id>`` name, not the status file, not a zarr tree's name."""
+    return (valid_entry_name(name) and not name.startswith(".") and name != STATUS_NAME
+            and parse_plate_dir_name(name) is None and not name.endswith(ZARR_SUFFIX))
 
 
 def check_user_dir_name(name: str) -> None:

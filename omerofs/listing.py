@@ -66,6 +66,7 @@ from .kinds import (
 from .locks import no_io_under_tree_lock
 from .plate_layout import PlateLayout
 from .tree import ROOT_INODE, Node, Tree
+from .zarr_layout import Plan
 
 log = logging.getLogger("omerofs.listing")
 
@@ -443,11 +444,31 @@ class Listings:
             root.loaded_at, root.error = self.clock(), None
 
     def _zarr_dir(self, plate: Node) -> Node | None:
-        """The plate's ``plate_N.ome.zarr`` (``--zarr``, acquired plates only;
-        under the lock)."""
-        if self.plates.zarr is None or plate.state_of(PlateDir).derived:
+        """The plate's ``plate_N.ome.zarr``, a derived plate's ``<name>.ome.zarr``
+        (``--zarr``; under the lock)."""
+        if self.plates.zarr is None:
             return None
         return self.plates.zarr.plate_dir(plate)
+
+    def follow_zarr(self, plate_id: int) -> None:
+        """Blocking: an image of this derived plate was made or replaced here
+        (:meth:`invalidate_plate` came first): if its zarr tree is made, load
+        the plate now, so the tree shows the image before the write that made
+        it returns; the kernel may hold the tree's names and attributes for
+        ``plate_ttl`` and would not ask. A failed load is logged: the next
+        lookup that reaches the mount loads it again."""
+        with self.tree.locked():
+            plate = next((n for _, i in self.tree.root.dir.listing()
+                          if isinstance((n := self.tree.node(i)).state, PlateDir)
+                          and n.plate_id == plate_id), None)
+            zarr_ino = plate.state_of(PlateDir).zarr if plate is not None else None
+            zarr = self.tree.get(zarr_ino) if zarr_ino is not None else None
+            if plate is None or zarr is None or zarr.dir.children is None:
+                return  # not made: made from the plate's next load when asked for
+        try:
+            self.load(plate.ino)
+        except GatewayError as e:
+            log.warning("zarr tree of plate %d not updated now: %s", plate_id, e)
 
     def plate_by_name(self, name: str) -> Node | None:
         """Blocking: a plate the root listing does not show yet (created since
@@ -489,6 +510,10 @@ class Listings:
             node.dir.set_children({layout.INDEX_DIR: self.plates.index_dir(node).ino})
             node.dir.loaded_at = self.clock()
             self.tree.root.dir.add_child(plate.name, node.ino)
+            zarr = self._zarr_dir(node)
+            if zarr is not None and self.plates.zarr is not None:
+                self.plates.zarr.plan(node, Plan.empty(plate.name))  # no image yet
+                self.tree.root.dir.add_child(zarr.name, zarr.ino)
             return node
 
     def add_well(self, plate: Node, name: str, row: int, column: int, well_id: int,

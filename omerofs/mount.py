@@ -223,7 +223,7 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
     with the reason it could not be made. The same moments are sent to
     systemd (``READY=1`` or a ``STATUS=`` line), and ``STOPPING=1`` when the
     unmount begins."""
-    from .fs import OmeroFS, forget_name
+    from .fs import OmeroFS, forget_content, forget_name
     from .gateway.omero import OmeroGateway
 
     heap.limit_arenas()
@@ -260,7 +260,8 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
                          prefetch_depth=cfg.prefetch,
                          prefetch_workers=prefetch_threads(cfg.prefetch),
                          spool=spool, max_file_bytes=cfg.max_file_bytes,
-                         on_removed=forget_name, stacks=cfg.stacks, max_listed=cfg.max_listed,
+                         on_removed=forget_name, on_changed=forget_content,
+                         stacks=cfg.stacks, max_listed=cfg.max_listed,
                          zarr=cfg.zarr)
     info = MountInfo(server=cfg.connection.url, user=cfg.connection.user,
                      mountpoint=str(cfg.mountpoint), spool=str(spool.root))

@@ -96,12 +96,15 @@ class Namespace:
               prefetch_workers: int = prefetch_threads(default("prefetch")),
               spool: Spool | None = None, max_file_bytes: int = default("max_file_mb") << 20,
               clock: Callable[[], float] = time.monotonic,
-              on_removed: Callable[[int, str], None] | None = None, stacks: bool = False,
+              on_removed: Callable[[int, str], None] | None = None,
+              on_changed: Callable[[int], None] | None = None, stacks: bool = False,
               max_listed: int = MAX_LISTED, zarr: bool = False) -> Namespace:
         """The parts of a mount, built on one :class:`~omerofs.tree.Tree`;
         scratch files an earlier mount left in ``spool`` are dropped.
         ``on_removed(parent inode, name)`` is told (outside every lock) when
-        a name goes away by itself rather than by a request of the kernel's.
+        a name goes away by itself rather than by a request of the kernel's,
+        ``on_changed(inode)`` when a node's bytes or size change under its
+        inode (:meth:`omerofs.tree.Tree.changed`).
         Defaults are the settings table's (:func:`omerofs.config.default`):
         ``prefetch_depth`` 8, as every mount has used (this class once said
         4, which only code building a Namespace directly got); ``max_listed``
@@ -110,7 +113,7 @@ class Namespace:
         (:mod:`omerofs.listing`)."""
         timeouts = timeouts or Timeouts()
         gateway = checked_gateway(gateway)  # no server call under the tree lock (tests)
-        tree = Tree(time.time(), spool, on_removed)
+        tree = Tree(time.time(), spool, on_removed, on_changed)
         zarr_layout = ZarrLayout(tree, plane_limit(cache_budget)) if zarr else None
         planes = PlaneReader(tree, gateway, cache_budget, prefetch_depth=prefetch_depth,
                              prefetch_workers=prefetch_workers)

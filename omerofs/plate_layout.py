@@ -142,14 +142,15 @@ class PlateLayout:
                     plate_children[rname] = rdir.ino
                 self._guests[plate.plate_id] = guests
             plate_children[layout.INDEX_DIR] = self.index_dir(plate).ino
-            if self.zarr is not None and not plate.state_of(PlateDir).derived:
+            if self.zarr is not None:
                 if any(s.run_id is None for w in placed for s in w.samples) \
                         and None not in runs:
                     runs.append(None)
                 out.count += self.zarr.plan(plate, Plan(
                     summary.name if summary else plate.name, tuple(placed), naming,
                     tuple(runs), starts, max(n_rows, summary.rows or 0) if summary else n_rows,
-                    max(n_columns, summary.columns or 0) if summary else n_columns))
+                    max(n_columns, summary.columns or 0) if summary else n_columns,
+                    derived=plate.state_of(PlateDir).derived))
         return out
 
     def takes_well_files(self, well: Node) -> bool:

@@ -69,6 +69,7 @@ from .kinds import (
     TextState,
     WellDir,
     WriteStatus,
+    ZarrChunkState,
     ZarrPlateDir,
 )
 from .spool import Entry, Spool
@@ -199,7 +200,8 @@ class Node:
     @property
     def immutable(self) -> bool:
         """Attributes that never change for the life of the mount."""
-        return self.spec.immutable and not self.writable_plane
+        return self.spec.immutable and not self.writable_plane and not (
+            isinstance(self.state, ZarrChunkState) and self.state.rewritable)
 
     @property
     def keep_cache(self) -> bool:
@@ -230,14 +232,20 @@ class Tree:
     ``on_removed(parent inode, name)`` is told when an entry goes away by
     itself, not by a request of the kernel's (a dropped plane, planes folded
     into an image), so the FUSE layer can make the kernel forget the name.
-    It is called after the tree lock is released.
+    It is called after the tree lock is released, as is ``on_changed(inode)``
+    for a node whose content or size changed under the same inode
+    (:meth:`changed`), so the FUSE layer can make the kernel drop what it
+    caches of it.
     """
 
     def __init__(self, mounted_at: float, spool: Spool | None,
-                 on_removed: Callable[[int, str], None] | None = None):
+                 on_removed: Callable[[int, str], None] | None = None,
+                 on_changed: Callable[[int], None] | None = None):
         self.mounted_at = mounted_at
         self.spool = spool
         self._on_removed = on_removed or (lambda parent, name: None)
+        self._on_changed = on_changed or (lambda ino: None)
+        self._changed: list[Ino] = []
         #: told (under the lock) of each freed node: caches keyed by inode let go
         self.on_freed: Callable[[Node], None] | None = None
         self._lock = locks.RankedLock("tree lock", locks.TREE, reentrant=True)
@@ -259,11 +267,12 @@ class Tree:
     def locked(self) -> Iterator[None]:
         """Hold the tree lock (re-entrant). When the outermost hold ends, even
         by an exception, the work queued by :meth:`after_unlock` runs and the
-        removal notices go out, in that order, with the lock released; a
+        removal and change notices go out, in that order, with the lock released; a
         queued step that fails does not stop the others, and its error is
         raised after them (as it was when it ran in place)."""
         out: list[tuple[int, str]] = []
         after: list[Callable[[], None]] = []
+        changed: list[Ino] = []
         try:
             with self._lock:
                 self._depth += 1
@@ -276,6 +285,7 @@ class Tree:
                         self._owner = 0
                         out, self._removed = self._removed, []
                         after, self._after = self._after, []
+                        changed, self._changed = self._changed, []
         finally:
             failed: list[Exception] = []
             for fn in after:
@@ -285,6 +295,8 @@ class Tree:
                     failed.append(e)
             for parent, name in out:
                 self._on_removed(parent, name)
+            for ino in changed:
+                self._on_changed(ino)
             if failed:
                 raise failed[0]
 
@@ -301,9 +313,15 @@ class Tree:
         else:
             fn()
 
+    def changed(self, ino: Ino) -> None:
+        """Under the lock: the node ``ino`` holds other bytes or another size
+        now; ``on_changed`` is told once the lock is released."""
+        self._changed.append(ino)
+
     def detach(self) -> None:
         """The kernel side is gone (unmounting): stop sending removal notices."""
         self._on_removed = lambda parent, name: None
+        self._on_changed = lambda ino: None
 
     # --- inodes --------------------------------------------------------------------------
     def inode(self, key: NodeKey, sample: int | None = None) -> Ino:

@@ -60,6 +60,22 @@ class Plan:
     starts: dict[int, float | None]
     n_rows: int
     n_columns: int
+    #: a derived plate's (made by mkdir): its planes can be written again
+    derived: bool = False
+
+    @classmethod
+    def empty(cls, name: str) -> Plan:
+        """A derived plate just made (``mkdir``): no well has an image yet."""
+        return cls(name, (), layout.WellNaming.for_plate(None, None, 1, 1), (), {}, 1, 1,
+                   derived=True)
+
+
+def zarr_name(plate_name: str) -> str | None:
+    """The zarr tree's name beside a plate's directory ``plate_name``:
+    ``plate_5.ome.zarr``, a derived plate's ``<name>.ome.zarr``; None when
+    that is too long for a file name."""
+    name = plate_name + layout.ZARR_SUFFIX
+    return name if layout.valid_entry_name(name) else None
 
 
 class ZarrLayout:
@@ -72,6 +88,8 @@ class ZarrLayout:
         self.plane_limit = plane_limit
         #: plate id -> what its zarr tree is made from, while its listing is loaded
         self._plans: dict[PlateId, Plan] = {}
+        #: plates whose name is too long to list a zarr tree beside (logged once)
+        self._too_long: set[PlateId] = set()
 
     def plan(self, plate: Node, plan: Plan) -> int:
         """A plate was (re)loaded: its zarr tree is made from ``plan`` when
@@ -101,12 +119,20 @@ class ZarrLayout:
         zarr_ino = plate.state_of(PlateDir).zarr
         return self.tree.get(zarr_ino) if zarr_ino is not None else None
 
-    def plate_dir(self, plate: Node) -> Node:
-        """The zarr directory of a listed plate (under the lock; made once)."""
-        name = layout.zarr_dir_name(plate.known_plate_id)
+    def plate_dir(self, plate: Node) -> Node | None:
+        """The zarr directory of a listed plate, named after its directory
+        (under the lock; made once); None, logged once, if that name is too long."""
+        name = zarr_name(plate.name)
+        if name is None:
+            if plate.known_plate_id not in self._too_long:
+                self._too_long.add(plate.known_plate_id)
+                log.warning("plate %d: %r%s is too long a name: no zarr tree listed",
+                            plate.known_plate_id, plate.name, layout.ZARR_SUFFIX)
+            return None
         node = self.tree.new_node(ZarrGroupKey(plate.known_plate_id, 0, 0, PLATE_DIR),
                                   ZarrPlateDir(plate=plate.ino), name, ROOT_INODE, plate.mtime,
                                   plate_id=plate.plate_id)
+        node.name = name  # a derived plate renamed on the server
         plate.state_of(PlateDir).zarr = node.ino
         return node
 
@@ -118,11 +144,17 @@ class ZarrLayout:
         return node
 
     def _meta(self, key: NodeKey, name: str, parent: Node, data: Callable[[], bytes]) -> Node:
-        """A JSON file: its bytes are made again when read (the same: pure)."""
-        node = self.tree.new_node(key, ZarrMetaState(data), name, parent.ino, parent.mtime,
+        """A JSON file: its bytes are made again when read (the same: pure).
+        One made before whose size changes (a derived plate's new wells) is
+        reported changed: the kernel would cut its reads at the old size."""
+        state = ZarrMetaState(data)
+        node = self.tree.new_node(key, state, name, parent.ino, parent.mtime,
                                   plate_id=parent.plate_id)
-        node.state, node.name, node.parent = ZarrMetaState(data), name, parent.ino
-        node.size = len(data())
+        size = len(data())
+        if node.state is not state and node.size != size:
+            self.tree.changed(node.ino)
+        node.state, node.name, node.parent = state, name, parent.ino
+        node.size = size
         return node
 
     @staticmethod
@@ -171,7 +203,7 @@ class ZarrLayout:
                                              bool(acquisitions)))]
             for i, sample in enumerate(fields):
                 field = self._dir(ZarrFieldKey(sample.id, FIELD_DIR), str(i), well_node, pid)
-                count += self._field(field, sample.id, sample.image)
+                count += self._field(field, sample.id, sample.image, plan.derived)
                 children.append(field)
             count += self._fill(well_node, children)
         top_children = [
@@ -206,8 +238,19 @@ class ZarrLayout:
             out.append(sample)
         return out
 
-    def _field(self, field: Node, sample: int, image: ImageInfo) -> int:
-        """A field's image group and its one level's array (nodes made)."""
+    def _field(self, field: Node, sample: int, image: ImageInfo, derived: bool) -> int:
+        """A field's image group and its one level's array (nodes made).
+
+        A chunk's inode comes from its WellSample and plane, not from the
+        image: when the WellSample shows another image (a rewrite in a
+        derived plate makes a new one, ``write_plane``), the chunk takes the
+        new image's plane and is reported changed, so the kernel drops what
+        it cached of the old one. Chunks of acquired plates are cached as
+        immutable (keep_cache, attributes for a day): OMERO pixels are
+        write-once and an acquired WellSample keeps its image. Those of a
+        derived plate are ``rewritable``: opened without keep_cache, so a
+        reader opening one after a rewrite reads the new image's plane
+        (new pixels id: never the old plane's entry of the plane cache)."""
         level = self._dir(ZarrFieldKey(sample, LEVEL_DIR), zarr_meta.LEVEL, field,
                           field.known_plate_id)
         rows = zarr_meta.chunk_rows(image, self.plane_limit)
@@ -221,11 +264,14 @@ class ZarrLayout:
                     plane = PlaneIndex(z, c, t)
                     for k in range(bands):
                         part = CHUNKS + ((t * image.size_c + c) * image.size_z + z) * bands + k
-                        state = (ZarrChunkState(image, plane) if whole
-                                 else ZarrChunkState(image, plane, k * rows, rows))
+                        state = ZarrChunkState(image, plane, k * rows, 0 if whole else rows,
+                                               rewritable=derived)
                         chunk = self.tree.new_node(
                             ZarrFieldKey(sample, part), state, zarr_meta.chunk_name(z, c, t, k),
                             level.ino, field.mtime, plate_id=field.plate_id, size=state.size)
+                        if chunk.state != state:  # the WellSample shows another image
+                            self.tree.changed(chunk.ino)
+                            chunk.state, chunk.size = state, state.size
                         chunk.parent = level.ino
                         chunks.append(chunk)
         n = self._fill(level, chunks)

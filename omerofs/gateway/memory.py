@@ -483,6 +483,8 @@ class MemoryGateway:
                         self.pixels[(new.pixels_id, z, c, t)] = \
                             bytes(data) if PlaneIndex(z, c, t) == plane else old
             well.images[well.images.index(image.id)] = new.id
+            # the WellSample stays, showing the new image (as _swap_image on OMERO)
+            self._sample_ids[(well.id, new.id)] = self._sample_id(well.id, image.id)
             self.images[new.id] = new
             del self.images[image.id]
             # the files attached to the old image now hang on the new one
