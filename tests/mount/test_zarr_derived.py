@@ -81,7 +81,11 @@ def test_a_derived_plate_reads_as_ome_zarr_and_follows_its_writes(server, mnt):
         (root / well).mkdir()
     for well, site in MADE[:2]:
         write_site(root, well, site)
-    fsync_dir(root / "A01")  # makes A01's images: the tree in use shows them at once
+    fsync_dir(root / "A01")  # makes A01's images: the tree in use shows them at once,
+    # also to a reader whose names the kernel still holds (no lookup reaches the
+    # mount to load the plate again), and whose size grew
+    wells = json.loads((top / ".zattrs").read_text())["plate"]["wells"]
+    assert [w["path"] for w in wells] == ["A/01"]
     assert sorted(os.listdir(top)) == [".zattrs", ".zgroup", "A"]
     write_site(root, "C03", 1)  # pending: its image is not made (no fsync, no idle)
     write_site(root, "B02", 1)
