@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from omerofs import layout
-from omerofs.gateway import PlaneIndex
 from omerofs.gateway.memory import MemoryGateway
 from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
 from omerofs.spool import Spool
