@@ -1,7 +1,8 @@
 """A plate's OME-Zarr (NGFF 0.4 HCS) tree, beside its TIFF tree (``--zarr``).
 
 :class:`ZarrLayout` makes ``plate_N.ome.zarr/`` at the root for each
-acquired plate, and fills it from the same load answer as ``plate_N/``
+plate (``<name>.ome.zarr/`` for a derived plate ``<name>/``: :func:`zarr_name`),
+and fills it from the same load answer as ``plate_N/``
 (:class:`omerofs.plate_layout.PlateLayout` hands it the placed wells): no
 server call lists or sizes anything in it. Layout (docs/zarr.rst)::
 
@@ -17,8 +18,12 @@ but the tree is made only when something below ``plate_N.ome.zarr`` is
 first asked for (:meth:`ZarrLayout.build_if_needed`): a plate's load keeps
 what it needs (:class:`Plan`, references to the load's answer), so a mount
 with ``--zarr`` whose readers use the TIFF tree only holds no zarr node.
-Once made, the tree is made again by each reload of its plate, and dropped
-with the plate's listing. Called under the tree lock; pure memory work.
+Once made, the tree is made again by each reload of its plate (at once when
+this mount makes or rewrites an image of a derived plate:
+:meth:`omerofs.listing.Listings.follow_zarr`), keeping its inodes; nodes
+whose bytes or size change under their inode are reported to the FUSE layer
+(:meth:`omerofs.tree.Tree.changed`). Dropped with the plate's listing.
+Called under the tree lock; pure memory work.
 """
 
 from __future__ import annotations
