@@ -24,6 +24,12 @@ then, each figure printed as it comes and in a summary table with MET or MISSED:
     queries to list it (target 1) and the time of ``ls`` once loaded
     (target < 1 s; ``ls -l`` printed too).
 
+``--zarr`` mounts with ``--zarr`` and walks each plate's OME-Zarr tree
+``plate_N.ome.zarr`` too in (m) and (l) (issue 23: listing cost per entry and
+memory at the 100-plate scale with the zarr view on; a field of 3 channels is
+8 zarr nodes, so a plate's zarr tree adds 12,288 chunks and metadata files of
+1,536 fields, 384 wells and 16 rows).
+
 30 plates (138,240 plane files, 149,850 entries: past what the listings
 hold at each of these budgets, 111,848 nodes at 256 MiB, so plates are dropped
 and loaded again) take some 5 minutes per budget on 2 idle cores, most of it the
@@ -72,6 +78,19 @@ def find_many(paths: list[Path]) -> tuple[float, int]:
     return time.perf_counter() - t0, out.count(b"\n")
 
 
+#: the mount's extra arguments and each plate's trees: set by ``--zarr``
+ZARR = False
+
+
+def trees(mnt: Path, i: int) -> list[Path]:
+    """The directories of plate ``i`` that a walk covers."""
+    return [mnt / f"plate_{i}"] + ([mnt / f"plate_{i}.ome.zarr"] if ZARR else [])
+
+
+def zarr_args() -> tuple[str, ...]:
+    return ("--zarr",) if ZARR else ()
+
+
 def nodes(mnt: Path) -> int:
     doc = json.loads((mnt / ".omerofs-status").read_bytes())
     return int(doc["fs"].get("nodes", -1))
@@ -96,9 +115,11 @@ def bench_memory(b: Bench, ids: list[int], budget: int, walks: int = 2
     """(m) at one budget; returns (walk, seconds, entries, VmHWM) per walk."""
     allowed = budget + 150
     entries_expected = len(ids) * (FILES_PER_PLATE + 16 * 24 + 3)
-    say(f"(m) find over {len(ids)} plates ({len(ids) * FILES_PER_PLATE:,} plane files), "
-        f"--cache-mb {budget}")
-    with b.mount("--cache-mb", str(budget)) as m:
+    if ZARR:  # fields x (3 chunks + 5), wells x 3, rows x 2, the plate's 3
+        entries_expected += len(ids) * (16 * 24 * 4 * 8 + 16 * 24 * 3 + 16 * 2 + 3)
+    say(f"(m) find over {len(ids)} plates ({len(ids) * FILES_PER_PLATE:,} plane files"
+        f"{', and their zarr trees' if ZARR else ''}), --cache-mb {budget}")
+    with b.mount("--cache-mb", str(budget), *zarr_args()) as m:
         assert m.proc is not None
         pid = m.proc.pid
         os.listdir(m.mountpoint)
@@ -106,7 +127,7 @@ def bench_memory(b: Bench, ids: list[int], budget: int, walks: int = 2
         b.srv.reset_stats()
         rows = []
         for label in ("first", "second")[:walks]:
-            dt, n = find_many([m.mountpoint / f"plate_{i}" for i in ids])
+            dt, n = find_many([t for i in ids for t in trees(m.mountpoint, i)])
             hwm = proc_status(pid, "VmHWM")
             rss = proc_status(pid, "VmRSS")
             held = nodes(m.mountpoint)
@@ -144,24 +165,25 @@ def bench_listing(b: Bench, ids: list[int]) -> None:
     chosen = ids[:LISTED_PLATES]
     say(f"(l) listing {len(chosen)} plates: fresh omerofs mount vs memfs (same tree)")
     manifest = b.fresh_dir("manifest") / "tree.txt"
-    with b.mount("--plate-ttl", "600") as m:
+    with b.mount("--plate-ttl", "600", *zarr_args()) as m:
         os.listdir(m.mountpoint)
-        t1, entries = find_many([m.mountpoint / f"plate_{i}" for i in chosen])
-        warm = [find_many([m.mountpoint / f"plate_{i}" for i in chosen]) for _ in range(3)]
+        walked = [t for i in chosen for t in trees(m.mountpoint, i)]
+        t1, entries = find_many(walked)
+        warm = [find_many(walked) for _ in range(3)]
         # the same tree (names, kinds, sizes) for memfs, plate by plate (a walk
         # of the mount's root would load every plate)
         with open(manifest, "wb") as f:
-            for i in chosen:
-                f.write(f"d 4096 plate_{i}\n".encode())
+            for top in walked:
+                f.write(f"d 4096 {top.name}\n".encode())
                 f.flush()
-                subprocess.run(["find", str(m.mountpoint / f"plate_{i}"), "-mindepth", "1",
-                                "-printf", f"%y %s plate_{i}/%P\\n"], stdout=f, check=True)
+                subprocess.run(["find", str(top), "-mindepth", "1",
+                                "-printf", f"%y %s {top.name}/%P\\n"], stdout=f, check=True)
     t2 = statistics.median(t for t, _ in warm)
     with b.memfs(manifest, "--manifest", "--ttl", "600") as mnt:
         os.listdir(mnt)
-        c1, c_entries = find_many([mnt / f"plate_{i}" for i in chosen])
-        c2 = statistics.median(find_many([mnt / f"plate_{i}" for i in chosen])[0]
-                               for _ in range(3))
+        mem_walked = [mnt / t.name for t in walked]
+        c1, c_entries = find_many(mem_walked)
+        c2 = statistics.median(find_many(mem_walked)[0] for _ in range(3))
     us1, us2, cus1, cus2 = (t / entries * 1e6 for t in (t1, t2, c1, c2))
     say(f"    first listing {us1:.1f} us/entry, memfs {cus1:.1f}: {us1 / cus1:.2f}x the ceiling")
     say(f"    later listing {us2:.1f} us/entry, memfs {cus2:.1f}: {us2 / cus2:.2f}x the ceiling")
@@ -262,7 +284,11 @@ def main() -> int:
     ap.add_argument("--only", default="m,l,c,r", help="comma-separated subset of m,l,c,r")
     ap.add_argument("--walks", type=int, choices=(1, 2), default=2,
                     help="finds of (m): 2 (default), or 1 for --plates 1000 (an hour here)")
+    ap.add_argument("--zarr", action="store_true",
+                    help="mount with --zarr and walk each plate's zarr tree too in (m) and (l)")
     args = ap.parse_args()
+    global ZARR
+    ZARR = args.zarr
     only = set(args.only.split(","))
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="omerofs-scale-") as tmp:

@@ -290,6 +290,8 @@ def _retry_note(p: dict[str, Any]) -> str:
     """What the retry loop will do with a pending upload of the status document."""
     import time
 
+    if p.get("refused"):
+        return "  REFUSED by the server: not retried by itself (omerofs sync tries again)"
     if p.get("given_up"):
         return "  GIVEN UP: not retried by itself (omerofs sync tries again)"
     if p.get("next_attempt") is not None:

@@ -305,9 +305,10 @@ class OmeroFS(pyfuse3.Operations):
     async def statfs(self, ctx: Any = None) -> pyfuse3.StatvfsData:
         s = pyfuse3.StatvfsData()
         s.f_bsize = s.f_frsize = 4096
-        # what can be written is what the local spool can hold
+        # what can be written is what the local spool can hold; statvfs of the
+        # spool's disk can block (a spool on NFS), so not on the event loop
         spool = self.ns.spool
-        free = spool.free_bytes() // 4096 if spool is not None else 0
+        free = await self._blocking(spool.free_bytes) // 4096 if spool is not None else 0
         s.f_blocks = s.f_bfree = s.f_bavail = free
         s.f_files = self.ns.inode_count()
         s.f_ffree = s.f_favail = 0

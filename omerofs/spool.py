@@ -17,12 +17,13 @@ the entry and uploads it. A failed attempt is recorded with the entry
 as the spool's :class:`~omerofs.retry.RetryPolicy` gives it.
 
 Format: each ``.json`` carries ``"v"`` (:data:`FORMAT`). A file of an older
-format is migrated when it is read (format 0, before ``"v"``: a scratch
-file's ``target_kind`` was ``""``, now null), and saved in the current format
-at its next change. A file that cannot be read (bad JSON, unknown fields, a
-newer format) is moved with its data to ``<spool>/unreadable/``, next to a
-``.why`` file saying why, with an ERROR line in the log; the mount's status
-lists every entry there (:meth:`Spool.unreadable`) until someone removes it.
+format is migrated when it is read (format 0, before ``"v"``: a scratch file's
+``target_kind`` was ``""``, now null; format 1: no ``refused``), and saved in
+the current format at its next change. A file that cannot be read (bad JSON,
+unknown fields, a newer format) is moved with its data to
+``<spool>/unreadable/``, next to a ``.why`` file saying why, with an ERROR
+line in the log; the mount's status lists every entry there
+(:meth:`Spool.unreadable`) until someone removes it.
 
 Locks (docs/architecture.rst, "Locks"): every method that touches the disk
 runs with no tree lock held (checked: :func:`omerofs.locks.no_io_under_tree_lock`);
@@ -54,7 +55,7 @@ from .retry import RetryPolicy
 log = logging.getLogger("omerofs.spool")
 
 #: the format of the ``.json`` files written now (the ``"v"`` field)
-FORMAT = 1
+FORMAT = 2
 #: where entries that cannot be read are moved (below the spool directory)
 UNREADABLE_DIR = "unreadable"
 
@@ -112,6 +113,11 @@ class Entry:
     last_error: str | None = None
     #: wall-clock time before which the retry loop leaves the entry alone (None: now)
     next_attempt: float | None = None
+    #: the server refused the last attempt (permissions, a bad request): the
+    #: retry loop leaves it alone, as trying again cannot change the answer;
+    #: a close after new writes, ``omerofs sync``, the unmount's last pass and
+    #: the next mount try again (group permissions may have changed)
+    refused: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.state, EntryState):
@@ -134,8 +140,13 @@ def _v0_to_v1(d: dict[str, Any]) -> dict[str, Any]:
     return {**d, "upload": upload}
 
 
+def _v1_to_v2(d: dict[str, Any]) -> dict[str, Any]:
+    """Format 1: no ``refused`` (its default, False, is right for every format 1 entry)."""
+    return d
+
+
 #: format N's reader: turns a dict of format N into one of format N + 1
-_MIGRATIONS = {0: _v0_to_v1}
+_MIGRATIONS = {0: _v0_to_v1, 1: _v1_to_v2}
 
 
 def dump(entry: Entry) -> dict[str, Any]:
@@ -307,7 +318,8 @@ class Spool:
         with self._lock:
             if entry.id in self._untried:
                 return True
-        return not self.retry.gave_up(entry.attempts) and self.retry.due(entry.next_attempt)
+        return (not entry.refused and not self.retry.gave_up(entry.attempts)
+                and self.retry.due(entry.next_attempt))
 
     def gave_up(self, entry: Entry) -> bool:
         """Has the retry loop stopped trying ``entry`` by itself?"""

@@ -57,7 +57,8 @@ def status_document(info: MountInfo, *, connected: bool, cache: CacheStats,
         "fs": dict(fs_counters),
         "pending_uploads": [{"name": e.upload.name, "state": e.state.value,
                              "attempts": e.attempts, "last_error": e.last_error,
-                             "next_attempt": e.next_attempt, "given_up": gave_up(e)}
+                             "next_attempt": e.next_attempt, "given_up": gave_up(e),
+                             "refused": e.refused}
                             for e in pending],
         "pending_sites": [{"image": name, "plate_id": plate_id, "planes": planes,
                            "problem": problem} for name, plate_id, planes, problem in sites],

@@ -25,7 +25,14 @@ from collections.abc import Callable
 
 from . import layout
 from .annotations import target_of
-from .gateway import FileAnnotationInfo, Gateway, GatewayError, NotFound
+from .gateway import (
+    FileAnnotationInfo,
+    Gateway,
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+)
 from .keys import AnnKey, LocalKey
 from .kinds import SubDir, TextState, WriteStatus
 from .listing import Listings
@@ -243,6 +250,13 @@ class TextFiles:
             if not raise_errors:
                 log.debug("retry of %s failed: %s", node.name, e)
                 return False
+            if isinstance(e, (PermissionDenied, InvalidRequest)):
+                # the same answer every time: not retried by itself (Entry.refused)
+                log.error("upload of %s refused by the server, kept in the spool (not retried "
+                          "by itself; a new close or 'omerofs sync' tries again): %s",
+                          node.name, e)
+                raise refuse(errno.EACCES if isinstance(e, PermissionDenied) else errno.EINVAL,
+                             f"upload of {node.name} refused: {e}") from None
             log.error("upload of %s failed, kept in the spool for retry: %s", node.name, e)
             raise refuse(errno.EIO, f"upload of {node.name} failed: {e}") from None
         self._uploaded(node, entry, ann, version)

@@ -107,7 +107,10 @@ def upload(gateway: Gateway, spool: Spool, entry: Entry) -> FileAnnotationInfo:
         # the retry first looks for the copy (adoption) instead of making another.
         lost = u.annotation_id is None and not isinstance(e, _REFUSALS)
         tried = [*entry.tried, _digest(data)] if lost else entry.tried
-        spool.failed(entry, str(e), ambiguous=entry.ambiguous or lost, tried=tried)
+        # A refusal (permissions, a request OMERO rejects) is the same answer
+        # every time: the retry loop leaves it alone (Entry.refused).
+        spool.failed(entry, str(e), ambiguous=entry.ambiguous or lost, tried=tried,
+                     refused=isinstance(e, (PermissionDenied, InvalidRequest)))
         raise
     delete_after = u.delete_after
     if delete_after is not None and delete_after != ann.id:

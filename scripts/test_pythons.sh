@@ -7,7 +7,8 @@
 # For each version it finds (pythonX.Y on PATH, else the newest pyenv build
 # $PYENV_ROOT/versions/X.Y.*), it installs into a venv of its own (.venv-X.Y;
 # the default .venv is left alone), then runs with that Python the gateway
-# tests and one real FUSE mount test that reads planes pixel-exact. Versions
+# tests and real FUSE mount tests that read planes pixel-exact, as TIFF and
+# as zarr (--zarr, through zarr-python and dask). Versions
 # not found are named and skipped; the script fails if nothing was tested, or
 # if any test failed, errored or was skipped (a skip would hide, say, a
 # missing /dev/fuse behind a green run).
@@ -16,7 +17,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 TESTS=(tests/gateway/test_gateway.py
-       "tests/mount/test_mount.py::test_stat_sizes_equal_bytes_read_and_pixels_match_omero")
+       "tests/mount/test_mount.py::test_stat_sizes_equal_bytes_read_and_pixels_match_omero"
+       # --zarr read by zarr-python and dask (zarr 2.18 on 3.10, zarr 3 from 3.11)
+       "tests/mount/test_zarr.py::test_zarr_and_dask_read_every_plane_exactly_as_getplane")
 log() { printf '[test-pythons] %s\n' "$*" >&2; }
 
 # Path of a Python X.Y, or nothing.

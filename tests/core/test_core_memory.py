@@ -13,7 +13,14 @@ import pytest
 import tifffile
 
 from omerofs import layout
-from omerofs.gateway import PlaneIndex, ServerUnavailable, Target, TargetKind
+from omerofs.gateway import (
+    GatewayError,
+    PermissionDenied,
+    PlaneIndex,
+    ServerUnavailable,
+    Target,
+    TargetKind,
+)
 from omerofs.gateway.memory import MemoryGateway
 from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
 from omerofs.spool import OPEN, Spool, Upload
@@ -56,17 +63,23 @@ def write_file(ns: Namespace, parent: int, name: str, data: bytes) -> int:
 
 
 def pending_file(ns: Namespace, gw: MemoryGateway, parent: int, name: str, data: bytes,
-                 fail=MemoryGateway.fail):
+                 fail=MemoryGateway.fail, error: GatewayError | None = None,
+                 expect: int = errno.EIO):
     """A new file whose upload at close failed (``fail``: the gateway's
-    ``fail``, nothing stored, or ``fail_after``, stored but the reply lost):
-    closed with EIO, pending for the retry loop. Returns its node."""
+    ``fail``, nothing stored, or ``fail_after``, stored but the reply lost;
+    ``error``: what ``fail`` raises): closed with ``expect``, pending, its
+    bytes still read back. Returns its node."""
     node = ns.create(parent, name)
     ns.write(node.ino, 0, data)
-    fail(gw, "create_file_annotation")
+    if error is None:
+        fail(gw, "create_file_annotation")
+    else:
+        gw.fail("create_file_annotation", error=error)
     with pytest.raises(OSError) as e:
         ns.flush(node.ino)
-    assert e.value.errno == errno.EIO
+    assert e.value.errno == expect
     ns.release(node.ino)
+    assert ns.read(node.ino, 0, len(data) + 1) == data
     return node
 
 
@@ -226,16 +239,30 @@ def test_failed_upload_keeps_the_file_for_the_retry(gw, tmp_path):
     plate = gw.create_plate("p1")
     ns = make_ns(gw, tmp_path / "spool")
     p = plate_dir(ns, "p1")
-    node = ns.create(p.ino, "r.tsv")
-    ns.write(node.ino, 0, b"x\ty\n")
-    gw.fail("create_file_annotation", error=ServerUnavailable("down"))
-    with pytest.raises(OSError) as e:
-        ns.flush(node.ino)
-    assert e.value.errno == errno.EIO
-    ns.release(node.ino)
-    assert ns.read(node.ino, 0, 10) == b"x\ty\n"
+    pending_file(ns, gw, p.ino, "r.tsv", b"x\ty\n", error=ServerUnavailable("down"))
     assert ns.retry_pending() == (1, 0)
     assert server_files(gw, plate.id) == {"r.tsv": [b"x\ty\n"]}
+
+
+def test_a_refused_upload_is_eacces_kept_and_not_retried_by_itself(gw, tmp_path):
+    """OMERO refusing an upload (permissions) is the same answer every time:
+    close fails with EACCES, the bytes stay readable in the mount and the
+    spool, the retry loop leaves the file alone, and ``omerofs sync`` (an
+    undue retry) tries again, which succeeds once the server allows it."""
+    plate = gw.create_plate("p1")
+    ns = make_ns(gw, tmp_path / "spool")
+    p = plate_dir(ns, "p1")
+    pending_file(ns, gw, p.ino, "r.tsv", b"x\ty\n", error=PermissionDenied("not yours"),
+                 expect=errno.EACCES)
+    (entry,) = ns.pending()
+    assert entry.refused and entry.attempts == 1 and "not yours" in (entry.last_error or "")
+    tries = gw.calls.get("create_file_annotation", 0)
+    # the retry loop (due entries only), even long after the backoff: nothing tried
+    entry = ns.spool.update(entry, next_attempt=0.0)
+    assert ns.retry_pending(due_only=True) == (0, 1)
+    assert gw.calls.get("create_file_annotation", 0) == tries
+    assert ns.retry_pending() == (1, 0)  # omerofs sync
+    assert server_files(gw, plate.id) == {"r.tsv": [b"x\ty\n"]} and ns.pending() == []
 
 
 def test_rename_uploads_before_it_returns(gw, tmp_path):

@@ -67,11 +67,33 @@ def test_a_format_0_entry_is_saved_in_the_current_format_at_its_next_change(v0):
     e = next(e for e in spool.entries() if e.state is EntryState.SCRATCH)
     spool.update(e, upload=Upload(plate_id=5, target_kind="Plate", target_id=5, name="n.txt"))
     doc = json.loads((v0 / f"{e.id}.json").read_text())
-    assert doc["v"] == FORMAT == 1
+    assert doc["v"] == FORMAT == 2
     assert doc["upload"]["target_kind"] == "Plate" and doc["state"] == "scratch"
     untouched = next(e for e in spool.entries() if e.state is EntryState.PLANE)
     assert "v" not in json.loads((v0 / f"{untouched.id}.json").read_text())
     assert Spool(v0).get(e.id) == spool.get(e.id)
+
+
+def test_a_format_1_spool_is_read_whole_none_refused_and_a_refusal_round_trips(tmp_path,
+                                                                              caplog):
+    """Format 2 added ``refused`` (the server refused the last upload: the
+    retry loop leaves the entry alone). tests/fixtures/spool_v1, written by
+    format 1's code, reads whole, with no entry refused: format 1 retried
+    refusals like any failure, and the next mount tries every leftover once."""
+    spool_dir = Path(shutil.copytree(V0.parent / "spool_v1", tmp_path / "spool"))
+    with caplog.at_level(logging.ERROR, logger="omerofs.spool"):
+        spool = Spool(spool_dir)
+    assert caplog.records == [] and spool.unreadable() == []
+    got = by_name(spool)
+    assert sorted(got) == [".notes.txt.swp", "A1.csv", "A1_s0_z0_c0_t0.tif", "img.md",
+                           "notes.txt"]
+    assert not any(e.refused for e in got.values())
+    notes = got["notes.txt"]
+    assert (notes.attempts, notes.last_error) == (1, "ReadOnlyGroupSecurityViolation: not allowed")
+    assert spool.due(notes)  # a leftover: tried once by this mount
+    refused = spool.failed(notes, "still not allowed", refused=True)
+    assert refused.refused and json.loads((spool_dir / f"{notes.id}.json").read_text())["v"] == 2
+    assert Spool(spool_dir).get(notes.id) == refused
 
 
 def test_the_current_format_round_trips_and_a_scratch_file_has_no_target(tmp_path):
@@ -106,7 +128,7 @@ def test_a_format_0_spool_uploads_after_the_upgrade(v0):
 @pytest.mark.parametrize("text, reason", [
     ("{not json", "JSONDecodeError"),
     ('{"v": 1, "id": "ID", "upload": {}, "renamed_field": 1}', "TypeError"),
-    ('{"v": 99, "id": "ID"}', "format 99 is newer than this omerofs reads (1)"),
+    ('{"v": 99, "id": "ID"}', "format 99 is newer than this omerofs reads (2)"),
     ('{"v": 1, "id": "ID", "state": "lost", "upload": {"plate_id": 1, "target_kind": null,'
      ' "target_id": 0, "name": "x"}}', "'lost' is not a valid EntryState"),
     ('{"v": 1, "id": "ID", "upload": {"plate_id": 1, "target_kind": "Dataset",'

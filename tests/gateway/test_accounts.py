@@ -216,7 +216,17 @@ def test_admin_mount_lists_every_group_and_writes_to_a_real_group(server, tmp_pa
         with pytest.raises(OSError) as e:
             (m.mountpoint / theirs.name / "B02").mkdir()
         assert e.value.errno == errno.EACCES
+        # a file on it too: its close is EACCES (not EIO), its bytes are kept
+        # and readable, and the retry loop does not try it again by itself
+        notes = m.mountpoint / theirs.name / "notes.txt"
+        m.expect_errors(r"upload of notes.txt refused by the server, kept in the spool")
+        with pytest.raises(OSError) as e:
+            notes.write_text("kept")
+        assert e.value.errno == errno.EACCES
+        assert notes.read_text() == "kept"
         status = json.loads((m.mountpoint / ".omerofs-status").read_text())
+        (pending,) = status["pending_uploads"]
+        assert pending["name"] == "notes.txt" and pending["refused"] is True
         r = run_cli("status", str(m.mountpoint))
         log = m.log
     assert status["account"]["admin"] is True

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from omerofs import layout
 from omerofs.devserver.seed import PlateSpec
 from omerofs.gateway.types import PIXEL_DTYPES, pixel_dtype
 
@@ -126,6 +127,20 @@ def test_unknown_names_are_enoent(mnt, plate):
               pdir / "A01" / "a01_s001_z000_c000.tif", pdir / "B03"):
         with pytest.raises(FileNotFoundError):
             os.stat(p)
+
+
+def test_statfs_says_what_the_spool_can_hold(mnt):
+    """``df`` on the mount: free space is the spool's disk's (what can be
+    written before it is uploaded), inodes are the ones known, names up to
+    NAME_MAX. (The spool's statvfs runs off the event loop: a spool on a
+    hung network disk must not stall every other request.)"""
+    st = os.statvfs(mnt.mountpoint)
+    disk = os.statvfs(mnt.spool)
+    assert st.f_frsize == 4096 and st.f_namemax == layout.NAME_MAX
+    assert st.f_bavail == st.f_bfree == st.f_blocks > 0
+    # the same disk, give or take what other processes wrote in between
+    assert abs(st.f_bavail * 4096 - disk.f_bavail * disk.f_frsize) < 256 << 20
+    assert st.f_files > 0 and st.f_ffree == 0
 
 
 def test_writes_are_refused(mnt, plate):

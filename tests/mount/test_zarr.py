@@ -260,3 +260,38 @@ def test_a_plate_read_through_dask_costs_one_call_per_timepoint(server, plates, 
     pixel_calls = {k: v for k, v in calls.items()
                    if k.startswith("RawPixelsStore.get")}
     assert pixel_calls == {"RawPixelsStore.getTimepoint": len(seeded.images) * spec.size_t}, calls
+
+
+def test_napari_reads_a_field_and_the_plate_as_the_zattrs_say(mnt, plates, server):
+    """napari's own OME-Zarr reader (the napari-ome-zarr plugin, with no
+    viewer): a field is one image layer per channel, named as OMERO's
+    channels, coloured and windowed as the ``omero`` block says, scaled by the
+    physical sizes, its pixels getPlane's; the plate is its wells' first
+    fields side by side, each where its row and column put it."""
+    from napari_ome_zarr import napari_get_reader
+
+    spec, seeded = plates["main"]
+    top = zarr_dir(mnt, seeded)
+    field = top / "A/02/0"
+    omero = json.loads((field / ".zattrs").read_bytes())["omero"]
+    ((data, meta, kind),) = napari_get_reader(str(field))(str(field))
+    assert kind == "image" and meta["channel_axis"] == 1
+    # "<image name>: <channel label>"
+    assert meta["name"] == [f"{omero['name']}: {c['label']}" for c in omero["channels"]]
+    assert [c["label"] for c in omero["channels"]] == ["DAPI", "GFP"]
+    assert list(meta["scale"]) == [1.0, 2.0, 0.65, 0.65]
+    assert meta["contrast_limits"] == [[c["window"]["start"], c["window"]["end"]]
+                                       for c in omero["channels"]]
+    # each channel's colormap runs from black to the channel's colour
+    for cmap, channel in zip(meta["colormap"], omero["channels"], strict=True):
+        rgb = [int(channel["color"][i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        np.testing.assert_allclose(cmap.colors[-1][:3], rgb, atol=1e-6)
+    _, pixels_id = seeded.images[(0, 1, 0)]
+    with omero_direct.session(server.port) as sf:
+        want = server_image(sf, spec, pixels_id)
+    np.testing.assert_array_equal(np.asarray(data[0]), want)
+    # the plate: 2 x 2 wells of 5 x 7 pixels; A/02 (row 0, column 1) at its place
+    ((plate, _, kind),) = napari_get_reader(str(top))(str(top))
+    whole = np.asarray(plate[0])
+    assert kind == "image" and whole.shape == (2, 2, 3, 10, 14)
+    np.testing.assert_array_equal(whole[..., 0:5, 7:14], want)
