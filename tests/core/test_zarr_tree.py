@@ -424,7 +424,8 @@ def test_zarr_inode_ranges_overlap_no_other_range():
     low_stack, top_stack = stack_inode(0), stack_inode((1 << 31) - 1)
     low_zwell, top_zwell = zarr_group_inode(0, 0, 0, 0), zarr_group_inode((1 << 32) - 1, 4095,
                                                                         4095, 7)
-    low_field, top_field = zarr_field_inode(0, 0), zarr_field_inode((1 << 30) - 1, (1 << 30) - 1)
+    low_field, top_field = zarr_field_inode(0, 0), zarr_field_inode((1 << 30) - 1, (1 << 25) - 1,
+                                                                    15)
     low_plane, top_plane = plane_inode(0, 0, 0, 0), plane_inode((1 << 31) - 1, 2047, 63,
                                                                  (1 << 14) - 1)
     bounds = [top_well, low_stack, top_stack, low_zwell, top_zwell, low_field, top_field,
@@ -433,6 +434,15 @@ def test_zarr_inode_ranges_overlap_no_other_range():
     assert bounds == sorted(bounds) and len(set(bounds)) == len(bounds)
     assert top_plane < 1 << 63  # type: ignore[operator]
     assert zarr_group_inode(1 << 32, 0, 0, 0) is None and zarr_field_inode(1 << 30, 0) is None
+    # a field's resolution levels: each its own range, above full resolution's
+    last = zarr_field_inode(7, (1 << 29) - 1)
+    firsts = [zarr_field_inode(7, 0, level) for level in range(1, 16)]
+    lasts = [zarr_field_inode(7, (1 << 25) - 1, level) for level in range(1, 16)]
+    assert None not in firsts + lasts and last is not None
+    assert [last, *[i for pair in zip(firsts, lasts, strict=True) for i in pair]] == sorted(
+        [last, *firsts, *lasts]) and last < firsts[0]  # type: ignore[operator]
+    assert zarr_field_inode(7, 1 << 29) is None and zarr_field_inode(7, 1 << 25, 1) is None \
+        and zarr_field_inode(7, 0, 16) is None
 
 
 def test_refresh_of_a_zarr_directory_reloads_its_plate(tmp_path):
