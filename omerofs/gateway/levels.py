@@ -7,9 +7,14 @@ Levels here are numbered as NGFF numbers datasets and as
 next one smaller. A RawPixelsStore numbers them the other way round
 (``setResolutionLevel(n - 1)`` is full resolution, 0 the smallest:
 omero-romio v5.7.7 PixelBuffer.java:677-696, BfPixelBuffer.java:541-596),
-and so does OMERO.web's store-side ``level`` (omero-web
-webgateway/views.py render_image_region: ``level = levels - v``):
-:func:`store_level` converts.
+and so does OMERO.web, which maps its tile URL's level ``v`` (0: full
+resolution) to the store's ``levels - 1 - v`` (omero-web
+webgateway/views.py:987-1031 render_image_region); omero-py's
+``getZoomLevelScaling`` takes the first description as scale 1.0 (omero-py
+src/omero/gateway/__init__.py:8843-8856) and its thumbnail path asks store
+level 0 for the smallest (:9345-9376); ``PixelsWrapper.getTile`` has no
+level (:7558-7622): a level is read with ``setResolutionLevel`` then
+``getTile`` or ``getPlane`` on a RawPixelsStore. :func:`store_level` converts.
 
 OMERO builds a pyramid for an image that needs one (non-float planes of
 more pixels than ``omero.pixeldata.max_plane_width x max_plane_height``:

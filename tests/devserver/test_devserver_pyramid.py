@@ -122,3 +122,13 @@ def test_other_images_have_one_level_and_refuse_levels(store, images, name, size
             store.setResolutionLevel(level)
     assert len(store.getTimepoint(0)) == 2 * size[0] * size[1] * \
         pixel_dtype("uint16" if name == "small" else "float").itemsize
+
+
+def test_an_unbound_store_has_no_levels(store):
+    """Every resolution call needs a bound store (RawPixelsBean's
+    errorIfNotLoaded: ApiUsageException)."""
+    for call in (store.getResolutionLevels, store.getResolutionDescriptions,
+                 store.getResolutionLevel, store.getTileSize, store.requiresPixelsPyramid,
+                 lambda: store.setResolutionLevel(0)):
+        with pytest.raises(omero.ApiUsageException, match="setPixelsId"):
+            call()
