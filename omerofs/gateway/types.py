@@ -204,13 +204,18 @@ class ImageInfo:
     def at_level(self, level: int, sizes: Sequence[tuple[int, int]]) -> ImageInfo:
         """This image (at full resolution) at resolution level ``level`` of
         ``sizes`` (:meth:`Gateway.resolution_levels`, full resolution first):
-        its planes that level's size; every other field the same."""
+        its planes that level's size, its physical pixel sizes in x and y
+        scaled to them (a pixel covers ``X0/Xk`` of level 0's); every other
+        field the same."""
         if self.level:
             raise ValueError(f"image {self.id} is at level {self.level} already")
         if not 0 <= level < len(sizes):
             raise ValueError(f"resolution level {level} outside 0..{len(sizes) - 1}")
         size_x, size_y = sizes[level]
-        return replace(self, size_x=size_x, size_y=size_y, level=level, levels=len(sizes))
+        px, py = self.physical_size_x, self.physical_size_y
+        return replace(self, size_x=size_x, size_y=size_y, level=level, levels=len(sizes),
+                       physical_size_x=None if px is None else px * (self.size_x / size_x),
+                       physical_size_y=None if py is None else py * (self.size_y / size_y))
 
     def channel_name(self, c: int) -> str | None:
         """LogicalChannel.name of channel ``c``; None when unnamed or not loaded."""

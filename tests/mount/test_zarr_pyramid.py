@@ -100,6 +100,10 @@ def test_every_level_reads_as_get_tile_at_that_level(mnt, plates, pyramid_server
                 chunk = level / f"0.{c}.{z}.0.0"
                 assert os.stat(chunk).st_size == x * y * dtype.itemsize
                 assert chunk.read_bytes() == want[0, c, z].tobytes()
+            # a chunk's calibration is its level's pixel: level 0's times the factor
+            sizes = [float(os.getxattr(level / "0.0.0.0.0", f"user.omero.physical_size_{a}"))
+                     for a in "xyz"]
+            assert sizes == pytest.approx([0.5 * BIG[0] / x, 0.25 * BIG[1] / y, 2.0])
 
 
 def test_the_image_validates_with_a_dataset_per_level(mnt, plates):
