@@ -25,7 +25,8 @@ while a call waits (``slow``):
   ``plate_groups``), ``wells`` (and each well's fields and runs), ``images``,
   ``annotations``, ``files``, the id counter and the WellSample ids;
 * ``_pixels_lock``: ``pixels``, so that reading planes never waits for a
-  listing or a file write, only for a write of pixels;
+  listing or a file write, only for a write of pixels (a read at a lower
+  resolution level takes ``_lock`` too: it needs the image's full size);
 * ``_stats_lock``: the call and error counters, the faults queued by
   ``fail``/``fail_after`` and the delays set by ``slow``.
 
