@@ -15,7 +15,8 @@ nodes themselves, so most numbers are computed instead:
   2**30 up, one table entry each.
 
 * in a zarr plate (``--zarr``): a node of a field's image, from the field's
-  WellSample id and which of its parts it is (:class:`~omerofs.keys.ZarrFieldKey`);
+  WellSample id and which of its parts it is (:class:`~omerofs.keys.ZarrFieldKey`;
+  a lower resolution level's nodes have a range of parts of their own);
   its top directory and the directories and JSON files of the plate, its
   rows and wells, from the plate, row, column and part
   (:class:`~omerofs.keys.ZarrGroupKey`).
@@ -60,10 +61,15 @@ def plane_inode(showing: int, z: int, c: int, t: int) -> Ino | None:
     return None
 
 
-def zarr_field_inode(sample: int, part: int) -> Ino | None:
-    """sample < 2**30, part < 2**30; else None."""
-    if 0 <= sample < 1 << 30 and 0 <= part < 1 << 30:
+def zarr_field_inode(sample: int, part: int, level: int = 0) -> Ino | None:
+    """sample < 2**30; at full resolution (level 0) part < 2**29, at a lower
+    level (1..15) part < 2**25, numbered from 2**29 + level * 2**25; else None."""
+    if not 0 <= sample < 1 << 30 or part < 0:
+        return None
+    if level == 0 and part < 1 << 29:
         return Ino(_ZARR_BASE | sample << 30 | part)
+    if 0 < level < 16 and part < 1 << 25:
+        return Ino(_ZARR_BASE | sample << 30 | 1 << 29 | level << 25 | part)
     return None
 
 
@@ -102,7 +108,7 @@ class Inodes:
             if isinstance(key, WellKey):
                 ino = well_inode(key.plate_id, key.row, key.column)
             elif isinstance(key, ZarrFieldKey):
-                ino = zarr_field_inode(key.sample, key.part)
+                ino = zarr_field_inode(key.sample, key.part, key.level)
             elif isinstance(key, ZarrGroupKey):
                 ino = zarr_group_inode(key.plate_id, key.row, key.column, key.part)
             elif isinstance(key, PlaneKey | StackKey):

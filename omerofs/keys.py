@@ -105,11 +105,14 @@ class ZarrGroupKey:
 @dataclass(frozen=True, slots=True)
 class ZarrFieldKey:
     """A node of one field's image in a zarr plate: the field's WellSample
-    id (one per field and well, so one per zarr plate) and which part of it
-    (:data:`omerofs.zarr_layout.FIELD_DIR` and the others, or a chunk)."""
+    id (one per field and well, so one per zarr plate), which part of it
+    (:data:`omerofs.zarr_layout.FIELD_DIR` and the others, or a chunk) and,
+    for a resolution level's directory, array and chunks, which level
+    (0: full resolution)."""
 
     sample: int
     part: int
+    level: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,12 +161,14 @@ NodeKey = (StatusKey | PlateKey | WellKey | RunKey | RunWellKey | PlaneKey | Sta
 
 @dataclass(frozen=True, slots=True)
 class PixelsKey:
-    """The plane cache's key for one plane's pixels."""
+    """The plane cache's key for one plane's pixels (at a resolution level:
+    0 is full resolution, :attr:`omerofs.gateway.ImageInfo.level`)."""
 
     pixels_id: int
     z: int
     c: int
     t: int
+    level: int = 0
 
 
 @dataclass(frozen=True, slots=True)

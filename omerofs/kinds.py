@@ -267,6 +267,10 @@ class ZarrDir(DirState):
     """A row, well, field or resolution level directory of a zarr plate."""
 
     kind: ClassVar[Kind] = Kind.ZARR_DIR
+    #: a field of a big image whose resolution levels are not known yet: its
+    #: WellSample id and image (:meth:`omerofs.zarr_layout.ZarrLayout.pending`);
+    #: its children are made when it is first listed or looked in
+    pending: tuple[int, ImageInfo] | None = None
 
 
 # --- files ------------------------------------------------------------------------------------
@@ -295,7 +299,7 @@ class PlaneState:
 
 
 def plane_key(image: ImageInfo, plane: PlaneIndex) -> PixelsKey:
-    return PixelsKey(image.pixels_id, plane.z, plane.c, plane.t)
+    return PixelsKey(image.pixels_id, plane.z, plane.c, plane.t, image.level)
 
 
 @runtime_checkable

@@ -141,7 +141,8 @@ class Listings:
         self.gateway = gateway
         self.timeouts = timeouts
         self.clock = clock
-        #: directory inode -> its load under way (one at a time)
+        #: directory inode -> its load under way (one at a time); a zarr
+        #: field's ask for its levels too (keyed by the field's inode)
         self._loads: dict[Ino, _Load] = {}
         self._closed = False
         #: the plates' rows as last listed (naming conventions for their wells)
@@ -171,7 +172,11 @@ class Listings:
                     self._live.move_to_end(plate.ino)
         if owner.children is None or self.clock() - owner.loaded_at > self._ttl(node):
             return True
-        return self._zarr_unmade(node) is not None
+        return self._zarr_unmade(node) is not None or self._levels_unknown(node)
+
+    def _levels_unknown(self, node: Node) -> bool:
+        """Is ``node`` a zarr field whose image's levels are not asked yet?"""
+        return self.plates.zarr is not None and self.plates.zarr.pending(node) is not None
 
     def _zarr_unmade(self, node: Node) -> Node | None:
         """The ``plate_N.ome.zarr`` ``node`` is in, if its tree is not made yet."""
@@ -258,17 +263,62 @@ class Listings:
 
     def load(self, ino: int) -> None:
         """Blocking: (re)load a directory from the server if it needs it (and,
-        in a zarr tree, make that tree from its plate's listing: memory only)."""
+        in a zarr tree, make that tree from its plate's listing: memory only;
+        and ask a big image's field for its resolution levels)."""
         self._load_owner(ino)
-        if self.plates.zarr is None:
+        zarr = self.plates.zarr
+        if zarr is None:
             return
+        if zarr.max_plane is None:  # once a session (the gateway keeps it): no lock held
+            zarr.max_plane = self._patiently(self.gateway.max_plane)
         with self.tree.locked():
             top = self._zarr_unmade(self.tree.node(ino))
             if top is not None:
-                made = self.plates.zarr.build_if_needed(top)
+                made = zarr.build_if_needed(top)
                 if made:
                     plate = self.tree.node(top.state_of(ZarrPlateDir).plate)
                     self._keep(plate, self._live.get(plate.ino, 0) + made)
+        self._load_levels(ino)
+
+    def _load_levels(self, ino: int) -> None:
+        """Blocking: if ``ino`` is a zarr field whose image's levels are not
+        known, ask the server (one call, in this worker thread, no lock
+        held; callers at once wait for the same ask, as for a load) and
+        make the field (:meth:`omerofs.zarr_layout.ZarrLayout.fill`)."""
+        zarr = self.plates.zarr
+        assert zarr is not None
+        no_io_under_tree_lock("asking a zarr field's levels")
+        with self.tree.locked():
+            field = self.tree.node(ino)
+            pending = zarr.pending(field)
+            if pending is None:
+                return
+            job = self._loads.get(field.ino)
+            mine = job is None
+            if job is None:
+                job = self._loads[field.ino] = _Load(time.monotonic())
+        if not mine:
+            if not job.done.wait(self.timeouts.load_wait):
+                raise TryLater(f"{field.name}: the server is still answering its levels")
+            if job.error is not None:
+                raise job.error
+            return
+        try:
+            levels = self._patiently(self.gateway.resolution_levels, pending[1])
+            with self.tree.locked():
+                plate = self.tree.owner(field)
+                # (a listing dropped meanwhile makes the field at its next build)
+                made = zarr.fill(field, *pending, levels, listed=plate.dir.children is not None)
+                if made:
+                    self._keep(plate, self._live.get(plate.ino, 0) + made)
+        except BaseException as e:
+            job.error = e
+            raise
+        finally:
+            with self.tree.locked():
+                if self._loads.get(field.ino) is job:
+                    del self._loads[field.ino]
+            job.done.set()
 
     def _load_owner(self, ino: int) -> None:
         """Blocking: (re)load a directory's owner from the server if it needs it.

@@ -168,8 +168,9 @@ class Namespace:
             node = self.tree.node(ino)
             owner = self.tree.owner(node)
             top = self.tree.zarr_top(node)
-            if owner.dir.children is None or (top is not None and top.dir.children is None):
-                return None
+            if owner.dir.children is None or (top is not None and top.dir.children is None) \
+                    or ZarrLayout.pending(node) is not None:
+                return None  # (a zarr field's levels not asked yet: load makes it)
             if isinstance(owner.state, PlateDir):
                 owner.dir.pins += 1
             return self.tree.listing(ino)

@@ -13,6 +13,11 @@ and the timepoint is at most TIMEPOINT_BYTES, the fetch of one plane takes the
 queued prefetches of its siblings along (the cache's group fetch), and one
 ``getTimepoint`` brings them all: one round trip per image instead of one per
 plane (benchmarks/per_file.py).
+
+A zarr chunk of a lower resolution level (``--zarr``, big images) is read
+the same way, its image at that level (:meth:`~omerofs.gateway.ImageInfo.at_level`):
+its planes are cached under keys of their own (:class:`~omerofs.keys.PixelsKey`
+with the level), never taken for full-resolution ones.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from .cache import PlaneCache
 from .gateway import FileAnnotationInfo, Gateway, ImageInfo, PlaneIndex
 from .gateway.batches import TimepointReader
 from .keys import CacheKey, FileKey, Ino, PixelsKey
-from .kinds import PixelFile, PlaneState, WellDir, ZarrChunkState
+from .kinds import PixelFile, PlaneState, WellDir, ZarrChunkState, plane_key
 from .locks import LEAF, RankedLock
 from .tiff import TiffLayout
 from .tree import Node, Tree
@@ -77,8 +82,9 @@ class PlaneReader:
             max_pending=4 * prefetch_workers,
             siblings=self._siblings if batches else None,
             fetch_many=self._fetch_many if batches else None)
-        #: what the cache fetches, by key: the image of a plane key
-        self._images: dict[int, ImageInfo] = {}
+        #: what the cache fetches, by key: the image (at its level) of a plane
+        #: key's (pixels id, level)
+        self._images: dict[tuple[int, int], ImageInfo] = {}
         #: planes read to their end through keep_cache: the kernel holds them (it
         #: may drop them under memory pressure; a read then simply fetches again)
         self._in_page_cache: set[CacheKey] = set()
@@ -101,14 +107,14 @@ class PlaneReader:
     # --- the cache's side -------------------------------------------------------------------
     def _size_hint(self, key: CacheKey) -> int:
         if isinstance(key, PixelsKey):
-            image = self._images.get(key.pixels_id)
+            image = self._images.get((key.pixels_id, key.level))
             return image.plane_bytes if image is not None else 0
         return 0
 
     def _fetch(self, key: CacheKey) -> bytes:
         if isinstance(key, FileKey):
             return self.gateway.read_file(key.file_id)
-        return self.gateway.read_plane(self._images[key.pixels_id],
+        return self.gateway.read_plane(self._images[key.pixels_id, key.level],
                                        PlaneIndex(key.z, key.c, key.t))
 
     def _timepoint_bytes(self, image: ImageInfo) -> int:
@@ -123,10 +129,10 @@ class PlaneReader:
         timepoint, but for those read to their end (the page cache has them)."""
         if isinstance(key, FileKey):
             return ()
-        image = self._images.get(key.pixels_id)
+        image = self._images.get((key.pixels_id, key.level))
         if image is None or not self._timepoint_bytes(image):
             return ()
-        keys = (PixelsKey(key.pixels_id, z, c, key.t)
+        keys = (PixelsKey(key.pixels_id, z, c, key.t, key.level)
                 for c in range(image.size_c) for z in range(image.size_z))
         return [k for k in keys if k not in self._in_page_cache]
 
@@ -136,19 +142,23 @@ class PlaneReader:
         assert self._timepoints is not None
         planes_of = [k for k in keys if isinstance(k, PixelsKey)]  # siblings: planes only
         first = planes_of[0]
-        image = self._images[first.pixels_id]
+        image = self._images[first.pixels_id, first.level]
         if 2 * len(keys) < image.size_z * image.size_c:
             return [self._fetch(k) for k in keys]
         planes = self._timepoints.read_timepoint(image, first.t)
         return [planes[k.z + image.size_z * k.c] for k in planes_of]
 
+    def _remember(self, image: ImageInfo) -> None:
+        """What the cache fetches for ``image``'s keys (at its level)."""
+        self._images.setdefault((image.pixels_id, image.level), image)
+
     def _key(self, state: PlaneState) -> PixelsKey:
-        self._images.setdefault(state.image.pixels_id, state.image)
+        self._remember(state.image)
         return state.key
 
     def discard_plane(self, image: ImageInfo, plane: PlaneIndex) -> None:
         """The plane changed on the server: drop what we hold of it."""
-        key = PixelsKey(image.pixels_id, plane.z, plane.c, plane.t)
+        key = plane_key(image, plane)
         self.cache.discard(key)
         self._in_page_cache.discard(key)
 
@@ -340,10 +350,10 @@ class PlaneReader:
         for image in images:
             if image.plane_bytes > limit:
                 continue  # read by row bands, never whole
-            self._images.setdefault(image.pixels_id, image)
+            self._remember(image)
             keys += [key for t in range(image.size_t) for c in range(image.size_c)
                      for z in range(image.size_z)
-                     if (key := PixelsKey(image.pixels_id, z, c, t)) not in self._in_page_cache]
+                     if (key := plane_key(image, PlaneIndex(z, c, t))) not in self._in_page_cache]
         return self.cache.prefetch_counted(keys)[0]
 
     # --- files made of whole planes (stacks) ------------------------------------------------
@@ -360,10 +370,10 @@ class PlaneReader:
         through it, or read whole uncached when too big to cache), else None
         if one is missing."""
         image = layout.image
-        self._images.setdefault(image.pixels_id, image)
+        self._remember(image)
         out: dict[PlaneIndex, bytes] = {}
         for p in layout.planes_touched(offset, size):
-            key = PixelsKey(image.pixels_id, p.z, p.c, p.t)
+            key = plane_key(image, p)
             if not fetch:
                 data = self.cache.peek(key)
                 if data is None:

@@ -10,8 +10,9 @@ server call lists or sizes anything in it. Layout (docs/zarr.rst)::
       <ROW>/.zgroup                                  row "A" (as the TIFF well A01)
         <COLUMN>/.zgroup .zattrs                     well "A/01": its fields
           <FIELD>/.zgroup .zattrs                    field "0", "1" ...: multiscales, omero
-            0/.zarray                                the one resolution level
+            0/.zarray                                full resolution
               <t>.<c>.<z>.0.0                        a chunk: one plane as getPlane sends it
+            1/.zarray  2/.zarray ...                 a big image's lower resolution levels
 
 Its top directory's load is its plate's (:meth:`omerofs.tree.Tree.owner`),
 but the tree is made only when something below ``plate_N.ome.zarr`` is
@@ -24,6 +25,17 @@ this mount makes or rewrites an image of a derived plate:
 whose bytes or size change under their inode are reported to the FUSE layer
 (:meth:`omerofs.tree.Tree.changed`). Dropped with the plate's listing.
 Called under the tree lock; pure memory work.
+
+A big image's field (one whose planes OMERO keeps as a pyramid:
+:func:`~omerofs.gateway.types.whole_plane_writable` is false at the
+server's ``max_plane``) has several resolution levels, which the plate's
+load does not bring: its directory is made empty and *pending*
+(:meth:`ZarrLayout.pending`), and :class:`~omerofs.listing.Listings` asks
+the server for its levels (one call, outside the tree lock) when the field
+is first listed or looked in, then fills it (:meth:`ZarrLayout.fill`).
+Levels asked are kept for the mount (pixels are write-once), so a reload
+of the plate makes the field again with no call. Other images have one
+level, their own size: no call.
 """
 
 from __future__ import annotations
@@ -35,7 +47,7 @@ from dataclasses import dataclass
 
 from . import layout, zarr_meta
 from .gateway import ImageInfo, PlaneIndex
-from .gateway.types import WellInfo, WellSampleInfo
+from .gateway.types import WellInfo, WellSampleInfo, whole_plane_writable
 from .keys import ROOT_INODE, NodeKey, PlateId, ZarrFieldKey, ZarrGroupKey
 from .kinds import DirState, PlateDir, ZarrChunkState, ZarrDir, ZarrMetaState, ZarrPlateDir
 from .tree import Node, Tree
@@ -95,6 +107,11 @@ class ZarrLayout:
         self._plans: dict[PlateId, Plan] = {}
         #: plates whose name is too long to list a zarr tree beside (logged once)
         self._too_long: set[PlateId] = set()
+        #: the server's pyramid threshold (:meth:`omerofs.gateway.Gateway.max_plane`):
+        #: set by the first load before a zarr tree is made
+        self.max_plane: tuple[int, int] | None = None
+        #: pixels id -> the resolution levels asked of a big image
+        self.levels: dict[int, tuple[tuple[int, int], ...]] = {}
 
     def plan(self, plate: Node, plan: Plan) -> int:
         """A plate was (re)loaded: its zarr tree is made from ``plan`` when
@@ -114,6 +131,24 @@ class ZarrLayout:
         if top.dir.children is not None or plan is None or plate.dir.children is None:
             return 0
         return self.build(plate, top, plan)
+
+    @staticmethod
+    def pending(node: Node) -> tuple[int, ImageInfo] | None:
+        """The WellSample id and image of ``node`` if it is a field whose
+        levels are not known yet (its children are made by :meth:`fill`)."""
+        state = node.state
+        return state.pending if isinstance(state, ZarrDir) else None
+
+    def fill(self, field: Node, sample: int, image: ImageInfo,
+             levels: tuple[tuple[int, int], ...], listed: bool = True) -> int:
+        """The server gave the levels of pending ``field``'s image: kept, and
+        the field made if it still shows that image and its plate's listing
+        is ``listed``. Returns nodes made."""
+        self.levels[image.pixels_id] = levels
+        if not listed or self.pending(field) != (sample, image):
+            return 0
+        field.state_of(ZarrDir).pending = None
+        return self._made_field(field, sample, image, levels)
 
     def forget(self, plate: Node) -> None:
         """The plate's listing was dropped: so is its plan."""
@@ -244,10 +279,29 @@ class ZarrLayout:
         return out
 
     def _field(self, field: Node, sample: int, image: ImageInfo, derived: bool) -> int:
-        """A field's image group and its one level's array (nodes made).
+        """A field's image group and its levels' arrays (nodes made), or,
+        for a big image whose levels are not known yet, the field pending
+        and empty (a derived plate's images are never big: their planes are
+        written whole, :mod:`omerofs.derived`)."""
+        assert self.max_plane is not None, "the server's max_plane is asked before a build"
+        levels: tuple[tuple[int, int], ...] | None = ((image.size_x, image.size_y),)
+        if not whole_plane_writable(image.size_x, image.size_y, image.pixel_type,
+                                    self.max_plane):
+            levels = self.levels.get(image.pixels_id)
+        state = field.state_of(ZarrDir)
+        if levels is None:
+            state.pending = (sample, image)
+            field.dir.set_children(None)
+            return 0
+        state.pending = None
+        return self._made_field(field, sample, image, levels, derived)
 
-        A chunk's inode comes from its WellSample and plane, not from the
-        image: when the WellSample shows another image (a rewrite in a
+    def _made_field(self, field: Node, sample: int, image: ImageInfo,
+                    levels: tuple[tuple[int, int], ...], derived: bool = False) -> int:
+        """Fill a field: ``.zgroup``, ``.zattrs`` and a directory per level.
+
+        A chunk's inode comes from its WellSample, level and plane, not from
+        the image: when the WellSample shows another image (a rewrite in a
         derived plate makes a new one, ``write_plane``), the chunk takes the
         new image's plane and is reported changed, so the kernel drops what
         it cached of the old one. Chunks of acquired plates are cached as
@@ -256,35 +310,46 @@ class ZarrLayout:
         derived plate are ``rewritable``: opened without keep_cache, so a
         reader opening one after a rewrite reads the new image's plane
         (new pixels id: never the old plane's entry of the plane cache)."""
-        level = self._dir(ZarrFieldKey(sample, LEVEL_DIR), zarr_meta.LEVEL, field,
-                          field.known_plate_id)
+        children = [
+            self._meta(ZarrFieldKey(sample, FIELD_ZGROUP), ZGROUP, field, zarr_meta.zgroup),
+            self._meta(ZarrFieldKey(sample, FIELD_ZATTRS), ZATTRS, field,
+                       functools.partial(zarr_meta.image_attrs, image, levels))]
+        n = 0
+        for k in range(len(levels)):
+            at = image if len(levels) == 1 else image.at_level(k, levels)
+            level = self._dir(ZarrFieldKey(sample, LEVEL_DIR, k), zarr_meta.level_path(k),
+                              field, field.known_plate_id)
+            n += self._level(field, level, sample, at, derived)
+            children.append(level)
+        return n + self._fill(field, children)
+
+    def _level(self, field: Node, level: Node, sample: int, image: ImageInfo,
+               derived: bool) -> int:
+        """A level's array: its ``.zarray`` and chunks (``image`` at that level)."""
+        k = image.level
         rows = zarr_meta.chunk_rows(image, self.plane_limit)
         whole = rows == image.size_y
-        chunks = [self._meta(ZarrFieldKey(sample, LEVEL_ZARRAY), ZARRAY, level,
+        chunks = [self._meta(ZarrFieldKey(sample, LEVEL_ZARRAY, k), ZARRAY, level,
                              functools.partial(zarr_meta.zarray, image, rows))]
         bands = -(-image.size_y // rows)
         for t in range(image.size_t):
             for c in range(image.size_c):
                 for z in range(image.size_z):
                     plane = PlaneIndex(z, c, t)
-                    for k in range(bands):
-                        part = CHUNKS + ((t * image.size_c + c) * image.size_z + z) * bands + k
-                        state = ZarrChunkState(image, plane, k * rows, 0 if whole else rows,
+                    for b in range(bands):
+                        part = CHUNKS + ((t * image.size_c + c) * image.size_z + z) * bands + b
+                        state = ZarrChunkState(image, plane, b * rows, 0 if whole else rows,
                                                rewritable=derived)
                         chunk = self.tree.new_node(
-                            ZarrFieldKey(sample, part), state, zarr_meta.chunk_name(z, c, t, k),
-                            level.ino, field.mtime, plate_id=field.plate_id, size=state.size)
+                            ZarrFieldKey(sample, part, k), state,
+                            zarr_meta.chunk_name(z, c, t, b), level.ino, field.mtime,
+                            plate_id=field.plate_id, size=state.size)
                         if chunk.state != state:  # the WellSample shows another image
                             self.tree.changed(chunk.ino)
                             chunk.state, chunk.size = state, state.size
                         chunk.parent = level.ino
                         chunks.append(chunk)
-        n = self._fill(level, chunks)
-        return n + self._fill(field, [
-            self._meta(ZarrFieldKey(sample, FIELD_ZGROUP), ZGROUP, field, zarr_meta.zgroup),
-            self._meta(ZarrFieldKey(sample, FIELD_ZATTRS), ZATTRS, field,
-                       functools.partial(zarr_meta.image_attrs, image)),
-            level])
+        return self._fill(level, chunks)
 
 
 # --- what a zarr reader reads next ----------------------------------------------------------

@@ -3,10 +3,12 @@
 Every function returns the exact bytes of one JSON file of the zarr v2
 hierarchy that ``--zarr`` lists (docs/zarr.rst): the ``.zgroup`` of every
 group, the ``.zattrs`` of the plate (``plate``), of a well (``well``) and of
-a field's image (``multiscales`` and ``omero``), and the ``.zarray`` of an
-image's one resolution level. Nothing here asks the server: what OMERO has
-that the plate's load did not bring (rendering settings, timestamps of
-planes, the pyramid levels of big images) is not in these files.
+a field's image (``multiscales`` and ``omero``), and the ``.zarray`` of each
+of an image's resolution levels. Nothing here asks the server: what OMERO
+has that the plate's load did not bring (rendering settings, timestamps of
+planes) is not in these files, and the levels of a big image's pyramid are
+given (asked by :class:`omerofs.listing.Listings` when its field is first
+listed).
 
 The bytes are deterministic (sorted keys, compact separators), so a file's
 size is known when it is listed and the same when it is read.
@@ -34,8 +36,8 @@ from .gateway.types import pixel_dtype
 
 #: NGFF version written in every block
 NGFF_VERSION = "0.4"
-#: the one resolution level (and its path) of every image: OMERO's full
-#: resolution (pyramid levels are not listed yet)
+#: the full-resolution level (and its path) of every image; a big image's
+#: lower levels follow as "1", "2"... (:func:`level_path`)
 LEVEL = "0"
 #: the chunk key separator of the arrays (zarr v2's default)
 SEPARATOR = "."
@@ -82,8 +84,14 @@ def chunk_name(z: int, c: int, t: int, band: int = 0) -> str:
     return SEPARATOR.join(map(str, (t, c, z, band, 0)))
 
 
+def level_path(level: int) -> str:
+    """The dataset path of resolution level ``level`` (0: full resolution)."""
+    return str(level)
+
+
 def zarray(image: ImageInfo, rows: int | None = None) -> bytes:
-    """The ``.zarray`` of an image's full-resolution level: shape (t, c, z, y,
+    """The ``.zarray`` of an image's resolution level (``image`` at that
+    level: :meth:`~omerofs.gateway.ImageInfo.at_level`): shape (t, c, z, y,
     x), chunks of one plane (or of ``rows`` rows of one), uncompressed, in
     OMERO's big-endian type."""
     return _zarray((image.size_t, image.size_c, image.size_z, image.size_y, image.size_x),
@@ -134,9 +142,21 @@ def _axes(image: ImageInfo) -> list[dict[str, str]]:
     return out
 
 
-def image_attrs(image: ImageInfo) -> bytes:
-    """An image's ``.zattrs``: ``multiscales`` (axes t, c, z, y, x; the
-    level's scale from the physical sizes in micrometres, 1 and no unit on an
+def _datasets(scale: list[float],
+              levels: Sequence[tuple[int, int]]) -> list[dict[str, object]]:
+    """One dataset per level, largest first: level ``k``'s scale is level 0's
+    times ``sizeX0 / sizeXk`` on x and ``sizeY0 / sizeYk`` on y."""
+    x0, y0 = levels[0]
+    return [{"path": level_path(k), "coordinateTransformations": [{
+        "type": "scale", "scale": [*scale[:3], scale[3] * (y0 / y), scale[4] * (x0 / x)]}]}
+        for k, (x, y) in enumerate(levels)]
+
+
+def image_attrs(image: ImageInfo, levels: Sequence[tuple[int, int]] | None = None) -> bytes:
+    """An image's ``.zattrs``: ``multiscales`` (axes t, c, z, y, x; one
+    dataset per resolution level in ``levels``, (size_x, size_y) full
+    resolution first, default the image's one level; a level's scale from
+    the physical sizes in micrometres times its factor, 1 and no unit on an
     axis OMERO has no size for, as NGFF 0.4 requires a scale) and ``omero``
     (channel labels as OMERO clients show them, default colours and windows)."""
     scale = [1.0, 1.0] + [s if s is not None else 1.0 for s in
@@ -146,8 +166,7 @@ def image_attrs(image: ImageInfo) -> bytes:
         "version": NGFF_VERSION,
         "name": image.name,
         "axes": _axes(image),
-        "datasets": [{"path": LEVEL,
-                      "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
+        "datasets": _datasets(scale, levels or ((image.size_x, image.size_y),)),
     }
     window = _window(image.pixel_type)
     channels = [{

@@ -52,8 +52,8 @@ class Server:
 #: fixtures of this file that start a devserver, a mount or a process: a test
 #: using one, even through another fixture, is not a core test (a test
 #: module's own fixture of the same name, e.g. a MemoryGateway ``gw``, is)
-NOT_CORE_FIXTURES = frozenset({"server", "own_server", "lasting_server", "gw", "mount",
-                               "run_cli"})
+NOT_CORE_FIXTURES = frozenset({"server", "own_server", "lasting_server", "pyramid_server",
+                               "gw", "mount", "run_cli"})
 
 
 def _uses_processes(item: pytest.Item) -> bool:
@@ -135,6 +135,22 @@ def lasting_server(tmp_path: Path) -> Iterator[Server]:
     (own_server's 3 s can pass during a slow step on a busy machine; a
     restart forgets every session either way, as OMERO does)."""
     yield from _server_of_its_own(tmp_path, 600.0)
+
+
+#: the pyramid threshold of ``pyramid_server``: a plane over 4,096 pixels is big
+SMALL_MAX_PLANE = (64, 64)
+
+
+@pytest.fixture(scope="module")
+def pyramid_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A devserver of the module's own run with ``--max-plane 64:64``, so that
+    big images (kept as pyramids, several resolution levels) stay small."""
+    proc = DevServerProcess(tmp_path_factory.mktemp("pyramids"), extra_args=[
+        "--max-plane", "{}:{}".format(*SMALL_MAX_PLANE)]).start()
+    srv = Server(proc)
+    yield srv
+    srv.store.close()
+    proc.stop()
 
 
 @pytest.fixture

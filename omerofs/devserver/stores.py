@@ -36,6 +36,12 @@ Pixels rules (omero-romio v5.7.7, the version OMERO 5.6 runs):
   declares an image's pyramid "building" for its next N binds through the
   control endpoint (:class:`Pyramids`).
 
+* Resolution levels: a bound store reads through a
+  :class:`~omerofs.devserver.pyramid.LevelBuffer` (the pyramid of a big
+  image, six levels; one level for any other), which answers the
+  PyramidService calls and sizes getPlane, getTile, getPlaneSize and
+  getRowSize by its current level (see omerofs/devserver/pyramid.py).
+
 Files: RawFileStore.save and close record the size, and the checksum when the
 OriginalFile has a hasher (omero-server v5.6.12 RawFileBean.java:240-247).
 """
@@ -63,6 +69,7 @@ from .base import (
     validation,
 )
 from .model import original_file_obj
+from .pyramid import LevelBuffer
 from .store import PixelsRow
 
 #: omero.pixeldata.max_plane_width, max_plane_height by default (omero-romio
@@ -225,6 +232,8 @@ class RawFileStoreI(Servant, omero.api.RawFileStore):
 class RawPixelsStoreI(Servant, omero.api.RawPixelsStore):
     NAME = "RawPixelsStore"
     pix: PixelsRow | None = None
+    #: the bound pixels' buffer: its resolution levels and current level
+    buffer: LevelBuffer | None = None
     #: whether this store got a writable buffer (no pixels file at bind time)
     writable = False
 
@@ -246,15 +255,46 @@ class RawPixelsStoreI(Servant, omero.api.RawPixelsStore):
             pix = None
         if pix is None or not self.sec.readable("Image", pix.image_id, call_group(current)):
             raise validation(f"Cannot read pixels id={pixels_id}")
+        # the same pixels again keep their buffer, and so its resolution level
+        # (RawPixelsBean.java:258-259 opens a buffer only for a new id)
+        kept = self.buffer if self.pix is not None and self.pix.id == pix.id else None
         # a failed bind leaves the store unbound (RawPixelsBean.java:288-297)
-        self.pix = None
+        self.pix, self.buffer = None, None
         self.ctx.pyramids.check(pixels_id)
         self.pix = pix
+        self.buffer = kept or LevelBuffer(pix, requires_pyramid(pix, self.ctx.max_plane))
         self.writable = not pix.synthetic and not self.store.has_pixel_file(pix.id)
         return VOID
 
     def getPixelsId(self, current: Any = None) -> int:
         return self._pix().id
+
+    def _buffer(self) -> LevelBuffer:
+        self._pix()
+        assert self.buffer is not None
+        return self.buffer
+
+    # --- PyramidService (omero-server v5.6.12 RawPixelsBean.java:889-945) ------------------
+    def requiresPixelsPyramid(self, current: Any = None) -> bool:
+        return requires_pyramid(self._pix(), self.ctx.max_plane)
+
+    def getResolutionLevels(self, current: Any = None) -> int:
+        return self._buffer().levels
+
+    def getResolutionDescriptions(self, current: Any = None) -> list[Any]:
+        """Full resolution first (omero-romio v5.7.7 BfPixelBuffer.java:571-584),
+        as ResolutionDescriptions (omero-blitz v5.5.12 AbstractPyramidServant.java:112-133)."""
+        return [omero.api.ResolutionDescription(x, y) for x, y in self._buffer().sizes]
+
+    def getResolutionLevel(self, current: Any = None) -> int:
+        return self._buffer().level
+
+    def setResolutionLevel(self, level: int, current: Any = None) -> Any:
+        self._buffer().set_level(level)
+        return VOID
+
+    def getTileSize(self, current: Any = None) -> list[int]:
+        return list(self._buffer().tile_size())
 
     def _plane(self, z: int, c: int, t: int) -> bytes:
         pix = self._pix()
@@ -262,9 +302,10 @@ class RawPixelsStoreI(Servant, omero.api.RawPixelsStore):
             # deleted since setPixelsId: an error, never zeros or stale bytes
             raise validation(f"No row with the given identifier exists: Pixels {pix.id}")
         try:
-            return self.store.read_plane(pix, z, c, t)
+            full = self.store.read_plane(pix, z, c, t)
         except IndexError as e:
             raise api_usage(str(e)) from None
+        return self._buffer().plane(full)
 
     def getPlane(self, z: int, c: int, t: int, current: Any = None) -> bytes:
         return self._plane(z, c, t)
@@ -297,13 +338,14 @@ class RawPixelsStoreI(Servant, omero.api.RawPixelsStore):
     def getTile(self, z: int, c: int, t: int, x: int, y: int, w: int, h: int,
                 current: Any = None) -> bytes:
         pix = self._pix()
-        if x < 0 or y < 0 or w < 1 or h < 1 or x + w > pix.size_x or y + h > pix.size_y:
-            raise api_usage(f"tile {x},{y} {w}x{h} outside {pix.size_x}x{pix.size_y}")
+        size_x, size_y = self._buffer().size  # the current level's (RawPixelsBean.java:951-966)
+        if x < 0 or y < 0 or w < 1 or h < 1 or x + w > size_x or y + h > size_y:
+            raise api_usage(f"tile {x},{y} {w}x{h} outside {size_x}x{size_y}")
         item = pix.dtype.itemsize
         plane = memoryview(self._plane(z, c, t))
-        if x == 0 and w == pix.size_x:  # full-width band: one slice
+        if x == 0 and w == size_x:  # full-width band: one slice
             return bytes(plane[y * w * item:(y + h) * w * item])
-        row = pix.size_x * item
+        row = size_x * item
         return b"".join(plane[(y + r) * row + x * item:(y + r) * row + (x + w) * item]
                         for r in range(h))
 
@@ -332,11 +374,11 @@ class RawPixelsStoreI(Servant, omero.api.RawPixelsStore):
         return self._pix().dtype.kind == "f"
 
     def getPlaneSize(self, current: Any = None) -> int:
-        return self._pix().plane_bytes
+        size_x, size_y = self._buffer().size  # the current level's
+        return size_x * size_y * self._pix().dtype.itemsize
 
     def getRowSize(self, current: Any = None) -> int:
-        pix = self._pix()
-        return pix.size_x * pix.dtype.itemsize
+        return self._buffer().size[0] * self._pix().dtype.itemsize
 
     def getTotalSize(self, current: Any = None) -> int:
         pix = self._pix()

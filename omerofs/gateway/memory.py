@@ -25,7 +25,8 @@ while a call waits (``slow``):
   ``plate_groups``), ``wells`` (and each well's fields and runs), ``images``,
   ``annotations``, ``files``, the id counter and the WellSample ids;
 * ``_pixels_lock``: ``pixels``, so that reading planes never waits for a
-  listing or a file write, only for a write of pixels;
+  listing or a file write, only for a write of pixels (a read at a lower
+  resolution level takes ``_lock`` too: it needs the image's full size);
 * ``_stats_lock``: the call and error counters, the faults queued by
   ``fail``/``fail_after`` and the delays set by ``slow``.
 
@@ -50,7 +51,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+import numpy as np
+
 from .errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, ServerUnavailable
+from .levels import level_plane, pyramid_sizes
 from .types import (
     DEFAULT_MAX_PLANE,
     AccountInfo,
@@ -282,15 +286,52 @@ class MemoryGateway:
                 and 0 <= plane.t < image.size_t):
             raise ValueError(f"plane {plane} outside image {image.id}")
         try:
-            return self.pixels[(image.pixels_id, plane.z, plane.c, plane.t)]
+            data = self.pixels[(image.pixels_id, plane.z, plane.c, plane.t)]
         except KeyError:
             raise NotFound(f"image {image.id} has no such plane") from None
+        if not image.level:
+            return data
+        levels = self._levels(image.pixels_id)
+        if (image.levels, (image.size_x, image.size_y)) != (len(levels), levels[image.level]):
+            raise InvalidRequest(f"image {image.id} has no level {image.level} of "
+                                 f"{image.size_x}x{image.size_y}")
+        full = levels[0]
+        array = np.frombuffer(data, pixel_dtype(image.pixel_type)).reshape(full[1], full[0])
+        return level_plane(array, image.size_x, image.size_y).tobytes()
+
+    def _levels(self, pixels_id: int) -> tuple[tuple[int, int], ...]:
+        """The levels of an image's pixels: OMERO's pyramid when its planes
+        need one at ``max_plane_size`` (:mod:`omerofs.gateway.levels`; lower
+        levels' pixels by its rule), else one level (under ``_lock``)."""
+        image = next((i for i in self.images.values() if i.pixels_id == pixels_id), None)
+        if image is None:
+            raise NotFound(f"no pixels {pixels_id}")
+        if whole_plane_writable(image.size_x, image.size_y, image.pixel_type,
+                                self.max_plane_size):
+            return ((image.size_x, image.size_y),)
+        return pyramid_sizes(image.size_x, image.size_y)
+
+    def resolution_levels(self, image: ImageInfo) -> tuple[tuple[int, int], ...]:
+        if image.level:
+            raise ValueError(f"image {image.id}: levels are asked at full resolution")
+        return self._call("resolution_levels", lambda: self._levels(image.pixels_id), self._lock)
 
     def read_plane(self, image: ImageInfo, plane: PlaneIndex) -> bytes:
-        return self._call("read_plane", lambda: self._plane(image, plane), self._pixels_lock)
+        return self._call("read_plane", lambda: self._plane(image, plane),
+                          *self._plane_locks(image))
+
+    def _plane_locks(self, image: ImageInfo) -> tuple[threading.RLock, ...]:
+        """A plane at full resolution needs the pixels only; at a level, the
+        image's size too (``images``, under ``_lock``)."""
+        return (self._lock, self._pixels_lock) if image.level else (self._pixels_lock,)
 
     def read_tile(self, image: ImageInfo, plane: PlaneIndex, x: int, y: int, width: int,
                   height: int) -> bytes:
+        if x < 0 or y < 0 or width < 1 or height < 1 or x + width > image.size_x \
+                or y + height > image.size_y:
+            raise ValueError(f"tile {x},{y} {width}x{height} outside "
+                             f"{image.size_x}x{image.size_y}")
+
         def run() -> bytes:
             data = self._plane(image, plane)
             item = pixel_dtype(image.pixel_type).itemsize
@@ -298,7 +339,7 @@ class MemoryGateway:
             return b"".join(data[r * row + x * item:r * row + (x + width) * item]
                             for r in range(y, y + height))
 
-        return self._call("read_tile", run, self._pixels_lock)
+        return self._call("read_tile", run, *self._plane_locks(image))
 
     # --- file annotations ---------------------------------------------------------------
     def _target_plate(self, target: Target) -> int | None:

@@ -6,6 +6,16 @@ keep each module small; :class:`PixelReads` is a mixin of
 RawPixelsStores are stateful and not safe to share: each thread keeps its
 own, reused across planes (``setPixelsId`` only when the image changes).
 Planes too big for one Ice message are read in full-width row bands.
+
+Resolution levels (``--zarr``'s pyramids): :meth:`PixelReads.resolution_levels`
+asks a big image's store for its levels once; reads of an
+:meth:`~omerofs.gateway.types.ImageInfo.at_level` image point the thread's
+store at that level first (one ``setResolutionLevel``, only when the store
+is at another). A store keeps its level until told otherwise, also across
+reads of other planes, and a ``setPixelsId`` to another image puts it back
+at full resolution (omero-server v5.6.12 RawPixelsBean.java:258-297 opens a
+new buffer only for a new id; omero-romio v5.7.7 BfPixelBuffer.java:98-101
+opens it at full resolution), so each thread remembers where its stores are.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import omero
 import omero.all
 
 from .errors import GatewayError
+from .levels import check_levels, store_level
 from .omero_writes import GatewayPlumbing, _quiet_close
 from .types import ImageInfo, PlaneIndex, pixel_dtype, whole_plane_writable
 
@@ -58,6 +69,9 @@ class PixelReads(GatewayPlumbing):
         if getattr(local, "generation", None) != generation:
             local.generation, local.stores, local.spare = generation, OrderedDict(), None
             local.recent = OrderedDict()
+            #: id(store) -> (its store-side level, the image's levels), for
+            #: stores not at full resolution (see the module docstring)
+            local.store_levels = {}
         stores: OrderedDict[int, Any] = local.stores
         recent: OrderedDict[int, None] = local.recent
         store = stores.get(pixels_id)
@@ -98,25 +112,49 @@ class PixelReads(GatewayPlumbing):
                     self._stores.remove(store)
             _quiet_close(store)
             raise
+        local.store_levels.pop(id(store), None)  # a new buffer: full resolution
         stores[pixels_id] = store
         return store
 
-    def _with_store(self, op: str, pixels_id: int, fn: Callable[[Any], T]) -> T:
+    def _with_store(self, op: str, pixels_id: int, fn: Callable[[Any], T],
+                    at: ImageInfo | None = None) -> T:
+        """``fn(store)`` with this thread's store for ``pixels_id`` (pointed
+        at ``at.level`` first when ``at`` is given)."""
         def run(sf: Any) -> T:
             store = self._pixels_store(sf, self._generation, pixels_id)
             try:
+                if at is not None:
+                    self._point_at_level(store, at)
                 return fn(store)
             except Exception:
                 self._local.stores.pop(pixels_id, None)  # state unknown: not reused
+                self._local.store_levels.pop(id(store), None)
                 raise
         return self._call(op, run)
+
+    def _point_at_level(self, store: Any, image: ImageInfo) -> None:
+        """Set the store's resolution level to ``image.level`` unless it is
+        there: a full-resolution image (its levels unknown: the plate's load
+        does not ask) sends the store back to full resolution if a read at
+        a level moved it."""
+        levels: dict[int, tuple[int, int]] = self._local.store_levels
+        now = levels.get(id(store))
+        if image.level == 0:
+            if now is not None:
+                store.setResolutionLevel(now[1] - 1)
+                del levels[id(store)]
+            return
+        want = store_level(image.level, image.levels)
+        if now is None or now[0] != want:
+            store.setResolutionLevel(want)
+            levels[id(store)] = (want, image.levels)
 
     def read_plane(self, image: ImageInfo, plane: PlaneIndex) -> bytes:
         self._check_plane(image, plane)
         size = image.plane_bytes
         if size <= self.config.max_message_bytes:
             data = self._with_store("RawPixelsStore.getPlane", image.pixels_id,
-                                    lambda s: s.getPlane(plane.z, plane.c, plane.t))
+                                    lambda s: s.getPlane(plane.z, plane.c, plane.t), image)
         else:
             # Too big for one Ice message: full-width row bands, joined in place.
             row_bytes = image.size_x * pixel_dtype(image.pixel_type).itemsize
@@ -139,7 +177,7 @@ class PixelReads(GatewayPlumbing):
         has planes over the server's threshold, :meth:`max_plane`: 3192 x 3192
         pixels by default, but a server may set it lower.)"""
         size = image.plane_bytes * image.size_z * image.size_c
-        if size > self.config.max_message_bytes or not whole_plane_writable(
+        if image.levels > 1 or size > self.config.max_message_bytes or not whole_plane_writable(
                 image.size_x, image.size_y, image.pixel_type, self.max_plane()):
             return 0
         return size
@@ -157,7 +195,7 @@ class PixelReads(GatewayPlumbing):
         if not 0 <= t < image.size_t:
             raise ValueError(f"timepoint {t} outside image {image.id} (sizeT {image.size_t})")
         data: bytes = self._with_store("RawPixelsStore.getTimepoint", image.pixels_id,
-                                       lambda s: s.getTimepoint(t))
+                                       lambda s: s.getTimepoint(t), image)
         if len(data) != size:
             raise GatewayError(f"timepoint {t} of pixels {image.pixels_id} has {len(data)} "
                                f"bytes, expected {size}")
@@ -173,8 +211,26 @@ class PixelReads(GatewayPlumbing):
                              f"{image.size_x}x{image.size_y}")
         data: bytes = self._with_store(
             "RawPixelsStore.getTile", image.pixels_id,
-            lambda s: s.getTile(plane.z, plane.c, plane.t, x, y, width, height))
+            lambda s: s.getTile(plane.z, plane.c, plane.t, x, y, width, height), image)
         return data
+
+    def resolution_levels(self, image: ImageInfo) -> tuple[tuple[int, int], ...]:
+        """The image's levels as its store describes them: full resolution
+        first (omero-romio v5.7.7 BfPixelBuffer.java:571-584 lists
+        Bio-Formats' resolutions, whose first is full resolution;
+        RomioPixelBuffer.java:939-945 the one level of other images; blitz
+        maps them to ResolutionDescriptions, omero-blitz v5.5.12
+        AbstractPyramidServant.java:112-133)."""
+        if image.level:
+            raise ValueError(f"image {image.id}: levels are asked at full resolution")
+        answer = self._with_store("RawPixelsStore.getResolutionDescriptions", image.pixels_id,
+                                  lambda s: s.getResolutionDescriptions())
+        sizes = tuple((int(d.sizeX), int(d.sizeY)) for d in answer)
+        try:
+            check_levels(sizes, image.size_x, image.size_y)
+        except ValueError as e:
+            raise GatewayError(f"pixels {image.pixels_id}: {e}") from None
+        return sizes
 
     @staticmethod
     def _check_plane(image: ImageInfo, plane: PlaneIndex) -> None:

@@ -88,12 +88,24 @@ class Gateway(Protocol):
 
     def read_plane(self, image: ImageInfo, plane: PlaneIndex) -> bytes:
         """One whole plane, big-endian, exactly ``image.plane_bytes`` long. Planes
-        larger than one server message are fetched in row bands and joined."""
+        larger than one server message are fetched in row bands and joined.
+        At ``image.level`` (an :meth:`ImageInfo.at_level` of the levels
+        :meth:`resolution_levels` gave): that level's plane, as the server
+        sends it."""
 
     def read_tile(
         self, image: ImageInfo, plane: PlaneIndex, x: int, y: int, width: int, height: int
     ) -> bytes:
-        """A rectangle of a plane, big-endian, row-major."""
+        """A rectangle of a plane (at ``image.level``, in that level's
+        pixels), big-endian, row-major. ValueError for a rectangle outside."""
+
+    def resolution_levels(self, image: ImageInfo) -> tuple[tuple[int, int], ...]:
+        """(size_x, size_y) of each resolution level of the image (given at
+        full resolution), full resolution first, each next one no larger:
+        the pyramid OMERO keeps of a big image, or the one level of any
+        other. One server call (``getResolutionDescriptions``); pixels are
+        write-once, so the answer never changes. ``image.at_level(k,
+        levels)`` then reads level ``k``."""
 
     # --- server settings ----------------------------------------------------------
     def max_plane(self) -> tuple[int, int]:

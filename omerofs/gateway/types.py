@@ -7,8 +7,8 @@ can be tested without Ice and the gateway can be swapped for a fake.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -191,10 +191,31 @@ class ImageInfo:
     #: LogicalChannel.name of each Channel, in channel order ("" when unnamed);
     #: empty when the gateway did not load them (images made by omerofs)
     channel_names: tuple[str, ...] = ()
+    #: the resolution level these sizes are of (0: full resolution, as the
+    #: plate's load gives it; :meth:`at_level`), of ``levels`` levels; reads
+    #: (:meth:`Gateway.read_plane`, ``read_tile``) read at that level
+    level: int = 0
+    levels: int = 1
 
     @property
     def plane_bytes(self) -> int:
         return self.size_x * self.size_y * pixel_dtype(self.pixel_type).itemsize
+
+    def at_level(self, level: int, sizes: Sequence[tuple[int, int]]) -> ImageInfo:
+        """This image (at full resolution) at resolution level ``level`` of
+        ``sizes`` (:meth:`Gateway.resolution_levels`, full resolution first):
+        its planes that level's size, its physical pixel sizes in x and y
+        scaled to them (a pixel covers ``X0/Xk`` of level 0's); every other
+        field the same."""
+        if self.level:
+            raise ValueError(f"image {self.id} is at level {self.level} already")
+        if not 0 <= level < len(sizes):
+            raise ValueError(f"resolution level {level} outside 0..{len(sizes) - 1}")
+        size_x, size_y = sizes[level]
+        px, py = self.physical_size_x, self.physical_size_y
+        return replace(self, size_x=size_x, size_y=size_y, level=level, levels=len(sizes),
+                       physical_size_x=None if px is None else px * (self.size_x / size_x),
+                       physical_size_y=None if py is None else py * (self.size_y / size_y))
 
     def channel_name(self, c: int) -> str | None:
         """LogicalChannel.name of channel ``c``; None when unnamed or not loaded."""

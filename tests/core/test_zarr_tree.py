@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from omerofs import layout, zarr_meta
-from omerofs.gateway import PlaneIndex
+from omerofs.gateway import ImageInfo, PlaneIndex, ServerUnavailable
+from omerofs.gateway.levels import level_plane, pyramid_sizes
 from omerofs.gateway.memory import MemoryGateway
 from omerofs.keys import ZarrFieldKey
 from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
@@ -424,7 +425,8 @@ def test_zarr_inode_ranges_overlap_no_other_range():
     low_stack, top_stack = stack_inode(0), stack_inode((1 << 31) - 1)
     low_zwell, top_zwell = zarr_group_inode(0, 0, 0, 0), zarr_group_inode((1 << 32) - 1, 4095,
                                                                         4095, 7)
-    low_field, top_field = zarr_field_inode(0, 0), zarr_field_inode((1 << 30) - 1, (1 << 30) - 1)
+    low_field, top_field = zarr_field_inode(0, 0), zarr_field_inode((1 << 30) - 1, (1 << 25) - 1,
+                                                                    15)
     low_plane, top_plane = plane_inode(0, 0, 0, 0), plane_inode((1 << 31) - 1, 2047, 63,
                                                                  (1 << 14) - 1)
     bounds = [top_well, low_stack, top_stack, low_zwell, top_zwell, low_field, top_field,
@@ -433,6 +435,15 @@ def test_zarr_inode_ranges_overlap_no_other_range():
     assert bounds == sorted(bounds) and len(set(bounds)) == len(bounds)
     assert top_plane < 1 << 63  # type: ignore[operator]
     assert zarr_group_inode(1 << 32, 0, 0, 0) is None and zarr_field_inode(1 << 30, 0) is None
+    # a field's resolution levels: each its own range, above full resolution's
+    last = zarr_field_inode(7, (1 << 29) - 1)
+    firsts = [zarr_field_inode(7, 0, level) for level in range(1, 16)]
+    lasts = [zarr_field_inode(7, (1 << 25) - 1, level) for level in range(1, 16)]
+    assert None not in firsts + lasts and last is not None
+    assert [last, *[i for pair in zip(firsts, lasts, strict=True) for i in pair]] == sorted(
+        [last, *firsts, *lasts]) and last < firsts[0]  # type: ignore[operator]
+    assert zarr_field_inode(7, 1 << 29) is None and zarr_field_inode(7, 1 << 25, 1) is None \
+        and zarr_field_inode(7, 0, 16) is None
 
 
 def test_refresh_of_a_zarr_directory_reloads_its_plate(tmp_path):
@@ -447,3 +458,87 @@ def test_refresh_of_a_zarr_directory_reloads_its_plate(tmp_path):
     assert gw.calls["load_plate"] == loads + 1
     with pytest.raises(Exception, match="no plate"):
         ns.refresh("plate_999.ome.zarr")
+
+
+def big_and_small(gw: MemoryGateway) -> tuple[int, ImageInfo, ImageInfo]:
+    """A plate of one well A01: field 0 a big image (12 x 10 uint16, 2 channels,
+    over the 8 x 8 threshold the gateway is set to afterwards), field 1 a
+    small one (4 x 3)."""
+    plate = gw.add_acquired_plate("pyramids")
+    well = gw.create_well(plate.id, 0, 0)
+    made = []
+    for x, y in ((12, 10), (4, 3)):
+        planes = {PlaneIndex(0, c, 0): (np.arange(x * y, dtype=">u2") * (c + 1)).tobytes()
+                  for c in range(2)}
+        made.append(gw.create_image(well, f"{x}x{y}", x, y, 1, 2, 1, "uint16", planes))
+    gw.max_plane_size = (8, 8)  # the server's threshold: 12 x 10 needs a pyramid
+    return plate.id, made[0], made[1]
+
+
+def zarr_well(ns: Namespace, plate_id: int):
+    """The zarr plate's well A/01, listed."""
+    top = zarr_dir(ns, plate_id)
+    ns.load(top.ino)
+    row = ns.lookup(top.ino, "A")
+    ns.load(row.ino)
+    well = ns.lookup(row.ino, "01")
+    ns.load(well.ino)
+    return well
+
+
+def test_a_big_image_lists_every_level_asking_its_levels_once(tmp_path):
+    """A big image's field has a dataset per resolution level, "0" full
+    resolution first; its levels are asked of the server once, when the
+    field is first listed (not when its well is, and never for a small
+    image), outside the tree lock (the suite's lock checks fail a call made
+    under it); every size is exact and each chunk is the server's plane at
+    that level; a reload of the plate asks nothing again."""
+    gw = MemoryGateway()
+    plate_id, big, small = big_and_small(gw)
+    ns = make_ns(gw, tmp_path)
+    well = zarr_well(ns, plate_id)
+    assert [n for n, _ in ns.listing(well.ino)] == [".zattrs", ".zgroup", "0", "1"]
+    assert gw.calls["resolution_levels"] == 0  # the well listed: no field asked yet
+    walk(ns, ns.lookup(well.ino, "1").ino)
+    assert gw.calls["resolution_levels"] == 0  # a small image: its one level is known
+    tree = walk(ns, ns.lookup(well.ino, "0").ino)
+    assert gw.calls["resolution_levels"] == 1
+    levels = pyramid_sizes(12, 10)
+    assert {p for p in tree if "/" not in p} == {".zgroup", ".zattrs",
+                                                 *map(str, range(len(levels)))}
+    attrs = json.loads(ns.read(tree[".zattrs"], 0, 1 << 20))["multiscales"][0]
+    assert [d["path"] for d in attrs["datasets"]] == ["0", "1", "2", "3", "4", "5"]
+    assert [d["coordinateTransformations"][0]["scale"] for d in attrs["datasets"]] == [
+        [1.0, 1.0, 1.0, 10 / y, 12 / x] for x, y in levels]
+    for k, (x, y) in enumerate(levels):
+        array = json.loads(ns.read(tree[f"{k}/.zarray"], 0, 1 << 20))
+        assert array["shape"] == [1, 2, 1, y, x] and array["chunks"] == [1, 1, 1, y, x]
+        for c in range(2):
+            node = ns.node(tree[f"{k}/0.{c}.0.0.0"])
+            assert node.size == x * y * 2  # in stat, before any read
+            full = np.arange(120, dtype=">u2").reshape(10, 12) * (c + 1)
+            assert ns.read(node.ino, 0, 1 << 20) == level_plane(full, x, y).tobytes()
+    for path, ino in tree.items():
+        if not ns.node(ino).is_dir:
+            assert len(ns.read(ino, 0, 1 << 20)) == ns.node(ino).size, path
+    ns.refresh(layout.plate_dir_name(plate_id))
+    assert sorted(walk(ns, ns.lookup(well.ino, "0").ino)) == sorted(tree)
+    assert gw.calls["resolution_levels"] == 1  # kept: pixels are write-once
+    assert small.id != big.id
+
+
+def test_a_failed_ask_for_levels_fails_the_listing_and_is_asked_again(tmp_path):
+    gw = MemoryGateway()
+    plate_id, _, _ = big_and_small(gw)
+    ns = make_ns(gw, tmp_path)
+    well = zarr_well(ns, plate_id)
+    field = ns.lookup(well.ino, "0")
+    gw.fail("resolution_levels", error=ServerUnavailable("down"))
+    assert ns.needs_load(field.ino)
+    with pytest.raises(ServerUnavailable):
+        ns.load(field.ino)
+    assert ns.open_listing(field.ino) is None  # never an empty field
+    ns.load(field.ino)
+    assert not ns.needs_load(field.ino)
+    assert [n for n, _ in ns.listing(field.ino)][:3] == [".zattrs", ".zgroup", "0"]
+    assert gw.calls["resolution_levels"] == 2

@@ -31,7 +31,7 @@ def test_unknown_hql_raises_query_exception(server):
     lambda sf: sf.getAdminService().getGroup(1),
     lambda sf: sf.getUpdateService().deleteObject(omero.model.ImageI(1, False)),
     lambda sf: sf.getPixelsService().getAllEnumerations("PixelsType"),
-    lambda sf: sf.createRawPixelsStore().getResolutionLevels(),
+    lambda sf: sf.createRawPixelsStore().getPixelsPath(),
 ])
 def test_unimplemented_operations_answer_instead_of_hanging(server, call):
     with omero_direct.session(server.port) as sf:

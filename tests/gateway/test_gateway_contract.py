@@ -25,6 +25,7 @@ from ..gateway_contract import (
     TimepointContract,
 )
 from ..gateway_contract_concurrency import ConcurrencyContract, SlowServer
+from ..gateway_contract_levels import LevelsContract
 from ..omero_backdoor import OmeroPyBackdoor, server_address
 from ..ops.test_ops_real_server import real, real_connection
 
@@ -129,7 +130,7 @@ class StoreBackdoor(OmeroPyBackdoor):
                                     os.path.join(path, name), data, mimetype=mimetype, ns=ns)
 
 
-class TestMemoryGateway(GatewayContract, ConcurrencyContract, ShapesContract):
+class TestMemoryGateway(GatewayContract, ConcurrencyContract, ShapesContract, LevelsContract):
     @pytest.fixture
     def gateway(self):
         return MemoryGateway()
@@ -232,7 +233,7 @@ class TestDevserverGatewayOmeroPy(OnDevserver, GatewayContract, TimepointContrac
 
 
 class TestDevserverGateway(OnDevserver, GatewayContract, ConcurrencyContract, TimepointContract,
-                           ShapesContract):
+                           ShapesContract, LevelsContract):
     @pytest.fixture
     def backdoor(self, server, plain_session) -> StoreBackdoor:
         return StoreBackdoor(server, plain_session)
