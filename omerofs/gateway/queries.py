@@ -239,10 +239,11 @@ RENDERING_FINGERPRINT_COLUMNS = ("rendering settings",)
 #: order; columns: image id, the Pixels' owner id, RenderingDef id, its owner
 #: id, its update Event's id (OMERO orders a user's settings by that Event's
 #: time; Events take ids from a sequence as they are made, with their time,
-#: so the later Event has the higher id: the devserver keeps no times), defaultZ, defaultT, RenderingModel value,
-#: index(cb), red, green, blue, alpha, inputStart, inputEnd, active, Family
-#: value, coefficient, the number of ReverseIntensityContexts on the binding,
-#: then the fingerprint (_RENDERING_FINGERPRINT, the same on every row).
+#: so the later Event has the higher id: the devserver keeps no times),
+#: defaultZ, defaultT, RenderingModel value, index(cb), red, green, blue,
+#: alpha, inputStart, inputEnd, active, Family value, coefficient, the
+#: number of ReverseIntensityContexts on the binding, then the fingerprint
+#: (_RENDERING_FINGERPRINT, the same on every row).
 #: Model: omero-model v5.6.15 display.ome.xml: RenderingDef.pixels (:29),
 #: defaultZ/T (:30-31), model (:32, enum RenderingModel :120-124),
 #: waveRendering an ordered list of ChannelBinding (:33) whose fields are
@@ -343,3 +344,7 @@ ALL = frozenset(
         IMAGES_UNPLACED,
     }
 )
+
+#: HQL string -> its name here (the devserver counts projections by it)
+NAMES = {v: k for k, v in sorted(globals().items())
+         if k.isupper() and isinstance(v, str) and v in ALL}
