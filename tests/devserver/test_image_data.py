@@ -19,6 +19,7 @@ import pytest
 from omero.rtypes import rlong, rstring, rtime, unwrap
 
 from omerofs.devserver.seed import PlateSpec
+from omerofs.gateway import ChannelRendering, ImageRendering
 from omerofs.gateway import queries as Q
 
 from .. import omero_direct
@@ -31,6 +32,7 @@ from ..image_data import (
     find_all,
     held_by,
     map_annotation,
+    rendering_def,
     text_annotation,
     two_users_group,
 )
@@ -75,6 +77,39 @@ def test_rendering_settings_need_their_required_fields(server):
         rd.defaultZ = rd.defaultT = omero.rtypes.rint(0)
         with pytest.raises(omero.ValidationException, match="RenderingDef"):
             sf.getUpdateService().saveAndReturnObject(rd, ALL)
+
+
+def test_rendering_settings_keep_their_codomain_maps_and_lookup_table(server):
+    # ChannelBinding.lookupTable (optional, display.ome.xml:62) and its ordered
+    # spatialDomainEnhancement (:63) of ReverseIntensityContexts (:90-95) are
+    # saved with the RenderingDef and read back (an inverted channel)
+    with omero_direct.session(server.port) as sf:
+        iid, pid = new_image(sf, channels=2)
+        rd = rendering_def(pid, ImageRendering("rgb", 0, 0, (
+            ChannelRendering(0xFF0000, 1.0, 2.0, True, "linear", 1.0, True),
+            ChannelRendering(0x00FF00, 3.0, 4.0, False, "linear", 1.0, False))))
+        rd.getChannelBinding(1).lookupTable = rstring("cool.lut")
+        rid = sf.getUpdateService().saveAndReturnObject(rd, ALL).id.val
+        full = sf.getQueryService().get("RenderingDef", rid, ALL)
+        first, second = full.copyWaveRendering()
+        (ctx_,) = first.copySpatialDomainEnhancement()
+        assert isinstance(ctx_, omero.model.ReverseIntensityContext) and ctx_.reverse.val
+        assert second.copySpatialDomainEnhancement() == []
+        assert unwrap(second.lookupTable) == "cool.lut" and unwrap(first.lookupTable) is None
+        # reverse is required (:93): Hibernate's not-null check
+        rd = rendering_def(pid, ImageRendering("rgb", 0, 0, (
+            ChannelRendering(0xFF0000, 1.0, 2.0, True, "linear", 1.0, True),) * 2))
+        rd.getChannelBinding(0).getCodomainMapContext(0).reverse = None
+        with pytest.raises(omero.ValidationException, match="ReverseIntensityContext"):
+            sf.getUpdateService().saveAndReturnObject(rd, ALL)
+        # the other codomain maps are not kept here: refused, never dropped
+        rd = rendering_def(pid, ImageRendering("rgb", 0, 0, (
+            ChannelRendering(0xFF0000, 1.0, 2.0, True, "linear", 1.0, False),) * 2))
+        ps = omero.model.PlaneSlicingContextI()
+        rd.getChannelBinding(0).addCodomainMapContext(ps)
+        with pytest.raises(omero.ApiUsageException, match="PlaneSlicingContext"):
+            sf.getUpdateService().saveAndReturnObject(rd, ALL)
+    assert iid
 
 
 def test_rights_come_with_the_objects(server, lab):
