@@ -1,8 +1,9 @@
 """The rendering settings part of the gateway contract (``--zarr``'s
 ``omero`` block): what :meth:`~omerofs.gateway.Gateway.plate_rendering`
 answers for settings saved through the backdoor, and how the rendering
-fingerprint follows them. Which user's settings win is tested on the
-devserver with several users (tests/gateway/test_rendering.py)."""
+fingerprint follows them. Which user's settings win is tested with several
+users on the devserver (tests/mount/test_zarr_rendering.py) and in memory
+(tests/core/test_zarr_rendering.py)."""
 
 from __future__ import annotations
 
