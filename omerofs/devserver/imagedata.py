@@ -195,6 +195,16 @@ def _contexts(cb: Any) -> list[dict[str, Any]]:
     return out
 
 
+def binding_data(cb: Any) -> dict[str, Any]:
+    """The stored form of a ChannelBinding a client sends (its required
+    fields, family, lookupTable and codomain map contexts)."""
+    ch = {f: _required(cb, f, "ChannelBinding") for f in BINDING_FIELDS}
+    ch["family"] = _enum_value(cb.family, FAMILIES, "ChannelBinding", "family")
+    ch["lookupTable"] = unwrap(cb.lookupTable)
+    ch["contexts"] = _contexts(cb)
+    return ch
+
+
 def rendering_def_data(rd: Any) -> dict[str, Any]:
     """The stored form of a new RenderingDef a client sends (ValidationException
     for a missing required field, as Hibernate's not-null check)."""
@@ -202,13 +212,8 @@ def rendering_def_data(rd: Any) -> dict[str, Any]:
     if q is None or not q.isLoaded():
         raise validation("not-null property references a null or transient value: "
                          "ome.model.display.RenderingDef.quantization")
-    channels = []
-    for cb in (rd.copyWaveRendering() if rd.isWaveRenderingLoaded() else []):
-        ch = {f: _required(cb, f, "ChannelBinding") for f in BINDING_FIELDS}
-        ch["family"] = _enum_value(cb.family, FAMILIES, "ChannelBinding", "family")
-        ch["lookupTable"] = unwrap(cb.lookupTable)
-        ch["contexts"] = _contexts(cb)
-        channels.append(ch)
+    channels = [binding_data(cb)
+                for cb in (rd.copyWaveRendering() if rd.isWaveRenderingLoaded() else [])]
     return {"name": unwrap(rd.name), "defaultZ": _required(rd, "defaultZ", "RenderingDef"),
             "defaultT": _required(rd, "defaultT", "RenderingDef"),
             "model": _enum_value(rd.model, RENDERING_MODELS, "RenderingDef", "model"),

@@ -16,7 +16,7 @@ import omero.all
 import omero.cmd
 import omero.sys
 import pytest
-from omero.rtypes import rlong, rstring, rtime, unwrap
+from omero.rtypes import rdouble, rint, rlong, rstring, rtime, unwrap
 
 from omerofs.devserver.seed import PlateSpec
 from omerofs.gateway import ChannelRendering, ImageRendering
@@ -33,6 +33,7 @@ from ..image_data import (
     held_by,
     map_annotation,
     rendering_def,
+    save_rendering,
     text_annotation,
     two_users_group,
 )
@@ -274,3 +275,37 @@ def test_other_annotations_leave_a_plates_files_fingerprint(server, gw):
         annotate(sf, image, text_annotation("TagAnnotation", "seen"))
         annotate(sf, image, map_annotation([("k", "v")]))
     assert gw.plate_fingerprint(pid).key() == before
+
+
+def test_a_saved_binding_changed_through_iupdate_is_what_is_read(server, gw, lab):
+    # IUpdate saves a changed ChannelBinding of the caller's (a colour, a
+    # window); only the binding's update Event moves, so its RenderingDef
+    # keeps its place in OMERO's "updated last" order while the plate's
+    # rendering fingerprint changes; another user may not change it in a
+    # read-annotate group (BasicACLVoter.java:376-400)
+    gid, owner, other = lab
+    group = server.store.group_row(gid)[0]
+    seeded = server.seed(PlateSpec(name="rebound", rows=1, columns=1, fields=1, size_c=2,
+                                   owner=owner, group=group))
+    (iid, _), = seeded.images.values()
+    settings = ImageRendering("rgb", 0, 0, (
+        ChannelRendering(0xFF0000, 1.0, 2.0, True, "linear", 1.0, False),
+        ChannelRendering(0x00FF00, 3.0, 4.0, True, "linear", 1.0, False)))
+    with omero_direct.session(server.port, owner, "pw") as sf:
+        rid = save_rendering(sf, iid, settings, ctx(gid))
+        before = omero_direct.projection(sf, Q.PLATE_RENDERING, pid=seeded.plate_id,
+                                         uid=server.store.user_id(owner))
+        cb = sf.getQueryService().get("RenderingDef", rid, ALL).getChannelBinding(1)
+        cb.red, cb.green, cb.blue = rint(1), rint(2), rint(3)
+        cb.inputEnd = rdouble(4000.0)
+        sf.getUpdateService().saveObject(cb, ctx(gid))
+        after = omero_direct.projection(sf, Q.PLATE_RENDERING, pid=seeded.plate_id,
+                                        uid=server.store.user_id(owner))
+    assert [[*r[9:12], r[14]] for r in after] == [[255, 0, 0, 2.0], [1, 2, 3, 4000.0]]
+    assert [r[4] for r in after] == [r[4] for r in before]  # the RenderingDef's own event
+    assert after[0][-1] != before[0][-1]  # the fingerprint sum
+    with omero_direct.session(server.port, other, "pw") as sf:
+        cb = sf.getQueryService().get("RenderingDef", rid, ALL).getChannelBinding(0)
+        cb.inputStart = rdouble(0.5)
+        with pytest.raises(omero.SecurityViolation):
+            sf.getUpdateService().saveObject(cb, ctx(gid))
