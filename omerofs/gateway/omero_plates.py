@@ -149,11 +149,14 @@ def pick_rendering(rows: list[list[Any]], uid: int) -> dict[int, ImageRendering]
             float(start), float(end), bool(active), str(family), float(coefficient),
             bool(reverse))
     out = {}
+    # settings copied to every image of a plate (OMERO clients' "paste to
+    # all") are equal: kept once, shared by the images
+    same: dict[ImageRendering, ImageRendering] = {}
     for iid, (_, rid) in best.items():
         channels = bindings[rid]
         if sorted(channels) != list(range(len(channels))):
             continue
         model, dz, dt = heads[rid]
-        out[iid] = ImageRendering(model, dz, dt,
-                                  tuple(channels[c] for c in range(len(channels))))
+        r = ImageRendering(model, dz, dt, tuple(channels[c] for c in range(len(channels))))
+        out[iid] = same.setdefault(r, r)
     return out
