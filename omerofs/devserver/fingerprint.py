@@ -77,18 +77,20 @@ def rendering(rows: list[RenderingDefOfPlate]) -> int | None:
     covers (``rows``, already narrowed to the session's user and the
     owners, once per field showing the image): a term per ChannelBinding,
     and per codomain context of it (the left outer join). The bindings and
-    contexts are kept inside their RenderingDef's row, so their update
-    Event is the row's."""
+    contexts are kept inside their RenderingDef's row: their update Event
+    is the row's, or the binding's own once it was changed alone
+    (Store.update_binding)."""
     terms = []
     for rd in rows:
         head = rd.id + rd.update_id * K
         for c, ch in enumerate(rd.data["channels"]):
             bid = binding_id(rd.id, c)
-            binding = head + bid + (c + 1) * bid + rd.update_id * K
+            event = ch.get("update_id", rd.update_id)
+            binding = head + bid + (c + 1) * bid + event * K
             contexts = ch.get("contexts", [])
             if not contexts:
                 terms.append(binding)
             for k in range(len(contexts)):
                 cid = context_id(rd.id, c, k)
-                terms.append(binding + cid + (k + 1) * cid + rd.update_id * K)
+                terms.append(binding + cid + (k + 1) * cid + event * K)
     return _sum(terms)
