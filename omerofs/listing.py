@@ -432,8 +432,8 @@ class Listings:
 
     def _with_rendering(self, node: Node) -> bool:
         """Does the plate's load read rendering settings (for its zarr tree:
-        ``--zarr`` and an acquired plate)?"""
-        return self.plates.zarr is not None and not node.state_of(PlateDir).derived
+        ``--zarr``, which lists every plate's, derived plates' too)?"""
+        return self.plates.zarr is not None
 
     def _load_plate(self, node: Node, started: float) -> None:
         """Blocking: load the plate's listing (two calls; three for a plate

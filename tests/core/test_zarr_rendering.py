@@ -99,8 +99,9 @@ def test_a_reload_shows_changed_settings_and_only_a_change_reloads(tmp_path):
     clock.now += 61
     tree = walk(ns, top.ino)
     assert gw.calls["plate_rendering"] == calls["plate_rendering"] + 1
-    assert ns.read(tree["B/01/0/.zattrs"], 0, 1 << 20) == zarr_meta.image_attrs(image, SETTINGS)
-    assert ns.node(tree["B/01/0/.zattrs"]).size == len(zarr_meta.image_attrs(image, SETTINGS))
+    want = zarr_meta.image_attrs(image, rendering=SETTINGS)
+    assert ns.read(tree["B/01/0/.zattrs"], 0, 1 << 20) == want
+    assert ns.node(tree["B/01/0/.zattrs"]).size == len(want)
 
 
 def test_without_zarr_no_settings_are_read(tmp_path):
@@ -121,4 +122,4 @@ def test_without_zarr_no_settings_are_read(tmp_path):
 def test_settings_that_do_not_bind_every_channel_give_defaults():
     image = ImageInfo(1, "i", 2, 4, 3, 1, 2, 1, "uint8")
     one = SETTINGS._replace(channels=SETTINGS.channels[:1])
-    assert zarr_meta.image_attrs(image, one) == zarr_meta.image_attrs(image)
+    assert zarr_meta.image_attrs(image, rendering=one) == zarr_meta.image_attrs(image)
