@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -45,6 +45,7 @@ from .gateway import (
     FileAnnotationInfo,
     Gateway,
     GatewayError,
+    ImageRendering,
     NotFound,
     PlateFingerprint,
     PlateSummary,
@@ -415,7 +416,10 @@ class Listings:
         known = self._fingerprints.get(node.ino)
         if known is None or node.dir.children is None:
             return False
-        now = self._patiently(self.gateway.plate_fingerprint, node.plate_id)
+        if self._with_rendering(node):  # the settings the zarr tree shows, in the same call
+            now = self._patiently(self.gateway.plate_fingerprint, node.plate_id, True)
+        else:
+            now = self._patiently(self.gateway.plate_fingerprint, node.plate_id)
         if now.key() != known:
             with self.tree.locked():
                 # the row comes with it: its naming conventions for the reload
@@ -426,9 +430,15 @@ class Listings:
             self.reloads_kept += 1
         return True
 
+    def _with_rendering(self, node: Node) -> bool:
+        """Does the plate's load read rendering settings (for its zarr tree:
+        ``--zarr``, which lists every plate's, derived plates' too)?"""
+        return self.plates.zarr is not None
+
     def _load_plate(self, node: Node, started: float) -> None:
         """Blocking: load the plate's listing (two calls; three for a plate
-        without wells) and keep the fingerprint of what was read."""
+        without wells; one more, its images' rendering settings, with
+        ``--zarr``) and keep the fingerprint of what was read."""
         assert node.plate_id is not None
         summary = PlateSummary(id=node.plate_id, name=node.name,
                                created=node.mtime, derived=node.state_of(PlateDir).derived)
@@ -440,12 +450,15 @@ class Listings:
             with self.tree.locked():
                 self._summaries[node.plate_id] = named_by
         files = self._patiently(self.gateway.plate_files, node.plate_id)
+        rendering = (self._patiently(self.gateway.plate_rendering, node.plate_id)
+                     if self._with_rendering(node) else None)
         # named by the very row whose version the key records (not a newer
         # or older one a root reload may have put in _summaries meanwhile)
         nodes, fresh_local = self._apply_plate(node, named_by, structure.wells,
-                                               list(files.annotations), started)
-        key = PlateFingerprint(named_by or summary, structure.fingerprint,
-                               files.fingerprint).key()
+                                               list(files.annotations), started,
+                                               rendering.images if rendering else None)
+        key = PlateFingerprint(named_by or summary, structure.fingerprint, files.fingerprint,
+                               rendering.fingerprint if rendering else None).key()
         with self.tree.locked():
             self._keep(node, nodes)
             self.reloads_full += 1
@@ -579,13 +592,16 @@ class Listings:
     # --- a plate ----------------------------------------------------------------------------
     def _apply_plate(self, plate: Node, summary: PlateSummary | None,
                      wells: tuple[WellInfo, ...],
-                     anns: list[FileAnnotationInfo], started: float) -> tuple[int, bool]:
-        """Lay out a plate's listing (:class:`~omerofs.plate_layout.PlateLayout`),
-        then place its files (:class:`~omerofs.annotations.AnnotationPlacer`),
+                     anns: list[FileAnnotationInfo], started: float,
+                     rendering: Mapping[int, ImageRendering] | None = None
+                     ) -> tuple[int, bool]:
+        """Lay out a plate's listing (:class:`~omerofs.plate_layout.PlateLayout`;
+        ``rendering`` the settings of its images for its zarr tree), then
+        place its files (:class:`~omerofs.annotations.AnnotationPlacer`),
         under the lock. Returns its number of nodes, and whether a local entry
         changed after ``started`` was kept."""
         with self.tree.locked():
-            built = self.plates.build(plate, summary, wells)
+            built = self.plates.build(plate, summary, wells, rendering)
             plate.dir.set_children(built.children)
             self.annotations.clear_subdirs(plate)
             fresh_local = self.annotations.place(plate, anns, built.well_by_id,

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from . import index, layout
-from .gateway import ImageInfo, PlaneIndex, PlateSummary
+from .gateway import ImageInfo, ImageRendering, PlaneIndex, PlateSummary
 from .gateway.types import WellInfo, WellSampleInfo
 from .keys import (
     IndexDirKey,
@@ -80,12 +80,14 @@ class PlateLayout:
         self._index.pop(node.ino, None)
 
     def build(self, plate: Node, summary: PlateSummary | None,
-              wells: tuple[WellInfo, ...]) -> Built:
+              wells: tuple[WellInfo, ...],
+              rendering: Mapping[int, ImageRendering] | None = None) -> Built:
         """Lay out a plate's listing (under the tree lock): its wells, or with
         two or more runs one directory per run holding the wells
         (docs/namespace), and its index directory; wells named by
         ``summary``'s conventions. The plate's own children are the caller's
-        to set (its files are placed after this)."""
+        to set (its files are placed after this). ``rendering``: the
+        rendering settings of its images, for its zarr tree (``--zarr``)."""
         assert plate.plate_id is not None
         placed = [w for w in wells if w.row is not None and w.column is not None]
         unplaced = tuple(sorted(w.id for w in wells if w.row is None or w.column is None))
@@ -150,7 +152,7 @@ class PlateLayout:
                     summary.name if summary else plate.name, tuple(placed), naming,
                     tuple(runs), starts, max(n_rows, summary.rows or 0) if summary else n_rows,
                     max(n_columns, summary.columns or 0) if summary else n_columns,
-                    derived=plate.state_of(PlateDir).derived))
+                    derived=plate.state_of(PlateDir).derived, rendering=rendering or {}))
         return out
 
     def takes_well_files(self, well: Node) -> bool:

@@ -40,13 +40,14 @@ level, their own size: no call.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from . import layout, zarr_meta
-from .gateway import ImageInfo, PlaneIndex
+from .gateway import ImageInfo, ImageRendering, PlaneIndex
 from .gateway.types import WellInfo, WellSampleInfo, whole_plane_writable
 from .keys import ROOT_INODE, NodeKey, PlateId, ZarrFieldKey, ZarrGroupKey
 from .kinds import DirState, PlateDir, ZarrChunkState, ZarrDir, ZarrMetaState, ZarrPlateDir
@@ -79,6 +80,9 @@ class Plan:
     n_columns: int
     #: a derived plate's (made by mkdir): its planes can be written again
     derived: bool = False
+    #: image id -> the rendering settings its ``omero`` block shows (the
+    #: load's :meth:`~omerofs.gateway.Gateway.plate_rendering`); absent: defaults
+    rendering: Mapping[int, ImageRendering] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def empty(cls, name: str) -> Plan:
@@ -148,7 +152,9 @@ class ZarrLayout:
         if not listed or self.pending(field) != (sample, image):
             return 0
         field.state_of(ZarrDir).pending = None
-        return self._made_field(field, sample, image, levels)
+        plan = self._plans.get(field.known_plate_id)
+        return self._made_field(field, sample, image, levels,
+                                rendering=plan.rendering.get(image.id) if plan else None)
 
     def forget(self, plate: Node) -> None:
         """The plate's listing was dropped: so is its plan."""
@@ -243,7 +249,8 @@ class ZarrLayout:
                                              bool(acquisitions)))]
             for i, sample in enumerate(fields):
                 field = self._dir(ZarrFieldKey(sample.id, FIELD_DIR), str(i), well_node, pid)
-                count += self._field(field, sample.id, sample.image, plan.derived)
+                count += self._field(field, sample.id, sample.image, plan.derived,
+                                     plan.rendering.get(sample.image.id))
                 children.append(field)
             count += self._fill(well_node, children)
         top_children = [
@@ -278,7 +285,8 @@ class ZarrLayout:
             out.append(sample)
         return out
 
-    def _field(self, field: Node, sample: int, image: ImageInfo, derived: bool) -> int:
+    def _field(self, field: Node, sample: int, image: ImageInfo, derived: bool,
+               rendering: ImageRendering | None = None) -> int:
         """A field's image group and its levels' arrays (nodes made), or,
         for a big image whose levels are not known yet, the field pending
         and empty (a derived plate's images are never big: their planes are
@@ -294,10 +302,11 @@ class ZarrLayout:
             field.dir.set_children(None)
             return 0
         state.pending = None
-        return self._made_field(field, sample, image, levels, derived)
+        return self._made_field(field, sample, image, levels, derived, rendering)
 
     def _made_field(self, field: Node, sample: int, image: ImageInfo,
-                    levels: tuple[tuple[int, int], ...], derived: bool = False) -> int:
+                    levels: tuple[tuple[int, int], ...], derived: bool = False,
+                    rendering: ImageRendering | None = None) -> int:
         """Fill a field: ``.zgroup``, ``.zattrs`` and a directory per level.
 
         A chunk's inode comes from its WellSample, level and plane, not from
@@ -313,7 +322,7 @@ class ZarrLayout:
         children = [
             self._meta(ZarrFieldKey(sample, FIELD_ZGROUP), ZGROUP, field, zarr_meta.zgroup),
             self._meta(ZarrFieldKey(sample, FIELD_ZATTRS), ZATTRS, field,
-                       functools.partial(zarr_meta.image_attrs, image, levels))]
+                       functools.partial(zarr_meta.image_attrs, image, levels, rendering))]
         n = 0
         for k in range(len(levels)):
             at = image if len(levels) == 1 else image.at_level(k, levels)

@@ -5,10 +5,10 @@ hierarchy that ``--zarr`` lists (docs/zarr.rst): the ``.zgroup`` of every
 group, the ``.zattrs`` of the plate (``plate``), of a well (``well``) and of
 a field's image (``multiscales`` and ``omero``), and the ``.zarray`` of each
 of an image's resolution levels. Nothing here asks the server: what OMERO
-has that the plate's load did not bring (rendering settings, timestamps of
-planes) is not in these files, and the levels of a big image's pyramid are
-given (asked by :class:`omerofs.listing.Listings` when its field is first
-listed).
+has that the plate's load did not bring (timestamps of planes) is not in
+these files, the rendering settings of a ``--zarr`` plate's images come
+with its load, and the levels of a big image's pyramid are given (asked by
+:class:`omerofs.listing.Listings` when its field is first listed).
 
 The bytes are deterministic (sorted keys, compact separators), so a file's
 size is known when it is listed and the same when it is read.
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gateway import ImageInfo
+from .gateway import ImageInfo, ImageRendering
 from .gateway.types import pixel_dtype
 
 #: NGFF version written in every block
@@ -152,13 +152,14 @@ def _datasets(scale: list[float],
         for k, (x, y) in enumerate(levels)]
 
 
-def image_attrs(image: ImageInfo, levels: Sequence[tuple[int, int]] | None = None) -> bytes:
+def image_attrs(image: ImageInfo, levels: Sequence[tuple[int, int]] | None = None,
+                rendering: ImageRendering | None = None) -> bytes:
     """An image's ``.zattrs``: ``multiscales`` (axes t, c, z, y, x; one
     dataset per resolution level in ``levels``, (size_x, size_y) full
     resolution first, default the image's one level; a level's scale from
     the physical sizes in micrometres times its factor, 1 and no unit on an
     axis OMERO has no size for, as NGFF 0.4 requires a scale) and ``omero``
-    (channel labels as OMERO clients show them, default colours and windows)."""
+    (:func:`omero_block`)."""
     scale = [1.0, 1.0] + [s if s is not None else 1.0 for s in
                           (image.physical_size_z, image.physical_size_y,
                            image.physical_size_x)]
@@ -168,25 +169,67 @@ def image_attrs(image: ImageInfo, levels: Sequence[tuple[int, int]] | None = Non
         "axes": _axes(image),
         "datasets": _datasets(scale, levels or ((image.size_x, image.size_y),)),
     }
+    return _dumps({"multiscales": [multiscale], "omero": omero_block(image, rendering)})
+
+
+def omero_block(image: ImageInfo, rendering: ImageRendering | None) -> dict[str, object]:
+    """The ``omero`` block of an image, as omero-cli-zarr writes it
+    (v0.8.0 src/omero_zarr/raw_pixels.py:375-411 ``add_omero_metadata``,
+    ``channelMarshal``), plus the image's ``id`` and ``name``.
+
+    With ``rendering`` (the settings OMERO's rendering engine gives the
+    session's user), each channel's colour (``RRGGBB``), window start and
+    end (the binding's inputStart and inputEnd), ``active``, ``family``,
+    ``coefficient`` and ``inverted``, and ``rdefs`` defaultZ, defaultT and
+    the model ("greyscale", else "color", as omero-cli-zarr names OMERO's
+    "rgb") are the settings'. Without (none saved, or not one binding per
+    channel): default colours (white for one channel, else red, green,
+    blue, white, yellow, magenta, cyan), the window the pixel type's range,
+    every channel active, linear, not inverted, defaultZ the middle plane.
+    A window's ``min`` and ``max`` are the pixel type's range (0..1 for
+    floats), widened to hold the window where the settings go past it
+    (omero-py takes them from StatsInfo, which is not loaded here)."""
+    if rendering is not None and len(rendering.channels) != image.size_c:
+        rendering = None
     window = _window(image.pixel_type)
-    channels = [{
-        "label": image.channel_label(c),
-        "color": "FFFFFF" if image.size_c == 1 else _COLOURS[c % len(_COLOURS)],
-        "window": dict(window),
-        "active": True,
-        "coefficient": 1.0,
-        "family": "linear",
-        "inverted": False,
-    } for c in range(image.size_c)]
-    omero = {
+    channels: list[dict[str, object]] = []
+    for c in range(image.size_c):
+        if rendering is None:
+            channels.append({
+                "label": image.channel_label(c),
+                "color": "FFFFFF" if image.size_c == 1 else _COLOURS[c % len(_COLOURS)],
+                "window": dict(window),
+                "active": True,
+                "coefficient": 1.0,
+                "family": "linear",
+                "inverted": False,
+            })
+            continue
+        ch = rendering.channels[c]
+        channels.append({
+            "label": image.channel_label(c),
+            "color": ch.html,
+            "window": {"min": min(window["min"], ch.start, ch.end),
+                       "max": max(window["max"], ch.start, ch.end),
+                       "start": ch.start, "end": ch.end},
+            "active": ch.active,
+            "coefficient": ch.coefficient,
+            "family": ch.family,
+            "inverted": ch.inverted,
+        })
+    if rendering is None:
+        rdefs: dict[str, object] = {"model": "greyscale" if image.size_c == 1 else "color",
+                                    "defaultZ": image.size_z // 2, "defaultT": 0}
+    else:
+        rdefs = {"model": "greyscale" if rendering.model == "greyscale" else "color",
+                 "defaultZ": rendering.default_z, "defaultT": rendering.default_t}
+    return {
         "id": image.id,
         "name": image.name,
         "version": NGFF_VERSION,
         "channels": channels,
-        "rdefs": {"model": "greyscale" if image.size_c == 1 else "color",
-                  "defaultZ": image.size_z // 2, "defaultT": 0},
+        "rdefs": rdefs,
     }
-    return _dumps({"multiscales": [multiscale], "omero": omero})
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from omerofs.gateway import (
     TargetKind,
 )
 from omerofs.gateway.batches import TimepointReader
-from omerofs.gateway.types import ImageInfo, pixel_dtype
+from omerofs.gateway.types import ImageInfo, ImageRendering, pixel_dtype
 
 
 def _planes(size_x: int, size_y: int, size_z: int, size_c: int, size_t: int,
@@ -88,6 +88,10 @@ class Backdoor(Protocol):
     def attach(self, target: Target, name: str, path: str, data: bytes,
                mimetype: str | None, ns: str | None) -> int:
         """A FileAnnotation of a new OriginalFile, linked to ``target``; its id."""
+
+    def save_rendering(self, image_id: int, rendering: ImageRendering) -> None:
+        """``rendering`` saved as the gateway's user's settings of the image
+        (a RenderingDef, as OMERO clients save them)."""
 
     # --- readers
     def plate_names(self) -> dict[int, str]:

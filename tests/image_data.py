@@ -13,6 +13,7 @@ import omero.model
 import omero.sys
 from omero.rtypes import rbool, rdouble, rint, rlong, rstring, unwrap
 
+from omerofs.gateway import ImageRendering
 from omerofs.gateway import queries as Q
 
 ALL = {"omero.group": "-1"}
@@ -94,6 +95,48 @@ def add_rendering_def(sf: Any, pixels_id: int, size_c: int, default_z: int = 0,
         cb.red, cb.green, cb.blue, cb.alpha = rint(255), rint(c), rint(0), rint(255)
         rd.addChannelBinding(cb)
     return int(_save(sf, rd, ctx).id.val)
+
+
+def rendering_def(pixels_id: int, r: ImageRendering, name: str = "settings") -> Any:
+    """A new RenderingDef of ``r`` for a Pixels, as a client saves one (its
+    QuantumDef and one ChannelBinding per channel, a ReverseIntensityContext
+    on the inverted ones)."""
+    rd = omero.model.RenderingDefI()
+    rd.pixels = omero.model.PixelsI(pixels_id, False)
+    rd.name = rstring(name)
+    rd.defaultZ, rd.defaultT = rint(r.default_z), rint(r.default_t)
+    rd.model = omero.model.RenderingModelI()
+    rd.model.value = rstring(r.model)
+    q = omero.model.QuantumDefI()
+    q.cdStart, q.cdEnd, q.bitResolution = rint(0), rint(255), rint(255)
+    rd.quantization = q
+    for ch in r.channels:
+        cb = omero.model.ChannelBindingI()
+        cb.family = omero.model.FamilyI()
+        cb.family.value = rstring(ch.family)
+        cb.coefficient = rdouble(ch.coefficient)
+        cb.inputStart, cb.inputEnd = rdouble(ch.start), rdouble(ch.end)
+        cb.active, cb.noiseReduction = rbool(ch.active), rbool(False)
+        cb.red, cb.green, cb.blue = (rint(ch.color >> 16 & 255), rint(ch.color >> 8 & 255),
+                                     rint(ch.color & 255))
+        cb.alpha = rint(255)
+        if ch.inverted:
+            rev = omero.model.ReverseIntensityContextI()
+            rev.reverse = rbool(True)
+            cb.addCodomainMapContext(rev)
+        rd.addChannelBinding(cb)
+    return rd
+
+
+def save_rendering(sf: Any, image_id: int, r: ImageRendering,
+                   ctx: dict[str, str] | None = None) -> int:
+    """Save ``r`` as the session user's rendering settings of an image; the
+    RenderingDef's id."""
+    p = omero.sys.ParametersI()
+    p.add("iid", rlong(image_id))
+    ((pixels_id,),) = [[unwrap(v) for v in row] for row in
+                       sf.getQueryService().projection(Q.IMAGE_PIXELS, p, ALL)]
+    return int(_save(sf, rendering_def(pixels_id, r), ctx).id.val)
 
 
 def find_all(sf: Any, query: str, image_id: int) -> list[Any]:

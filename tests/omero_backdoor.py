@@ -19,12 +19,13 @@ import omero.model
 import omero.sys
 from omero.rtypes import rint, rlong, rstring, unwrap
 
-from omerofs.gateway import PlaneIndex, Target, TargetKind
+from omerofs.gateway import ImageRendering, PlaneIndex, Target, TargetKind
 from omerofs.gateway import queries as Q
 from omerofs.gateway.types import pixel_dtype
 
 from . import omero_direct
 from .gateway_contract import FileRecord
+from .image_data import save_rendering
 
 Layout = dict[int, tuple[int | None, int | None, tuple[int, ...]]]
 
@@ -115,6 +116,9 @@ class OmeroPyBackdoor:
         link.parent = getattr(omero.model, f"{target.kind.value}I")(target.id, False)
         link.child = ann
         return int(self._save(link, ctx).child.id.val)
+
+    def save_rendering(self, image_id: int, rendering: ImageRendering) -> None:
+        save_rendering(self.sf, image_id, rendering, self._ctx("Image", image_id))
 
     # --- readers
     def plate_names(self) -> dict[int, str]:

@@ -53,6 +53,8 @@ class Control:
     def __init__(self, faults: FaultConfig | None = None):
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()
+        #: projections by the queries.py name of their HQL ("other" for the rest)
+        self.queries: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
         #: calls received and not answered yet, and the most there were at once
         self.running: Counter[str] = Counter()
@@ -69,6 +71,11 @@ class Control:
     def count(self, op: str) -> None:
         with self._lock:
             self.calls[op] += 1
+
+    def count_query(self, name: str) -> None:
+        """One IQuery.projection of queries.NAME ``name`` (the stats' "queries")."""
+        with self._lock:
+            self.queries[name] += 1
 
     def delay(self) -> None:
         ms = self.faults.latency_ms
@@ -116,6 +123,7 @@ class Control:
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
+            self.queries.clear()
             self.injected.clear()
             self.peak_running = Counter(+self.running)
 
@@ -123,6 +131,7 @@ class Control:
         with self._lock:
             return {
                 "calls": dict(self.calls),
+                "queries": dict(self.queries),
                 "injected": dict(self.injected),
                 "running": dict(+self.running),
                 "peak_running": dict(+self.peak_running),

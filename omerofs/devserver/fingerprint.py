@@ -2,9 +2,10 @@
 
 Each function computes, from the rows an OMERO database would hold, what the
 HQL subqueries of :mod:`omerofs.gateway.queries` (``_LAYOUT_FINGERPRINT``,
-``_FILES_FINGERPRINT``) compute: the same rows, the same terms, null for a
-sum of no rows. ``update_id`` is the row's update Event (:meth:`Store.event`);
-rows written before the devserver kept events read as event 0.
+``_FILES_FINGERPRINT``, ``_RENDERING_FINGERPRINT``) compute: the same rows,
+the same terms, null for a sum of no rows. ``update_id`` is the row's
+update Event (:meth:`Store.event`); rows written before the devserver
+kept events read as event 0.
 
 Where the devserver keeps less than OMERO, it answers for the rows OMERO
 would have: every Pixels has ``sizeC`` Channels, each with its own
@@ -22,7 +23,9 @@ from collections.abc import Callable
 
 from ..gateway.queries import _K as K
 from ..gateway.queries import _P as P
+from .imagedata import binding_id, context_id
 from .store import Store
+from .store.rows import RenderingDefOfPlate
 
 
 def _sum(terms: list[int]) -> int | None:
@@ -67,3 +70,27 @@ def files(store: Store, pid: int, readable: Callable[[str, int | None], bool]
             for a in store.annotation_file_events(linked)]
     return (*(_sum([link.id + (link.update_id or 0) * K for link in of_kind])
               for of_kind in links), _sum(anns))
+
+
+def rendering(rows: list[RenderingDefOfPlate]) -> int | None:
+    """The sum of queries._RENDERING_FINGERPRINT over the RenderingDefs it
+    covers (``rows``, already narrowed to the session's user and the
+    owners, once per field showing the image): a term per ChannelBinding,
+    and per codomain context of it (the left outer join). The bindings and
+    contexts are kept inside their RenderingDef's row: their update Event
+    is the row's, or the binding's own once it was changed alone
+    (Store.update_binding)."""
+    terms = []
+    for rd in rows:
+        head = rd.id + rd.update_id * K
+        for c, ch in enumerate(rd.data["channels"]):
+            bid = binding_id(rd.id, c)
+            event = ch.get("update_id", rd.update_id)
+            binding = head + bid + (c + 1) * bid + event * K
+            contexts = ch.get("contexts", [])
+            if not contexts:
+                terms.append(binding)
+            for k in range(len(contexts)):
+                cid = context_id(rd.id, c, k)
+                terms.append(binding + cid + (k + 1) * cid + event * K)
+    return _sum(terms)

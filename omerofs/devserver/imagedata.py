@@ -15,7 +15,10 @@ Model (omero-model v5.6.15 src/main/resources/mappings):
   required defaultZ, defaultT, model (RenderingModel), quantization
   (QuantumDef :40-47: cdStart, cdEnd, bitResolution) and the ordered
   ChannelBindings (:48-63: family, coefficient, inputStart, inputEnd,
-  active, noiseReduction, red, green, blue, alpha all required).
+  active, noiseReduction, red, green, blue, alpha all required; optional
+  lookupTable, :62), each with its ordered codomain map contexts
+  (spatialDomainEnhancement, :63): ReverseIntensityContext (:90-95,
+  ``reverse`` required) is kept, the other two kinds are refused.
 
 Objects of these kinds that a query returns carry the caller's rights as
 OMERO's permission restrictions: omero-server v5.6.12
@@ -49,7 +52,7 @@ SHAPE_FIELDS = {
 _INTS = {"theZ", "theC", "theT", "defaultZ", "defaultT", "cdStart", "cdEnd", "bitResolution",
          "red", "green", "blue", "alpha"}
 _BOOLS = {"active", "noiseReduction"}
-_TEXTS = {"textValue", "name"}
+_TEXTS = {"textValue", "name", "lookupTable"}
 #: RenderingModel and Family enumeration values (omero-model enums, ids as seeded)
 RENDERING_MODELS = {"rgb": 1, "greyscale": 2}
 FAMILIES = {"linear": 1, "polynomial": 2, "exponential": 3, "logarithmic": 4}
@@ -163,6 +166,45 @@ def _enum_value(obj: Any, values: dict[str, int], cls: str, field: str) -> str:
     return str(value)
 
 
+def binding_id(rd_id: int, c: int) -> int:
+    """The id shown for ChannelBinding ``c`` of a RenderingDef (not kept:
+    derived from the RenderingDef's)."""
+    return rd_id * 1000 + c
+
+
+def context_id(rd_id: int, c: int, k: int) -> int:
+    """The id shown for codomain map context ``k`` of binding ``c``."""
+    return binding_id(rd_id, c) * 100 + k
+
+
+def _contexts(cb: Any) -> list[dict[str, Any]]:
+    """The stored codomain map contexts of a ChannelBinding a client sends.
+    ReverseIntensityContext (display.ome.xml:90-95) is kept; the renderer
+    inverts the channel whatever its ``reverse`` says (omero-server v5.6.12
+    RenderingBean.java:1416-1420), but the field is required, so saving one
+    without it is a ValidationException. PlaneSlicingContext and
+    ContrastStretchingContext (:96-114) are refused (not kept here)."""
+    out: list[dict[str, Any]] = []
+    if not cb.isSpatialDomainEnhancementLoaded():
+        return out
+    for ctx in cb.copySpatialDomainEnhancement():
+        if not isinstance(ctx, omero.model.ReverseIntensityContext):
+            raise api_usage(f"devserver: saving {type(ctx).__name__} is not implemented")
+        out.append({"kind": "ReverseIntensityContext",
+                    "reverse": bool(_required(ctx, "reverse", "ReverseIntensityContext"))})
+    return out
+
+
+def binding_data(cb: Any) -> dict[str, Any]:
+    """The stored form of a ChannelBinding a client sends (its required
+    fields, family, lookupTable and codomain map contexts)."""
+    ch = {f: _required(cb, f, "ChannelBinding") for f in BINDING_FIELDS}
+    ch["family"] = _enum_value(cb.family, FAMILIES, "ChannelBinding", "family")
+    ch["lookupTable"] = unwrap(cb.lookupTable)
+    ch["contexts"] = _contexts(cb)
+    return ch
+
+
 def rendering_def_data(rd: Any) -> dict[str, Any]:
     """The stored form of a new RenderingDef a client sends (ValidationException
     for a missing required field, as Hibernate's not-null check)."""
@@ -170,11 +212,8 @@ def rendering_def_data(rd: Any) -> dict[str, Any]:
     if q is None or not q.isLoaded():
         raise validation("not-null property references a null or transient value: "
                          "ome.model.display.RenderingDef.quantization")
-    channels = []
-    for cb in (rd.copyWaveRendering() if rd.isWaveRenderingLoaded() else []):
-        ch = {f: _required(cb, f, "ChannelBinding") for f in BINDING_FIELDS}
-        ch["family"] = _enum_value(cb.family, FAMILIES, "ChannelBinding", "family")
-        channels.append(ch)
+    channels = [binding_data(cb)
+                for cb in (rd.copyWaveRendering() if rd.isWaveRenderingLoaded() else [])]
     return {"name": unwrap(rd.name), "defaultZ": _required(rd, "defaultZ", "RenderingDef"),
             "defaultT": _required(rd, "defaultT", "RenderingDef"),
             "model": _enum_value(rd.model, RENDERING_MODELS, "RenderingDef", "model"),
@@ -202,11 +241,16 @@ def rendering_def_obj(store: Store, rd_id: int, full: bool = False) -> Any | Non
         for f in QUANTUM_FIELDS:
             setattr(rd.quantization, f, _wrap(f, data["quantization"][f]))
         for c, ch in enumerate(data["channels"]):
-            cb = omero.model.ChannelBindingI(rd_id * 1000 + c, True)
+            cb = omero.model.ChannelBindingI(binding_id(rd_id, c), True)
             cb.family = omero.model.FamilyI(FAMILIES[ch["family"]], True)
             cb.family.value = rstring(ch["family"])
             for f in BINDING_FIELDS:
                 setattr(cb, f, _wrap(f, ch[f]))
+            cb.lookupTable = _wrap("lookupTable", ch.get("lookupTable"))
+            for k, ctx in enumerate(ch.get("contexts", [])):
+                rev = omero.model.ReverseIntensityContextI(context_id(rd_id, c, k), True)
+                rev.reverse = rbool(ctx["reverse"])
+                cb.addCodomainMapContext(rev)
             rd.addChannelBinding(cb)
     else:
         rd.unloadWaveRendering()

@@ -11,7 +11,7 @@ from typing import Any
 import omero
 import omero.all
 import omero.api
-from omero.rtypes import rdouble, rint, rlong, rstring, rtime, unwrap
+from omero.rtypes import rbool, rdouble, rint, rlong, rstring, rtime, unwrap
 
 from ..gateway import queries as Q
 from . import fingerprint
@@ -32,6 +32,7 @@ from .model import (
     well_obj,
     with_details,
 )
+from .store.rows import RenderingDefOfPlate
 
 
 @amd(omero.api.IQuery)
@@ -50,7 +51,9 @@ class QueryI(Servant, omero.api.IQuery):
         p = self._params(params)
         s = self.store
         group = call_group(current)
-        if query in (Q.LIST_PLATES, Q.GET_PLATE, Q.PLATE_FINGERPRINT):
+        self.ctx.control.count_query(Q.NAMES.get(query, "other"))
+        if query in (Q.LIST_PLATES, Q.GET_PLATE, Q.PLATE_FINGERPRINT,
+                     Q.PLATE_FINGERPRINT_RENDERING):
             plates = [
                 [rlong(pl.id), rstring(pl.name), _r(pl.rows, rint), _r(pl.columns, rint),
                  rtime(int(pl.created * 1000)), _r(pl.status, rstring),
@@ -59,11 +62,16 @@ class QueryI(Servant, omero.api.IQuery):
                 for pl in s.plate_rows(None if query == Q.LIST_PLATES else int(p["pid"]))
                 if self.sec.can_read(pl.owner, pl.group_id, group)
             ]
-            if query == Q.PLATE_FINGERPRINT and plates:
+            if query != Q.LIST_PLATES and query != Q.GET_PLATE and plates:
                 pid = int(p["pid"])
                 plates[0] += [_r(v, rlong) for v in (
                     *fingerprint.layout(s, pid), *self._files_fingerprint(pid, group))]
+                if query == Q.PLATE_FINGERPRINT_RENDERING:
+                    plates[0].append(_r(fingerprint.rendering(
+                        self._rendering_defs(pid, int(p["uid"]), group)), rlong))
             return plates
+        if query == Q.PLATE_RENDERING:
+            return self._plate_rendering(int(p["pid"]), int(p["uid"]), group)
         if query == Q.PLATE_LAYOUT:
             if not self._can("Plate", int(p["pid"]), group):
                 return []
@@ -136,6 +144,41 @@ class QueryI(Servant, omero.api.IQuery):
             image = min(linked["Image"]) if "Image" in linked else None
             out.append([*(_r(v, w) for v, w in zip(row, wraps, strict=True)),
                         _r(plate, rlong), _r(well, rlong), _r(image, rlong), *files_fp])
+        return out
+
+    def _rendering_defs(self, pid: int, uid: int, group: int | None
+                        ) -> list[RenderingDefOfPlate]:
+        """The RenderingDefs of a plate's images that queries.PLATE_RENDERING
+        reads: the user ``uid``'s and each Pixels' owner's (queries._seen,
+        after omero-server PixelsImpl.retrieveRndSettings), those the call
+        may read, of images it may read."""
+        s, sec = self.store, self.sec
+        return [rd for rd in s.rendering_defs_of_plate(pid)
+                if (s.user_id(rd.owner) == uid or rd.owner == rd.image_owner)
+                and sec.can_read(rd.owner, rd.group_id, group)
+                and self._can("Image", rd.image_id, group)]
+
+    def _plate_rendering(self, pid: int, uid: int, group: int | None) -> list[list[Any]]:
+        """Q.PLATE_RENDERING: a row per ChannelBinding of those RenderingDefs."""
+        s = self.store
+        rows = self._rendering_defs(pid, uid, group)
+        fp = _r(fingerprint.rendering(rows), rlong)
+        owner_ids: dict[str, int] = {}
+        out = []
+        for rd in rows:
+            d = rd.data
+            ids = [owner_ids.setdefault(o, s.user_id(o)) for o in (rd.image_owner, rd.owner)]
+            head = [rlong(rd.image_id), rlong(ids[0]), rlong(rd.id), rlong(ids[1]),
+                    rlong(rd.update_id), rint(d["defaultZ"]), rint(d["defaultT"]),
+                    rstring(d["model"])]
+            for c, ch in enumerate(d["channels"]):
+                out.append([*head, rint(c), *(rint(ch[k]) for k in ("red", "green", "blue",
+                                                                    "alpha")),
+                            rdouble(ch["inputStart"]), rdouble(ch["inputEnd"]),
+                            rbool(ch["active"]), rstring(ch["family"]),
+                            rdouble(ch["coefficient"]),
+                            rlong(sum(x["kind"] == "ReverseIntensityContext"
+                                      for x in ch.get("contexts", []))), fp])
         return out
 
     def _files_fingerprint(self, pid: int, group: int | None) -> tuple[int | None, ...]:

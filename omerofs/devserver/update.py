@@ -41,6 +41,7 @@ from .base import VOID, Servant, _id, _val, amd, api_usage, call_group, validati
 from .imagedata import (
     annotation_kind_of,
     annotation_obj,
+    binding_data,
     rendering_def_data,
     rendering_def_obj,
     roi_obj,
@@ -156,6 +157,8 @@ class UpdateI(Servant, omero.api.IUpdate):
             return self._save_roi(obj, group)
         if isinstance(obj, omero.model.RenderingDef):
             return self._save_rendering_def(obj, group)
+        if isinstance(obj, omero.model.ChannelBinding) and _id(obj) is not None:
+            return self._update_channel_binding(obj, group)
         for kind in ("Plate", "Well", "Image"):
             if isinstance(obj, getattr(omero.model, f"{kind}AnnotationLink")):
                 return self._save_link(kind, obj, group)
@@ -254,6 +257,29 @@ class UpdateI(Servant, omero.api.IUpdate):
         sec.check_link("RenderingDef", gid, "Image", image, READ)
         s.update_columns("RenderingDef", rid, {"pixels_id": pid})
         return rendering_def_obj(s, rid)
+
+    def _update_channel_binding(self, obj: Any, group: int | None) -> Any:
+        """A saved ChannelBinding changed by a client (a colour, a window):
+        IUpdate saves any object the caller may modify (changing another
+        user's needs WRITE, BasicACLVoter.java:376-400), its required fields
+        checked (display.ome.xml:52-61); its RenderingDef cannot change
+        (``renderingDef`` is an ordered manyone, not updatable: omero-dsl
+        Property.java:744-745). Only the binding's own update Event moves,
+        not its RenderingDef's, as Hibernate updates the dirty row only."""
+        s = self.store
+        bid = _id(obj) or 0
+        rid, c = divmod(bid, 1000)
+        row = s.rendering_def_row(rid)
+        if row is None or c >= len(row.data["channels"]):
+            raise validation(f"No row with the given identifier exists: ChannelBinding {bid}")
+        self.sec.check_modify("RenderingDef", rid, group)
+        new = binding_data(obj)
+        if not obj.isSpatialDomainEnhancementLoaded():  # unloaded: left as it is
+            new["contexts"] = row.data["channels"][c].get("contexts", [])
+        s.update_binding(rid, c, new)
+        rd = rendering_def_obj(s, rid, full=True)
+        assert rd is not None  # checked above, in this call
+        return rd.getChannelBinding(c)
 
     def _save_well(self, obj: Any, group: int | None) -> Any:
         s, sec = self.store, self.sec

@@ -61,9 +61,11 @@ from .types import (
     FileAnnotationInfo,
     Fingerprint,
     ImageInfo,
+    ImageRendering,
     PlaneIndex,
     PlateFiles,
     PlateFingerprint,
+    PlateRendering,
     PlateStructure,
     PlateSummary,
     Target,
@@ -97,7 +99,8 @@ class _Well:
 
 #: what pickling a MemoryGateway carries: the server's content
 _CONTENT = ("plates", "wells", "images", "pixels", "annotations", "files", "plate_groups",
-            "_next_id", "_sample_ids", "account_info", "group", "max_plane_size")
+            "rendering", "image_owners", "_next_id", "_sample_ids", "account_info", "group",
+            "max_plane_size")
 
 
 class MemoryGateway:
@@ -117,6 +120,11 @@ class MemoryGateway:
         self.pixels: dict[tuple[int, int, int, int], bytes] = {}  # (pixels id, z, c, t)
         self.annotations: dict[int, FileAnnotationInfo] = {}
         self.files: dict[int, bytes] = {}  # OriginalFile id -> bytes
+        #: image id -> its rendering settings, each (owner's user id, settings),
+        #: in the order saved (the last is the one updated last)
+        self.rendering: dict[int, list[tuple[int, ImageRendering]]] = {}
+        #: image id -> its owner's user id, where it is not the session's user
+        self.image_owners: dict[int, int] = {}
         self._calls: Counter[str] = Counter()
         self._errors: Counter[str] = Counter()
         self._before: dict[str, list[GatewayError]] = {}
@@ -272,14 +280,37 @@ class MemoryGateway:
 
         return self._call("load_plate", run)
 
-    def plate_fingerprint(self, plate_id: int) -> PlateFingerprint:
+    def plate_fingerprint(self, plate_id: int, rendering: bool = False) -> PlateFingerprint:
         def run() -> PlateFingerprint:
             if plate_id not in self.plates:
                 raise NotFound(f"no plate {plate_id}")
             return PlateFingerprint(self._summary(plate_id), self._wells(plate_id)[1],
-                                    self._files(plate_id).fingerprint)
+                                    self._files(plate_id).fingerprint,
+                                    self._rendering(plate_id).fingerprint if rendering
+                                    else None)
 
         return self._call("plate_fingerprint", run)
+
+    def _rendering(self, plate_id: int) -> PlateRendering:
+        """OMERO's rule (Gateway.plate_rendering): the user's own settings
+        saved last, else the image owner's saved last."""
+        uid = self.account_info.user_id
+        images: dict[int, ImageRendering] = {}
+        for w in self.wells.values():
+            if w.plate_id != plate_id:
+                continue
+            for iid in w.images:
+                saved = self.rendering.get(iid, [])
+                owner = self.image_owners.get(iid, uid)
+                for who in (uid, owner):
+                    mine = [r for o, r in saved if o == who]
+                    if mine:
+                        images[iid] = mine[-1]
+                        break
+        return PlateRendering(images, (_digest(sorted(images.items())) if images else None,))
+
+    def plate_rendering(self, plate_id: int) -> PlateRendering:
+        return self._call("plate_rendering", lambda: self._rendering(plate_id))
 
     def _plane(self, image: ImageInfo, plane: PlaneIndex) -> bytes:
         if not (0 <= plane.z < image.size_z and 0 <= plane.c < image.size_c
@@ -528,6 +559,8 @@ class MemoryGateway:
             self._sample_ids[(well.id, new.id)] = self._sample_id(well.id, image.id)
             self.images[new.id] = new
             del self.images[image.id]
+            if image.id in self.rendering:  # carried, as the real gateway does
+                self.rendering[new.id] = self.rendering.pop(image.id)
             # the files attached to the old image now hang on the new one
             # (the real gateway links them before it deletes the old image)
             for aid, ann in list(self.annotations.items()):
@@ -544,6 +577,7 @@ class MemoryGateway:
                     for w in [w for w in self.wells.values() if w.plate_id == i]:
                         del self.wells[w.id]
                 elif kind == "Image" and self.images.pop(i, None) is not None:
+                    self.rendering.pop(i, None)  # everyone's, as Delete2 does
                     for w in self.wells.values():
                         if i in w.images:
                             w.images.remove(i)

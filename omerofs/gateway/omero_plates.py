@@ -17,8 +17,11 @@ from . import queries as Q
 from .errors import NotFound
 from .omero_writes import GatewayPlumbing
 from .types import (
+    ChannelRendering,
     ImageInfo,
+    ImageRendering,
     PlateFingerprint,
+    PlateRendering,
     PlateStructure,
     PlateSummary,
     WellInfo,
@@ -39,19 +42,35 @@ class PlateReads(GatewayPlumbing):
                             row_naming=row_naming, column_naming=column_naming,
                             version=version)
 
-    def plate_fingerprint(self, plate_id: int) -> PlateFingerprint:
+    def plate_fingerprint(self, plate_id: int, rendering: bool = False) -> PlateFingerprint:
         # one call (queries.PLATE_FINGERPRINT): the plate's row, then the
-        # fingerprints of its layout and of its files
-        rows = self._projection(Q.PLATE_FINGERPRINT, pid=plate_id)
+        # fingerprints of its layout and of its files (and of the rendering
+        # settings, queries.PLATE_FINGERPRINT_RENDERING)
+        if rendering:
+            rows = self._projection(Q.PLATE_FINGERPRINT_RENDERING, pid=plate_id,
+                                    uid=self.account().user_id)
+        else:
+            rows = self._projection(Q.PLATE_FINGERPRINT, pid=plate_id)
         if not rows:
             raise NotFound(f"no Plate {plate_id}")
         row = rows[0]
         n = len(Q.LAYOUT_FINGERPRINT_COLUMNS)
+        r = len(Q.RENDERING_FINGERPRINT_COLUMNS) if rendering else 0
         layout = tuple(row[9:9 + n])
         # no wells (a null sum of wells): unknown, as load_plate says without rows
         return PlateFingerprint(plate=self._plate(row[:9]),
                                 layout=layout if layout[0] is not None else None,
-                                files=tuple(row[9 + n:]))
+                                files=tuple(row[9 + n:len(row) - r]),
+                                rendering=tuple(row[len(row) - r:]) if rendering else None)
+
+    def plate_rendering(self, plate_id: int) -> PlateRendering:
+        # one call (queries.PLATE_RENDERING): the candidates of OMERO's rule,
+        # the session user's and the Pixels owners' settings; picked here
+        uid = self.account().user_id
+        rows = self._projection(Q.PLATE_RENDERING, pid=plate_id, uid=uid)
+        r = len(Q.RENDERING_FINGERPRINT_COLUMNS)
+        return PlateRendering(images=pick_rendering(rows, uid),
+                              fingerprint=tuple(rows[0][-r:]) if rows else (None,) * r)
 
     def list_plates(self) -> list[PlateSummary]:
         return [self._plate(r) for r in self._projection(Q.LIST_PLATES)]
@@ -107,3 +126,37 @@ def _with_channels(image: ImageInfo, names: Mapping[int, str]) -> ImageInfo:
         return image
     return dataclasses.replace(
         image, channel_names=tuple(names.get(c, "") for c in range(image.size_c)))
+
+
+def pick_rendering(rows: list[list[Any]], uid: int) -> dict[int, ImageRendering]:
+    """Per image, the RenderingDef OMERO's rendering engine gives user
+    ``uid`` (queries.py, "rendering settings"): of the rows of
+    queries.PLATE_RENDERING, the user's own settings updated last, else the
+    Pixels owner's updated last. An image whose settings do not bind each
+    of its channels in order is left out (OMERO's renderer refuses them)."""
+    best: dict[int, tuple[tuple[bool, int, int], int]] = {}  # image -> (rank, rdef id)
+    bindings: dict[int, dict[int, ChannelRendering]] = {}
+    heads: dict[int, tuple[str, int, int]] = {}
+    for (iid, _pix_owner, rid, owner, event, dz, dt, model, c, red, green, blue, _alpha,
+         start, end, active, family, coefficient, reverse, *_) in rows:
+        rank = (owner == uid, event or 0, rid)  # own first, then the latest
+        if iid not in best or rank > best[iid][0]:
+            best[iid] = (rank, rid)
+        if rid not in heads:
+            heads[rid] = (str(model), int(dz), int(dt))
+        bindings.setdefault(rid, {})[int(c)] = ChannelRendering(
+            (int(red) & 255) << 16 | (int(green) & 255) << 8 | (int(blue) & 255),
+            float(start), float(end), bool(active), str(family), float(coefficient),
+            bool(reverse))
+    out = {}
+    # settings copied to every image of a plate (OMERO clients' "paste to
+    # all") are equal: kept once, shared by the images
+    same: dict[ImageRendering, ImageRendering] = {}
+    for iid, (_, rid) in best.items():
+        channels = bindings[rid]
+        if sorted(channels) != list(range(len(channels))):
+            continue
+        model, dz, dt = heads[rid]
+        r = ImageRendering(model, dz, dt, tuple(channels[c] for c in range(len(channels))))
+        out[iid] = same.setdefault(r, r)
+    return out

@@ -28,6 +28,7 @@ from .types import (
     PlaneIndex,
     PlateFiles,
     PlateFingerprint,
+    PlateRendering,
     PlateStructure,
     PlateSummary,
     Target,
@@ -79,12 +80,22 @@ class Gateway(Protocol):
         when the caller passes the plate's summary, two otherwise. Its
         ``fingerprint`` is the layout's, read with the wells (same snapshot)."""
 
-    def plate_fingerprint(self, plate_id: int) -> PlateFingerprint:
+    def plate_fingerprint(self, plate_id: int, rendering: bool = False) -> PlateFingerprint:
         """One server call: the plate's row and the fingerprints its layout and
-        its files would load with now. Equal fingerprints (``key()``) mean
+        its files would load with now, and with ``rendering`` the one of
+        :meth:`plate_rendering`. Equal fingerprints (``key()``) mean
         an equal listing: every change a listing shows changes one of them
         (docs/performance.rst says what each covers). NotFound if the plate
         does not exist or is not readable."""
+
+    def plate_rendering(self, plate_id: int) -> PlateRendering:
+        """One server call: the rendering settings of the plate's images that
+        OMERO's rendering engine would give this session's user, per image
+        (an image with none is absent): the user's own settings updated
+        last, else those of the image's owner updated last (omero-server
+        IPixels.retrieveRndSettings; queries.py, "rendering settings");
+        with the fingerprint of what they were read from. An unreadable or
+        missing plate has none (no NotFound: the layout's load says that)."""
 
     def read_plane(self, image: ImageInfo, plane: PlaneIndex) -> bytes:
         """One whole plane, big-endian, exactly ``image.plane_bytes`` long. Planes

@@ -194,6 +194,82 @@ PLATE_FINGERPRINT = (
     "from Plate p where p.id = :pid"
 )
 
+# --- rendering settings (``--zarr``) ------------------------------------------------------
+# Which RenderingDef a client sees for an image is the rendering engine's
+# choice: RenderingEngine.lookupRenderingDef (omero-server v5.6.12
+# ome/services/RenderingBean.java:291-332) takes IPixels.retrieveRndSettings
+# (ome/logic/PixelsImpl.java:113-131): the settings of the session's
+# (effective) user, else, for a user who is not the Pixels' owner, the
+# owner's; of one user's several, the one updated last
+# (retrieveAllRndSettings, :95-111: "order by rdef.details.updateEvent.time
+# desc", first row). omero-py's ImageWrapper._prepareRE (gateway/__init__.py)
+# asks exactly that (lookupRenderingDef) unless a client option names a
+# RenderingDef. The queries below read the candidates of that rule, the
+# rows of the session user (:uid) and of each image's Pixels owner, and the
+# gateway picks (omero_plates.pick_rendering). A user with no settings of
+# their own sees the owner's; OMERO clients then save a copy of defaults
+# when they first render (resetDefaultSettings), which omerofs never does.
+def _seen(rd: str, pix: str) -> str:
+    """The rows of that rule: RenderingDef ``rd`` of Pixels ``pix`` is the
+    session user's own or the Pixels' owner's."""
+    return (f"({rd}.details.owner.id = :uid "
+            f"or {rd}.details.owner.id = {pix}.details.owner.id)")
+
+
+
+#: The fingerprint of those rows (see _LAYOUT_FINGERPRINT): each RenderingDef
+#: and ChannelBinding (an update of a colour or window updates the binding's
+#: row, not the RenderingDef's) and each codomain context of a binding. One
+#: column, null when no image of the plate has settings this session sees.
+_RENDERING_FINGERPRINT = (
+    f"(select sum(frd.id + frd.details.updateEvent.id * {_K} + fcb.id "
+    f"+ (index(fcb) + 1) * fcb.id + fcb.details.updateEvent.id * {_K} "
+    f"+ coalesce(fcx.id + (index(fcx) + 1) * fcx.id + fcx.details.updateEvent.id * {_K}, 0)) "
+    "from RenderingDef frd join frd.pixels fpx join frd.waveRendering fcb "
+    "left outer join fcb.spatialDomainEnhancement fcx, WellSample frs "
+    "where frs.image.id = fpx.image.id and frs.well.plate.id = :pid "
+    f"and {_seen('frd', 'fpx')})"
+)
+#: what each column of _RENDERING_FINGERPRINT covers (and their number)
+RENDERING_FINGERPRINT_COLUMNS = ("rendering settings",)
+
+#: The rendering settings of a plate's images that the rule above may give
+#: the session's user :uid, in one query (``--zarr`` only). params: pid, uid.
+#: One row per ChannelBinding, a RenderingDef's rows consecutive in channel
+#: order; columns: image id, the Pixels' owner id, RenderingDef id, its owner
+#: id, its update Event's id (OMERO orders a user's settings by that Event's
+#: time; Events take ids from a sequence as they are made, with their time,
+#: so the later Event has the higher id: the devserver keeps no times),
+#: defaultZ, defaultT, RenderingModel value, index(cb), red, green, blue,
+#: alpha, inputStart, inputEnd, active, Family value, coefficient, the
+#: number of ReverseIntensityContexts on the binding, then the fingerprint
+#: (_RENDERING_FINGERPRINT, the same on every row).
+#: Model: omero-model v5.6.15 display.ome.xml: RenderingDef.pixels (:29),
+#: defaultZ/T (:30-31), model (:32, enum RenderingModel :120-124),
+#: waveRendering an ordered list of ChannelBinding (:33) whose fields are
+#: required (:52-61), family (enum Family :125-131), spatialDomainEnhancement
+#: an ordered list of CodomainMapContext (:63, :84-89), ReverseIntensityContext
+#: one of them (:90-95). A WellSample of the image twice in the plate repeats
+#: its rows (the gateway keeps one).
+PLATE_RENDERING = (
+    "select pix.image.id, pix.details.owner.id, rd.id, rd.details.owner.id, "
+    "rd.details.updateEvent.id, rd.defaultZ, rd.defaultT, m.value, index(cb), "
+    "cb.red, cb.green, cb.blue, cb.alpha, cb.inputStart, cb.inputEnd, cb.active, f.value, "
+    "cb.coefficient, "
+    "(select count(ric.id) from ReverseIntensityContext ric where ric.channelBinding.id = cb.id), "
+    f"{_RENDERING_FINGERPRINT} "
+    "from RenderingDef rd join rd.pixels pix join rd.model m join rd.waveRendering cb "
+    "join cb.family f, WellSample ws "
+    f"where ws.image.id = pix.image.id and ws.well.plate.id = :pid and {_seen('rd', 'pix')} "
+    "order by pix.image.id, rd.id, index(cb)"
+)
+
+#: PLATE_FINGERPRINT with the rendering settings' fingerprint after it (as the
+#: last column of PLATE_RENDERING): what a ``--zarr`` mount asks, so that a
+#: change of settings reloads the plate. params: pid, uid
+PLATE_FINGERPRINT_RENDERING = f"{PLATE_FINGERPRINT.split(' from Plate p')[0]}, " \
+    f"{_RENDERING_FINGERPRINT} from Plate p where p.id = :pid"
+
 #: The PixelsType object for a value such as 'uint16'. params: value
 PIXELS_TYPE = "from PixelsType as p where p.value = :value"
 
@@ -256,6 +332,8 @@ ALL = frozenset(
         PLATE_LAYOUT,
         FILE_ANNOTATIONS,
         PLATE_FINGERPRINT,
+        PLATE_FINGERPRINT_RENDERING,
+        PLATE_RENDERING,
         PIXELS_TYPE,
         IMAGE_PIXELS,
         WELL_WITH_SAMPLES,
@@ -266,3 +344,7 @@ ALL = frozenset(
         IMAGES_UNPLACED,
     }
 )
+
+#: HQL string -> its name here (the devserver counts projections by it)
+NAMES = {v: k for k, v in sorted(globals().items())
+         if k.isupper() and isinstance(v, str) and v in ALL}

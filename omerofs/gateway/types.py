@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -300,6 +301,53 @@ class PlateFiles:
     fingerprint: Fingerprint | None
 
 
+class ChannelRendering(NamedTuple):
+    """One ChannelBinding of rendering settings (omero-model v5.6.15
+    display.ome.xml:48-64), as OMERO clients show it: ``color`` is
+    0xRRGGBB (red, green, blue; alpha left out, as ``ColorHolder.getHtml``
+    drops it), the window is inputStart..inputEnd, ``inverted`` whether a
+    ReverseIntensityContext is on the binding (:90-95; omero-server
+    RenderingBean.java:1416-1420 turns any one into the renderer's reverse
+    map, omero-py ``ChannelWrapper.isInverted`` tests its presence)."""
+
+    color: int
+    start: float
+    end: float
+    active: bool
+    family: str
+    coefficient: float
+    inverted: bool = False
+
+    @property
+    def html(self) -> str:
+        """``RRGGBB`` in upper case, as omero-py ``ColorHolder.getHtml``."""
+        return f"{self.color:06X}"
+
+
+class ImageRendering(NamedTuple):
+    """The rendering settings (a RenderingDef, display.ome.xml:26-39) that
+    OMERO's rendering engine gives this session for an image: the
+    session user's own, else the image's owner's (see
+    :meth:`omerofs.gateway.protocol.Gateway.plate_rendering`). ``model`` is
+    the RenderingModel's value, ``"rgb"`` or ``"greyscale"``; ``channels``
+    one binding per channel, in channel order."""
+
+    model: str
+    default_z: int
+    default_t: int
+    channels: tuple[ChannelRendering, ...]
+
+
+@dataclass(frozen=True)
+class PlateRendering:
+    """The rendering settings of a plate's images (image id -> settings; an
+    image without any is absent) and the fingerprint of the rows they were
+    read from (same snapshot)."""
+
+    images: Mapping[int, ImageRendering]
+    fingerprint: Fingerprint | None
+
+
 @dataclass(frozen=True)
 class PlateFingerprint:
     """What one call says about a plate (``Gateway.plate_fingerprint``): its
@@ -309,12 +357,14 @@ class PlateFingerprint:
     plate: PlateSummary
     layout: Fingerprint | None
     files: Fingerprint | None
+    #: :attr:`PlateRendering.fingerprint` when asked for (``--zarr``), else None
+    rendering: Fingerprint | None = None
 
     def key(self) -> tuple[object, ...] | None:
         """The whole fingerprint, None if any part is unknown (then it matches nothing)."""
         if self.plate.version is None or self.layout is None or self.files is None:
             return None
-        return (self.plate.version, self.layout, self.files)
+        return (self.plate.version, self.layout, self.files, self.rendering)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,8 @@ def test_the_zarr_plate_is_laid_out_as_ngff_hcs_with_exact_sizes(tmp_path):
     before = dict(gw.calls)
     tree = walk(ns, top.ino)
     loads = {op: n - before.get(op, 0) for op, n in gw.calls.items() if n != before.get(op, 0)}
-    assert loads == {"load_plate": 1, "plate_files": 1}, loads
+    # the plate's load: its layout, its files and (--zarr) its rendering settings
+    assert loads == {"load_plate": 1, "plate_files": 1, "plate_rendering": 1}, loads
     assert {p for p in tree if "/" not in p} == {".zgroup", ".zattrs", "B"}
     assert sorted(p for p in tree if p.count("/") == 1) == ["B/.zgroup", "B/01", "B/02"]
     level = [p.rsplit("/", 1)[1] for p in tree if p.startswith("B/02/1/0/")]

@@ -16,9 +16,10 @@ import omero.all
 import omero.cmd
 import omero.sys
 import pytest
-from omero.rtypes import rlong, rstring, rtime, unwrap
+from omero.rtypes import rdouble, rint, rlong, rstring, rtime, unwrap
 
 from omerofs.devserver.seed import PlateSpec
+from omerofs.gateway import ChannelRendering, ImageRendering
 from omerofs.gateway import queries as Q
 
 from .. import omero_direct
@@ -31,6 +32,8 @@ from ..image_data import (
     find_all,
     held_by,
     map_annotation,
+    rendering_def,
+    save_rendering,
     text_annotation,
     two_users_group,
 )
@@ -75,6 +78,39 @@ def test_rendering_settings_need_their_required_fields(server):
         rd.defaultZ = rd.defaultT = omero.rtypes.rint(0)
         with pytest.raises(omero.ValidationException, match="RenderingDef"):
             sf.getUpdateService().saveAndReturnObject(rd, ALL)
+
+
+def test_rendering_settings_keep_their_codomain_maps_and_lookup_table(server):
+    # ChannelBinding.lookupTable (optional, display.ome.xml:62) and its ordered
+    # spatialDomainEnhancement (:63) of ReverseIntensityContexts (:90-95) are
+    # saved with the RenderingDef and read back (an inverted channel)
+    with omero_direct.session(server.port) as sf:
+        iid, pid = new_image(sf, channels=2)
+        rd = rendering_def(pid, ImageRendering("rgb", 0, 0, (
+            ChannelRendering(0xFF0000, 1.0, 2.0, True, "linear", 1.0, True),
+            ChannelRendering(0x00FF00, 3.0, 4.0, False, "linear", 1.0, False))))
+        rd.getChannelBinding(1).lookupTable = rstring("cool.lut")
+        rid = sf.getUpdateService().saveAndReturnObject(rd, ALL).id.val
+        full = sf.getQueryService().get("RenderingDef", rid, ALL)
+        first, second = full.copyWaveRendering()
+        (ctx_,) = first.copySpatialDomainEnhancement()
+        assert isinstance(ctx_, omero.model.ReverseIntensityContext) and ctx_.reverse.val
+        assert second.copySpatialDomainEnhancement() == []
+        assert unwrap(second.lookupTable) == "cool.lut" and unwrap(first.lookupTable) is None
+        # reverse is required (:93): Hibernate's not-null check
+        rd = rendering_def(pid, ImageRendering("rgb", 0, 0, (
+            ChannelRendering(0xFF0000, 1.0, 2.0, True, "linear", 1.0, True),) * 2))
+        rd.getChannelBinding(0).getCodomainMapContext(0).reverse = None
+        with pytest.raises(omero.ValidationException, match="ReverseIntensityContext"):
+            sf.getUpdateService().saveAndReturnObject(rd, ALL)
+        # the other codomain maps are not kept here: refused, never dropped
+        rd = rendering_def(pid, ImageRendering("rgb", 0, 0, (
+            ChannelRendering(0xFF0000, 1.0, 2.0, True, "linear", 1.0, False),) * 2))
+        ps = omero.model.PlaneSlicingContextI()
+        rd.getChannelBinding(0).addCodomainMapContext(ps)
+        with pytest.raises(omero.ApiUsageException, match="PlaneSlicingContext"):
+            sf.getUpdateService().saveAndReturnObject(rd, ALL)
+    assert iid
 
 
 def test_rights_come_with_the_objects(server, lab):
@@ -239,3 +275,37 @@ def test_other_annotations_leave_a_plates_files_fingerprint(server, gw):
         annotate(sf, image, text_annotation("TagAnnotation", "seen"))
         annotate(sf, image, map_annotation([("k", "v")]))
     assert gw.plate_fingerprint(pid).key() == before
+
+
+def test_a_saved_binding_changed_through_iupdate_is_what_is_read(server, gw, lab):
+    # IUpdate saves a changed ChannelBinding of the caller's (a colour, a
+    # window); only the binding's update Event moves, so its RenderingDef
+    # keeps its place in OMERO's "updated last" order while the plate's
+    # rendering fingerprint changes; another user may not change it in a
+    # read-annotate group (BasicACLVoter.java:376-400)
+    gid, owner, other = lab
+    group = server.store.group_row(gid)[0]
+    seeded = server.seed(PlateSpec(name="rebound", rows=1, columns=1, fields=1, size_c=2,
+                                   owner=owner, group=group))
+    (iid, _), = seeded.images.values()
+    settings = ImageRendering("rgb", 0, 0, (
+        ChannelRendering(0xFF0000, 1.0, 2.0, True, "linear", 1.0, False),
+        ChannelRendering(0x00FF00, 3.0, 4.0, True, "linear", 1.0, False)))
+    with omero_direct.session(server.port, owner, "pw") as sf:
+        rid = save_rendering(sf, iid, settings, ctx(gid))
+        before = omero_direct.projection(sf, Q.PLATE_RENDERING, pid=seeded.plate_id,
+                                         uid=server.store.user_id(owner))
+        cb = sf.getQueryService().get("RenderingDef", rid, ALL).getChannelBinding(1)
+        cb.red, cb.green, cb.blue = rint(1), rint(2), rint(3)
+        cb.inputEnd = rdouble(4000.0)
+        sf.getUpdateService().saveObject(cb, ctx(gid))
+        after = omero_direct.projection(sf, Q.PLATE_RENDERING, pid=seeded.plate_id,
+                                        uid=server.store.user_id(owner))
+    assert [[*r[9:12], r[14]] for r in after] == [[255, 0, 0, 2.0], [1, 2, 3, 4000.0]]
+    assert [r[4] for r in after] == [r[4] for r in before]  # the RenderingDef's own event
+    assert after[0][-1] != before[0][-1]  # the fingerprint sum
+    with omero_direct.session(server.port, other, "pw") as sf:
+        cb = sf.getQueryService().get("RenderingDef", rid, ALL).getChannelBinding(0)
+        cb.inputStart = rdouble(0.5)
+        with pytest.raises(omero.SecurityViolation):
+            sf.getUpdateService().saveObject(cb, ctx(gid))

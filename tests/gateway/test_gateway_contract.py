@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from omerofs.devserver.seed import PlateSpec, RunSpec, attach_like_omero_py
-from omerofs.gateway import FileAnnotationInfo, ImageInfo, PlaneIndex, Target, TargetKind
+from omerofs.gateway import (
+    FileAnnotationInfo,
+    ImageInfo,
+    ImageRendering,
+    PlaneIndex,
+    Target,
+    TargetKind,
+)
 from omerofs.gateway.memory import MemoryGateway, _Well
 from omerofs.gateway.types import PlateSummary
 
@@ -26,6 +33,7 @@ from ..gateway_contract import (
 )
 from ..gateway_contract_concurrency import ConcurrencyContract, SlowServer
 from ..gateway_contract_levels import LevelsContract
+from ..gateway_contract_rendering import RenderingContract
 from ..omero_backdoor import OmeroPyBackdoor, server_address
 from ..ops.test_ops_real_server import real, real_connection
 
@@ -74,6 +82,11 @@ class MemoryBackdoor:
             self.g.annotations[aid] = FileAnnotationInfo(aid, fid, name, path, len(data),
                                                          mimetype, ns, target)
             return aid
+
+    def save_rendering(self, image_id: int, rendering: ImageRendering) -> None:
+        with self.g._lock:
+            self.g.rendering.setdefault(image_id, []).append(
+                (self.g.account_info.user_id, rendering))
 
     def plate_names(self) -> dict[int, str]:
         with self.g._lock:
@@ -130,7 +143,8 @@ class StoreBackdoor(OmeroPyBackdoor):
                                     os.path.join(path, name), data, mimetype=mimetype, ns=ns)
 
 
-class TestMemoryGateway(GatewayContract, ConcurrencyContract, ShapesContract, LevelsContract):
+class TestMemoryGateway(GatewayContract, ConcurrencyContract, ShapesContract, LevelsContract,
+                        RenderingContract):
     @pytest.fixture
     def gateway(self):
         return MemoryGateway()
@@ -204,7 +218,7 @@ class TestGuardedMemoryGateway(TestMemoryGateway):
     def gateway(self):
         g = MemoryGateway()
         for name in ("plates", "wells", "images", "annotations", "files", "plate_groups",
-                     "_sample_ids"):
+                     "_sample_ids", "rendering", "image_owners"):
             setattr(g, name, _Guarded(getattr(g, name), g._lock, name))
         g.pixels = _Guarded(g.pixels, g._pixels_lock, "pixels")
         return g
@@ -223,7 +237,8 @@ class OnDevserver:
             yield sf
 
 
-class TestDevserverGatewayOmeroPy(OnDevserver, GatewayContract, TimepointContract):
+class TestDevserverGatewayOmeroPy(OnDevserver, GatewayContract, TimepointContract,
+                                  RenderingContract):
     """The contract on the devserver with the backdoor a real OMERO gets
     (plain omero-py writes too), so that it is known to work."""
 
@@ -233,7 +248,7 @@ class TestDevserverGatewayOmeroPy(OnDevserver, GatewayContract, TimepointContrac
 
 
 class TestDevserverGateway(OnDevserver, GatewayContract, ConcurrencyContract, TimepointContract,
-                           ShapesContract, LevelsContract):
+                           ShapesContract, LevelsContract, RenderingContract):
     @pytest.fixture
     def backdoor(self, server, plain_session) -> StoreBackdoor:
         return StoreBackdoor(server, plain_session)
@@ -265,7 +280,7 @@ class TestDevserverGateway(OnDevserver, GatewayContract, ConcurrencyContract, Ti
 
 
 @real
-class TestRealServerGateway(GatewayContract, TimepointContract):
+class TestRealServerGateway(GatewayContract, TimepointContract, RenderingContract):
     """Only where a real OMERO is configured (the suite's documented skips)."""
 
     @pytest.fixture

@@ -188,8 +188,37 @@ SEED: list[str] = [
     _insert("imageannotationlink", id=725, parent=101, child=607),
     _insert("roi", id=800, image=100, name="cell"),
     _insert("roi", id=801, image=101, name="other"),
-    _insert("renderingdef", id=900, pixels=200, defaultZ=0, defaultT=0, name="mine"),
-    _insert("renderingdef", id=901, pixels=201, defaultZ=0, defaultT=0),
+    # rendering settings: alice's (the session's user and the owner of every
+    # image) on images 100 (greyscale, channel 1 inverted) and 101 (updated
+    # by event 2), root's on image 100 (neither the user's nor the owner's:
+    # not in PLATE_RENDERING)
+    _insert("renderingmodel", owned=False, id=1, value="rgb"),
+    _insert("renderingmodel", owned=False, id=2, value="greyscale"),
+    _insert("family", owned=False, id=1, value="linear"),
+    _insert("family", owned=False, id=3, value="exponential"),
+    *(_insert("quantumdef", id=i, cdStart=0, cdEnd=255, bitResolution=255)
+      for i in (950, 951, 952)),
+    _insert("renderingdef", id=900, pixels=200, defaultZ=0, defaultT=0, name="mine", model=2,
+            quantization=950),
+    _insert("renderingdef", id=901, pixels=201, defaultZ=0, defaultT=0, model=1,
+            quantization=951, update_id=2),
+    _insert("renderingdef", id=902, pixels=200, defaultZ=0, defaultT=0, model=1,
+            quantization=952, owner_id=0),
+    _insert("channelbinding", id=910, renderingDef=900, renderingDef_index=0, family=1,
+            coefficient=1.0, inputStart=10.0, inputEnd=900.0, active=True,
+            noiseReduction=False, red=255, green=0, blue=0, alpha=255),
+    _insert("channelbinding", id=911, renderingDef=900, renderingDef_index=1, family=3,
+            coefficient=0.5, inputStart=-2.5, inputEnd=70.0, active=False,
+            noiseReduction=False, red=0, green=128, blue=255, alpha=255),
+    _insert("channelbinding", id=912, renderingDef=901, renderingDef_index=0, family=1,
+            coefficient=1.0, inputStart=0.0, inputEnd=255.0, active=True,
+            noiseReduction=True, red=255, green=255, blue=255, alpha=255),
+    _insert("channelbinding", id=913, renderingDef=902, renderingDef_index=0, family=1,
+            coefficient=1.0, inputStart=1.0, inputEnd=2.0, active=True,
+            noiseReduction=False, red=1, green=2, blue=3, alpha=255, owner_id=0),
+    _insert("codomainmapcontext", id=920, channelBinding=911, channelBinding_index=0),
+    # a joined subclass's row: its own columns only (no Details)
+    "insert into reverseintensitycontext (codomainmapcontext_id, reverse) values (920, TRUE)",
     # images in no well: img-orphan 103 (found), 105 (made before :since),
     # 106 (another owner); 104 is in a well of plate 2
     _insert("image", id=103, name="img-orphan", creation_id=2),
@@ -239,6 +268,13 @@ FP_LAYOUT = [FP_WELLS, FP_SAMPLES, FP_IMAGES]
 #: links to file annotations: plate 700 and 703 (not 701: a comment), well
 #: 710 and 712, image 720 and 722; then annotations 600, 601, 602 and 605 with
 #: their files 500, 501, 502 and 504 (updated by event 2)
+#: rendering settings alice sees: 900 (event 1) with bindings 910 (index 0)
+#: and 911 (index 1, its reverse context 920 at index 0), 901 (event 2) with 912
+FP_RENDERING = [(900 + K + 910 + 910 + K) + (900 + K + 911 + 2 * 911 + K + 920 + 920 + K)
+                + (901 + 2 * K + 912 + 912 + K)]
+_RENDERING_TYPES = ["long"] * 5 + ["integer", "integer", "string"]
+_RENDERING_TYPES += ["integer"] * 5 + ["double", "double", "boolean", "string", "double"]
+_RENDERING_TYPES += ["long", "long"]  # reverse contexts, the fingerprint
 FP_FILES = [700 + 703 + 2 * K, 710 + 712 + 2 * K, 720 + 722 + 2 * K,
             600 + 601 + 602 + 605 + 500 + 501 + 502 + 504 + 8 * K + K]
 
@@ -310,7 +346,25 @@ EXPECTED: dict[str, Expect] = {
     "IMAGE_ROIS": Expect(["Roi"], [[{"$type$": "Roi", "id": 800, "name": "cell"}]]),
     "IMAGE_RENDERING_DEFS": Expect(
         ["RenderingDef"],
-        [[{"$type$": "RenderingDef", "defaultT": 0, "defaultZ": 0, "id": 900, "name": "mine"}]],
+        [[{"$type$": "RenderingDef", "defaultT": 0, "defaultZ": 0, "id": 900, "name": "mine"}],
+         [{"$type$": "RenderingDef", "defaultT": 0, "defaultZ": 0, "id": 902}]],
+    ),
+    "PLATE_FINGERPRINT_RENDERING": Expect(
+        _PLATE_TYPES + ["long"] * 8,
+        [[1, "plate one", 2, 3, EVENT1_MS, None, "letter", "number", 1, *FP_LAYOUT,
+          *FP_FILES, *FP_RENDERING]],
+    ),
+    # alice's settings of images 100 and 101 (not root's 902), a row per binding
+    "PLATE_RENDERING": Expect(
+        _RENDERING_TYPES,
+        [
+            [100, 2, 900, 2, 1, 0, 0, "greyscale", 0, 255, 0, 0, 255, 10.0, 900.0,
+             True, "linear", 1.0, 0, *FP_RENDERING],
+            [100, 2, 900, 2, 1, 0, 0, "greyscale", 1, 0, 128, 255, 255, -2.5, 70.0,
+             False, "exponential", 0.5, 1, *FP_RENDERING],
+            [101, 2, 901, 2, 2, 0, 0, "rgb", 0, 255, 255, 255, 255, 0.0, 255.0,
+             True, "linear", 1.0, 0, *FP_RENDERING],
+        ],
     ),
 }
 

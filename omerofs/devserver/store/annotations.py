@@ -152,6 +152,21 @@ class FilesAndAnnotations(SqlBase):
                        (rid, pixels_id, owner, group, json.dumps(data), self.event(db)))
             return rid
 
+    def update_binding(self, rd_id: int, c: int, fields: dict[str, Any]) -> None:
+        """Replace ChannelBinding ``c`` of a RenderingDef; when it changes, the
+        binding alone takes the transaction's update event (kept in the
+        binding as ``update_id``; absent, the RenderingDef row's)."""
+        with self.tx() as db:
+            (data,) = db.execute("select data from rendering_defs where id = ?",
+                                 (rd_id,)).fetchone()
+            data = json.loads(data)
+            old = data["channels"][c]
+            if {k: v for k, v in old.items() if k != "update_id"} == fields:
+                return
+            data["channels"][c] = {**fields, "update_id": self.event(db)}
+            db.execute("update rendering_defs set data = ? where id = ?",
+                       (json.dumps(data), rd_id))
+
     def link(self, parent_type: str, parent_id: int, ann_id: int, owner: str,
              group: int | None = None) -> int:
         """Raises sqlite3.IntegrityError for a second (parent, child, owner) link."""

@@ -7,9 +7,10 @@ transaction (``Store.tx`` is re-entrant), so a Delete2 stays all or nothing.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from .rows import TABLES, LinkRow, Owned, SampleRef, SqlBase
+from .rows import TABLES, LinkRow, Owned, RenderingDefOfPlate, SampleRef, SqlBase
 
 _LINK_COLUMNS = "id, parent_type, parent_id, ann_id, owner, group_id, update_id"
 
@@ -69,6 +70,20 @@ class GraphRows(SqlBase):
         return _ids(self.query(
             "select r.id from rendering_defs r join pixels p on p.id = r.pixels_id"
             " where p.image_id = ? order by r.id", (image_id,)))
+
+    def rendering_defs_of_plate(self, plate_id: int) -> list[RenderingDefOfPlate]:
+        """Every RenderingDef of the pixels of a plate's images (once per
+        field showing the image), by image then id, with its image's owner
+        (the Pixels' owner: a Pixels is made with its Image, by its owner)."""
+        return [RenderingDefOfPlate(int(rid), int(iid), str(owner), gid, json.loads(data),
+                                    int(upd or 0), str(img_owner))
+                for rid, iid, owner, gid, data, upd, img_owner in self.query(
+                    "select r.id, p.image_id, r.owner, r.group_id, r.data, r.update_id, i.owner"
+                    " from rendering_defs r join pixels p on p.id = r.pixels_id"
+                    " join images i on i.id = p.image_id"
+                    " join well_samples ws on ws.image_id = p.image_id"
+                    " join wells w on w.id = ws.well_id"
+                    " where w.plate_id = ? order by p.image_id, r.id", (plate_id,))]
 
     def rois_of_image(self, image_id: int) -> list[Owned]:
         return [Owned(int(i), str(o), g) for i, o, g in self.query(

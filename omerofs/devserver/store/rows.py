@@ -197,6 +197,21 @@ class RenderingDefRow(NamedTuple):
     data: dict[str, Any]
 
 
+class RenderingDefOfPlate(NamedTuple):
+    """A RenderingDef of a plate's image (Store.rendering_defs_of_plate):
+    ``data`` as in RenderingDefRow, ``update_id`` its update Event (0 for
+    rows of data directories older than events), ``image_owner`` who owns
+    the image and its Pixels."""
+
+    id: int
+    image_id: int
+    owner: str
+    group_id: int | None
+    data: dict[str, Any]
+    update_id: int
+    image_owner: str
+
+
 class LayoutRow(NamedTuple):
     """One field (or an empty well) of Q.PLATE_LAYOUT: the first 20 columns are
     the well, sample, image, pixels and physical sizes, the last two its run."""
