@@ -172,8 +172,10 @@ class PlaneReader:
                 self._layouts.popitem(last=False)
         return tiff
 
-    def read_cached(self, node: Node, offset: int, size: int) -> bytes | None:
-        """Non-blocking: the bytes if no server call is needed, else None."""
+    def read_cached(self, node: Node, offset: int, size: int) -> bytes | memoryview | None:
+        """Non-blocking: the bytes if no server call is needed, else None
+        (a view of the cached plane when the range is all pixels:
+        :meth:`omerofs.tiff.TiffLayout.read_view`)."""
         state = node.state
         if not isinstance(state, PlaneState):
             return None
@@ -185,10 +187,11 @@ class PlaneReader:
         if plane is None:
             return None
         self._done_with(state, tiff, key, offset, size)
-        return tiff.read(offset, size, plane)
+        return tiff.read_view(offset, size, plane)
 
-    def read(self, node: Node, offset: int, size: int) -> bytes:
-        """Blocking: bytes [offset, offset+size) of a plane file."""
+    def read(self, node: Node, offset: int, size: int) -> bytes | memoryview:
+        """Blocking: bytes [offset, offset+size) of a plane file (as
+        :meth:`read_cached`, a view when they are all pixels)."""
         state = node.plane
         tiff = self.layout(node, state)
         if not tiff.needs_plane(offset, size):
@@ -200,7 +203,7 @@ class PlaneReader:
         # other planes of this timepoint come next, so they come in this call
         plane = self.cache.get(key, group=self.prefetch_depth > 0)
         self._done_with(state, tiff, key, offset, size)
-        return tiff.read(offset, size, plane)
+        return tiff.read_view(offset, size, plane)
 
     def _done_with(self, state: PlaneState, tiff: TiffLayout, key: CacheKey, offset: int,
                    size: int) -> None:
