@@ -9,7 +9,9 @@ a fresh omerofs mount and, with ``--old``, a fresh mount of another checkout
 (``PYTHONPATH``; e.g. ``git worktree add /tmp/old main``). Each run is timed and
 charged with the CPU time (user + system, from ``/proc``) of every process on
 the path: the daemon (mount or memfs), the devserver, and the reading process
-(this one, or the naive script's). Prints the medians, per side, and the CPU per
+(this one, or the naive script's). One more side receives the plate's
+timepoints through omero-py in this process, without FUSE: with memfs' daemon,
+what any mount must spend. Prints the medians, per side, and the CPU per
 MB of each process: on two cores the sum is what a run cannot go below.
 
 ``--profile mount``: ``py-spy record --threads`` on each fresh omerofs mount;
@@ -38,10 +40,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import read  # noqa: E402
-from read import MB, Bench, naive_download, read_files, walk  # noqa: E402
+from read import MB, Bench, naive_download, plane_sequence, read_files, walk  # noqa: E402
 
 from omerofs.devserver.harness import DevServerProcess  # noqa: E402
 from omerofs.devserver.store import Store  # noqa: E402
+from omerofs.gateway.omero import OmeroGateway  # noqa: E402
 from tests.mounting import Mount  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -191,6 +194,18 @@ def main() -> int:
                 sides.measure("naive omero-py", server, None,
                               lambda dest=dest: (naive_download(b, plate, dest), None)[1])
                 shutil.rmtree(dest)
+                # what the daemon cannot avoid: the planes received through
+                # omero-py (one getTimepoint per image, as the mount asks),
+                # in this process, no FUSE
+                gw = OmeroGateway(srv.config())
+                try:
+                    gw.connect()
+                    images = list(dict.fromkeys(img for img, _ in plane_sequence(gw, plate)))
+                    sides.measure("omero-py getTimepoint", server, None,
+                                  lambda gw=gw, images=images: [gw.read_timepoint(i, 0)
+                                                                for i in images] and None)
+                finally:
+                    gw.close()
                 for side, env in variants:
                     m = Mount(srv.port, b.fresh_dir("m") / "mnt", env=env)
                     m.start(timeout=60)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from .cache import PlaneCache
+from .cache import PlaneCache, Value
 from .gateway import FileAnnotationInfo, Gateway, ImageInfo, PlaneIndex
 from .gateway.batches import TimepointReader
 from .keys import CacheKey, FileKey, Ino, PixelsKey
@@ -130,7 +130,7 @@ class PlaneReader:
                 for c in range(image.size_c) for z in range(image.size_z))
         return [k for k in keys if k not in self._in_page_cache]
 
-    def _fetch_many(self, keys: Sequence[CacheKey]) -> list[bytes]:
+    def _fetch_many(self, keys: Sequence[CacheKey]) -> list[Value]:
         """Planes of one timepoint (``_siblings``): with one ``getTimepoint`` when
         they are at least half of it, else plane by plane."""
         assert self._timepoints is not None
@@ -358,13 +358,13 @@ class PlaneReader:
         return state
 
     def _pages(self, layout: PixelFile, offset: int, size: int, fetch: bool
-               ) -> dict[PlaneIndex, bytes] | None:
+               ) -> dict[PlaneIndex, Value] | None:
         """The planes a range touches: from the cache (``fetch``: fetched
         through it, or read whole uncached when too big to cache), else None
         if one is missing."""
         image = layout.image
         self._images.setdefault(image.pixels_id, image)
-        out: dict[PlaneIndex, bytes] = {}
+        out: dict[PlaneIndex, Value] = {}
         for p in layout.planes_touched(offset, size):
             key = PixelsKey(image.pixels_id, p.z, p.c, p.t)
             if not fetch:
@@ -420,7 +420,8 @@ class PlaneReader:
         """Blocking: bytes of an annotation's file as the server has it."""
         if ann.size == 0:
             return b""
-        return self.cache.get(FileKey(ann.file_id))[offset:offset + size]
+        # a file's bytes: fetched alone by read_file, never a view (no copy)
+        return bytes(self.cache.get(FileKey(ann.file_id))[offset:offset + size])
 
     def discard_file(self, file_id: int) -> None:
         self.cache.discard(FileKey(file_id))
