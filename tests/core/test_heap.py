@@ -5,6 +5,7 @@ and freed again and again, faults its pages in once, not on every round."""
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -43,7 +44,7 @@ def faults(mode: str, **env: str) -> int:
     return int(out.stdout)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc")
 def test_freed_buffers_are_reused_without_page_faults() -> None:
     pages = 4 * (2 << 20) // os.sysconf("SC_PAGE_SIZE")  # of one round
     # glibc's default: the first free raises the mmap threshold to 2 MiB and
