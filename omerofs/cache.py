@@ -6,12 +6,15 @@ decides when to call it.
 
 Contract
 --------
-* **Byte budget.** The sum of ``len(value)`` over cached entries never exceeds
+* **Byte budget.** The bytes the cached entries keep alive never exceed
   ``budget_bytes`` less what the owner says it uses elsewhere of the same
   budget (:meth:`PlaneCache.set_outside`: the mount's plate listings; at most
   three quarters of it); least recently used entries are evicted first. A
-  value larger than that is handed to its callers but not cached (and evicts
-  nothing).
+  value is ``bytes`` or a read-only memoryview of a ``bytes`` (``fetch_many``
+  may answer views of one buffer, uncopied): a view keeps its whole buffer
+  alive, so its buffer counts once, in full, while any cached entry is a
+  view of it; a ``bytes`` counts ``len(value)``. A value whose buffer is larger than
+  that is handed to its callers but not cached (and evicts nothing).
 * **Single flight.** While ``fetch(key)`` runs, every other ``get(key)`` waits
   for that same call and receives the same ``bytes`` object. If it raises,
   every caller of that flight gets the same exception object, nothing is
@@ -72,15 +75,18 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from .locks import LEAF, RankedLock
 
-__all__ = ["CacheStats", "PlaneCache"]
+__all__ = ["CacheStats", "PlaneCache", "Value"]
 
 log = logging.getLogger("omerofs.cache")
 
 K = TypeVar("K", bound=Hashable)
+
+#: what the cache holds: bytes, or a read-only view of bytes (see Byte budget)
+Value = bytes | memoryview
 
 # Flight states. A prefetch flight is QUEUED until a worker (or a demand get
 # that takes it over) claims it under the lock; only RUNNING flights have
@@ -111,7 +117,7 @@ class CacheStats:
 class _Entry:
     __slots__ = ("unread", "value")
 
-    def __init__(self, value: bytes, unread: bool):
+    def __init__(self, value: Value, unread: bool):
         self.value = value
         # True while a prefetch stored it and no demand read has used it:
         # such bytes count against the prefetch budget.
@@ -132,14 +138,15 @@ class _Flight:
         # Waiters block on their flight's own event, not on the cache lock, so
         # a finished fetch wakes only the threads that wanted that key.
         self.done = threading.Event()
-        self.value: bytes | None = None
+        self.value: Value | None = None
         self.error: BaseException | None = None
 
 
 class PlaneCache(Generic[K]):
     """LRU-by-bytes cache of ``fetch(key)`` results; see the module docstring.
 
-    ``fetch(key)`` must return ``bytes``. ``budget_bytes`` bounds cached bytes.
+    ``fetch(key)`` must return ``bytes``, ``fetch_many`` a :data:`Value` each.
+    ``budget_bytes`` bounds the bytes cached entries keep alive.
     ``prefetch_workers`` threads (0 disables prefetch) serve ``prefetch()``;
     ``prefetch_budget`` (default ``budget_bytes // 2``) bounds prefetched,
     not-yet-read bytes; ``size_hint(key)``, when given, predicts ``len(fetch(key))``
@@ -161,7 +168,7 @@ class PlaneCache(Generic[K]):
         lane: Callable[[K], int] | None = None,
         max_pending: int | None = None,
         siblings: Callable[[K], Sequence[K]] | None = None,
-        fetch_many: Callable[[Sequence[K]], Sequence[bytes]] | None = None,
+        fetch_many: Callable[[Sequence[K]], Sequence[Value]] | None = None,
     ):
         if budget_bytes < 0:
             raise ValueError(f"budget_bytes must be >= 0, got {budget_bytes}")
@@ -194,8 +201,10 @@ class PlaneCache(Generic[K]):
         self._lock = RankedLock("plane cache", LEAF)  # a leaf: omerofs.locks
         self._entries: OrderedDict[K, _Entry] = OrderedDict()  # LRU first
         self._flights: dict[K, _Flight] = {}
-        self._bytes = 0
-        self._unread = 0  # bytes of cached entries with unread=True
+        self._bytes = 0  # of the buffers the entries keep alive (Byte budget)
+        # id of a buffer cached views keep alive -> [such entries, its bytes]
+        self._held: dict[int, list[int]] = {}
+        self._unread = 0  # len(value) of cached entries with unread=True
         self._reserved = 0  # sum of flight.reserved over live prefetch flights
         self._pending = 0  # prefetch tasks submitted and not yet finished
         self._closed = False
@@ -211,7 +220,7 @@ class PlaneCache(Generic[K]):
 
     # -- demand reads ---------------------------------------------------------
 
-    def peek(self, key: K) -> bytes | None:
+    def peek(self, key: K) -> Value | None:
         """Cached bytes for ``key`` (a hit, refreshing its LRU position) or None.
 
         Never waits for a fetch, even one in flight for ``key``.
@@ -222,7 +231,7 @@ class PlaneCache(Generic[K]):
                 return None
             return self._hit_locked(key, entry)
 
-    def get(self, key: K, group: bool = False) -> bytes:
+    def get(self, key: K, group: bool = False) -> Value:
         """The bytes of ``key``: cached, from a fetch in flight, or fetched now
         (with its siblings when ``group``: see Group fetch).
 
@@ -369,6 +378,7 @@ class PlaneCache(Generic[K]):
         """Forget everything (see ``discard``); counters are kept."""
         with self._lock:
             self._entries.clear()
+            self._held.clear()
             self._bytes = 0
             self._unread = 0
             for flight in self._flights.values():
@@ -460,21 +470,23 @@ class PlaneCache(Generic[K]):
             self._grouped += len(taken)
         return taken
 
-    def _call_many(self, keys: list[K]) -> list[bytes]:
+    def _call_many(self, keys: list[K]) -> list[Value]:
         assert self._fetch_many is not None
         values = list(self._fetch_many(keys))
-        if len(values) != len(keys) or not all(isinstance(v, bytes) for v in values):
+        if len(values) != len(keys) or not all(
+                isinstance(v, bytes) or (isinstance(v, memoryview) and v.readonly
+                                         and isinstance(v.obj, bytes)) for v in values):
             raise TypeError(f"fetch_many of {len(keys)} keys returned "
                             f"{[type(v).__name__ for v in values]}")
         return values
 
-    def _run(self, key: K, flight: _Flight, taken: list[tuple[K, _Flight]]) -> bytes:
+    def _run(self, key: K, flight: _Flight, taken: list[tuple[K, _Flight]]) -> Value:
         """Owner of ``flight`` (and of the sibling flights ``taken``): fetch,
         publish every flight's outcome, return ``key``'s bytes or raise."""
         return self._run_flights(key, flight, taken)[0]
 
     def _run_flights(self, key: K, flight: _Flight, taken: list[tuple[K, _Flight]]
-                     ) -> tuple[bytes, bool]:
+                     ) -> tuple[Value, bool]:
         """:meth:`_run`, also telling whether ``key``'s bytes were kept."""
         try:
             if taken:
@@ -514,7 +526,7 @@ class PlaneCache(Generic[K]):
             self._pending -= 1
 
     def _finish(
-        self, key: K, flight: _Flight, value: bytes | None, error: BaseException | None
+        self, key: K, flight: _Flight, value: Value | None, error: BaseException | None
     ) -> bool:
         """Publish a flight's outcome; False if a prefetched value was dropped."""
         kept = True
@@ -537,7 +549,7 @@ class PlaneCache(Generic[K]):
         flight.done.set()
         return kept
 
-    def _hit_locked(self, key: K, entry: _Entry) -> bytes:
+    def _hit_locked(self, key: K, entry: _Entry) -> Value:
         self._entries.move_to_end(key)
         self._hits += 1
         if entry.unread:
@@ -560,23 +572,41 @@ class PlaneCache(Generic[K]):
             self._forget_locked(victim)
             self._evictions += 1
 
-    def _insert_locked(self, key: K, value: bytes, unread: bool) -> None:
-        size = len(value)
+    def _insert_locked(self, key: K, value: Value, unread: bool) -> None:
+        view = isinstance(value, memoryview)
+        size = len(_buffer(value)) if view else len(value)
         if size > self._budget - self._outside:
             return  # would flush everything and still not fit
         old = self._entries.pop(key, None)
         if old is not None:
             self._forget_locked(old)
-        self._evict_locked(size)
+        held = self._held.get(id(_buffer(value))) if view else None
+        # a buffer already held costs nothing more (and evicting for 0 evicts
+        # nothing, so it stays held); else room for all of it
+        self._evict_locked(0 if held else size)
         self._entries[key] = _Entry(value, unread)
-        self._bytes += size
+        if held:
+            held[0] += 1
+        else:
+            if view:
+                self._held[id(_buffer(value))] = [1, size]
+            self._bytes += size
         if unread:
-            self._unread += size
+            self._unread += len(value)
 
     def _forget_locked(self, entry: _Entry) -> None:
-        self._bytes -= len(entry.value)
+        value = entry.value
+        if isinstance(value, memoryview):
+            key = id(_buffer(value))
+            held = self._held[key]
+            held[0] -= 1
+            if not held[0]:  # the last entry keeping the buffer alive
+                del self._held[key]
+                self._bytes -= held[1]
+        else:
+            self._bytes -= len(value)
         if entry.unread:
-            self._unread -= len(entry.value)
+            self._unread -= len(value)
 
     def _release_locked(self, flight: _Flight) -> None:
         # Idempotent: a flight may be released by discard/clear and again
@@ -590,3 +620,8 @@ class PlaneCache(Generic[K]):
             del self._flights[key]
             self._release_locked(flight)
             flight.state = _DONE
+
+
+def _buffer(value: Value) -> bytes:
+    """The buffer a cached value keeps alive: a view's whole ``bytes``."""
+    return cast(bytes, value.obj) if isinstance(value, memoryview) else value

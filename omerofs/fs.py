@@ -356,7 +356,11 @@ class OmeroFS(pyfuse3.Operations):
         return pyfuse3.FileInfo(fh=self._new_fh(node.ino, True)), self._attr(node)
 
     @handler
-    async def read(self, fh: int, off: int, size: int) -> bytes:
+    async def read(self, fh: int, off: int, size: int  # type: ignore[override]
+                   ) -> bytes | memoryview:
+        # pyfuse3 answers with any buffer, though its stub says bytes (3.5.0
+        # handlers.pxi fuse_read_async: PyObject_GetBuffer(PyBUF_CONTIG_RO),
+        # then fuse_reply_buf): a view of a cached plane goes out uncopied
         ino = _known(self._files, fh)[0]
         if (snapshot := self._snapshots.get(fh)) is not None:
             return snapshot[off:off + size]

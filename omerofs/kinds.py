@@ -29,7 +29,7 @@ from .gateway import FileAnnotationInfo, ImageInfo, PlaneIndex
 from .keys import Ino, PixelsKey
 from .locks import FILE, RankedLock
 from .spool import SCRATCH, Entry
-from .stack import StackLayout
+from .stack import Buffer, StackLayout
 from .tiff import TiffLayout, plane_layout
 
 
@@ -314,7 +314,7 @@ class PixelFile(Protocol):
     def planes_touched(self, offset: int, size: int) -> list[PlaneIndex]: ...
 
     def read(self, offset: int, size: int,
-             fetch_plane: Callable[[PlaneIndex], bytes] | None) -> bytes: ...
+             fetch_plane: Callable[[PlaneIndex], Buffer] | None) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,7 +332,7 @@ class StackState:
         return self.layout.planes_touched(offset, size)
 
     def read(self, offset: int, size: int,
-             fetch_plane: Callable[[PlaneIndex], bytes] | None) -> bytes:
+             fetch_plane: Callable[[PlaneIndex], Buffer] | None) -> bytes:
         return self.layout.read(offset, size, fetch_plane)
 
 
@@ -377,11 +377,12 @@ class ZarrChunkState:
         return [self.plane] if size > 0 and offset < self.image.plane_bytes else []
 
     def read(self, offset: int, size: int,
-             fetch_plane: Callable[[PlaneIndex], bytes] | None) -> bytes:
+             fetch_plane: Callable[[PlaneIndex], Buffer] | None) -> bytes:
         """A :class:`PixelFile`: a slice of the plane, never converted."""
         if fetch_plane is None or not self.planes_touched(offset, size):
             return b""
-        return fetch_plane(self.plane)[offset:offset + size]
+        # one copy, as a slice of bytes made (the plane may be a view)
+        return bytes(memoryview(fetch_plane(self.plane))[offset:offset + size])
 
 
 @dataclass(frozen=True, slots=True)

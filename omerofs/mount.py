@@ -227,6 +227,7 @@ def serve(cfg: MountConfig, ready: Ready) -> int:
     from .gateway.omero import OmeroGateway
 
     heap.limit_arenas()
+    heap.keep_buffers()
     where = f"{cfg.connection.url} on {cfg.mountpoint}"
 
     def report(err: str | None) -> None:

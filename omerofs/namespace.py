@@ -238,8 +238,9 @@ class Namespace:
         return xattrs.node_xattrs(node, self.tree.node(node.parent))
 
     # --- reading ------------------------------------------------------------------------------
-    def read_cached(self, ino: int, offset: int, size: int) -> bytes | None:
-        """Non-blocking: the bytes if no server call is needed, else None."""
+    def read_cached(self, ino: int, offset: int, size: int) -> bytes | memoryview | None:
+        """Non-blocking: the bytes if no server call is needed, else None (a
+        read-only view of cached pixels, not a copy, where it can)."""
         node = self.tree.node(ino)
         content = node.spec.content
         if content is Content.PIXELS:
@@ -260,8 +261,9 @@ class Namespace:
         its size is exact from then on (see :mod:`omerofs.index`)."""
         return self.listings.index_bytes(self.tree.node(ino))
 
-    def read(self, ino: int, offset: int, size: int) -> bytes:
-        """Blocking: bytes [offset, offset+size) of a file."""
+    def read(self, ino: int, offset: int, size: int) -> bytes | memoryview:
+        """Blocking: bytes [offset, offset+size) of a file (a read-only view of
+        cached pixels, not a copy, where it can)."""
         node = self.tree.node(ino)
         content = node.spec.content
         if content is Content.INDEX:

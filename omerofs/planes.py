@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from .cache import PlaneCache
+from .cache import PlaneCache, Value
 from .gateway import FileAnnotationInfo, Gateway, ImageInfo, PlaneIndex
 from .gateway.batches import TimepointReader
 from .keys import CacheKey, FileKey, Ino, PixelsKey
@@ -136,7 +136,7 @@ class PlaneReader:
                 for c in range(image.size_c) for z in range(image.size_z))
         return [k for k in keys if k not in self._in_page_cache]
 
-    def _fetch_many(self, keys: Sequence[CacheKey]) -> list[bytes]:
+    def _fetch_many(self, keys: Sequence[CacheKey]) -> list[Value]:
         """Planes of one timepoint (``_siblings``): with one ``getTimepoint`` when
         they are at least half of it, else plane by plane."""
         assert self._timepoints is not None
@@ -182,8 +182,10 @@ class PlaneReader:
                 self._layouts.popitem(last=False)
         return tiff
 
-    def read_cached(self, node: Node, offset: int, size: int) -> bytes | None:
-        """Non-blocking: the bytes if no server call is needed, else None."""
+    def read_cached(self, node: Node, offset: int, size: int) -> bytes | memoryview | None:
+        """Non-blocking: the bytes if no server call is needed, else None
+        (a view of the cached plane when the range is all pixels:
+        :meth:`omerofs.tiff.TiffLayout.read_view`)."""
         state = node.state
         if not isinstance(state, PlaneState):
             return None
@@ -195,10 +197,11 @@ class PlaneReader:
         if plane is None:
             return None
         self._done_with(state, tiff, key, offset, size)
-        return tiff.read(offset, size, plane)
+        return tiff.read_view(offset, size, plane)
 
-    def read(self, node: Node, offset: int, size: int) -> bytes:
-        """Blocking: bytes [offset, offset+size) of a plane file."""
+    def read(self, node: Node, offset: int, size: int) -> bytes | memoryview:
+        """Blocking: bytes [offset, offset+size) of a plane file (as
+        :meth:`read_cached`, a view when they are all pixels)."""
         state = node.plane
         tiff = self.layout(node, state)
         if not tiff.needs_plane(offset, size):
@@ -210,7 +213,7 @@ class PlaneReader:
         # other planes of this timepoint come next, so they come in this call
         plane = self.cache.get(key, group=self.prefetch_depth > 0)
         self._done_with(state, tiff, key, offset, size)
-        return tiff.read(offset, size, plane)
+        return tiff.read_view(offset, size, plane)
 
     def _done_with(self, state: PlaneState, tiff: TiffLayout, key: CacheKey, offset: int,
                    size: int) -> None:
@@ -365,13 +368,13 @@ class PlaneReader:
         return state
 
     def _pages(self, layout: PixelFile, offset: int, size: int, fetch: bool
-               ) -> dict[PlaneIndex, bytes] | None:
+               ) -> dict[PlaneIndex, Value] | None:
         """The planes a range touches: from the cache (``fetch``: fetched
         through it, or read whole uncached when too big to cache), else None
         if one is missing."""
         image = layout.image
         self._remember(image)
-        out: dict[PlaneIndex, bytes] = {}
+        out: dict[PlaneIndex, Value] = {}
         for p in layout.planes_touched(offset, size):
             key = plane_key(image, p)
             if not fetch:
@@ -427,7 +430,8 @@ class PlaneReader:
         """Blocking: bytes of an annotation's file as the server has it."""
         if ann.size == 0:
             return b""
-        return self.cache.get(FileKey(ann.file_id))[offset:offset + size]
+        # a file's bytes: fetched alone by read_file, never a view (no copy)
+        return bytes(self.cache.get(FileKey(ann.file_id))[offset:offset + size])
 
     def discard_file(self, file_id: int) -> None:
         self.cache.discard(FileKey(file_id))

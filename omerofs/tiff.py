@@ -396,6 +396,19 @@ class TiffLayout:
         Raises ValueError on a negative offset or size, a missing plane where
         one is needed, or a plane of the wrong length.
         """
+        data = self.read_view(offset, size, plane)
+        return data if isinstance(data, bytes) else bytes(data)
+
+    def read_view(self, offset: int, size: int,
+                  plane: bytes | bytearray | memoryview | None) -> bytes | memoryview:
+        """:meth:`read`, copying as little as it can: a range within the pixel
+        data is a read-only memoryview of ``plane`` (no copy; it keeps
+        ``plane`` alive, so ``plane`` must not change while it is used); a
+        range that starts in the header is one new ``bytes`` (header and
+        pixels copied once: a FUSE reply is one buffer). For the read path,
+        whose answer pyfuse3 takes as any buffer (benchmarks/plate_cpu.py:
+        :meth:`read` copied the pixels twice, about a tenth of the daemon's CPU
+        in a whole-plate read)."""
         if offset < 0 or size < 0:
             raise ValueError(f"negative offset or size: offset={offset} size={size}")
         end = min(offset + size, self.file_size)
@@ -406,13 +419,14 @@ class TiffLayout:
             return self.header[offset:end]
         if plane is None:
             raise ValueError("this range needs the plane's pixel data, got plane=None")
-        if isinstance(plane, memoryview) and (plane.ndim != 1 or plane.itemsize != 1):
-            plane = plane.cast("B")
-        if len(plane) != self._data_size:
-            raise ValueError(f"plane has {len(plane)} bytes, expected {self._data_size}")
-        pixels = plane[max(offset - data_offset, 0) : end - data_offset]
+        view = memoryview(plane)
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B")
+        if len(view) != self._data_size:
+            raise ValueError(f"plane has {len(view)} bytes, expected {self._data_size}")
+        pixels = view[max(offset - data_offset, 0) : end - data_offset]
         if offset >= data_offset:
-            return bytes(pixels)
+            return pixels.toreadonly()
         return self.header[offset:] + pixels
 
 

@@ -21,9 +21,11 @@ class TimepointReader(Protocol):
         planes); 0 when this gateway does not read ``image`` by timepoints
         (too big for one message)."""
 
-    def read_timepoint(self, image: ImageInfo, t: int) -> list[bytes]:
+    def read_timepoint(self, image: ImageInfo, t: int) -> list[memoryview]:
         """The ``size_z * size_c`` planes of timepoint ``t``, z fastest then c
         (index ``z + size_z * c``), each big-endian and exactly
         ``image.plane_bytes`` long: what :meth:`Gateway.read_plane` returns for
-        each. ValueError for ``t`` outside the image or an image whose
-        ``timepoint_bytes`` is 0."""
+        each, as read-only views of one ``bytes`` (the server's answer,
+        uncopied: each view keeps all of it alive, which the plane cache
+        counts, :class:`omerofs.cache.PlaneCache`). ValueError for ``t``
+        outside the image or an image whose ``timepoint_bytes`` is 0."""

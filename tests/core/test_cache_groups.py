@@ -215,3 +215,70 @@ def test_prefetch_counted_tells_how_far_the_keys_are_settled():
         cache.wait_prefetches()
         assert cache.prefetch_counted([(5, 1), (0, 1), (5, 2)]) == (0, 3)
     assert srv.single == Counter({(0, 1): 1, (5, 1): 1, (5, 2): 1})
+
+
+# -- views of one buffer (what the mount's getTimepoint split hands over) ------
+
+
+def view_fetch_many(keys: Sequence[Key]) -> list[memoryview]:
+    """The four planes of a group as views of one 400-byte buffer, in key
+    order: each keeps all of it alive."""
+    buffer = b"".join(b"%d" % k[1] * 100 for k in keys)
+    view = memoryview(buffer)
+    return [view[i * 100:(i + 1) * 100] for i in range(len(keys))]
+
+
+def held_bytes(cache: PlaneCache[Key], keys: Sequence[Key]) -> int:
+    """What the cached values of ``keys`` keep alive: each buffer once."""
+    buffers = {id(v.obj if isinstance(v, memoryview) else v):
+               len(v.obj if isinstance(v, memoryview) else v)  # type: ignore[arg-type]
+               for k in keys if (v := cache.peek(k)) is not None}
+    return sum(buffers.values())
+
+
+def test_views_of_one_buffer_count_it_once_until_the_last_goes():
+    """A view pins its whole buffer: three planes of a timepoint read and
+    dropped, the fourth still cached, still hold all four planes' bytes."""
+    srv = Server()
+    with PlaneCache(srv.fetch, 1 << 20, prefetch_workers=0, siblings=siblings,
+                    fetch_many=view_fetch_many) as cache:
+        first = cache.get((1, 0), group=True)
+        assert isinstance(first, memoryview) and bytes(first) == b"0" * 100
+        assert cache.stats().bytes_used == 400  # one buffer, not 4 x 100 counted apart
+        for m in range(3):
+            assert bytes(cache.get((1, m))) == b"%d" % m * 100
+            cache.discard((1, m))
+            assert cache.stats().bytes_used == 400  # (1, 3) keeps all of it alive
+        cache.discard((1, 3))
+        st = cache.stats()
+    assert (st.bytes_used, st.entries) == (0, 0)
+
+
+def test_the_budget_counts_whole_buffers_a_view_pins():
+    """Groups whose planes were all read but one: each left view pins 400
+    bytes, and the budget of 1,000 holds two of them, not ten."""
+    srv = Server()
+    keys = [(g, m) for g in range(10) for m in range(4)]
+    with PlaneCache(srv.fetch, 1000, prefetch_workers=0, siblings=siblings,
+                    fetch_many=view_fetch_many) as cache:
+        for g in range(10):
+            cache.get((g, 0), group=True)
+            for m in range(3):
+                cache.discard((g, m))
+            used = cache.stats().bytes_used
+            assert used == held_bytes(cache, keys) <= 1000
+        st = cache.stats()
+    assert st.entries == 2 and st.bytes_used == 800
+
+
+def test_fetch_many_must_answer_read_only_views_of_bytes():
+    """A view of a bytearray could change under the cache: refused, and the
+    waiters get the error."""
+    srv = Server()
+
+    def writable(keys: Sequence[Key]) -> list[memoryview]:
+        return [memoryview(bytearray(payload(k))) for k in keys]
+
+    with PlaneCache(srv.fetch, 1 << 20, prefetch_workers=0, siblings=siblings,
+                    fetch_many=writable) as cache, pytest.raises(TypeError):
+        cache.get((1, 0), group=True)

@@ -468,6 +468,9 @@ def test_read_matches_slicing(case: tuple[str, int, int, int, int], kind: str) -
     got = layout.read(offset, size, buffers[kind])
     assert type(got) is bytes
     assert got == data[offset : offset + size]
+    view = layout.read_view(offset, size, buffers[kind])
+    assert type(view) in (bytes, memoryview)
+    assert bytes(view) == got
     assert layout.needs_plane(offset, size) == (
         size > 0 and offset < len(data) and offset + size > DATA_OFFSET
     )
@@ -510,6 +513,22 @@ def test_read_edges() -> None:
         layout.read(-1, 10, raw)
     with pytest.raises(ValueError):
         layout.read(0, -1, raw)
+
+
+def test_read_view_copies_pixels_at_most_once() -> None:
+    """The read path's answer: a range of pixels is a read-only view of the
+    cached plane itself (no copy); a range from the header is one bytes."""
+    layout, plane, data = tiff_bytes("uint16", 64, 32)
+    raw = plane_to_bytes(plane)
+    view = layout.read_view(DATA_OFFSET + 10, 100, raw)
+    assert isinstance(view, memoryview) and view.readonly
+    assert view.obj is raw  # the plane's own bytes, not a copy
+    assert view == data[DATA_OFFSET + 10:DATA_OFFSET + 110]
+    whole = layout.read_view(0, 2**40, raw)
+    assert type(whole) is bytes and whole == data
+    mutable = bytearray(raw)
+    assert layout.read_view(DATA_OFFSET, 4, mutable).readonly  # never writable through
+    assert layout.read_view(0, DATA_OFFSET, None) == layout.header
 
 
 # --------------------------------------------------------------------------- helpers

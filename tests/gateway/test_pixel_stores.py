@@ -107,6 +107,29 @@ def test_read_timepoint_is_every_plane_in_one_call(server, gw, images):
                     assert planes[t][z + 2 * c] == direct(sf, img, z, c, t), (z, c, t)
     # the planes differ from each other (the comparison above means something)
     assert len({p for ps in planes.values() for p in ps}) == 12
+    # each a read-only view of the one answer of its timepoint: not copied
+    for ps in planes.values():
+        assert all(isinstance(p, memoryview) and p.readonly for p in ps)
+        assert len({id(p.obj) for p in ps}) == 1
+
+
+def test_one_store_re_pointed_reads_each_images_timepoints(server, gw, images):
+    """A prefetch lane's group fetches: every timepoint of one image, then the
+    next image's, on one store re-pointed per image (one setPixelsId each,
+    RawPixelsBean.setPixelsId, omero-server v5.6.12
+    RawPixelsBean.java:259-297, which a store needs before any read):
+    every plane as plain omero-py's getPlane reads it."""
+    gw.connect()
+    server.reset_stats()
+    got = {(i, t): gw.read_timepoint(img, t) for i, img in enumerate(images) for t in range(2)}
+    assert pixel_calls(server) == {"ServiceFactory.createRawPixelsStore": 1,
+                                   "RawPixelsStore.setPixelsId": len(images),
+                                   "RawPixelsStore.getTimepoint": 2 * len(images)}
+    with omero_direct.session(server.port) as sf:
+        for (i, t), planes in got.items():
+            for c in range(3):
+                for z in range(2):
+                    assert planes[z + 2 * c] == direct(sf, images[i], z, c, t), (i, z, c, t)
 
 
 def test_read_timepoint_refuses_what_it_does_not_read_whole(server, images):
