@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -71,12 +72,14 @@ def test_a_derived_plate_reads_as_ome_zarr_and_follows_its_writes(server, mnt):
     written again reads new through its chunk on the same mount."""
     from ome_zarr_models.v04 import HCS, Image, Well
 
-    root = mnt.mountpoint / "derived"
+    # unique: other tests of the session's server make plates too
+    name = f"derived-{uuid.uuid4().hex[:8]}"
+    root = mnt.mountpoint / name
     root.mkdir()
-    top = mnt.mountpoint / "derived.ome.zarr"
-    assert "derived.ome.zarr" in os.listdir(mnt.mountpoint)  # at once, no image yet
+    top = mnt.mountpoint / f"{name}.ome.zarr"
+    assert top.name in os.listdir(mnt.mountpoint)  # at once, no image yet
     before = json.loads((top / ".zattrs").read_text())["plate"]
-    assert before["wells"] == [] and before["name"] == "derived"
+    assert before["wells"] == [] and before["name"] == name
     assert sorted(os.listdir(top)) == [".zattrs", ".zgroup"]
     for well in ("A01", "B02", "C03"):
         (root / well).mkdir()
@@ -91,7 +94,7 @@ def test_a_derived_plate_reads_as_ome_zarr_and_follows_its_writes(server, mnt):
     write_site(root, "C03", 1)  # pending: its image is not made (no fsync, no idle)
     write_site(root, "B02", 1)
     fsync_dir(root / "B02")
-    images = server_images(server.port, plate_id_of(server.port, "derived"))
+    images = server_images(server.port, plate_id_of(server.port, name))
     assert sorted(images) == ["A01_s001", "A01_s002", "B02_s001"]
     assert sorted(os.listdir(top)) == [".zattrs", ".zgroup", "A", "B"]  # no C: pending
 
@@ -128,7 +131,7 @@ def test_a_derived_plate_reads_as_ome_zarr_and_follows_its_writes(server, mnt):
     np.testing.assert_array_equal(old, plane("A01", 1, 2, 1))
     new = plane("A01", 1, 2, 1, extra=1)
     tifffile.imwrite(root / "A01" / "A01_s001_z002_c001.tif", new)
-    after = server_images(server.port, plate_id_of(server.port, "derived"))
+    after = server_images(server.port, plate_id_of(server.port, name))
     assert after["A01_s001"] != images["A01_s001"]  # a new image (pixels are write-once)
     np.testing.assert_array_equal(np.frombuffer(chunk.read_bytes(), ">u2").reshape(SHAPE), new)
     arr = zarr.open(str(top / "A/01/0/0"), mode="r")
