@@ -259,8 +259,8 @@ class Listings:
         another inode or added, which the kernel may still hold (its entry
         cache, negative entries included), and the ``plate_N.ome.zarr`` of
         each plate reloaded: the caller tells the kernel to drop them.
-        NotFound when ``path`` names no plate; GatewayError when the server cannot be reached (the old
-        listing stays, as with any failed reload)."""
+        NotFound when ``path`` names no plate; GatewayError when the server
+        cannot be reached (the old listing stays, as with any failed reload)."""
         first = path.strip("/").split("/", 1)[0]
         if first:
             self.load(ROOT_INODE)
