@@ -18,7 +18,9 @@ their names for ``plate_ttl`` (their listing changes only if the plate
 does); the attributes of acquired planes and stacks, which never change, for
 :data:`IMMUTABLE_ATTR_TTL`, those of wells for ``plate_ttl``; plate
 directories at the root for ``root_ttl``, the interval at which new plates
-show up.
+show up. A missing name is a negative entry for what is left of its
+listing's freshness where no listing can bring it sooner
+(:meth:`Namespace.lookup_or_absent`), else a plain ENOENT.
 """
 
 from __future__ import annotations
