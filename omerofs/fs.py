@@ -18,7 +18,9 @@ their names for ``plate_ttl`` (their listing changes only if the plate
 does); the attributes of acquired planes and stacks, which never change, for
 :data:`IMMUTABLE_ATTR_TTL`, those of wells for ``plate_ttl``; plate
 directories at the root for ``root_ttl``, the interval at which new plates
-show up.
+show up. A missing name is a negative entry for what is left of its
+listing's freshness where no listing can bring it sooner
+(:meth:`Namespace.lookup_or_absent`), else a plain ENOENT.
 """
 
 from __future__ import annotations
@@ -178,7 +180,9 @@ class OmeroFS(pyfuse3.Operations):
         #: ``fs``): how much per-file work the kernel's caches save shows here
         self.counters: dict[str, int] = {"reads": 0, "read_bytes": 0, "cache_fast_reads": 0,
                                          "lookups": 0, "getattrs": 0, "opens": 0,
-                                         "flushes": 0, "releases": 0, "opendirs": 0}
+                                         "flushes": 0, "releases": 0, "opendirs": 0,
+                                         # lookups answered with a negative entry
+                                         "negative_lookups": 0}
 
     # --- helpers ----------------------------------------------------------------------------
     async def _blocking(self, fn: Callable[..., T], *args: Any) -> T:
@@ -226,6 +230,18 @@ class OmeroFS(pyfuse3.Operations):
             self._attrs[node.ino] = a
         return a
 
+    @staticmethod
+    def _negative(seconds: float) -> pyfuse3.EntryAttributes:
+        """ENOENT that the kernel keeps for ``seconds`` (a negative entry: inode
+        0, pyfuse3's ``Operations.lookup`` and libfuse's ``fuse_entry_param``),
+        so probes of a missing name (``.zattrs``, ``zarr.json``) stop reaching
+        the daemon. The kernel takes no lookup count for it, and its own
+        create, mkdir or rename of that name through this mount replace it."""
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = 0
+        a.entry_timeout = seconds
+        return a
+
     # --- metadata -----------------------------------------------------------------------------
     @handler
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None
@@ -238,10 +254,13 @@ class OmeroFS(pyfuse3.Operations):
             node = self.ns.node(self.ns.node(parent_inode).parent)
         else:
             await self._ensure_loaded(parent_inode)
-            found = self.ns.lookup(parent_inode, text)
+            found, absent = self.ns.lookup_or_absent(parent_inode, text)
             if found is None and parent_inode == ROOT_INODE:
                 found = await self._blocking(self.ns.plate_by_name, text)
             if found is None:
+                if absent > 0:
+                    self.counters["negative_lookups"] += 1
+                    return self._negative(absent)
                 raise pyfuse3.FUSEError(errno.ENOENT)
             node = found
         attr = self._attr(node)

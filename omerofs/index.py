@@ -31,8 +31,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
+from typing import NamedTuple
 
 from .gateway.types import ImageInfo
 from .layout import INDEX_DIR
@@ -55,13 +55,13 @@ IMAGE_SET_INDEX_NAME = "image_sets.csv"
 PHYSICAL_UNIT = "um"
 
 
-@dataclass(frozen=True)
-class PlaneEntry:
+class PlaneEntry(NamedTuple):
     """One plane file as the namespace lists it.
 
     ``path`` is relative to the plate directory, "/"-separated
     (``A01/A01_s001_z000_c000.tif``, or ``run_2/A01/...`` on multi-run plates);
-    ``site`` is 1-based, z/c/t 0-based.
+    ``site`` is 1-based, z/c/t 0-based. A tuple: a plate's index is made of
+    tens of thousands (a frozen dataclass cost three times as much to make).
     """
 
     path: str
@@ -117,25 +117,70 @@ def _image_columns(image: ImageInfo) -> list[str]:
                              image.physical_size_z) != (None, None, None) else ""]
 
 
-def _csv(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue()
+def _cell(text: str) -> str:
+    """``text`` as :mod:`csv` writes it in a row (QUOTE_MINIMAL, "\n" line
+    ends): as it is unless it holds a comma, a quote or a line break; else
+    through the csv module itself, so the bytes are the module's."""
+    if "," in text or '"' in text or "\n" in text or "\r" in text:
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerow([text, ""])
+        return out.getvalue()[:-2]  # the cell, without ",\n" of the empty one after it
+    return text
+
+
+def _line(cells: Iterable[str]) -> str:
+    """One CSV row of cells made by :func:`_cell` (each quoted on its own, as
+    csv.writer decides per field), with its line end."""
+    return ",".join(cells) + "\n"
+
+
+class _Images:
+    """What an index writes for each image, made once per image of a plate
+    (a plate of 1,536 wells x 9 fields has 55,296 planes but 13,824 images):
+    its metadata cells and its channels' labels. Keyed by the object: the
+    entries of one index share their images' objects."""
+
+    def __init__(self) -> None:
+        self._columns: dict[int, tuple[ImageInfo, str]] = {}
+        self._labels: dict[int, tuple[ImageInfo, list[str]]] = {}
+
+    def columns(self, image: ImageInfo) -> str:
+        """The metadata cells after the ids, joined (``,SizeX,...,PhysicalSizeUnit``)."""
+        got = self._columns.get(id(image))
+        if got is None:  # the image is kept with it: its id() is not reused meanwhile
+            got = self._columns[id(image)] = (
+                image, "".join("," + _cell(v) for v in _image_columns(image)))
+        return got[1]
+
+    def label(self, image: ImageInfo, c: int) -> str:
+        """Channel ``c``'s label as a cell."""
+        got = self._labels.get(id(image))
+        if got is None:
+            got = self._labels[id(image)] = (
+                image, [_cell(image.channel_label(k)) for k in range(image.size_c)])
+        labels = got[1]
+        return labels[c] if c < len(labels) else _cell(image.channel_label(c))
 
 
 def plane_index_csv(plate_id: int, entries: Iterable[PlaneEntry]) -> str:
     """The long-form index: header :data:`PLANE_COLUMNS` + one row per entry,
     sorted by path. The channel column holds the channel's name, or its index
-    when unnamed (as OMERO clients label it)."""
-    rows = []
-    for e in sorted(entries, key=lambda e: e.path):
+    when unnamed (as OMERO clients label it). Exactly what :mod:`csv` writes
+    for these rows (QUOTE_MINIMAL), one row at a time."""
+    images = _Images()
+    plate = str(plate_id)
+    out = [_line(map(_cell, PLANE_COLUMNS))]
+    for e in sorted(entries, key=_path):
         name, folder = _split(e.path)
-        rows.append([name, folder, str(plate_id), e.well, str(e.site), str(e.z), str(e.c),
-                     str(e.t), e.image.channel_label(e.c), str(e.image.id),
-                     str(e.image.pixels_id), _num(e.well_id), *_image_columns(e.image)])
-    return _csv(PLANE_COLUMNS, rows)
+        image = e.image
+        out.append(f"{_cell(name)},{_cell(folder)},{plate},{_cell(e.well)},{e.site},{e.z},"
+                   f"{e.c},{e.t},{images.label(image, e.c)},{image.id},{image.pixels_id},"
+                   f"{_num(e.well_id)}{images.columns(image)}\n")
+    return "".join(out)
+
+
+def _path(e: PlaneEntry) -> str:
+    return e.path
 
 
 def channel_identifier(label: str, c: int) -> str:
@@ -164,26 +209,37 @@ def image_set_csv(plate_id: int, entries: Iterable[PlaneEntry]) -> str:
     sets: dict[tuple[str, int, int, int], dict[str, str]] = {}
     info: dict[tuple[str, int, int, int], PlaneEntry] = {}
     channels: list[str] = []
-    idents_of: dict[ImageInfo, list[str]] = {}
-    for e in sorted(entries, key=lambda e: e.path):
-        idents = idents_of.get(e.image)
+    # by the object (kept alive by the entries): hashing a frozen ImageInfo
+    # hashes every field, once per plane
+    idents_of: dict[int, list[str]] = {}
+    for e in sorted(entries, key=_path):
+        idents = idents_of.get(id(e.image))
         if idents is None:
-            idents = idents_of[e.image] = _channel_idents(e.image)
+            idents = idents_of[id(e.image)] = _channel_idents(e.image)
             channels += [i for i in idents if i not in channels]
-        folder_key = _split(e.path)[1]
+        folder_key = e.path.rpartition("/")[0]
         key = (folder_key, e.site, e.z, e.t)
-        sets.setdefault(key, {})[idents[e.c] if e.c < len(idents) else f"C{e.c}"] = e.path
-        info.setdefault(key, e)
+        cells = sets.get(key)
+        if cells is None:
+            cells = sets[key] = {}
+            info[key] = e
+        cells[idents[e.c] if e.c < len(idents) else f"C{e.c}"] = e.path
+    known = set(channels)
     for cells in sets.values():
-        channels += [i for i in cells if i not in channels]
+        if not known.issuperset(cells):
+            for i in cells:
+                if i not in known:
+                    channels.append(i)
+                    known.add(i)
     header = [f"Image_{kind}_{ch}" for ch in channels for kind in ("FileName", "PathName")]
-    rows = []
+    images = _Images()
+    plate = str(plate_id)
+    out = [_line(map(_cell, [*header, *_SET_COLUMNS]))]
     for key in sorted(sets, key=lambda k: (k[0], k[1], k[3], k[2])):
         cells, e = sets[key], info[key]
-        files: list[str] = []
-        for ch in channels:
-            files += list(_split(cells[ch])) if ch in cells else ["", ""]
-        rows.append([*files, str(plate_id), e.well, str(e.site), str(e.z), str(e.t),
-                     str(e.image.id), str(e.image.pixels_id), _num(e.well_id),
-                     *_image_columns(e.image)])
-    return _csv([*header, *_SET_COLUMNS], rows)
+        files = ",".join(",".join(map(_cell, _split(cells[ch]))) if ch in cells else ","
+                         for ch in channels)
+        image = e.image
+        out.append(f"{files},{plate},{_cell(e.well)},{e.site},{e.z},{e.t},{image.id},"
+                   f"{image.pixels_id},{_num(e.well_id)}{images.columns(image)}\n")
+    return "".join(out)

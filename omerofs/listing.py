@@ -179,6 +179,38 @@ class Listings:
         """Is ``node`` a zarr field whose image's levels are not asked yet?"""
         return self.plates.zarr is not None and self.plates.zarr.pending(node) is not None
 
+    def absent_for(self, parent: int, name: str) -> float:
+        """Seconds for which no listing can bring ``name`` into directory
+        ``parent``, where a lookup of it just missed (under the tree lock):
+        until the reload of the listing it would come from is due, the
+        root's (``root_ttl``) or its plate's (``plate_ttl``). The kernel may
+        remember the miss that long (a negative entry): this mount's own
+        create, mkdir and rename replace such an entry, and ``refresh``
+        drops it (its new names are among those it returns).
+
+        0 (no such promise) for ``plate_<id>`` and ``plate_<id>.ome.zarr``
+        at the root (a lookup of a plate the root listing does not show yet
+        asks the server: :meth:`plate_by_name`), for anything in a derived
+        plate (its wells and planes are also made here by requests on other
+        names: a plane's site, a dropped plane started again), and for a
+        listing whose last reload failed."""
+        node = self.tree.node(parent)
+        if not node.is_dir:
+            return 0.0
+        if node.ino == ROOT_INODE:
+            if layout.parse_plate_dir_name(name) is not None \
+                    or layout.parse_zarr_dir_name(name) is not None:
+                return 0.0
+            owner = node
+        else:
+            owner = self.tree.owner(node)
+            if not isinstance(owner.state, PlateDir) or owner.state.derived:
+                return 0.0
+        d = owner.dir
+        if d.children is None or d.error is not None:
+            return 0.0
+        return max(0.0, d.loaded_at + self._ttl(owner) - self.clock())
+
     def _zarr_unmade(self, node: Node) -> Node | None:
         """The ``plate_N.ome.zarr`` ``node`` is in, if its tree is not made yet."""
         if self.plates.zarr is None:
@@ -223,11 +255,12 @@ class Listings:
         (``plate_5``, ``plate_5/A01``, a derived plate's name), or of the root
         and every listed plate (``""``), and reload it now.
 
-        Returns the (parent inode, name) entries the reload took away or gave
-        another inode, which the kernel may still hold (its entry cache):
-        the caller tells it to drop them. NotFound when ``path`` names no
-        plate; GatewayError when the server cannot be reached (the old
-        listing stays, as with any failed reload)."""
+        Returns the (parent inode, name) entries the reload took away, gave
+        another inode or added, which the kernel may still hold (its entry
+        cache, negative entries included), and the ``plate_N.ome.zarr`` of
+        each plate reloaded: the caller tells the kernel to drop them.
+        NotFound when ``path`` names no plate; GatewayError when the server
+        cannot be reached (the old listing stays, as with any failed reload)."""
         first = path.strip("/").split("/", 1)[0]
         if first:
             self.load(ROOT_INODE)
@@ -260,7 +293,17 @@ class Listings:
             except NotFound:
                 continue  # deleted on the server: every name in it is gone
             after.update(self.tree.entries_below(owner))
-        return sorted(k for k, ino in before.items() if after.get(k) != ino)
+        # gone, moved to another inode, or new in a directory that was there
+        # before (the kernel may hold a negative entry for it: absent_for)
+        known = {owner.ino for owner in owners} | set(before.values())
+        changed = {k for k in before.keys() | after.keys()
+                   if before.get(k) != after.get(k) and (k in before or k[0] in known)}
+        for owner in owners:  # a zarr tree is not compared: all of it is dropped
+            zarr = owner.state.zarr if isinstance(owner.state, PlateDir) else None
+            top = self.tree.get(zarr) if zarr is not None else None
+            if top is not None:
+                changed.add((ROOT_INODE, top.name))
+        return sorted(changed)
 
     def load(self, ino: int) -> None:
         """Blocking: (re)load a directory from the server if it needs it (and,

@@ -188,6 +188,18 @@ class Namespace:
         """Non-blocking: the child called ``name``, or None (after :meth:`load`)."""
         return self.tree.lookup(parent, name)
 
+    def lookup_or_absent(self, parent: int, name: str) -> tuple[Node | None, float]:
+        """Non-blocking: :meth:`lookup`, and when ``name`` is not there, for
+        how many seconds it cannot appear there unless the kernel itself
+        makes it (create, mkdir, rename through this mount): 0 when it may
+        (see :meth:`Listings.absent_for`). One hold of the tree lock: a
+        reload that adds the name comes before or after both answers."""
+        with self.tree.locked():
+            found = self.tree.lookup(parent, name)
+            if found is not None:
+                return found, 0.0
+            return None, self.listings.absent_for(parent, name)
+
     def listing(self, ino: int) -> list[tuple[str, Ino]]:
         """Non-blocking: a directory's (name, inode) pairs, sorted."""
         return self.tree.listing(ino)

@@ -240,37 +240,52 @@ class PlateLayout:
 
     def index_bytes(self, node: Node) -> bytes:
         """The content of a generated index file (from memory; built once per
-        plate listing). Sets the node's size."""
+        plate listing). Sets the node's size. Both index files of the plate
+        are built together, from one walk of its listing: a readdir of
+        ``.omerofs`` gives the sizes of both."""
         with self.tree.locked():
             data = self._index.get(node.ino)
             if data is None:
-                plate = self.tree.owner(self.tree.node(node.parent))
+                index_dir = self.tree.node(node.parent)
+                plate = self.tree.owner(index_dir)
                 assert plate.plate_id is not None
                 entries = self._plane_entries(plate)
-                text = (index.plane_index_csv(plate.plate_id, entries)
-                        if node.name == index.PLANE_INDEX_NAME
-                        else index.image_set_csv(plate.plate_id, entries))
-                data = self._index[node.ino] = text.encode("utf-8")
+                for name, ino in index_dir.dir.listing():
+                    text = (index.plane_index_csv(plate.plate_id, entries)
+                            if name == index.PLANE_INDEX_NAME
+                            else index.image_set_csv(plate.plate_id, entries))
+                    built = self._index[ino] = text.encode("utf-8")
+                    f = self.tree.get(ino)
+                    if f is not None:
+                        f.size = len(built)
+                data = self._index[node.ino]
             node.size = len(data)
             return data
 
     def _plane_entries(self, plate: Node) -> list[index.PlaneEntry]:
         out = []
         wells: list[tuple[str, str, int]] = []  # (path prefix, well name, inode)
+        node_of = self.tree.node
         for name, ino in plate.dir.listing():
-            node = self.tree.node(ino)
+            node = node_of(ino)
             if isinstance(node.state, WellDir):
                 wells.append(("", name, ino))
             elif isinstance(node.state, RunDir):
                 wells.extend((f"{name}/", wname, wino) for wname, wino in node.dir.listing())
+        entry = index.PlaneEntry
         for prefix, wname, wino in wells:
-            well = self.tree.node(wino)
+            well = node_of(wino)
             site_of = {image_id: site for site, image_id in well.well.sites.items()}
+            well_id = well.well.well_id
+            folder = f"{prefix}{wname}/"
             for fname, fino in well.dir.listing():
-                p = self.tree.node(fino).pstate
-                if p is None or p.image.id not in site_of:
+                p = node_of(fino).pstate
+                if p is None:
                     continue
-                out.append(index.PlaneEntry(f"{prefix}{wname}/{fname}", wname, site_of[p.image.id],
-                                            p.plane.z, p.plane.c, p.plane.t, p.image,
-                                            well.well.well_id))
+                image, plane = p.image, p.plane
+                site = site_of.get(image.id)
+                if site is None:
+                    continue
+                out.append(entry(folder + fname, wname, site, plane.z, plane.c, plane.t,
+                                 image, well_id))
         return out

@@ -9,7 +9,6 @@ Channel of each field), its fingerprint one more (queries.PLATE_FINGERPRINT).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -85,9 +84,11 @@ class PlateReads(GatewayPlumbing):
         if plate is None:
             plate = self.get_plate(plate_id)
         # PLATE_LAYOUT gives one row per Channel of each sample (see queries.py):
-        # a sample's rows are consecutive, in channel order.
-        wells: dict[int, tuple[int | None, int | None,
-                               dict[int, tuple[int, ImageInfo, dict[int, str], Any, Any]]]] = {}
+        # a sample's rows are consecutive, in channel order. A sample's image
+        # is made once its channel names are all read (a plate of 13,824
+        # fields: no second ImageInfo per field to add them).
+        Sample = tuple[int, dict[str, Any], dict[int, str], Any, Any]
+        wells: dict[int, tuple[int | None, int | None, dict[int, Sample]]] = {}
         rows = self._projection(Q.PLATE_LAYOUT, pid=plate_id)
         # the same on every row (the layout's fingerprint); unknown without rows
         n = len(Q.LAYOUT_FINGERPRINT_COLUMNS)
@@ -95,23 +96,25 @@ class PlateReads(GatewayPlumbing):
         for (wid, row, col, wsid, idx, iid, iname, pxid, sx, sy, sz, sc, st, ptype,
              px, px_unit, py, py_unit, pz, pz_unit, ch_idx, ch_name, run_id, run_start,
              *_) in rows:
-            entry = wells.setdefault(wid, (row, col, {}))
+            entry = wells.get(wid)
+            if entry is None:
+                entry = wells[wid] = (row, col, {})
             if wsid is None or pxid is None:
                 continue  # an empty well, or a field without pixels
             sample = entry[2].get(wsid)
             if sample is None:
-                image = ImageInfo(id=iid, name=iname or "", pixels_id=pxid, size_x=sx,
-                                  size_y=sy, size_z=sz, size_c=sc, size_t=st, pixel_type=ptype,
-                                  physical_size_x=to_micrometres(px, px_unit),
-                                  physical_size_y=to_micrometres(py, py_unit),
-                                  physical_size_z=to_micrometres(pz, pz_unit))
+                image = dict(id=iid, name=iname or "", pixels_id=pxid, size_x=sx,
+                             size_y=sy, size_z=sz, size_c=sc, size_t=st, pixel_type=ptype,
+                             physical_size_x=to_micrometres(px, px_unit),
+                             physical_size_y=to_micrometres(py, py_unit),
+                             physical_size_z=to_micrometres(pz, pz_unit))
                 sample = entry[2][wsid] = (idx if idx is not None else -1, image, {},
                                            run_id, run_start)
             if ch_idx is not None:
                 sample[2][ch_idx] = ch_name or ""
         return PlateStructure(plate=plate, wells=tuple(
             WellInfo(id=wid, row=r, column=c, samples=tuple(
-                WellSampleInfo(id=wsid, index=index, image=_with_channels(image, names),
+                WellSampleInfo(id=wsid, index=index, image=_image(image, names),
                                run_id=run_id,
                                run_start=run_start / 1000.0 if run_start is not None else None)
                 for wsid, (index, image, names, run_id, run_start) in samples.items()))
@@ -119,13 +122,13 @@ class PlateReads(GatewayPlumbing):
         ), fingerprint=fingerprint)
 
 
-def _with_channels(image: ImageInfo, names: Mapping[int, str]) -> ImageInfo:
-    """``image`` with the names of its Channel rows: one per channel 0..sizeC-1,
-    "" for a channel missing from the rows or unnamed."""
-    if not names:
-        return image
-    return dataclasses.replace(
-        image, channel_names=tuple(names.get(c, "") for c in range(image.size_c)))
+def _image(fields: dict[str, Any], names: Mapping[int, str]) -> ImageInfo:
+    """The image of a field's rows, with the names of its Channel rows: one
+    per channel 0..sizeC-1, "" for a channel missing from the rows or
+    unnamed; none at all when it had no Channel row."""
+    if names:
+        fields["channel_names"] = tuple(names.get(c, "") for c in range(fields["size_c"]))
+    return ImageInfo(**fields)
 
 
 def pick_rendering(rows: list[list[Any]], uid: int) -> dict[int, ImageRendering]:

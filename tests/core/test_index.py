@@ -133,6 +133,55 @@ def test_image_set_index_channel_columns() -> None:
     assert df["Image_FileName_C2_488"].isna().sum() == 2
 
 
+def _csv_module(header: list[str], rows: list[list[str]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _num(v: float | int | None) -> str:
+    return "" if v is None else str(v) if isinstance(v, int) else repr(float(v))
+
+
+def _meta(im: ImageInfo) -> list[str]:
+    calibrated = (im.physical_size_x, im.physical_size_y, im.physical_size_z) != (None,) * 3
+    return [_num(im.size_x), _num(im.size_y), _num(im.size_z), _num(im.size_c),
+            _num(im.size_t), im.pixel_type, _num(im.physical_size_x),
+            _num(im.physical_size_y), _num(im.physical_size_z), "um" if calibrated else ""]
+
+
+ODD = plate((0, 0, (image(1, channel_names=('Alexa, "488"', "line\nbreak")),
+                    image(2, channel_names=("cr\rhere", ""), pixel_type='u,"16"'))),
+            (1, 2, (image(3, size_c=3, channel_names=("x", "y", "z,"),
+                          physical_size_x=None, physical_size_y=None, physical_size_z=None),)))
+
+
+@pytest.mark.parametrize("structure", [STRUCTURE, ODD])
+def test_index_bytes_are_the_csv_modules(structure: PlateStructure) -> None:
+    """The indexes are written a cell at a time (a plate has tens of thousands
+    of rows), and must stay exactly what csv.writer writes for the same rows:
+    quoted cells (commas, quotes, line breaks in names) included."""
+    entries = sorted(entries_of(structure), key=lambda e: e.path)
+    rows = []
+    for e in entries:
+        folder, _, name = e.path.rpartition("/")
+        rows.append([name, folder, "7", e.well, str(e.site), str(e.z), str(e.c), str(e.t),
+                     e.image.channel_label(e.c), str(e.image.id), str(e.image.pixels_id),
+                     _num(e.well_id), *_meta(e.image)])
+    assert plane_index_csv(7, entries) == _csv_module(list(PLANE_COLUMNS), rows)
+    # the wide form: its channel columns as the module's reader sees them
+    wide = image_set_csv(7, entries)
+    parsed = list(csv.reader(io.StringIO(wide)))
+    header = parsed[0]
+    assert wide == _csv_module(header, parsed[1:])
+    assert all(len(r) == len(header) for r in parsed)
+    if structure is ODD:
+        assert "line\nbreak" in plane_index_csv(7, entries)
+        assert any('u,"16"' in r for r in parsed[1:])
+
+
 @pytest.mark.parametrize(("label", "c", "ident"), [
     ("DAPI", 0, "DAPI"), ("Hoechst 33342", 0, "Hoechst_33342"), ("0", 0, "C0"),
     ("488", 1, "C1_488"), ("µ-GFP", 2, "C2___GFP"), ("", 3, "C3"), ("Cy5.5", 4, "Cy5_5")])
