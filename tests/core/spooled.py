@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import errno
-import io
 
-import numpy as np
 import pytest
-import tifffile
 
 from omerofs.gateway import GatewayError
 from omerofs.gateway.memory import MemoryGateway
@@ -65,9 +62,3 @@ def pending_file(ns: Namespace, gw: MemoryGateway, parent: int, name: str, data:
     ns.release(node.ino)
     assert ns.read(node.ino, 0, len(data) + 1) == data
     return node
-
-
-def tiff_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    tifffile.imwrite(buf, arr)
-    return buf.getvalue()

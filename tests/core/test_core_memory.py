@@ -25,7 +25,8 @@ from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
 from omerofs.spool import OPEN, Spool, Upload
 
 from ..clocks import Clock
-from .spooled import make_ns, pending_file, plate_dir, server_files, tiff_bytes, write_file
+from ..tiffs import tiff_bytes
+from .spooled import make_ns, pending_file, plate_dir, server_files, write_file
 
 
 @pytest.fixture

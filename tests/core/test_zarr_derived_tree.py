@@ -17,7 +17,7 @@ from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
 from omerofs.spool import Spool
 
 from ..clocks import Clock
-from .spooled import tiff_bytes
+from ..tiffs import tiff_bytes
 from .zarr_trees import add_plate, walk
 
 

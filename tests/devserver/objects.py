@@ -91,3 +91,13 @@ def annotate(sf, kind: str, parent: int, call_ctx: dict | None = None, name: str
     link.parent = getattr(omero.model, f"{kind}I")(parent, False)
     link.child = ann
     return up.saveAndReturnObject(link, call_ctx or {})
+
+
+def set_plane(sf, pixels_id: int, data: bytes, call_ctx: dict | None = None) -> None:
+    store = sf.createRawPixelsStore()
+    try:
+        store.setPixelsId(pixels_id, True, call_ctx or {})
+        store.setPlane(data, 0, 0, 0)
+        store.save()
+    finally:
+        store.close()

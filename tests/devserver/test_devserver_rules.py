@@ -34,6 +34,7 @@ from .objects import (
     new_image,
     new_plate,
     new_well,
+    set_plane,
 )
 
 # --- wells and well samples ---------------------------------------------------------------
@@ -112,16 +113,6 @@ def test_annotation_link_is_unique_per_parent_child_owner(server):
 
 
 # --- pixels ----------------------------------------------------------------------------------
-
-
-def set_plane(sf, pixels_id: int, data: bytes, call_ctx: dict | None = None) -> None:
-    store = sf.createRawPixelsStore()
-    try:
-        store.setPixelsId(pixels_id, True, call_ctx or {})
-        store.setPlane(data, 0, 0, 0)
-        store.save()
-    finally:
-        store.close()
 
 
 def test_pixels_are_write_once(server):
