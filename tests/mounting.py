@@ -7,7 +7,10 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 #: log lines that mean something went wrong inside the mount
 BAD_LOG_MARKERS = ("Traceback", "failed unexpectedly", "mount loop failed")
@@ -133,3 +136,10 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def errno_of(fn: Callable[..., object], *args: object) -> int:
+    """The errno of the OSError ``fn(*args)`` raises (the test fails if none)."""
+    with pytest.raises(OSError) as e:
+        fn(*args)
+    return e.value.errno or 0

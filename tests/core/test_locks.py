@@ -22,7 +22,7 @@ from omerofs.spool import OPEN, PENDING, Entry, Spool, Upload
 from omerofs.tree import Tree
 
 from ..clocks import Clock
-from .test_node_lifetime import add_plate
+from .lifetime_plates import add_plate
 
 #: the injected fsync's delay (seconds)
 SLOW = 2.0

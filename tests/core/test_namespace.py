@@ -8,21 +8,10 @@ from omerofs.devserver.seed import PlateSpec
 from omerofs.devserver.store import synthetic_plane
 from omerofs.gateway import NotFound, ServerUnavailable
 from omerofs.gateway.omero import OmeroGateway
-from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
+from omerofs.namespace import ROOT_INODE
 
 from ..clocks import Clock
-
-
-def make_ns(gw, clock=None, budget=64 << 20, **kw):
-    return Namespace.build(gw, budget, timeouts=Timeouts(root_ttl=10, plate_ttl=60, retry_after=2),
-                     clock=clock or Clock(), **kw)
-
-
-def plate_node(ns, plate_id):
-    ns.load(ROOT_INODE)
-    node = ns.lookup(ROOT_INODE, f"plate_{plate_id}")
-    assert node is not None and node.kind is Kind.PLATE
-    return node
+from .served import make_ns, plate_node
 
 
 def test_tree_and_bytes(server, gw):

@@ -20,21 +20,11 @@ from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
 from omerofs.spool import Spool
 
 from ..clocks import Clock
+from .lifetime_plates import add_plate
 
 #: per plate below: 2 wells x 1 field x 2 z x 1 channel -> 2 wells + 4 planes
 #: + the index directory: a budget of 10 nodes holds one plate, not two
 BUDGET = 10
-
-
-def add_plate(gw: MemoryGateway, name: str, value: int) -> int:
-    plate = gw.add_acquired_plate(name)
-    for column in range(2):
-        well = gw.create_well(plate.id, 0, column)
-        # big-endian, as RawPixelsStore.getPlane gives them
-        planes = {PlaneIndex(z, 0, 0): np.full((3, 4), value + 10 * column + z,
-                                               dtype=">u2").tobytes() for z in range(2)}
-        gw.create_image(well, f"{name}-{column}", 4, 3, 2, 1, 1, "uint16", planes)
-    return plate.id
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from omerofs.devserver.seed import PlateSpec
 
-from .test_namespace import make_ns, plate_node
+from .served import make_ns, plate_node
 
 
 def spy_on_offers(ns, record: Callable[[list], object]) -> None:

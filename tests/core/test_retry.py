@@ -18,7 +18,7 @@ from omerofs.tasks import RetryTask
 from omerofs.uploads import after_upload, upload
 
 from ..clocks import Clock
-from .test_core_memory import pending_file, plate_dir, server_files
+from .spooled import pending_file, plate_dir, server_files
 
 
 def policy(clock: Clock, **kw) -> RetryPolicy:

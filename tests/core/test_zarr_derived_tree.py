@@ -17,8 +17,8 @@ from omerofs.namespace import ROOT_INODE, Kind, Namespace, Timeouts
 from omerofs.spool import Spool
 
 from ..clocks import Clock
-from .test_core_memory import tiff_bytes
-from .test_zarr_tree import add_plate, walk
+from ..tiffs import tiff_bytes
+from .zarr_trees import add_plate, walk
 
 
 def write_plane(ns: Namespace, well: int, name: str, arr: np.ndarray, ino: int | None = None

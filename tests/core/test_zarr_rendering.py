@@ -15,7 +15,7 @@ from omerofs.namespace import ROOT_INODE, Namespace, Timeouts
 from omerofs.spool import Spool
 
 from ..clocks import Clock
-from .test_zarr_tree import add_plate, walk, zarr_dir
+from .zarr_trees import add_plate, walk, zarr_dir
 
 SETTINGS = ImageRendering("rgb", 1, 1, (
     ChannelRendering(0x00FF00, 100.0, 2000.0, True, "linear", 1.0, False),

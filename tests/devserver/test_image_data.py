@@ -37,7 +37,7 @@ from ..image_data import (
     text_annotation,
     two_users_group,
 )
-from .test_devserver_rules import add_sample, ctx, delete, load_well, new_image, new_plate, new_well
+from .objects import add_sample, ctx, delete, load_well, new_image, new_plate, new_well
 
 
 @pytest.fixture

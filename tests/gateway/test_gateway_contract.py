@@ -35,7 +35,7 @@ from ..gateway_contract_concurrency import ConcurrencyContract, SlowServer
 from ..gateway_contract_levels import LevelsContract
 from ..gateway_contract_rendering import RenderingContract
 from ..omero_backdoor import OmeroPyBackdoor, server_address
-from ..ops.test_ops_real_server import real, real_connection
+from ..real_server import real, real_connection
 
 START = 1_700_000_000.5
 

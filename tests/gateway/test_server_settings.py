@@ -28,10 +28,10 @@ from omerofs.gateway import InvalidRequest, NotFound, PermissionDenied, PlaneInd
 from omerofs.gateway.omero import OmeroGateway
 
 from .. import omero_direct
-from ..core.test_core_memory import tiff_bytes
-from ..devserver.test_devserver_rules import ALL, delete, new_image, new_plate, new_well, set_plane
+from ..devserver.objects import ALL, delete, new_image, new_plate, new_well, set_plane
 from ..image_data import two_users_group
 from ..mounting import Mount
+from ..tiffs import tiff_bytes
 
 SMALL = (1024, 1024)
 

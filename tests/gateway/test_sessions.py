@@ -27,7 +27,7 @@ from omerofs.gateway.omero import OmeroGateway
 from omerofs.gateway.types import PlaneIndex, pixel_dtype
 
 from .. import omero_direct
-from ..mounting import Mount
+from ..mounting import Mount, errno_of
 from ..waiting import wait_for
 
 SPEC = PlateSpec(name="sessions", rows=1, columns=2, fields=1, size_x=24, size_y=16,
@@ -38,14 +38,6 @@ def server_plane(server, seeded, well: tuple[int, int], c: int) -> np.ndarray:
     with omero_direct.session(server.port) as sf:
         return omero_direct.plane(sf, seeded.images[(*well, 0)][1], 0, c, 0,
                                   pixel_dtype(SPEC.pixel_type), (SPEC.size_y, SPEC.size_x))
-
-
-def errno_of(fn, *args) -> int:
-    try:
-        fn(*args)
-    except OSError as e:
-        return e.errno or 0
-    return 0
 
 
 def test_devserver_forgets_sessions_on_restart(lasting_server):

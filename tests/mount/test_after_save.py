@@ -5,8 +5,6 @@ exactly once: the oracle (omero_direct.annotations) fails on duplicates."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import numpy as np
 import pytest
 
@@ -18,6 +16,7 @@ from omerofs.spool import PENDING, Spool, Upload
 from omerofs.uploads import upload
 
 from .. import omero_direct
+from ..devserver_tables import images_named
 
 KINDS = ["after", "after_drop"]
 
@@ -106,17 +105,6 @@ def test_a_well_made_twice_is_one_well(own_server, gateway, kind):
     with omero_direct.session(own_server.port) as sf:
         rows = omero_direct.projection(sf, Q.PLATE_LAYOUT, pid=plate.id)
     assert sorted({(r[0], r[1], r[2]) for r in rows}) == [(well_id, 1, 2)]
-
-
-def images_named(server, name: str) -> list[int]:
-    """Every Image called ``name`` on the server, in a well or not (read from the
-    devserver's own tables: no query a client may send lists orphans)."""
-    db = sqlite3.connect(f"file:{server.data_dir / 'omero.sqlite'}?mode=ro", uri=True)
-    try:
-        return [i for (i,) in db.execute("select id from images where name = ? order by id",
-                                          (name,))]
-    finally:
-        db.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -12,7 +12,7 @@ import pytest
 from omerofs.devserver.seed import PlateSpec
 
 from .. import omero_direct
-from ..mounting import Mount
+from ..mounting import Mount, errno_of
 
 pytestmark = pytest.mark.needs_fuse
 
@@ -29,12 +29,6 @@ def setup(server, tmp_path):
 def stored(server, plate_id):
     with omero_direct.session(server.port) as sf:
         return {a["name"]: a["bytes"] for a in omero_direct.annotations(sf, plate_id)}
-
-
-def errno_of(action) -> int:
-    with pytest.raises(OSError) as e:
-        action()
-    return e.value.errno
 
 
 def test_names(setup):

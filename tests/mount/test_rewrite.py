@@ -26,6 +26,7 @@ from omerofs.gateway import queries as Q
 from omerofs.gateway.omero import OmeroGateway
 
 from .. import omero_direct
+from ..devserver_tables import images_named
 from ..image_data import (
     ALL,
     add_rendering_def,
@@ -38,7 +39,6 @@ from ..image_data import (
     two_users_group,
 )
 from ..mounting import Mount
-from .test_after_save import images_named
 
 pytestmark = pytest.mark.needs_fuse
 

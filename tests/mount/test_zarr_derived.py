@@ -20,8 +20,7 @@ import zarr
 from omerofs.gateway import queries as Q
 
 from .. import omero_direct
-from ..mounting import Mount, fsync_dir
-from .test_badinput import errno_of
+from ..mounting import Mount, errno_of, fsync_dir
 
 pytestmark = pytest.mark.needs_fuse
 

@@ -29,30 +29,16 @@ import pytest
 
 from omerofs.devserver.seed import PlateSpec
 from omerofs.gateway import (
-    ConnectionConfig,
     ImageInfo,
     NotFound,
     PlaneIndex,
     PlateStructure,
     Target,
     TargetKind,
-    parse_server,
 )
 from omerofs.gateway.types import pixel_dtype
 
-HOST = os.environ.get("OMERO_HOST")
-real = pytest.mark.skipif(not HOST, reason="no real OMERO.server: set OMERO_HOST, OMERO_PORT, "
-                                           "OMERO_USER, OMERO_PASSWORD (docs/deployment.rst)")
-
-
-def real_connection(group: int = -1) -> ConnectionConfig:
-    assert HOST
-    addr = parse_server(HOST)
-    return ConnectionConfig(host=addr.host, port=int(os.environ.get("OMERO_PORT") or addr.port),
-                            secure=addr.secure, websocket=addr.websocket, path=addr.path,
-                            user=os.environ.get("OMERO_USER"),
-                            password=os.environ.get("OMERO_PASSWORD"), timeout=30.0,
-                            group=group)
+from ..real_server import HOST, real, real_connection
 
 
 @pytest.fixture(scope="module")
