@@ -56,18 +56,15 @@ from .gateway.types import WellInfo
 from .keys import (
     Ino,
     PlateId,
-    PlateKey,
-    WellKey,
 )
 from .kinds import (
     PlateDir,
-    WellDir,
     ZarrPlateDir,
 )
 from .locks import no_io_under_tree_lock
 from .plate_layout import PlateLayout
+from .root_plates import RootPlates
 from .tree import ROOT_INODE, Node, Tree
-from .zarr_layout import Plan
 
 log = logging.getLogger("omerofs.listing")
 
@@ -148,6 +145,8 @@ class Listings:
         self._closed = False
         #: the plates' rows as last listed (naming conventions for their wells)
         self._summaries: dict[PlateId, PlateSummary] = {}
+        #: the root's plates: listed, looked up by name, made here
+        self.root = RootPlates(tree, gateway, clock, self.plates, self._summaries)
         #: plate inode -> the fingerprint of its listing (PlateFingerprint.key),
         #: absent when unknown or not to be trusted: the next reload loads
         self._fingerprints: dict[Ino, tuple[object, ...]] = {}
@@ -436,7 +435,7 @@ class Listings:
         started = self.clock()
         try:
             if node.ino == ROOT_INODE:
-                self._apply_plates(self._patiently(self.gateway.list_plates))
+                self.root.apply(self._patiently(self.gateway.list_plates))
             elif not self._unchanged(node):
                 self._load_plate(node, started)
         except NotFound:
@@ -519,43 +518,6 @@ class Listings:
         # (about as much again as the nodes, omerofs.heap)
         heap.give_back()
 
-    # --- the root -------------------------------------------------------------------------
-    def _plate_node(self, p: PlateSummary, name: str) -> Node:
-        plate_id = PlateId(p.id)
-        self._summaries[plate_id] = p
-        return self.tree.new_node(PlateKey(plate_id), PlateDir(derived=p.derived), name,
-                                  ROOT_INODE, p.created or self.tree.mounted_at,
-                                  plate_id=plate_id)
-
-    def _apply_plates(self, plates: list[PlateSummary]) -> None:
-        root = self.tree.root.dir
-        with self.tree.locked():
-            children: dict[str, Ino] = {}
-            for p in plates:
-                name = layout.plate_dir_name(p.id)
-                if p.derived and layout.plate_name_ok(p.name) and p.name not in children:
-                    name = p.name  # the older of two same-named plates keeps the name
-                node = self._plate_node(p, name)
-                node.name = name
-                children[name] = node.ino
-                zarr = self._zarr_dir(node)
-                if zarr is not None:
-                    children[zarr.name] = zarr.ino
-            for name, ino in list(root.local.items()):  # made here, not listed yet
-                if ino in children.values():
-                    root.local.pop(name)
-                else:
-                    children.setdefault(name, ino)
-            root.set_children(children)
-            root.loaded_at, root.error = self.clock(), None
-
-    def _zarr_dir(self, plate: Node) -> Node | None:
-        """The plate's ``plate_N.ome.zarr``, a derived plate's ``<name>.ome.zarr``
-        (``--zarr``; under the lock)."""
-        if self.plates.zarr is None:
-            return None
-        return self.plates.zarr.plate_dir(plate)
-
     def follow_zarr(self, plate_id: int) -> None:
         """Blocking: an image of this derived plate was made or replaced here
         (:meth:`invalidate_plate` came first): if its zarr tree is made, load
@@ -576,61 +538,19 @@ class Listings:
         except GatewayError as e:
             log.warning("zarr tree of plate %d not updated now: %s", plate_id, e)
 
+    # --- the root (omerofs.root_plates) ---------------------------------------------------
     def plate_by_name(self, name: str) -> Node | None:
-        """Blocking: a plate the root listing does not show yet (created since
-        the last reload) is looked up directly: one server call. With
-        ``--zarr``, its ``plate_N.ome.zarr`` too."""
-        zarr_id = layout.parse_zarr_dir_name(name) if self.plates.zarr is not None else None
-        if zarr_id is not None:
-            plate_dir = self.plate_by_name(layout.plate_dir_name(zarr_id))
-            if plate_dir is None:
-                return None
-            with self.tree.locked():
-                zarr = self._zarr_dir(plate_dir)
-                root = self.tree.root.dir
-                if zarr is not None and root.children is not None and name not in root.children:
-                    root.add_child(name, zarr.ino, local=False)
-                return zarr
-        plate_id = layout.parse_plate_dir_name(name)
-        if plate_id is None:
-            return None
-        try:
-            plate = self.gateway.get_plate(plate_id)
-        except NotFound:
-            return None
-        if plate.derived:
-            return None  # listed under its own name, never as plate_<id>
-        with self.tree.locked():
-            node = self._plate_node(plate, name)
-            root = self.tree.root.dir
-            if root.children is not None and name not in root.children:
-                root.add_child(name, node.ino, local=False)
-            return node
+        """See :meth:`RootPlates.plate_by_name`."""
+        return self.root.plate_by_name(name)
 
     def add_plate(self, plate: PlateSummary, mtime: float) -> Node:
-        """A plate made here (``mkdir``): listed at once under its name."""
-        with self.tree.locked():
-            node = self.tree.new_node(PlateKey(PlateId(plate.id)),
-                                      PlateDir(children={}, derived=True), plate.name,
-                                      ROOT_INODE, mtime, plate_id=PlateId(plate.id))
-            node.dir.set_children({layout.INDEX_DIR: self.plates.index_dir(node).ino})
-            node.dir.loaded_at = self.clock()
-            self.tree.root.dir.add_child(plate.name, node.ino)
-            zarr = self._zarr_dir(node)
-            if zarr is not None and self.plates.zarr is not None:
-                self.plates.zarr.plan(node, Plan.empty(plate.name))  # no image yet
-                self.tree.root.dir.add_child(zarr.name, zarr.ino)
-            return node
+        """See :meth:`RootPlates.add_plate`."""
+        return self.root.add_plate(plate, mtime)
 
     def add_well(self, plate: Node, name: str, row: int, column: int, well_id: int,
                  mtime: float) -> Node:
-        """A well made here in a derived plate: listed at once."""
-        with self.tree.locked():
-            node = self.tree.new_node(WellKey(plate.known_plate_id, row, column),
-                                      WellDir(children={}, well_id=well_id), name,
-                                      plate.ino, mtime, plate_id=plate.plate_id)
-            plate.dir.add_child(name, node.ino, local=False)
-            return node
+        """See :meth:`RootPlates.add_well`."""
+        return self.root.add_well(plate, name, row, column, well_id, mtime)
 
     # --- a plate ----------------------------------------------------------------------------
     def _apply_plate(self, plate: Node, summary: PlateSummary | None,
