@@ -69,14 +69,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Generic, TypeVar, cast
+from typing import Generic, TypeVar
 
+from .cache_records import _DONE, _QUEUED, _RUNNING, CacheStats, Value, _buffer, _Entry, _Flight
 from .locks import LEAF, RankedLock
 
 __all__ = ["CacheStats", "PlaneCache", "Value"]
@@ -84,63 +83,6 @@ __all__ = ["CacheStats", "PlaneCache", "Value"]
 log = logging.getLogger("omerofs.cache")
 
 K = TypeVar("K", bound=Hashable)
-
-#: what the cache holds: bytes, or a read-only view of bytes (see Byte budget)
-Value = bytes | memoryview
-
-# Flight states. A prefetch flight is QUEUED until a worker (or a demand get
-# that takes it over) claims it under the lock; only RUNNING flights have
-# waiters, so a QUEUED flight can be withdrawn without waking anyone.
-_QUEUED = 0
-_RUNNING = 1
-_DONE = 2
-
-
-@dataclass(frozen=True)
-class CacheStats:
-    """A consistent snapshot of the cache counters (taken under the lock)."""
-
-    hits: int
-    misses: int
-    fetches: int
-    fetch_errors: int
-    evictions: int
-    prefetches: int
-    prefetch_hits: int
-    bytes_used: int
-    entries: int
-    budget_bytes: int
-    grouped: int = 0
-    outside_bytes: int = 0  # of the budget, used by the listings (set_outside)
-
-
-class _Entry:
-    __slots__ = ("unread", "value")
-
-    def __init__(self, value: Value, unread: bool):
-        self.value = value
-        # True while a prefetch stored it and no demand read has used it:
-        # such bytes count against the prefetch budget.
-        self.unread = unread
-
-
-class _Flight:
-    __slots__ = ("demanded", "done", "error", "prefetch", "reserved", "state", "value")
-
-    def __init__(self, *, prefetch: bool, state: int, reserved: int = 0):
-        self.prefetch = prefetch
-        self.state = state
-        # Size hint held against the prefetch budget until the flight ends.
-        self.reserved = reserved
-        # A demand get joined this prefetch: cache its result as read, and
-        # count the prefetch hit only once.
-        self.demanded = False
-        # Waiters block on their flight's own event, not on the cache lock, so
-        # a finished fetch wakes only the threads that wanted that key.
-        self.done = threading.Event()
-        self.value: Value | None = None
-        self.error: BaseException | None = None
-
 
 class PlaneCache(Generic[K]):
     """LRU-by-bytes cache of ``fetch(key)`` results; see the module docstring.
@@ -620,8 +562,3 @@ class PlaneCache(Generic[K]):
             del self._flights[key]
             self._release_locked(flight)
             flight.state = _DONE
-
-
-def _buffer(value: Value) -> bytes:
-    """The buffer a cached value keeps alive: a view's whole ``bytes``."""
-    return cast(bytes, value.obj) if isinstance(value, memoryview) else value
