@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import threading
 import time
 from collections import Counter
@@ -120,6 +121,16 @@ _NOT_READY = NOT_READY
 #: bounds of the wait between two asks of a not-ready image (seconds): a
 #: backOff of 0 must not spin; a long one is cut to what the budget leaves
 MIN_BACKOFF = 0.1
+
+
+def retry_delay(attempt: int, rng: Callable[[], float] = random.random) -> float:
+    """The wait before retry ``attempt`` (1, 2, ...) of a call that could not
+    reach the server: 0.1, 0.2, 0.4 s ... up to 1 s, less a random part of
+    up to half of it, so that the mounts of many compute nodes that lost the
+    server together (a restart) do not all come back in the same instant
+    (the upload retries' rule, :mod:`omerofs.retry`, at the scale of one call)."""
+    full = min(0.05 * 2 ** min(attempt, 8), 1.0)
+    return full - full * 0.5 * rng()
 
 #: how long a read query sent by the gateway may run on the server before Ice
 #: gives up on its answer: OMERO's own bound on a query (omero-server v5.6.12
@@ -390,7 +401,7 @@ class OmeroGateway(PlateReads, PixelReads, FileAnnotations, DerivedPlateWrites, 
                 raise self._translate(err, op) from None
             log.warning("%s failed (%s), retry %d of %d", op, _describe(err), attempt,
                         self.retries)
-            time.sleep(min(0.05 * 2 ** attempt, 1.0))
+            time.sleep(retry_delay(attempt))
 
     def _wait_until_ready(self, op: str, e: Exception, started: float, waits: int) -> None:
         """Sleep the server's ``backOff`` before asking again, or raise TryLater

@@ -555,3 +555,16 @@ def test_gateway_pickles_into_a_subprocess(server, gw):
 def test_password_is_not_in_repr(server):
     cfg = server.config(password="s3cret-pw")
     assert "s3cret-pw" not in repr(cfg)
+
+
+def test_retry_delays_double_up_to_a_second_and_are_spread():
+    """A call that could not reach the server is retried after 0.1, 0.2,
+    0.4 s ... (at most 1 s), each less a random part of up to half of it:
+    many mounts that lost the server together do not retry in step."""
+    from omerofs.gateway.omero import retry_delay
+
+    assert [retry_delay(a, rng=lambda: 0.0) for a in (1, 2, 3, 4, 5, 9, 100)] == [
+        0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
+    assert [retry_delay(a, rng=lambda: 1.0) for a in (1, 2, 5)] == [0.05, 0.1, 0.5]
+    spread = {round(retry_delay(3), 6) for _ in range(50)}
+    assert len(spread) > 10 and min(spread) >= 0.2 and max(spread) <= 0.4
