@@ -205,7 +205,11 @@ class OmeroFS(pyfuse3.Operations):
         (readdirplus of a big plate reuses them)."""
         immutable = node.immutable
         a = self._attrs.get(node.ino) if immutable else None
-        if a is not None:
+        # kept while the node is what they say: an acquired zarr chunk whose
+        # WellSample another client pointed at another image keeps its inode
+        # and may change size (the kernel's copy is dropped by on_changed)
+        if a is not None and a.st_size == (4096 if node.is_dir else node.size) \
+                and a.st_mtime_ns == int(node.mtime * 1e9):
             return a
         if node.spec.content is Content.INDEX:
             self.ns.index_bytes(node.ino)  # its exact size: built from memory when first asked

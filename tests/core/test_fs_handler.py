@@ -1,4 +1,4 @@
-"""omerofs.fs.handler: which exceptions become which errno, and how loudly."""
+"""omerofs.fs: which exceptions become which errno, and how loudly; the attributes it keeps."""
 
 from __future__ import annotations
 
@@ -44,3 +44,34 @@ def test_any_other_key_error_is_a_bug_logged_at_error(caplog):
         assert _errno_of(KeyError("well_id")) == errno.EIO
     [record] = caplog.records
     assert record.levelno == logging.ERROR and record.exc_info is not None
+
+
+def test_attributes_kept_for_an_immutable_node_follow_its_size():
+    """The attributes built once for an immutable node (an acquired plane or
+    zarr chunk) are built again when the node's size or time changed under
+    the same inode (an acquired WellSample pointed at another image)."""
+    from omerofs.fs import OmeroFS
+    from omerofs.gateway import PlaneIndex
+    from omerofs.gateway.memory import MemoryGateway
+    from omerofs.namespace import ROOT_INODE, Namespace, Timeouts
+
+    gw = MemoryGateway()
+    plate = gw.add_acquired_plate("p")
+    well = gw.create_well(plate.id, 0, 0)
+    gw.create_image(well, "img", 4, 3, 1, 1, 1, "uint16", {PlaneIndex(0, 0, 0): bytes(24)})
+    ns = Namespace.build(gw, 16 << 20, timeouts=Timeouts(root_ttl=10, plate_ttl=60))
+    fs = OmeroFS(ns)
+    ns.load(ROOT_INODE)
+    pdir = ns.lookup(ROOT_INODE, f"plate_{plate.id}")
+    ns.load(pdir.ino)
+    wdir = ns.lookup(pdir.ino, "A01")
+    ns.load(wdir.ino)
+    name, ino = next((n, i) for n, i in ns.listing(wdir.ino) if n.endswith(".tif"))
+    node = ns.node(ino)
+    assert node.immutable
+    first = fs._attr(node)
+    assert fs._attr(node) is first and first.st_size == node.size
+    with ns.tree.locked():
+        node.size += 100
+    again = fs._attr(node)
+    assert again is not first and again.st_size == node.size
