@@ -66,7 +66,7 @@ def test_attributes_kept_for_an_immutable_node_follow_its_size():
     ns.load(pdir.ino)
     wdir = ns.lookup(pdir.ino, "A01")
     ns.load(wdir.ino)
-    name, ino = next((n, i) for n, i in ns.listing(wdir.ino) if n.endswith(".tif"))
+    ino = next(i for n, i in ns.listing(wdir.ino) if n.endswith(".tif"))
     node = ns.node(ino)
     assert node.immutable
     first = fs._attr(node)
