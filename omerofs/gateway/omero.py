@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections import Counter
@@ -74,6 +73,7 @@ import omero.model
 import omero.sys
 from omero.rtypes import rlong, rstring, unwrap
 
+from .backoff import MIN_BACKOFF, retry_delay
 from .config import ConnectionConfig
 from .errors import (
     AuthenticationFailed,
@@ -118,19 +118,6 @@ _SERVER_FAILURE = (omero.InternalException, omero.DatabaseBusyException,
 #: the server is preparing the data and says when to ask again (a big
 #: image's pyramid being built, see the module doc)
 _NOT_READY = NOT_READY
-#: bounds of the wait between two asks of a not-ready image (seconds): a
-#: backOff of 0 must not spin; a long one is cut to what the budget leaves
-MIN_BACKOFF = 0.1
-
-
-def retry_delay(attempt: int, rng: Callable[[], float] = random.random) -> float:
-    """The wait before retry ``attempt`` (1, 2, ...) of a call that could not
-    reach the server: 0.1, 0.2, 0.4 s ... up to 1 s, less a random part of
-    up to half of it, so that the mounts of many compute nodes that lost the
-    server together (a restart) do not all come back in the same instant
-    (the upload retries' rule, :mod:`omerofs.retry`, at the scale of one call)."""
-    full = min(0.05 * 2 ** min(attempt, 8), 1.0)
-    return full - full * 0.5 * rng()
 
 #: how long a read query sent by the gateway may run on the server before Ice
 #: gives up on its answer: OMERO's own bound on a query (omero-server v5.6.12

@@ -561,7 +561,7 @@ def test_retry_delays_double_up_to_a_second_and_are_spread():
     """A call that could not reach the server is retried after 0.1, 0.2,
     0.4 s ... (at most 1 s), each less a random part of up to half of it:
     many mounts that lost the server together do not retry in step."""
-    from omerofs.gateway.omero import retry_delay
+    from omerofs.gateway.backoff import retry_delay
 
     assert [retry_delay(a, rng=lambda: 0.0) for a in (1, 2, 3, 4, 5, 9, 100)] == [
         0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
