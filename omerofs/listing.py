@@ -358,10 +358,7 @@ class Listings:
             job.error = e
             raise
         finally:
-            with self.tree.locked():
-                if self._loads.get(field.ino) is job:
-                    del self._loads[field.ino]
-            job.done.set()
+            self._end_load(field.ino, job)
 
     def _load_owner(self, ino: int) -> None:
         """Blocking: (re)load a directory's owner from the server if it needs it.
@@ -412,10 +409,15 @@ class Listings:
         except BaseException as e:
             job.error = e
         finally:
-            with self.tree.locked():
-                if self._loads.get(node.ino) is job:
-                    del self._loads[node.ino]
-            job.done.set()
+            self._end_load(node.ino, job)
+
+    def _end_load(self, ino: Ino, job: _Load) -> None:
+        """``job`` (the load of ``ino``, or the ask of a zarr field's levels)
+        ended: the next caller starts another; its waiters wake."""
+        with self.tree.locked():
+            if self._loads.get(ino) is job:
+                del self._loads[ino]
+        job.done.set()
 
     def _patiently(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` asked again while the server is still answering it
@@ -458,10 +460,9 @@ class Listings:
         known = self._fingerprints.get(node.ino)
         if known is None or node.dir.children is None:
             return False
-        if self._with_rendering(node):  # the settings the zarr tree shows, in the same call
-            now = self._patiently(self.gateway.plate_fingerprint, node.plate_id, True)
-        else:
-            now = self._patiently(self.gateway.plate_fingerprint, node.plate_id)
+        # with the settings the zarr tree shows, in the same call
+        now = self._patiently(self.gateway.plate_fingerprint, node.plate_id,
+                              self._with_rendering(node))
         if now.key() != known:
             with self.tree.locked():
                 # the row comes with it: its naming conventions for the reload
